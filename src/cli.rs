@@ -1,1 +1,199 @@
-//! (being written)
+//! The `nudge` command line: `serve`, `admin …`, `sms-sim`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+use crate::config::{Settings, SettingsArgs};
+use crate::sms::{signature, twilio, twiml};
+use crate::store::{self, Language, NewUser, StoreError};
+
+/// Nudge: a personal assistant for people with ADHD, over SMS and the web.
+#[derive(Debug, Parser)]
+#[command(name = "nudge", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (HTTP edges and the actor system) until SIGTERM or Ctrl-C.
+    Serve,
+    /// Administer users and data directly in the database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Send a signed SMS webhook to a running server, as Twilio would, and print the reply.
+    SmsSim(SmsSimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user with their own phone and their dedicated Twilio number; prints the id.
+    Add(UserAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// How Nudge addresses the user.
+    #[arg(long)]
+    pub name: String,
+    /// The user's own phone, E.164 (e.g. +14155550100).
+    #[arg(long)]
+    pub phone: String,
+    /// The dedicated Twilio number the user texts, E.164.
+    #[arg(long)]
+    pub number: String,
+    /// Language of replies: en or fr.
+    #[arg(long, default_value = "en")]
+    pub lang: String,
+    /// IANA time zone, e.g. Europe/Paris.
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SmsSimArgs {
+    /// The user's dedicated number (Twilio's `To`).
+    #[arg(long)]
+    pub to: String,
+    /// The sender's phone (Twilio's `From`).
+    #[arg(long)]
+    pub from: String,
+    /// Base URL of the server [default: NUDGE_PUBLIC_URL, else http://NUDGE_LISTEN].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The message text.
+    pub text: String,
+}
+
+/// Runs a parsed command line; `serve` is handled by `main` (it owns the runtime set-up).
+pub async fn run_admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AdminCommand::User(UserCommand::Add(args)) => user_add(settings, args).await,
+    }
+}
+
+/// True for a phone number in E.164: `+`, a non-zero digit, 7 to 15 digits in all.
+pub fn is_e164(text: &str) -> bool {
+    let Some(digits) = text.strip_prefix('+') else {
+        return false;
+    };
+    (7..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+async fn user_add(settings: &Settings, args: UserAddArgs) -> anyhow::Result<ExitCode> {
+    let problem = if args.name.trim().is_empty() {
+        Some("--name must not be empty".to_owned())
+    } else if !is_e164(&args.phone) {
+        Some(format!("--phone {:?} is not an E.164 number like +14155550100", args.phone))
+    } else if !is_e164(&args.number) {
+        Some(format!("--number {:?} is not an E.164 number like +14155550100", args.number))
+    } else if args.phone == args.number {
+        Some("--phone and --number must differ".to_owned())
+    } else if args.tz.parse::<chrono_tz::Tz>().is_err() {
+        Some(format!("--tz {:?} is not an IANA time zone like Europe/Paris", args.tz))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        eprintln!("error: {problem}");
+        return Ok(ExitCode::from(2));
+    }
+    let language: Language = match args.lang.parse() {
+        Ok(language) => language,
+        Err(problem) => {
+            eprintln!("error: --lang: {problem}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store = store::connect(settings.database_url.expose())
+        .await
+        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    let new = NewUser {
+        display_name: args.name.trim().to_owned(),
+        phone: args.phone.clone(),
+        number: args.number.clone(),
+        language,
+        time_zone: args.tz,
+    };
+    match store.create_user(&new).await {
+        Ok(user) => {
+            println!("{}", user.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(StoreError::Conflict(field)) => {
+            let which = if field == "number" {
+                format!("the number {} is already assigned to a user", args.number)
+            } else {
+                format!("the phone {} is already registered to a user", args.phone)
+            };
+            eprintln!("error: {which}");
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => Err(error).context("creating the user"),
+    }
+}
+
+/// Posts one signed webhook and prints the TwiML reply's text.
+pub async fn sms_sim(settings: &Settings, args: SmsSimArgs) -> anyhow::Result<ExitCode> {
+    let base = match (&args.url, &settings.public_url) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(url)) => url.as_str().trim_end_matches('/').to_owned(),
+        (None, None) => format!("http://{}", settings.listen),
+    };
+    // The server checks the signature against its public URL when it has one.
+    let signed_base = settings
+        .public_url
+        .as_ref()
+        .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| base.clone());
+    let params: Vec<(String, String)> = vec![
+        ("MessageSid".into(), twilio::new_message_sid()),
+        ("AccountSid".into(), settings.twilio.account_sid.clone().unwrap_or_else(|| format!("AC{}", "0".repeat(32)))),
+        ("From".into(), args.from),
+        ("To".into(), args.to),
+        ("Body".into(), args.text),
+        ("NumMedia".into(), "0".into()),
+        ("ApiVersion".into(), "2010-04-01".into()),
+    ];
+    let signature = signature::expected_signature(
+        settings.twilio.auth_token.expose_secret(),
+        &format!("{signed_base}/sms/inbound"),
+        &params,
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{base}/sms/inbound"))
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .with_context(|| format!("posting to {base}/sms/inbound (is `nudge serve` running?)"))?;
+    let status = response.status();
+    let text = response.text().await.context("reading the answer")?;
+    if !status.is_success() {
+        eprintln!("error: the server answered {status}: {text}");
+        return Ok(ExitCode::from(1));
+    }
+    let messages = twiml::parse_messages(&text);
+    if messages.is_empty() {
+        println!("(no reply in the webhook answer)");
+    }
+    for message in messages {
+        println!("{message}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,1 +1,212 @@
-//! (being written)
+//! The actor system (ractor).
+//!
+//! ```text
+//! Root
+//! ├── UserSupervisor   restarts crashed UserActors (bounded intensity)
+//! │   └── UserActor{id} one user's conversation; one turn at a time, in arrival order
+//! ├── Directory        user id → actor; activation and passivation
+//! └── Notifier         outbound SMS through Twilio's REST API
+//! ```
+//!
+//! [`ActorSystem`] is the handle the edges hold: cheap to clone, it sends turns to the
+//! Directory with a timeout and survives a restart of the Directory.
+
+pub mod directory;
+pub mod notifier;
+pub mod root;
+pub mod user;
+pub mod user_supervisor;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, ActorStatus};
+
+use crate::agent::{AgentError, TurnEngine};
+use crate::store::{SharedStore, StoreError, UserId};
+use directory::DirectoryMsg;
+use notifier::NotifierMsg;
+use root::{Root, RootArgs, RootMsg};
+use user::{InboundTurn, TurnOutcome};
+use user_supervisor::RestartPolicy;
+
+/// How long inspection calls wait for an answer.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The stop reason of a user actor passivated for silence (not a crash).
+pub const PASSIVATED: &str = "passivated";
+
+/// Why a turn did not produce an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The user's actor could not be reached (crashing repeatedly, or shutting down).
+    #[error("the user's assistant is unavailable right now")]
+    Unavailable,
+    /// The actor died while running the turn.
+    #[error("the turn was interrupted")]
+    Interrupted,
+    /// The caller's deadline passed.
+    #[error("the turn did not finish in time")]
+    Timeout,
+}
+
+/// What every user actor needs to run turns.
+pub struct TurnDeps {
+    pub store: SharedStore,
+    pub engine: Arc<dyn TurnEngine>,
+    /// Silence after which a user actor is passivated.
+    pub idle_passivate: Duration,
+}
+
+/// Tuning of the tree.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemOptions {
+    pub restart: RestartPolicy,
+}
+
+/// The refs of the long-lived actors, replaced by Root when it restarts one.
+#[derive(Clone)]
+pub struct CoreRefs {
+    pub directory: ActorRef<DirectoryMsg>,
+    pub notifier: ActorRef<NotifierMsg>,
+}
+
+/// A handle on the running actor tree.
+#[derive(Clone)]
+pub struct ActorSystem {
+    root: ActorRef<RootMsg>,
+    /// Filled by Root when it starts its children, updated when it restarts one.
+    core: Arc<RwLock<Option<CoreRefs>>>,
+}
+
+impl ActorSystem {
+    /// Starts the tree.
+    pub async fn start(
+        deps: TurnDeps,
+        notifier: notifier::NotifierArgs,
+        options: SystemOptions,
+    ) -> anyhow::Result<Self> {
+        let core = Arc::new(RwLock::new(None));
+        let (root, _join) = ractor::Actor::spawn(
+            None,
+            Root,
+            RootArgs {
+                deps: Arc::new(deps),
+                notifier,
+                options,
+                published: core.clone(),
+            },
+        )
+        .await?;
+        Ok(Self { root, core })
+    }
+
+    fn refs(&self) -> Option<CoreRefs> {
+        self.core.read().ok().and_then(|r| r.clone())
+    }
+
+    /// Runs one turn for a user and waits for its outcome, at most `timeout`.
+    ///
+    /// If the user's actor dies during the turn, the turn is tried once more on the restarted
+    /// actor (turns queued behind a crashing one are not lost); a second failure is reported.
+    pub async fn turn(
+        &self,
+        user_id: UserId,
+        turn: InboundTurn,
+        timeout: Duration,
+    ) -> Result<TurnOutcome, TurnError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let directory = self.refs().ok_or(TurnError::Unavailable)?.directory;
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let sent = turn.clone();
+            let result = directory
+                .call(
+                    move |reply| DirectoryMsg::Turn {
+                        user_id,
+                        turn: sent,
+                        reply,
+                    },
+                    Some(remaining),
+                )
+                .await;
+            match result {
+                Ok(CallResult::Success(outcome)) => return outcome,
+                Ok(CallResult::Timeout) => return Err(TurnError::Timeout),
+                Ok(CallResult::SenderError) if attempt < 2 => continue,
+                Ok(CallResult::SenderError) => return Err(TurnError::Interrupted),
+                Err(_) => return Err(TurnError::Unavailable),
+            }
+        }
+    }
+
+    /// Asks the notifier to send an SMS (fire and forget; it retries and logs on its own).
+    pub fn send_sms(&self, user_id: UserId, body: String) {
+        if let Some(refs) = self.refs() {
+            let _ = refs.notifier.cast(NotifierMsg::SendSms { user_id, body });
+        }
+    }
+
+    /// The user's actor, if it is active right now.
+    pub async fn lookup(&self, user_id: UserId) -> Option<ActorRef<user::UserMsg>> {
+        let refs = self.refs()?;
+        match refs
+            .directory
+            .call(|r| DirectoryMsg::Lookup(user_id, r), Some(INSPECT_TIMEOUT))
+            .await
+        {
+            Ok(CallResult::Success(actor)) => actor,
+            _ => None,
+        }
+    }
+
+    /// What the user's actor holds, if it is active (it answers between turns).
+    pub async fn inspect(&self, user_id: UserId) -> Option<user::UserSnapshot> {
+        let actor = self.lookup(user_id).await?;
+        match actor.call(user::UserMsg::Inspect, Some(INSPECT_TIMEOUT)).await {
+            Ok(CallResult::Success(snapshot)) => Some(snapshot),
+            _ => None,
+        }
+    }
+
+    /// How many user actors are active.
+    pub async fn active_users(&self) -> usize {
+        let Some(refs) = self.refs() else {
+            return 0;
+        };
+        match refs
+            .directory
+            .call(DirectoryMsg::ActiveCount, Some(INSPECT_TIMEOUT))
+            .await
+        {
+            Ok(CallResult::Success(n)) => n,
+            _ => 0,
+        }
+    }
+
+    /// True while the tree is up: root and its children running.
+    pub fn is_running(&self) -> bool {
+        self.root.get_status() == ActorStatus::Running
+            && self
+                .refs()
+                .is_some_and(|r| r.directory.get_status() == ActorStatus::Running)
+    }
+
+    /// Stops the tree. Call it after the edges stopped taking work and their turns finished.
+    pub async fn shutdown(&self, grace: Duration) {
+        if let Err(error) = self
+            .root
+            .stop_and_wait(Some("shutdown".into()), Some(grace))
+            .await
+        {
+            tracing::warn!(%error, "actor tree did not stop in time");
+        }
+    }
+}

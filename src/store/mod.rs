@@ -9,6 +9,9 @@
 
 mod postgres;
 mod sqlite;
+pub mod testing;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::str::FromStr;

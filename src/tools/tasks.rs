@@ -1,1 +1,423 @@
-//! (being written)
+//! The task list: add tasks, list the open ones, complete them by number or by name.
+//!
+//! Every function takes the [`UserId`] whose list it touches and passes it to the store, so a
+//! call can never see or change another user's tasks. Numbers are 1-based positions in the open
+//! tasks ordered oldest first: the order [`list_open`] returns and the user sees them numbered in.
+
+use crate::store::{Store, StoreError, Task, UserId};
+
+/// The longest task title accepted, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// The most tasks one message may add.
+pub const MAX_TASKS_PER_MESSAGE: usize = 30;
+
+/// Why a task tool refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The title is empty once trimmed (or no title was given at all).
+    #[error("the task has no title")]
+    EmptyTitle,
+    /// The title is longer than [`MAX_TITLE_CHARS`].
+    #[error("a task title is {chars} characters long, the limit is {MAX_TITLE_CHARS}")]
+    TitleTooLong {
+        /// How long the refused title was, so a reply can say so.
+        chars: usize,
+    },
+    /// More than [`MAX_TASKS_PER_MESSAGE`] titles in one call.
+    #[error("{count} tasks in one message, the limit is {MAX_TASKS_PER_MESSAGE}")]
+    TooMany {
+        /// How many titles were given.
+        count: usize,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a user points at when completing tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskTarget {
+    /// 1-based positions in the open list, oldest first ("done 2", "done 1 and 3").
+    Positions(Vec<usize>),
+    /// Part of a title, matched case- and accent-insensitively ("finished call mom").
+    Title(String),
+}
+
+/// An open task together with the number the user sees it under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Numbered {
+    /// 1-based position in the open list, oldest first.
+    pub position: usize,
+    /// The task itself.
+    pub task: Task,
+}
+
+/// The result of adding tasks: what was saved and the open list afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Added {
+    /// The tasks just created, in the order given.
+    pub added: Vec<Task>,
+    /// Every open task after the add, oldest first (to name what is next up).
+    pub open: Vec<Task>,
+}
+
+/// The result of a completion request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    /// At least one task was completed.
+    Done {
+        /// The tasks now marked done, in the order asked.
+        completed: Vec<Task>,
+        /// Positions asked for that had no open task (reported, never fatal).
+        missing: Vec<usize>,
+        /// The open tasks left, oldest first.
+        remaining: Vec<Task>,
+    },
+    /// No position asked for exists; nothing changed.
+    NoSuchPosition {
+        /// The positions asked for.
+        positions: Vec<usize>,
+        /// The open list, so the reply can show the right numbers.
+        open: Vec<Task>,
+    },
+    /// No open task title contains the text; nothing changed.
+    NoMatch {
+        /// The open list, so the reply can show it.
+        open: Vec<Task>,
+    },
+    /// Several open tasks match the text equally well; nothing changed.
+    Ambiguous {
+        /// The candidates with the numbers the user can answer with.
+        candidates: Vec<Numbered>,
+    },
+}
+
+/// Trims a title and checks it against the limits.
+pub fn validate_title(title: &str) -> Result<&str, TaskError> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(TaskError::EmptyTitle);
+    }
+    let chars = title.chars().count();
+    if chars > MAX_TITLE_CHARS {
+        return Err(TaskError::TitleTooLong { chars });
+    }
+    Ok(title)
+}
+
+/// Adds one task.
+pub async fn add(store: &dyn Store, user: UserId, title: &str) -> Result<Task, TaskError> {
+    let title = validate_title(title)?;
+    Ok(store.add_task(user, title).await?)
+}
+
+/// Adds several tasks in the order given, after validating all of them (nothing is saved if
+/// any title is refused), and returns them with the open list afterwards.
+pub async fn add_many(
+    store: &dyn Store,
+    user: UserId,
+    titles: &[String],
+) -> Result<Added, TaskError> {
+    if titles.is_empty() {
+        return Err(TaskError::EmptyTitle);
+    }
+    if titles.len() > MAX_TASKS_PER_MESSAGE {
+        return Err(TaskError::TooMany {
+            count: titles.len(),
+        });
+    }
+    let titles = titles
+        .iter()
+        .map(|t| validate_title(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut added = Vec::with_capacity(titles.len());
+    for title in titles {
+        added.push(store.add_task(user, title).await?);
+    }
+    let open = store.open_tasks(user).await?;
+    Ok(Added { added, open })
+}
+
+/// The user's open tasks, oldest first.
+pub async fn list_open(store: &dyn Store, user: UserId) -> Result<Vec<Task>, StoreError> {
+    store.open_tasks(user).await
+}
+
+/// Completes the tasks a user points at, by position in the open list or by title.
+///
+/// Positions are all resolved against one snapshot of the open list, so "done 1 and 2" means
+/// the first two tasks the user was shown. A title picks the one open task whose title equals
+/// it (ignoring case, accents and punctuation), else the one whose title contains it; several
+/// candidates give [`Completion::Ambiguous`] and change nothing.
+pub async fn complete_by_position_or_title(
+    store: &dyn Store,
+    user: UserId,
+    target: &TaskTarget,
+) -> Result<Completion, StoreError> {
+    let open = store.open_tasks(user).await?;
+    let chosen: Vec<i64> = match target {
+        TaskTarget::Positions(positions) => {
+            let mut ids = Vec::new();
+            let mut missing = Vec::new();
+            for &p in positions {
+                match p.checked_sub(1).and_then(|i| open.get(i)) {
+                    Some(task) if !ids.contains(&task.id) => ids.push(task.id),
+                    Some(_) => {}
+                    None if !missing.contains(&p) => missing.push(p),
+                    None => {}
+                }
+            }
+            if ids.is_empty() {
+                return Ok(Completion::NoSuchPosition {
+                    positions: positions.clone(),
+                    open,
+                });
+            }
+            return finish(store, user, &ids, missing).await;
+        }
+        TaskTarget::Title(query) => match best_matches(&open, query) {
+            Matches::None => return Ok(Completion::NoMatch { open }),
+            Matches::One(i) => vec![open[i].id],
+            Matches::Many(indexes) => {
+                let candidates = indexes
+                    .into_iter()
+                    .map(|i| Numbered {
+                        position: i + 1,
+                        task: open[i].clone(),
+                    })
+                    .collect();
+                return Ok(Completion::Ambiguous { candidates });
+            }
+        },
+    };
+    finish(store, user, &chosen, Vec::new()).await
+}
+
+async fn finish(
+    store: &dyn Store,
+    user: UserId,
+    ids: &[i64],
+    missing: Vec<usize>,
+) -> Result<Completion, StoreError> {
+    let mut completed = Vec::with_capacity(ids.len());
+    for &id in ids {
+        completed.push(store.complete_task(user, id).await?);
+    }
+    let remaining = store.open_tasks(user).await?;
+    Ok(Completion::Done {
+        completed,
+        missing,
+        remaining,
+    })
+}
+
+/// How a text matched a list of titles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Matches {
+    None,
+    /// Index of the single best match.
+    One(usize),
+    /// Indexes of equally good matches, in list order.
+    Many(Vec<usize>),
+}
+
+/// Finds which titles a query names: exact key matches win over containment, and a query
+/// without its leading article ("the report") is tried when the full query finds nothing.
+pub(crate) fn best_matches<T: Titled>(items: &[T], query: &str) -> Matches {
+    let key = match_key(query);
+    if key.is_empty() {
+        return Matches::None;
+    }
+    let found = match_in(items, &key);
+    if found != Matches::None {
+        return found;
+    }
+    let stripped = strip_article_key(&key);
+    if stripped != key && !stripped.is_empty() {
+        return match_in(items, stripped);
+    }
+    Matches::None
+}
+
+fn match_in<T: Titled>(items: &[T], key: &str) -> Matches {
+    let keys: Vec<String> = items.iter().map(|t| match_key(t.title())).collect();
+    let singular = singular_key(key);
+    let tiers: [&dyn Fn(&str) -> bool; 3] = [
+        &|k: &str| k == key,
+        &|k: &str| singular_key(k) == singular,
+        &|k: &str| k.contains(key) || k.contains(singular.as_str()),
+    ];
+    for tier in tiers {
+        let hits: Vec<usize> = keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| tier(k))
+            .map(|(i, _)| i)
+            .collect();
+        match hits.len() {
+            0 => continue,
+            1 => return Matches::One(hits[0]),
+            _ => return Matches::Many(hits),
+        }
+    }
+    Matches::None
+}
+
+/// Drops a plural `s` / `x` from each word (len > 3), so "eggs" finds "egg".
+fn singular_key(key: &str) -> String {
+    key.split(' ')
+        .map(|w| {
+            if w.chars().count() > 3 && (w.ends_with('s') || w.ends_with('x')) {
+                &w[..w.len() - 1]
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn strip_article_key(key: &str) -> &str {
+    const ARTICLES: [&str; 14] = [
+        "the ", "my ", "a ", "an ", "some ", "le ", "la ", "les ", "l'", "mon ", "ma ", "mes ",
+        "du ", "des ",
+    ];
+    for a in ARTICLES {
+        if let Some(rest) = key.strip_prefix(a) {
+            return rest.trim_start();
+        }
+    }
+    key
+}
+
+/// Something with a title a user may name: a task or a grocery item.
+pub(crate) trait Titled {
+    fn title(&self) -> &str;
+}
+
+impl Titled for Task {
+    fn title(&self) -> &str {
+        &self.title
+    }
+}
+
+/// Folds one character for comparison: lower case, no accent, typographic apostrophes made
+/// plain. Ligatures fold to two letters.
+pub fn fold_char(c: char, out: &mut String) {
+    let folded = match c {
+        'à' | 'á' | 'â' | 'ä' | 'ã' | 'å' | 'À' | 'Á' | 'Â' | 'Ä' | 'Ã' | 'Å' => 'a',
+        'ç' | 'Ç' => 'c',
+        'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' => 'e',
+        'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' => 'i',
+        'ñ' | 'Ñ' => 'n',
+        'ò' | 'ó' | 'ô' | 'ö' | 'õ' | 'Ò' | 'Ó' | 'Ô' | 'Ö' | 'Õ' => 'o',
+        'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' => 'u',
+        'ý' | 'ÿ' | 'Ý' | 'Ÿ' => 'y',
+        'œ' | 'Œ' => {
+            out.push_str("oe");
+            return;
+        }
+        'æ' | 'Æ' => {
+            out.push_str("ae");
+            return;
+        }
+        'ß' => {
+            out.push_str("ss");
+            return;
+        }
+        '\u{2018}' | '\u{2019}' | '\u{02BC}' | '`' | '\u{00B4}' => '\'',
+        c => {
+            out.extend(c.to_lowercase());
+            return;
+        }
+    };
+    out.push(folded);
+}
+
+/// Lower-cases and strips accents (`"Tâche"` → `"tache"`, `"Œufs"` → `"oeufs"`).
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        fold_char(c, &mut out);
+    }
+    out
+}
+
+/// The key two names are compared by: folded, punctuation turned into spaces (apostrophes
+/// kept), whitespace collapsed. `"Call Mom!"` and `"call  mom"` share the key `"call mom"`.
+pub fn match_key(text: &str) -> String {
+    let folded = fold(text);
+    let cleaned: String = folded
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn task(id: i64, title: &str) -> Task {
+        Task {
+            id,
+            title: title.to_owned(),
+            done: false,
+            created_at: Utc::now(),
+            completed_at: None,
+        }
+    }
+
+    #[test]
+    fn match_key_ignores_case_accents_and_punctuation() {
+        assert_eq!(match_key("  Appeler   MAMAN ! "), "appeler maman");
+        assert_eq!(match_key("Tâche: Œufs"), "tache oeufs");
+        assert_eq!(match_key("l\u{2019}huile"), "l'huile");
+    }
+
+    #[test]
+    fn an_empty_or_blank_title_is_refused() {
+        assert!(matches!(validate_title("   "), Err(TaskError::EmptyTitle)));
+    }
+
+    #[test]
+    fn a_title_of_exactly_the_limit_is_accepted_and_one_more_is_refused() {
+        let ok = "é".repeat(MAX_TITLE_CHARS);
+        assert!(validate_title(&ok).is_ok());
+        let long = "a".repeat(MAX_TITLE_CHARS + 1);
+        assert!(matches!(
+            validate_title(&long),
+            Err(TaskError::TitleTooLong { chars: 201 })
+        ));
+    }
+
+    #[test]
+    fn an_exact_title_wins_over_titles_that_only_contain_it() {
+        let tasks = [task(1, "call mom about dinner"), task(2, "Call Mom")];
+        assert_eq!(best_matches(&tasks, "call mom"), Matches::One(1));
+    }
+
+    #[test]
+    fn a_substring_shared_by_two_titles_is_ambiguous() {
+        let tasks = [
+            task(1, "call mom"),
+            task(2, "pay rent"),
+            task(3, "call dentist"),
+        ];
+        assert_eq!(best_matches(&tasks, "call"), Matches::Many(vec![0, 2]));
+    }
+
+    #[test]
+    fn a_title_is_found_without_accents_or_with_a_leading_article() {
+        let tasks = [task(1, "Appeler maman"), task(2, "write report")];
+        assert_eq!(best_matches(&tasks, "APPELER MAMAN"), Matches::One(0));
+        assert_eq!(best_matches(&tasks, "the report"), Matches::One(1));
+        assert_eq!(best_matches(&tasks, "rent"), Matches::None);
+    }
+}

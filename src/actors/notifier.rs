@@ -1,0 +1,131 @@
+//! `Notifier`: sends messages to a user outside of a webhook's answer — today, SMS through
+//! Twilio's REST API for replies that missed the webhook's reply window.
+//!
+//! Each send runs in its own task (a slow Twilio never blocks the notifier), checks the
+//! user's opt-out first, and retries retryable failures with exponential backoff.
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
+use tokio_util::task::TaskTracker;
+
+use crate::sms::twilio::{OutboundSms, TwilioClient, TwilioError};
+use crate::store::{SharedStore, UserId};
+use crate::telemetry::mask_phone;
+
+/// Attempts per SMS, the first included.
+const SEND_ATTEMPTS: u32 = 4;
+/// First retry delay; doubles each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Messages of the [`Notifier`].
+#[derive(RactorMessage)]
+pub enum NotifierMsg {
+    /// Send `body` to the user by SMS, unless they opted out.
+    SendSms { user_id: UserId, body: String },
+}
+
+/// What the notifier needs; cloned into each restart.
+#[derive(Clone)]
+pub struct NotifierArgs {
+    pub store: SharedStore,
+    /// `None` when no Twilio account is configured: replies then stay in the store only.
+    pub twilio: Option<TwilioClient>,
+    /// Where Twilio posts delivery status, when the deployment has a public URL.
+    pub status_callback: Option<String>,
+    /// Tracks in-flight sends so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}
+
+/// The actor; its state is its [`NotifierArgs`].
+pub struct Notifier;
+
+impl Actor for Notifier {
+    type Msg = NotifierMsg;
+    type State = NotifierArgs;
+    type Arguments = NotifierArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: NotifierArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            NotifierMsg::SendSms { user_id, body } => {
+                let args = state.clone();
+                state.tasks.spawn(async move {
+                    send_sms(&args, user_id, &body).await;
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
+    let Some(twilio) = &args.twilio else {
+        tracing::warn!(user = %user_id, "no Twilio account configured; reply kept in the store only");
+        return;
+    };
+    let user = match args.store.user(user_id).await {
+        Ok(user) => user,
+        Err(error) => {
+            tracing::error!(user = %user_id, %error, "cannot load user to send SMS");
+            return;
+        }
+    };
+    if user.sms_opted_out {
+        tracing::info!(user = %user_id, "user opted out of SMS; not sending");
+        return;
+    }
+    let request = OutboundSms {
+        from: &user.number,
+        to: &user.phone,
+        body,
+        status_callback: args.status_callback.as_deref(),
+    };
+    let mut backoff = FIRST_BACKOFF;
+    for attempt in 1..=SEND_ATTEMPTS {
+        match twilio.send_sms(&request).await {
+            Ok(sent) => {
+                tracing::info!(user = %user_id, sid = %sent.sid, "SMS sent through Twilio");
+                return;
+            }
+            Err(error) if error.is_opted_out() => {
+                tracing::info!(user = %user_id, to = %mask_phone(&user.phone), "Twilio reports the recipient opted out");
+                if let Err(error) = args.store.set_sms_opt_out(user_id, true).await {
+                    tracing::error!(user = %user_id, %error, "cannot record opt-out");
+                }
+                return;
+            }
+            Err(error) if error.is_retryable() && attempt < SEND_ATTEMPTS => {
+                let wait = retry_wait(&error, backoff);
+                tracing::warn!(user = %user_id, %error, attempt, ?wait, "SMS send failed; retrying");
+                tokio::time::sleep(wait).await;
+                backoff *= 2;
+            }
+            Err(error) => {
+                tracing::error!(user = %user_id, %error, attempt, "SMS send failed; giving up");
+                return;
+            }
+        }
+    }
+}
+
+/// Twilio's `Retry-After` when it gave one (capped), else our backoff.
+fn retry_wait(error: &TwilioError, backoff: Duration) -> Duration {
+    error
+        .retry_after()
+        .map(|d| d.min(Duration::from_secs(30)))
+        .unwrap_or(backoff)
+}

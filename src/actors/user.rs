@@ -1,0 +1,368 @@
+//! `UserActor{id}`: owns one user's conversation state and runs their turns one at a time.
+//!
+//! A turn: dedupe by provider message id → persist the inbound message → carrier keywords
+//! (STOP / START / HELP) → the engine answers → persist the reply with its SMS usage → return.
+//! State loads lazily from the store on the first message, so activation (spawn) is cheap and
+//! never blocks the [`Directory`](super::directory) on a database round trip.
+//!
+//! Passivation: one timer per actor checks for silence; when the actor has been idle for the
+//! configured time it tells the Directory, which stops it only if no turn was routed since.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+use tokio::time::Instant;
+
+use super::directory::DirectoryMsg;
+use super::{TurnDeps, TurnError};
+use crate::agent::TurnInput;
+use crate::agent::offline::help_text;
+use crate::sms::keywords::{self, Keyword};
+use crate::sms::segments;
+use crate::store::{
+    Channel, Direction, Message, NewMessage, NewSmsUsage, StoreError, User, UserId,
+};
+
+/// How many recent messages the actor keeps in memory (the model's short-term context).
+pub const RECENT_TURNS: usize = 20;
+/// SMS replies are cut to this many segments at most (Twilio advises ≤ 320 characters).
+const MAX_REPLY_SEGMENTS: u32 = 4;
+
+/// One inbound message to answer.
+#[derive(Debug, Clone)]
+pub struct InboundTurn {
+    pub channel: Channel,
+    pub body: String,
+    /// Twilio's `MessageSid`: a retried webhook carries the same one.
+    pub provider_message_id: Option<String>,
+    /// `NumSegments` as Twilio billed it, when known.
+    pub segments: Option<u32>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What a turn produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnOutcome {
+    /// The text to send back, or `None` when nothing must be sent (STOP, opted out).
+    pub reply: Option<String>,
+    /// True when this message had been handled before (a retried webhook).
+    pub duplicate: bool,
+}
+
+/// Messages of a [`UserActor`].
+#[derive(RactorMessage)]
+pub enum UserMsg {
+    /// Run one turn and answer on the port.
+    Turn(InboundTurn, RpcReplyPort<Result<TurnOutcome, TurnError>>),
+    /// The passivation timer fired.
+    IdleCheck,
+    /// A snapshot for inspection and tests.
+    Inspect(RpcReplyPort<UserSnapshot>),
+}
+
+/// What the actor holds, for inspection.
+#[derive(Debug, Clone)]
+pub struct UserSnapshot {
+    pub user_id: UserId,
+    pub loaded: bool,
+    pub recent: Vec<Message>,
+    pub turns_handled: u64,
+}
+
+/// Start-up arguments.
+pub struct UserArgs {
+    pub user_id: UserId,
+    pub deps: Arc<TurnDeps>,
+    pub directory: ActorRef<DirectoryMsg>,
+}
+
+/// The actor; its data lives in [`UserState`].
+pub struct UserActor;
+
+/// Everything a user actor owns.
+pub struct UserState {
+    user_id: UserId,
+    deps: Arc<TurnDeps>,
+    directory: ActorRef<DirectoryMsg>,
+    /// Loaded on the first message; `None` until then.
+    user: Option<User>,
+    /// The last [`RECENT_TURNS`] messages, oldest first.
+    recent: VecDeque<Message>,
+    /// Turns handled since activation; the Directory compares it with turns routed.
+    turns_handled: u64,
+    last_activity: Instant,
+}
+
+impl Actor for UserActor {
+    type Msg = UserMsg;
+    type State = UserState;
+    type Arguments = UserArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: UserArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_after(args.deps.idle_passivate, || UserMsg::IdleCheck);
+        Ok(UserState {
+            user_id: args.user_id,
+            deps: args.deps,
+            directory: args.directory,
+            user: None,
+            recent: VecDeque::with_capacity(RECENT_TURNS),
+            turns_handled: 0,
+            last_activity: Instant::now(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            UserMsg::Turn(turn, reply) => {
+                let outcome = run_turn(state, turn).await;
+                state.turns_handled += 1;
+                state.last_activity = Instant::now();
+                if let Err(error) = &outcome {
+                    tracing::error!(user = %state.user_id, %error, "turn failed");
+                }
+                // The caller may have stopped waiting (reply window passed): not an error.
+                let _ = reply.send(outcome);
+            }
+            UserMsg::IdleCheck => {
+                let idle_for = state.last_activity.elapsed();
+                let limit = state.deps.idle_passivate;
+                if idle_for >= limit {
+                    let _ = state.directory.cast(DirectoryMsg::Idle {
+                        user_id: state.user_id,
+                        handled: state.turns_handled,
+                    });
+                    // Checked again later in case the Directory refused (a turn was in flight).
+                    myself.send_after(limit, || UserMsg::IdleCheck);
+                } else {
+                    myself.send_after(limit - idle_for + Duration::from_millis(1), || {
+                        UserMsg::IdleCheck
+                    });
+                }
+            }
+            UserMsg::Inspect(reply) => {
+                let _ = reply.send(UserSnapshot {
+                    user_id: state.user_id,
+                    loaded: state.user.is_some(),
+                    recent: state.recent.iter().cloned().collect(),
+                    turns_handled: state.turns_handled,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads the user's state from the store if this is the first message since activation.
+async fn ensure_loaded(state: &mut UserState) -> Result<(), TurnError> {
+    if state.user.is_some() {
+        return Ok(());
+    }
+    let store = &state.deps.store;
+    let user = store.user(state.user_id).await?;
+    let recent = store.recent_messages(state.user_id, RECENT_TURNS as u32).await?;
+    state.recent = recent.into();
+    state.user = Some(user);
+    Ok(())
+}
+
+fn remember(state: &mut UserState, message: Message) {
+    if state.recent.len() == RECENT_TURNS {
+        state.recent.pop_front();
+    }
+    state.recent.push_back(message);
+}
+
+/// Runs one turn. A plain function over the state, so it reads top to bottom.
+async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcome, TurnError> {
+    ensure_loaded(state).await?;
+    let store = state.deps.store.clone();
+    let user_id = state.user_id;
+
+    // 1. Dedupe: a retried webhook gets the reply it got the first time, and is stored once.
+    let inbound = match &turn.provider_message_id {
+        Some(sid) => match store.message_by_provider_id(user_id, sid).await? {
+            Some(existing) => {
+                if let Some(reply) = store.reply_to(user_id, existing.id).await? {
+                    let silent = state.user.as_ref().is_some_and(|u| u.sms_opted_out)
+                        && turn.channel == Channel::Sms;
+                    return Ok(TurnOutcome {
+                        reply: (!silent).then_some(reply.body),
+                        duplicate: true,
+                    });
+                }
+                // Stored but never answered (the process stopped mid-turn): answer it now.
+                existing
+            }
+            None => persist_inbound(state, &turn).await?,
+        },
+        None => persist_inbound(state, &turn).await?,
+    };
+
+    // 2. Carrier keywords, on SMS only.
+    let opted_out = state.user.as_ref().is_some_and(|u| u.sms_opted_out);
+    if turn.channel == Channel::Sms {
+        match keywords::classify(&turn.body) {
+            Some(Keyword::OptOut) => {
+                set_opt_out(state, true).await?;
+                tracing::info!(user = %user_id, "user opted out of SMS");
+                return Ok(TurnOutcome {
+                    reply: None,
+                    duplicate: false,
+                });
+            }
+            Some(Keyword::OptIn) if opted_out || !is_yes(&turn.body) => {
+                if opted_out {
+                    set_opt_out(state, false).await?;
+                    tracing::info!(user = %user_id, "user opted back in to SMS");
+                }
+                // Twilio confirms the opt-in itself.
+                return Ok(TurnOutcome {
+                    reply: None,
+                    duplicate: false,
+                });
+            }
+            Some(Keyword::Help) => {
+                let language = state.user.as_ref().map(|u| u.language).unwrap_or_default();
+                let text = help_text(language).to_owned();
+                return finish(state, &turn, &inbound, text, opted_out).await;
+            }
+            _ => {}
+        }
+    }
+
+    // 3. The engine answers.
+    let user = state
+        .user
+        .clone()
+        .ok_or_else(|| TurnError::Store(StoreError::NotFound))?;
+    let text = state
+        .deps
+        .engine
+        .respond(
+            store.as_ref(),
+            TurnInput {
+                user: &user,
+                text: &turn.body,
+                channel: turn.channel,
+                now: turn.received_at,
+            },
+        )
+        .await?;
+    finish(state, &turn, &inbound, text, opted_out).await
+}
+
+fn is_yes(body: &str) -> bool {
+    body.trim()
+        .trim_end_matches(['.', '!'])
+        .eq_ignore_ascii_case("yes")
+}
+
+async fn persist_inbound(state: &mut UserState, turn: &InboundTurn) -> Result<Message, TurnError> {
+    let store = &state.deps.store;
+    let new = NewMessage {
+        channel: turn.channel,
+        direction: Direction::Inbound,
+        body: turn.body.clone(),
+        provider_message_id: turn.provider_message_id.clone(),
+        in_reply_to: None,
+    };
+    let message = match store.insert_message(state.user_id, &new).await {
+        Ok(message) => message,
+        // Lost a race with a concurrent copy of the same webhook: use the stored one.
+        Err(StoreError::Conflict(_)) => match &turn.provider_message_id {
+            Some(sid) => store
+                .message_by_provider_id(state.user_id, sid)
+                .await?
+                .ok_or(TurnError::Store(StoreError::NotFound))?,
+            None => return Err(TurnError::Store(StoreError::Conflict("message".into()))),
+        },
+        Err(other) => return Err(other.into()),
+    };
+    if turn.channel == Channel::Sms {
+        let shape = segments::analyze(&turn.body);
+        let usage = NewSmsUsage {
+            direction: Direction::Inbound,
+            segments: turn.segments.unwrap_or(shape.segments),
+            encoding: shape.encoding,
+            estimated_cost_micros: segments::estimated_cost_micros(
+                turn.segments.unwrap_or(shape.segments),
+            ),
+        };
+        store
+            .record_sms_usage(state.user_id, Some(message.id), &usage)
+            .await?;
+    }
+    remember(state, message.clone());
+    Ok(message)
+}
+
+async fn set_opt_out(state: &mut UserState, opted_out: bool) -> Result<(), TurnError> {
+    state
+        .deps
+        .store
+        .set_sms_opt_out(state.user_id, opted_out)
+        .await?;
+    if let Some(user) = state.user.as_mut() {
+        user.sms_opted_out = opted_out;
+    }
+    Ok(())
+}
+
+/// Persists the reply (and its SMS usage, when it will be sent) before it leaves.
+async fn finish(
+    state: &mut UserState,
+    turn: &InboundTurn,
+    inbound: &Message,
+    text: String,
+    opted_out: bool,
+) -> Result<TurnOutcome, TurnError> {
+    let sms = turn.channel == Channel::Sms;
+    let body = if sms {
+        segments::fit(&text, MAX_REPLY_SEGMENTS)
+    } else {
+        text
+    };
+    let send_sms = sms && !opted_out;
+    let usage: Vec<NewSmsUsage> = if send_sms {
+        let shape = segments::analyze(&body);
+        vec![NewSmsUsage {
+            direction: Direction::Outbound,
+            segments: shape.segments,
+            encoding: shape.encoding,
+            estimated_cost_micros: segments::estimated_cost_micros(shape.segments),
+        }]
+    } else {
+        Vec::new()
+    };
+    let reply = NewMessage {
+        channel: turn.channel,
+        direction: Direction::Outbound,
+        body,
+        provider_message_id: None,
+        in_reply_to: Some(inbound.id),
+    };
+    let stored = state
+        .deps
+        .store
+        .insert_reply(state.user_id, &reply, &usage)
+        .await?;
+    let body = stored.body.clone();
+    remember(state, stored);
+    Ok(TurnOutcome {
+        reply: (!sms || send_sms).then_some(body),
+        duplicate: false,
+    })
+}

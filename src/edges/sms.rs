@@ -1,0 +1,302 @@
+//! `POST /sms/inbound`: Twilio's incoming-message webhook.
+//!
+//! In order: cap and parse the form (strict UTF-8) → check `X-Twilio-Signature` over the
+//! public URL and every parameter (no setting turns this off) → find the user by `To` →
+//! refuse a `From` that is not the user's own phone (a fixed answer, nothing of the user's
+//! touched) → run the turn in the user's actor → answer TwiML. When the turn takes longer
+//! than the reply window, answer an empty `<Response/>` and let the Notifier send the reply
+//! through the REST API when it is ready.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Utc;
+use percent_encoding::percent_decode;
+use secrecy::ExposeSecret;
+
+use super::{ApiError, AppState};
+use crate::actors::TurnError;
+use crate::actors::user::{InboundTurn, TurnOutcome};
+use crate::sms::{signature, twiml};
+use crate::store::{Channel, StoreError};
+use crate::telemetry::mask_phone;
+
+/// Largest webhook body accepted. Twilio's are a few KB (1,600 characters of text at most,
+/// plus media URLs and location fields).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest message text accepted, in characters (Twilio's own limit).
+pub const MAX_TEXT_CHARS: usize = 1_600;
+/// How long a turn may run in total before it is abandoned.
+const TURN_DEADLINE: Duration = Duration::from_secs(60);
+/// Answered when someone texts a user's dedicated number from another phone.
+const NOT_YOUR_NUMBER: &str =
+    "This Nudge number belongs to someone else, so nothing was shared or saved. Text your own Nudge number.";
+/// Answered when the user's assistant cannot run the turn.
+const TRY_AGAIN: &str = "Sorry, I hit a snag with that one. Please send it again in a minute.";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/sms/inbound", post(inbound))
+}
+
+/// The fields of the webhook Nudge uses; everything else is signed but ignored.
+struct Webhook {
+    message_sid: String,
+    from: String,
+    to: String,
+    body: String,
+    num_segments: Option<u32>,
+}
+
+async fn inbound(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_content_type(&headers)?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        })?;
+    let params = parse_form(&bytes)?;
+
+    let url = signed_url(&state, &uri);
+    let provided = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if provided.is_empty()
+        || !signature::verify(
+            state.twilio_auth_token.expose_secret(),
+            &url,
+            &params,
+            provided,
+        )
+    {
+        tracing::warn!(missing = provided.is_empty(), "webhook signature check failed");
+        return Err(ApiError::Forbidden("invalid or missing X-Twilio-Signature"));
+    }
+
+    let hook = webhook_fields(&params)?;
+    let user = match state.store.user_by_number(&hook.to).await {
+        Ok(user) => user,
+        Err(StoreError::NotFound) => {
+            tracing::info!(to = %mask_phone(&hook.to), "webhook for a number nobody has");
+            return Err(ApiError::NotFound("no user has this number"));
+        }
+        Err(error) => return Err(ApiError::Internal(error.to_string())),
+    };
+    if user.phone != hook.from {
+        tracing::warn!(
+            user = %user.id,
+            from = %mask_phone(&hook.from),
+            "text to a user's number from another phone; refused"
+        );
+        return Ok(twiml_response(twiml::message(NOT_YOUR_NUMBER)));
+    }
+
+    let turn = InboundTurn {
+        channel: Channel::Sms,
+        body: hook.body,
+        provider_message_id: Some(hook.message_sid),
+        segments: hook.num_segments,
+        received_at: Utc::now(),
+    };
+    let outcome = run_within_window(&state, user.id, turn).await;
+    Ok(match outcome {
+        Some(Ok(TurnOutcome {
+            reply: Some(text), ..
+        })) => twiml_response(twiml::message(&text)),
+        Some(Ok(TurnOutcome { reply: None, .. })) | None => twiml_response(twiml::empty()),
+        Some(Err(error)) => {
+            tracing::error!(user = %user.id, %error, "turn failed");
+            twiml_response(twiml::message(TRY_AGAIN))
+        }
+    })
+}
+
+/// Runs the turn; returns its outcome if it finished within the reply window, else `None`
+/// after arranging for the reply to go out through the Notifier.
+async fn run_within_window(
+    state: &AppState,
+    user_id: crate::store::UserId,
+    turn: InboundTurn,
+) -> Option<Result<TurnOutcome, TurnError>> {
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let actors = state.actors.clone();
+    state.tasks.spawn(async move {
+        let outcome = actors.turn(user_id, turn, TURN_DEADLINE).await;
+        if let Err(late) = tx.send(outcome) {
+            // The webhook already answered: the reply goes out by the REST API.
+            match late {
+                Ok(TurnOutcome {
+                    reply: Some(text), ..
+                }) => actors.send_sms(user_id, text),
+                Ok(_) => {}
+                Err(error) => tracing::error!(user = %user_id, %error, "late turn failed"),
+            }
+        }
+    });
+    match tokio::time::timeout(state.reply_window, &mut rx).await {
+        Ok(Ok(outcome)) => Some(outcome),
+        Ok(Err(_)) => Some(Err(TurnError::Interrupted)),
+        Err(_) => {
+            // Close first, then look: an outcome sent before the close is answered here, one
+            // sent after it finds the channel closed and goes out by the REST API. Never both.
+            rx.close();
+            rx.try_recv().ok()
+        }
+    }
+}
+
+fn twiml_response(xml: String) -> Response {
+    ([(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], xml).into_response()
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if form {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType {
+            expected: "application/x-www-form-urlencoded",
+        })
+    }
+}
+
+/// The URL Twilio signed: the configured public base, then the path and query as received.
+fn signed_url(state: &AppState, uri: &Uri) -> String {
+    let base = state.public_base.as_str().trim_end_matches('/');
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    format!("{base}{path_and_query}")
+}
+
+/// Parses `application/x-www-form-urlencoded` strictly: invalid percent-escapes are kept as
+/// text (as browsers do), but bytes that are not UTF-8 after decoding are a 400.
+fn parse_form(bytes: &Bytes) -> Result<Vec<(String, String)>, ApiError> {
+    let mut params = Vec::new();
+    for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let mut parts = pair.splitn(2, |b| *b == b'=');
+        let name = decode_component(parts.next().unwrap_or_default())?;
+        let value = decode_component(parts.next().unwrap_or_default())?;
+        params.push((name, value));
+    }
+    if params.is_empty() {
+        return Err(ApiError::bad_request("malformed_form", "the form is empty"));
+    }
+    Ok(params)
+}
+
+fn decode_component(raw: &[u8]) -> Result<String, ApiError> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    percent_decode(&spaced)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| ApiError::bad_request("bad_encoding", "form fields must be UTF-8"))
+}
+
+fn webhook_fields(params: &[(String, String)]) -> Result<Webhook, ApiError> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let require = |name: &'static str| {
+        get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+            ApiError::bad_request("missing_field", format!("the form has no {name} field"))
+        })
+    };
+    let message_sid = get("MessageSid")
+        .or_else(|| get("SmsSid"))
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing_field", "the form has no MessageSid field"))?;
+    if message_sid.len() > 64 || !message_sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::bad_request("bad_field", "MessageSid is not a Twilio SID"));
+    }
+    let from = require("From")?;
+    let to = require("To")?;
+    let body = get("Body").unwrap_or_default();
+    if body.chars().count() > MAX_TEXT_CHARS {
+        return Err(ApiError::bad_request(
+            "body_too_long",
+            format!("Body is longer than {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    let num_segments = match get("NumSegments") {
+        Some(text) => Some(text.parse::<u32>().map_err(|_| {
+            ApiError::bad_request("bad_field", "NumSegments is not a number")
+        })?),
+        None => None,
+    };
+    Ok(Webhook {
+        message_sid,
+        from,
+        to,
+        body,
+        num_segments,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode_plus_and_percent_escapes() {
+        let params = parse_form(&Bytes::from_static(b"Body=add+milk%2C+eggs&To=%2B15550001")).unwrap();
+        assert_eq!(params[0], ("Body".into(), "add milk, eggs".into()));
+        assert_eq!(params[1], ("To".into(), "+15550001".into()));
+    }
+
+    #[test]
+    fn forms_with_bytes_that_are_not_utf8_are_refused() {
+        let err = parse_form(&Bytes::from_static(b"Body=%FF%FE")).unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest { code: "bad_encoding", .. }));
+    }
+
+    #[test]
+    fn an_empty_form_is_refused() {
+        assert!(parse_form(&Bytes::from_static(b"")).is_err());
+        assert!(parse_form(&Bytes::from_static(b"&&")).is_err());
+    }
+
+    #[test]
+    fn webhook_fields_must_be_present_and_sane() {
+        let base = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = vec![
+                ("MessageSid".into(), "SM0123".into()),
+                ("From".into(), "+15550001".into()),
+                ("To".into(), "+15550002".into()),
+                ("Body".into(), "hi".into()),
+            ];
+            for (k, val) in extra {
+                v.retain(|(name, _)| name != k);
+                v.push(((*k).into(), (*val).into()));
+            }
+            v
+        };
+        assert!(webhook_fields(&base(&[])).is_ok());
+        assert!(webhook_fields(&base(&[("From", "")])).is_err());
+        assert!(webhook_fields(&base(&[("MessageSid", "SM<script>")])).is_err());
+        assert!(webhook_fields(&base(&[("NumSegments", "lots")])).is_err());
+        let long = "a".repeat(MAX_TEXT_CHARS + 1);
+        assert!(webhook_fields(&base(&[("Body", long.as_str())])).is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! Test support for the store: fresh databases for tests on both backends.
+//!
+//! Used by the store's own tests and by the integration tests in `tests/`.
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use url::Url;
+use uuid::Uuid;
+
+/// The environment variable that names a PostgreSQL server tests may create databases on: an
+/// admin URL such as `postgres://postgres@127.0.0.1:55432/postgres`
+/// (`eval "$(scripts/services.sh start)"` exports it).
+pub const POSTGRES_URL_VAR: &str = "NUDGE_TEST_POSTGRES_URL";
+
+/// Creates a new, empty database `nudge_test_<uuid>` on the server named by
+/// `NUDGE_TEST_POSTGRES_URL` and returns its URL; `None` when the variable is unset or empty.
+///
+/// # Panics
+///
+/// When the variable is set but the server cannot be reached or refuses to create the
+/// database: a test that was asked to run on PostgreSQL must not pass silently.
+pub async fn fresh_postgres_url() -> Option<String> {
+    let admin_url = admin_url()?;
+    let mut url = match Url::parse(&admin_url) {
+        Ok(url) => url,
+        Err(e) => panic!("{POSTGRES_URL_VAR} is not a URL: {e}"),
+    };
+    let name = format!("nudge_test_{}", Uuid::now_v7().simple());
+    // `name` is made of ASCII letters, digits and `_` only: safe to splice.
+    run_as_admin(&admin_url, format!("CREATE DATABASE {name}")).await;
+    url.set_path(&name);
+    Some(url.into())
+}
+
+/// Drops a database made by [`fresh_postgres_url`], closing the connections still open to
+/// it. Does nothing for a database not named like one of those, or without the variable.
+///
+/// # Panics
+///
+/// When the server cannot be reached or refuses the drop.
+pub async fn drop_postgres_database(url: &str) {
+    let Some(admin_url) = admin_url() else {
+        return;
+    };
+    let name = Url::parse(url).map(|url| url.path().trim_start_matches('/').to_owned());
+    if let Ok(name) = name
+        && is_test_database(&name)
+    {
+        run_as_admin(
+            &admin_url,
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+        .await;
+    }
+}
+
+/// Whether tests must run on PostgreSQL rather than skip it: true on CI (`CI` set).
+pub fn require_postgres() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+fn admin_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// Runs one statement (which cannot run in a transaction) on the admin database.
+async fn run_as_admin(admin_url: &str, statement: String) {
+    let mut admin = match PgConnection::connect(admin_url).await {
+        Ok(conn) => conn,
+        Err(e) => panic!("cannot connect to {POSTGRES_URL_VAR}: {e}"),
+    };
+    if let Err(e) = sqlx::raw_sql(AssertSqlSafe(statement.as_str()))
+        .execute(&mut admin)
+        .await
+    {
+        panic!("{statement} failed: {e}");
+    }
+    // Closing is a courtesy to the server; the statement is done either way.
+    let _ = admin.close().await;
+}
+
+/// `nudge_test_` and 32 lowercase hex digits, as [`fresh_postgres_url`] names them.
+fn is_test_database(name: &str) -> bool {
+    name.strip_prefix("nudge_test_").is_some_and(|id| {
+        id.len() == 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}

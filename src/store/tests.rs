@@ -1,0 +1,561 @@
+//! The store contract, checked on both backends: every test runs on a fresh SQLite file and,
+//! when `NUDGE_TEST_POSTGRES_URL` names a server, on a fresh PostgreSQL database.
+//!
+//! Run with: `eval "$(scripts/services.sh start)" && cargo test --lib store::`
+
+use std::fmt::Debug;
+use std::future::Future;
+
+use super::testing::{
+    POSTGRES_URL_VAR, drop_postgres_database, fresh_postgres_url, require_postgres,
+};
+use super::{
+    Backend, Channel, Direction, Language, Message, NewMessage, NewSmsUsage, NewUser, Result, Role,
+    SharedStore, SmsEncoding, SqliteStore, StoreError, User, UserId, connect,
+};
+
+/// Runs `test` on a fresh SQLite file database, then on a fresh PostgreSQL database when one
+/// is available (and panics when none is but CI requires it). A failing test's output says
+/// which backend it failed on.
+async fn on_each_backend<F, Fut>(test: F)
+where
+    F: Fn(SharedStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("nudge.db").display());
+    eprintln!("on SQLite");
+    test(connect(&url).await.expect("the SQLite store opens")).await;
+
+    match fresh_postgres_url().await {
+        Some(url) => {
+            eprintln!("on PostgreSQL");
+            test(connect(&url).await.expect("the PostgreSQL store opens")).await;
+            drop_postgres_database(&url).await;
+        }
+        None if require_postgres() => panic!(
+            "CI runs the store tests on PostgreSQL too, but NUDGE_TEST_POSTGRES_URL is not set \
+             (run `eval \"$(scripts/services.sh start)\"`)"
+        ),
+        None => {}
+    }
+}
+
+fn new_user(n: u8) -> NewUser {
+    NewUser {
+        display_name: format!("User {n}"),
+        phone: format!("+1555000{n:04}"),
+        number: format!("+1555900{n:04}"),
+        language: Language::En,
+        time_zone: "America/Toronto".to_owned(),
+    }
+}
+
+async fn create(store: &SharedStore, n: u8) -> User {
+    let user = store.create_user(&new_user(n)).await;
+    user.expect("the user is created")
+}
+
+fn inbound(body: &str, sid: Option<&str>) -> NewMessage {
+    NewMessage {
+        channel: Channel::Sms,
+        direction: Direction::Inbound,
+        body: body.to_owned(),
+        provider_message_id: sid.map(str::to_owned),
+        in_reply_to: None,
+    }
+}
+
+/// Stores an inbound SMS without a provider id.
+async fn ask(store: &SharedStore, user: UserId, body: &str) -> Message {
+    let message = store.insert_message(user, &inbound(body, None)).await;
+    message.expect("the inbound message is stored")
+}
+
+fn reply(body: &str, to: &Message) -> NewMessage {
+    NewMessage {
+        channel: to.channel,
+        direction: Direction::Outbound,
+        body: body.to_owned(),
+        provider_message_id: None,
+        in_reply_to: Some(to.id),
+    }
+}
+
+/// Stores a reply to `to`, with the given usage rows.
+async fn answer(
+    store: &SharedStore,
+    to: &Message,
+    body: &str,
+    usage: &[NewSmsUsage],
+) -> Result<Message> {
+    store
+        .insert_reply(to.user_id, &reply(body, to), usage)
+        .await
+}
+
+fn usage(segments: u32) -> NewSmsUsage {
+    NewSmsUsage {
+        direction: Direction::Outbound,
+        segments,
+        encoding: SmsEncoding::Gsm7,
+        estimated_cost_micros: 7_900 * i64::from(segments),
+    }
+}
+
+fn assert_conflict<T: Debug>(result: Result<T>, field: &str) {
+    match result {
+        Err(StoreError::Conflict(f)) => assert_eq!(f, field),
+        other => panic!("expected Conflict({field:?}), got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: Debug>(result: Result<T>) {
+    assert!(
+        matches!(result, Err(StoreError::NotFound)),
+        "expected NotFound, got {result:?}"
+    );
+}
+
+/// Asserts that `user` has no messages, usage rows, open tasks or groceries.
+async fn assert_owns_nothing(store: &SharedStore, user: UserId) {
+    assert_eq!(store.recent_messages(user, 100).await.expect("history"), []);
+    assert_eq!(store.sms_usage(user).await.expect("usage"), []);
+    assert_eq!(store.open_tasks(user).await.expect("tasks"), []);
+    assert_eq!(store.groceries(user).await.expect("groceries"), []);
+}
+
+#[tokio::test]
+async fn a_new_user_is_found_by_id_and_by_dedicated_number() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await;
+        assert_eq!(user.phone, "+15550000001");
+        assert_eq!(user.number, "+15559000001");
+        assert_eq!(user.role, Role::Standard);
+        assert!(!user.sms_opted_out);
+
+        assert_eq!(store.user(user.id).await.expect("by id"), user);
+        let by_number = store.user_by_number("+15559000001").await;
+        assert_eq!(by_number.expect("by number"), user);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_user_id_or_number_is_not_found() {
+    on_each_backend(|store| async move {
+        create(&store, 1).await;
+        assert_not_found(store.user(UserId::new()).await);
+        // A user's own phone is not a dedicated number.
+        assert_not_found(store.user_by_number("+15550000001").await);
+        assert_not_found(store.set_sms_opt_out(UserId::new(), true).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_phone_already_taken_is_a_phone_conflict_and_stores_nothing() {
+    on_each_backend(|store| async move {
+        create(&store, 1).await;
+        let number = "+15559000002".to_owned();
+        let same_phone = NewUser {
+            number,
+            ..new_user(1)
+        };
+        assert_conflict(store.create_user(&same_phone).await, "phone");
+        assert_not_found(store.user_by_number("+15559000002").await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_number_already_taken_is_a_number_conflict_and_stores_nothing() {
+    on_each_backend(|store| async move {
+        create(&store, 1).await;
+        let number = "+15559000001".to_owned();
+        let same_number = NewUser {
+            number,
+            ..new_user(2)
+        };
+        assert_conflict(store.create_user(&same_number).await, "number");
+        // The user row went back with the number: the phone is still free.
+        assert_eq!(create(&store, 2).await.phone, "+15550000002");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn opting_out_of_sms_is_remembered_and_can_be_undone() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await;
+        store.set_sms_opt_out(user.id, true).await.expect("opt out");
+        assert!(store.user(user.id).await.expect("user").sms_opted_out);
+        let by_number = store.user_by_number(&user.number).await;
+        assert!(by_number.expect("user").sms_opted_out);
+
+        store.set_sms_opt_out(user.id, false).await.expect("opt in");
+        assert!(!store.user(user.id).await.expect("user").sms_opted_out);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_repeated_provider_message_id_conflicts_for_the_same_user_only() {
+    on_each_backend(|store| async move {
+        let (alice, bob) = (create(&store, 1).await.id, create(&store, 2).await.id);
+        let sms = inbound("hi", Some("SM1"));
+        let first = store.insert_message(alice, &sms).await.expect("first");
+        assert_eq!(first.user_id, alice);
+        assert_eq!(first.provider_message_id.as_deref(), Some("SM1"));
+
+        assert_conflict(
+            store.insert_message(alice, &sms).await,
+            "provider_message_id",
+        );
+        let bobs = store
+            .insert_message(bob, &sms)
+            .await
+            .expect("not a duplicate");
+
+        let found = store.message_by_provider_id(alice, "SM1").await;
+        assert_eq!(found.expect("lookup"), Some(first.clone()));
+        let found = store.message_by_provider_id(bob, "SM1").await;
+        assert_eq!(found.expect("lookup"), Some(bobs));
+        let missing = store.message_by_provider_id(alice, "SM2").await;
+        assert_eq!(missing.expect("lookup"), None);
+        let history = store.recent_messages(alice, 10).await;
+        assert_eq!(history.expect("history"), [first]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn messages_without_a_provider_id_never_conflict() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        let web = NewMessage {
+            channel: Channel::Web,
+            ..inbound("same", None)
+        };
+        store.insert_message(user, &web).await.expect("first");
+        store.insert_message(user, &web).await.expect("second");
+        let history = store.recent_messages(user, 10).await.expect("history");
+        assert_eq!(history.len(), 2);
+        assert!(history.iter().all(|m| m.channel == Channel::Web));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reply_and_its_usage_rows_are_stored_together_pointing_at_the_reply() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        let question = ask(&store, user, "what's next?").await;
+        let answer = reply("Take out the trash", &question);
+        let answer = store
+            .insert_reply(user, &answer, &[usage(1), usage(2)])
+            .await;
+        let answer = answer.expect("reply");
+        assert_eq!(answer.direction, Direction::Outbound);
+        assert_eq!(answer.in_reply_to, Some(question.id));
+
+        let rows = store.sms_usage(user).await.expect("usage");
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|u| u.message_id == Some(answer.id)));
+        assert!(rows.iter().all(|u| u.user_id == user));
+        let segments: Vec<u32> = rows.iter().map(|u| u.segments).collect();
+        assert_eq!(segments, [1, 2]);
+        assert_eq!(rows[1].estimated_cost_micros, 15_800);
+        assert_eq!(rows[0].encoding, SmsEncoding::Gsm7);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reply_whose_usage_is_refused_is_not_stored_either() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        let question = ask(&store, user, "hi").await;
+        // Zero segments breaks a CHECK constraint after the reply row is written.
+        let refused = answer(&store, &question, "hello", &[usage(0)]).await;
+        assert!(refused.is_err(), "a zero-segment usage row is refused");
+
+        let found = store.reply_to(user, question.id).await;
+        assert_eq!(found.expect("reply_to"), None);
+        let history = store.recent_messages(user, 10).await;
+        assert_eq!(history.expect("history"), [question]);
+        assert_eq!(store.sms_usage(user).await.expect("usage"), []);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reply_to_gives_the_first_reply_and_nothing_before_one_exists() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        let question = ask(&store, user, "hi").await;
+        let found = store.reply_to(user, question.id).await;
+        assert_eq!(found.expect("none yet"), None);
+
+        let first = store
+            .insert_reply(user, &reply("first", &question), &[])
+            .await;
+        let first = first.expect("reply");
+        let second = answer(&store, &question, "second", &[usage(1)]).await;
+        second.expect("another reply");
+        let found = store.reply_to(user, question.id).await;
+        assert_eq!(found.expect("reply_to"), Some(first));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn recent_messages_gives_the_last_ones_oldest_first() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        for n in 1..=5 {
+            ask(&store, user, &format!("message {n}")).await;
+        }
+        let last_three = store.recent_messages(user, 3).await.expect("history");
+        let bodies: Vec<&str> = last_three.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["message 3", "message 4", "message 5"]);
+
+        let all = store.recent_messages(user, 50).await.expect("history");
+        assert_eq!(all.len(), 5);
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+        assert_eq!(store.recent_messages(user, 0).await.expect("history"), []);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sms_usage_may_be_recorded_without_a_message_or_against_ones_own() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        let message = ask(&store, user, "hi").await;
+        let received = NewSmsUsage {
+            direction: Direction::Inbound,
+            ..usage(1)
+        };
+        let recorded = store.record_sms_usage(user, Some(message.id), &received);
+        recorded.await.expect("usage of one's own message");
+        let unicode = NewSmsUsage {
+            encoding: SmsEncoding::Ucs2,
+            ..usage(3)
+        };
+        let recorded = store.record_sms_usage(user, None, &unicode);
+        recorded.await.expect("usage of no message");
+
+        let rows = store.sms_usage(user).await.expect("usage");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].message_id, Some(message.id));
+        assert_eq!(rows[0].direction, Direction::Inbound);
+        assert_eq!(rows[1].message_id, None);
+        assert_eq!(rows[1].encoding, SmsEncoding::Ucs2);
+        let unknown = Some(message.id + 100);
+        assert_not_found(store.record_sms_usage(user, unknown, &unicode).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tasks_are_added_listed_oldest_first_and_completed_once() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        let call = store.add_task(user, "call the dentist").await.expect("add");
+        let pay = store.add_task(user, "pay rent").await.expect("add");
+        assert!(!call.done && call.completed_at.is_none());
+        let open = store.open_tasks(user).await.expect("open");
+        assert_eq!(open, [call.clone(), pay.clone()]);
+
+        let done = store.complete_task(user, call.id).await.expect("complete");
+        assert!(done.done);
+        let completed_at = done.completed_at.expect("a completion time");
+        assert!(completed_at >= call.created_at);
+        assert_eq!(store.open_tasks(user).await.expect("open"), [pay]);
+
+        let again = store.complete_task(user, call.id).await.expect("again");
+        assert_eq!(
+            again.completed_at,
+            Some(completed_at),
+            "the first time stays"
+        );
+        assert_not_found(store.complete_task(user, call.id + 100).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn completing_another_users_task_is_not_found_and_changes_nothing() {
+    on_each_backend(|store| async move {
+        let (alice, bob) = (create(&store, 1).await.id, create(&store, 2).await.id);
+        let task = store.add_task(alice, "file taxes").await.expect("add");
+        assert_not_found(store.complete_task(bob, task.id).await);
+        assert_eq!(store.open_tasks(alice).await.expect("open"), [task]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn groceries_are_added_in_order_listed_checked_and_cleared() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        assert_eq!(store.add_groceries(user, &[]).await.expect("none"), []);
+
+        let names = ["milk", "eggs", "coffee"].map(str::to_owned);
+        let items = store.add_groceries(user, &names).await.expect("add");
+        let added: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(added, names);
+        assert!(items.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(items.iter().all(|i| !i.checked));
+        assert_eq!(store.groceries(user).await.expect("list"), items);
+
+        let eggs = store.check_grocery(user, items[1].id).await.expect("check");
+        assert!(eggs.checked);
+        let left = store.groceries(user).await.expect("list");
+        assert_eq!(left, [items[0].clone(), items[2].clone()]);
+        assert_not_found(store.check_grocery(user, items[2].id + 100).await);
+
+        assert_eq!(store.clear_groceries(user).await.expect("clear"), 3);
+        assert_eq!(store.groceries(user).await.expect("list"), []);
+        assert_eq!(store.clear_groceries(user).await.expect("clear"), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_grocery_list_longer_than_one_statement_is_stored_whole_and_in_order() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        let names: Vec<String> = (0..2_345).map(|n| format!("item {n}")).collect();
+        let items = store.add_groceries(user, &names).await.expect("add");
+        let added: Vec<String> = items.into_iter().map(|i| i.name).collect();
+        assert_eq!(added, names);
+        assert_eq!(
+            store.groceries(user).await.expect("list").len(),
+            names.len()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_user_can_never_read_or_change_another_users_rows() {
+    on_each_backend(|store| async move {
+        let alice = create(&store, 1).await;
+        let bob = create(&store, 2).await.id;
+        let question = inbound("private", Some("SMa"));
+        let question = store.insert_message(alice.id, &question).await.expect("in");
+        let answer = answer(&store, &question, "secret", &[usage(1)]).await;
+        let answer = answer.expect("alice's reply");
+        let task = store
+            .add_task(alice.id, "alice's task")
+            .await
+            .expect("task");
+        let milk = ["alice's milk".to_owned()];
+        let items = store
+            .add_groceries(alice.id, &milk)
+            .await
+            .expect("groceries");
+
+        // Reads through Bob see nothing of Alice's.
+        assert_owns_nothing(&store, bob).await;
+        let found = store.message_by_provider_id(bob, "SMa").await;
+        assert_eq!(found.expect("read"), None);
+        let found = store.reply_to(bob, question.id).await;
+        assert_eq!(found.expect("read"), None);
+
+        // Writes through Bob can neither change nor point at Alice's rows.
+        assert_not_found(store.complete_task(bob, task.id).await);
+        assert_not_found(store.check_grocery(bob, items[0].id).await);
+        assert_eq!(store.clear_groceries(bob).await.expect("clear"), 0);
+        let one = usage(1);
+        assert_not_found(store.record_sms_usage(bob, Some(answer.id), &one).await);
+        let hijack = reply("not yours", &question);
+        assert_not_found(store.insert_message(bob, &hijack).await);
+        assert_not_found(store.insert_reply(bob, &hijack, &[usage(1)]).await);
+        store
+            .set_sms_opt_out(bob, true)
+            .await
+            .expect("bob opts out");
+
+        // Bob still owns nothing, and Alice's data is exactly as she left it.
+        assert_owns_nothing(&store, bob).await;
+        assert_eq!(store.user(alice.id).await.expect("alice"), alice);
+        let history = store.recent_messages(alice.id, 100).await;
+        assert_eq!(
+            history.expect("history"),
+            [question.clone(), answer.clone()]
+        );
+        let found = store.reply_to(alice.id, question.id).await;
+        assert_eq!(found.expect("reply_to"), Some(answer));
+        assert_eq!(store.sms_usage(alice.id).await.expect("usage").len(), 1);
+        assert_eq!(store.open_tasks(alice.id).await.expect("tasks"), [task]);
+        assert_eq!(store.groceries(alice.id).await.expect("groceries"), items);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sqlite_file_runs_in_wal_mode_with_full_sync_and_foreign_keys_on() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // A directory that does not exist yet is created with the file.
+    let path = dir.path().join("data").join("nudge.db");
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await;
+    let store = store.expect("the SQLite store opens");
+    assert!(path.exists(), "the database file is created");
+
+    let pool = store.pool();
+    let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(pool)
+        .await
+        .expect("journal_mode");
+    assert_eq!(journal_mode, "wal");
+    let flag = |pragma: &'static str| sqlx::query_scalar::<_, i64>(pragma).fetch_one(pool);
+    assert_eq!(flag("PRAGMA foreign_keys").await.expect("foreign_keys"), 1);
+    let synchronous = flag("PRAGMA synchronous").await.expect("synchronous");
+    assert_eq!(synchronous, 2, "synchronous=FULL");
+}
+
+#[tokio::test]
+async fn a_reopened_sqlite_file_keeps_its_rows_and_migrates_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("nudge.db").display());
+    let user = create(&connect(&url).await.expect("first open"), 1).await;
+    let store = connect(&url).await.expect("second open");
+    assert_eq!(store.user(user.id).await.expect("still there"), user);
+}
+
+#[tokio::test]
+async fn an_in_memory_sqlite_database_is_shared_by_the_whole_pool() {
+    let store = connect("sqlite::memory:").await.expect("in-memory store");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    let user = create(&store, 1).await;
+    let reads = (0..4).map(|_| store.user(user.id));
+    for read in futures::future::join_all(reads).await {
+        assert_eq!(read.expect("every connection sees the user"), user);
+    }
+}
+
+#[tokio::test]
+async fn connect_picks_the_backend_by_scheme_and_refuses_unknown_ones() {
+    match connect("mysql://localhost/nudge").await {
+        Err(StoreError::UnsupportedScheme(scheme)) => assert_eq!(scheme, "mysql"),
+        Err(other) => panic!("expected UnsupportedScheme, got {other:?}"),
+        Ok(_) => panic!("expected UnsupportedScheme, got a store"),
+    }
+    let backends = std::sync::Mutex::new(Vec::new());
+    on_each_backend(|store| {
+        let backends = &backends;
+        async move {
+            store.ping().await.expect("ping");
+            backends.lock().expect("not poisoned").push(store.backend());
+        }
+    })
+    .await;
+    let mut expected = vec![Backend::Sqlite];
+    if std::env::var_os(POSTGRES_URL_VAR).is_some() {
+        expected.push(Backend::Postgres);
+    }
+    assert_eq!(backends.into_inner().expect("not poisoned"), expected);
+}

@@ -1,0 +1,210 @@
+//! The actor tree in-process: supervision restarts a crashed user actor, passivation and
+//! reactivation, on every database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use nudge::actors::notifier::NotifierArgs;
+use nudge::actors::user::{InboundTurn, TurnOutcome};
+use nudge::actors::user_supervisor::RestartPolicy;
+use nudge::actors::{ActorSystem, SystemOptions, TurnDeps, TurnError};
+use nudge::agent::offline::OfflineRules;
+use nudge::agent::{AgentError, TurnEngine, TurnInput};
+use nudge::store::{self, Channel, Direction, Language, NewUser, SharedStore, Store, UserId};
+use tokio_util::task::TaskTracker;
+
+use crate::helpers::databases;
+
+/// The offline engine, except that the message "boom" makes it panic mid-turn.
+struct PanicsOnBoom(OfflineRules);
+
+#[async_trait]
+impl TurnEngine for PanicsOnBoom {
+    async fn respond(&self, store: &dyn Store, input: TurnInput<'_>) -> Result<String, AgentError> {
+        if input.text == "boom" {
+            panic!("injected failure mid-turn");
+        }
+        self.0.respond(store, input).await
+    }
+}
+
+async fn system(store: SharedStore, idle: Duration, policy: RestartPolicy) -> ActorSystem {
+    ActorSystem::start(
+        TurnDeps {
+            store: store.clone(),
+            engine: Arc::new(PanicsOnBoom(OfflineRules::default())),
+            idle_passivate: idle,
+        },
+        NotifierArgs {
+            store,
+            twilio: None,
+            status_callback: None,
+            tasks: TaskTracker::new(),
+        },
+        SystemOptions { restart: policy },
+    )
+    .await
+    .expect("start actor system")
+}
+
+async fn new_user(store: &SharedStore) -> UserId {
+    store
+        .create_user(&NewUser {
+            display_name: "Ana".into(),
+            phone: "+14155550101".into(),
+            number: "+14155559001".into(),
+            language: Language::En,
+            time_zone: "Europe/Paris".into(),
+        })
+        .await
+        .expect("create user")
+        .id
+}
+
+fn turn(body: &str) -> InboundTurn {
+    InboundTurn {
+        channel: Channel::Sms,
+        body: body.into(),
+        provider_message_id: Some(nudge::sms::twilio::new_message_sid()),
+        segments: None,
+        received_at: Utc::now(),
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn say(actors: &ActorSystem, user: UserId, body: &str) -> Result<TurnOutcome, TurnError> {
+    actors.turn(user, turn(body), WAIT).await
+}
+
+#[tokio::test]
+async fn a_user_actor_that_panics_mid_turn_is_restarted_and_loses_nothing_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let store = store::connect(&db.url).await.unwrap();
+        let user = new_user(&store).await;
+        let actors = system(store.clone(), Duration::from_secs(600), RestartPolicy::default()).await;
+
+        let reply = say(&actors, user, "add task call the bank").await.unwrap();
+        assert!(reply.reply.unwrap().contains("call the bank"));
+        let before = actors.lookup(user).await.expect("active").get_id();
+
+        let crashed = say(&actors, user, "boom").await;
+        assert!(matches!(crashed, Err(TurnError::Interrupted)), "[{}] {crashed:?}", db.label);
+
+        let after = actors.lookup(user).await.expect("restarted").get_id();
+        assert_ne!(before, after, "the supervisor put a new actor in place [{}]", db.label);
+        let list = say(&actors, user, "tasks").await.unwrap().reply.unwrap();
+        assert!(list.contains("call the bank"), "[{}] {list}", db.label);
+
+        let messages = store.recent_messages(user, 100).await.unwrap();
+        let bodies: Vec<(Direction, &str)> = messages.iter().map(|m| (m.direction, m.body.as_str())).collect();
+        assert_eq!(bodies.len(), 5, "[{}] {bodies:?}", db.label);
+        assert_eq!(bodies[2], (Direction::Inbound, "boom"), "the crashing message is kept, once");
+        assert_eq!(bodies[3], (Direction::Inbound, "tasks"));
+        let snapshot = actors.inspect(user).await.expect("snapshot");
+        assert_eq!(snapshot.recent.len(), 5, "the restarted actor reloaded its history");
+        actors.shutdown(WAIT).await;
+    }
+}
+
+#[tokio::test]
+async fn a_user_actor_that_keeps_crashing_is_given_up_on_until_the_window_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let store = store::connect(&db.url).await.unwrap();
+    let user = new_user(&store).await;
+    let policy = RestartPolicy {
+        max_restarts: 2,
+        window: Duration::from_millis(1500),
+    };
+    let actors = system(store.clone(), Duration::from_secs(600), policy).await;
+
+    // Each "boom" turn crashes twice (the handle retries once): the third crash passes the limit.
+    assert!(say(&actors, user, "boom").await.is_err());
+    let given_up = say(&actors, user, "boom").await;
+    assert!(given_up.is_err());
+    let refused = say(&actors, user, "tasks").await;
+    assert!(matches!(refused, Err(TurnError::Unavailable)), "{refused:?}");
+
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let back = say(&actors, user, "tasks").await;
+    assert!(back.is_ok(), "after the window the user is served again: {back:?}");
+    actors.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn an_idle_user_actor_is_passivated_and_reactivates_with_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let store = store::connect(&db.url).await.unwrap();
+        let user = new_user(&store).await;
+        let actors = system(store.clone(), Duration::from_millis(300), RestartPolicy::default()).await;
+
+        say(&actors, user, "add task stretch").await.unwrap();
+        assert!(actors.lookup(user).await.is_some());
+        assert_eq!(actors.active_users().await, 1);
+
+        let mut passivated = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if actors.lookup(user).await.is_none() {
+                passivated = true;
+                break;
+            }
+        }
+        assert!(passivated, "the actor was not passivated within 5 s [{}]", db.label);
+        assert_eq!(actors.active_users().await, 0);
+
+        let list = say(&actors, user, "tasks").await.unwrap().reply.unwrap();
+        assert!(list.contains("stretch"), "[{}] {list}", db.label);
+        let snapshot = actors.inspect(user).await.expect("reactivated");
+        assert_eq!(snapshot.turns_handled, 1, "a fresh actor");
+        assert_eq!(snapshot.recent.len(), 4, "history reloaded from the store [{}]", db.label);
+        assert_eq!(snapshot.recent[0].body, "add task stretch");
+        actors.shutdown(WAIT).await;
+    }
+}
+
+#[tokio::test]
+async fn turns_of_one_user_run_in_arrival_order_while_other_users_proceed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let store = store::connect(&db.url).await.unwrap();
+    let ana = new_user(&store).await;
+    let bob = store
+        .create_user(&NewUser {
+            display_name: "Bob".into(),
+            phone: "+33612345678".into(),
+            number: "+33755559002".into(),
+            language: Language::Fr,
+            time_zone: "Europe/Paris".into(),
+        })
+        .await
+        .unwrap()
+        .id;
+    let actors = system(store.clone(), Duration::from_secs(600), RestartPolicy::default()).await;
+
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let actors = actors.clone();
+        let who = if i % 2 == 0 { ana } else { bob };
+        handles.push(tokio::spawn(async move {
+            actors.turn(who, turn(&format!("add task t{i:02}")), WAIT).await
+        }));
+        // Spawned in order; the Directory sees them in order.
+        tokio::task::yield_now().await;
+    }
+    for handle in handles {
+        handle.await.unwrap().unwrap();
+    }
+    let ana_tasks = store.open_tasks(ana).await.unwrap();
+    let bob_tasks = store.open_tasks(bob).await.unwrap();
+    assert_eq!(ana_tasks.len(), 10);
+    assert_eq!(bob_tasks.len(), 10);
+    assert!(ana_tasks.iter().all(|t| t.title.trim_start_matches('t').parse::<u32>().is_ok_and(|n| n % 2 == 0)));
+    assert!(bob_tasks.iter().all(|t| t.title.trim_start_matches('t').parse::<u32>().is_ok_and(|n| n % 2 == 1)));
+    actors.shutdown(WAIT).await;
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real binary on loopback, and the actor tree in-process.
+//!
+//! Run with: `scripts/test` (starts PostgreSQL and Redis), or `cargo nextest run` for the
+//! SQLite variants only. `TEST_LOG=debug` shows the servers' logs.
+
+mod actors;
+mod cli;
+mod helpers;
+mod sms;
