@@ -36,8 +36,7 @@ pub struct Application {
 impl Application {
     /// Builds the node with the offline rules engine.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with(settings, Arc::new(OfflineRules::default()), SystemOptions::default())
-            .await
+        Self::build_with(settings, Arc::new(OfflineRules), SystemOptions::default()).await
     }
 
     /// Builds the node with a given engine and actor options.
@@ -110,7 +109,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then shuts down gracefully.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let router = edges::router(self.state);
         tracing::info!(addr = %self.local_addr, public_url = %state.public_base, "serving");

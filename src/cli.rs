@@ -99,13 +99,22 @@ async fn user_add(settings: &Settings, args: UserAddArgs) -> anyhow::Result<Exit
     let problem = if args.name.trim().is_empty() {
         Some("--name must not be empty".to_owned())
     } else if !is_e164(&args.phone) {
-        Some(format!("--phone {:?} is not an E.164 number like +14155550100", args.phone))
+        Some(format!(
+            "--phone {:?} is not an E.164 number like +14155550100",
+            args.phone
+        ))
     } else if !is_e164(&args.number) {
-        Some(format!("--number {:?} is not an E.164 number like +14155550100", args.number))
+        Some(format!(
+            "--number {:?} is not an E.164 number like +14155550100",
+            args.number
+        ))
     } else if args.phone == args.number {
         Some("--phone and --number must differ".to_owned())
     } else if args.tz.parse::<chrono_tz::Tz>().is_err() {
-        Some(format!("--tz {:?} is not an IANA time zone like Europe/Paris", args.tz))
+        Some(format!(
+            "--tz {:?} is not an IANA time zone like Europe/Paris",
+            args.tz
+        ))
     } else {
         None
     };
@@ -163,7 +172,14 @@ pub async fn sms_sim(settings: &Settings, args: SmsSimArgs) -> anyhow::Result<Ex
         .unwrap_or_else(|| base.clone());
     let params: Vec<(String, String)> = vec![
         ("MessageSid".into(), twilio::new_message_sid()),
-        ("AccountSid".into(), settings.twilio.account_sid.clone().unwrap_or_else(|| format!("AC{}", "0".repeat(32)))),
+        (
+            "AccountSid".into(),
+            settings
+                .twilio
+                .account_sid
+                .clone()
+                .unwrap_or_else(|| format!("AC{}", "0".repeat(32))),
+        ),
         ("From".into(), args.from),
         ("To".into(), args.to),
         ("Body".into(), args.text),

@@ -41,7 +41,12 @@ impl ConfigError {
 pub struct SettingsArgs {
     /// TOML file with settings (keys as the flags, with underscores: `listen`, `data_dir`,
     /// `[twilio] auth_token`, …). Environment variables and flags override it.
-    #[arg(long = "config", env = "NUDGE_CONFIG", global = true, value_name = "FILE")]
+    #[arg(
+        long = "config",
+        env = "NUDGE_CONFIG",
+        global = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Address the HTTP server binds [default: 127.0.0.1:8080]. Port 0 picks a free port.
@@ -55,11 +60,22 @@ pub struct SettingsArgs {
 
     /// Database URL: `sqlite:PATH` (embedded default: nudge.db in the data directory) or
     /// `postgres://user:pass@host/db`.
-    #[arg(long, env = "NUDGE_DATABASE_URL", global = true, value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "NUDGE_DATABASE_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// File holding the database URL (instead of NUDGE_DATABASE_URL).
-    #[arg(long, env = "NUDGE_DATABASE_URL_FILE", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "NUDGE_DATABASE_URL_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
     pub database_url_file: Option<PathBuf>,
 
     /// The public base URL Twilio calls (scheme, host, port, path prefix), used to check
@@ -73,11 +89,22 @@ pub struct SettingsArgs {
 
     /// Twilio auth token: signs webhooks and authenticates REST calls. When unset, a local
     /// token is generated into the data directory so `nudge sms-sim` can talk to this server.
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TWILIO_AUTH_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub twilio_auth_token: Option<String>,
 
     /// File holding the Twilio auth token (instead of TWILIO_AUTH_TOKEN).
-    #[arg(long, env = "TWILIO_AUTH_TOKEN_FILE", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "TWILIO_AUTH_TOKEN_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
     pub twilio_auth_token_file: Option<PathBuf>,
 
     /// Base URL of Twilio's REST API [default: https://api.twilio.com].
@@ -86,7 +113,12 @@ pub struct SettingsArgs {
 
     /// Seconds of silence after which a user's actor is passivated (state stays in the
     /// database) [default: 900].
-    #[arg(long, env = "NUDGE_IDLE_PASSIVATE_SECS", global = true, value_name = "SECS")]
+    #[arg(
+        long,
+        env = "NUDGE_IDLE_PASSIVATE_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
     pub idle_passivate_secs: Option<String>,
 
     /// How long the SMS webhook waits for a turn before answering empty TwiML and sending
@@ -269,7 +301,9 @@ impl Settings {
 
         let account_sid = pick(&args.twilio_account_sid, &file.twilio.account_sid);
         if let Some(sid) = &account_sid
-            && !(sid.starts_with("AC") && sid.len() == 34 && sid[2..].chars().all(|c| c.is_ascii_hexdigit()))
+            && !(sid.starts_with("AC")
+                && sid.len() == 34
+                && sid[2..].chars().all(|c| c.is_ascii_hexdigit()))
         {
             return Err(ConfigError::new(
                 "TWILIO_ACCOUNT_SID",
@@ -279,7 +313,9 @@ impl Settings {
         let configured_token = secret_value(
             "TWILIO_AUTH_TOKEN",
             pick(&args.twilio_auth_token, &file.twilio.auth_token),
-            args.twilio_auth_token_file.clone().or(file.twilio.auth_token_file),
+            args.twilio_auth_token_file
+                .clone()
+                .or(file.twilio.auth_token_file),
         )?;
         let (auth_token, token_source) = match configured_token {
             Some(token) if token.is_empty() => {
@@ -305,7 +341,10 @@ impl Settings {
             DEFAULT_IDLE_PASSIVATE_SECS,
         )?;
         if idle_secs == 0 {
-            return Err(ConfigError::new("NUDGE_IDLE_PASSIVATE_SECS", "must be at least 1"));
+            return Err(ConfigError::new(
+                "NUDGE_IDLE_PASSIVATE_SECS",
+                "must be at least 1",
+            ));
         }
         let window_ms = number(
             "NUDGE_REPLY_WINDOW_MS",
@@ -316,7 +355,9 @@ impl Settings {
         if window_ms > MAX_REPLY_WINDOW_MS {
             return Err(ConfigError::new(
                 "NUDGE_REPLY_WINDOW_MS",
-                format!("{window_ms} ms is past Twilio's 15 s limit; use at most {MAX_REPLY_WINDOW_MS}"),
+                format!(
+                    "{window_ms} ms is past Twilio's 15 s limit; use at most {MAX_REPLY_WINDOW_MS}"
+                ),
             ));
         }
 
@@ -366,8 +407,12 @@ fn pick(arg: &Option<String>, file: &Option<String>) -> Option<String> {
 }
 
 fn read_file_settings(path: &Path) -> Result<FileSettings, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new("NUDGE_CONFIG", format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            "NUDGE_CONFIG",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
     toml::from_str(&text).map_err(|e| {
         ConfigError::new(
             "NUDGE_CONFIG",
@@ -391,7 +436,10 @@ fn secret_value(
         (None, Some(path)) => std::fs::read_to_string(&path)
             .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_owned()))
             .map_err(|e| {
-                ConfigError::new(setting, format!("cannot read {setting}_FILE {}: {e}", path.display()))
+                ConfigError::new(
+                    setting,
+                    format!("cannot read {setting}_FILE {}: {e}", path.display()),
+                )
             }),
         (None, None) => Ok(None),
     }
@@ -405,7 +453,10 @@ fn number(
 ) -> Result<u64, ConfigError> {
     match arg {
         Some(text) => text.trim().parse().map_err(|_| {
-            ConfigError::new(setting, format!("{text:?} is not a whole non-negative number"))
+            ConfigError::new(
+                setting,
+                format!("{text:?} is not a whole non-negative number"),
+            )
         }),
         None => Ok(file.unwrap_or(default)),
     }
@@ -430,7 +481,10 @@ fn local_token(data_dir: &Path) -> Result<String, ConfigError> {
     let fail = |e: std::io::Error| {
         ConfigError::new(
             "TWILIO_AUTH_TOKEN",
-            format!("not set, and the local token {} is unusable: {e}", path.display()),
+            format!(
+                "not set, and the local token {} is unusable: {e}",
+                path.display()
+            ),
         )
     };
     match std::fs::read_to_string(&path) {
@@ -535,15 +589,24 @@ mod tests {
 
         let mut args = args_in(dir.path());
         args.database_url = Some("mysql://x".into());
-        assert_eq!(Settings::load(&args).unwrap_err().setting, "NUDGE_DATABASE_URL");
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_DATABASE_URL"
+        );
 
         let mut args = args_in(dir.path());
         args.reply_window_ms = Some("20000".into());
-        assert_eq!(Settings::load(&args).unwrap_err().setting, "NUDGE_REPLY_WINDOW_MS");
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_REPLY_WINDOW_MS"
+        );
 
         let mut args = args_in(dir.path());
         args.twilio_account_sid = Some("nope".into());
-        assert_eq!(Settings::load(&args).unwrap_err().setting, "TWILIO_ACCOUNT_SID");
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "TWILIO_ACCOUNT_SID"
+        );
     }
 
     #[test]
@@ -570,7 +633,10 @@ mod tests {
         assert_eq!(settings.twilio.token_source, TokenSource::Configured);
 
         args.twilio_auth_token = Some("other".into());
-        assert_eq!(Settings::load(&args).unwrap_err().setting, "TWILIO_AUTH_TOKEN");
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "TWILIO_AUTH_TOKEN"
+        );
     }
 
     #[test]

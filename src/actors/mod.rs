@@ -170,7 +170,10 @@ impl ActorSystem {
     /// What the user's actor holds, if it is active (it answers between turns).
     pub async fn inspect(&self, user_id: UserId) -> Option<user::UserSnapshot> {
         let actor = self.lookup(user_id).await?;
-        match actor.call(user::UserMsg::Inspect, Some(INSPECT_TIMEOUT)).await {
+        match actor
+            .call(user::UserMsg::Inspect, Some(INSPECT_TIMEOUT))
+            .await
+        {
             Ok(CallResult::Success(snapshot)) => Some(snapshot),
             _ => None,
         }

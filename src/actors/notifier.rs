@@ -2,7 +2,9 @@
 //! Twilio's REST API for replies that missed the webhook's reply window.
 //!
 //! Each send runs in its own task (a slow Twilio never blocks the notifier), checks the
-//! user's opt-out first, and retries retryable failures with exponential backoff.
+//! user's opt-out first, and retries retryable failures with exponential backoff. Delivery is
+//! at-least-once: a timeout after Twilio accepted the request is retried too, because for
+//! someone relying on Nudge a lost reply costs more than a repeated one.
 
 use std::time::Duration;
 

@@ -83,7 +83,8 @@ impl Actor for Root {
             cell.clone(),
         )
         .await?;
-        let (notifier, _) = Actor::spawn_linked(None, Notifier, args.notifier.clone(), cell).await?;
+        let (notifier, _) =
+            Actor::spawn_linked(None, Notifier, args.notifier.clone(), cell).await?;
         let state = RootState {
             supervisor,
             directory,

@@ -172,7 +172,9 @@ async fn ensure_loaded(state: &mut UserState) -> Result<(), TurnError> {
     }
     let store = &state.deps.store;
     let user = store.user(state.user_id).await?;
-    let recent = store.recent_messages(state.user_id, RECENT_TURNS as u32).await?;
+    let recent = store
+        .recent_messages(state.user_id, RECENT_TURNS as u32)
+        .await?;
     state.recent = recent.into();
     state.user = Some(user);
     Ok(())
@@ -331,7 +333,8 @@ async fn finish(
 ) -> Result<TurnOutcome, TurnError> {
     let sms = turn.channel == Channel::Sms;
     let body = if sms {
-        segments::fit(&text, MAX_REPLY_SEGMENTS)
+        // One curly quote would make the whole SMS UCS-2 and double its segments.
+        segments::fit(&segments::normalize_punctuation(&text), MAX_REPLY_SEGMENTS)
     } else {
         text
     };

@@ -542,9 +542,7 @@ fn command(raw: &str, c: Cur<'_>) -> Option<Intent> {
         return Some(Intent::AddTasks(titles(span(raw, r.rest()), false)));
     }
     // "task call mom", "todo: pay rent", "tâche : appeler maman", "new task ..."
-    let mut t = c;
-    t.eat(NEW);
-    if t.eat(TASK_NOUNS) {
+    if let Some(t) = c.then(NEW, TASK_NOUNS) {
         return Some(Intent::AddTasks(task_rest(raw, t)));
     }
     // "groceries: milk, eggs", "courses : lait, œufs et pain"
@@ -598,9 +596,7 @@ fn task_rest(raw: &str, mut t: Cur<'_>) -> Vec<String> {
 
 /// After "add" / "ajoute": a task, unless groceries are named or hinted by a partitive article.
 fn add(raw: &str, a: Cur<'_>) -> Intent {
-    let mut n = a;
-    n.eat(NEW);
-    if n.eat(TASK_NOUNS) {
+    if let Some(n) = a.then(NEW, TASK_NOUNS) {
         return Intent::AddTasks(task_rest(raw, n));
     }
     // "add to groceries: milk", "ajoute aux courses du lait"
@@ -715,15 +711,14 @@ fn push_item(out: &mut Vec<String>, words: &[&str]) {
     let mut words = words;
     if let [first, rest @ ..] = words {
         let f = fold(first);
+        let article = matches!(
+            f.as_str(),
+            "the" | "some" | "a" | "an" | "du" | "des" | "le" | "la" | "les" | "un" | "une"
+        );
         if f == "de" && rest.first().is_some_and(|w| fold(w) == "la") {
             words = &rest[1..];
-        } else if f == "de" && rest.first().is_some_and(|w| starts_with_elision(w)) {
-            words = rest;
-        } else if !rest.is_empty()
-            && matches!(
-                f.as_str(),
-                "the" | "some" | "a" | "an" | "du" | "des" | "le" | "la" | "les" | "un" | "une"
-            )
+        } else if (f == "de" && rest.first().is_some_and(|w| starts_with_elision(w)))
+            || (article && !rest.is_empty())
         {
             words = rest;
         }
@@ -948,6 +943,17 @@ impl<'t> Cur<'t> {
         }
     }
 
+    /// Consumes `[optional] required`, trying with the optional words first; `None` (and
+    /// nothing consumed) when `required` does not follow either way.
+    fn then(&self, optional: &[&str], required: &[&str]) -> Option<Self> {
+        let mut with = *self;
+        if with.eat(optional) && with.eat(required) {
+            return Some(with);
+        }
+        let mut without = *self;
+        without.eat(required).then_some(without)
+    }
+
     /// Whether the remaining words are exactly one of `phrases`.
     fn is(&self, phrases: &[&str]) -> bool {
         let rest = self.rest();
@@ -1135,6 +1141,10 @@ struct Room {
     items: usize,
     /// Characters a title keeps inside a reply.
     title: usize,
+    /// Names shown in a comma-separated run ("milk, eggs, bread +2 more").
+    inline: usize,
+    /// Characters a name keeps inside such a run.
+    inline_title: usize,
     /// Characters of the whole reply.
     total: usize,
 }
@@ -1144,11 +1154,15 @@ fn room(channel: Channel) -> Room {
         Channel::Sms => Room {
             items: SMS_MAX_ITEMS,
             title: 40,
+            inline: 3,
+            inline_title: 30,
             total: SMS_MAX_CHARS,
         },
         Channel::Web => Room {
             items: 10,
             title: 120,
+            inline: 10,
+            inline_title: 60,
             total: 2000,
         },
     }
@@ -1203,6 +1217,11 @@ impl Render {
         clip(title, self.room.title)
     }
 
+    /// A title ending a sentence: clipped, with a full stop unless it has one.
+    fn t_stop(&self, title: &str) -> String {
+        stop(&self.t(title))
+    }
+
     fn more(&self, n: usize) -> String {
         match self.lang {
             Language::En => format!("+{n} more"),
@@ -1244,16 +1263,17 @@ impl Render {
     /// "milk, eggs, bread +2 more"
     fn inline<'a>(&self, names: impl ExactSizeIterator<Item = &'a str>) -> String {
         let total = names.len();
+        let shown = self.room.inline;
         let mut out = names
-            .take(self.room.items)
-            .map(|n| self.t(n))
+            .take(shown)
+            .map(|n| clip(n, self.room.inline_title))
             .collect::<Vec<_>>()
             .join(", ");
-        if total > self.room.items {
+        if total > shown {
             out.push(' ');
-            out.push_str(&self.more(total - self.room.items));
+            out.push_str(&self.more(total - shown));
         }
-        out
+        stop(&out)
     }
 
     fn open_count(&self, n: usize) -> String {
@@ -1289,29 +1309,29 @@ impl Render {
             (Language::En, [_]) => "It's your only task - start with 2 minutes?".to_owned(),
             (Language::Fr, [_]) => "C'est ta seule tâche — on s'y met 2 minutes ?".to_owned(),
             (Language::En, [first, ..]) => format!(
-                "You have {} - next up: {}.",
+                "You have {} - next up: {}",
                 self.open_count(open.len()),
-                self.t(&first.title)
+                self.t_stop(&first.title)
             ),
             (Language::Fr, [first, ..]) => format!(
-                "{} — prochaine : {}.",
+                "{} — prochaine : {}",
                 self.open_count(open.len()),
-                self.t(&first.title)
+                self.t_stop(&first.title)
             ),
         }
     }
 
     fn tasks_added(&self, added: &Added) -> String {
         let head = match (self.lang, added.added.as_slice()) {
-            (Language::En, [one]) => format!("Added: {}.", self.t(&one.title)),
-            (Language::Fr, [one]) => format!("Ajouté : {}.", self.t(&one.title)),
+            (Language::En, [one]) => format!("Added: {}", self.t_stop(&one.title)),
+            (Language::Fr, [one]) => format!("Ajouté : {}", self.t_stop(&one.title)),
             (Language::En, many) => format!(
-                "Added {} tasks: {}.",
+                "Added {} tasks: {}",
                 many.len(),
                 self.inline(many.iter().map(|t| t.title.as_str()))
             ),
             (Language::Fr, many) => format!(
-                "{} tâches ajoutées : {}.",
+                "{} tâches ajoutées : {}",
                 many.len(),
                 self.inline(many.iter().map(|t| t.title.as_str()))
             ),
@@ -1363,8 +1383,8 @@ impl Render {
                     Language::Fr => CHEERS_FR[seed % CHEERS_FR.len()],
                 };
                 let mut out = match self.lang {
-                    Language::En => format!("Done: {names}. {cheer}"),
-                    Language::Fr => format!("Fait : {names}. {cheer}"),
+                    Language::En => format!("Done: {names} {cheer}"),
+                    Language::Fr => format!("Fait : {names} {cheer}"),
                 };
                 out.push(' ');
                 out.push_str(&match (self.lang, remaining.first()) {
@@ -1372,8 +1392,10 @@ impl Render {
                         "That was your last task - enjoy the clear list.".to_owned()
                     }
                     (Language::Fr, None) => "C'était ta dernière tâche — profite !".to_owned(),
-                    (Language::En, Some(next)) => format!("Next up: {}.", self.t(&next.title)),
-                    (Language::Fr, Some(next)) => format!("Prochaine : {}.", self.t(&next.title)),
+                    (Language::En, Some(next)) => format!("Next up: {}", self.t_stop(&next.title)),
+                    (Language::Fr, Some(next)) => {
+                        format!("Prochaine : {}", self.t_stop(&next.title))
+                    }
                 });
                 if !missing.is_empty() {
                     let nums = join_numbers(missing);
@@ -1433,15 +1455,15 @@ impl Render {
         if !a.added.is_empty() {
             let names = self.inline(a.added.iter().map(|i| i.name.as_str()));
             parts.push(match self.lang {
-                Language::En => format!("Added to groceries: {names}."),
-                Language::Fr => format!("Ajouté aux courses : {names}."),
+                Language::En => format!("Added to groceries: {names}"),
+                Language::Fr => format!("Ajouté aux courses : {names}"),
             });
         }
         if !a.already_listed.is_empty() {
             let names = self.inline(a.already_listed.iter().map(String::as_str));
             parts.push(match self.lang {
-                Language::En => format!("Already on the list: {names}."),
-                Language::Fr => format!("Déjà sur la liste : {names}."),
+                Language::En => format!("Already on the list: {names}"),
+                Language::Fr => format!("Déjà sur la liste : {names}"),
             });
         }
         parts.push(match self.lang {
@@ -1481,8 +1503,8 @@ impl Render {
         if !c.checked.is_empty() {
             let names = self.inline(c.checked.iter().map(|i| i.name.as_str()));
             parts.push(match self.lang {
-                Language::En => format!("Checked off: {names}."),
-                Language::Fr => format!("Coché : {names}."),
+                Language::En => format!("Checked off: {names}"),
+                Language::Fr => format!("Coché : {names}"),
             });
         }
         let mut names = Vec::new();
@@ -1496,8 +1518,8 @@ impl Render {
         if !names.is_empty() {
             let names = self.inline(names.into_iter());
             parts.push(match self.lang {
-                Language::En => format!("Not on your list: {names}."),
-                Language::Fr => format!("Pas sur ta liste : {names}."),
+                Language::En => format!("Not on your list: {names}"),
+                Language::Fr => format!("Pas sur ta liste : {names}"),
             });
         }
         if !numbers.is_empty() {
@@ -1542,8 +1564,8 @@ impl Render {
         } else {
             let left = self.inline(c.remaining.iter().map(|i| i.name.as_str()));
             parts.push(match self.lang {
-                Language::En => format!("{} left: {left}.", c.remaining.len()),
-                Language::Fr => format!("Reste {} : {left}.", c.remaining.len()),
+                Language::En => format!("{} left: {left}", c.remaining.len()),
+                Language::Fr => format!("Reste {} : {left}", c.remaining.len()),
             });
         }
         parts.join(" ")
@@ -1584,14 +1606,14 @@ impl Render {
                 "Rien en cours. Pour ajouter une tâche : tâche appeler maman".to_owned()
             }
             (Language::En, Some(first)) => format!(
-                "You have {} - next up: {}. Reply 'tasks' to see them.",
+                "You have {} - next up: {} Reply 'tasks' to see them.",
                 self.open_count(open.len()),
-                self.t(&first.title)
+                self.t_stop(&first.title)
             ),
             (Language::Fr, Some(first)) => format!(
-                "{} — prochaine : {}. Écris « tâches » pour les voir.",
+                "{} — prochaine : {} Écris « tâches » pour les voir.",
                 self.open_count(open.len()),
-                self.t(&first.title)
+                self.t_stop(&first.title)
             ),
         };
         format!("{hello} {rest}")
@@ -1647,12 +1669,27 @@ impl Render {
     }
 }
 
-/// "7", "7, 9"
+/// "7", "7, 9", at most five numbers: "1, 2, 3, 4, 5, ..."
 fn join_numbers(ns: &[usize]) -> String {
-    ns.iter()
+    let mut out = ns
+        .iter()
+        .take(5)
         .map(ToString::to_string)
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if ns.len() > 5 {
+        out.push_str(", ...");
+    }
+    out
+}
+
+/// Ends a sentence with a full stop unless it already ends with punctuation.
+fn stop(text: &str) -> String {
+    if text.ends_with(['.', '!', '?']) {
+        text.to_owned()
+    } else {
+        format!("{text}.")
+    }
 }
 
 /// Shortens `text` to `max` characters, ending in "..." when cut.
@@ -2211,5 +2248,243 @@ mod tests {
         }
         assert!(help_text(Language::En).chars().all(is_gsm7));
         assert!(fallback_text(Language::En).chars().all(is_gsm7));
+    }
+
+    // --- end to end, over a real store ---
+
+    mod engine {
+        use super::super::*;
+        use crate::store::{NewUser, SharedStore, connect};
+        use chrono::Utc;
+
+        struct Fixture {
+            store: SharedStore,
+            en: User,
+            fr: User,
+        }
+
+        async fn fixture() -> Fixture {
+            let store = connect("sqlite::memory:").await.expect("store");
+            let en = store
+                .create_user(&NewUser {
+                    display_name: "Sam Doe".into(),
+                    phone: "+15550000001".into(),
+                    number: "+15559990001".into(),
+                    language: Language::En,
+                    time_zone: "America/New_York".into(),
+                })
+                .await
+                .expect("en user");
+            let fr = store
+                .create_user(&NewUser {
+                    display_name: "Camille".into(),
+                    phone: "+33600000002".into(),
+                    number: "+15559990002".into(),
+                    language: Language::Fr,
+                    time_zone: "Europe/Paris".into(),
+                })
+                .await
+                .expect("fr user");
+            Fixture { store, en, fr }
+        }
+
+        async fn say(store: &SharedStore, user: &User, text: &str) -> String {
+            let reply = OfflineRules
+                .respond(
+                    store.as_ref(),
+                    TurnInput {
+                        user,
+                        text,
+                        channel: Channel::Sms,
+                        now: Utc::now(),
+                    },
+                )
+                .await
+                .expect("reply");
+            assert!(reply.chars().count() <= SMS_MAX_CHARS, "{reply}");
+            reply
+        }
+
+        async fn open_titles(store: &SharedStore, user: &User) -> Vec<String> {
+            store
+                .open_tasks(user.id)
+                .await
+                .expect("open tasks")
+                .into_iter()
+                .map(|t| t.title)
+                .collect()
+        }
+
+        async fn grocery_names(store: &SharedStore, user: &User) -> Vec<String> {
+            store
+                .groceries(user.id)
+                .await
+                .expect("groceries")
+                .into_iter()
+                .map(|i| i.name)
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn an_english_user_adds_lists_and_completes_tasks_by_number_and_title() {
+            let Fixture { store, en, .. } = fixture().await;
+            let r = say(&store, &en, "add task pay rent").await;
+            assert_eq!(
+                r,
+                "Added: pay rent. It's your only task - start with 2 minutes?"
+            );
+            say(&store, &en, "todo: call mom").await;
+            let r = say(&store, &en, "remind me to book dentist").await;
+            assert_eq!(
+                r,
+                "Added: book dentist. You have 3 open tasks - next up: pay rent."
+            );
+            let r = say(&store, &en, "tasks").await;
+            assert!(
+                r.contains("1. pay rent\n2. call mom\n3. book dentist"),
+                "{r}"
+            );
+            let r = say(&store, &en, "done 2").await;
+            assert!(r.starts_with("Done: call mom."), "{r}");
+            assert!(r.ends_with("Next up: pay rent."), "{r}");
+            let r = say(&store, &en, "finished Book Dentist!").await;
+            assert!(r.starts_with("Done: book dentist."), "{r}");
+            assert_eq!(open_titles(&store, &en).await, ["pay rent"]);
+            let r = say(&store, &en, "done 7").await;
+            assert!(r.starts_with("There's no task 7."), "{r}");
+            let r = say(&store, &en, "done 1").await;
+            assert!(r.contains("last task"), "{r}");
+            let r = say(&store, &en, "tasks").await;
+            assert!(r.contains("clean slate"), "{r}");
+        }
+
+        #[tokio::test]
+        async fn an_ambiguous_title_asks_which_and_changes_nothing() {
+            let Fixture { store, en, .. } = fixture().await;
+            say(&store, &en, "task call mom").await;
+            say(&store, &en, "task pay rent").await;
+            say(&store, &en, "task call dentist").await;
+            let r = say(&store, &en, "done call").await;
+            assert_eq!(r, "Which one?\n1. call mom\n3. call dentist\nReply: done 1");
+            assert_eq!(open_titles(&store, &en).await.len(), 3);
+            let r = say(&store, &en, "done with taxes").await;
+            assert!(r.starts_with("I couldn't find that"), "{r}");
+            let r = say(&store, &en, "done").await;
+            assert!(r.starts_with("Which one did you finish?"), "{r}");
+            assert_eq!(open_titles(&store, &en).await.len(), 3);
+        }
+
+        #[tokio::test]
+        async fn a_french_user_gets_french_replies_and_may_write_english() {
+            let Fixture { store, fr, .. } = fixture().await;
+            let r = say(&store, &fr, "ajoute une tâche payer le loyer").await;
+            assert_eq!(
+                r,
+                "Ajouté : payer le loyer. C'est ta seule tâche — on s'y met 2 minutes ?"
+            );
+            let r = say(&store, &fr, "task appeler maman").await;
+            assert_eq!(
+                r,
+                "Ajouté : appeler maman. 2 tâches en cours — prochaine : payer le loyer."
+            );
+            let r = say(&store, &fr, "mes tâches").await;
+            assert!(r.starts_with("Tes tâches (2) :\n1. payer le loyer"), "{r}");
+            let r = say(&store, &fr, "fini APPELER maman").await;
+            assert!(r.starts_with("Fait : appeler maman."), "{r}");
+            let r = say(&store, &fr, "courses : lait, œufs et pain").await;
+            assert_eq!(
+                r,
+                "Ajouté aux courses : lait, œufs, pain. 3 articles sur ta liste."
+            );
+            let r = say(&store, &fr, "j'ai acheté les oeufs").await;
+            assert_eq!(r, "Coché : œufs. Reste 2 : lait, pain.");
+            let r = say(&store, &fr, "aide").await;
+            assert_eq!(r, help_text(Language::Fr));
+            let r = say(&store, &fr, "blorp").await;
+            assert_eq!(r, fallback_text(Language::Fr));
+        }
+
+        #[tokio::test]
+        async fn groceries_are_added_listed_checked_off_and_cleared() {
+            let Fixture { store, en, .. } = fixture().await;
+            let r = say(&store, &en, "add milk, eggs and bread to groceries").await;
+            assert_eq!(
+                r,
+                "Added to groceries: milk, eggs, bread. 3 items on your list."
+            );
+            let r = say(&store, &en, "buy Milk and oat milk").await;
+            assert_eq!(
+                r,
+                "Added to groceries: oat milk. Already on the list: Milk. 4 items on your list."
+            );
+            let r = say(&store, &en, "grocery list").await;
+            assert!(r.contains("1. milk\n2. eggs\n3. bread\n4. oat milk"), "{r}");
+            let r = say(&store, &en, "got egg").await;
+            assert_eq!(r, "Checked off: eggs. 3 left: milk, bread, oat milk.");
+            let r = say(&store, &en, "got 2").await;
+            assert_eq!(r, "Checked off: bread. 2 left: milk, oat milk.");
+            let r = say(&store, &en, "bought cheese").await;
+            assert!(r.starts_with("Not on your list: cheese. Your list:"), "{r}");
+            assert_eq!(grocery_names(&store, &en).await, ["milk", "oat milk"]);
+            let r = say(&store, &en, "clear the list").await;
+            assert_eq!(r, "Cleared your grocery list (2 items). Fresh start!");
+            let r = say(&store, &en, "groceries").await;
+            assert!(r.starts_with("Your grocery list is empty."), "{r}");
+        }
+
+        #[tokio::test]
+        async fn limits_are_refused_kindly_and_nothing_is_saved() {
+            let Fixture { store, en, .. } = fixture().await;
+            let long = format!("task {}", "a".repeat(201));
+            let r = say(&store, &en, &long).await;
+            assert!(r.contains("max 200 characters"), "{r}");
+            let many = format!(
+                "groceries: {}",
+                (0..31)
+                    .map(|i| format!("item{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let r = say(&store, &en, &many).await;
+            assert!(r.contains("up to 30 items"), "{r}");
+            let r = say(&store, &en, "add task").await;
+            assert_eq!(r, "What's the task? Try: task call mom");
+            assert!(open_titles(&store, &en).await.is_empty());
+            assert!(grocery_names(&store, &en).await.is_empty());
+        }
+
+        #[tokio::test]
+        async fn a_users_turn_never_sees_or_changes_another_users_lists() {
+            let Fixture { store, en, fr } = fixture().await;
+            say(&store, &en, "task secret plan").await;
+            say(&store, &en, "buy milk").await;
+            let r = say(&store, &fr, "tasks").await;
+            assert!(!r.contains("secret"), "{r}");
+            let r = say(&store, &fr, "done 1").await;
+            assert!(r.starts_with("Aucune tâche"), "{r}");
+            let r = say(&store, &fr, "finished secret plan").await;
+            assert!(r.starts_with("Aucune tâche"), "{r}");
+            let r = say(&store, &fr, "got milk").await;
+            assert!(!r.contains("Coché"), "{r}");
+            say(&store, &fr, "clear groceries").await;
+            assert_eq!(open_titles(&store, &en).await, ["secret plan"]);
+            assert_eq!(grocery_names(&store, &en).await, ["milk"]);
+        }
+
+        #[tokio::test]
+        async fn a_greeting_names_the_user_and_the_next_task() {
+            let Fixture { store, en, .. } = fixture().await;
+            let r = say(&store, &en, "hi").await;
+            assert_eq!(
+                r,
+                "Hi Sam! Your list is clear. Add a task anytime: task call mom"
+            );
+            say(&store, &en, "task pay rent").await;
+            let r = say(&store, &en, "Hello!").await;
+            assert_eq!(
+                r,
+                "Hi Sam! You have 1 open task - next up: pay rent. Reply 'tasks' to see them."
+            );
+        }
     }
 }

@@ -58,10 +58,7 @@ async fn not_found() -> ApiError {
 pub enum ApiError {
     /// The request is malformed; `code` is stable, `message` says what to fix.
     #[error("{message}")]
-    BadRequest {
-        code: &'static str,
-        message: String,
-    },
+    BadRequest { code: &'static str, message: String },
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
     #[error("not found: {0}")]
@@ -90,7 +87,9 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
             ApiError::UnsupportedMediaType { .. } => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -113,7 +112,10 @@ impl IntoResponse for ApiError {
                 other.to_string()
             }
         };
-        (status, axum::Json(json!({ "error": { "code": code, "message": message } })))
+        (
+            status,
+            axum::Json(json!({ "error": { "code": code, "message": message } })),
+        )
             .into_response()
     }
 }

@@ -34,8 +34,7 @@ pub const MAX_TEXT_CHARS: usize = 1_600;
 /// How long a turn may run in total before it is abandoned.
 const TURN_DEADLINE: Duration = Duration::from_secs(60);
 /// Answered when someone texts a user's dedicated number from another phone.
-const NOT_YOUR_NUMBER: &str =
-    "This Nudge number belongs to someone else, so nothing was shared or saved. Text your own Nudge number.";
+const NOT_YOUR_NUMBER: &str = "This Nudge number belongs to someone else, so nothing was shared or saved. Text your own Nudge number.";
 /// Answered when the user's assistant cannot run the turn.
 const TRY_AGAIN: &str = "Sorry, I hit a snag with that one. Please send it again in a minute.";
 
@@ -79,7 +78,10 @@ async fn inbound(
             provided,
         )
     {
-        tracing::warn!(missing = provided.is_empty(), "webhook signature check failed");
+        tracing::warn!(
+            missing = provided.is_empty(),
+            "webhook signature check failed"
+        );
         return Err(ApiError::Forbidden("invalid or missing X-Twilio-Signature"));
     }
 
@@ -226,9 +228,14 @@ fn webhook_fields(params: &[(String, String)]) -> Result<Webhook, ApiError> {
     let message_sid = get("MessageSid")
         .or_else(|| get("SmsSid"))
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing_field", "the form has no MessageSid field"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("missing_field", "the form has no MessageSid field")
+        })?;
     if message_sid.len() > 64 || !message_sid.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(ApiError::bad_request("bad_field", "MessageSid is not a Twilio SID"));
+        return Err(ApiError::bad_request(
+            "bad_field",
+            "MessageSid is not a Twilio SID",
+        ));
     }
     let from = require("From")?;
     let to = require("To")?;
@@ -240,9 +247,10 @@ fn webhook_fields(params: &[(String, String)]) -> Result<Webhook, ApiError> {
         ));
     }
     let num_segments = match get("NumSegments") {
-        Some(text) => Some(text.parse::<u32>().map_err(|_| {
-            ApiError::bad_request("bad_field", "NumSegments is not a number")
-        })?),
+        Some(text) => Some(
+            text.parse::<u32>()
+                .map_err(|_| ApiError::bad_request("bad_field", "NumSegments is not a number"))?,
+        ),
         None => None,
     };
     Ok(Webhook {
@@ -260,7 +268,8 @@ mod tests {
 
     #[test]
     fn forms_decode_plus_and_percent_escapes() {
-        let params = parse_form(&Bytes::from_static(b"Body=add+milk%2C+eggs&To=%2B15550001")).unwrap();
+        let params =
+            parse_form(&Bytes::from_static(b"Body=add+milk%2C+eggs&To=%2B15550001")).unwrap();
         assert_eq!(params[0], ("Body".into(), "add milk, eggs".into()));
         assert_eq!(params[1], ("To".into(), "+15550001".into()));
     }
@@ -268,7 +277,13 @@ mod tests {
     #[test]
     fn forms_with_bytes_that_are_not_utf8_are_refused() {
         let err = parse_form(&Bytes::from_static(b"Body=%FF%FE")).unwrap_err();
-        assert!(matches!(err, ApiError::BadRequest { code: "bad_encoding", .. }));
+        assert!(matches!(
+            err,
+            ApiError::BadRequest {
+                code: "bad_encoding",
+                ..
+            }
+        ));
     }
 
     #[test]

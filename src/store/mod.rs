@@ -8,6 +8,7 @@
 //! by it: there is no way to read or change a row of another user through this trait.
 
 mod postgres;
+mod sql;
 mod sqlite;
 pub mod testing;
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend, for production and clusters.
 //!
 //! The statements and the [`Store`](super::Store) implementation are shared with SQLite
-//! (see [`super::sqlite`]); this file holds what is PostgreSQL's own: the pool and how a
+//! (see [`super::sql`]); this file holds what is PostgreSQL's own: the pool and how a
 //! unique violation names what was duplicated.
 
 use std::str::FromStr;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::sqlite::impl_store;
+use super::sql::impl_store;
 use super::{Backend, Result};
 
 /// Connections per node: enough for a 2-core node's concurrent turns, and a cluster of nodes

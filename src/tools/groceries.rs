@@ -29,6 +29,7 @@ pub enum GroceryError {
         /// How many items were given.
         count: usize,
     },
+    /// The store failed; nothing about the input was wrong.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -206,9 +207,12 @@ pub async fn check_off(
     })
 }
 
-/// Removes every item of the list; returns how many there were.
+/// Removes every item of the list (checked ones too) and returns how many unchecked items it
+/// held: the number the user saw on their list.
 pub async fn clear(store: &dyn Store, user: UserId) -> Result<u64, StoreError> {
-    store.clear_groceries(user).await
+    let unchecked = store.groceries(user).await?.len();
+    store.clear_groceries(user).await?;
+    Ok(u64::try_from(unchecked).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -249,5 +253,94 @@ mod tests {
         assert_eq!(best_matches(&items, "milk"), Matches::Many(vec![0, 1]));
         let items = [item(1, "oat milk"), item(2, "milk")];
         assert_eq!(best_matches(&items, "milk"), Matches::One(1));
+    }
+
+    mod over_a_store {
+        use super::super::*;
+        use crate::store::{Language, NewUser, SharedStore, connect};
+
+        async fn store_and_user() -> (SharedStore, UserId) {
+            let store = connect("sqlite::memory:").await.expect("store");
+            let user = store
+                .create_user(&NewUser {
+                    display_name: "G".into(),
+                    phone: "+15550000201".into(),
+                    number: "+15559990201".into(),
+                    language: Language::En,
+                    time_zone: "UTC".into(),
+                })
+                .await
+                .expect("user");
+            (store, user.id)
+        }
+
+        fn names(items: &[GroceryItem]) -> Vec<&str> {
+            items.iter().map(|i| i.name.as_str()).collect()
+        }
+
+        #[tokio::test]
+        async fn adding_skips_items_already_on_the_list_or_repeated_in_the_message() {
+            let (store, user) = store_and_user().await;
+            let first = ["milk".to_owned()];
+            add_many(store.as_ref(), user, &first).await.expect("add");
+            let more = ["Milk", "eggs", "EGGS", "pâtes"].map(String::from);
+            let added = add_many(store.as_ref(), user, &more).await.expect("add");
+            assert_eq!(names(&added.added), ["eggs", "pâtes"]);
+            assert_eq!(added.already_listed, ["Milk", "EGGS"]);
+            assert_eq!(added.total, 3);
+        }
+
+        #[tokio::test]
+        async fn thirty_one_items_are_refused_and_thirty_are_accepted() {
+            let (store, user) = store_and_user().await;
+            let many: Vec<String> = (0..=MAX_ITEMS_PER_MESSAGE)
+                .map(|i| format!("i{i}"))
+                .collect();
+            let err = add_many(store.as_ref(), user, &many).await;
+            assert!(
+                matches!(err, Err(GroceryError::TooMany { count: 31 })),
+                "{err:?}"
+            );
+            let ok = add_many(store.as_ref(), user, &many[..MAX_ITEMS_PER_MESSAGE])
+                .await
+                .expect("add");
+            assert_eq!(ok.total, MAX_ITEMS_PER_MESSAGE);
+        }
+
+        #[tokio::test]
+        async fn checking_off_reports_checked_missing_and_ambiguous_items() {
+            let (store, user) = store_and_user().await;
+            let items = ["oat milk", "almond milk", "bread"].map(String::from);
+            add_many(store.as_ref(), user, &items).await.expect("add");
+            let report = check_off(
+                store.as_ref(),
+                user,
+                &[
+                    ItemTarget::Name("milk".into()),
+                    ItemTarget::Name("Bread".into()),
+                    ItemTarget::Name("cheese".into()),
+                    ItemTarget::Position(7),
+                ],
+            )
+            .await
+            .expect("check off");
+            assert_eq!(names(&report.checked), ["bread"]);
+            assert_eq!(
+                report.not_found,
+                [ItemTarget::Name("cheese".into()), ItemTarget::Position(7)]
+            );
+            assert_eq!(report.ambiguous.len(), 1);
+            assert_eq!(
+                report.ambiguous[0]
+                    .candidates
+                    .iter()
+                    .map(|(p, _)| *p)
+                    .collect::<Vec<_>>(),
+                [1, 2]
+            );
+            assert_eq!(names(&report.remaining), ["oat milk", "almond milk"]);
+            assert_eq!(clear(store.as_ref(), user).await.expect("clear"), 2);
+            assert!(list(store.as_ref(), user).await.expect("list").is_empty());
+        }
     }
 }

@@ -29,6 +29,7 @@ pub enum TaskError {
         /// How many titles were given.
         count: usize,
     },
+    /// The store failed; nothing about the input was wrong.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -419,5 +420,85 @@ mod tests {
         assert_eq!(best_matches(&tasks, "APPELER MAMAN"), Matches::One(0));
         assert_eq!(best_matches(&tasks, "the report"), Matches::One(1));
         assert_eq!(best_matches(&tasks, "rent"), Matches::None);
+    }
+
+    mod over_a_store {
+        use super::super::*;
+        use crate::store::{Language, NewUser, SharedStore, connect};
+
+        async fn store_and_user() -> (SharedStore, UserId) {
+            let store = connect("sqlite::memory:").await.expect("store");
+            let user = store
+                .create_user(&NewUser {
+                    display_name: "T".into(),
+                    phone: "+15550000101".into(),
+                    number: "+15559990101".into(),
+                    language: Language::En,
+                    time_zone: "UTC".into(),
+                })
+                .await
+                .expect("user");
+            (store, user.id)
+        }
+
+        fn titles(tasks: &[Task]) -> Vec<&str> {
+            tasks.iter().map(|t| t.title.as_str()).collect()
+        }
+
+        #[tokio::test]
+        async fn several_positions_are_resolved_against_one_snapshot_of_the_list() {
+            let (store, user) = store_and_user().await;
+            let names = ["a", "b", "c", "d"].map(String::from);
+            add_many(store.as_ref(), user, &names).await.expect("add");
+            let c = complete_by_position_or_title(
+                store.as_ref(),
+                user,
+                &TaskTarget::Positions(vec![1, 3, 3, 9]),
+            )
+            .await
+            .expect("complete");
+            let Completion::Done {
+                completed,
+                missing,
+                remaining,
+            } = c
+            else {
+                panic!("expected Done, got {c:?}");
+            };
+            assert_eq!(titles(&completed), ["a", "c"]);
+            assert_eq!(missing, [9]);
+            assert_eq!(titles(&remaining), ["b", "d"]);
+        }
+
+        #[tokio::test]
+        async fn one_bad_title_among_many_saves_nothing() {
+            let (store, user) = store_and_user().await;
+            let names = ["ok".to_owned(), " ".to_owned()];
+            let err = add_many(store.as_ref(), user, &names).await;
+            assert!(matches!(err, Err(TaskError::EmptyTitle)), "{err:?}");
+            assert!(
+                list_open(store.as_ref(), user)
+                    .await
+                    .expect("list")
+                    .is_empty()
+            );
+        }
+
+        #[tokio::test]
+        async fn an_unknown_title_changes_nothing_and_returns_the_open_list() {
+            let (store, user) = store_and_user().await;
+            add(store.as_ref(), user, "call mom").await.expect("add");
+            let c = complete_by_position_or_title(
+                store.as_ref(),
+                user,
+                &TaskTarget::Title("taxes".into()),
+            )
+            .await
+            .expect("complete");
+            assert!(
+                matches!(&c, Completion::NoMatch { open } if open.len() == 1),
+                "{c:?}"
+            );
+        }
     }
 }

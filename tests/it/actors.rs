@@ -34,7 +34,7 @@ async fn system(store: SharedStore, idle: Duration, policy: RestartPolicy) -> Ac
     ActorSystem::start(
         TurnDeps {
             store: store.clone(),
-            engine: Arc::new(PanicsOnBoom(OfflineRules::default())),
+            engine: Arc::new(PanicsOnBoom(OfflineRules)),
             idle_passivate: idle,
         },
         NotifierArgs {
@@ -85,27 +85,51 @@ async fn a_user_actor_that_panics_mid_turn_is_restarted_and_loses_nothing_persis
     for db in databases(dir.path()).await {
         let store = store::connect(&db.url).await.unwrap();
         let user = new_user(&store).await;
-        let actors = system(store.clone(), Duration::from_secs(600), RestartPolicy::default()).await;
+        let actors = system(
+            store.clone(),
+            Duration::from_secs(600),
+            RestartPolicy::default(),
+        )
+        .await;
 
         let reply = say(&actors, user, "add task call the bank").await.unwrap();
         assert!(reply.reply.unwrap().contains("call the bank"));
         let before = actors.lookup(user).await.expect("active").get_id();
 
         let crashed = say(&actors, user, "boom").await;
-        assert!(matches!(crashed, Err(TurnError::Interrupted)), "[{}] {crashed:?}", db.label);
+        assert!(
+            matches!(crashed, Err(TurnError::Interrupted)),
+            "[{}] {crashed:?}",
+            db.label
+        );
 
         let after = actors.lookup(user).await.expect("restarted").get_id();
-        assert_ne!(before, after, "the supervisor put a new actor in place [{}]", db.label);
+        assert_ne!(
+            before, after,
+            "the supervisor put a new actor in place [{}]",
+            db.label
+        );
         let list = say(&actors, user, "tasks").await.unwrap().reply.unwrap();
         assert!(list.contains("call the bank"), "[{}] {list}", db.label);
 
         let messages = store.recent_messages(user, 100).await.unwrap();
-        let bodies: Vec<(Direction, &str)> = messages.iter().map(|m| (m.direction, m.body.as_str())).collect();
+        let bodies: Vec<(Direction, &str)> = messages
+            .iter()
+            .map(|m| (m.direction, m.body.as_str()))
+            .collect();
         assert_eq!(bodies.len(), 5, "[{}] {bodies:?}", db.label);
-        assert_eq!(bodies[2], (Direction::Inbound, "boom"), "the crashing message is kept, once");
+        assert_eq!(
+            bodies[2],
+            (Direction::Inbound, "boom"),
+            "the crashing message is kept, once"
+        );
         assert_eq!(bodies[3], (Direction::Inbound, "tasks"));
         let snapshot = actors.inspect(user).await.expect("snapshot");
-        assert_eq!(snapshot.recent.len(), 5, "the restarted actor reloaded its history");
+        assert_eq!(
+            snapshot.recent.len(),
+            5,
+            "the restarted actor reloaded its history"
+        );
         actors.shutdown(WAIT).await;
     }
 }
@@ -127,11 +151,17 @@ async fn a_user_actor_that_keeps_crashing_is_given_up_on_until_the_window_passes
     let given_up = say(&actors, user, "boom").await;
     assert!(given_up.is_err());
     let refused = say(&actors, user, "tasks").await;
-    assert!(matches!(refused, Err(TurnError::Unavailable)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(TurnError::Unavailable)),
+        "{refused:?}"
+    );
 
     tokio::time::sleep(Duration::from_millis(1700)).await;
     let back = say(&actors, user, "tasks").await;
-    assert!(back.is_ok(), "after the window the user is served again: {back:?}");
+    assert!(
+        back.is_ok(),
+        "after the window the user is served again: {back:?}"
+    );
     actors.shutdown(WAIT).await;
 }
 
@@ -141,7 +171,12 @@ async fn an_idle_user_actor_is_passivated_and_reactivates_with_its_history() {
     for db in databases(dir.path()).await {
         let store = store::connect(&db.url).await.unwrap();
         let user = new_user(&store).await;
-        let actors = system(store.clone(), Duration::from_millis(300), RestartPolicy::default()).await;
+        let actors = system(
+            store.clone(),
+            Duration::from_millis(300),
+            RestartPolicy::default(),
+        )
+        .await;
 
         say(&actors, user, "add task stretch").await.unwrap();
         assert!(actors.lookup(user).await.is_some());
@@ -155,14 +190,23 @@ async fn an_idle_user_actor_is_passivated_and_reactivates_with_its_history() {
                 break;
             }
         }
-        assert!(passivated, "the actor was not passivated within 5 s [{}]", db.label);
+        assert!(
+            passivated,
+            "the actor was not passivated within 5 s [{}]",
+            db.label
+        );
         assert_eq!(actors.active_users().await, 0);
 
         let list = say(&actors, user, "tasks").await.unwrap().reply.unwrap();
         assert!(list.contains("stretch"), "[{}] {list}", db.label);
         let snapshot = actors.inspect(user).await.expect("reactivated");
         assert_eq!(snapshot.turns_handled, 1, "a fresh actor");
-        assert_eq!(snapshot.recent.len(), 4, "history reloaded from the store [{}]", db.label);
+        assert_eq!(
+            snapshot.recent.len(),
+            4,
+            "history reloaded from the store [{}]",
+            db.label
+        );
         assert_eq!(snapshot.recent[0].body, "add task stretch");
         actors.shutdown(WAIT).await;
     }
@@ -185,14 +229,21 @@ async fn turns_of_one_user_run_in_arrival_order_while_other_users_proceed() {
         .await
         .unwrap()
         .id;
-    let actors = system(store.clone(), Duration::from_secs(600), RestartPolicy::default()).await;
+    let actors = system(
+        store.clone(),
+        Duration::from_secs(600),
+        RestartPolicy::default(),
+    )
+    .await;
 
     let mut handles = Vec::new();
     for i in 0..20 {
         let actors = actors.clone();
         let who = if i % 2 == 0 { ana } else { bob };
         handles.push(tokio::spawn(async move {
-            actors.turn(who, turn(&format!("add task t{i:02}")), WAIT).await
+            actors
+                .turn(who, turn(&format!("add task t{i:02}")), WAIT)
+                .await
         }));
         // Spawned in order; the Directory sees them in order.
         tokio::task::yield_now().await;
@@ -204,7 +255,17 @@ async fn turns_of_one_user_run_in_arrival_order_while_other_users_proceed() {
     let bob_tasks = store.open_tasks(bob).await.unwrap();
     assert_eq!(ana_tasks.len(), 10);
     assert_eq!(bob_tasks.len(), 10);
-    assert!(ana_tasks.iter().all(|t| t.title.trim_start_matches('t').parse::<u32>().is_ok_and(|n| n % 2 == 0)));
-    assert!(bob_tasks.iter().all(|t| t.title.trim_start_matches('t').parse::<u32>().is_ok_and(|n| n % 2 == 1)));
+    assert!(ana_tasks.iter().all(|t| {
+        t.title
+            .trim_start_matches('t')
+            .parse::<u32>()
+            .is_ok_and(|n| n % 2 == 0)
+    }));
+    assert!(bob_tasks.iter().all(|t| {
+        t.title
+            .trim_start_matches('t')
+            .parse::<u32>()
+            .is_ok_and(|n| n % 2 == 1)
+    }));
     actors.shutdown(WAIT).await;
 }

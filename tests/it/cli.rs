@@ -22,9 +22,15 @@ async fn serve_help_documents_every_setting() {
         "NUDGE_REPLY_WINDOW_MS",
         "NUDGE_CONFIG",
     ] {
-        assert!(help.contains(setting), "serve --help does not mention {setting}");
+        assert!(
+            help.contains(setting),
+            "serve --help does not mention {setting}"
+        );
     }
-    assert!(!help.contains("test-auth-token"), "help must not print secret values");
+    assert!(
+        !help.contains("test-auth-token"),
+        "help must not print secret values"
+    );
 }
 
 #[tokio::test]
@@ -35,7 +41,10 @@ async fn a_bad_setting_stops_the_process_with_one_line_naming_it() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("NUDGE_LISTEN") && stderr.contains("nowhere"), "{stderr}");
+    assert!(
+        stderr.contains("NUDGE_LISTEN") && stderr.contains("nowhere"),
+        "{stderr}"
+    );
 
     let output = run_cli(dir.path(), &db, &["--idle-passivate-secs", "soon", "serve"]);
     assert_eq!(output.status.code(), Some(2));
@@ -46,31 +55,68 @@ async fn a_bad_setting_stops_the_process_with_one_line_naming_it() {
 async fn adding_a_user_twice_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     for db in databases(dir.path()).await {
-        let data = dir.path().join(db.label);
-        std::fs::create_dir_all(&data).unwrap();
+        let data = db.data_dir(dir.path());
         let id = add_user(&data, &db, "Ana", "+14155550101", "+14155559001", "en");
         assert!(id.parse::<uuid::Uuid>().is_ok(), "{id}");
 
         let same_phone = run_cli(
             &data,
             &db,
-            &["admin", "user", "add", "--name", "Ann", "--phone", "+14155550101", "--number", "+14155559002"],
+            &[
+                "admin",
+                "user",
+                "add",
+                "--name",
+                "Ann",
+                "--phone",
+                "+14155550101",
+                "--number",
+                "+14155559002",
+            ],
         );
         assert_eq!(same_phone.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&same_phone.stderr).contains("phone"), "[{}]", db.label);
+        assert!(
+            String::from_utf8_lossy(&same_phone.stderr).contains("phone"),
+            "[{}]",
+            db.label
+        );
 
         let same_number = run_cli(
             &data,
             &db,
-            &["admin", "user", "add", "--name", "Ann", "--phone", "+14155550102", "--number", "+14155559001"],
+            &[
+                "admin",
+                "user",
+                "add",
+                "--name",
+                "Ann",
+                "--phone",
+                "+14155550102",
+                "--number",
+                "+14155559001",
+            ],
         );
         assert_eq!(same_number.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&same_number.stderr).contains("number"), "[{}]", db.label);
+        assert!(
+            String::from_utf8_lossy(&same_number.stderr).contains("number"),
+            "[{}]",
+            db.label
+        );
 
         let bad_phone = run_cli(
             &data,
             &db,
-            &["admin", "user", "add", "--name", "Ann", "--phone", "555-0102", "--number", "+14155559003"],
+            &[
+                "admin",
+                "user",
+                "add",
+                "--name",
+                "Ann",
+                "--phone",
+                "555-0102",
+                "--number",
+                "+14155559003",
+            ],
         );
         assert_eq!(bad_phone.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&bad_phone.stderr).contains("E.164"));
@@ -78,7 +124,19 @@ async fn adding_a_user_twice_is_a_clear_error() {
         let bad_tz = run_cli(
             &data,
             &db,
-            &["admin", "user", "add", "--name", "Ann", "--phone", "+14155550103", "--number", "+14155559003", "--tz", "Mars/Olympus"],
+            &[
+                "admin",
+                "user",
+                "add",
+                "--name",
+                "Ann",
+                "--phone",
+                "+14155550103",
+                "--number",
+                "+14155559003",
+                "--tz",
+                "Mars/Olympus",
+            ],
         );
         assert_eq!(bad_tz.status.code(), Some(2));
     }

@@ -21,6 +21,15 @@ pub struct Database {
     pub url: String,
 }
 
+impl Database {
+    /// A data directory of this database's own under `root`, so variants never share files.
+    pub fn data_dir(&self, root: &Path) -> PathBuf {
+        let dir = root.join(self.label);
+        std::fs::create_dir_all(&dir).expect("create data dir");
+        dir
+    }
+}
+
 /// The databases every end-to-end test runs against: SQLite always, PostgreSQL when the
 /// test server is configured (and required on CI).
 pub async fn databases(dir: &Path) -> Vec<Database> {
@@ -94,8 +103,19 @@ pub fn add_user(
         data_dir,
         database,
         &[
-            "admin", "user", "add", "--name", name, "--phone", phone, "--number", number,
-            "--lang", lang, "--tz", "Europe/Paris",
+            "admin",
+            "user",
+            "add",
+            "--name",
+            name,
+            "--phone",
+            phone,
+            "--number",
+            number,
+            "--lang",
+            lang,
+            "--tz",
+            "Europe/Paris",
         ],
     );
     assert!(
@@ -110,7 +130,11 @@ impl Server {
     /// Starts the binary with extra environment variables and waits until it listens.
     pub fn start(data_dir: &Path, database: &Database, extra: &[(&str, &str)]) -> Server {
         let mut env = base_env(data_dir, database);
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let mut command = Command::new(binary());
         command
             .arg("serve")
@@ -189,7 +213,10 @@ impl Server {
         let database = self.database.clone();
         let extra: Vec<(String, String)> = self.env.clone();
         self.stop();
-        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let extra: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         Server::start(&data_dir, &database, &extra)
     }
 
@@ -199,13 +226,16 @@ impl Server {
 
     /// Opens the server's database from the test, to look at what was stored.
     pub async fn store(&self) -> SharedStore {
-        store::connect(&self.database.url).await.expect("open store")
+        store::connect(&self.database.url)
+            .await
+            .expect("open store")
     }
 
     /// Posts a Twilio-signed inbound SMS webhook.
     pub async fn sms(&self, sid: &str, from: &str, to: &str, body: &str) -> reqwest::Response {
         let params = sms_params(sid, from, to, body);
-        let signature = signature::expected_signature(AUTH_TOKEN, &self.url("/sms/inbound"), &params);
+        let signature =
+            signature::expected_signature(AUTH_TOKEN, &self.url("/sms/inbound"), &params);
         self.http
             .post(self.url("/sms/inbound"))
             .header("X-Twilio-Signature", signature)
@@ -218,7 +248,12 @@ impl Server {
     /// Posts a webhook and returns the text of its TwiML `<Message>` (empty if none).
     pub async fn text(&self, sid: &str, from: &str, to: &str, body: &str) -> String {
         let response = self.sms(sid, from, to, body).await;
-        assert_eq!(response.status(), 200, "webhook answered {}", response.status());
+        assert_eq!(
+            response.status(),
+            200,
+            "webhook answered {}",
+            response.status()
+        );
         let xml = response.text().await.expect("body");
         nudge::sms::twiml::parse_messages(&xml).join("\n")
     }

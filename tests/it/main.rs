@@ -3,6 +3,8 @@
 //! Run with: `scripts/test` (starts PostgreSQL and Redis), or `cargo nextest run` for the
 //! SQLite variants only. `TEST_LOG=debug` shows the servers' logs.
 
+#![allow(clippy::unwrap_used)]
+
 mod actors;
 mod cli;
 mod helpers;
