@@ -21,7 +21,7 @@ use crate::agent::offline::OfflineRules;
 use crate::config::Settings;
 use crate::edges::{self, AppState};
 use crate::sms::twilio::TwilioClient;
-use crate::store::{self, SharedStore};
+use crate::store::{self, Store};
 
 /// How long shutdown waits for late replies and the actor tree.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -100,7 +100,7 @@ impl Application {
         self.local_addr
     }
 
-    pub fn store(&self) -> SharedStore {
+    pub fn store(&self) -> Store {
         self.state.store.clone()
     }
 

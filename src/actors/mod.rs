@@ -24,7 +24,7 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, ActorStatus};
 
 use crate::agent::{AgentError, TurnEngine};
-use crate::store::{SharedStore, StoreError, UserId};
+use crate::store::{Store, StoreError, UserId};
 use directory::DirectoryMsg;
 use notifier::NotifierMsg;
 use root::{Root, RootArgs, RootMsg};
@@ -57,7 +57,7 @@ pub enum TurnError {
 
 /// What every user actor needs to run turns.
 pub struct TurnDeps {
-    pub store: SharedStore,
+    pub store: Store,
     pub engine: Arc<dyn TurnEngine>,
     /// Silence after which a user actor is passivated.
     pub idle_passivate: Duration,

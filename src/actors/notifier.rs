@@ -13,7 +13,7 @@ use ractor_cluster::RactorMessage;
 use tokio_util::task::TaskTracker;
 
 use crate::sms::twilio::{OutboundSms, TwilioClient, TwilioError};
-use crate::store::{SharedStore, UserId};
+use crate::store::{Store, UserId};
 use crate::telemetry::mask_phone;
 
 /// Attempts per SMS, the first included.
@@ -31,7 +31,7 @@ pub enum NotifierMsg {
 /// What the notifier needs; cloned into each restart.
 #[derive(Clone)]
 pub struct NotifierArgs {
-    pub store: SharedStore,
+    pub store: Store,
     /// `None` when no Twilio account is configured: replies then stay in the store only.
     pub twilio: Option<TwilioClient>,
     /// Where Twilio posts delivery status, when the deployment has a public URL.

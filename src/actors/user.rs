@@ -254,7 +254,7 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
         .deps
         .engine
         .respond(
-            store.as_ref(),
+            &store,
             TurnInput {
                 user: &user,
                 text: &turn.body,

@@ -34,5 +34,5 @@ pub struct TurnInput<'a> {
 #[async_trait]
 pub trait TurnEngine: Send + Sync + 'static {
     /// Answers one message. The reply is short, concrete, in the user's language.
-    async fn respond(&self, store: &dyn Store, input: TurnInput<'_>) -> Result<String, AgentError>;
+    async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<String, AgentError>;
 }

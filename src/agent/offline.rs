@@ -31,7 +31,7 @@ pub struct OfflineRules;
 
 #[async_trait]
 impl TurnEngine for OfflineRules {
-    async fn respond(&self, store: &dyn Store, input: TurnInput<'_>) -> Result<String, AgentError> {
+    async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<String, AgentError> {
         let outcome = execute(store, input.user, parse(input.text)).await?;
         Ok(render(&outcome, input.user.language, input.channel))
     }
@@ -1057,11 +1057,7 @@ fn grocery_refusal(e: GroceryError) -> Result<Outcome, AgentError> {
 }
 
 /// Runs an intent for `user` through the tools. Every call is scoped to `user.id`.
-pub async fn execute(
-    store: &dyn Store,
-    user: &User,
-    intent: Intent,
-) -> Result<Outcome, AgentError> {
+pub async fn execute(store: &Store, user: &User, intent: Intent) -> Result<Outcome, AgentError> {
     let id = user.id;
     let outcome = match intent {
         Intent::AddTasks(titles) => match tasks::add_many(store, id, &titles).await {
@@ -2254,11 +2250,11 @@ mod tests {
 
     mod engine {
         use super::super::*;
-        use crate::store::{NewUser, SharedStore, connect};
+        use crate::store::{NewUser, Store, connect};
         use chrono::Utc;
 
         struct Fixture {
-            store: SharedStore,
+            store: Store,
             en: User,
             fr: User,
         }
@@ -2288,10 +2284,10 @@ mod tests {
             Fixture { store, en, fr }
         }
 
-        async fn say(store: &SharedStore, user: &User, text: &str) -> String {
+        async fn say(store: &Store, user: &User, text: &str) -> String {
             let reply = OfflineRules
                 .respond(
-                    store.as_ref(),
+                    store,
                     TurnInput {
                         user,
                         text,
@@ -2305,7 +2301,7 @@ mod tests {
             reply
         }
 
-        async fn open_titles(store: &SharedStore, user: &User) -> Vec<String> {
+        async fn open_titles(store: &Store, user: &User) -> Vec<String> {
             store
                 .open_tasks(user.id)
                 .await
@@ -2315,7 +2311,7 @@ mod tests {
                 .collect()
         }
 
-        async fn grocery_names(store: &SharedStore, user: &User) -> Vec<String> {
+        async fn grocery_names(store: &Store, user: &User) -> Vec<String> {
             store
                 .groceries(user.id)
                 .await

@@ -19,12 +19,12 @@ use tower_http::trace::TraceLayer;
 use url::Url;
 
 use crate::actors::ActorSystem;
-use crate::store::SharedStore;
+use crate::store::Store;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: SharedStore,
+    pub store: Store,
     pub actors: ActorSystem,
     /// The base URL Twilio calls, for signature checks.
     pub public_base: Arc<Url>,

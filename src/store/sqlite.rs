@@ -1,7 +1,8 @@
 //! The SQLite backend: the embedded default (one file, WAL mode, foreign keys on).
 //!
-//! The statements and the [`Store`](super::Store) implementation are shared with PostgreSQL
-//! (see [`super::sql`]); this file holds what is SQLite's own.
+//! The statements and the [`Store`](super::Store) methods are shared with PostgreSQL (see
+//! [`with_pool!`](super::with_pool)); this file holds what is SQLite's own: how to open the
+//! pool, and how a unique violation names what was duplicated.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -9,10 +10,11 @@ use std::time::Duration;
 
 use sqlx::error::DatabaseError;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteError, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
-use super::{Backend, Result};
+use super::Result;
 
 /// Connections of a file database: in WAL mode readers run beside the one writer.
 const MAX_CONNECTIONS: u32 = 8;
@@ -21,51 +23,36 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a caller waits for a free connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The [`Store`](super::Store) on one SQLite database file (or in memory, for tests).
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    /// Cheap to clone; every connection has WAL, `synchronous=FULL` and foreign keys on.
-    pool: SqlitePool,
-}
-
-impl SqliteStore {
-    /// Opens (creating it and its directory when missing) the database named by `url` and
-    /// applies `migrations/sqlite/`.
-    ///
-    /// File databases run in WAL mode with `synchronous=FULL`, so a committed turn survives a
-    /// power cut, and foreign keys on. `sqlite::memory:` gets a single connection that never
-    /// closes, as each connection would otherwise see its own empty database.
-    pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool_options = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
-        let pool = if is_memory_url(url) {
-            pool_options
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(options)
-                .await?
-        } else {
-            create_parent_dir(options.get_filename()).await?;
-            pool_options
-                .max_connections(MAX_CONNECTIONS)
-                .connect_with(options.journal_mode(SqliteJournalMode::Wal))
-                .await?
-        };
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
-    }
-
-    /// The pool itself, for tests that inspect the connection settings.
-    #[cfg(test)]
-    pub(super) fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
+/// Opens (creating it and its directory when missing) the database named by `url` and
+/// applies `migrations/sqlite/`.
+///
+/// File databases run in WAL mode with `synchronous=FULL`, so a committed turn survives a
+/// power cut, and foreign keys on. `sqlite::memory:` gets a single connection that never
+/// closes, as each connection would otherwise see its own empty database.
+pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT);
+    let pool_options = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+    let pool = if is_memory_url(url) {
+        pool_options
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?
+    } else {
+        create_parent_dir(options.get_filename()).await?;
+        pool_options
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options.journal_mode(SqliteJournalMode::Wal))
+            .await?
+    };
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+    Ok(pool)
 }
 
 fn is_memory_url(url: &str) -> bool {
@@ -82,8 +69,9 @@ async fn create_parent_dir(file: &Path) -> Result<()> {
 }
 
 /// Names the field a unique violation is about, from SQLite's message
-/// (`UNIQUE constraint failed: users.phone`).
-fn unique_field(e: &dyn DatabaseError) -> Option<&'static str> {
+/// (`UNIQUE constraint failed: users.phone`); `None` for an error of another database.
+pub(super) fn unique_field(e: &dyn DatabaseError) -> Option<&'static str> {
+    e.try_downcast_ref::<SqliteError>()?;
     match e.message().strip_prefix("UNIQUE constraint failed: ")? {
         "users.phone" => Some("phone"),
         "user_phone_numbers.number" => Some("number"),
@@ -91,5 +79,3 @@ fn unique_field(e: &dyn DatabaseError) -> Option<&'static str> {
         _ => None,
     }
 }
-
-super::sql::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, unique_field);

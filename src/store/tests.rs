@@ -1,4 +1,4 @@
-//! The store contract, checked on both backends: every test runs on a fresh SQLite file and,
+//! The store's methods, checked on both backends: every test runs on a fresh SQLite file and,
 //! when `NUDGE_TEST_POSTGRES_URL` names a server, on a fresh PostgreSQL database.
 //!
 //! Run with: `eval "$(scripts/services.sh start)" && cargo test --lib store::`
@@ -10,8 +10,8 @@ use super::testing::{
     POSTGRES_URL_VAR, drop_postgres_database, fresh_postgres_url, require_postgres,
 };
 use super::{
-    Backend, Channel, Direction, Language, Message, NewMessage, NewSmsUsage, NewUser, Result, Role,
-    SharedStore, SmsEncoding, SqliteStore, StoreError, User, UserId, connect,
+    Backend, Channel, Direction, Language, Message, NewMessage, NewSmsUsage, NewUser, Pool, Result,
+    Role, SmsEncoding, Store, StoreError, User, UserId, connect,
 };
 
 /// Runs `test` on a fresh SQLite file database, then on a fresh PostgreSQL database when one
@@ -19,7 +19,7 @@ use super::{
 /// which backend it failed on.
 async fn on_each_backend<F, Fut>(test: F)
 where
-    F: Fn(SharedStore) -> Fut,
+    F: Fn(Store) -> Fut,
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -51,7 +51,7 @@ fn new_user(n: u8) -> NewUser {
     }
 }
 
-async fn create(store: &SharedStore, n: u8) -> User {
+async fn create(store: &Store, n: u8) -> User {
     let user = store.create_user(&new_user(n)).await;
     user.expect("the user is created")
 }
@@ -67,7 +67,7 @@ fn inbound(body: &str, sid: Option<&str>) -> NewMessage {
 }
 
 /// Stores an inbound SMS without a provider id.
-async fn ask(store: &SharedStore, user: UserId, body: &str) -> Message {
+async fn ask(store: &Store, user: UserId, body: &str) -> Message {
     let message = store.insert_message(user, &inbound(body, None)).await;
     message.expect("the inbound message is stored")
 }
@@ -83,12 +83,7 @@ fn reply(body: &str, to: &Message) -> NewMessage {
 }
 
 /// Stores a reply to `to`, with the given usage rows.
-async fn answer(
-    store: &SharedStore,
-    to: &Message,
-    body: &str,
-    usage: &[NewSmsUsage],
-) -> Result<Message> {
+async fn answer(store: &Store, to: &Message, body: &str, usage: &[NewSmsUsage]) -> Result<Message> {
     store
         .insert_reply(to.user_id, &reply(body, to), usage)
         .await
@@ -118,7 +113,7 @@ fn assert_not_found<T: Debug>(result: Result<T>) {
 }
 
 /// Asserts that `user` has no messages, usage rows, open tasks or groceries.
-async fn assert_owns_nothing(store: &SharedStore, user: UserId) {
+async fn assert_owns_nothing(store: &Store, user: UserId) {
     assert_eq!(store.recent_messages(user, 100).await.expect("history"), []);
     assert_eq!(store.sms_usage(user).await.expect("usage"), []);
     assert_eq!(store.open_tasks(user).await.expect("tasks"), []);
@@ -501,11 +496,13 @@ async fn the_sqlite_file_runs_in_wal_mode_with_full_sync_and_foreign_keys_on() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // A directory that does not exist yet is created with the file.
     let path = dir.path().join("data").join("nudge.db");
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await;
+    let store = connect(&format!("sqlite://{}", path.display())).await;
     let store = store.expect("the SQLite store opens");
     assert!(path.exists(), "the database file is created");
 
-    let pool = store.pool();
+    let Pool::Sqlite(pool) = &store.pool else {
+        panic!("a sqlite: URL opens a SQLite pool");
+    };
     let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await

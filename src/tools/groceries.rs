@@ -101,7 +101,7 @@ pub fn validate_name(name: &str) -> Result<&str, GroceryError> {
 /// An item already unchecked on the list (same name ignoring case and accents) is not added
 /// again; it is reported in [`AddedItems::already_listed`].
 pub async fn add_many(
-    store: &dyn Store,
+    store: &Store,
     user: UserId,
     names: &[String],
 ) -> Result<AddedItems, GroceryError> {
@@ -141,13 +141,13 @@ pub async fn add_many(
 }
 
 /// The unchecked items, oldest first.
-pub async fn list(store: &dyn Store, user: UserId) -> Result<Vec<GroceryItem>, StoreError> {
+pub async fn list(store: &Store, user: UserId) -> Result<Vec<GroceryItem>, StoreError> {
     store.groceries(user).await
 }
 
 /// Checks off one item, by position or by name. See [`check_off`].
 pub async fn check_off_by_name_or_position(
-    store: &dyn Store,
+    store: &Store,
     user: UserId,
     target: &ItemTarget,
 ) -> Result<CheckOff, StoreError> {
@@ -158,7 +158,7 @@ pub async fn check_off_by_name_or_position(
 /// "got 1 and 2" means the first two items the user was shown. A name picks the item whose name
 /// equals it (ignoring case, accents, punctuation and a plural s), else the one containing it.
 pub async fn check_off(
-    store: &dyn Store,
+    store: &Store,
     user: UserId,
     targets: &[ItemTarget],
 ) -> Result<CheckOff, StoreError> {
@@ -209,7 +209,7 @@ pub async fn check_off(
 
 /// Removes every item of the list (checked ones too) and returns how many unchecked items it
 /// held: the number the user saw on their list.
-pub async fn clear(store: &dyn Store, user: UserId) -> Result<u64, StoreError> {
+pub async fn clear(store: &Store, user: UserId) -> Result<u64, StoreError> {
     let unchecked = store.groceries(user).await?.len();
     store.clear_groceries(user).await?;
     Ok(u64::try_from(unchecked).unwrap_or(u64::MAX))
@@ -257,9 +257,9 @@ mod tests {
 
     mod over_a_store {
         use super::super::*;
-        use crate::store::{Language, NewUser, SharedStore, connect};
+        use crate::store::{Language, NewUser, Store, connect};
 
-        async fn store_and_user() -> (SharedStore, UserId) {
+        async fn store_and_user() -> (Store, UserId) {
             let store = connect("sqlite::memory:").await.expect("store");
             let user = store
                 .create_user(&NewUser {
@@ -282,9 +282,9 @@ mod tests {
         async fn adding_skips_items_already_on_the_list_or_repeated_in_the_message() {
             let (store, user) = store_and_user().await;
             let first = ["milk".to_owned()];
-            add_many(store.as_ref(), user, &first).await.expect("add");
+            add_many(&store, user, &first).await.expect("add");
             let more = ["Milk", "eggs", "EGGS", "pâtes"].map(String::from);
-            let added = add_many(store.as_ref(), user, &more).await.expect("add");
+            let added = add_many(&store, user, &more).await.expect("add");
             assert_eq!(names(&added.added), ["eggs", "pâtes"]);
             assert_eq!(added.already_listed, ["Milk", "EGGS"]);
             assert_eq!(added.total, 3);
@@ -296,12 +296,12 @@ mod tests {
             let many: Vec<String> = (0..=MAX_ITEMS_PER_MESSAGE)
                 .map(|i| format!("i{i}"))
                 .collect();
-            let err = add_many(store.as_ref(), user, &many).await;
+            let err = add_many(&store, user, &many).await;
             assert!(
                 matches!(err, Err(GroceryError::TooMany { count: 31 })),
                 "{err:?}"
             );
-            let ok = add_many(store.as_ref(), user, &many[..MAX_ITEMS_PER_MESSAGE])
+            let ok = add_many(&store, user, &many[..MAX_ITEMS_PER_MESSAGE])
                 .await
                 .expect("add");
             assert_eq!(ok.total, MAX_ITEMS_PER_MESSAGE);
@@ -311,9 +311,9 @@ mod tests {
         async fn checking_off_reports_checked_missing_and_ambiguous_items() {
             let (store, user) = store_and_user().await;
             let items = ["oat milk", "almond milk", "bread"].map(String::from);
-            add_many(store.as_ref(), user, &items).await.expect("add");
+            add_many(&store, user, &items).await.expect("add");
             let report = check_off(
-                store.as_ref(),
+                &store,
                 user,
                 &[
                     ItemTarget::Name("milk".into()),
@@ -339,8 +339,8 @@ mod tests {
                 [1, 2]
             );
             assert_eq!(names(&report.remaining), ["oat milk", "almond milk"]);
-            assert_eq!(clear(store.as_ref(), user).await.expect("clear"), 2);
-            assert!(list(store.as_ref(), user).await.expect("list").is_empty());
+            assert_eq!(clear(&store, user).await.expect("clear"), 2);
+            assert!(list(&store, user).await.expect("list").is_empty());
         }
     }
 }

@@ -106,18 +106,14 @@ pub fn validate_title(title: &str) -> Result<&str, TaskError> {
 }
 
 /// Adds one task.
-pub async fn add(store: &dyn Store, user: UserId, title: &str) -> Result<Task, TaskError> {
+pub async fn add(store: &Store, user: UserId, title: &str) -> Result<Task, TaskError> {
     let title = validate_title(title)?;
     Ok(store.add_task(user, title).await?)
 }
 
 /// Adds several tasks in the order given, after validating all of them (nothing is saved if
 /// any title is refused), and returns them with the open list afterwards.
-pub async fn add_many(
-    store: &dyn Store,
-    user: UserId,
-    titles: &[String],
-) -> Result<Added, TaskError> {
+pub async fn add_many(store: &Store, user: UserId, titles: &[String]) -> Result<Added, TaskError> {
     if titles.is_empty() {
         return Err(TaskError::EmptyTitle);
     }
@@ -139,7 +135,7 @@ pub async fn add_many(
 }
 
 /// The user's open tasks, oldest first.
-pub async fn list_open(store: &dyn Store, user: UserId) -> Result<Vec<Task>, StoreError> {
+pub async fn list_open(store: &Store, user: UserId) -> Result<Vec<Task>, StoreError> {
     store.open_tasks(user).await
 }
 
@@ -150,7 +146,7 @@ pub async fn list_open(store: &dyn Store, user: UserId) -> Result<Vec<Task>, Sto
 /// it (ignoring case, accents and punctuation), else the one whose title contains it; several
 /// candidates give [`Completion::Ambiguous`] and change nothing.
 pub async fn complete_by_position_or_title(
-    store: &dyn Store,
+    store: &Store,
     user: UserId,
     target: &TaskTarget,
 ) -> Result<Completion, StoreError> {
@@ -194,7 +190,7 @@ pub async fn complete_by_position_or_title(
 }
 
 async fn finish(
-    store: &dyn Store,
+    store: &Store,
     user: UserId,
     ids: &[i64],
     missing: Vec<usize>,
@@ -424,9 +420,9 @@ mod tests {
 
     mod over_a_store {
         use super::super::*;
-        use crate::store::{Language, NewUser, SharedStore, connect};
+        use crate::store::{Language, NewUser, Store, connect};
 
-        async fn store_and_user() -> (SharedStore, UserId) {
+        async fn store_and_user() -> (Store, UserId) {
             let store = connect("sqlite::memory:").await.expect("store");
             let user = store
                 .create_user(&NewUser {
@@ -449,9 +445,9 @@ mod tests {
         async fn several_positions_are_resolved_against_one_snapshot_of_the_list() {
             let (store, user) = store_and_user().await;
             let names = ["a", "b", "c", "d"].map(String::from);
-            add_many(store.as_ref(), user, &names).await.expect("add");
+            add_many(&store, user, &names).await.expect("add");
             let c = complete_by_position_or_title(
-                store.as_ref(),
+                &store,
                 user,
                 &TaskTarget::Positions(vec![1, 3, 3, 9]),
             )
@@ -474,27 +470,18 @@ mod tests {
         async fn one_bad_title_among_many_saves_nothing() {
             let (store, user) = store_and_user().await;
             let names = ["ok".to_owned(), " ".to_owned()];
-            let err = add_many(store.as_ref(), user, &names).await;
+            let err = add_many(&store, user, &names).await;
             assert!(matches!(err, Err(TaskError::EmptyTitle)), "{err:?}");
-            assert!(
-                list_open(store.as_ref(), user)
-                    .await
-                    .expect("list")
-                    .is_empty()
-            );
+            assert!(list_open(&store, user).await.expect("list").is_empty());
         }
 
         #[tokio::test]
         async fn an_unknown_title_changes_nothing_and_returns_the_open_list() {
             let (store, user) = store_and_user().await;
-            add(store.as_ref(), user, "call mom").await.expect("add");
-            let c = complete_by_position_or_title(
-                store.as_ref(),
-                user,
-                &TaskTarget::Title("taxes".into()),
-            )
-            .await
-            .expect("complete");
+            add(&store, user, "call mom").await.expect("add");
+            let c = complete_by_position_or_title(&store, user, &TaskTarget::Title("taxes".into()))
+                .await
+                .expect("complete");
             assert!(
                 matches!(&c, Completion::NoMatch { open } if open.len() == 1),
                 "{c:?}"

@@ -12,7 +12,7 @@ use nudge::actors::user_supervisor::RestartPolicy;
 use nudge::actors::{ActorSystem, SystemOptions, TurnDeps, TurnError};
 use nudge::agent::offline::OfflineRules;
 use nudge::agent::{AgentError, TurnEngine, TurnInput};
-use nudge::store::{self, Channel, Direction, Language, NewUser, SharedStore, Store, UserId};
+use nudge::store::{self, Channel, Direction, Language, NewUser, Store, UserId};
 use tokio_util::task::TaskTracker;
 
 use crate::helpers::databases;
@@ -22,7 +22,7 @@ struct PanicsOnBoom(OfflineRules);
 
 #[async_trait]
 impl TurnEngine for PanicsOnBoom {
-    async fn respond(&self, store: &dyn Store, input: TurnInput<'_>) -> Result<String, AgentError> {
+    async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<String, AgentError> {
         if input.text == "boom" {
             panic!("injected failure mid-turn");
         }
@@ -30,7 +30,7 @@ impl TurnEngine for PanicsOnBoom {
     }
 }
 
-async fn system(store: SharedStore, idle: Duration, policy: RestartPolicy) -> ActorSystem {
+async fn system(store: Store, idle: Duration, policy: RestartPolicy) -> ActorSystem {
     ActorSystem::start(
         TurnDeps {
             store: store.clone(),
@@ -49,7 +49,7 @@ async fn system(store: SharedStore, idle: Duration, policy: RestartPolicy) -> Ac
     .expect("start actor system")
 }
 
-async fn new_user(store: &SharedStore) -> UserId {
+async fn new_user(store: &Store) -> UserId {
     store
         .create_user(&NewUser {
             display_name: "Ana".into(),

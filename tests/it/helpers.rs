@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use nudge::sms::signature;
-use nudge::store::{self, SharedStore};
+use nudge::store::{self, Store};
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -225,7 +225,7 @@ impl Server {
     }
 
     /// Opens the server's database from the test, to look at what was stored.
-    pub async fn store(&self) -> SharedStore {
+    pub async fn store(&self) -> Store {
         store::connect(&self.database.url)
             .await
             .expect("open store")

@@ -1,0 +1,231 @@
+//! Users: who uses Nudge, the dedicated number each one texts, and their SMS opt-out.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::sql::{Param, now, parse, write_error};
+use super::{Result, Store, StoreError, UserId, with_pool};
+
+/// Languages Nudge answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    En,
+    Fr,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Fr => "fr",
+        }
+    }
+}
+
+impl FromStr for Language {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "en" => Ok(Language::En),
+            "fr" => Ok(Language::Fr),
+            other => Err(format!("unknown language {other:?} (expected en or fr)")),
+        }
+    }
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Standard,
+    Premium,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Standard => "standard",
+            Role::Premium => "premium",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "standard" => Ok(Role::Standard),
+            "premium" => Ok(Role::Premium),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+/// A person who uses Nudge.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub display_name: String,
+    /// The user's own phone, E.164. Only texts from it reach this user's data.
+    pub phone: String,
+    /// The dedicated Twilio number this user texts, E.164.
+    pub number: String,
+    pub language: Language,
+    /// IANA time zone name, e.g. `Europe/Paris`.
+    pub time_zone: String,
+    pub role: Role,
+    /// Set by STOP and friends; no outbound SMS of any kind while true.
+    pub sms_opted_out: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What `admin user add` gives to create a user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub display_name: String,
+    pub phone: String,
+    pub number: String,
+    pub language: Language,
+    pub time_zone: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    display_name: String,
+    phone: String,
+    number: String,
+    language: String,
+    time_zone: String,
+    role: String,
+    sms_opted_out: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(row: UserRow) -> Result<Self> {
+        Ok(User {
+            id: UserId(row.id),
+            display_name: row.display_name,
+            phone: row.phone,
+            number: row.number,
+            language: parse("users.language", &row.language)?,
+            time_zone: row.time_zone,
+            role: parse("users.role", &row.role)?,
+            sms_opted_out: row.sms_opted_out,
+            created_at: row.created_at,
+        })
+    }
+}
+
+macro_rules! user_select {
+    () => {
+        "SELECT u.id, u.display_name, u.phone, n.number, u.language, u.time_zone, \
+         u.role, u.sms_opted_out, u.created_at \
+         FROM users u JOIN user_phone_numbers n ON n.user_id = u.id"
+    };
+}
+
+const INSERT_USER: &str = "INSERT INTO users \
+     (id, display_name, phone, language, time_zone, role, sms_opted_out, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const INSERT_NUMBER: &str =
+    "INSERT INTO user_phone_numbers (number, user_id, created_at) VALUES ($1, $2, $3)";
+/// One number per user for now: the oldest one is the user's.
+const USER_BY_ID: &str = concat!(
+    user_select!(),
+    " WHERE u.id = $1 ORDER BY n.created_at, n.number LIMIT 1"
+);
+const USER_BY_NUMBER: &str = concat!(user_select!(), " WHERE n.number = $1");
+const SET_SMS_OPT_OUT: &str = "UPDATE users SET sms_opted_out = $2 WHERE id = $1";
+
+impl Store {
+    /// Creates a user and their dedicated number in one transaction.
+    /// A phone or number already taken is `Conflict("phone")` / `Conflict("number")`.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_user(&self, new: &NewUser) -> Result<User> {
+        let user = User {
+            id: UserId::new(),
+            display_name: new.display_name.clone(),
+            phone: new.phone.clone(),
+            number: new.number.clone(),
+            language: new.language,
+            time_zone: new.time_zone.clone(),
+            role: Role::default(),
+            sms_opted_out: false,
+            created_at: now(),
+        };
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(INSERT_USER)
+                .bind(user.id.0)
+                .bind(&user.display_name)
+                .bind(&user.phone)
+                .bind(user.language.as_str())
+                .bind(&user.time_zone)
+                .bind(user.role.as_str())
+                .bind(user.sms_opted_out)
+                .bind(user.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(write_error)?;
+            sqlx::query(INSERT_NUMBER)
+                .bind(&user.number)
+                .bind(user.id.0)
+                .bind(user.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(write_error)?;
+            tx.commit().await?;
+        });
+        Ok(user)
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn user(&self, id: UserId) -> Result<User> {
+        self.one_user(USER_BY_ID, id.0).await
+    }
+
+    /// The owner of a dedicated Twilio number (`NotFound` if nobody has it).
+    #[tracing::instrument(skip_all)]
+    pub async fn user_by_number(&self, number: &str) -> Result<User> {
+        self.one_user(USER_BY_NUMBER, number).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn set_sms_opt_out(&self, user: UserId, opted_out: bool) -> Result<()> {
+        let changed = with_pool!(self, pool => {
+            sqlx::query(SET_SMS_OPT_OUT)
+                .bind(user.0)
+                .bind(opted_out)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The user `statement` finds by its one parameter `key`, `NotFound` if none.
+    async fn one_user(&self, statement: &'static str, key: impl Param) -> Result<User> {
+        let row = with_pool!(self, pool => {
+            sqlx::query_as::<_, UserRow>(statement)
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+}
