@@ -45,7 +45,7 @@ impl Application {
         engine: Arc<dyn TurnEngine>,
         options: SystemOptions,
     ) -> anyhow::Result<Self> {
-        let store = store::connect(settings.database_url.expose())
+        let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
             .await
             .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
         let listener = TcpListener::bind(settings.listen)

@@ -129,7 +129,7 @@ async fn user_add(settings: &Settings, args: UserAddArgs) -> anyhow::Result<Exit
             return Ok(ExitCode::from(2));
         }
     };
-    let store = store::connect(settings.database_url.expose())
+    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
         .await
         .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
     let new = NewUser {

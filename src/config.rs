@@ -17,6 +17,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::store::Sealer;
+use crate::store::seal;
+
 /// A setting that cannot be used, named as the operator would set it.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {setting}: {problem}")]
@@ -127,6 +130,27 @@ pub struct SettingsArgs {
     #[arg(long, env = "NUDGE_REPLY_WINDOW_MS", global = true, value_name = "MS")]
     pub reply_window_ms: Option<String>,
 
+    /// Master key ring sealing personal data (AES-256-GCM): base64 32-byte keys separated by
+    /// commas, the active key first, older keys after it until re-sealed. On SQLite it is
+    /// generated into the data directory when unset; PostgreSQL deployments must set it.
+    #[arg(
+        long,
+        env = "NUDGE_MASTER_KEY",
+        global = true,
+        value_name = "KEYS",
+        hide_env_values = true
+    )]
+    pub master_key: Option<String>,
+
+    /// File holding the master key ring (instead of NUDGE_MASTER_KEY).
+    #[arg(
+        long,
+        env = "NUDGE_MASTER_KEY_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub master_key_file: Option<PathBuf>,
+
     /// Log format on stderr: `text` or `json` [default: text]. Filter with RUST_LOG.
     #[arg(long, env = "NUDGE_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -144,6 +168,8 @@ struct FileSettings {
     idle_passivate_secs: Option<u64>,
     reply_window_ms: Option<u64>,
     log_format: Option<String>,
+    master_key: Option<String>,
+    master_key_file: Option<PathBuf>,
     #[serde(default)]
     twilio: FileTwilio,
 }
@@ -235,6 +261,8 @@ pub struct Settings {
     pub idle_passivate: Duration,
     pub reply_window: Duration,
     pub log_format: LogFormat,
+    /// Seals personal columns; its `Debug` shows key ids only.
+    pub sealer: Sealer,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -244,6 +272,7 @@ const DEFAULT_REPLY_WINDOW_MS: u64 = 5_000;
 const MAX_REPLY_WINDOW_MS: u64 = 14_000;
 const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 const LOCAL_TOKEN_FILE: &str = "twilio_auth_token";
+const LOCAL_MASTER_KEY_FILE: &str = "master.key";
 
 impl Settings {
     /// Loads and validates the settings from the flags/environment and the optional file.
@@ -372,6 +401,23 @@ impl Settings {
             }
         };
 
+        let sealer = match secret_value(
+            "NUDGE_MASTER_KEY",
+            pick(&args.master_key, &file.master_key),
+            args.master_key_file.clone().or(file.master_key_file),
+        )? {
+            Some(text) => Sealer::from_text(&text)
+                .map_err(|e| ConfigError::new("NUDGE_MASTER_KEY", e.to_string()))?,
+            None if scheme == "sqlite" => local_master_key(&data_dir)?,
+            None => {
+                return Err(ConfigError::new(
+                    "NUDGE_MASTER_KEY",
+                    "required with PostgreSQL (a generated key would live on one node only); \
+                     make one with: head -c 32 /dev/urandom | base64",
+                ));
+            }
+        };
+
         Ok(Settings {
             listen,
             data_dir,
@@ -386,6 +432,7 @@ impl Settings {
             idle_passivate: Duration::from_secs(idle_secs),
             reply_window: Duration::from_millis(window_ms),
             log_format,
+            sealer,
         })
     }
 
@@ -501,6 +548,30 @@ fn local_token(data_dir: &Path) -> Result<String, ConfigError> {
     };
     write_private(&path, token.as_bytes()).map_err(fail)?;
     Ok(token)
+}
+
+/// Reads, or creates with owner-only permissions, the master key of the embedded default.
+/// Losing this file loses every sealed value: back it up with the database.
+fn local_master_key(data_dir: &Path) -> Result<Sealer, ConfigError> {
+    let path = data_dir.join(LOCAL_MASTER_KEY_FILE);
+    let fail = |problem: String| {
+        ConfigError::new(
+            "NUDGE_MASTER_KEY",
+            format!(
+                "not set, and the local key {} is unusable: {problem}",
+                path.display()
+            ),
+        )
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return Sealer::from_text(&text).map_err(|e| fail(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    let key = seal::generate_key();
+    write_private(&path, format!("{}\n", seal::encode_key(&key)).as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    Sealer::new(&[key]).map_err(|e| fail(e.to_string()))
 }
 
 /// Writes a file readable by its owner only.
@@ -640,12 +711,39 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_default_generates_its_master_key_once_and_postgres_requires_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Settings::load(&args_in(dir.path())).unwrap();
+        let again = Settings::load(&args_in(dir.path())).unwrap();
+        assert_eq!(first.sealer.active_key_id(), again.sealer.active_key_id());
+        let sealed = first.sealer.seal("x", "kept");
+        assert_eq!(again.sealer.open("x", &sealed).unwrap(), "kept");
+
+        let mut args = args_in(dir.path());
+        args.database_url = Some("postgres://nudge@127.0.0.1/nudge".into());
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_MASTER_KEY"
+        );
+        args.master_key = Some(seal::encode_key(&seal::generate_key()));
+        assert!(Settings::load(&args).is_ok());
+        args.master_key = Some("short".into());
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_MASTER_KEY"
+        );
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let mut args = args_in(dir.path());
         args.twilio_auth_token = Some("tok-very-secret".into());
         args.database_url = Some("postgres://nudge:hunter2@127.0.0.1/nudge".into());
+        let key = seal::encode_key(&seal::generate_key());
+        args.master_key = Some(key.clone());
         let text = format!("{:?}", Settings::load(&args).unwrap());
+        assert!(!text.contains(&key));
         assert!(!text.contains("tok-very-secret"));
         assert!(!text.contains("hunter2"));
     }

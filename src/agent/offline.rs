@@ -2260,7 +2260,9 @@ mod tests {
         }
 
         async fn fixture() -> Fixture {
-            let store = connect("sqlite::memory:").await.expect("store");
+            let store = connect("sqlite::memory:", crate::store::Sealer::generate())
+                .await
+                .expect("store");
             let en = store
                 .create_user(&NewUser {
                     display_name: "Sam Doe".into(),

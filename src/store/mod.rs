@@ -12,6 +12,7 @@
 //! | file | what it holds |
 //! | --- | --- |
 //! | `mod.rs` | [`Store`], its private `Pool`, [`connect`], `with_pool!`, errors, [`UserId`] |
+//! | `seal.rs` | AES-256-GCM sealing of personal text columns, with a rotating key ring |
 //! | `sql.rs` | helpers every domain shares: `now()`, `write_error`, `parse`, batch size |
 //! | `sqlite.rs`, `postgres.rs` | what one backend does its own way: connecting, naming a unique violation |
 //! | `users.rs` | [`User`], [`NewUser`], [`Role`], [`Language`] |
@@ -29,6 +30,7 @@
 mod groceries;
 mod messages;
 mod postgres;
+pub mod seal;
 mod sql;
 mod sqlite;
 mod tasks;
@@ -44,6 +46,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use uuid::Uuid;
+
+pub use seal::Sealer;
 
 pub use groceries::GroceryItem;
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
@@ -118,6 +122,8 @@ pub enum Backend {
 pub struct Store {
     /// The connections; [`with_pool!`] runs a method's body on whichever backend this is.
     pool: Pool,
+    /// Seals personal text before it is written and opens it when read.
+    sealer: Sealer,
 }
 
 /// The pool of one backend. Private: only the store's own modules speak SQL.
@@ -177,6 +183,11 @@ macro_rules! with_pool {
 pub(crate) use with_pool;
 
 impl Store {
+    /// The key ring personal columns are sealed with.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Sqlite(_) => Backend::Sqlite,
@@ -197,13 +208,14 @@ impl Store {
 /// Opens the database named by `url`, applies its migrations and returns the store.
 ///
 /// `sqlite:` URLs create the file when missing and run in WAL mode with foreign keys on;
-/// `postgres:` / `postgresql:` URLs connect to an existing database.
-pub async fn connect(url: &str) -> Result<Store> {
+/// `postgres:` / `postgresql:` URLs connect to an existing database. Personal columns are
+/// sealed with `sealer`'s active key.
+pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
     let scheme = url.split(':').next().unwrap_or_default();
     let pool = match scheme {
         "sqlite" => Pool::Sqlite(sqlite::connect(url).await?),
         "postgres" | "postgresql" => Pool::Postgres(postgres::connect(url).await?),
         other => return Err(StoreError::UnsupportedScheme(other.to_owned())),
     };
-    Ok(Store { pool })
+    Ok(Store { pool, sealer })
 }

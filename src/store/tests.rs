@@ -11,7 +11,7 @@ use super::testing::{
 };
 use super::{
     Backend, Channel, Direction, Language, Message, NewMessage, NewSmsUsage, NewUser, Pool, Result,
-    Role, SmsEncoding, Store, StoreError, User, UserId, connect,
+    Role, Sealer, SmsEncoding, Store, StoreError, User, UserId, connect,
 };
 
 /// Runs `test` on a fresh SQLite file database, then on a fresh PostgreSQL database when one
@@ -25,12 +25,22 @@ where
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("nudge.db").display());
     eprintln!("on SQLite");
-    test(connect(&url).await.expect("the SQLite store opens")).await;
+    test(
+        connect(&url, Sealer::generate())
+            .await
+            .expect("the SQLite store opens"),
+    )
+    .await;
 
     match fresh_postgres_url().await {
         Some(url) => {
             eprintln!("on PostgreSQL");
-            test(connect(&url).await.expect("the PostgreSQL store opens")).await;
+            test(
+                connect(&url, Sealer::generate())
+                    .await
+                    .expect("the PostgreSQL store opens"),
+            )
+            .await;
             drop_postgres_database(&url).await;
         }
         None if require_postgres() => panic!(
@@ -496,7 +506,7 @@ async fn the_sqlite_file_runs_in_wal_mode_with_full_sync_and_foreign_keys_on() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // A directory that does not exist yet is created with the file.
     let path = dir.path().join("data").join("nudge.db");
-    let store = connect(&format!("sqlite://{}", path.display())).await;
+    let store = connect(&format!("sqlite://{}", path.display()), Sealer::generate()).await;
     let store = store.expect("the SQLite store opens");
     assert!(path.exists(), "the database file is created");
 
@@ -518,14 +528,22 @@ async fn the_sqlite_file_runs_in_wal_mode_with_full_sync_and_foreign_keys_on() {
 async fn a_reopened_sqlite_file_keeps_its_rows_and_migrates_once() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("nudge.db").display());
-    let user = create(&connect(&url).await.expect("first open"), 1).await;
-    let store = connect(&url).await.expect("second open");
+    let user = create(
+        &connect(&url, Sealer::generate()).await.expect("first open"),
+        1,
+    )
+    .await;
+    let store = connect(&url, Sealer::generate())
+        .await
+        .expect("second open");
     assert_eq!(store.user(user.id).await.expect("still there"), user);
 }
 
 #[tokio::test]
 async fn an_in_memory_sqlite_database_is_shared_by_the_whole_pool() {
-    let store = connect("sqlite::memory:").await.expect("in-memory store");
+    let store = connect("sqlite::memory:", Sealer::generate())
+        .await
+        .expect("in-memory store");
     assert_eq!(store.backend(), Backend::Sqlite);
     let user = create(&store, 1).await;
     let reads = (0..4).map(|_| store.user(user.id));
@@ -536,7 +554,7 @@ async fn an_in_memory_sqlite_database_is_shared_by_the_whole_pool() {
 
 #[tokio::test]
 async fn connect_picks_the_backend_by_scheme_and_refuses_unknown_ones() {
-    match connect("mysql://localhost/nudge").await {
+    match connect("mysql://localhost/nudge", Sealer::generate()).await {
         Err(StoreError::UnsupportedScheme(scheme)) => assert_eq!(scheme, "mysql"),
         Err(other) => panic!("expected UnsupportedScheme, got {other:?}"),
         Ok(_) => panic!("expected UnsupportedScheme, got a store"),

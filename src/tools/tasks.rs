@@ -423,7 +423,9 @@ mod tests {
         use crate::store::{Language, NewUser, Store, connect};
 
         async fn store_and_user() -> (Store, UserId) {
-            let store = connect("sqlite::memory:").await.expect("store");
+            let store = connect("sqlite::memory:", crate::store::Sealer::generate())
+                .await
+                .expect("store");
             let user = store
                 .create_user(&NewUser {
                     display_name: "T".into(),

@@ -12,7 +12,7 @@ use nudge::actors::user_supervisor::RestartPolicy;
 use nudge::actors::{ActorSystem, SystemOptions, TurnDeps, TurnError};
 use nudge::agent::offline::OfflineRules;
 use nudge::agent::{AgentError, TurnEngine, TurnInput};
-use nudge::store::{self, Channel, Direction, Language, NewUser, Store, UserId};
+use nudge::store::{self, Channel, Direction, Language, NewUser, Sealer, Store, UserId};
 use tokio_util::task::TaskTracker;
 
 use crate::helpers::databases;
@@ -83,7 +83,7 @@ async fn say(actors: &ActorSystem, user: UserId, body: &str) -> Result<TurnOutco
 async fn a_user_actor_that_panics_mid_turn_is_restarted_and_loses_nothing_persisted() {
     let dir = tempfile::tempdir().unwrap();
     for db in databases(dir.path()).await {
-        let store = store::connect(&db.url).await.unwrap();
+        let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
         let user = new_user(&store).await;
         let actors = system(
             store.clone(),
@@ -138,7 +138,7 @@ async fn a_user_actor_that_panics_mid_turn_is_restarted_and_loses_nothing_persis
 async fn a_user_actor_that_keeps_crashing_is_given_up_on_until_the_window_passes() {
     let dir = tempfile::tempdir().unwrap();
     let db = databases(dir.path()).await.remove(0);
-    let store = store::connect(&db.url).await.unwrap();
+    let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
     let user = new_user(&store).await;
     let policy = RestartPolicy {
         max_restarts: 2,
@@ -169,7 +169,7 @@ async fn a_user_actor_that_keeps_crashing_is_given_up_on_until_the_window_passes
 async fn an_idle_user_actor_is_passivated_and_reactivates_with_its_history() {
     let dir = tempfile::tempdir().unwrap();
     for db in databases(dir.path()).await {
-        let store = store::connect(&db.url).await.unwrap();
+        let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
         let user = new_user(&store).await;
         let actors = system(
             store.clone(),
@@ -216,7 +216,7 @@ async fn an_idle_user_actor_is_passivated_and_reactivates_with_its_history() {
 async fn turns_of_one_user_run_in_arrival_order_while_other_users_proceed() {
     let dir = tempfile::tempdir().unwrap();
     let db = databases(dir.path()).await.remove(0);
-    let store = store::connect(&db.url).await.unwrap();
+    let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
     let ana = new_user(&store).await;
     let bob = store
         .create_user(&NewUser {

@@ -8,9 +8,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use nudge::sms::signature;
-use nudge::store::{self, Store};
+use nudge::store::{self, Sealer, Store};
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
+/// The master key ring every test server runs with, so tests can open what it sealed.
+pub const MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LTAxMjM0NTY3ODlhYmNkZWY=";
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -69,6 +71,7 @@ fn base_env(data_dir: &Path, database: &Database) -> Vec<(String, String)> {
         ("NUDGE_DATA_DIR".into(), data_dir.display().to_string()),
         ("NUDGE_DATABASE_URL".into(), database.url.clone()),
         ("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into()),
+        ("NUDGE_MASTER_KEY".into(), MASTER_KEY.into()),
         ("NUDGE_LISTEN".into(), "127.0.0.1:0".into()),
         (
             "RUST_LOG".into(),
@@ -226,7 +229,7 @@ impl Server {
 
     /// Opens the server's database from the test, to look at what was stored.
     pub async fn store(&self) -> Store {
-        store::connect(&self.database.url)
+        store::connect(&self.database.url, sealer())
             .await
             .expect("open store")
     }
@@ -266,6 +269,11 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// The key ring of [`MASTER_KEY`].
+pub fn sealer() -> Sealer {
+    Sealer::from_text(MASTER_KEY).expect("test master key")
 }
 
 /// The form Twilio posts for an inbound SMS.
