@@ -2,7 +2,9 @@
 # Starts (or stops) throwaway PostgreSQL and Redis servers on loopback for the test suite.
 #
 # Run with: eval "$(scripts/services.sh start)"   # prints the NUDGE_TEST_* exports
+#           scripts/services.sh status                # exit 0 when both are up
 #           scripts/services.sh stop
+# NUDGE_SERVICES_DIR picks another data folder (several checkouts can share one set).
 #
 # Data lives under .services/ in the work tree; nothing is installed here (see .ci/run).
 set -euo pipefail
@@ -43,12 +45,16 @@ case "${1:-start}" in
     echo "export NUDGE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$pg_port/postgres"
     echo "export NUDGE_TEST_REDIS_URL=redis://127.0.0.1:$redis_port"
     ;;
+  status)
+    runuser -u postgres -- "$pg_bin/pg_ctl" -D "$dir/pg" status >/dev/null 2>&1 \
+      && redis-cli -p "$redis_port" ping >/dev/null 2>&1
+    ;;
   stop)
     [ -d "$dir/pg" ] && runuser -u postgres -- "$pg_bin/pg_ctl" -D "$dir/pg" -m fast stop >/dev/null 2>&1 || true
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
     ;;
   *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 start|status|stop" >&2
     exit 2
     ;;
 esac
