@@ -250,9 +250,8 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
         .user
         .clone()
         .ok_or_else(|| TurnError::Store(StoreError::NotFound))?;
-    let text = state
-        .deps
-        .engine
+    let engine = state.deps.engine.clone();
+    let text = engine
         .respond(
             &store,
             TurnInput {
@@ -260,6 +259,8 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
                 text: &turn.body,
                 channel: turn.channel,
                 now: turn.received_at,
+                recent: state.recent.make_contiguous(),
+                memories: &[],
             },
         )
         .await?;

@@ -8,7 +8,7 @@ pub mod offline;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::store::{Channel, Store, StoreError, User};
+use crate::store::{Channel, Message, Store, StoreError, User};
 
 /// Errors an engine can end a turn with.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,21 @@ pub struct TurnInput<'a> {
     pub channel: Channel,
     /// The turn's clock, so engines are testable with a fixed time.
     pub now: DateTime<Utc>,
+    /// The conversation so far, oldest first; the last entry is this turn's inbound message.
+    pub recent: &'a [Message],
+    /// Long-term memories retrieved for this message, most relevant first.
+    pub memories: &'a [RecalledMemory],
+}
+
+/// A long-term memory retrieved for a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecalledMemory {
+    pub id: i64,
+    pub text: String,
+    /// What sort of fact it is (`preference`, `routine`, `health`, …).
+    pub kind: String,
+    /// Relevance to this message, blended with importance and recency; higher is better.
+    pub score: f32,
 }
 
 /// Something that turns a user's message into a reply, using tools over the store.

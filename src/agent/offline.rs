@@ -2295,6 +2295,8 @@ mod tests {
                         text,
                         channel: Channel::Sms,
                         now: Utc::now(),
+                        recent: &[],
+                        memories: &[],
                     },
                 )
                 .await

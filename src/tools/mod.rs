@@ -5,6 +5,7 @@
 //! as registry tools for the LLM).
 
 pub mod groceries;
+pub mod internal;
 pub mod registry;
 pub mod tasks;
 
