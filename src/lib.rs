@@ -14,6 +14,7 @@
 //! | [`edges`] | everything facing the outside: the Twilio webhook, health checks |
 //! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier |
 //! | [`agent`] | what answers a turn: the offline rules engine |
+//! | [`llm`] | language-model providers (Gemini, OpenAI-compatible), circuit breaking, retry timing |
 //! | [`tools`] | actions on a user's data: tasks, groceries |
 //! | [`sms`] | Twilio's protocol: signatures, TwiML, segments, keywords, REST client |
 //! | [`store`] | persistence on SQLite or PostgreSQL |
@@ -25,6 +26,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod edges;
+pub mod llm;
 pub mod sms;
 pub mod store;
 pub mod telemetry;
