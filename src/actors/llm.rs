@@ -485,3 +485,163 @@ impl LanguageModel for LlmHandle {
         Err(ModelUnavailable(reasons.join("; ")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::circuit::ManualClock;
+    use crate::llm::{Finish, Item, ModelTurn, Usage};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Panics on its first call, fails with a 500 while `failing`, answers otherwise.
+    struct Flaky {
+        calls: AtomicUsize,
+        panic_first: bool,
+        failing: bool,
+    }
+
+    #[async_trait]
+    impl Provider for Flaky {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn model(&self) -> &str {
+            "m"
+        }
+        async fn generate(
+            &self,
+            _request: &ChatRequest,
+            _timeout: Duration,
+        ) -> Result<Generation, LlmError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.panic_first && n == 0 {
+                panic!("injected provider bug");
+            }
+            if self.failing {
+                return Err(LlmError::Server {
+                    status: 500,
+                    retry_after: None,
+                });
+            }
+            Ok(Generation {
+                turn: ModelTurn {
+                    text: Some("ok".into()),
+                    calls: vec![],
+                    raw: None,
+                },
+                usage: Usage::default(),
+                finish: Finish::Stop,
+                provider: "flaky".into(),
+                model: "m".into(),
+            })
+        }
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            system: "s".into(),
+            items: vec![Item::User("hi".into())],
+            functions: vec![],
+            allow_calls: true,
+            max_output_tokens: 10,
+        }
+    }
+
+    async fn start(
+        provider: Arc<Flaky>,
+        circuit: CircuitPolicy,
+    ) -> (LlmHandle, ActorRef<LlmSupervisorMsg>) {
+        let setup = LlmSetup {
+            providers: vec![provider],
+            circuit,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_millis(5),
+                max_delay: Duration::from_secs(1),
+            },
+            workers: 1,
+            clock: Arc::new(ManualClock::new()),
+        };
+        let handle = LlmHandle::new(&setup);
+        let (supervisor, _) = Actor::spawn(
+            None,
+            LlmSupervisor,
+            LlmSupervisorArgs {
+                setup: Arc::new(setup),
+            },
+        )
+        .await
+        .unwrap();
+        handle.publish(Some(supervisor.clone()));
+        (handle, supervisor)
+    }
+
+    #[tokio::test]
+    async fn a_crashed_worker_is_restarted_and_the_call_retried_on_it() {
+        let provider = Arc::new(Flaky {
+            calls: AtomicUsize::new(0),
+            panic_first: true,
+            failing: false,
+        });
+        let (handle, supervisor) = start(provider.clone(), CircuitPolicy::default()).await;
+        let generation = handle
+            .generate(&request(), Instant::now() + Duration::from_secs(5))
+            .await
+            .expect("the retry on the restarted worker answers");
+        assert_eq!(generation.turn.text.as_deref(), Some("ok"));
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+        let circuit = &handle.circuits().await[0];
+        assert_eq!(
+            (circuit.calls_in_window, circuit.failures_in_window),
+            (2, 1)
+        );
+        supervisor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn an_open_circuit_fails_fast_without_calling_the_provider() {
+        let provider = Arc::new(Flaky {
+            calls: AtomicUsize::new(0),
+            panic_first: false,
+            failing: true,
+        });
+        let circuit = CircuitPolicy {
+            min_calls: 3,
+            ..CircuitPolicy::default()
+        };
+        let (handle, supervisor) = start(provider.clone(), circuit).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let first = handle.generate(&request(), deadline).await.unwrap_err();
+        assert!(first.0.contains("server error 500"), "{first}");
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 3, "three attempts");
+        let second = handle.generate(&request(), deadline).await.unwrap_err();
+        assert!(second.0.contains("circuit open"), "{second}");
+        assert_eq!(
+            provider.calls.load(Ordering::SeqCst),
+            3,
+            "not called while open"
+        );
+        assert_eq!(
+            handle.circuits().await[0].state,
+            crate::llm::circuit::CircuitState::Open
+        );
+        supervisor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_already_passed_makes_no_call() {
+        let provider = Arc::new(Flaky {
+            calls: AtomicUsize::new(0),
+            panic_first: false,
+            failing: false,
+        });
+        let (handle, supervisor) = start(provider.clone(), CircuitPolicy::default()).await;
+        let error = handle
+            .generate(&request(), Instant::now())
+            .await
+            .unwrap_err();
+        assert!(error.0.contains("deadline"), "{error}");
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+        supervisor.stop(None);
+    }
+}

@@ -66,8 +66,9 @@ impl Store {
     }
 
     /// Stores the user's new summary, folded through `through_message_id` (which must be one
-    /// of the user's messages). A summary folded through an older message than the stored
-    /// one is ignored, so a late writer never loses a fold.
+    /// of the user's messages), and returns the summary now stored: a summary folded through
+    /// an older message than the stored one is ignored (and the stored one returned), so a
+    /// late writer never loses a fold.
     #[tracing::instrument(skip_all)]
     pub async fn save_conversation_summary(
         &self,
@@ -90,7 +91,7 @@ impl Store {
             if owned.is_none() {
                 return Err(StoreError::NotFound);
             }
-            sqlx::query(SAVE_SUMMARY)
+            let written = sqlx::query(SAVE_SUMMARY)
                 .bind(user.0)
                 .bind(&sealed)
                 .bind(through_message_id)
@@ -98,7 +99,12 @@ impl Store {
                 .bind(updated_at)
                 .execute(pool)
                 .await
-                .map_err(write_error)?;
+                .map_err(write_error)?
+                .rows_affected();
+            if written == 0 {
+                // A newer fold is already stored: it stands.
+                return self.conversation_summary(user).await?.ok_or(StoreError::NotFound);
+            }
         });
         Ok(ConversationSummary {
             text: text.to_owned(),
