@@ -1,14 +1,20 @@
 //! The planner's own cost per turn, model latency excluded: a zero-latency in-process model
-//! answers at once, so what is measured is prompt building, request assembly, argument
-//! validation, the tool's store work and the loop, against the offline rules doing the same
-//! store work in the same run.
+//! answers at once (one tool call, then the answer), so what is measured is prompt building,
+//! request assembly, argument validation, running the tool and the loop — next to the
+//! offline rules answering a comparable message in the same run.
+//!
+//! Two pairs:
+//! - `turn_store`: "what's on my list?" through the planner (`list_tasks`) vs "tasks" through
+//!   the offline rules: the same SQLite read on both sides.
+//! - `turn_cpu`: the planner calling a tool that touches no store vs the offline rules
+//!   answering "help": no I/O on either side, so the planner's CPU overhead shows alone.
 //!
 //! Run with: `cargo bench --bench planner` (add `-- --quick` for a short run). It ends by
-//! printing the planner / offline-rules ratio measured in the same process.
+//! printing the planner / offline-rules ratio of each pair, from this run's medians.
 
 use std::hint::black_box;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -18,11 +24,16 @@ use nudge::agent::planner::{Budget, Planner};
 use nudge::agent::{LanguageModel, ModelUnavailable, TurnEngine, TurnInput};
 use nudge::llm::{ChatRequest, Finish, Generation, Item, ModelTurn, ToolCall, Usage};
 use nudge::store::{Channel, Language, NewUser, Sealer, Store, User, connect};
+use nudge::tools::{Tool, ToolContext, ToolError, ToolOutput};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::json;
 use tokio::runtime::Runtime;
 
-/// Answers at once: a `list_tasks` call for a new message, a text once results came back.
-struct InstantModel;
+/// Answers at once: a call to `tool` for a new message, a text once results came back.
+struct InstantModel {
+    tool: &'static str,
+}
 
 #[async_trait]
 impl LanguageModel for InstantModel {
@@ -41,8 +52,8 @@ impl LanguageModel for InstantModel {
                 text: None,
                 calls: vec![ToolCall {
                     id: None,
-                    name: "list_tasks".into(),
-                    args: json!({}),
+                    name: self.tool.into(),
+                    args: json!({ "text": "ready" }),
                 }],
                 raw: None,
             },
@@ -61,11 +72,53 @@ impl LanguageModel for InstantModel {
     }
 }
 
+/// A tool that touches no store: says its text back.
+struct Echo;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct EchoArgs {
+    /// What to say back.
+    text: String,
+}
+
+#[async_trait]
+impl Tool for Echo {
+    type Args = EchoArgs;
+    const NAME: &'static str = "echo";
+    const DESCRIPTION: &'static str = "Says the text back.";
+
+    async fn run(&self, _ctx: &ToolContext<'_>, args: EchoArgs) -> Result<ToolOutput, ToolError> {
+        Ok(ToolOutput::new(json!({ "text": args.text }), "echoed"))
+    }
+}
+
+/// `list_tasks` takes no arguments: the model's `text` would be refused, so it gets none.
+struct ListTasksModel(InstantModel);
+
+#[async_trait]
+impl LanguageModel for ListTasksModel {
+    async fn generate(
+        &self,
+        request: &ChatRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<Generation, ModelUnavailable> {
+        let mut generation = self.0.generate(request, deadline).await?;
+        for call in &mut generation.turn.calls {
+            call.args = json!({});
+        }
+        Ok(generation)
+    }
+}
+
 struct Fixture {
     runtime: Runtime,
     store: Store,
     user: User,
-    planner: Planner,
+    /// Calls `list_tasks` (a store read).
+    store_planner: Planner,
+    /// Calls `echo` (no I/O).
+    cpu_planner: Planner,
 }
 
 fn fixture() -> Fixture {
@@ -89,9 +142,15 @@ fn fixture() -> Fixture {
         }
         (store, user)
     });
-    let planner = Planner::new(
-        Arc::new(InstantModel),
+    let store_planner = Planner::new(
+        Arc::new(ListTasksModel(InstantModel { tool: "list_tasks" })),
         nudge::tools::internal::registry(),
+        Budget::default(),
+        None,
+    );
+    let cpu_planner = Planner::new(
+        Arc::new(InstantModel { tool: "echo" }),
+        nudge::tools::internal::registry().with(Echo),
         Budget::default(),
         None,
     );
@@ -99,7 +158,8 @@ fn fixture() -> Fixture {
         runtime,
         store,
         user,
-        planner,
+        store_planner,
+        cpu_planner,
     }
 }
 
@@ -115,69 +175,78 @@ fn input<'a>(user: &'a User, text: &'a str) -> TurnInput<'a> {
     }
 }
 
-async fn planner_turn(f: &Fixture) -> String {
-    f.planner
-        .respond(&f.store, input(&f.user, "what's on my list?"))
+async fn turn(engine: &dyn TurnEngine, f: &Fixture, text: &str) -> String {
+    engine
+        .respond(&f.store, input(&f.user, text))
         .await
-        .expect("planner turn")
-        .text
-}
-
-async fn offline_turn(f: &Fixture) -> String {
-    OfflineRules
-        .respond(&f.store, input(&f.user, "tasks"))
-        .await
-        .expect("offline turn")
+        .expect("turn")
         .text
 }
 
 fn turns(c: &mut Criterion) {
     let f = fixture();
-    let mut group = c.benchmark_group("turn");
-    group.bench_function("offline_rules/list_tasks", |b| {
+    let mut group = c.benchmark_group("turn_store");
+    group.bench_function("offline_rules", |b| {
         b.to_async(&f.runtime)
-            .iter(|| async { black_box(offline_turn(&f).await) })
+            .iter(|| async { black_box(turn(&OfflineRules, &f, "tasks").await) })
     });
-    group.bench_function("planner/list_tasks_then_answer", |b| {
+    group.bench_function("planner", |b| {
         b.to_async(&f.runtime)
-            .iter(|| async { black_box(planner_turn(&f).await) })
+            .iter(|| async { black_box(turn(&f.store_planner, &f, "what's on my list?").await) })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("turn_cpu");
+    group.bench_function("offline_rules", |b| {
+        b.to_async(&f.runtime)
+            .iter(|| async { black_box(turn(&OfflineRules, &f, "help").await) })
+    });
+    group.bench_function("planner", |b| {
+        b.to_async(&f.runtime)
+            .iter(|| async { black_box(turn(&f.cpu_planner, &f, "say ready").await) })
     });
     group.finish();
 }
 
 criterion_group!(benches, turns);
 
-/// Mean time of `n` sequential turns.
-fn mean<F: std::future::Future<Output = String>>(
-    runtime: &Runtime,
-    n: u32,
-    mut turn: impl FnMut() -> F,
-) -> Duration {
-    runtime.block_on(async {
-        let started = Instant::now();
-        for _ in 0..n {
-            black_box(turn().await);
-        }
-        started.elapsed() / n
-    })
+/// Where criterion writes its estimates: `CRITERION_HOME`, else `criterion/` in the target
+/// directory this bench binary was built into (`<target>/release/deps/planner-…`).
+fn criterion_home() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(home.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+}
+
+/// The median point estimate, in nanoseconds, of one benchmark of this run.
+fn median_ns(id: &str) -> Option<f64> {
+    let path = criterion_home()?
+        .join(id)
+        .join("new")
+        .join("estimates.json");
+    let estimates: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    estimates["median"]["point_estimate"].as_f64()
 }
 
 fn main() {
-    let mut criterion = Criterion::default().configure_from_args();
-    benches(&mut criterion);
-    criterion.final_summary();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
 
-    let f = fixture();
-    let n = 2_000;
-    // Warm both paths first (connections, caches).
-    mean(&f.runtime, 200, || offline_turn(&f));
-    mean(&f.runtime, 200, || planner_turn(&f));
-    let offline = mean(&f.runtime, n, || offline_turn(&f));
-    let planner = mean(&f.runtime, n, || planner_turn(&f));
-    println!(
-        "planner turn {planner:?} vs offline rules turn {offline:?}: ratio {:.2} \
-         (planner overhead {:?} per turn, zero-latency model, {n} turns each)",
-        planner.as_secs_f64() / offline.as_secs_f64(),
-        planner.saturating_sub(offline),
-    );
+    // The ratios of this run's medians (absent in `--test` mode, which measures nothing).
+    for group in ["turn_store", "turn_cpu"] {
+        if let (Some(offline), Some(planner)) = (
+            median_ns(&format!("{group}/offline_rules")),
+            median_ns(&format!("{group}/planner")),
+        ) {
+            println!(
+                "{group}: planner {:.1} µs vs offline rules {:.1} µs per turn (medians): \
+                 ratio {:.2}",
+                planner / 1e3,
+                offline / 1e3,
+                planner / offline,
+            );
+        }
+    }
 }
