@@ -15,6 +15,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -220,25 +221,30 @@ fn criterion_home() -> Option<PathBuf> {
     Some(exe.parent()?.parent()?.parent()?.join("criterion"))
 }
 
-/// The median point estimate, in nanoseconds, of one benchmark of this run.
-fn median_ns(id: &str) -> Option<f64> {
+/// The median point estimate, in nanoseconds, of one benchmark measured since `started`
+/// (`--list` and `--test` runs measure nothing, so an older file is not this run's).
+fn median_ns(id: &str, started: SystemTime) -> Option<f64> {
     let path = criterion_home()?
         .join(id)
         .join("new")
         .join("estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < started {
+        return None;
+    }
     let estimates: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     estimates["median"]["point_estimate"].as_f64()
 }
 
 fn main() {
+    let started = SystemTime::now();
     benches();
     Criterion::default().configure_from_args().final_summary();
 
-    // The ratios of this run's medians (absent in `--test` mode, which measures nothing).
+    // The ratios of this run's medians.
     for group in ["turn_store", "turn_cpu"] {
         if let (Some(offline), Some(planner)) = (
-            median_ns(&format!("{group}/offline_rules")),
-            median_ns(&format!("{group}/planner")),
+            median_ns(&format!("{group}/offline_rules"), started),
+            median_ns(&format!("{group}/planner"), started),
         ) {
             println!(
                 "{group}: planner {:.1} µs vs offline rules {:.1} µs per turn (medians): \
