@@ -537,6 +537,14 @@ mod tests {
         }
     }
 
+    fn flaky(panic_first: bool, failing: bool) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            calls: AtomicUsize::new(0),
+            panic_first,
+            failing,
+        })
+    }
+
     fn request() -> ChatRequest {
         ChatRequest {
             system: "s".into(),
@@ -578,11 +586,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_crashed_worker_is_restarted_and_the_call_retried_on_it() {
-        let provider = Arc::new(Flaky {
-            calls: AtomicUsize::new(0),
-            panic_first: true,
-            failing: false,
-        });
+        let provider = flaky(true, false);
         let (handle, supervisor) = start(provider.clone(), CircuitPolicy::default()).await;
         let generation = handle
             .generate(&request(), Instant::now() + Duration::from_secs(5))
@@ -600,11 +604,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_open_circuit_fails_fast_without_calling_the_provider() {
-        let provider = Arc::new(Flaky {
-            calls: AtomicUsize::new(0),
-            panic_first: false,
-            failing: true,
-        });
+        let provider = flaky(false, true);
         let circuit = CircuitPolicy {
             min_calls: 3,
             ..CircuitPolicy::default()
@@ -630,11 +630,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deadline_already_passed_makes_no_call() {
-        let provider = Arc::new(Flaky {
-            calls: AtomicUsize::new(0),
-            panic_first: false,
-            failing: false,
-        });
+        let provider = flaky(false, false);
         let (handle, supervisor) = start(provider.clone(), CircuitPolicy::default()).await;
         let error = handle
             .generate(&request(), Instant::now())

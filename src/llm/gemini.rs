@@ -16,6 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use super::endpoint_under;
+
 use super::{
     ChatRequest, Finish, Generation, Item, LlmError, ModelTurn, Provider, RawTurn, ToolCall, Usage,
     http_client, read_answer, retry, status_error, transport_error,
@@ -49,13 +51,7 @@ impl std::fmt::Debug for GeminiClient {
 impl GeminiClient {
     /// A client for `model` at `base` (e.g. [`DEFAULT_BASE_URL`], or a local fake in tests).
     pub fn new(base: &Url, api_key: SecretString, model: &str) -> Result<Self, LlmError> {
-        let path = format!(
-            "{}/v1beta/models/{}:generateContent",
-            base.path().trim_end_matches('/'),
-            model
-        );
-        let mut endpoint = base.clone();
-        endpoint.set_path(&path);
+        let endpoint = endpoint_under(base, &format!("v1beta/models/{model}:generateContent"));
         Ok(Self {
             http: http_client(Duration::from_secs(5))?,
             endpoint,

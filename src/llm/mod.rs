@@ -270,6 +270,13 @@ async fn read_answer(response: reqwest::Response) -> Result<Value, (u16, Option<
     }
 }
 
+/// `base` with `suffix` appended to its path (a base may carry a path prefix, e.g. `/v1`).
+fn endpoint_under(base: &url::Url, suffix: &str) -> url::Url {
+    let mut endpoint = base.clone();
+    endpoint.set_path(&format!("{}/{suffix}", base.path().trim_end_matches('/')));
+    endpoint
+}
+
 /// A reqwest client for model APIs: connect timeout, no proxy surprises, our user agent.
 fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, LlmError> {
     reqwest::Client::builder()

@@ -16,6 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use url::Url;
 
+use super::endpoint_under;
+
 use super::{
     ChatRequest, Finish, Generation, Item, LlmError, ModelTurn, Provider, RawTurn, ToolCall, Usage,
     http_client, read_answer, status_error, transport_error,
@@ -46,11 +48,7 @@ impl OpenAiClient {
     /// A client for `model` at `base`, the URL the server's API lives under (for Ollama
     /// `http://127.0.0.1:11434/v1`).
     pub fn new(base: &Url, api_key: Option<SecretString>, model: &str) -> Result<Self, LlmError> {
-        let mut endpoint = base.clone();
-        endpoint.set_path(&format!(
-            "{}/chat/completions",
-            base.path().trim_end_matches('/')
-        ));
+        let endpoint = endpoint_under(base, "chat/completions");
         Ok(Self {
             http: http_client(Duration::from_secs(5))?,
             endpoint,
