@@ -11,15 +11,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::actors::llm::{LlmHandle, LlmSetup};
 use crate::actors::notifier::NotifierArgs;
 use crate::actors::{ActorSystem, SystemOptions, TurnDeps};
 use crate::agent::TurnEngine;
+use crate::agent::cache::ResponseCache;
 use crate::agent::offline::OfflineRules;
-use crate::config::Settings;
+use crate::agent::planner::{Budget, Planner};
+use crate::config::{LlmSettings, Settings};
 use crate::edges::{self, AppState};
+use crate::llm::Provider;
+use crate::llm::gemini::GeminiClient;
+use crate::llm::openai::OpenAiClient;
 use crate::sms::twilio::TwilioClient;
 use crate::store::{self, Store};
 
@@ -34,16 +41,63 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds the node with the offline rules engine.
+    /// Builds the node: the LLM agent when a model is configured (Gemini key or fallback
+    /// URL), the offline rules otherwise.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with(settings, Arc::new(OfflineRules), SystemOptions::default()).await
+        if !settings.llm.any_model() {
+            tracing::info!("no language model configured: turns are answered by the offline rules");
+            return Self::build_with(settings, Arc::new(OfflineRules), SystemOptions::default())
+                .await;
+        }
+        let setup = LlmSetup::new(providers(&settings.llm)?);
+        let handle = LlmHandle::new(&setup);
+        let cache = match (settings.llm.cache_ttl, &settings.redis_url) {
+            (None, _) => None,
+            (Some(ttl), None) => Some(ResponseCache::in_process(ttl)),
+            (Some(ttl), Some(url)) => Some(
+                ResponseCache::redis(url.expose_secret(), ttl, settings.sealer.clone())
+                    .await
+                    .context("NUDGE_REDIS_URL")?,
+            ),
+        };
+        let budget = settings.llm.budget;
+        let planner = Planner::new(
+            Arc::new(handle.clone()),
+            crate::tools::internal::registry(),
+            Budget {
+                max_llm_calls: budget.max_llm_calls,
+                max_tool_calls: budget.max_tool_calls,
+                max_tokens: budget.max_tokens,
+                deadline: budget.deadline,
+                ..Budget::default()
+            },
+            cache,
+        );
+        let names: Vec<&str> = setup.providers.iter().map(|p| p.name()).collect();
+        tracing::info!(providers = ?names, "turns are answered by the LLM agent");
+        Self::build_inner(
+            settings,
+            Arc::new(planner),
+            SystemOptions::default(),
+            Some((setup, handle)),
+        )
+        .await
     }
 
-    /// Builds the node with a given engine and actor options.
+    /// Builds the node with a given engine and actor options (no model providers).
     pub async fn build_with(
         settings: Settings,
         engine: Arc<dyn TurnEngine>,
         options: SystemOptions,
+    ) -> anyhow::Result<Self> {
+        Self::build_inner(settings, engine, options, None).await
+    }
+
+    async fn build_inner(
+        settings: Settings,
+        engine: Arc<dyn TurnEngine>,
+        options: SystemOptions,
+        llm: Option<(LlmSetup, LlmHandle)>,
     ) -> anyhow::Result<Self> {
         let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
             .await
@@ -64,7 +118,7 @@ impl Application {
             ),
             None => None,
         };
-        let actors = ActorSystem::start(
+        let actors = ActorSystem::start_with_llm(
             TurnDeps {
                 store: store.clone(),
                 engine,
@@ -77,6 +131,7 @@ impl Application {
                 tasks: tasks.clone(),
             },
             options,
+            llm,
         )
         .await
         .context("starting the actor tree")?;
@@ -133,6 +188,22 @@ impl Application {
         tracing::info!("shut down");
         Ok(())
     }
+}
+
+/// The configured model providers, in the order turns try them: Gemini, then the fallback.
+fn providers(llm: &LlmSettings) -> anyhow::Result<Vec<Arc<dyn Provider>>> {
+    let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
+    if let Some(gemini) = &llm.gemini {
+        let client = GeminiClient::new(&gemini.base_url, gemini.api_key.clone(), &gemini.model)
+            .context("building the Gemini client")?;
+        providers.push(Arc::new(client));
+    }
+    if let Some(fallback) = &llm.fallback {
+        let client = OpenAiClient::new(&fallback.url, fallback.api_key.clone(), &fallback.model)
+            .context("building the fallback model client")?;
+        providers.push(Arc::new(client));
+    }
+    Ok(providers)
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -154,6 +154,114 @@ pub struct SettingsArgs {
     /// Log format on stderr: `text` or `json` [default: text]. Filter with RUST_LOG.
     #[arg(long, env = "NUDGE_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    // LLM ------------------------------------------------------------------------------------
+    /// Gemini API key. With it (or a fallback URL) turns are answered by the LLM agent;
+    /// without either, by the offline rules.
+    #[arg(
+        long,
+        env = "GEMINI_API_KEY",
+        global = true,
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub gemini_api_key: Option<String>,
+
+    /// File holding the Gemini API key (instead of GEMINI_API_KEY).
+    #[arg(long, env = "GEMINI_API_KEY_FILE", global = true, value_name = "FILE")]
+    pub gemini_api_key_file: Option<PathBuf>,
+
+    /// Gemini model [default: gemini-2.5-flash].
+    #[arg(long, env = "NUDGE_GEMINI_MODEL", global = true, value_name = "MODEL")]
+    pub gemini_model: Option<String>,
+
+    /// Gemini API base URL [default: https://generativelanguage.googleapis.com].
+    #[arg(long, env = "NUDGE_GEMINI_BASE_URL", global = true, value_name = "URL")]
+    pub gemini_base_url: Option<String>,
+
+    /// Base URL of an OpenAI-compatible chat-completions API used when Gemini fails
+    /// (Ollama: http://127.0.0.1:11434/v1).
+    #[arg(
+        long,
+        env = "NUDGE_FALLBACK_LLM_URL",
+        global = true,
+        value_name = "URL"
+    )]
+    pub fallback_llm_url: Option<String>,
+
+    /// The fallback server's model name (required with NUDGE_FALLBACK_LLM_URL).
+    #[arg(
+        long,
+        env = "NUDGE_FALLBACK_LLM_MODEL",
+        global = true,
+        value_name = "MODEL"
+    )]
+    pub fallback_llm_model: Option<String>,
+
+    /// Bearer key for the fallback server, if it wants one.
+    #[arg(
+        long,
+        env = "NUDGE_FALLBACK_LLM_KEY",
+        global = true,
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub fallback_llm_key: Option<String>,
+
+    /// File holding the fallback server's key (instead of NUDGE_FALLBACK_LLM_KEY).
+    #[arg(
+        long,
+        env = "NUDGE_FALLBACK_LLM_KEY_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub fallback_llm_key_file: Option<PathBuf>,
+
+    /// Model calls per turn, the wrap-up call included [default: 6].
+    #[arg(
+        long,
+        env = "NUDGE_TURN_MAX_LLM_CALLS",
+        global = true,
+        value_name = "N"
+    )]
+    pub turn_max_llm_calls: Option<String>,
+
+    /// Tool calls per turn [default: 8].
+    #[arg(
+        long,
+        env = "NUDGE_TURN_MAX_TOOL_CALLS",
+        global = true,
+        value_name = "N"
+    )]
+    pub turn_max_tool_calls: Option<String>,
+
+    /// Tokens (prompt + output, all calls) per turn [default: 32000].
+    #[arg(long, env = "NUDGE_TURN_MAX_TOKENS", global = true, value_name = "N")]
+    pub turn_max_tokens: Option<String>,
+
+    /// Wall time of one agent turn, in milliseconds [default: 20000].
+    #[arg(long, env = "NUDGE_TURN_DEADLINE_MS", global = true, value_name = "MS")]
+    pub turn_deadline_ms: Option<String>,
+
+    /// How long identical model requests are answered from the cache, in seconds; 0 turns
+    /// the cache off [default: 300].
+    #[arg(
+        long,
+        env = "NUDGE_LLM_CACHE_TTL_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub llm_cache_ttl_secs: Option<String>,
+
+    /// Redis URL (`redis://host:port/db`): shared caches live there instead of in-process.
+    #[arg(
+        long,
+        env = "NUDGE_REDIS_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
 }
 
 /// The optional TOML file. Unknown keys are errors, so a typo does not pass silently.
@@ -172,6 +280,28 @@ struct FileSettings {
     master_key_file: Option<PathBuf>,
     #[serde(default)]
     twilio: FileTwilio,
+    #[serde(default)]
+    llm: FileLlm,
+    redis_url: Option<String>,
+}
+
+/// The file's `[llm]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLlm {
+    gemini_api_key: Option<String>,
+    gemini_api_key_file: Option<PathBuf>,
+    gemini_model: Option<String>,
+    gemini_base_url: Option<String>,
+    fallback_url: Option<String>,
+    fallback_model: Option<String>,
+    fallback_key: Option<String>,
+    fallback_key_file: Option<PathBuf>,
+    turn_max_llm_calls: Option<u64>,
+    turn_max_tool_calls: Option<u64>,
+    turn_max_tokens: Option<u64>,
+    turn_deadline_ms: Option<u64>,
+    cache_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -263,6 +393,212 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Seals personal columns; its `Debug` shows key ids only.
     pub sealer: Sealer,
+    /// Language models, turn budgets and the response cache.
+    pub llm: LlmSettings,
+    /// Shared caches live in this Redis when set (its URL may hold a password).
+    pub redis_url: Option<SecretString>,
+}
+
+// LLM ----------------------------------------------------------------------------------------
+
+/// Gemini, when a key is configured.
+#[derive(Clone)]
+pub struct GeminiSettings {
+    pub api_key: SecretString,
+    pub model: String,
+    /// Overridable so tests point it at a local fake Gemini.
+    pub base_url: Url,
+}
+
+/// The OpenAI-compatible fallback model, when a URL is configured.
+#[derive(Clone)]
+pub struct FallbackLlmSettings {
+    pub url: Url,
+    pub model: String,
+    pub api_key: Option<SecretString>,
+}
+
+/// What one agent turn may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnBudgetSettings {
+    pub max_llm_calls: u32,
+    pub max_tool_calls: u32,
+    pub max_tokens: u32,
+    pub deadline: Duration,
+}
+
+/// Language-model settings.
+#[derive(Clone)]
+pub struct LlmSettings {
+    pub gemini: Option<GeminiSettings>,
+    pub fallback: Option<FallbackLlmSettings>,
+    pub budget: TurnBudgetSettings,
+    /// `None`: no response cache.
+    pub cache_ttl: Option<Duration>,
+}
+
+impl LlmSettings {
+    /// True when any model is configured (the agent answers; otherwise the offline rules).
+    pub fn any_model(&self) -> bool {
+        self.gemini.is_some() || self.fallback.is_some()
+    }
+}
+
+impl fmt::Debug for LlmSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmSettings")
+            .field(
+                "gemini",
+                &self
+                    .gemini
+                    .as_ref()
+                    .map(|g| (g.model.as_str(), g.base_url.as_str(), "key: [redacted]")),
+            )
+            .field(
+                "fallback",
+                &self
+                    .fallback
+                    .as_ref()
+                    .map(|f| (f.model.as_str(), f.url.as_str())),
+            )
+            .field("budget", &self.budget)
+            .field("cache_ttl", &self.cache_ttl)
+            .finish()
+    }
+}
+
+const DEFAULT_GEMINI_MODEL: &str = "gemini-2.5-flash";
+const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+const DEFAULT_TURN_MAX_LLM_CALLS: u64 = 6;
+const DEFAULT_TURN_MAX_TOOL_CALLS: u64 = 8;
+const DEFAULT_TURN_MAX_TOKENS: u64 = 32_000;
+const DEFAULT_TURN_DEADLINE_MS: u64 = 20_000;
+const DEFAULT_LLM_CACHE_TTL_SECS: u64 = 300;
+
+/// A count that must lie in `min..=max`.
+fn bounded(
+    setting: &'static str,
+    arg: &Option<String>,
+    file: Option<u64>,
+    default: u64,
+    (min, max): (u64, u64),
+) -> Result<u64, ConfigError> {
+    let value = number(setting, arg, file, default)?;
+    if !(min..=max).contains(&value) {
+        return Err(ConfigError::new(
+            setting,
+            format!("{value} is outside {min}..={max}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// The `// LLM` block of [`Settings::load`].
+fn load_llm(args: &SettingsArgs, file: FileLlm) -> Result<LlmSettings, ConfigError> {
+    let gemini_key = secret_value(
+        "GEMINI_API_KEY",
+        pick(&args.gemini_api_key, &file.gemini_api_key),
+        args.gemini_api_key_file
+            .clone()
+            .or(file.gemini_api_key_file),
+    )?;
+    let gemini = match gemini_key {
+        Some(key) if key.trim().is_empty() => {
+            return Err(ConfigError::new("GEMINI_API_KEY", "is empty"));
+        }
+        Some(key) => {
+            let model =
+                pick(&args.gemini_model, &file.gemini_model).unwrap_or(DEFAULT_GEMINI_MODEL.into());
+            if model.is_empty()
+                || !model
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(ConfigError::new(
+                    "NUDGE_GEMINI_MODEL",
+                    format!("{model:?} is not a model name like gemini-2.5-flash"),
+                ));
+            }
+            let base = pick(&args.gemini_base_url, &file.gemini_base_url)
+                .unwrap_or(DEFAULT_GEMINI_BASE_URL.into());
+            Some(GeminiSettings {
+                api_key: SecretString::from(key.trim().to_owned()),
+                model,
+                base_url: parse_http_url("NUDGE_GEMINI_BASE_URL", &base)?,
+            })
+        }
+        None => None,
+    };
+    let fallback_key = secret_value(
+        "NUDGE_FALLBACK_LLM_KEY",
+        pick(&args.fallback_llm_key, &file.fallback_key),
+        args.fallback_llm_key_file
+            .clone()
+            .or(file.fallback_key_file),
+    )?;
+    let fallback = match pick(&args.fallback_llm_url, &file.fallback_url) {
+        Some(url) => {
+            let url = parse_http_url("NUDGE_FALLBACK_LLM_URL", &url)?;
+            let model = pick(&args.fallback_llm_model, &file.fallback_model)
+                .filter(|m| !m.trim().is_empty())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "NUDGE_FALLBACK_LLM_MODEL",
+                        "required with NUDGE_FALLBACK_LLM_URL (e.g. llama3.1:8b)",
+                    )
+                })?;
+            Some(FallbackLlmSettings {
+                url,
+                model,
+                api_key: fallback_key
+                    .filter(|k| !k.is_empty())
+                    .map(SecretString::from),
+            })
+        }
+        None => None,
+    };
+    let budget = TurnBudgetSettings {
+        max_llm_calls: bounded(
+            "NUDGE_TURN_MAX_LLM_CALLS",
+            &args.turn_max_llm_calls,
+            file.turn_max_llm_calls,
+            DEFAULT_TURN_MAX_LLM_CALLS,
+            (1, 50),
+        )? as u32,
+        max_tool_calls: bounded(
+            "NUDGE_TURN_MAX_TOOL_CALLS",
+            &args.turn_max_tool_calls,
+            file.turn_max_tool_calls,
+            DEFAULT_TURN_MAX_TOOL_CALLS,
+            (0, 100),
+        )? as u32,
+        max_tokens: bounded(
+            "NUDGE_TURN_MAX_TOKENS",
+            &args.turn_max_tokens,
+            file.turn_max_tokens,
+            DEFAULT_TURN_MAX_TOKENS,
+            (1_000, 2_000_000),
+        )? as u32,
+        deadline: Duration::from_millis(bounded(
+            "NUDGE_TURN_DEADLINE_MS",
+            &args.turn_deadline_ms,
+            file.turn_deadline_ms,
+            DEFAULT_TURN_DEADLINE_MS,
+            (500, 300_000),
+        )?),
+    };
+    let ttl = number(
+        "NUDGE_LLM_CACHE_TTL_SECS",
+        &args.llm_cache_ttl_secs,
+        file.cache_ttl_secs,
+        DEFAULT_LLM_CACHE_TTL_SECS,
+    )?;
+    Ok(LlmSettings {
+        gemini,
+        fallback,
+        budget,
+        cache_ttl: (ttl > 0).then(|| Duration::from_secs(ttl)),
+    })
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -418,6 +754,17 @@ impl Settings {
             }
         };
 
+        let redis_url = match pick(&args.redis_url, &file.redis_url) {
+            Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                return Err(ConfigError::new(
+                    "NUDGE_REDIS_URL",
+                    "expected a redis:// or rediss:// URL",
+                ));
+            }
+            other => other.map(SecretString::from),
+        };
+        let llm = load_llm(args, file.llm)?;
+
         Ok(Settings {
             listen,
             data_dir,
@@ -433,6 +780,8 @@ impl Settings {
             reply_window: Duration::from_millis(window_ms),
             log_format,
             sealer,
+            llm,
+            redis_url,
         })
     }
 
@@ -735,6 +1084,80 @@ mod tests {
     }
 
     #[test]
+    fn llm_settings_default_to_no_model_and_documented_budgets() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::load(&args_in(dir.path())).unwrap();
+        assert!(!settings.llm.any_model());
+        assert_eq!(
+            settings.llm.budget,
+            TurnBudgetSettings {
+                max_llm_calls: 6,
+                max_tool_calls: 8,
+                max_tokens: 32_000,
+                deadline: Duration::from_secs(20),
+            }
+        );
+        assert_eq!(settings.llm.cache_ttl, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn llm_settings_come_from_env_file_and_secret_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("gemini.key");
+        std::fs::write(&key_file, "g-key\n").unwrap();
+        let file = dir.path().join("nudge.toml");
+        std::fs::write(
+            &file,
+            "[llm]\nfallback_url = \"http://127.0.0.1:11434/v1\"\nfallback_model = \"llama3.1\"\nturn_max_tool_calls = 3\ncache_ttl_secs = 0\n",
+        )
+        .unwrap();
+        let mut args = args_in(dir.path());
+        args.config = Some(file);
+        args.gemini_api_key_file = Some(key_file);
+        args.gemini_base_url = Some("http://127.0.0.1:9999".into());
+        let llm = Settings::load(&args).unwrap().llm;
+        let gemini = llm.gemini.expect("gemini configured");
+        assert_eq!(gemini.api_key.expose_secret(), "g-key");
+        assert_eq!(gemini.model, "gemini-2.5-flash");
+        assert_eq!(gemini.base_url.as_str(), "http://127.0.0.1:9999/");
+        let fallback = llm.fallback.expect("fallback configured");
+        assert_eq!(fallback.model, "llama3.1");
+        assert!(fallback.api_key.is_none());
+        assert_eq!(llm.budget.max_tool_calls, 3);
+        assert_eq!(llm.cache_ttl, None);
+    }
+
+    #[test]
+    fn bad_llm_settings_name_their_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = args_in(dir.path());
+        args.fallback_llm_url = Some("http://127.0.0.1:11434/v1".into());
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_FALLBACK_LLM_MODEL"
+        );
+        let mut args = args_in(dir.path());
+        args.turn_max_llm_calls = Some("0".into());
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_TURN_MAX_LLM_CALLS"
+        );
+        let mut args = args_in(dir.path());
+        args.gemini_api_key = Some("k".into());
+        args.gemini_model = Some("../../etc".into());
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_GEMINI_MODEL"
+        );
+        let mut args = args_in(dir.path());
+        args.redis_url = Some("http://localhost".into());
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_REDIS_URL"
+        );
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let mut args = args_in(dir.path());
@@ -742,7 +1165,11 @@ mod tests {
         args.database_url = Some("postgres://nudge:hunter2@127.0.0.1/nudge".into());
         let key = seal::encode_key(&seal::generate_key());
         args.master_key = Some(key.clone());
+        args.gemini_api_key = Some("gemini-very-secret".into());
+        args.redis_url = Some("redis://:redis-pass@127.0.0.1:6379".into());
         let text = format!("{:?}", Settings::load(&args).unwrap());
+        assert!(!text.contains("gemini-very-secret"));
+        assert!(!text.contains("redis-pass"));
         assert!(!text.contains(&key));
         assert!(!text.contains("tok-very-secret"));
         assert!(!text.contains("hunter2"));

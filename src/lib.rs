@@ -1,8 +1,9 @@
 //! Nudge: a production runtime for a personal assistant for people with ADHD.
 //!
 //! People text Nudge by SMS (one dedicated Twilio number per user) or chat in a web page. A
-//! supervised actor per user runs each turn: persist the inbound message, answer it (offline
-//! rules today, an LLM agent with tools later), persist the reply, send it.
+//! supervised actor per user runs each turn: persist the inbound message, answer it (the LLM
+//! agent with tools when a model is configured, offline rules otherwise), persist the reply,
+//! send it.
 //!
 //! # Layout
 //!
@@ -12,8 +13,9 @@
 //! | [`telemetry`] | logging set-up |
 //! | [`app`] | start-up: store, actor tree, HTTP server, graceful shutdown |
 //! | [`edges`] | everything facing the outside: the Twilio webhook, health checks |
-//! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier |
-//! | [`agent`] | what answers a turn: the offline rules engine |
+//! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier, LLM supervisor |
+//! | [`agent`] | what answers a turn: the LLM planner (prompts, budgets, summary, cache) and the offline rules |
+//! | [`llm`] | language-model providers (Gemini, OpenAI-compatible), circuit breaking, retry timing |
 //! | [`tools`] | actions on a user's data: tasks, groceries |
 //! | [`sms`] | Twilio's protocol: signatures, TwiML, segments, keywords, REST client |
 //! | [`store`] | persistence on SQLite or PostgreSQL |
@@ -25,6 +27,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod edges;
+pub mod llm;
 pub mod sms;
 pub mod store;
 pub mod telemetry;

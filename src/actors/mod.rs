@@ -5,13 +5,16 @@
 //! ├── UserSupervisor   restarts crashed UserActors (bounded intensity)
 //! │   └── UserActor{id} one user's conversation; one turn at a time, in arrival order
 //! ├── Directory        user id → actor; activation and passivation
-//! └── Notifier         outbound SMS through Twilio's REST API
+//! ├── Notifier         outbound SMS through Twilio's REST API
+//! └── LlmSupervisor    circuit breaker per model provider; restarts its workers
+//!     └── LlmWorker{provider, n}  one model call at a time
 //! ```
 //!
 //! [`ActorSystem`] is the handle the edges hold: cheap to clone, it sends turns to the
 //! Directory with a timeout and survives a restart of the Directory.
 
 pub mod directory;
+pub mod llm;
 pub mod notifier;
 pub mod root;
 pub mod user;
@@ -24,8 +27,10 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, ActorStatus};
 
 use crate::agent::{AgentError, TurnEngine};
+use crate::llm::circuit::CircuitSnapshot;
 use crate::store::{Store, StoreError, UserId};
 use directory::DirectoryMsg;
+use llm::{LlmHandle, LlmSetup};
 use notifier::NotifierMsg;
 use root::{Root, RootArgs, RootMsg};
 use user::{InboundTurn, TurnOutcome};
@@ -82,6 +87,8 @@ pub struct ActorSystem {
     root: ActorRef<RootMsg>,
     /// Filled by Root when it starts its children, updated when it restarts one.
     core: Arc<RwLock<Option<CoreRefs>>>,
+    /// The model providers' handle, when the tree supervises any.
+    llm: Option<LlmHandle>,
 }
 
 impl ActorSystem {
@@ -91,7 +98,19 @@ impl ActorSystem {
         notifier: notifier::NotifierArgs,
         options: SystemOptions,
     ) -> anyhow::Result<Self> {
+        Self::start_with_llm(deps, notifier, options, None).await
+    }
+
+    /// Starts the tree with an `LlmSupervisor` over `llm`'s providers, published into its
+    /// handle (the one the engine in `deps` calls models through).
+    pub async fn start_with_llm(
+        deps: TurnDeps,
+        notifier: notifier::NotifierArgs,
+        options: SystemOptions,
+        llm: Option<(LlmSetup, LlmHandle)>,
+    ) -> anyhow::Result<Self> {
         let core = Arc::new(RwLock::new(None));
+        let handle = llm.as_ref().map(|(_, handle)| handle.clone());
         let (root, _join) = ractor::Actor::spawn(
             None,
             Root,
@@ -100,10 +119,23 @@ impl ActorSystem {
                 notifier,
                 options,
                 published: core.clone(),
+                llm: llm.map(|(setup, handle)| (Arc::new(setup), handle)),
             },
         )
         .await?;
-        Ok(Self { root, core })
+        Ok(Self {
+            root,
+            core,
+            llm: handle,
+        })
+    }
+
+    /// The state of every model provider's circuit (empty without models).
+    pub async fn llm_circuits(&self) -> Vec<CircuitSnapshot> {
+        match &self.llm {
+            Some(handle) => handle.circuits().await,
+            None => Vec::new(),
+        }
     }
 
     fn refs(&self) -> Option<CoreRefs> {

@@ -12,6 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 
 use super::directory::{Directory, DirectoryArgs, DirectoryMsg};
+use super::llm::{LlmHandle, LlmSetup, LlmSupervisor, LlmSupervisorArgs, LlmSupervisorMsg};
 use super::notifier::{Notifier, NotifierArgs, NotifierMsg};
 use super::user_supervisor::{UserSupervisor, UserSupervisorArgs, UserSupervisorMsg};
 use super::{CoreRefs, SystemOptions, TurnDeps};
@@ -29,6 +30,8 @@ pub struct RootArgs {
     pub options: SystemOptions,
     /// Where Root publishes the refs of its children for [`ActorSystem`](super::ActorSystem).
     pub published: Arc<RwLock<Option<CoreRefs>>>,
+    /// The model providers to supervise, and the handle planners reach them through.
+    pub llm: Option<(Arc<LlmSetup>, LlmHandle)>,
 }
 
 /// The actor; its data lives in [`RootState`].
@@ -40,6 +43,8 @@ pub struct RootState {
     notifier: ActorRef<NotifierMsg>,
     notifier_args: NotifierArgs,
     published: Arc<RwLock<Option<CoreRefs>>>,
+    /// The LLM supervisor, its setup and the handle it is published into.
+    llm: Option<(ActorRef<LlmSupervisorMsg>, Arc<LlmSetup>, LlmHandle)>,
 }
 
 impl RootState {
@@ -84,13 +89,30 @@ impl Actor for Root {
         )
         .await?;
         let (notifier, _) =
-            Actor::spawn_linked(None, Notifier, args.notifier.clone(), cell).await?;
+            Actor::spawn_linked(None, Notifier, args.notifier.clone(), cell.clone()).await?;
+        let llm = match args.llm {
+            Some((setup, handle)) => {
+                let (llm, _) = Actor::spawn_linked(
+                    None,
+                    LlmSupervisor,
+                    LlmSupervisorArgs {
+                        setup: setup.clone(),
+                    },
+                    cell,
+                )
+                .await?;
+                handle.publish(Some(llm.clone()));
+                Some((llm, setup, handle))
+            }
+            None => None,
+        };
         let state = RootState {
             supervisor,
             directory,
             notifier,
             notifier_args: args.notifier,
             published: args.published,
+            llm,
         };
         state.publish();
         Ok(state)
@@ -103,6 +125,9 @@ impl Actor for Root {
     ) -> Result<(), ActorProcessingErr> {
         if let Ok(mut slot) = state.published.write() {
             *slot = None;
+        }
+        if let Some((_, _, handle)) = &state.llm {
+            handle.publish(None);
         }
         myself
             .stop_children_and_wait(Some("shutdown".into()), Some(CHILD_STOP_GRACE))
@@ -148,6 +173,23 @@ impl Actor for Root {
             .await?;
             state.notifier = notifier;
             state.publish();
+        } else if let Some((llm, setup, handle)) = &mut state.llm
+            && id == llm.get_id()
+        {
+            // Its circuits restart closed; the workers are respawned with it.
+            tracing::error!(reason = %why, "LLM supervisor stopped; restarting it");
+            handle.publish(None);
+            let (restarted, _) = Actor::spawn_linked(
+                None,
+                LlmSupervisor,
+                LlmSupervisorArgs {
+                    setup: setup.clone(),
+                },
+                myself.get_cell(),
+            )
+            .await?;
+            handle.publish(Some(restarted.clone()));
+            *llm = restarted;
         } else if id == state.supervisor.get_id() {
             tracing::error!(reason = %why, "user supervisor stopped; stopping the actor tree");
             myself.stop(Some("user supervisor stopped".into()));

@@ -5,6 +5,10 @@
 //! State loads lazily from the store on the first message, so activation (spawn) is cheap and
 //! never blocks the [`Directory`](super::directory) on a database round trip.
 //!
+//! After a turn, when the unfolded history passes [`summary::FOLD_AT`] messages, the older ones
+//! are folded into the rolling summary (stored, so a restart keeps it); the prompt then
+//! carries the summary and the messages after it.
+//!
 //! Passivation: one timer per actor checks for silence; when the actor has been idle for the
 //! configured time it tells the Directory, which stops it only if no turn was routed since.
 
@@ -19,12 +23,13 @@ use tokio::time::Instant;
 
 use super::directory::DirectoryMsg;
 use super::{TurnDeps, TurnError};
-use crate::agent::TurnInput;
 use crate::agent::offline::help_text;
+use crate::agent::{FoldInput, TurnInput, summary};
 use crate::sms::keywords::{self, Keyword};
 use crate::sms::segments;
 use crate::store::{
-    Channel, Direction, Message, NewMessage, NewSmsUsage, StoreError, User, UserId,
+    Channel, ConversationSummary, Direction, Message, NewLlmUsage, NewMessage, NewSmsUsage,
+    StoreError, User, UserId,
 };
 
 /// How many recent messages the actor keeps in memory (the model's short-term context).
@@ -70,6 +75,8 @@ pub struct UserSnapshot {
     pub user_id: UserId,
     pub loaded: bool,
     pub recent: Vec<Message>,
+    /// The rolling summary of the folded older turns, if any.
+    pub summary: Option<String>,
     pub turns_handled: u64,
 }
 
@@ -90,8 +97,10 @@ pub struct UserState {
     directory: ActorRef<DirectoryMsg>,
     /// Loaded on the first message; `None` until then.
     user: Option<User>,
-    /// The last [`RECENT_TURNS`] messages, oldest first.
+    /// The last [`RECENT_TURNS`] messages not folded into `summary`, oldest first.
     recent: VecDeque<Message>,
+    /// The rolling summary of older turns; loaded with the user.
+    summary: Option<ConversationSummary>,
     /// Turns handled since activation; the Directory compares it with turns routed.
     turns_handled: u64,
     last_activity: Instant,
@@ -114,6 +123,7 @@ impl Actor for UserActor {
             directory: args.directory,
             user: None,
             recent: VecDeque::with_capacity(RECENT_TURNS),
+            summary: None,
             turns_handled: 0,
             last_activity: Instant::now(),
         })
@@ -135,6 +145,10 @@ impl Actor for UserActor {
                 }
                 // The caller may have stopped waiting (reply window passed): not an error.
                 let _ = reply.send(outcome);
+                // After the reply: folding never delays it.
+                if let Err(error) = fold_if_long(state).await {
+                    tracing::error!(user = %state.user_id, %error, "summary fold failed");
+                }
             }
             UserMsg::IdleCheck => {
                 let idle_for = state.last_activity.elapsed();
@@ -157,6 +171,7 @@ impl Actor for UserActor {
                     user_id: state.user_id,
                     loaded: state.user.is_some(),
                     recent: state.recent.iter().cloned().collect(),
+                    summary: state.summary.as_ref().map(|s| s.text.clone()),
                     turns_handled: state.turns_handled,
                 });
             }
@@ -172,11 +187,51 @@ async fn ensure_loaded(state: &mut UserState) -> Result<(), TurnError> {
     }
     let store = &state.deps.store;
     let user = store.user(state.user_id).await?;
+    let summary = store.conversation_summary(state.user_id).await?;
+    let through = summary.as_ref().map_or(0, |s| s.through_message_id);
     let recent = store
         .recent_messages(state.user_id, RECENT_TURNS as u32)
         .await?;
-    state.recent = recent.into();
+    state.recent = recent.into_iter().filter(|m| m.id > through).collect();
+    state.summary = summary;
     state.user = Some(user);
+    Ok(())
+}
+
+/// Folds all but the last [`summary::KEEP_AFTER_FOLD`] messages into the rolling summary
+/// once more than [`summary::FOLD_AT`] are unfolded, and stores it.
+async fn fold_if_long(state: &mut UserState) -> Result<(), TurnError> {
+    if state.recent.len() <= summary::FOLD_AT {
+        return Ok(());
+    }
+    let Some(user) = state.user.clone() else {
+        return Ok(());
+    };
+    let count = state.recent.len() - summary::KEEP_AFTER_FOLD;
+    let folding: Vec<Message> = state.recent.iter().take(count).cloned().collect();
+    let Some(through) = folding.last().map(|m| m.id) else {
+        return Ok(());
+    };
+    let folded = state
+        .deps
+        .engine
+        .summarize(FoldInput {
+            user: &user,
+            previous: state.summary.as_ref().map(|s| s.text.as_str()),
+            messages: &folding,
+        })
+        .await;
+    let store = &state.deps.store;
+    let total = state.summary.as_ref().map_or(0, |s| s.folded_messages) + folding.len() as u64;
+    let saved = store
+        .save_conversation_summary(state.user_id, &folded.text, through, total)
+        .await?;
+    store
+        .record_llm_usage(state.user_id, None, &folded.usage)
+        .await?;
+    state.recent.drain(..count);
+    state.summary = Some(saved);
+    tracing::debug!(user = %state.user_id, folded = count, "older turns folded into the summary");
     Ok(())
 }
 
@@ -239,7 +294,7 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
             Some(Keyword::Help) => {
                 let language = state.user.as_ref().map(|u| u.language).unwrap_or_default();
                 let text = help_text(language).to_owned();
-                return finish(state, &turn, &inbound, text, opted_out).await;
+                return finish(state, &turn, &inbound, text, &[], opted_out).await;
             }
             _ => {}
         }
@@ -251,7 +306,8 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
         .clone()
         .ok_or_else(|| TurnError::Store(StoreError::NotFound))?;
     let engine = state.deps.engine.clone();
-    let text = engine
+    let summary = state.summary.as_ref().map(|s| s.text.clone());
+    let reply = engine
         .respond(
             &store,
             TurnInput {
@@ -261,10 +317,11 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
                 now: turn.received_at,
                 recent: state.recent.make_contiguous(),
                 memories: &[],
+                summary: summary.as_deref(),
             },
         )
         .await?;
-    finish(state, &turn, &inbound, text, opted_out).await
+    finish(state, &turn, &inbound, reply.text, &reply.usage, opted_out).await
 }
 
 fn is_yes(body: &str) -> bool {
@@ -324,12 +381,13 @@ async fn set_opt_out(state: &mut UserState, opted_out: bool) -> Result<(), TurnE
     Ok(())
 }
 
-/// Persists the reply (and its SMS usage, when it will be sent) before it leaves.
+/// Persists the reply (and its SMS and model usage) before it leaves.
 async fn finish(
     state: &mut UserState,
     turn: &InboundTurn,
     inbound: &Message,
     text: String,
+    llm_usage: &[NewLlmUsage],
     opted_out: bool,
 ) -> Result<TurnOutcome, TurnError> {
     let sms = turn.channel == Channel::Sms;
@@ -362,6 +420,11 @@ async fn finish(
         .deps
         .store
         .insert_reply(state.user_id, &reply, &usage)
+        .await?;
+    state
+        .deps
+        .store
+        .record_llm_usage(state.user_id, Some(stored.id), llm_usage)
         .await?;
     let body = stored.body.clone();
     remember(state, stored);

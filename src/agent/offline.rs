@@ -15,7 +15,7 @@
 
 use async_trait::async_trait;
 
-use crate::agent::{AgentError, TurnEngine, TurnInput};
+use crate::agent::{AgentError, Reply, TurnEngine, TurnInput};
 use crate::store::{Channel, GroceryItem, Language, Store, Task, User};
 use crate::tools::groceries::{self, AddedItems, CheckOff, GroceryError, ItemTarget};
 use crate::tools::tasks::{self, Added, Completion, TaskError, TaskTarget, fold};
@@ -31,9 +31,13 @@ pub struct OfflineRules;
 
 #[async_trait]
 impl TurnEngine for OfflineRules {
-    async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<String, AgentError> {
+    async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<Reply, AgentError> {
         let outcome = execute(store, input.user, parse(input.text)).await?;
-        Ok(render(&outcome, input.user.language, input.channel))
+        Ok(Reply::rules(render(
+            &outcome,
+            input.user.language,
+            input.channel,
+        )))
     }
 }
 
@@ -2297,10 +2301,12 @@ mod tests {
                         now: Utc::now(),
                         recent: &[],
                         memories: &[],
+                        summary: None,
                     },
                 )
                 .await
-                .expect("reply");
+                .expect("reply")
+                .text;
             assert!(reply.chars().count() <= SMS_MAX_CHARS, "{reply}");
             reply
         }

@@ -19,6 +19,8 @@
 //! | `messages.rs` | [`Message`], [`NewMessage`], [`Channel`], [`Direction`], SMS usage |
 //! | `tasks.rs` | [`Task`] |
 //! | `groceries.rs` | [`GroceryItem`] |
+//! | `llm_usage.rs` | [`NewLlmUsage`], [`LlmUsage`], [`ProviderUsage`]: tokens per model call |
+//! | `summaries.rs` | [`ConversationSummary`]: each user's rolling summary (sealed) |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
 //! sqlx), its statements and its `impl Store { … }` block. SQLite accepts PostgreSQL's `$N`
@@ -28,11 +30,13 @@
 //! `mod <domain>;` line (plus a `pub use` of its types) here.
 
 mod groceries;
+mod llm_usage;
 mod messages;
 mod postgres;
 pub mod seal;
 mod sql;
 mod sqlite;
+mod summaries;
 mod tasks;
 pub mod testing;
 #[cfg(test)]
@@ -50,7 +54,9 @@ use uuid::Uuid;
 pub use seal::Sealer;
 
 pub use groceries::GroceryItem;
+pub use llm_usage::{LlmUsage, NewLlmUsage, ProviderUsage};
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
+pub use summaries::ConversationSummary;
 pub use tasks::Task;
 pub use users::{Language, NewUser, Role, User};
 

@@ -10,8 +10,8 @@ use super::testing::{
     POSTGRES_URL_VAR, drop_postgres_database, fresh_postgres_url, require_postgres,
 };
 use super::{
-    Backend, Channel, Direction, Language, Message, NewMessage, NewSmsUsage, NewUser, Pool, Result,
-    Role, Sealer, SmsEncoding, Store, StoreError, User, UserId, connect,
+    Backend, Channel, Direction, Language, Message, NewLlmUsage, NewMessage, NewSmsUsage, NewUser,
+    Pool, Result, Role, Sealer, SmsEncoding, Store, StoreError, User, UserId, connect, with_pool,
 };
 
 /// Runs `test` on a fresh SQLite file database, then on a fresh PostgreSQL database when one
@@ -497,6 +497,150 @@ async fn a_user_can_never_read_or_change_another_users_rows() {
         assert_eq!(store.sms_usage(alice.id).await.expect("usage").len(), 1);
         assert_eq!(store.open_tasks(alice.id).await.expect("tasks"), [task]);
         assert_eq!(store.groceries(alice.id).await.expect("groceries"), items);
+    })
+    .await;
+}
+
+fn llm(provider: &str, total: u32, cached: bool) -> NewLlmUsage {
+    NewLlmUsage {
+        provider: provider.to_owned(),
+        model: "m".to_owned(),
+        prompt_tokens: total - 10,
+        output_tokens: 10,
+        total_tokens: total,
+        cached,
+    }
+}
+
+#[tokio::test]
+async fn model_usage_is_stored_per_user_and_summed_per_provider() {
+    on_each_backend(|store| async move {
+        let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let alice = create(&store, 1).await.id;
+        let bob = create(&store, 2).await.id;
+        let question = ask(&store, alice, "hi").await;
+        let reply = answer(&store, &question, "hello", &[])
+            .await
+            .expect("reply");
+        let rows = [llm("gemini", 100, false), llm("gemini", 50, true)];
+        store
+            .record_llm_usage(alice, Some(reply.id), &rows)
+            .await
+            .expect("record");
+        store
+            .record_llm_usage(bob, None, &[llm("fallback", 40, false)])
+            .await
+            .expect("record a fold's usage");
+        store
+            .record_llm_usage(bob, None, &[])
+            .await
+            .expect("nothing to record");
+
+        let mine = store.llm_usage(alice).await.expect("usage");
+        assert_eq!(mine.len(), 2);
+        assert_eq!(mine[0].message_id, Some(reply.id));
+        assert_eq!((mine[0].total_tokens, mine[0].cached), (100, false));
+        assert_eq!((mine[1].prompt_tokens, mine[1].cached), (40, true));
+        assert_eq!(store.llm_usage(bob).await.expect("usage").len(), 1);
+
+        let totals = store.llm_usage_by_provider(since).await.expect("totals");
+        assert_eq!(totals.len(), 2);
+        assert_eq!(totals[0].provider, "fallback");
+        assert_eq!((totals[0].calls, totals[0].total_tokens), (1, 40));
+        assert_eq!(totals[1].provider, "gemini");
+        assert_eq!(
+            (
+                totals[1].calls,
+                totals[1].total_tokens,
+                totals[1].cached_calls
+            ),
+            (1, 100, 1)
+        );
+        let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+        assert!(
+            store
+                .llm_usage_by_provider(later)
+                .await
+                .expect("none")
+                .is_empty()
+        );
+
+        // Bob cannot pin usage on Alice's reply.
+        let refused = store.record_llm_usage(bob, Some(reply.id), &rows).await;
+        assert_not_found(refused);
+        assert_eq!(store.llm_usage(bob).await.expect("usage").len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_conversation_summary_is_sealed_replaced_forward_only_and_private() {
+    on_each_backend(|store| async move {
+        let alice = create(&store, 1).await.id;
+        let bob = create(&store, 2).await.id;
+        assert_eq!(store.conversation_summary(alice).await.expect("none"), None);
+        let first = ask(&store, alice, "one").await;
+        let second = ask(&store, alice, "two").await;
+
+        let saved = store
+            .save_conversation_summary(alice, "Alice is moving.", first.id, 1)
+            .await
+            .expect("save");
+        let read = store.conversation_summary(alice).await.expect("read");
+        assert_eq!(read, Some(saved));
+        store
+            .save_conversation_summary(alice, "Alice moved on Friday.", second.id, 2)
+            .await
+            .expect("replace");
+        // A late writer folded through an older message: ignored.
+        let kept = store
+            .save_conversation_summary(alice, "stale", first.id, 1)
+            .await
+            .expect("stale save is not an error");
+        assert_eq!(kept.text, "Alice moved on Friday.");
+        let read = store.conversation_summary(alice).await.expect("read");
+        let read = read.expect("a summary");
+        assert_eq!(read.text, "Alice moved on Friday.");
+        assert_eq!(
+            (read.through_message_id, read.folded_messages),
+            (second.id, 2)
+        );
+
+        // Stored sealed, bound to Alice: the raw column says nothing, and copied into
+        // Bob's row it does not open.
+        let raw: String = with_pool!(store, pool => {
+            sqlx::query_scalar("SELECT summary FROM conversation_summaries WHERE user_id = $1")
+                .bind(alice.0)
+                .fetch_one(pool)
+                .await
+                .expect("raw summary")
+        });
+        assert!(raw.starts_with("v1.") && !raw.contains("Friday"), "{raw}");
+        let bobs = ask(&store, bob, "hi").await;
+        store
+            .save_conversation_summary(bob, "Bob's own.", bobs.id, 1)
+            .await
+            .expect("bob's summary");
+        with_pool!(store, pool => {
+            sqlx::query("UPDATE conversation_summaries SET summary = $1 WHERE user_id = $2")
+                .bind(&raw)
+                .bind(bob.0)
+                .execute(pool)
+                .await
+                .expect("copy");
+        });
+        assert!(matches!(
+            store.conversation_summary(bob).await,
+            Err(StoreError::Corrupt(_))
+        ));
+
+        // Bob cannot fold through Alice's messages.
+        let refused = store
+            .save_conversation_summary(bob, "hijack", second.id, 9)
+            .await;
+        assert_not_found(refused);
+        let read = store.conversation_summary(alice).await.expect("read");
+        assert_eq!(read.expect("kept").text, "Alice moved on Friday.");
     })
     .await;
 }

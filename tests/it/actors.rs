@@ -11,7 +11,7 @@ use nudge::actors::user::{InboundTurn, TurnOutcome};
 use nudge::actors::user_supervisor::RestartPolicy;
 use nudge::actors::{ActorSystem, SystemOptions, TurnDeps, TurnError};
 use nudge::agent::offline::OfflineRules;
-use nudge::agent::{AgentError, TurnEngine, TurnInput};
+use nudge::agent::{AgentError, Reply, TurnEngine, TurnInput};
 use nudge::store::{self, Channel, Direction, Language, NewUser, Sealer, Store, UserId};
 use tokio_util::task::TaskTracker;
 
@@ -22,7 +22,7 @@ struct PanicsOnBoom(OfflineRules);
 
 #[async_trait]
 impl TurnEngine for PanicsOnBoom {
-    async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<String, AgentError> {
+    async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<Reply, AgentError> {
         if input.text == "boom" {
             panic!("injected failure mid-turn");
         }

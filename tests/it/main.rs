@@ -6,6 +6,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod actors;
+mod agent;
 mod cli;
+mod fakes;
 mod helpers;
+mod llm;
 mod sms;

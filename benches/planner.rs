@@ -1,0 +1,258 @@
+//! The planner's own cost per turn, model latency excluded: a zero-latency in-process model
+//! answers at once (one tool call, then the answer), so what is measured is prompt building,
+//! request assembly, argument validation, running the tool and the loop — next to the
+//! offline rules answering a comparable message in the same run.
+//!
+//! Two pairs:
+//! - `turn_store`: "what's on my list?" through the planner (`list_tasks`) vs "tasks" through
+//!   the offline rules: the same SQLite read on both sides.
+//! - `turn_cpu`: the planner calling a tool that touches no store vs the offline rules
+//!   answering "help": no I/O on either side, so the planner's CPU overhead shows alone.
+//!
+//! Run with: `cargo bench --bench planner` (add `-- --quick` for a short run). It ends by
+//! printing the planner / offline-rules ratio of each pair, from this run's medians.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use criterion::{Criterion, criterion_group};
+use nudge::agent::offline::OfflineRules;
+use nudge::agent::planner::{Budget, Planner};
+use nudge::agent::{LanguageModel, ModelUnavailable, TurnEngine, TurnInput};
+use nudge::llm::{ChatRequest, Finish, Generation, Item, ModelTurn, ToolCall, Usage};
+use nudge::store::{Channel, Language, NewUser, Sealer, Store, User, connect};
+use nudge::tools::{Tool, ToolContext, ToolError, ToolOutput};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::runtime::Runtime;
+
+/// Answers at once: a call to `tool` for a new message, a text once results came back.
+struct InstantModel {
+    tool: &'static str,
+}
+
+#[async_trait]
+impl LanguageModel for InstantModel {
+    async fn generate(
+        &self,
+        request: &ChatRequest,
+        _deadline: tokio::time::Instant,
+    ) -> Result<Generation, ModelUnavailable> {
+        let turn = match request.items.last() {
+            Some(Item::ToolResults(_)) => ModelTurn {
+                text: Some("You have 3 open tasks. Start with pay rent: 2 minutes.".into()),
+                calls: vec![],
+                raw: None,
+            },
+            _ => ModelTurn {
+                text: None,
+                calls: vec![ToolCall {
+                    id: None,
+                    name: self.tool.into(),
+                    args: json!({ "text": "ready" }),
+                }],
+                raw: None,
+            },
+        };
+        Ok(Generation {
+            turn,
+            usage: Usage {
+                prompt_tokens: 500,
+                output_tokens: 20,
+                total_tokens: 520,
+            },
+            finish: Finish::Stop,
+            provider: "bench".into(),
+            model: "instant".into(),
+        })
+    }
+}
+
+/// A tool that touches no store: says its text back.
+struct Echo;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct EchoArgs {
+    /// What to say back.
+    text: String,
+}
+
+#[async_trait]
+impl Tool for Echo {
+    type Args = EchoArgs;
+    const NAME: &'static str = "echo";
+    const DESCRIPTION: &'static str = "Says the text back.";
+
+    async fn run(&self, _ctx: &ToolContext<'_>, args: EchoArgs) -> Result<ToolOutput, ToolError> {
+        Ok(ToolOutput::new(json!({ "text": args.text }), "echoed"))
+    }
+}
+
+/// `list_tasks` takes no arguments: the model's `text` would be refused, so it gets none.
+struct ListTasksModel(InstantModel);
+
+#[async_trait]
+impl LanguageModel for ListTasksModel {
+    async fn generate(
+        &self,
+        request: &ChatRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<Generation, ModelUnavailable> {
+        let mut generation = self.0.generate(request, deadline).await?;
+        for call in &mut generation.turn.calls {
+            call.args = json!({});
+        }
+        Ok(generation)
+    }
+}
+
+struct Fixture {
+    runtime: Runtime,
+    store: Store,
+    user: User,
+    /// Calls `list_tasks` (a store read).
+    store_planner: Planner,
+    /// Calls `echo` (no I/O).
+    cpu_planner: Planner,
+}
+
+fn fixture() -> Fixture {
+    let runtime = Runtime::new().expect("tokio runtime");
+    let (store, user) = runtime.block_on(async {
+        let store = connect("sqlite::memory:", Sealer::generate())
+            .await
+            .expect("store");
+        let user = store
+            .create_user(&NewUser {
+                display_name: "Ana".into(),
+                phone: "+14155550101".into(),
+                number: "+14155559001".into(),
+                language: Language::En,
+                time_zone: "America/Los_Angeles".into(),
+            })
+            .await
+            .expect("user");
+        for title in ["pay rent", "call mom", "book dentist"] {
+            store.add_task(user.id, title).await.expect("task");
+        }
+        (store, user)
+    });
+    let store_planner = Planner::new(
+        Arc::new(ListTasksModel(InstantModel { tool: "list_tasks" })),
+        nudge::tools::internal::registry(),
+        Budget::default(),
+        None,
+    );
+    let cpu_planner = Planner::new(
+        Arc::new(InstantModel { tool: "echo" }),
+        nudge::tools::internal::registry().with(Echo),
+        Budget::default(),
+        None,
+    );
+    Fixture {
+        runtime,
+        store,
+        user,
+        store_planner,
+        cpu_planner,
+    }
+}
+
+fn input<'a>(user: &'a User, text: &'a str) -> TurnInput<'a> {
+    TurnInput {
+        user,
+        text,
+        channel: Channel::Sms,
+        now: Utc::now(),
+        recent: &[],
+        memories: &[],
+        summary: None,
+    }
+}
+
+async fn turn(engine: &dyn TurnEngine, f: &Fixture, text: &str) -> String {
+    engine
+        .respond(&f.store, input(&f.user, text))
+        .await
+        .expect("turn")
+        .text
+}
+
+fn turns(c: &mut Criterion) {
+    let f = fixture();
+    let mut group = c.benchmark_group("turn_store");
+    group.bench_function("offline_rules", |b| {
+        b.to_async(&f.runtime)
+            .iter(|| async { black_box(turn(&OfflineRules, &f, "tasks").await) })
+    });
+    group.bench_function("planner", |b| {
+        b.to_async(&f.runtime)
+            .iter(|| async { black_box(turn(&f.store_planner, &f, "what's on my list?").await) })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("turn_cpu");
+    group.bench_function("offline_rules", |b| {
+        b.to_async(&f.runtime)
+            .iter(|| async { black_box(turn(&OfflineRules, &f, "help").await) })
+    });
+    group.bench_function("planner", |b| {
+        b.to_async(&f.runtime)
+            .iter(|| async { black_box(turn(&f.cpu_planner, &f, "say ready").await) })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, turns);
+
+/// Where criterion writes its estimates: `CRITERION_HOME`, else `criterion/` in the target
+/// directory this bench binary was built into (`<target>/release/deps/planner-…`).
+fn criterion_home() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(home.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+}
+
+/// The median point estimate, in nanoseconds, of one benchmark measured since `started`
+/// (`--list` and `--test` runs measure nothing, so an older file is not this run's).
+fn median_ns(id: &str, started: SystemTime) -> Option<f64> {
+    let path = criterion_home()?
+        .join(id)
+        .join("new")
+        .join("estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < started {
+        return None;
+    }
+    let estimates: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    estimates["median"]["point_estimate"].as_f64()
+}
+
+fn main() {
+    let started = SystemTime::now();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+
+    // The ratios of this run's medians.
+    for group in ["turn_store", "turn_cpu"] {
+        if let (Some(offline), Some(planner)) = (
+            median_ns(&format!("{group}/offline_rules"), started),
+            median_ns(&format!("{group}/planner"), started),
+        ) {
+            println!(
+                "{group}: planner {:.1} µs vs offline rules {:.1} µs per turn (medians): \
+                 ratio {:.2}",
+                planner / 1e3,
+                offline / 1e3,
+                planner / offline,
+            );
+        }
+    }
+}
