@@ -305,7 +305,7 @@ async fn malformed_requests_get_a_clear_4xx() {
                 .http
                 .post(&url)
                 .header("content-type", form)
-                .body(vec![b'a'; 200_000]),
+                .body(vec![b'a'; nudge::edges::sms::MAX_BODY_BYTES + 1]),
             413,
         ),
         (
