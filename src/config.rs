@@ -154,6 +154,54 @@ pub struct SettingsArgs {
     /// Log format on stderr: `text` or `json` [default: text]. Filter with RUST_LOG.
     #[arg(long, env = "NUDGE_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    // LLM ------------------------------------------------------------------------------------
+    /// Gemini API key. Enables embeddings for long-term memory retrieval (lexical ranking
+    /// without it).
+    #[arg(
+        long,
+        env = "GEMINI_API_KEY",
+        global = true,
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub gemini_api_key: Option<String>,
+
+    /// File holding the Gemini API key (instead of GEMINI_API_KEY).
+    #[arg(long, env = "GEMINI_API_KEY_FILE", global = true, value_name = "FILE")]
+    pub gemini_api_key_file: Option<PathBuf>,
+
+    /// Base URL of the Gemini API [default: https://generativelanguage.googleapis.com].
+    #[arg(long, env = "NUDGE_GEMINI_BASE_URL", global = true, value_name = "URL")]
+    pub gemini_base_url: Option<String>,
+
+    /// Embedding model for long-term memory, or `off` [default: gemini-embedding-001].
+    #[arg(
+        long,
+        env = "NUDGE_EMBEDDING_MODEL",
+        global = true,
+        value_name = "MODEL"
+    )]
+    pub embedding_model: Option<String>,
+
+    /// Size of memory vectors (outputDimensionality) [default: 256].
+    #[arg(
+        long,
+        env = "NUDGE_EMBEDDING_DIMENSIONS",
+        global = true,
+        value_name = "N"
+    )]
+    pub embedding_dimensions: Option<String>,
+
+    /// The longest a turn waits for its message's vector before ranking memories lexically,
+    /// in milliseconds [default: 300; 0: never wait].
+    #[arg(
+        long,
+        env = "NUDGE_EMBEDDING_QUERY_BUDGET_MS",
+        global = true,
+        value_name = "MS"
+    )]
+    pub embedding_query_budget_ms: Option<String>,
 }
 
 /// The optional TOML file. Unknown keys are errors, so a typo does not pass silently.
@@ -172,6 +220,29 @@ struct FileSettings {
     master_key_file: Option<PathBuf>,
     #[serde(default)]
     twilio: FileTwilio,
+    // LLM
+    #[serde(default)]
+    gemini: FileGemini,
+    #[serde(default)]
+    embeddings: FileEmbeddings,
+}
+
+// LLM
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGemini {
+    api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    base_url: Option<String>,
+}
+
+// LLM
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEmbeddings {
+    model: Option<String>,
+    dimensions: Option<u64>,
+    query_budget_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +293,29 @@ impl fmt::Debug for TwilioSettings {
     }
 }
 
+// LLM ----------------------------------------------------------------------------------------
+
+/// Embeddings for long-term memory retrieval (Gemini `embedContent`).
+#[derive(Debug, Clone)]
+pub struct EmbeddingSettings {
+    /// `None`: no key, so no embeddings (memories are ranked lexically).
+    pub api_key: Option<SecretString>,
+    /// Overridable so tests point it at a local fake.
+    pub base_url: Url,
+    /// `None` when turned off (`NUDGE_EMBEDDING_MODEL=off`).
+    pub model: Option<String>,
+    pub dimensions: u32,
+    /// The longest a turn waits for its message's vector.
+    pub query_budget: Duration,
+}
+
+impl EmbeddingSettings {
+    /// Whether embeddings are on: a key and a model.
+    pub fn enabled(&self) -> bool {
+        self.api_key.is_some() && self.model.is_some()
+    }
+}
+
 /// A database URL whose password never reaches a log.
 #[derive(Clone)]
 pub struct DatabaseUrl(SecretString);
@@ -263,6 +357,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Seals personal columns; its `Debug` shows key ids only.
     pub sealer: Sealer,
+    // LLM
+    pub embeddings: EmbeddingSettings,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -273,6 +369,15 @@ const MAX_REPLY_WINDOW_MS: u64 = 14_000;
 const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 const LOCAL_TOKEN_FILE: &str = "twilio_auth_token";
 const LOCAL_MASTER_KEY_FILE: &str = "master.key";
+// LLM
+const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+const DEFAULT_EMBEDDING_MODEL: &str = "gemini-embedding-001";
+const DEFAULT_EMBEDDING_DIMENSIONS: u64 = 256;
+/// gemini-embedding-001 makes 3072 dimensions at most.
+const MAX_EMBEDDING_DIMENSIONS: u64 = 3072;
+const DEFAULT_EMBEDDING_QUERY_BUDGET_MS: u64 = 300;
+/// A turn is never held longer than this for a message's vector.
+const MAX_EMBEDDING_QUERY_BUDGET_MS: u64 = 2_000;
 
 impl Settings {
     /// Loads and validates the settings from the flags/environment and the optional file.
@@ -282,6 +387,7 @@ impl Settings {
             Some(path) => read_file_settings(path)?,
             None => FileSettings::default(),
         };
+        let embeddings = embedding_settings(args, &file)?;
 
         let listen_text = pick(&args.listen, &file.listen).unwrap_or(DEFAULT_LISTEN.into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
@@ -419,6 +525,7 @@ impl Settings {
         };
 
         Ok(Settings {
+            embeddings,
             listen,
             data_dir,
             database_url: DatabaseUrl(SecretString::from(database_url)),
@@ -446,6 +553,75 @@ impl Settings {
             }),
         }
     }
+}
+
+// LLM
+fn embedding_settings(
+    args: &SettingsArgs,
+    file: &FileSettings,
+) -> Result<EmbeddingSettings, ConfigError> {
+    let api_key = secret_value(
+        "GEMINI_API_KEY",
+        pick(&args.gemini_api_key, &file.gemini.api_key),
+        args.gemini_api_key_file
+            .clone()
+            .or(file.gemini.api_key_file.clone()),
+    )?;
+    if api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        return Err(ConfigError::new("GEMINI_API_KEY", "is empty"));
+    }
+    let base_url = parse_http_url(
+        "NUDGE_GEMINI_BASE_URL",
+        &pick(&args.gemini_base_url, &file.gemini.base_url)
+            .unwrap_or(DEFAULT_GEMINI_BASE_URL.into()),
+    )?;
+    let model = match pick(&args.embedding_model, &file.embeddings.model) {
+        None => Some(DEFAULT_EMBEDDING_MODEL.to_owned()),
+        Some(m) if matches!(m.trim(), "off" | "none" | "") => None,
+        Some(m)
+            if m.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+        {
+            Some(m)
+        }
+        Some(m) => {
+            return Err(ConfigError::new(
+                "NUDGE_EMBEDDING_MODEL",
+                format!("{m:?} is not a model name (letters, digits, - _ .) or off"),
+            ));
+        }
+    };
+    let dimensions = number(
+        "NUDGE_EMBEDDING_DIMENSIONS",
+        &args.embedding_dimensions,
+        file.embeddings.dimensions,
+        DEFAULT_EMBEDDING_DIMENSIONS,
+    )?;
+    if !(1..=MAX_EMBEDDING_DIMENSIONS).contains(&dimensions) {
+        return Err(ConfigError::new(
+            "NUDGE_EMBEDDING_DIMENSIONS",
+            format!("{dimensions} is not between 1 and {MAX_EMBEDDING_DIMENSIONS}"),
+        ));
+    }
+    let budget_ms = number(
+        "NUDGE_EMBEDDING_QUERY_BUDGET_MS",
+        &args.embedding_query_budget_ms,
+        file.embeddings.query_budget_ms,
+        DEFAULT_EMBEDDING_QUERY_BUDGET_MS,
+    )?;
+    if budget_ms > MAX_EMBEDDING_QUERY_BUDGET_MS {
+        return Err(ConfigError::new(
+            "NUDGE_EMBEDDING_QUERY_BUDGET_MS",
+            format!("{budget_ms} ms would hold turns; use at most {MAX_EMBEDDING_QUERY_BUDGET_MS}"),
+        ));
+    }
+    Ok(EmbeddingSettings {
+        api_key: api_key.map(SecretString::from),
+        base_url,
+        model,
+        dimensions: dimensions as u32,
+        query_budget: Duration::from_millis(budget_ms),
+    })
 }
 
 /// Flag/env value first, then the file's.
@@ -732,6 +908,53 @@ mod tests {
             Settings::load(&args).unwrap_err().setting,
             "NUDGE_MASTER_KEY"
         );
+    }
+
+    #[test]
+    fn embeddings_are_on_with_a_key_and_off_without_one_or_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = Settings::load(&args_in(dir.path())).unwrap().embeddings;
+        assert!(!off.enabled());
+        assert_eq!(off.model.as_deref(), Some("gemini-embedding-001"));
+        assert_eq!(off.dimensions, 256);
+        assert_eq!(off.query_budget, Duration::from_millis(300));
+        assert_eq!(
+            off.base_url.as_str(),
+            "https://generativelanguage.googleapis.com/"
+        );
+
+        let key_file = dir.path().join("gemini");
+        std::fs::write(&key_file, "AIza-test\n").unwrap();
+        let mut args = args_in(dir.path());
+        args.gemini_api_key_file = Some(key_file);
+        args.gemini_base_url = Some("http://127.0.0.1:9/".into());
+        args.embedding_dimensions = Some("128".into());
+        let on = Settings::load(&args).unwrap().embeddings;
+        assert!(on.enabled());
+        assert_eq!(on.api_key.as_ref().unwrap().expose_secret(), "AIza-test");
+        assert_eq!(on.dimensions, 128);
+        assert!(!format!("{on:?}").contains("AIza-test"));
+
+        args.embedding_model = Some("off".into());
+        assert!(!Settings::load(&args).unwrap().embeddings.enabled());
+
+        for (setting, bad) in [
+            ("NUDGE_EMBEDDING_DIMENSIONS", "0"),
+            ("NUDGE_EMBEDDING_QUERY_BUDGET_MS", "60000"),
+            ("NUDGE_EMBEDDING_MODEL", "models/x?y"),
+            ("NUDGE_GEMINI_BASE_URL", "ftp://x"),
+        ] {
+            let mut args = args_in(dir.path());
+            match setting {
+                "NUDGE_EMBEDDING_DIMENSIONS" => args.embedding_dimensions = Some(bad.into()),
+                "NUDGE_EMBEDDING_QUERY_BUDGET_MS" => {
+                    args.embedding_query_budget_ms = Some(bad.into())
+                }
+                "NUDGE_EMBEDDING_MODEL" => args.embedding_model = Some(bad.into()),
+                _ => args.gemini_base_url = Some(bad.into()),
+            }
+            assert_eq!(Settings::load(&args).unwrap_err().setting, setting, "{bad}");
+        }
     }
 
     #[test]

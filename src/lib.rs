@@ -14,7 +14,9 @@
 //! | [`edges`] | everything facing the outside: the Twilio webhook, health checks |
 //! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier |
 //! | [`agent`] | what answers a turn: the offline rules engine |
-//! | [`tools`] | actions on a user's data: tasks, groceries |
+//! | [`tools`] | actions on a user's data: tasks, groceries, memory |
+//! | [`memory`] | long-term memory: ranking (BM25 / embeddings), extraction, consolidation |
+//! | [`llm`] | language-model providers: Gemini embeddings |
 //! | [`sms`] | Twilio's protocol: signatures, TwiML, segments, keywords, REST client |
 //! | [`store`] | persistence on SQLite or PostgreSQL |
 //! | [`cli`] | the `nudge` command line |
@@ -25,6 +27,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod edges;
+pub mod llm;
+pub mod memory;
 pub mod sms;
 pub mod store;
 pub mod telemetry;

@@ -15,6 +15,7 @@ pub mod directory;
 pub mod notifier;
 pub mod root;
 pub mod user;
+pub mod user_memory;
 pub mod user_supervisor;
 
 use std::sync::{Arc, RwLock};
@@ -61,6 +62,8 @@ pub struct TurnDeps {
     pub engine: Arc<dyn TurnEngine>,
     /// Silence after which a user actor is passivated.
     pub idle_passivate: Duration,
+    /// Long-term memory: embeddings (when configured), extraction, the query budget.
+    pub memory: crate::memory::MemoryServices,
 }
 
 /// Tuning of the tree.

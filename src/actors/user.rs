@@ -18,6 +18,7 @@ use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 
 use super::directory::DirectoryMsg;
+use super::user_memory::{EmbeddedMemories, LtmCache, PostTurn, recalled};
 use super::{TurnDeps, TurnError};
 use crate::agent::TurnInput;
 use crate::agent::offline::help_text;
@@ -62,6 +63,8 @@ pub enum UserMsg {
     IdleCheck,
     /// A snapshot for inspection and tests.
     Inspect(RpcReplyPort<UserSnapshot>),
+    /// Vectors of memories, computed and stored by a background task.
+    MemoriesEmbedded(EmbeddedMemories),
 }
 
 /// What the actor holds, for inspection.
@@ -71,6 +74,10 @@ pub struct UserSnapshot {
     pub loaded: bool,
     pub recent: Vec<Message>,
     pub turns_handled: u64,
+    /// Long-term memories in the actor's cache.
+    pub memories: usize,
+    /// How many of them have a vector of the configured embedding model.
+    pub embedded_memories: usize,
 }
 
 /// Start-up arguments.
@@ -95,6 +102,10 @@ pub struct UserState {
     /// Turns handled since activation; the Directory compares it with turns routed.
     turns_handled: u64,
     last_activity: Instant,
+    /// The user's long-term memories, loaded with the rest.
+    ltm: LtmCache,
+    /// Left by an answered turn for the memory work done after its reply is sent.
+    post_turn: Option<PostTurn>,
 }
 
 impl Actor for UserActor {
@@ -116,6 +127,8 @@ impl Actor for UserActor {
             recent: VecDeque::with_capacity(RECENT_TURNS),
             turns_handled: 0,
             last_activity: Instant::now(),
+            ltm: LtmCache::default(),
+            post_turn: None,
         })
     }
 
@@ -135,6 +148,28 @@ impl Actor for UserActor {
                 }
                 // The caller may have stopped waiting (reply window passed): not an error.
                 let _ = reply.send(outcome);
+                if let (Some(post), Some(user)) = (state.post_turn.take(), state.user.as_ref()) {
+                    let deps = &state.deps;
+                    let done = state
+                        .ltm
+                        .after_turn(&deps.memory, &deps.store, user, &myself, post)
+                        .await;
+                    if let Err(error) = done {
+                        tracing::warn!(user = %state.user_id, %error, "memory work after a turn failed");
+                    }
+                }
+            }
+            UserMsg::MemoriesEmbedded(result) => {
+                if let Some(user) = state.user.as_ref() {
+                    let deps = &state.deps;
+                    let done = state
+                        .ltm
+                        .embedded(&deps.memory, &deps.store, user, &myself, result, Utc::now())
+                        .await;
+                    if let Err(error) = done {
+                        tracing::warn!(user = %state.user_id, %error, "taking memory vectors failed");
+                    }
+                }
             }
             UserMsg::IdleCheck => {
                 let idle_for = state.last_activity.elapsed();
@@ -153,7 +188,10 @@ impl Actor for UserActor {
                 }
             }
             UserMsg::Inspect(reply) => {
+                let (memories, embedded_memories) = state.ltm.counts(&state.deps.memory);
                 let _ = reply.send(UserSnapshot {
+                    memories,
+                    embedded_memories,
                     user_id: state.user_id,
                     loaded: state.user.is_some(),
                     recent: state.recent.iter().cloned().collect(),
@@ -176,6 +214,7 @@ async fn ensure_loaded(state: &mut UserState) -> Result<(), TurnError> {
         .recent_messages(state.user_id, RECENT_TURNS as u32)
         .await?;
     state.recent = recent.into();
+    state.ltm.load(store, &user).await?;
     state.user = Some(user);
     Ok(())
 }
@@ -251,6 +290,11 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
         .clone()
         .ok_or_else(|| TurnError::Store(StoreError::NotFound))?;
     let engine = state.deps.engine.clone();
+    let ranked = state
+        .ltm
+        .recall(&state.deps.memory, &turn.body, turn.received_at)
+        .await;
+    let memories: Vec<_> = ranked.iter().map(recalled).collect();
     let text = engine
         .respond(
             &store,
@@ -260,10 +304,17 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
                 channel: turn.channel,
                 now: turn.received_at,
                 recent: state.recent.make_contiguous(),
-                memories: &[],
+                memories: &memories,
             },
         )
         .await?;
+    state.post_turn = Some(PostTurn {
+        message_id: inbound.id,
+        message: turn.body.clone(),
+        reply: text.clone(),
+        now: turn.received_at,
+        used: ranked.iter().map(|r| r.memory.id).collect(),
+    });
     finish(state, &turn, &inbound, text, opted_out).await
 }
 

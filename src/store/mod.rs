@@ -19,6 +19,7 @@
 //! | `messages.rs` | [`Message`], [`NewMessage`], [`Channel`], [`Direction`], SMS usage |
 //! | `tasks.rs` | [`Task`] |
 //! | `groceries.rs` | [`GroceryItem`] |
+//! | `memories.rs` | [`Memory`], [`NewMemory`], [`MemoryKind`]: long-term memories, sealed |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
 //! sqlx), its statements and its `impl Store { … }` block. SQLite accepts PostgreSQL's `$N`
@@ -28,6 +29,7 @@
 //! `mod <domain>;` line (plus a `pub use` of its types) here.
 
 mod groceries;
+mod memories;
 mod messages;
 mod postgres;
 pub mod seal;
@@ -50,6 +52,9 @@ use uuid::Uuid;
 pub use seal::Sealer;
 
 pub use groceries::GroceryItem;
+pub use memories::{
+    Memory, MemoryEmbedding, MemoryFingerprint, MemoryKind, MergedMemory, NewMemory,
+};
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
 pub use tasks::Task;
 pub use users::{Language, NewUser, Role, User};

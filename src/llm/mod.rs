@@ -1,0 +1,3 @@
+//! Language-model providers: Gemini embeddings for long-term memory retrieval.
+
+pub mod embeddings;
