@@ -3,6 +3,7 @@
 //! Today the only engine is [`offline::OfflineRules`], a deterministic English / French rules
 //! engine that needs no model. It stays as the last resort behind the LLM providers.
 
+pub mod memory_rules;
 pub mod offline;
 
 use async_trait::async_trait;

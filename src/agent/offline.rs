@@ -32,6 +32,9 @@ pub struct OfflineRules;
 #[async_trait]
 impl TurnEngine for OfflineRules {
     async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<String, AgentError> {
+        if let Some(intent) = super::memory_rules::parse(input.text) {
+            return super::memory_rules::respond(store, &input, intent).await;
+        }
         let outcome = execute(store, input.user, parse(input.text)).await?;
         Ok(render(&outcome, input.user.language, input.channel))
     }

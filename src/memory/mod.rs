@@ -164,7 +164,8 @@ impl MemoryBank {
         self.tokenizer.term_set(text)
     }
 
-    fn terms(&self, id: i64) -> &[String] {
+    /// The distinct terms of a memory of the bank, sorted (empty for an unknown id).
+    pub fn terms(&self, id: i64) -> &[String] {
         self.entries.get(&id).map_or(&[], |e| e.terms.as_slice())
     }
 

@@ -42,10 +42,12 @@ pub fn strip_prefix<'t>(
     let start = text.len() - text.trim_start().len();
     let mut best: Option<&'static str> = None;
     for prefix in prefixes {
-        let boundary = folded
-            .as_bytes()
-            .get(prefix.len())
-            .is_none_or(|b| !b.is_ascii_alphanumeric());
+        // "d'" ends a word itself; other prefixes must not stop mid-word.
+        let boundary = prefix.ends_with(|c: char| !c.is_ascii_alphanumeric())
+            || folded
+                .as_bytes()
+                .get(prefix.len())
+                .is_none_or(|b| !b.is_ascii_alphanumeric());
         if folded.starts_with(prefix) && boundary && best.is_none_or(|b| b.len() < prefix.len()) {
             best = Some(prefix);
         }
@@ -72,11 +74,17 @@ pub fn key(text: &str) -> String {
 
 /// A fact as it is stored: trimmed, closing punctuation dropped, first letter kept as typed.
 pub fn tidy(text: &str) -> String {
-    text.trim()
-        .trim_end_matches(['.', '!', ';', ',', ' '])
-        .trim_matches(['"', '\u{201c}', '\u{201d}', '\u{ab}', '\u{bb}', ' '])
-        .trim()
-        .to_owned()
+    let mut tidy = text.trim();
+    loop {
+        let next = tidy
+            .trim_end_matches(['.', '!', ';', ','])
+            .trim_matches(['"', '\u{201c}', '\u{201d}', '\u{ab}', '\u{bb}'])
+            .trim();
+        if next == tidy {
+            return tidy.to_owned();
+        }
+        tidy = next;
+    }
 }
 
 #[cfg(test)]
