@@ -115,7 +115,7 @@ impl LtmCache {
             return Vec::new();
         };
         let model = services.embedder.as_ref().map(EmbeddingClient::model_id);
-        let vector = model.as_deref().zip(vector.as_deref()).map(|(m, v)| (m, v));
+        let vector = model.as_deref().zip(vector.as_deref());
         bank.rank(text, vector, now, TURN_MEMORIES)
     }
 

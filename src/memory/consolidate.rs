@@ -180,9 +180,9 @@ pub fn plan(bank: &MemoryBank, now: DateTime<Utc>, focus: Option<&BTreeSet<i64>>
     }
 
     let mut groups: BTreeMap<usize, Vec<&Memory>> = BTreeMap::new();
-    for i in 0..memories.len() {
+    for (i, memory) in memories.iter().enumerate() {
         let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(memories[i]);
+        groups.entry(root).or_default().push(memory);
     }
     let mut merges = Vec::new();
     let mut merged_ids = BTreeSet::new();

@@ -230,7 +230,7 @@ fn encode_vector(values: &[f32]) -> Vec<u8> {
 }
 
 fn decode_vector(bytes: &[u8]) -> Result<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(StoreError::Corrupt(format!(
             "ltm_memories.embedding: {} bytes is not a whole number of f32s",
             bytes.len()

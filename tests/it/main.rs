@@ -8,4 +8,5 @@
 mod actors;
 mod cli;
 mod helpers;
+mod memory;
 mod sms;
