@@ -421,9 +421,9 @@ fn clip(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewUser;
+    use crate::memory::testing::now;
     use crate::store::testing::on_each_backend;
-    use chrono::TimeZone;
+    use crate::tools::memory::tests::user;
 
     fn intent(text: &str) -> Option<MemoryIntent> {
         parse(text)
@@ -516,23 +516,10 @@ mod tests {
         }
     }
 
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).single().unwrap()
-    }
-
     #[tokio::test]
     async fn a_conversation_remembers_recalls_and_forgets() {
         on_each_backend(|store| async move {
-            let user = store
-                .create_user(&NewUser {
-                    display_name: "Ana".into(),
-                    phone: "+14155550101".into(),
-                    number: "+14155559001".into(),
-                    language: Language::En,
-                    time_zone: "UTC".into(),
-                })
-                .await
-                .unwrap();
+            let user = user(&store, 1, Language::En).await;
             let say = |text: &'static str| {
                 let store = store.clone();
                 let user = user.clone();

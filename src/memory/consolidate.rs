@@ -286,28 +286,9 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::testing::{memory, now};
     use crate::store::{Language, MemoryEmbedding, MemoryKind};
-    use chrono::{Duration as Days, TimeZone};
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).single().unwrap()
-    }
-
-    fn memory(id: i64, text: &str, kind: MemoryKind, importance: f32, age_days: i64) -> Memory {
-        let at = now() - Days::days(age_days);
-        Memory {
-            id,
-            text: text.to_owned(),
-            kind,
-            tags: vec![format!("t{id}")],
-            importance,
-            source_message_id: None,
-            created_at: at,
-            updated_at: at,
-            last_used_at: None,
-            embedding: None,
-        }
-    }
+    use chrono::Duration as Days;
 
     #[test]
     fn decay_spares_important_and_recent_memories_and_halves_the_rest_every_sixty_days() {

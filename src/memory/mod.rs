@@ -35,7 +35,7 @@ pub mod extract;
 pub mod lexical;
 pub mod text;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -235,66 +235,68 @@ impl MemoryBank {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Vec<Ranked> {
-        let mut relevance: BTreeMap<i64, f32> = BTreeMap::new();
         let hits = self.lexical.search(query);
-        if let Some(best) = hits.first().map(|h| h.1).filter(|b| *b > 0.0) {
-            for (id, score) in hits {
-                relevance.insert(id, score / best);
+        let lexical: HashMap<i64, f32> = match hits.first().map(|h| h.1) {
+            Some(best) if best > 0.0 => hits.iter().map(|&(id, s)| (id, s / best)).collect(),
+            _ => HashMap::new(),
+        };
+        let mut scored: Vec<(i64, f32, f32)> = Vec::new();
+        let mut push = |memory: &Memory, relevance: f32| {
+            if relevance >= MIN_RELEVANCE {
+                scored.push((memory.id, relevance, blend(relevance, memory, now)));
             }
-        }
-        if let Some((model, query_vector)) = vector {
-            for entry in self.entries.values() {
-                let Some(embedding) = &entry.memory.embedding else {
-                    continue;
-                };
-                if embedding.model != model || embedding.values.len() != query_vector.len() {
-                    continue;
+        };
+        match vector {
+            // Every memory may be close in meaning: one pass over all of them.
+            Some((model, query_vector)) => {
+                for memory in self.iter() {
+                    let semantic = match &memory.embedding {
+                        Some(e) if e.model == model && e.values.len() == query_vector.len() => {
+                            semantic_relevance(cosine(query_vector, &e.values))
+                        }
+                        _ => 0.0,
+                    };
+                    let lexical = lexical.get(&memory.id).copied().unwrap_or(0.0);
+                    push(memory, lexical.max(semantic));
                 }
-                let semantic = semantic_relevance(cosine(query_vector, &embedding.values));
-                let slot = relevance.entry(entry.memory.id).or_insert(0.0);
-                *slot = slot.max(semantic);
+            }
+            // Only memories sharing a term with the query can be relevant.
+            None => {
+                for (id, relevance) in &lexical {
+                    if let Some(memory) = self.get(*id) {
+                        push(memory, *relevance);
+                    }
+                }
             }
         }
-        let mut ranked: Vec<Ranked> = relevance
-            .into_iter()
-            .filter(|(_, r)| *r >= MIN_RELEVANCE)
-            .filter_map(|(id, relevance)| {
-                let memory = self.get(id)?;
+        self.best(&mut scored, limit)
+    }
+
+    /// The `limit` best of `(id, relevance, score)`, cloned out of the bank (only those).
+    fn best(&self, scored: &mut [(i64, f32, f32)], limit: usize) -> Vec<Ranked> {
+        scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.0.cmp(&a.0)));
+        scored
+            .iter()
+            .take(limit)
+            .filter_map(|&(id, relevance, score)| {
                 Some(Ranked {
-                    memory: memory.clone(),
+                    memory: self.get(id)?.clone(),
                     relevance,
-                    score: blend(relevance, memory, now),
+                    score,
                 })
             })
-            .collect();
-        sort_best_first(&mut ranked);
-        ranked.truncate(limit);
-        ranked
+            .collect()
     }
 
     /// The memories that matter most regardless of a message (importance, then recency): what
     /// "what do you know about me" shows.
     pub fn overview(&self, now: DateTime<Utc>, limit: usize) -> Vec<Ranked> {
-        let mut ranked: Vec<Ranked> = self
+        let mut scored: Vec<(i64, f32, f32)> = self
             .iter()
-            .map(|memory| Ranked {
-                memory: memory.clone(),
-                relevance: 0.0,
-                score: blend(0.0, memory, now),
-            })
+            .map(|memory| (memory.id, 0.0, blend(0.0, memory, now)))
             .collect();
-        sort_best_first(&mut ranked);
-        ranked.truncate(limit);
-        ranked
+        self.best(&mut scored, limit)
     }
-}
-
-fn sort_best_first(ranked: &mut [Ranked]) {
-    ranked.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(b.memory.id.cmp(&a.memory.id))
-    });
 }
 
 /// The blended score of a memory of `relevance` at `now`.
@@ -316,10 +318,26 @@ pub fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f32 {
 
 /// Cosine similarity of two vectors (0 when either has no length).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let mut dot = 0.0f32;
-    let mut norm_a = 0.0f32;
-    let mut norm_b = 0.0f32;
-    for (x, y) in a.iter().zip(b) {
+    // Eight independent lanes, so the compiler can keep them in SIMD registers.
+    const LANES: usize = 8;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let (mut dot, mut norm_a, mut norm_b) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
+    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (rest_a, rest_b) = (chunks_a.remainder(), chunks_b.remainder());
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for lane in 0..LANES {
+            dot[lane] += x[lane] * y[lane];
+            norm_a[lane] += x[lane] * x[lane];
+            norm_b[lane] += y[lane] * y[lane];
+        }
+    }
+    let (mut dot, mut norm_a, mut norm_b) = (
+        dot.iter().sum::<f32>(),
+        norm_a.iter().sum::<f32>(),
+        norm_b.iter().sum::<f32>(),
+    );
+    for (x, y) in rest_a.iter().zip(rest_b) {
         dot += x * y;
         norm_a += x * x;
         norm_b += y * y;
@@ -412,22 +430,28 @@ pub fn kinds() -> impl Iterator<Item = MemoryKind> {
     MemoryKind::ALL.into_iter()
 }
 
+/// What the memory tests share: a fixed clock and memories made on it.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{Duration as Days, TimeZone};
+pub(crate) mod testing {
+    use chrono::{DateTime, Duration, TimeZone, Utc};
 
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).single().unwrap()
+    use crate::store::{Memory, MemoryKind};
+
+    /// The fixed clock of memory tests.
+    pub fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
+            .single()
+            .expect("a valid date")
     }
 
-    fn memory(id: i64, text: &str, importance: f32, age_days: i64) -> Memory {
-        let at = now() - Days::days(age_days);
+    /// A memory of `kind` created `age_days` before [`now`], never used, without a vector.
+    pub fn memory(id: i64, text: &str, kind: MemoryKind, importance: f32, age_days: i64) -> Memory {
+        let at = now() - Duration::days(age_days);
         Memory {
             id,
             text: text.to_owned(),
-            kind: MemoryKind::Fact,
-            tags: vec![],
+            kind,
+            tags: vec![format!("t{id}")],
             importance,
             source_message_id: None,
             created_at: at,
@@ -435,6 +459,17 @@ mod tests {
             last_used_at: None,
             embedding: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::now;
+    use super::*;
+    use chrono::Duration as Days;
+
+    fn memory(id: i64, text: &str, importance: f32, age_days: i64) -> Memory {
+        testing::memory(id, text, MemoryKind::Fact, importance, age_days)
     }
 
     fn bank(language: Language) -> MemoryBank {
@@ -570,6 +605,16 @@ mod tests {
                 values: vec![0.0, 1.0]
             }
         ));
+    }
+
+    #[test]
+    fn cosine_matches_the_textbook_formula_at_any_length() {
+        let a: Vec<f32> = (0..13).map(|i| (i as f32 * 0.7).sin()).collect();
+        let b: Vec<f32> = (0..13).map(|i| (i as f32 * 0.3).cos()).collect();
+        let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let expected = dot / (norm(&a) * norm(&b));
+        assert!((cosine(&a, &b) - expected).abs() < 1e-5);
     }
 
     #[test]

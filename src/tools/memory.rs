@@ -328,19 +328,16 @@ impl Tool for Forget {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::memory::testing::now;
     use crate::store::testing::on_each_backend;
     use crate::store::{Channel, Language, NewUser};
     use crate::tools::internal;
-    use chrono::TimeZone;
     use serde_json::Value;
 
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).single().unwrap()
-    }
-
-    async fn user(store: &Store, n: u8, language: Language) -> User {
+    /// A user of `language`, numbered `n` (phones differ by `n`).
+    pub(crate) async fn user(store: &Store, n: u8, language: Language) -> User {
         store
             .create_user(&NewUser {
                 display_name: format!("User {n}"),
