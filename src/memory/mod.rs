@@ -102,6 +102,20 @@ struct Entry {
     memory: Memory,
     /// Distinct lexical terms, sorted.
     terms: Vec<String>,
+    /// The length of the memory's vector (0 without one), so ranking computes dot products
+    /// only.
+    norm: f32,
+}
+
+impl Entry {
+    fn new(memory: Memory, terms: Vec<String>) -> Self {
+        let norm = memory.embedding.as_ref().map_or(0.0, |e| norm(&e.values));
+        Self {
+            memory,
+            terms,
+            norm,
+        }
+    }
 }
 
 /// One user's memories in memory, indexed for ranking. Owned by the user's actor (its LTM
@@ -122,7 +136,7 @@ impl MemoryBank {
             .into_iter()
             .map(|memory| {
                 let terms = tokenizer.term_set(&memory.text);
-                (memory.id, Entry { memory, terms })
+                (memory.id, Entry::new(memory, terms))
             })
             .collect();
         Self {
@@ -173,7 +187,7 @@ impl MemoryBank {
     pub fn upsert(&mut self, memory: Memory) {
         self.lexical.upsert(memory.id, &memory.text);
         let terms = self.tokenizer.term_set(&memory.text);
-        self.entries.insert(memory.id, Entry { memory, terms });
+        self.entries.insert(memory.id, Entry::new(memory, terms));
     }
 
     pub fn remove(&mut self, id: i64) {
@@ -191,6 +205,7 @@ impl MemoryBank {
     ) -> bool {
         match self.entries.get_mut(&id) {
             Some(entry) if entry.memory.updated_at == computed_for => {
+                entry.norm = norm(&embedding.values);
                 entry.memory.embedding = Some(embedding);
                 true
             }
@@ -249,10 +264,18 @@ impl MemoryBank {
         match vector {
             // Every memory may be close in meaning: one pass over all of them.
             Some((model, query_vector)) => {
-                for memory in self.iter() {
+                let query_norm = norm(query_vector);
+                for entry in self.entries.values() {
+                    let memory = &entry.memory;
                     let semantic = match &memory.embedding {
-                        Some(e) if e.model == model && e.values.len() == query_vector.len() => {
-                            semantic_relevance(cosine(query_vector, &e.values))
+                        Some(e)
+                            if e.model == model
+                                && e.values.len() == query_vector.len()
+                                && entry.norm > 0.0
+                                && query_norm > 0.0 =>
+                        {
+                            let cosine = dot(query_vector, &e.values) / (query_norm * entry.norm);
+                            semantic_relevance(cosine)
                         }
                         _ => 0.0,
                     };
@@ -318,34 +341,40 @@ pub fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f32 {
 
 /// Cosine similarity of two vectors (0 when either has no length).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent lanes, so the compiler can keep them in SIMD registers.
-    const LANES: usize = 8;
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let (mut dot, mut norm_a, mut norm_b) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
-    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (rest_a, rest_b) = (chunks_a.remainder(), chunks_b.remainder());
-    for (x, y) in chunks_a.zip(chunks_b) {
-        for lane in 0..LANES {
-            dot[lane] += x[lane] * y[lane];
-            norm_a[lane] += x[lane] * x[lane];
-            norm_b[lane] += y[lane] * y[lane];
-        }
-    }
-    let (mut dot, mut norm_a, mut norm_b) = (
-        dot.iter().sum::<f32>(),
-        norm_a.iter().sum::<f32>(),
-        norm_b.iter().sum::<f32>(),
-    );
-    for (x, y) in rest_a.iter().zip(rest_b) {
-        dot += x * y;
-        norm_a += x * x;
-        norm_b += y * y;
-    }
+    let (norm_a, norm_b) = (norm(a), norm(b));
     if norm_a == 0.0 || norm_b == 0.0 {
         return 0.0;
     }
-    dot / (norm_a.sqrt() * norm_b.sqrt())
+    dot(a, b) / (norm_a * norm_b)
+}
+
+/// The length of a vector.
+pub fn norm(v: &[f32]) -> f32 {
+    dot(v, v).sqrt()
+}
+
+/// The dot product of two vectors (over the shorter length), in eight independent lanes so
+/// the compiler keeps them in SIMD registers.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [0.0f32; LANES];
+    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f32 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in chunks_a.zip(chunks_b) {
+        if let (Ok(x), Ok(y)) = (<&[f32; LANES]>::try_from(x), <&[f32; LANES]>::try_from(y)) {
+            for lane in 0..LANES {
+                lanes[lane] += x[lane] * y[lane];
+            }
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
 }
 
 /// A cosine similarity as relevance: 0 at or below [`COSINE_FLOOR`], 1 for the same direction.
