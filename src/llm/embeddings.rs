@@ -100,14 +100,19 @@ impl Default for RetryPolicy {
 /// A Gemini embedding client. Cheap to clone (the HTTP pool is shared).
 #[derive(Clone)]
 pub struct EmbeddingClient {
+    /// Connection pool with the per-request timeout.
     http: reqwest::Client,
     /// `{base}/v1beta/models/{model}`, where `:embedContent` / `:batchEmbedContents` go.
     model_url: String,
     /// `models/{model}`, as batch requests name it.
     model_name: String,
+    /// The bare model name, for [`EmbeddingClient::model_id`].
     model: String,
+    /// Sent in the `x-goog-api-key` header only.
     api_key: SecretString,
+    /// `outputDimensionality`; `None` keeps the model's size.
     dimensions: Option<u32>,
+    /// How failed requests are retried.
     retry: RetryPolicy,
 }
 

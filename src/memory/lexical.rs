@@ -33,6 +33,7 @@ const B: f32 = 0.75;
 
 /// Splits English and French text into ranking terms (see the module docs).
 pub struct Tokenizer {
+    /// Snowball stemmer of the user's language, for words that map to no concept.
     stemmer: Stemmer,
 }
 
@@ -140,7 +141,9 @@ fn time_term(word: &str) -> Option<String> {
 
 /// BM25 over one user's memories, kept up to date as memories come and go.
 pub struct LexicalIndex {
+    /// Turns a text into BM25 term weights (tokenizer, `k1`, `b`, average length).
     embedder: Embedder<u64, Tokenizer>,
+    /// The inverted index and the documents' weights, by memory id.
     scorer: Scorer<i64, u64>,
 }
 

@@ -90,6 +90,7 @@ impl Default for MemoryServices {
 /// A memory ranked for a message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranked {
+    /// The memory itself (a copy: the bank keeps its own).
     pub memory: Memory,
     /// How well it matches the message, 0 to 1.
     pub relevance: f32,
@@ -99,6 +100,7 @@ pub struct Ranked {
 
 /// A memory as the bank holds it: the memory, and its terms for near-duplicate detection.
 struct Entry {
+    /// The memory as stored.
     memory: Memory,
     /// Distinct lexical terms, sorted.
     terms: Vec<String>,
@@ -121,9 +123,13 @@ impl Entry {
 /// One user's memories in memory, indexed for ranking. Owned by the user's actor (its LTM
 /// cache) or built for one call from the store.
 pub struct MemoryBank {
+    /// The user's language: which stemmer reads the memories.
     language: Language,
+    /// Terms for near-duplicate detection (the BM25 index has its own copy).
     tokenizer: Tokenizer,
+    /// Every memory by id, so iteration is oldest first.
     entries: BTreeMap<i64, Entry>,
+    /// BM25 over the memories' texts, kept in step with `entries`.
     lexical: LexicalIndex,
 }
 
