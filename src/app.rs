@@ -22,11 +22,13 @@ use crate::agent::TurnEngine;
 use crate::agent::cache::ResponseCache;
 use crate::agent::offline::OfflineRules;
 use crate::agent::planner::{Budget, Planner};
-use crate::config::{LlmSettings, Settings};
+use crate::config::{EmbeddingSettings, LlmSettings, Settings};
 use crate::edges::{self, AppState};
 use crate::llm::Provider;
+use crate::llm::embeddings::EmbeddingClient;
 use crate::llm::gemini::GeminiClient;
 use crate::llm::openai::OpenAiClient;
+use crate::memory::MemoryServices;
 use crate::sms::twilio::TwilioClient;
 use crate::store::{self, Store};
 
@@ -123,6 +125,7 @@ impl Application {
                 store: store.clone(),
                 engine,
                 idle_passivate: settings.idle_passivate,
+                memory: memory_services(&settings.embeddings)?,
             },
             NotifierArgs {
                 store: store.clone(),
@@ -204,6 +207,35 @@ fn providers(llm: &LlmSettings) -> anyhow::Result<Vec<Arc<dyn Provider>>> {
         providers.push(Arc::new(client));
     }
     Ok(providers)
+}
+
+/// Long-term memory's services: an embedding client when a key and a model are configured.
+fn memory_services(settings: &EmbeddingSettings) -> anyhow::Result<MemoryServices> {
+    let embedder = match (&settings.api_key, &settings.model) {
+        (Some(key), Some(model)) => Some(
+            EmbeddingClient::builder(key.clone())
+                .base_url(settings.base_url.as_str())
+                .model(model.as_str())
+                .dimensions(Some(settings.dimensions))
+                .build()
+                .context("building the embedding client")?,
+        ),
+        _ => None,
+    };
+    tracing::info!(
+        embeddings = embedder.as_ref().map(EmbeddingClient::model_id),
+        "long-term memory ranking: {}",
+        if embedder.is_some() {
+            "embeddings and BM25"
+        } else {
+            "BM25"
+        }
+    );
+    Ok(MemoryServices {
+        embedder,
+        query_budget: settings.query_budget,
+        ..MemoryServices::default()
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -157,7 +157,8 @@ pub struct SettingsArgs {
 
     // LLM ------------------------------------------------------------------------------------
     /// Gemini API key. With it (or a fallback URL) turns are answered by the LLM agent;
-    /// without either, by the offline rules.
+    /// without either, by the offline rules. It also enables embeddings for long-term
+    /// memory retrieval (lexical ranking without it).
     #[arg(
         long,
         env = "GEMINI_API_KEY",
@@ -262,6 +263,34 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
+
+    /// Embedding model for long-term memory, or `off` [default: gemini-embedding-001].
+    #[arg(
+        long,
+        env = "NUDGE_EMBEDDING_MODEL",
+        global = true,
+        value_name = "MODEL"
+    )]
+    pub embedding_model: Option<String>,
+
+    /// Size of memory vectors (outputDimensionality) [default: 256].
+    #[arg(
+        long,
+        env = "NUDGE_EMBEDDING_DIMENSIONS",
+        global = true,
+        value_name = "N"
+    )]
+    pub embedding_dimensions: Option<String>,
+
+    /// The longest a turn waits for its message's vector before ranking memories lexically,
+    /// in milliseconds [default: 300; 0: never wait].
+    #[arg(
+        long,
+        env = "NUDGE_EMBEDDING_QUERY_BUDGET_MS",
+        global = true,
+        value_name = "MS"
+    )]
+    pub embedding_query_budget_ms: Option<String>,
 }
 
 /// The optional TOML file. Unknown keys are errors, so a typo does not pass silently.
@@ -282,6 +311,9 @@ struct FileSettings {
     twilio: FileTwilio,
     #[serde(default)]
     llm: FileLlm,
+    /// The `[embeddings]` table: long-term memory vectors.
+    #[serde(default)]
+    embeddings: FileEmbeddings,
     redis_url: Option<String>,
 }
 
@@ -302,6 +334,15 @@ struct FileLlm {
     turn_max_tokens: Option<u64>,
     turn_deadline_ms: Option<u64>,
     cache_ttl_secs: Option<u64>,
+}
+
+/// The file's `[embeddings]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEmbeddings {
+    model: Option<String>,
+    dimensions: Option<u64>,
+    query_budget_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -352,6 +393,29 @@ impl fmt::Debug for TwilioSettings {
     }
 }
 
+// LLM ----------------------------------------------------------------------------------------
+
+/// Embeddings for long-term memory retrieval (Gemini `embedContent`).
+#[derive(Debug, Clone)]
+pub struct EmbeddingSettings {
+    /// `None`: no key, so no embeddings (memories are ranked lexically).
+    pub api_key: Option<SecretString>,
+    /// Overridable so tests point it at a local fake.
+    pub base_url: Url,
+    /// `None` when turned off (`NUDGE_EMBEDDING_MODEL=off`).
+    pub model: Option<String>,
+    pub dimensions: u32,
+    /// The longest a turn waits for its message's vector.
+    pub query_budget: Duration,
+}
+
+impl EmbeddingSettings {
+    /// Whether embeddings are on: a key and a model.
+    pub fn enabled(&self) -> bool {
+        self.api_key.is_some() && self.model.is_some()
+    }
+}
+
 /// A database URL whose password never reaches a log.
 #[derive(Clone)]
 pub struct DatabaseUrl(SecretString);
@@ -395,6 +459,8 @@ pub struct Settings {
     pub sealer: Sealer,
     /// Language models, turn budgets and the response cache.
     pub llm: LlmSettings,
+    /// Embeddings for long-term memory retrieval.
+    pub embeddings: EmbeddingSettings,
     /// Shared caches live in this Redis when set (its URL may hold a password).
     pub redis_url: Option<SecretString>,
 }
@@ -609,6 +675,14 @@ const MAX_REPLY_WINDOW_MS: u64 = 14_000;
 const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 const LOCAL_TOKEN_FILE: &str = "twilio_auth_token";
 const LOCAL_MASTER_KEY_FILE: &str = "master.key";
+// LLM
+const DEFAULT_EMBEDDING_MODEL: &str = "gemini-embedding-001";
+const DEFAULT_EMBEDDING_DIMENSIONS: u64 = 256;
+/// gemini-embedding-001 makes 3072 dimensions at most.
+const MAX_EMBEDDING_DIMENSIONS: u64 = 3072;
+const DEFAULT_EMBEDDING_QUERY_BUDGET_MS: u64 = 300;
+/// A turn is never held longer than this for a message's vector.
+const MAX_EMBEDDING_QUERY_BUDGET_MS: u64 = 2_000;
 
 impl Settings {
     /// Loads and validates the settings from the flags/environment and the optional file.
@@ -618,6 +692,7 @@ impl Settings {
             Some(path) => read_file_settings(path)?,
             None => FileSettings::default(),
         };
+        let embeddings = embedding_settings(args, &file)?;
 
         let listen_text = pick(&args.listen, &file.listen).unwrap_or(DEFAULT_LISTEN.into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
@@ -766,6 +841,7 @@ impl Settings {
         let llm = load_llm(args, file.llm)?;
 
         Ok(Settings {
+            embeddings,
             listen,
             data_dir,
             database_url: DatabaseUrl(SecretString::from(database_url)),
@@ -795,6 +871,75 @@ impl Settings {
             }),
         }
     }
+}
+
+// LLM
+fn embedding_settings(
+    args: &SettingsArgs,
+    file: &FileSettings,
+) -> Result<EmbeddingSettings, ConfigError> {
+    let api_key = secret_value(
+        "GEMINI_API_KEY",
+        pick(&args.gemini_api_key, &file.llm.gemini_api_key),
+        args.gemini_api_key_file
+            .clone()
+            .or(file.llm.gemini_api_key_file.clone()),
+    )?;
+    if api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        return Err(ConfigError::new("GEMINI_API_KEY", "is empty"));
+    }
+    let base_url = parse_http_url(
+        "NUDGE_GEMINI_BASE_URL",
+        &pick(&args.gemini_base_url, &file.llm.gemini_base_url)
+            .unwrap_or(DEFAULT_GEMINI_BASE_URL.into()),
+    )?;
+    let model = match pick(&args.embedding_model, &file.embeddings.model) {
+        None => Some(DEFAULT_EMBEDDING_MODEL.to_owned()),
+        Some(m) if matches!(m.trim(), "off" | "none" | "") => None,
+        Some(m)
+            if m.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+        {
+            Some(m)
+        }
+        Some(m) => {
+            return Err(ConfigError::new(
+                "NUDGE_EMBEDDING_MODEL",
+                format!("{m:?} is not a model name (letters, digits, - _ .) or off"),
+            ));
+        }
+    };
+    let dimensions = number(
+        "NUDGE_EMBEDDING_DIMENSIONS",
+        &args.embedding_dimensions,
+        file.embeddings.dimensions,
+        DEFAULT_EMBEDDING_DIMENSIONS,
+    )?;
+    if !(1..=MAX_EMBEDDING_DIMENSIONS).contains(&dimensions) {
+        return Err(ConfigError::new(
+            "NUDGE_EMBEDDING_DIMENSIONS",
+            format!("{dimensions} is not between 1 and {MAX_EMBEDDING_DIMENSIONS}"),
+        ));
+    }
+    let budget_ms = number(
+        "NUDGE_EMBEDDING_QUERY_BUDGET_MS",
+        &args.embedding_query_budget_ms,
+        file.embeddings.query_budget_ms,
+        DEFAULT_EMBEDDING_QUERY_BUDGET_MS,
+    )?;
+    if budget_ms > MAX_EMBEDDING_QUERY_BUDGET_MS {
+        return Err(ConfigError::new(
+            "NUDGE_EMBEDDING_QUERY_BUDGET_MS",
+            format!("{budget_ms} ms would hold turns; use at most {MAX_EMBEDDING_QUERY_BUDGET_MS}"),
+        ));
+    }
+    Ok(EmbeddingSettings {
+        api_key: api_key.map(SecretString::from),
+        base_url,
+        model,
+        dimensions: dimensions as u32,
+        query_budget: Duration::from_millis(budget_ms),
+    })
 }
 
 /// Flag/env value first, then the file's.
@@ -1155,6 +1300,53 @@ mod tests {
             Settings::load(&args).unwrap_err().setting,
             "NUDGE_REDIS_URL"
         );
+    }
+
+    #[test]
+    fn embeddings_are_on_with_a_key_and_off_without_one_or_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = Settings::load(&args_in(dir.path())).unwrap().embeddings;
+        assert!(!off.enabled());
+        assert_eq!(off.model.as_deref(), Some("gemini-embedding-001"));
+        assert_eq!(off.dimensions, 256);
+        assert_eq!(off.query_budget, Duration::from_millis(300));
+        assert_eq!(
+            off.base_url.as_str(),
+            "https://generativelanguage.googleapis.com/"
+        );
+
+        let key_file = dir.path().join("gemini");
+        std::fs::write(&key_file, "AIza-test\n").unwrap();
+        let mut args = args_in(dir.path());
+        args.gemini_api_key_file = Some(key_file);
+        args.gemini_base_url = Some("http://127.0.0.1:9/".into());
+        args.embedding_dimensions = Some("128".into());
+        let on = Settings::load(&args).unwrap().embeddings;
+        assert!(on.enabled());
+        assert_eq!(on.api_key.as_ref().unwrap().expose_secret(), "AIza-test");
+        assert_eq!(on.dimensions, 128);
+        assert!(!format!("{on:?}").contains("AIza-test"));
+
+        args.embedding_model = Some("off".into());
+        assert!(!Settings::load(&args).unwrap().embeddings.enabled());
+
+        for (setting, bad) in [
+            ("NUDGE_EMBEDDING_DIMENSIONS", "0"),
+            ("NUDGE_EMBEDDING_QUERY_BUDGET_MS", "60000"),
+            ("NUDGE_EMBEDDING_MODEL", "models/x?y"),
+            ("NUDGE_GEMINI_BASE_URL", "ftp://x"),
+        ] {
+            let mut args = args_in(dir.path());
+            match setting {
+                "NUDGE_EMBEDDING_DIMENSIONS" => args.embedding_dimensions = Some(bad.into()),
+                "NUDGE_EMBEDDING_QUERY_BUDGET_MS" => {
+                    args.embedding_query_budget_ms = Some(bad.into())
+                }
+                "NUDGE_EMBEDDING_MODEL" => args.embedding_model = Some(bad.into()),
+                _ => args.gemini_base_url = Some(bad.into()),
+            }
+            assert_eq!(Settings::load(&args).unwrap_err().setting, setting, "{bad}");
+        }
     }
 
     #[test]

@@ -15,8 +15,9 @@
 //! | [`edges`] | everything facing the outside: the Twilio webhook, health checks |
 //! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier, LLM supervisor |
 //! | [`agent`] | what answers a turn: the LLM planner (prompts, budgets, summary, cache) and the offline rules |
-//! | [`llm`] | language-model providers (Gemini, OpenAI-compatible), circuit breaking, retry timing |
-//! | [`tools`] | actions on a user's data: tasks, groceries |
+//! | [`llm`] | language-model providers (Gemini, OpenAI-compatible, Gemini embeddings), circuit breaking, retry timing |
+//! | [`memory`] | long-term memory: ranking (BM25 / embeddings), extraction, consolidation |
+//! | [`tools`] | actions on a user's data: tasks, groceries, memory |
 //! | [`sms`] | Twilio's protocol: signatures, TwiML, segments, keywords, REST client |
 //! | [`store`] | persistence on SQLite or PostgreSQL |
 //! | [`cli`] | the `nudge` command line |
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod edges;
 pub mod llm;
+pub mod memory;
 pub mod sms;
 pub mod store;
 pub mod telemetry;

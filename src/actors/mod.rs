@@ -18,6 +18,7 @@ pub mod llm;
 pub mod notifier;
 pub mod root;
 pub mod user;
+pub mod user_memory;
 pub mod user_supervisor;
 
 use std::sync::{Arc, RwLock};
@@ -66,6 +67,8 @@ pub struct TurnDeps {
     pub engine: Arc<dyn TurnEngine>,
     /// Silence after which a user actor is passivated.
     pub idle_passivate: Duration,
+    /// Long-term memory: embeddings (when configured), extraction, the query budget.
+    pub memory: crate::memory::MemoryServices,
 }
 
 /// Tuning of the tree.

@@ -22,6 +22,7 @@ use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 
 use super::directory::DirectoryMsg;
+use super::user_memory::{EmbeddedMemories, LtmCache, PostTurn, recalled};
 use super::{TurnDeps, TurnError};
 use crate::agent::offline::help_text;
 use crate::agent::{FoldInput, TurnInput, summary};
@@ -67,6 +68,8 @@ pub enum UserMsg {
     IdleCheck,
     /// A snapshot for inspection and tests.
     Inspect(RpcReplyPort<UserSnapshot>),
+    /// Vectors of memories, computed and stored by a background task.
+    MemoriesEmbedded(EmbeddedMemories),
 }
 
 /// What the actor holds, for inspection.
@@ -78,6 +81,10 @@ pub struct UserSnapshot {
     /// The rolling summary of the folded older turns, if any.
     pub summary: Option<String>,
     pub turns_handled: u64,
+    /// Long-term memories in the actor's cache.
+    pub memories: usize,
+    /// How many of them have a vector of the configured embedding model.
+    pub embedded_memories: usize,
 }
 
 /// Start-up arguments.
@@ -104,6 +111,10 @@ pub struct UserState {
     /// Turns handled since activation; the Directory compares it with turns routed.
     turns_handled: u64,
     last_activity: Instant,
+    /// The user's long-term memories, loaded with the rest.
+    ltm: LtmCache,
+    /// Left by an answered turn for the memory work done after its reply is sent.
+    post_turn: Option<PostTurn>,
 }
 
 impl Actor for UserActor {
@@ -126,6 +137,8 @@ impl Actor for UserActor {
             summary: None,
             turns_handled: 0,
             last_activity: Instant::now(),
+            ltm: LtmCache::default(),
+            post_turn: None,
         })
     }
 
@@ -145,9 +158,31 @@ impl Actor for UserActor {
                 }
                 // The caller may have stopped waiting (reply window passed): not an error.
                 let _ = reply.send(outcome);
-                // After the reply: folding never delays it.
+                // After the reply: folding and memory work never delay it.
                 if let Err(error) = fold_if_long(state).await {
                     tracing::error!(user = %state.user_id, %error, "summary fold failed");
+                }
+                if let (Some(post), Some(user)) = (state.post_turn.take(), state.user.as_ref()) {
+                    let deps = &state.deps;
+                    let done = state
+                        .ltm
+                        .after_turn(&deps.memory, &deps.store, user, &myself, post)
+                        .await;
+                    if let Err(error) = done {
+                        tracing::warn!(user = %state.user_id, %error, "memory work after a turn failed");
+                    }
+                }
+            }
+            UserMsg::MemoriesEmbedded(result) => {
+                if let Some(user) = state.user.as_ref() {
+                    let deps = &state.deps;
+                    let done = state
+                        .ltm
+                        .embedded(&deps.memory, &deps.store, user, &myself, result, Utc::now())
+                        .await;
+                    if let Err(error) = done {
+                        tracing::warn!(user = %state.user_id, %error, "taking memory vectors failed");
+                    }
                 }
             }
             UserMsg::IdleCheck => {
@@ -167,7 +202,10 @@ impl Actor for UserActor {
                 }
             }
             UserMsg::Inspect(reply) => {
+                let (memories, embedded_memories) = state.ltm.counts(&state.deps.memory);
                 let _ = reply.send(UserSnapshot {
+                    memories,
+                    embedded_memories,
                     user_id: state.user_id,
                     loaded: state.user.is_some(),
                     recent: state.recent.iter().cloned().collect(),
@@ -194,6 +232,7 @@ async fn ensure_loaded(state: &mut UserState) -> Result<(), TurnError> {
         .await?;
     state.recent = recent.into_iter().filter(|m| m.id > through).collect();
     state.summary = summary;
+    state.ltm.load(store, &user).await?;
     state.user = Some(user);
     Ok(())
 }
@@ -307,6 +346,11 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
         .ok_or_else(|| TurnError::Store(StoreError::NotFound))?;
     let engine = state.deps.engine.clone();
     let summary = state.summary.as_ref().map(|s| s.text.clone());
+    let ranked = state
+        .ltm
+        .recall(&state.deps.memory, &turn.body, turn.received_at)
+        .await;
+    let memories: Vec<_> = ranked.iter().map(recalled).collect();
     let reply = engine
         .respond(
             &store,
@@ -316,11 +360,18 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
                 channel: turn.channel,
                 now: turn.received_at,
                 recent: state.recent.make_contiguous(),
-                memories: &[],
+                memories: &memories,
                 summary: summary.as_deref(),
             },
         )
         .await?;
+    state.post_turn = Some(PostTurn {
+        message_id: inbound.id,
+        message: turn.body.clone(),
+        reply: reply.text.clone(),
+        now: turn.received_at,
+        used: ranked.iter().map(|r| r.memory.id).collect(),
+    });
     finish(state, &turn, &inbound, reply.text, &reply.usage, opted_out).await
 }
 

@@ -18,6 +18,7 @@
 //! | [`offline`] | the rules engine |
 
 pub mod cache;
+pub mod memory_rules;
 pub mod offline;
 pub mod planner;
 pub mod prompts;

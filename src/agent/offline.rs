@@ -32,6 +32,11 @@ pub struct OfflineRules;
 #[async_trait]
 impl TurnEngine for OfflineRules {
     async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<Reply, AgentError> {
+        if let Some(intent) = super::memory_rules::parse(input.text) {
+            return super::memory_rules::respond(store, &input, intent)
+                .await
+                .map(Reply::rules);
+        }
         let outcome = execute(store, input.user, parse(input.text)).await?;
         Ok(Reply::rules(render(
             &outcome,

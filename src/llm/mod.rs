@@ -7,6 +7,7 @@
 //! | [`openai`] | OpenAI-compatible chat completions (Ollama, vLLM, llama.cpp server): the fallback |
 //! | [`circuit`] | a circuit breaker per provider: a pure state machine over explicit time |
 //! | [`retry`] | exponential backoff with jitter, `Retry-After` parsing |
+//! | [`embeddings`] | Gemini `embedContent` / `batchEmbedContents`, for long-term memory retrieval |
 //!
 //! A conversation is a [`ChatRequest`]: a system instruction, the [`Item`]s so far and the
 //! functions the model may call. Each provider turns it into its own wire format and its
@@ -17,6 +18,7 @@
 //! The clients know nothing of actors, users or the store; they never log message text.
 
 pub mod circuit;
+pub mod embeddings;
 pub mod gemini;
 pub mod openai;
 pub mod retry;

@@ -21,6 +21,7 @@
 //! | `groceries.rs` | [`GroceryItem`] |
 //! | `llm_usage.rs` | [`NewLlmUsage`], [`LlmUsage`], [`ProviderUsage`]: tokens per model call |
 //! | `summaries.rs` | [`ConversationSummary`]: each user's rolling summary (sealed) |
+//! | `memories.rs` | [`Memory`], [`NewMemory`], [`MemoryKind`]: long-term memories, sealed |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
 //! sqlx), its statements and its `impl Store { … }` block. SQLite accepts PostgreSQL's `$N`
@@ -31,6 +32,7 @@
 
 mod groceries;
 mod llm_usage;
+mod memories;
 mod messages;
 mod postgres;
 pub mod seal;
@@ -55,6 +57,9 @@ pub use seal::Sealer;
 
 pub use groceries::GroceryItem;
 pub use llm_usage::{LlmUsage, NewLlmUsage, ProviderUsage};
+pub use memories::{
+    Memory, MemoryEmbedding, MemoryFingerprint, MemoryKind, MergedMemory, NewMemory,
+};
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
 pub use summaries::ConversationSummary;
 pub use tasks::Task;

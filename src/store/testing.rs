@@ -2,9 +2,13 @@
 //!
 //! Used by the store's own tests and by the integration tests in `tests/`.
 
+use std::future::Future;
+
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use url::Url;
 use uuid::Uuid;
+
+use super::{Sealer, Store, connect};
 
 /// The environment variable that names a PostgreSQL server tests may create databases on: an
 /// admin URL such as `postgres://postgres@127.0.0.1:55432/postgres`
@@ -50,6 +54,65 @@ pub async fn drop_postgres_database(url: &str) {
             format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
         )
         .await;
+    }
+}
+
+/// Runs `test` on a fresh SQLite file database, then on a fresh PostgreSQL database when one
+/// is available (and panics when none is but CI requires it). A failing test's output says
+/// which backend it failed on.
+///
+/// # Panics
+///
+/// When a store cannot be opened, or PostgreSQL is required ([`require_postgres`]) but
+/// [`POSTGRES_URL_VAR`] is unset.
+pub async fn on_each_backend<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}", dir.0.join("nudge.db").display());
+    eprintln!("on SQLite");
+    match connect(&url, Sealer::generate()).await {
+        Ok(store) => test(store).await,
+        Err(e) => panic!("the SQLite store does not open: {e}"),
+    }
+    drop(dir);
+
+    match fresh_postgres_url().await {
+        Some(url) => {
+            eprintln!("on PostgreSQL");
+            match connect(&url, Sealer::generate()).await {
+                Ok(store) => test(store).await,
+                Err(e) => panic!("the PostgreSQL store does not open: {e}"),
+            }
+            drop_postgres_database(&url).await;
+        }
+        None if require_postgres() => panic!(
+            "CI runs the store tests on PostgreSQL too, but {POSTGRES_URL_VAR} is not set \
+             (run `eval \"$(scripts/services.sh start)\"`)"
+        ),
+        None => {}
+    }
+}
+
+/// A directory of its own under the system's temporary directory, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("nudge-test-{}", Uuid::now_v7().simple()));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Best effort: a leftover directory in the temporary directory harms nobody.
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

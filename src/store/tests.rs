@@ -4,52 +4,12 @@
 //! Run with: `eval "$(scripts/services.sh start)" && cargo test --lib store::`
 
 use std::fmt::Debug;
-use std::future::Future;
 
-use super::testing::{
-    POSTGRES_URL_VAR, drop_postgres_database, fresh_postgres_url, require_postgres,
-};
+use super::testing::{POSTGRES_URL_VAR, on_each_backend};
 use super::{
     Backend, Channel, Direction, Language, Message, NewLlmUsage, NewMessage, NewSmsUsage, NewUser,
     Pool, Result, Role, Sealer, SmsEncoding, Store, StoreError, User, UserId, connect, with_pool,
 };
-
-/// Runs `test` on a fresh SQLite file database, then on a fresh PostgreSQL database when one
-/// is available (and panics when none is but CI requires it). A failing test's output says
-/// which backend it failed on.
-async fn on_each_backend<F, Fut>(test: F)
-where
-    F: Fn(Store) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("nudge.db").display());
-    eprintln!("on SQLite");
-    test(
-        connect(&url, Sealer::generate())
-            .await
-            .expect("the SQLite store opens"),
-    )
-    .await;
-
-    match fresh_postgres_url().await {
-        Some(url) => {
-            eprintln!("on PostgreSQL");
-            test(
-                connect(&url, Sealer::generate())
-                    .await
-                    .expect("the PostgreSQL store opens"),
-            )
-            .await;
-            drop_postgres_database(&url).await;
-        }
-        None if require_postgres() => panic!(
-            "CI runs the store tests on PostgreSQL too, but NUDGE_TEST_POSTGRES_URL is not set \
-             (run `eval \"$(scripts/services.sh start)\"`)"
-        ),
-        None => {}
-    }
-}
 
 fn new_user(n: u8) -> NewUser {
     NewUser {
@@ -61,7 +21,7 @@ fn new_user(n: u8) -> NewUser {
     }
 }
 
-async fn create(store: &Store, n: u8) -> User {
+pub(super) async fn create(store: &Store, n: u8) -> User {
     let user = store.create_user(&new_user(n)).await;
     user.expect("the user is created")
 }

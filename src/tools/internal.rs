@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::registry::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
-use super::{groceries, tasks};
+use super::{groceries, memory, tasks};
 
 /// Every internal tool.
 pub fn registry() -> ToolRegistry {
@@ -17,6 +17,9 @@ pub fn registry() -> ToolRegistry {
         .with(CompleteTask)
         .with(AddGroceries)
         .with(ListGroceries)
+        .with(memory::Remember)
+        .with(memory::Recall)
+        .with(memory::Forget)
 }
 
 impl From<tasks::TaskError> for ToolError {

@@ -6,6 +6,7 @@
 
 pub mod groceries;
 pub mod internal;
+pub mod memory;
 pub mod registry;
 pub mod tasks;
 

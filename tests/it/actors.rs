@@ -36,6 +36,7 @@ async fn system(store: Store, idle: Duration, policy: RestartPolicy) -> ActorSys
             store: store.clone(),
             engine: Arc::new(PanicsOnBoom(OfflineRules)),
             idle_passivate: idle,
+            memory: Default::default(),
         },
         NotifierArgs {
             store,

@@ -95,6 +95,7 @@ impl Agent {
                 store: store.clone(),
                 engine: Arc::new(planner),
                 idle_passivate: Duration::from_secs(600),
+                memory: Default::default(),
             },
             NotifierArgs {
                 store: store.clone(),

@@ -11,4 +11,5 @@ mod cli;
 mod fakes;
 mod helpers;
 mod llm;
+mod memory;
 mod sms;

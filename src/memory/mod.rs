@@ -1,0 +1,663 @@
+//! Long-term memory (LTM): what Nudge keeps knowing about a user between conversations
+//! ("works night shifts", "meds at 8am"), and how it finds the few facts that matter for a
+//! message.
+//!
+//! # Layout
+//!
+//! | file | what it holds |
+//! | --- | --- |
+//! | `mod.rs` | [`MemoryBank`] (one user's memories, indexed), ranking, [`remember`] |
+//! | `lexical.rs` | the English/French tokenizer and the BM25 index |
+//! | `consolidate.rs` | near-duplicates merged, stale low-importance memories decayed and pruned |
+//! | `extract.rs` | the [`Extractor`] hook and its offline, rules-based implementation |
+//! | `text.rs` | accent-blind prefix matching, the same-text key |
+//!
+//! # Ranking
+//!
+//! For a message `q` and each memory `m`:
+//!
+//! ```text
+//! lexical(q, m)  = bm25(q, m) / max over memories of bm25(q, ·)         in [0, 1]
+//! semantic(q, m) = clamp((cos(q, m) − 0.30) / (1 − 0.30), 0, 1)         when both have vectors
+//!                                                                       of the same model
+//! relevance      = max(lexical, semantic)
+//! recency        = 0.5 ^ (days since m was last created, changed or used / 30)
+//! score          = 0.70 · relevance + 0.20 · importance′ + 0.10 · recency
+//! ```
+//!
+//! where `importance′` is the importance after decay ([`consolidate::effective_importance`]).
+//! Only memories with `relevance ≥ 0.05` are candidates: importance and recency order the
+//! relevant memories, they never bring an unrelated one in. Without an embedding model (or
+//! before a memory's vector is computed) `semantic` is 0 and ranking is lexical.
+
+pub mod consolidate;
+pub mod extract;
+pub mod lexical;
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::llm::embeddings::EmbeddingClient;
+use crate::store::{
+    Language, Memory, MemoryEmbedding, MemoryKind, MergedMemory, NewMemory, Result, Store, UserId,
+};
+pub use extract::{Extractor, Fact, RulesExtractor};
+use lexical::{LexicalIndex, Tokenizer};
+
+/// Weight of relevance in a memory's score.
+pub const RELEVANCE_WEIGHT: f32 = 0.70;
+/// Weight of (decayed) importance in a memory's score.
+pub const IMPORTANCE_WEIGHT: f32 = 0.20;
+/// Weight of recency in a memory's score.
+pub const RECENCY_WEIGHT: f32 = 0.10;
+/// Recency halves every this many days without use.
+pub const RECENCY_HALF_LIFE_DAYS: f32 = 30.0;
+/// Cosine similarity at or below which two texts count as unrelated.
+pub const COSINE_FLOOR: f32 = 0.30;
+/// Least relevance a memory needs to be retrieved at all.
+pub const MIN_RELEVANCE: f32 = 0.05;
+/// How many memories a turn is given.
+pub const TURN_MEMORIES: usize = 5;
+/// The longest memory kept, in characters.
+pub const MAX_MEMORY_CHARS: usize = 500;
+
+/// What the memory machinery of a user actor needs: optional embeddings, an extractor, and
+/// how long a turn may wait for its message's vector.
+#[derive(Clone)]
+pub struct MemoryServices {
+    /// Set when an embedding model is configured; ranking is lexical without it.
+    pub embedder: Option<EmbeddingClient>,
+    /// Finds durable facts in each turn.
+    pub extractor: Arc<dyn Extractor>,
+    /// The longest a turn waits for its message's vector before ranking lexically.
+    pub query_budget: Duration,
+}
+
+impl Default for MemoryServices {
+    fn default() -> Self {
+        Self {
+            embedder: None,
+            extractor: Arc::new(RulesExtractor),
+            query_budget: Duration::from_millis(300),
+        }
+    }
+}
+
+/// A memory ranked for a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    /// The memory itself (a copy: the bank keeps its own).
+    pub memory: Memory,
+    /// How well it matches the message, 0 to 1.
+    pub relevance: f32,
+    /// The blended score (see the module docs); higher is better.
+    pub score: f32,
+}
+
+/// A memory as the bank holds it: the memory, and its terms for near-duplicate detection.
+struct Entry {
+    /// The memory as stored.
+    memory: Memory,
+    /// Distinct lexical terms, sorted.
+    terms: Vec<String>,
+    /// The length of the memory's vector (0 without one), so ranking computes dot products
+    /// only.
+    norm: f32,
+}
+
+impl Entry {
+    fn new(memory: Memory, terms: Vec<String>) -> Self {
+        let norm = memory.embedding.as_ref().map_or(0.0, |e| norm(&e.values));
+        Self {
+            memory,
+            terms,
+            norm,
+        }
+    }
+}
+
+/// One user's memories in memory, indexed for ranking. Owned by the user's actor (its LTM
+/// cache) or built for one call from the store.
+pub struct MemoryBank {
+    /// The user's language: which stemmer reads the memories.
+    language: Language,
+    /// Terms for near-duplicate detection (the BM25 index has its own copy).
+    tokenizer: Tokenizer,
+    /// Every memory by id, so iteration is oldest first.
+    entries: BTreeMap<i64, Entry>,
+    /// BM25 over the memories' texts, kept in step with `entries`.
+    lexical: LexicalIndex,
+}
+
+impl MemoryBank {
+    /// A bank of `memories`, tokenized in `language`.
+    pub fn new(language: Language, memories: Vec<Memory>) -> Self {
+        let tokenizer = Tokenizer::new(language);
+        let lexical = LexicalIndex::new(language, memories.iter().map(|m| (m.id, m.text.as_str())));
+        let entries = memories
+            .into_iter()
+            .map(|memory| {
+                let terms = tokenizer.term_set(&memory.text);
+                (memory.id, Entry::new(memory, terms))
+            })
+            .collect();
+        Self {
+            language,
+            tokenizer,
+            entries,
+            lexical,
+        }
+    }
+
+    /// Loads a user's memories from the store.
+    pub async fn load(store: &Store, user: UserId, language: Language) -> Result<Self> {
+        Ok(Self::new(language, store.memories(user).await?))
+    }
+
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, id: i64) -> Option<&Memory> {
+        self.entries.get(&id).map(|e| &e.memory)
+    }
+
+    /// Every memory, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Memory> {
+        self.entries.values().map(|e| &e.memory)
+    }
+
+    /// The distinct terms of `text`, as near-duplicate detection compares them.
+    pub fn terms_of(&self, text: &str) -> Vec<String> {
+        self.tokenizer.term_set(text)
+    }
+
+    /// The distinct terms of a memory of the bank, sorted (empty for an unknown id).
+    pub fn terms(&self, id: i64) -> &[String] {
+        self.entries.get(&id).map_or(&[], |e| e.terms.as_slice())
+    }
+
+    /// Adds a memory or replaces the one with its id.
+    pub fn upsert(&mut self, memory: Memory) {
+        self.lexical.upsert(memory.id, &memory.text);
+        let terms = self.tokenizer.term_set(&memory.text);
+        self.entries.insert(memory.id, Entry::new(memory, terms));
+    }
+
+    pub fn remove(&mut self, id: i64) {
+        self.lexical.remove(id);
+        self.entries.remove(&id);
+    }
+
+    /// Records a vector computed for the text as of `computed_for`; ignored when the memory is
+    /// gone or its text changed since.
+    pub fn set_embedding(
+        &mut self,
+        id: i64,
+        computed_for: DateTime<Utc>,
+        embedding: MemoryEmbedding,
+    ) -> bool {
+        match self.entries.get_mut(&id) {
+            Some(entry) if entry.memory.updated_at == computed_for => {
+                entry.norm = norm(&embedding.values);
+                entry.memory.embedding = Some(embedding);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks memories as used at `at`.
+    pub fn touch(&mut self, ids: &[i64], at: DateTime<Utc>) {
+        for id in ids {
+            if let Some(entry) = self.entries.get_mut(id) {
+                entry.memory.last_used_at = Some(at);
+            }
+        }
+    }
+
+    /// Memories without a vector of `model`, oldest first.
+    pub fn missing_embeddings(&self, model: &str) -> Vec<&Memory> {
+        self.iter()
+            .filter(|m| m.embedding.as_ref().is_none_or(|e| e.model != model))
+            .collect()
+    }
+
+    /// Whether any memory has a vector of `model` (else a query vector would be useless).
+    pub fn has_embeddings(&self, model: &str) -> bool {
+        self.iter()
+            .any(|m| m.embedding.as_ref().is_some_and(|e| e.model == model))
+    }
+
+    /// The memory stored under the same text, if any ([`text::key`]).
+    pub fn same_text(&self, text: &str) -> Option<&Memory> {
+        let key = text::key(text);
+        self.iter().find(|m| text::key(&m.text) == key)
+    }
+
+    /// The best `limit` memories for `query` (see the module docs). `vector` is the query's
+    /// vector and the model that computed it, when there is one.
+    pub fn rank(
+        &self,
+        query: &str,
+        vector: Option<(&str, &[f32])>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<Ranked> {
+        let hits = self.lexical.search(query);
+        let lexical: HashMap<i64, f32> = match hits.first().map(|h| h.1) {
+            Some(best) if best > 0.0 => hits.iter().map(|&(id, s)| (id, s / best)).collect(),
+            _ => HashMap::new(),
+        };
+        let mut scored: Vec<(i64, f32, f32)> = Vec::new();
+        let mut push = |memory: &Memory, relevance: f32| {
+            if relevance >= MIN_RELEVANCE {
+                scored.push((memory.id, relevance, blend(relevance, memory, now)));
+            }
+        };
+        match vector {
+            // Every memory may be close in meaning: one pass over all of them.
+            Some((model, query_vector)) => {
+                let query_norm = norm(query_vector);
+                for entry in self.entries.values() {
+                    let memory = &entry.memory;
+                    let semantic = match &memory.embedding {
+                        Some(e)
+                            if e.model == model
+                                && e.values.len() == query_vector.len()
+                                && entry.norm > 0.0
+                                && query_norm > 0.0 =>
+                        {
+                            let cosine = dot(query_vector, &e.values) / (query_norm * entry.norm);
+                            semantic_relevance(cosine)
+                        }
+                        _ => 0.0,
+                    };
+                    let lexical = lexical.get(&memory.id).copied().unwrap_or(0.0);
+                    push(memory, lexical.max(semantic));
+                }
+            }
+            // Only memories sharing a term with the query can be relevant.
+            None => {
+                for (id, relevance) in &lexical {
+                    if let Some(memory) = self.get(*id) {
+                        push(memory, *relevance);
+                    }
+                }
+            }
+        }
+        self.best(&mut scored, limit)
+    }
+
+    /// The `limit` best of `(id, relevance, score)`, cloned out of the bank (only those).
+    fn best(&self, scored: &mut [(i64, f32, f32)], limit: usize) -> Vec<Ranked> {
+        scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.0.cmp(&a.0)));
+        scored
+            .iter()
+            .take(limit)
+            .filter_map(|&(id, relevance, score)| {
+                Some(Ranked {
+                    memory: self.get(id)?.clone(),
+                    relevance,
+                    score,
+                })
+            })
+            .collect()
+    }
+
+    /// The memories that matter most regardless of a message (importance, then recency): what
+    /// "what do you know about me" shows.
+    pub fn overview(&self, now: DateTime<Utc>, limit: usize) -> Vec<Ranked> {
+        let mut scored: Vec<(i64, f32, f32)> = self
+            .iter()
+            .map(|memory| (memory.id, 0.0, blend(0.0, memory, now)))
+            .collect();
+        self.best(&mut scored, limit)
+    }
+}
+
+/// The blended score of a memory of `relevance` at `now`.
+pub fn blend(relevance: f32, memory: &Memory, now: DateTime<Utc>) -> f32 {
+    RELEVANCE_WEIGHT * relevance
+        + IMPORTANCE_WEIGHT * consolidate::effective_importance(memory, now)
+        + RECENCY_WEIGHT * recency(memory, now)
+}
+
+/// 1 for a memory touched now, halving every [`RECENCY_HALF_LIFE_DAYS`].
+pub fn recency(memory: &Memory, now: DateTime<Utc>) -> f32 {
+    0.5f32.powf(days_between(memory.last_touched(), now) / RECENCY_HALF_LIFE_DAYS)
+}
+
+/// Whole and fractional days from `from` to `to` (0 when `to` is earlier).
+pub fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f32 {
+    ((to - from).num_seconds().max(0) as f32) / 86_400.0
+}
+
+/// Cosine similarity of two vectors (0 when either has no length).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (norm_a, norm_b) = (norm(a), norm(b));
+    if norm_a == 0.0 || norm_b == 0.0 {
+        return 0.0;
+    }
+    dot(a, b) / (norm_a * norm_b)
+}
+
+/// The length of a vector.
+pub fn norm(v: &[f32]) -> f32 {
+    dot(v, v).sqrt()
+}
+
+/// The dot product of two vectors (over the shorter length), in eight independent lanes so
+/// the compiler keeps them in SIMD registers.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [0.0f32; LANES];
+    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f32 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in chunks_a.zip(chunks_b) {
+        if let (Ok(x), Ok(y)) = (<&[f32; LANES]>::try_from(x), <&[f32; LANES]>::try_from(y)) {
+            for lane in 0..LANES {
+                lanes[lane] += x[lane] * y[lane];
+            }
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
+/// A cosine similarity as relevance: 0 at or below [`COSINE_FLOOR`], 1 for the same direction.
+pub fn semantic_relevance(cosine: f32) -> f32 {
+    ((cosine - COSINE_FLOOR) / (1.0 - COSINE_FLOOR)).clamp(0.0, 1.0)
+}
+
+/// What [`remember`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Remembered {
+    /// A new memory.
+    Added(Memory),
+    /// The same text was already known; its importance was raised if the new one was higher.
+    AlreadyKnown(Memory),
+    /// A near-duplicate was updated to the new wording (it keeps its id and age).
+    Updated(Memory),
+}
+
+impl Remembered {
+    pub fn memory(&self) -> &Memory {
+        match self {
+            Remembered::Added(m) | Remembered::AlreadyKnown(m) | Remembered::Updated(m) => m,
+        }
+    }
+}
+
+/// Stores a fact for a user, unless the bank already knows it: the same text raises the
+/// known memory's importance (if lower); a near-duplicate of the same kind
+/// ([`consolidate::is_near_duplicate`]) takes the new wording. The bank is kept in step.
+pub async fn remember(
+    store: &Store,
+    user: UserId,
+    bank: &mut MemoryBank,
+    new: &NewMemory,
+    at: DateTime<Utc>,
+) -> Result<Remembered> {
+    if let Some(known) = bank.same_text(&new.text).cloned() {
+        if new.importance > known.importance {
+            let raised = store
+                .set_memory_importance(user, known.id, new.importance, at)
+                .await?;
+            bank.upsert(raised.clone());
+            return Ok(Remembered::AlreadyKnown(raised));
+        }
+        return Ok(Remembered::AlreadyKnown(known));
+    }
+    let terms = bank.terms_of(&new.text);
+    let similar = bank
+        .iter()
+        .filter(|m| m.kind == new.kind)
+        .find(|m| consolidate::is_near_duplicate(&terms, bank.terms(m.id)))
+        .cloned();
+    if let Some(old) = similar {
+        let merged = MergedMemory {
+            text: new.text.clone(),
+            tags: consolidate::union_tags([old.tags.as_slice(), new.tags.as_slice()]),
+            importance: old.importance.max(new.importance),
+        };
+        let updated = store.merge_memories(user, old.id, &merged, &[], at).await?;
+        bank.upsert(updated.clone());
+        return Ok(Remembered::Updated(updated));
+    }
+    let added = store.add_memory(user, new, at).await?;
+    bank.upsert(added.clone());
+    Ok(Remembered::Added(added))
+}
+
+/// A new memory with the kind, tags and default importance the rules give `text`.
+pub fn new_memory(text: &str, language: Language, explicit: bool) -> NewMemory {
+    let kind = extract::classify(text, language);
+    NewMemory {
+        text: text::tidy(text),
+        kind,
+        tags: extract::tags(text, language),
+        importance: extract::default_importance(kind, explicit),
+        source_message_id: None,
+    }
+}
+
+/// The kinds a memory can be, for prompts and tool descriptions.
+pub fn kinds() -> impl Iterator<Item = MemoryKind> {
+    MemoryKind::ALL.into_iter()
+}
+
+/// What the memory tests share: a fixed clock and memories made on it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    use crate::store::{Memory, MemoryKind};
+
+    /// The fixed clock of memory tests.
+    pub fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
+            .single()
+            .expect("a valid date")
+    }
+
+    /// A memory of `kind` created `age_days` before [`now`], never used, without a vector.
+    pub fn memory(id: i64, text: &str, kind: MemoryKind, importance: f32, age_days: i64) -> Memory {
+        let at = now() - Duration::days(age_days);
+        Memory {
+            id,
+            text: text.to_owned(),
+            kind,
+            tags: vec![format!("t{id}")],
+            importance,
+            source_message_id: None,
+            created_at: at,
+            updated_at: at,
+            last_used_at: None,
+            embedding: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::now;
+    use super::*;
+    use chrono::Duration as Days;
+
+    fn memory(id: i64, text: &str, importance: f32, age_days: i64) -> Memory {
+        testing::memory(id, text, MemoryKind::Fact, importance, age_days)
+    }
+
+    fn bank(language: Language) -> MemoryBank {
+        MemoryBank::new(
+            language,
+            vec![
+                memory(1, "I work night shifts at the hospital", 0.6, 10),
+                memory(2, "My meds are at 8am", 0.9, 40),
+                memory(3, "My sister Julie lives in Lyon", 0.5, 5),
+                memory(4, "I hate phone calls, text me instead", 0.5, 2),
+                memory(5, "Je suis allergique aux arachides", 0.9, 100),
+                memory(6, "Mon chien s'appelle Pixel", 0.4, 3),
+            ],
+        )
+    }
+
+    fn first(bank: &MemoryBank, query: &str) -> Option<i64> {
+        bank.rank(query, None, now(), 3)
+            .first()
+            .map(|r| r.memory.id)
+    }
+
+    #[test]
+    fn the_relevant_memory_ranks_first_for_paraphrased_questions() {
+        let bank = bank(Language::En);
+        for (query, expected) in [
+            ("when do I take my pills?", 2),
+            ("what time is my medication", 2),
+            ("remind me about my medicine", 2),
+            ("what's my job again?", 1),
+            ("do I work overnight this week?", 1),
+            ("how's my sister doing", 3),
+            ("should I call you?", 4),
+            ("can I eat peanuts? allergic", 5),
+            ("what's my dog called", 6),
+        ] {
+            assert_eq!(first(&bank, query), Some(expected), "{query}");
+        }
+    }
+
+    #[test]
+    fn french_questions_find_french_and_english_memories() {
+        let bank = bank(Language::Fr);
+        for (query, expected) in [
+            ("à quelle heure sont mes médicaments ?", 2),
+            ("je prends mes cachets quand ?", 2),
+            ("est-ce que je travaille de nuit ?", 1),
+            ("comment va ma sœur ?", 3),
+            ("je suis allergique à quoi ?", 5),
+            ("comment s'appelle mon chien", 6),
+        ] {
+            assert_eq!(first(&bank, query), Some(expected), "{query}");
+        }
+    }
+
+    #[test]
+    fn unrelated_messages_retrieve_nothing() {
+        let bank = bank(Language::En);
+        assert!(bank.rank("hello there", None, now(), 5).is_empty());
+        assert!(bank.rank("add task buy stamps", None, now(), 5).is_empty());
+    }
+
+    #[test]
+    fn importance_and_recency_order_equally_relevant_memories() {
+        let bank = MemoryBank::new(
+            Language::En,
+            vec![
+                memory(1, "coffee with Sam", 0.3, 200),
+                memory(2, "coffee with Sam", 0.9, 200),
+                memory(3, "coffee with Sam", 0.3, 1),
+            ],
+        );
+        let ids: Vec<i64> = bank
+            .rank("coffee", None, now(), 3)
+            .iter()
+            .map(|r| r.memory.id)
+            .collect();
+        assert_eq!(ids, [2, 3, 1]);
+        let overview: Vec<i64> = bank
+            .overview(now(), 2)
+            .iter()
+            .map(|r| r.memory.id)
+            .collect();
+        assert_eq!(overview, [2, 3]);
+    }
+
+    #[test]
+    fn vectors_of_the_same_model_rank_a_paraphrase_with_no_shared_word() {
+        let mut bank = MemoryBank::new(
+            Language::En,
+            vec![
+                memory(1, "I'm terrified of spiders", 0.5, 1),
+                memory(2, "I love gardening", 0.5, 1),
+            ],
+        );
+        let at = bank.get(1).unwrap().updated_at;
+        assert!(bank.set_embedding(
+            1,
+            at,
+            MemoryEmbedding {
+                model: "m@2".into(),
+                values: vec![1.0, 0.0]
+            }
+        ));
+        assert!(bank.set_embedding(
+            2,
+            at,
+            MemoryEmbedding {
+                model: "m@2".into(),
+                values: vec![0.0, 1.0]
+            }
+        ));
+        let query = "which creepy crawlies scare me";
+        assert!(
+            bank.rank(query, None, now(), 3).is_empty(),
+            "no shared word"
+        );
+        let ranked = bank.rank(query, Some(("m@2", &[0.96, 0.28])), now(), 3);
+        assert_eq!(ranked.first().map(|r| r.memory.id), Some(1));
+        // Another model's vectors are never compared.
+        assert!(
+            bank.rank(query, Some(("other@2", &[0.96, 0.28])), now(), 3)
+                .is_empty()
+        );
+        assert_eq!(bank.missing_embeddings("m@2").len(), 0);
+        assert_eq!(bank.missing_embeddings("other@2").len(), 2);
+        // A vector for an older text is ignored.
+        assert!(!bank.set_embedding(
+            1,
+            at - Days::days(1),
+            MemoryEmbedding {
+                model: "m@2".into(),
+                values: vec![0.0, 1.0]
+            }
+        ));
+    }
+
+    #[test]
+    fn cosine_matches_the_textbook_formula_at_any_length() {
+        let a: Vec<f32> = (0..13).map(|i| (i as f32 * 0.7).sin()).collect();
+        let b: Vec<f32> = (0..13).map(|i| (i as f32 * 0.3).cos()).collect();
+        let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let expected = dot / (norm(&a) * norm(&b));
+        assert!((cosine(&a, &b) - expected).abs() < 1e-5);
+    }
+
+    #[test]
+    fn cosine_and_semantic_relevance_are_bounded() {
+        assert!((cosine(&[1.0, 0.0], &[1.0, 0.0]) - 1.0).abs() < 1e-6);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
+        assert_eq!(semantic_relevance(1.0), 1.0);
+        assert_eq!(semantic_relevance(0.1), 0.0);
+        assert_eq!(semantic_relevance(-1.0), 0.0);
+    }
+}

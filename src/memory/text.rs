@@ -1,0 +1,123 @@
+//! Matching what people type: accent- and case-blind prefixes that hand back the rest of the
+//! text as it was typed, and the key two memories are "the same text" by.
+
+/// `text` folded (accents to ASCII, lower case, `-` and runs of white space as one space),
+/// with, for each folded byte, the byte of `text` it came from.
+pub fn fold_with_offsets(text: &str) -> (String, Vec<usize>) {
+    let mut folded = String::with_capacity(text.len());
+    let mut offsets = Vec::with_capacity(text.len());
+    let mut last_space = true;
+    for (at, c) in text.char_indices() {
+        let push = |s: &str, folded: &mut String, offsets: &mut Vec<usize>| {
+            for b in s.bytes() {
+                folded.push(b.to_ascii_lowercase() as char);
+                offsets.push(at);
+            }
+        };
+        if c.is_whitespace() || c == '-' {
+            if !last_space {
+                push(" ", &mut folded, &mut offsets);
+                last_space = true;
+            }
+            continue;
+        }
+        last_space = false;
+        match deunicode::deunicode_char(c) {
+            Some(ascii) if ascii.is_ascii() => push(ascii, &mut folded, &mut offsets),
+            _ => push("?", &mut folded, &mut offsets),
+        }
+    }
+    offsets.push(text.len());
+    (folded, offsets)
+}
+
+/// When `text` (folded) starts with one of `prefixes` (written folded, words separated by one
+/// space) followed by the end or a non-letter, the prefix matched and the rest of `text` as
+/// typed, trimmed of spaces and `:`/`,`. The longest prefix wins.
+pub fn strip_prefix<'t>(
+    text: &'t str,
+    prefixes: &[&'static str],
+) -> Option<(&'static str, &'t str)> {
+    let (folded, offsets) = fold_with_offsets(text.trim_start());
+    let start = text.len() - text.trim_start().len();
+    let mut best: Option<&'static str> = None;
+    for prefix in prefixes {
+        // "d'" ends a word itself; other prefixes must not stop mid-word.
+        let boundary = prefix.ends_with(|c: char| !c.is_ascii_alphanumeric())
+            || folded
+                .as_bytes()
+                .get(prefix.len())
+                .is_none_or(|b| !b.is_ascii_alphanumeric());
+        if folded.starts_with(prefix) && boundary && best.is_none_or(|b| b.len() < prefix.len()) {
+            best = Some(prefix);
+        }
+    }
+    let prefix = best?;
+    let rest = &text[start + offsets[prefix.len()]..];
+    Some((
+        prefix,
+        rest.trim_start_matches([' ', ':', ',', '\u{a0}'])
+            .trim_end(),
+    ))
+}
+
+/// The key two texts are "the same" by: folded, letters and digits only, one space apart.
+/// `"My meds: 8am!"` and `"my meds 8am"` share a key.
+pub fn key(text: &str) -> String {
+    let (folded, _) = fold_with_offsets(text);
+    folded
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A fact as it is stored: trimmed, closing punctuation dropped, first letter kept as typed.
+pub fn tidy(text: &str) -> String {
+    let mut tidy = text.trim();
+    loop {
+        let next = tidy
+            .trim_end_matches(['.', '!', ';', ','])
+            .trim_matches(['"', '\u{201c}', '\u{201d}', '\u{ab}', '\u{bb}'])
+            .trim();
+        if next == tidy {
+            return tidy.to_owned();
+        }
+        tidy = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_matches_whatever_the_accents_and_case_and_the_rest_is_kept_as_typed() {
+        let prefixes = ["souviens toi que", "remember that", "remember"];
+        assert_eq!(
+            strip_prefix("Souviens-toi que j'adore le thé", &prefixes),
+            Some(("souviens toi que", "j'adore le thé"))
+        );
+        assert_eq!(
+            strip_prefix("  REMEMBER THAT: Élodie is my sister ", &prefixes),
+            Some(("remember that", "Élodie is my sister"))
+        );
+        assert_eq!(strip_prefix("remembering", &prefixes), None);
+        assert_eq!(strip_prefix("rem", &prefixes), None);
+    }
+
+    #[test]
+    fn folding_maps_every_byte_back_to_the_text() {
+        let (folded, offsets) = fold_with_offsets("Œuf  à-la");
+        assert_eq!(folded, "oeuf a la");
+        assert_eq!(offsets.len(), folded.len() + 1);
+        assert_eq!(offsets[5], "Œuf  ".len());
+    }
+
+    #[test]
+    fn keys_ignore_case_accents_and_punctuation() {
+        assert_eq!(key("My meds: 8am!"), key("my  meds 8AM"));
+        assert_eq!(key("Je préfère le thé."), "je prefere le the");
+        assert_eq!(tidy("  \"I work night shifts.\" "), "I work night shifts");
+    }
+}
