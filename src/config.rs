@@ -17,6 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::auth::password::HashParams;
+use crate::auth::tokens::JwtKeys;
 use crate::store::Sealer;
 use crate::store::seal;
 
@@ -151,6 +153,132 @@ pub struct SettingsArgs {
     )]
     pub master_key_file: Option<PathBuf>,
 
+    /// Access-token signing keys (HS256): base64 32-byte keys separated by commas, the signing
+    /// key first, older keys after it until their tokens have expired. On SQLite it is
+    /// generated into the data directory when unset; PostgreSQL deployments must set it.
+    #[arg(
+        long,
+        env = "NUDGE_JWT_KEYS",
+        global = true,
+        value_name = "KEYS",
+        hide_env_values = true
+    )]
+    pub jwt_keys: Option<String>,
+
+    /// File holding the access-token signing keys (instead of NUDGE_JWT_KEYS).
+    #[arg(long, env = "NUDGE_JWT_KEYS_FILE", global = true, value_name = "FILE")]
+    pub jwt_keys_file: Option<PathBuf>,
+
+    /// Redis URL (`redis://…`): shares the token revocation list and rate limits between
+    /// nodes. Unset: the database holds revocations and each node limits on its own.
+    #[arg(
+        long,
+        env = "NUDGE_REDIS_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// File holding the Redis URL (instead of NUDGE_REDIS_URL).
+    #[arg(long, env = "NUDGE_REDIS_URL_FILE", global = true, value_name = "FILE")]
+    pub redis_url_file: Option<PathBuf>,
+
+    /// Lifetime of access tokens in seconds [default: 900].
+    #[arg(
+        long,
+        env = "NUDGE_ACCESS_TOKEN_TTL_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub access_token_ttl_secs: Option<String>,
+
+    /// Lifetime of a sign-in (its refresh tokens) in days [default: 30].
+    #[arg(
+        long,
+        env = "NUDGE_SESSION_TTL_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub session_ttl_days: Option<String>,
+
+    /// argon2id memory cost in KiB [default: 19456, OWASP's recommendation].
+    #[arg(long, env = "NUDGE_ARGON2_M_KIB", global = true, value_name = "KIB")]
+    pub argon2_m_kib: Option<String>,
+
+    /// argon2id passes [default: 2].
+    #[arg(long, env = "NUDGE_ARGON2_T", global = true, value_name = "N")]
+    pub argon2_t: Option<String>,
+
+    /// argon2id lanes [default: 1].
+    #[arg(long, env = "NUDGE_ARGON2_P", global = true, value_name = "N")]
+    pub argon2_p: Option<String>,
+
+    /// Days after which a password must be changed; 0 turns forced expiry off, as NIST
+    /// SP 800-63B advises [default: 0].
+    #[arg(
+        long,
+        env = "NUDGE_PASSWORD_MAX_AGE_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub password_max_age_days: Option<String>,
+
+    /// The Twilio number (E.164) that sends phone-verification codes to people who have no
+    /// dedicated number yet.
+    #[arg(long, env = "NUDGE_SMS_SENDER", global = true, value_name = "NUMBER")]
+    pub sms_sender: Option<String>,
+
+    /// Take the client address from the last `X-Forwarded-For` entry (set it behind nginx
+    /// only) [default: false].
+    #[arg(
+        long,
+        env = "NUDGE_TRUST_FORWARDED_FOR",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub trust_forwarded_for: Option<String>,
+
+    /// Requests per minute per client address, every route [default: 600]. 0: no limit.
+    #[arg(long, env = "NUDGE_RATE_IP_PER_MIN", global = true, value_name = "N")]
+    pub rate_ip_per_min: Option<String>,
+
+    /// Sign-in, registration and other account requests per minute per client address
+    /// [default: 20]. 0: no limit.
+    #[arg(long, env = "NUDGE_RATE_AUTH_PER_MIN", global = true, value_name = "N")]
+    pub rate_auth_per_min: Option<String>,
+
+    /// API requests per minute per user (premium: three times as many) [default: 120].
+    #[arg(long, env = "NUDGE_RATE_API_PER_MIN", global = true, value_name = "N")]
+    pub rate_api_per_min: Option<String>,
+
+    /// Inbound SMS per minute per user [default: 30].
+    #[arg(long, env = "NUDGE_RATE_SMS_PER_MIN", global = true, value_name = "N")]
+    pub rate_sms_per_min: Option<String>,
+
+    /// WebSocket messages per minute per user [default: 60].
+    #[arg(long, env = "NUDGE_RATE_WS_PER_MIN", global = true, value_name = "N")]
+    pub rate_ws_per_min: Option<String>,
+
+    /// Days messages are kept; 0 keeps them until the person erases their account
+    /// [default: 0].
+    #[arg(
+        long,
+        env = "NUDGE_RETENTION_MESSAGES_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub retention_messages_days: Option<String>,
+
+    /// Days security events are kept in the audit log [default: 90].
+    #[arg(
+        long,
+        env = "NUDGE_RETENTION_AUDIT_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub retention_audit_days: Option<String>,
+
     /// Log format on stderr: `text` or `json` [default: text]. Filter with RUST_LOG.
     #[arg(long, env = "NUDGE_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -170,6 +298,25 @@ struct FileSettings {
     log_format: Option<String>,
     master_key: Option<String>,
     master_key_file: Option<PathBuf>,
+    jwt_keys: Option<String>,
+    jwt_keys_file: Option<PathBuf>,
+    redis_url: Option<String>,
+    redis_url_file: Option<PathBuf>,
+    access_token_ttl_secs: Option<u64>,
+    session_ttl_days: Option<u64>,
+    argon2_m_kib: Option<u64>,
+    argon2_t: Option<u64>,
+    argon2_p: Option<u64>,
+    password_max_age_days: Option<u64>,
+    sms_sender: Option<String>,
+    trust_forwarded_for: Option<bool>,
+    rate_ip_per_min: Option<u64>,
+    rate_auth_per_min: Option<u64>,
+    rate_api_per_min: Option<u64>,
+    rate_sms_per_min: Option<u64>,
+    rate_ws_per_min: Option<u64>,
+    retention_messages_days: Option<u64>,
+    retention_audit_days: Option<u64>,
     #[serde(default)]
     twilio: FileTwilio,
 }
@@ -263,6 +410,44 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Seals personal columns; its `Debug` shows key ids only.
     pub sealer: Sealer,
+    /// Signs access tokens; its `Debug` shows key ids only.
+    pub jwt_keys: JwtKeys,
+    /// Shared revocation list and rate limits; `None`: database and in-process instead.
+    pub redis_url: Option<DatabaseUrl>,
+    pub auth: AuthSettings,
+    pub limits: RateLimits,
+    pub retention: Retention,
+    /// Client addresses come from `X-Forwarded-For` (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
+}
+
+/// Accounts and sessions.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub access_ttl: Duration,
+    pub session_ttl: Duration,
+    pub argon2: HashParams,
+    /// `None`: passwords never expire by age.
+    pub password_max_age: Option<Duration>,
+    /// Sends verification codes to people without a dedicated number.
+    pub sms_sender: Option<String>,
+}
+
+/// Requests per minute of each route class; 0 means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub ip_per_min: u32,
+    pub auth_per_min: u32,
+    pub api_per_min: u32,
+    pub sms_per_min: u32,
+    pub ws_per_min: u32,
+}
+
+/// How long each class of data is kept; `None` keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub messages: Option<Duration>,
+    pub audit: Option<Duration>,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -273,6 +458,8 @@ const MAX_REPLY_WINDOW_MS: u64 = 14_000;
 const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 const LOCAL_TOKEN_FILE: &str = "twilio_auth_token";
 const LOCAL_MASTER_KEY_FILE: &str = "master.key";
+const LOCAL_JWT_KEY_FILE: &str = "jwt.key";
+const DAY_SECS: u64 = 24 * 60 * 60;
 
 impl Settings {
     /// Loads and validates the settings from the flags/environment and the optional file.
@@ -418,6 +605,176 @@ impl Settings {
             }
         };
 
+        let jwt_keys = match secret_value(
+            "NUDGE_JWT_KEYS",
+            pick(&args.jwt_keys, &file.jwt_keys),
+            args.jwt_keys_file.clone().or(file.jwt_keys_file),
+        )? {
+            Some(text) => JwtKeys::from_text(&text)
+                .map_err(|e| ConfigError::new("NUDGE_JWT_KEYS", e.to_string()))?,
+            None if scheme == "sqlite" => local_jwt_keys(&data_dir)?,
+            None => {
+                return Err(ConfigError::new(
+                    "NUDGE_JWT_KEYS",
+                    "required with PostgreSQL (every node must verify every node's tokens); \
+                     make one with: head -c 32 /dev/urandom | base64",
+                ));
+            }
+        };
+
+        let redis_url = secret_value(
+            "NUDGE_REDIS_URL",
+            pick(&args.redis_url, &file.redis_url),
+            args.redis_url_file.clone().or(file.redis_url_file),
+        )?;
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                "NUDGE_REDIS_URL",
+                "expected a redis:// or rediss:// URL",
+            ));
+        }
+
+        let access_ttl_secs = number(
+            "NUDGE_ACCESS_TOKEN_TTL_SECS",
+            &args.access_token_ttl_secs,
+            file.access_token_ttl_secs,
+            900,
+        )?;
+        if !(30..=3_600).contains(&access_ttl_secs) {
+            return Err(ConfigError::new(
+                "NUDGE_ACCESS_TOKEN_TTL_SECS",
+                "must be between 30 and 3600: access tokens are short-lived",
+            ));
+        }
+        let session_days = number(
+            "NUDGE_SESSION_TTL_DAYS",
+            &args.session_ttl_days,
+            file.session_ttl_days,
+            30,
+        )?;
+        if !(1..=365).contains(&session_days) {
+            return Err(ConfigError::new(
+                "NUDGE_SESSION_TTL_DAYS",
+                "must be between 1 and 365",
+            ));
+        }
+        let small = |setting: &'static str, value: u64| {
+            u32::try_from(value)
+                .map_err(|_| ConfigError::new(setting, format!("{value} is too large")))
+        };
+        let defaults = HashParams::default();
+        let argon2 = HashParams {
+            m_kib: small(
+                "NUDGE_ARGON2_M_KIB",
+                number(
+                    "NUDGE_ARGON2_M_KIB",
+                    &args.argon2_m_kib,
+                    file.argon2_m_kib,
+                    u64::from(defaults.m_kib),
+                )?,
+            )?,
+            t: small(
+                "NUDGE_ARGON2_T",
+                number(
+                    "NUDGE_ARGON2_T",
+                    &args.argon2_t,
+                    file.argon2_t,
+                    u64::from(defaults.t),
+                )?,
+            )?,
+            p: small(
+                "NUDGE_ARGON2_P",
+                number(
+                    "NUDGE_ARGON2_P",
+                    &args.argon2_p,
+                    file.argon2_p,
+                    u64::from(defaults.p),
+                )?,
+            )?,
+        };
+        argon2
+            .validate()
+            .map_err(|problem| ConfigError::new("NUDGE_ARGON2_M_KIB", problem))?;
+        let max_age_days = number(
+            "NUDGE_PASSWORD_MAX_AGE_DAYS",
+            &args.password_max_age_days,
+            file.password_max_age_days,
+            0,
+        )?;
+        let sms_sender = pick(&args.sms_sender, &file.sms_sender);
+        if let Some(sender) = &sms_sender
+            && !crate::cli::is_e164(sender)
+        {
+            return Err(ConfigError::new(
+                "NUDGE_SMS_SENDER",
+                format!("{sender:?} is not an E.164 number like +14155550100"),
+            ));
+        }
+        let trust_forwarded_for = match args.trust_forwarded_for.as_deref().map(str::trim) {
+            None => file.trust_forwarded_for.unwrap_or(false),
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "NUDGE_TRUST_FORWARDED_FOR",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
+        let per_min =
+            |setting: &'static str, arg: &Option<String>, file: Option<u64>, default: u64| {
+                small(setting, number(setting, arg, file, default)?)
+            };
+        let limits = RateLimits {
+            ip_per_min: per_min(
+                "NUDGE_RATE_IP_PER_MIN",
+                &args.rate_ip_per_min,
+                file.rate_ip_per_min,
+                600,
+            )?,
+            auth_per_min: per_min(
+                "NUDGE_RATE_AUTH_PER_MIN",
+                &args.rate_auth_per_min,
+                file.rate_auth_per_min,
+                20,
+            )?,
+            api_per_min: per_min(
+                "NUDGE_RATE_API_PER_MIN",
+                &args.rate_api_per_min,
+                file.rate_api_per_min,
+                120,
+            )?,
+            sms_per_min: per_min(
+                "NUDGE_RATE_SMS_PER_MIN",
+                &args.rate_sms_per_min,
+                file.rate_sms_per_min,
+                30,
+            )?,
+            ws_per_min: per_min(
+                "NUDGE_RATE_WS_PER_MIN",
+                &args.rate_ws_per_min,
+                file.rate_ws_per_min,
+                60,
+            )?,
+        };
+        let days = |n: u64| (n > 0).then(|| Duration::from_secs(n * DAY_SECS));
+        let retention = Retention {
+            messages: days(number(
+                "NUDGE_RETENTION_MESSAGES_DAYS",
+                &args.retention_messages_days,
+                file.retention_messages_days,
+                0,
+            )?),
+            audit: days(number(
+                "NUDGE_RETENTION_AUDIT_DAYS",
+                &args.retention_audit_days,
+                file.retention_audit_days,
+                90,
+            )?),
+        };
+
         Ok(Settings {
             listen,
             data_dir,
@@ -433,6 +790,18 @@ impl Settings {
             reply_window: Duration::from_millis(window_ms),
             log_format,
             sealer,
+            jwt_keys,
+            redis_url: redis_url.map(|u| DatabaseUrl(SecretString::from(u))),
+            auth: AuthSettings {
+                access_ttl: Duration::from_secs(access_ttl_secs),
+                session_ttl: Duration::from_secs(session_days * DAY_SECS),
+                argon2,
+                password_max_age: days(max_age_days),
+                sms_sender,
+            },
+            limits,
+            retention,
+            trust_forwarded_for,
         })
     }
 
@@ -572,6 +941,31 @@ fn local_master_key(data_dir: &Path) -> Result<Sealer, ConfigError> {
     write_private(&path, format!("{}\n", seal::encode_key(&key)).as_bytes())
         .map_err(|e| fail(e.to_string()))?;
     Sealer::new(&[key]).map_err(|e| fail(e.to_string()))
+}
+
+/// Reads, or creates with owner-only permissions, the access-token signing key of the
+/// embedded default.
+fn local_jwt_keys(data_dir: &Path) -> Result<JwtKeys, ConfigError> {
+    use crate::auth::tokens;
+    let path = data_dir.join(LOCAL_JWT_KEY_FILE);
+    let fail = |problem: String| {
+        ConfigError::new(
+            "NUDGE_JWT_KEYS",
+            format!(
+                "not set, and the local key {} is unusable: {problem}",
+                path.display()
+            ),
+        )
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return JwtKeys::from_text(&text).map_err(|e| fail(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    let key: [u8; tokens::KEY_LEN] = rand::random();
+    write_private(&path, format!("{}\n", tokens::encode_key(&key)).as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    JwtKeys::new(&[key]).map_err(|e| fail(e.to_string()))
 }
 
 /// Writes a file readable by its owner only.
@@ -726,6 +1120,8 @@ mod tests {
             "NUDGE_MASTER_KEY"
         );
         args.master_key = Some(seal::encode_key(&seal::generate_key()));
+        assert_eq!(Settings::load(&args).unwrap_err().setting, "NUDGE_JWT_KEYS");
+        args.jwt_keys = Some(seal::encode_key(&seal::generate_key()));
         assert!(Settings::load(&args).is_ok());
         args.master_key = Some("short".into());
         assert_eq!(
@@ -742,8 +1138,13 @@ mod tests {
         args.database_url = Some("postgres://nudge:hunter2@127.0.0.1/nudge".into());
         let key = seal::encode_key(&seal::generate_key());
         args.master_key = Some(key.clone());
+        let jwt = seal::encode_key(&seal::generate_key());
+        args.jwt_keys = Some(jwt.clone());
+        args.redis_url = Some("redis://:redispass@127.0.0.1:6379".into());
         let text = format!("{:?}", Settings::load(&args).unwrap());
         assert!(!text.contains(&key));
+        assert!(!text.contains(&jwt));
+        assert!(!text.contains("redispass"));
         assert!(!text.contains("tok-very-secret"));
         assert!(!text.contains("hunter2"));
     }

@@ -11,6 +11,7 @@
 //! | [`config`] | the typed settings tree, loaded in layers (defaults, TOML file, env, flags) |
 //! | [`telemetry`] | logging set-up |
 //! | [`app`] | start-up: store, actor tree, HTTP server, graceful shutdown |
+//! | [`auth`] | passwords (argon2id and policy), signed access tokens, opaque tokens, TOTP |
 //! | [`edges`] | everything facing the outside: the Twilio webhook, health checks |
 //! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier |
 //! | [`agent`] | what answers a turn: the offline rules engine |
@@ -22,6 +23,7 @@
 pub mod actors;
 pub mod agent;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod edges;

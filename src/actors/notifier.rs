@@ -86,13 +86,17 @@ async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
             return;
         }
     };
+    let (Some(phone), Some(number)) = (user.phone.as_deref(), user.number.as_deref()) else {
+        tracing::warn!(user = %user_id, "user has no phone or no dedicated number; not sending");
+        return;
+    };
     if user.sms_opted_out {
         tracing::info!(user = %user_id, "user opted out of SMS; not sending");
         return;
     }
     let request = OutboundSms {
-        from: &user.number,
-        to: &user.phone,
+        from: number,
+        to: phone,
         body,
         status_callback: args.status_callback.as_deref(),
     };
@@ -104,7 +108,7 @@ async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
                 return;
             }
             Err(error) if error.is_opted_out() => {
-                tracing::info!(user = %user_id, to = %mask_phone(&user.phone), "Twilio reports the recipient opted out");
+                tracing::info!(user = %user_id, to = %mask_phone(phone), "Twilio reports the recipient opted out");
                 if let Err(error) = args.store.set_sms_opt_out(user_id, true).await {
                     tracing::error!(user = %user_id, %error, "cannot record opt-out");
                 }

@@ -94,7 +94,7 @@ async fn inbound(
         }
         Err(error) => return Err(ApiError::Internal(error.to_string())),
     };
-    if user.phone != hook.from {
+    if user.phone.as_deref() != Some(hook.from.as_str()) {
         tracing::warn!(
             user = %user.id,
             from = %mask_phone(&hook.from),

@@ -19,6 +19,10 @@
 //! | `messages.rs` | [`Message`], [`NewMessage`], [`Channel`], [`Direction`], SMS usage |
 //! | `tasks.rs` | [`Task`] |
 //! | `groceries.rs` | [`GroceryItem`] |
+//! | `accounts.rs` | [`Account`], [`Profile`], consents, MFA, password history, phone codes |
+//! | `sessions.rs` | [`Session`], rotating refresh tokens, trusted devices, sign-in throttles |
+//! | `audit.rs` | [`AuditEvent`]: the append-only security log |
+//! | `privacy.rs` | export and erasure over every `user_id` table, retention purges |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
 //! sqlx), its statements and its `impl Store { … }` block. SQLite accepts PostgreSQL's `$N`
@@ -27,10 +31,16 @@
 //! `migrations/sqlite/` and `migrations/postgres/`, a file `src/store/<domain>.rs`, and a
 //! `mod <domain>;` line (plus a `pub use` of its types) here.
 
+#[cfg(test)]
+mod account_tests;
+mod accounts;
+mod audit;
 mod groceries;
 mod messages;
 mod postgres;
+mod privacy;
 pub mod seal;
+mod sessions;
 mod sql;
 mod sqlite;
 mod tasks;
@@ -49,8 +59,14 @@ use uuid::Uuid;
 
 pub use seal::Sealer;
 
+pub use accounts::{
+    Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,
+};
+pub use audit::{AuditEvent, NewAuditEvent, Outcome};
 pub use groceries::GroceryItem;
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
+pub use privacy::{EXPORT_FORMAT, ErasureReport};
+pub use sessions::{NewSession, Rotation, Session, Throttle};
 pub use tasks::Task;
 pub use users::{Language, NewUser, Role, User};
 

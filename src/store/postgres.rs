@@ -37,6 +37,7 @@ pub(super) fn unique_field(e: &dyn DatabaseError) -> Option<&'static str> {
     e.try_downcast_ref::<PgDatabaseError>()?;
     match e.constraint()? {
         "users_phone_key" => Some("phone"),
+        "accounts_email_key" => Some("email"),
         "user_phone_numbers_pkey" => Some("number"),
         "messages_user_id_provider_message_id_key" => Some("provider_message_id"),
         _ => None,

@@ -1,0 +1,483 @@
+//! Accounts, sessions, audit, export and erasure, on both backends.
+//!
+//! Run with: `eval "$(scripts/services.sh start)" && cargo test --lib store::account_tests`
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+use super::tests::{create, on_each_backend};
+use super::{
+    Language, NewAccount, NewAuditEvent, NewSession, Outcome, ProfileChange, Rotation, Store,
+    StoreError, Throttle, UserId, VerificationPurpose, seal,
+};
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+}
+
+fn new_account(email: &str) -> NewAccount {
+    NewAccount {
+        display_name: "Web Person".into(),
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHQ$aGFzaA".into(),
+        language: Language::Fr,
+        time_zone: "Europe/Paris".into(),
+        consents: vec![("terms".into(), "2026-11".into())],
+    }
+}
+
+async fn session(store: &Store, user: UserId, refresh: &str, now: DateTime<Utc>) -> Uuid {
+    let id = Uuid::now_v7();
+    store
+        .create_session(
+            &NewSession {
+                id,
+                user_id: user,
+                auth_time: now,
+                mfa: false,
+                expires_at: now + Duration::days(30),
+                refresh_hash: refresh.into(),
+                refresh_expires_at: now + Duration::days(30),
+            },
+            now,
+        )
+        .await
+        .expect("session stored");
+    id
+}
+
+#[tokio::test]
+async fn a_web_user_has_no_phone_and_an_email_is_taken_once() {
+    on_each_backend(|store| async move {
+        let id = store
+            .create_account(&new_account("ana@example.com"), at(0))
+            .await
+            .expect("registered");
+        let user = store.user(id).await.expect("the user reads back");
+        assert_eq!(user.phone, None);
+        assert_eq!(user.number, None);
+        let account = store
+            .account_by_email("ana@example.com")
+            .await
+            .expect("by email");
+        assert_eq!(account.user_id, id);
+        assert!(!account.mfa_enabled());
+        assert_eq!(store.consents(id).await.unwrap().len(), 1);
+        assert!(matches!(
+            store.create_account(&new_account("ana@example.com"), at(1)).await,
+            Err(StoreError::Conflict(field)) if field == "email"
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_sms_user_claims_an_account_and_a_web_user_links_a_phone_once() {
+    on_each_backend(|store| async move {
+        let sms = create(&store, 1).await;
+        let (found, has_account) = store
+            .user_by_phone(sms.phone.as_deref().unwrap())
+            .await
+            .expect("by phone");
+        assert_eq!((found, has_account), (sms.id, false));
+        store
+            .attach_account(sms.id, "sms@example.com", "$argon2id$x", &[], at(0))
+            .await
+            .expect("claimed");
+        assert!(matches!(
+            store
+                .attach_account(sms.id, "other@example.com", "$argon2id$x", &[], at(0))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+
+        let web = store
+            .create_account(&new_account("web@example.com"), at(0))
+            .await
+            .unwrap();
+        store
+            .start_phone_verification(
+                web,
+                "+15550009999",
+                VerificationPurpose::Link,
+                "k.h",
+                at(600),
+                at(0),
+            )
+            .await
+            .unwrap();
+        let pending = store
+            .attempt_phone_verification(web, VerificationPurpose::Link)
+            .await
+            .unwrap();
+        assert_eq!(
+            (pending.phone.as_str(), pending.attempts),
+            ("+15550009999", 1)
+        );
+        assert!(matches!(
+            store
+                .attempt_phone_verification(web, VerificationPurpose::Claim)
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.set_phone(web, sms.phone.as_deref().unwrap()).await,
+            Err(StoreError::Conflict(field)) if field == "phone"
+        ));
+        store.set_phone(web, "+15550009999").await.unwrap();
+        assert_eq!(
+            store.user(web).await.unwrap().phone.as_deref(),
+            Some("+15550009999")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family() {
+    on_each_backend(|store| async move {
+        let user = store
+            .create_account(&new_account("r@example.com"), at(0))
+            .await
+            .unwrap();
+        let sid = session(&store, user, "t0", at(0)).await;
+        let Rotation::Rotated(s) = store
+            .rotate_refresh_token("t0", "t1", at(60 * 60 * 24 * 30), at(10))
+            .await
+            .unwrap()
+        else {
+            panic!("the first use rotates");
+        };
+        assert_eq!(s.id, sid);
+        assert!(!store.session_revoked(user, sid).await.unwrap());
+        // t0 again: reuse. The family is revoked and t1 no longer works.
+        assert_eq!(
+            store
+                .rotate_refresh_token("t0", "t2", at(999_999), at(20))
+                .await
+                .unwrap(),
+            Rotation::Reused {
+                user_id: user,
+                session_id: sid
+            }
+        );
+        assert!(store.session_revoked(user, sid).await.unwrap());
+        assert_eq!(
+            store
+                .rotate_refresh_token("t1", "t3", at(999_999), at(30))
+                .await
+                .unwrap(),
+            Rotation::Invalid
+        );
+        assert_eq!(
+            store
+                .rotate_refresh_token("nope", "t4", at(999_999), at(30))
+                .await
+                .unwrap(),
+            Rotation::Invalid
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expired_tokens_do_not_rotate_and_logout_all_ends_every_session() {
+    on_each_backend(|store| async move {
+        let user = store
+            .create_account(&new_account("e@example.com"), at(0))
+            .await
+            .unwrap();
+        let a = session(&store, user, "a0", at(0)).await;
+        let b = session(&store, user, "b0", at(0)).await;
+        assert_eq!(
+            store
+                .rotate_refresh_token("a0", "a1", at(1), at(60 * 60 * 24 * 31))
+                .await
+                .unwrap(),
+            Rotation::Invalid
+        );
+        let mut ended = store
+            .revoke_all_sessions(user, "logout_all", at(5))
+            .await
+            .unwrap();
+        ended.sort();
+        let mut both = vec![a, b];
+        both.sort();
+        assert_eq!(ended, both);
+        assert!(store.session_revoked(user, b).await.unwrap());
+        let other = store
+            .create_account(&new_account("o@example.com"), at(0))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.session_revoked(other, a).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.revoke_session(other, a, "logout", at(6)).await,
+            Err(StoreError::NotFound)
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn throttles_and_trusted_devices_are_per_user() {
+    on_each_backend(|store| async move {
+        let user = store
+            .create_account(&new_account("t@example.com"), at(0))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.login_throttle(user, "account").await.unwrap(),
+            Throttle::default()
+        );
+        let locked = Throttle {
+            failures: 0,
+            lockouts: 1,
+            locked_until: Some(at(60)),
+            updated_at: None,
+        };
+        store
+            .set_login_throttle(user, "account", &locked, at(0))
+            .await
+            .unwrap();
+        let read = store.login_throttle(user, "account").await.unwrap();
+        assert_eq!((read.lockouts, read.locked_until), (1, Some(at(60))));
+        store.clear_login_throttle(user, "account").await.unwrap();
+        assert_eq!(
+            store
+                .login_throttle(user, "account")
+                .await
+                .unwrap()
+                .lockouts,
+            0
+        );
+
+        store
+            .trust_device(user, "dev", at(100), at(0))
+            .await
+            .unwrap();
+        assert!(store.is_trusted_device(user, "dev", at(50)).await.unwrap());
+        assert!(!store.is_trusted_device(user, "dev", at(150)).await.unwrap());
+        let other = store
+            .create_account(&new_account("u@example.com"), at(0))
+            .await
+            .unwrap();
+        assert!(!store.is_trusted_device(other, "dev", at(50)).await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn profiles_update_partially_and_password_history_keeps_the_last_few() {
+    on_each_backend(|store| async move {
+        let user = store
+            .create_account(&new_account("p@example.com"), at(0))
+            .await
+            .unwrap();
+        let profile = store
+            .update_profile(
+                user,
+                &ProfileChange {
+                    time_zone: Some("America/Toronto".into()),
+                    quiet_hours: Some(Some((22 * 60, 7 * 60))),
+                    ..ProfileChange::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(profile.time_zone, "America/Toronto");
+        assert_eq!(
+            (profile.quiet_start, profile.quiet_end),
+            (Some(1320), Some(420))
+        );
+        assert_eq!(profile.language, Language::Fr, "untouched fields stay");
+        let cleared = store
+            .update_profile(
+                user,
+                &ProfileChange {
+                    quiet_hours: Some(None),
+                    ..ProfileChange::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(cleared.quiet_start, None);
+
+        for n in 0..7 {
+            store
+                .set_password(user, &format!("hash{n}"), 5, at(n))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store.password_history(user, 10).await.unwrap(),
+            ["hash6", "hash5", "hash4", "hash3", "hash2"]
+        );
+        assert_eq!(store.account(user).await.unwrap().password_hash, "hash6");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_user_table_cascades_from_users() {
+    on_each_backend(|store| async move {
+        let tables = store.user_tables().await.unwrap();
+        for expected in [
+            "accounts",
+            "sessions",
+            "refresh_tokens",
+            "messages",
+            "tasks",
+            "grocery_items",
+        ] {
+            assert!(
+                tables.iter().any(|t| t == expected),
+                "{expected} in {tables:?}"
+            );
+        }
+        assert!(!tables.iter().any(|t| t == "audit_events"));
+        assert_eq!(
+            store.tables_without_cascade().await.unwrap(),
+            Vec::<String>::new()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn export_opens_sealed_values_withholds_credentials_and_erasure_leaves_no_trace() {
+    on_each_backend(|store| async move {
+        let ana = create(&store, 1).await;
+        let bob = create(&store, 2).await;
+        store
+            .attach_account(
+                ana.id,
+                "ana@example.com",
+                "$argon2id$secret-hash",
+                &[("terms".into(), "1".into())],
+                at(0),
+            )
+            .await
+            .unwrap();
+        session(&store, ana.id, "refresh-ana", at(0)).await;
+        store.add_task(ana.id, "call the pharmacy").await.unwrap();
+        store.add_task(bob.id, "bob's task").await.unwrap();
+        let sealed = store.sealer().seal(
+            &seal::place("accounts.totp_secret", ana.id),
+            "JBSWY3DPEHPK3PXP",
+        );
+        store.set_totp_pending(ana.id, &sealed).await.unwrap();
+        store
+            .audit(
+                &NewAuditEvent::own("login", Outcome::Success, ana.id, Some("10.0.0.1".into())),
+                at(1),
+            )
+            .await
+            .unwrap();
+        let admin_read = NewAuditEvent {
+            event: "admin_read",
+            outcome: Outcome::Success,
+            actor: Some(bob.id),
+            subject: Some(ana.id),
+            ip: Some("10.0.0.2".into()),
+            detail: serde_json::Value::Null,
+        };
+        store.audit(&admin_read, at(2)).await.unwrap();
+
+        let export = store.export_user(ana.id, at(3)).await.unwrap();
+        let text = export.to_string();
+        assert_eq!(export["format"], "nudge-export/1");
+        assert_eq!(export["user"]["display_name"], "User 1");
+        assert_eq!(export["tables"]["tasks"][0]["title"], "call the pharmacy");
+        assert_eq!(export["tables"]["accounts"][0]["email"], "ana@example.com");
+        assert_eq!(
+            export["tables"]["accounts"][0]["password_hash"],
+            "[withheld: credential]"
+        );
+        assert!(
+            !text.contains("secret-hash")
+                && !text.contains("JBSWY3DP")
+                && !text.contains("refresh-ana")
+        );
+        assert!(!text.contains("bob's task"));
+        assert_eq!(export["security_events"].as_array().unwrap().len(), 2);
+
+        let bob_before = store.export_user(bob.id, at(3)).await.unwrap();
+        let report = store.erase_user(ana.id, at(4)).await.unwrap();
+        assert!(report.leftovers.is_empty(), "{report:?}");
+        assert!(matches!(
+            store.user(ana.id).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.export_user(ana.id, at(5)).await,
+            Err(StoreError::NotFound)
+        ));
+        for table in store.user_tables().await.unwrap() {
+            let rows = store.table_rows(&table, "user_id", ana.id).await.unwrap();
+            assert!(rows.is_empty(), "{table} still has rows of the erased user");
+        }
+        let ana_audit = store.audit_events_for(ana.id, 100).await.unwrap();
+        assert!(ana_audit.is_empty(), "{ana_audit:?}");
+        let recent = store.recent_audit_events(10).await.unwrap();
+        assert_eq!(recent[0].event, "account_erased");
+        assert_eq!(
+            (
+                recent[0].actor_id,
+                recent[0].subject_id,
+                recent[0].ip.as_deref()
+            ),
+            (None, None, None)
+        );
+        // Bob's own record of reading is kept, without Ana.
+        let bob_audit = store.audit_events_for(bob.id, 10).await.unwrap();
+        assert_eq!(bob_audit.len(), 1);
+        assert_eq!(bob_audit[0].subject_id, None);
+
+        // The number is free again, and Bob's data is as it was (his audit entry lost only
+        // the erased subject).
+        let mut bob_after = store.export_user(bob.id, at(3)).await.unwrap();
+        let mut bob_before = bob_before;
+        bob_after["security_events"] = serde_json::Value::Null;
+        bob_before["security_events"] = serde_json::Value::Null;
+        assert_eq!(bob_after, bob_before);
+        assert!(matches!(
+            store.erase_user(ana.id, at(6)).await,
+            Err(StoreError::NotFound)
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retention_purges_old_audit_events_and_expired_credentials() {
+    on_each_backend(|store| async move {
+        let user = store
+            .create_account(&new_account("x@example.com"), at(0))
+            .await
+            .unwrap();
+        store
+            .audit(
+                &NewAuditEvent::own("login", Outcome::Failure, user, None),
+                at(0),
+            )
+            .await
+            .unwrap();
+        store
+            .audit(
+                &NewAuditEvent::own("login", Outcome::Success, user, None),
+                at(100),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.purge_audit_before(at(50)).await.unwrap(), 1);
+        session(&store, user, "old", at(0)).await;
+        store.trust_device(user, "d", at(10), at(0)).await.unwrap();
+        let purged = store.purge_expired(at(60 * 60 * 24 * 31)).await.unwrap();
+        assert!(purged >= 3, "{purged}");
+        assert!(store.sessions(user).await.unwrap().is_empty());
+    })
+    .await;
+}
