@@ -42,6 +42,17 @@ pub enum AdminCommand {
 pub enum UserCommand {
     /// Create a user with their own phone and their dedicated Twilio number; prints the id.
     Add(UserAddArgs),
+    /// Give a user a role: standard, premium or admin (admins must also enroll a second
+    /// factor before admin routes open to them).
+    Role(UserRoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserRoleArgs {
+    /// The user's id.
+    pub id: String,
+    /// standard, premium or admin.
+    pub role: String,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +93,7 @@ pub struct SmsSimArgs {
 pub async fn run_admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
         AdminCommand::User(UserCommand::Add(args)) => user_add(settings, args).await,
+        AdminCommand::User(UserCommand::Role(args)) => user_role(settings, args).await,
     }
 }
 
@@ -154,6 +166,47 @@ async fn user_add(settings: &Settings, args: UserAddArgs) -> anyhow::Result<Exit
             Ok(ExitCode::from(1))
         }
         Err(error) => Err(error).context("creating the user"),
+    }
+}
+
+async fn user_role(settings: &Settings, args: UserRoleArgs) -> anyhow::Result<ExitCode> {
+    let Ok(id) = args.id.parse::<store::UserId>() else {
+        eprintln!("error: {:?} is not a user id", args.id);
+        return Ok(ExitCode::from(2));
+    };
+    let role: store::Role = match args.role.parse() {
+        Ok(role) => role,
+        Err(problem) => {
+            eprintln!("error: {problem} (expected standard, premium or admin)");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
+        .await
+        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    match store.set_role(id, role).await {
+        Ok(()) => {
+            store
+                .audit_quietly(
+                    store::NewAuditEvent {
+                        event: "role_changed",
+                        outcome: store::Outcome::Success,
+                        actor: None,
+                        subject: Some(id),
+                        ip: None,
+                        detail: serde_json::json!({ "role": role.as_str(), "by": "cli" }),
+                    },
+                    chrono::Utc::now(),
+                )
+                .await;
+            println!("{id} is now {}", role.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(StoreError::NotFound) => {
+            eprintln!("error: no user has the id {id}");
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => Err(error).context("changing the role"),
     }
 }
 

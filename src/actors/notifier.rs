@@ -26,6 +26,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 pub enum NotifierMsg {
     /// Send `body` to the user by SMS, unless they opted out.
     SendSms { user_id: UserId, body: String },
+    /// Send a verification code (`body`) from `from` to a phone not yet linked to anyone.
+    /// Never logged: the body holds the code.
+    SendCode {
+        to: String,
+        from: String,
+        body: String,
+    },
 }
 
 /// What the notifier needs; cloned into each restart.
@@ -67,6 +74,12 @@ impl Actor for Notifier {
                 let args = state.clone();
                 state.tasks.spawn(async move {
                     send_sms(&args, user_id, &body).await;
+                });
+            }
+            NotifierMsg::SendCode { to, from, body } => {
+                let args = state.clone();
+                state.tasks.spawn(async move {
+                    send_code(&args, &to, &from, &body).await;
                 });
             }
         }
@@ -122,6 +135,38 @@ async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
             }
             Err(error) => {
                 tracing::error!(user = %user_id, %error, attempt, "SMS send failed; giving up");
+                return;
+            }
+        }
+    }
+}
+
+/// Sends a verification code, retrying like replies do. Codes expire in minutes, so a send
+/// that keeps failing is given up quickly; the person can ask for another code.
+async fn send_code(args: &NotifierArgs, to: &str, from: &str, body: &str) {
+    let Some(twilio) = &args.twilio else {
+        tracing::warn!(to = %mask_phone(to), "no Twilio account configured; verification code not sent");
+        return;
+    };
+    let request = OutboundSms {
+        from,
+        to,
+        body,
+        status_callback: args.status_callback.as_deref(),
+    };
+    let mut backoff = FIRST_BACKOFF;
+    for attempt in 1..=SEND_ATTEMPTS {
+        match twilio.send_sms(&request).await {
+            Ok(sent) => {
+                tracing::info!(to = %mask_phone(to), sid = %sent.sid, "verification code sent");
+                return;
+            }
+            Err(error) if error.is_retryable() && attempt < SEND_ATTEMPTS => {
+                tokio::time::sleep(retry_wait(&error, backoff)).await;
+                backoff *= 2;
+            }
+            Err(error) => {
+                tracing::error!(to = %mask_phone(to), %error, "verification code not sent");
                 return;
             }
         }

@@ -6,5 +6,6 @@
 //! depends on time takes it from the caller, so tests run on a fixed clock.
 
 pub mod password;
+pub mod throttle;
 pub mod tokens;
 pub mod totp;

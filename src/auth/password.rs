@@ -189,7 +189,7 @@ fn repeated_unit(text: &str) -> Option<&str> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let n = chars.len();
     (1..=n / 2).find_map(|len| {
-        if n % len != 0 {
+        if !n.is_multiple_of(len) {
             return None;
         }
         let unit_end = chars.get(len).map_or(text.len(), |(i, _)| *i);

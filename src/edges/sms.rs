@@ -103,6 +103,11 @@ async fn inbound(
         return Ok(twiml_response(twiml::message(NOT_YOUR_NUMBER)));
     }
 
+    let security = &state.security;
+    security
+        .limit(&format!("sms:{}", user.id), security.limits.sms_per_min)
+        .await?;
+
     let turn = InboundTurn {
         channel: Channel::Sms,
         body: hook.body,

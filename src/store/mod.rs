@@ -22,6 +22,8 @@
 //! | `accounts.rs` | [`Account`], [`Profile`], consents, MFA, password history, phone codes |
 //! | `sessions.rs` | [`Session`], rotating refresh tokens, trusted devices, sign-in throttles |
 //! | `audit.rs` | [`AuditEvent`]: the append-only security log |
+//! | `limits.rs` | rate limits (GCRA), in process or shared through Redis |
+//! | `revocation.rs` | the revocation list of access tokens: the sessions table, or Redis |
 //! | `privacy.rs` | export and erasure over every `user_id` table, retention purges |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
@@ -36,9 +38,11 @@ mod account_tests;
 mod accounts;
 mod audit;
 mod groceries;
+pub mod limits;
 mod messages;
 mod postgres;
 mod privacy;
+pub mod revocation;
 pub mod seal;
 mod sessions;
 mod sql;
