@@ -94,9 +94,10 @@ impl Application {
                     .with_context(|| format!("connecting to Redis {}", url.redacted()))?;
                 // A revocation outlives every access token issued before it.
                 let ttl = settings.auth.access_ttl + Duration::from_secs(60);
+                let namespace = &settings.redis_namespace;
                 (
-                    RateLimiter::shared(redis.clone()),
-                    Revocations::in_redis(store.clone(), redis, ttl),
+                    RateLimiter::shared(redis.clone(), namespace),
+                    Revocations::in_redis(store.clone(), redis, ttl, namespace),
                 )
             }
             None => (RateLimiter::local(), Revocations::in_store(store.clone())),

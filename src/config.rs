@@ -180,6 +180,16 @@ pub struct SettingsArgs {
     )]
     pub redis_url: Option<String>,
 
+    /// Prefix of every key this deployment writes to Redis, so deployments (stage, prod) can
+    /// share one Redis [default: nudge].
+    #[arg(
+        long,
+        env = "NUDGE_REDIS_NAMESPACE",
+        global = true,
+        value_name = "NAME"
+    )]
+    pub redis_namespace: Option<String>,
+
     /// File holding the Redis URL (instead of NUDGE_REDIS_URL).
     #[arg(long, env = "NUDGE_REDIS_URL_FILE", global = true, value_name = "FILE")]
     pub redis_url_file: Option<PathBuf>,
@@ -302,6 +312,7 @@ struct FileSettings {
     jwt_keys_file: Option<PathBuf>,
     redis_url: Option<String>,
     redis_url_file: Option<PathBuf>,
+    redis_namespace: Option<String>,
     access_token_ttl_secs: Option<u64>,
     session_ttl_days: Option<u64>,
     argon2_m_kib: Option<u64>,
@@ -414,6 +425,8 @@ pub struct Settings {
     pub jwt_keys: JwtKeys,
     /// Shared revocation list and rate limits; `None`: database and in-process instead.
     pub redis_url: Option<DatabaseUrl>,
+    /// Prefix of this deployment's Redis keys.
+    pub redis_namespace: String,
     pub auth: AuthSettings,
     pub limits: RateLimits,
     pub retention: Retention,
@@ -636,6 +649,19 @@ impl Settings {
             ));
         }
 
+        let redis_namespace =
+            pick(&args.redis_namespace, &file.redis_namespace).unwrap_or_else(|| "nudge".into());
+        if redis_namespace.is_empty()
+            || redis_namespace.len() > 64
+            || !redis_namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::new(
+                "NUDGE_REDIS_NAMESPACE",
+                "use 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
         let access_ttl_secs = number(
             "NUDGE_ACCESS_TOKEN_TTL_SECS",
             &args.access_token_ttl_secs,
@@ -792,6 +818,7 @@ impl Settings {
             sealer,
             jwt_keys,
             redis_url: redis_url.map(|u| DatabaseUrl(SecretString::from(u))),
+            redis_namespace,
             auth: AuthSettings {
                 access_ttl: Duration::from_secs(access_ttl_secs),
                 session_ttl: Duration::from_secs(session_days * DAY_SECS),

@@ -88,8 +88,6 @@ redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
 return 0
 ";
 
-/// Key prefix of every limit in Redis.
-const PREFIX: &str = "nudge:rl:";
 /// In-process keys are swept of expired entries every this many checks.
 const SWEEP_EVERY: u64 = 4_096;
 
@@ -101,7 +99,8 @@ pub struct RateLimiter {
 
 struct Inner {
     local: DashMap<String, i64>,
-    redis: Option<(ConnectionManager, Script)>,
+    /// Redis, the script, and the key prefix (`<namespace>:rl:`).
+    redis: Option<(ConnectionManager, Script, String)>,
     epoch: Instant,
     checks: AtomicU64,
 }
@@ -120,12 +119,16 @@ impl RateLimiter {
         Self::with(None)
     }
 
-    /// A limiter shared by every node through Redis.
-    pub fn shared(redis: ConnectionManager) -> Self {
-        Self::with(Some((redis, Script::new(GCRA_SCRIPT))))
+    /// A limiter shared through Redis by every node of the deployment named `namespace`.
+    pub fn shared(redis: ConnectionManager, namespace: &str) -> Self {
+        Self::with(Some((
+            redis,
+            Script::new(GCRA_SCRIPT),
+            format!("{namespace}:rl:"),
+        )))
     }
 
-    fn with(redis: Option<(ConnectionManager, Script)>) -> Self {
+    fn with(redis: Option<(ConnectionManager, Script, String)>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 local: DashMap::new(),
@@ -141,10 +144,10 @@ impl RateLimiter {
         if quota.per_minute == 0 {
             return Decision::Allowed;
         }
-        if let Some((redis, script)) = &self.inner.redis {
+        if let Some((redis, script, prefix)) = &self.inner.redis {
             let mut conn = redis.clone();
             let result: redis::RedisResult<i64> = script
-                .key(format!("{PREFIX}{key}"))
+                .key(format!("{prefix}{key}"))
                 .arg(quota.interval_ms())
                 .arg(quota.tolerance_ms())
                 .invoke_async(&mut conn)
@@ -246,9 +249,11 @@ mod tests {
             );
             return;
         };
-        let a = RateLimiter::shared(connect_redis(&url).await.expect("redis"));
-        let b = RateLimiter::shared(connect_redis(&url).await.expect("redis"));
-        let key = format!("test:{}", uuid::Uuid::now_v7());
+        let namespace = format!("test-{}", uuid::Uuid::now_v7());
+        let a = RateLimiter::shared(connect_redis(&url).await.expect("redis"), &namespace);
+        let b = RateLimiter::shared(connect_redis(&url).await.expect("redis"), &namespace);
+        let other = RateLimiter::shared(connect_redis(&url).await.expect("redis"), "elsewhere");
+        let key = "ip:127.0.0.1";
         let quota = Quota::per_minute(2);
         assert_eq!(a.check(&key, quota).await, Decision::Allowed);
         assert_eq!(b.check(&key, quota).await, Decision::Allowed);
@@ -256,5 +261,10 @@ mod tests {
             panic!("the third request of a shared budget of two is refused");
         };
         assert!(retry_after <= Duration::from_secs(30), "{retry_after:?}");
+        assert_eq!(
+            other.check(key, quota).await,
+            Decision::Allowed,
+            "another deployment's budget is its own"
+        );
     }
 }

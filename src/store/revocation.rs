@@ -15,14 +15,13 @@ use uuid::Uuid;
 
 use super::{Result, Store, StoreError, UserId};
 
-const PREFIX: &str = "nudge:revoked:";
-
 /// Where revocations are looked up. Cheap to clone.
 #[derive(Clone)]
 pub struct Revocations {
     store: Store,
-    /// Redis and how long a revocation is kept there (the longest access-token lifetime).
-    redis: Option<(ConnectionManager, Duration)>,
+    /// Redis, how long a revocation is kept there (the longest access-token lifetime), and
+    /// the key prefix (`<namespace>:revoked:`).
+    redis: Option<(ConnectionManager, Duration, String)>,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -39,24 +38,30 @@ impl Revocations {
         Self { store, redis: None }
     }
 
-    /// Revocations kept in Redis for `ttl` (at least the access-token lifetime).
-    pub fn in_redis(store: Store, redis: ConnectionManager, ttl: Duration) -> Self {
+    /// Revocations kept in Redis for `ttl` (at least the access-token lifetime), under the
+    /// deployment's `namespace`.
+    pub fn in_redis(
+        store: Store,
+        redis: ConnectionManager,
+        ttl: Duration,
+        namespace: &str,
+    ) -> Self {
         Self {
             store,
-            redis: Some((redis, ttl)),
+            redis: Some((redis, ttl, format!("{namespace}:revoked:"))),
         }
     }
 
     /// Publishes sessions already revoked in the store, so every node refuses their access
     /// tokens at once. Without Redis there is nothing to publish.
     pub async fn publish(&self, sessions: &[Uuid]) {
-        let Some((redis, ttl)) = &self.redis else {
+        let Some((redis, ttl, prefix)) = &self.redis else {
             return;
         };
         let mut conn = redis.clone();
         for session in sessions {
             let written: redis::RedisResult<()> = conn
-                .set_ex(format!("{PREFIX}{session}"), 1u8, ttl.as_secs().max(1))
+                .set_ex(format!("{prefix}{session}"), 1u8, ttl.as_secs().max(1))
                 .await;
             if let Err(error) = written {
                 // The store still says revoked; the fallback below reads it when Redis fails,
@@ -68,9 +73,9 @@ impl Revocations {
 
     /// True when the session of an access token was revoked, or no longer exists.
     pub async fn is_revoked(&self, user: UserId, session: Uuid) -> Result<bool> {
-        if let Some((redis, _)) = &self.redis {
+        if let Some((redis, _, prefix)) = &self.redis {
             let mut conn = redis.clone();
-            let found: redis::RedisResult<bool> = conn.exists(format!("{PREFIX}{session}")).await;
+            let found: redis::RedisResult<bool> = conn.exists(format!("{prefix}{session}")).await;
             match found {
                 Ok(found) => return Ok(found),
                 Err(error) => {
@@ -152,11 +157,13 @@ mod tests {
             store.clone(),
             crate::store::limits::connect_redis(&url).await.unwrap(),
             Duration::from_secs(60),
+            "test",
         );
         let node_b = Revocations::in_redis(
             store.clone(),
             crate::store::limits::connect_redis(&url).await.unwrap(),
             Duration::from_secs(60),
+            "test",
         );
         assert!(!node_b.is_revoked(user, sid).await.unwrap());
         node_a.publish(&[sid]).await;

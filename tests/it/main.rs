@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod actors;
 mod cli;
 mod helpers;
