@@ -255,9 +255,9 @@ mod tests {
         let other = RateLimiter::shared(connect_redis(&url).await.expect("redis"), "elsewhere");
         let key = "ip:127.0.0.1";
         let quota = Quota::per_minute(2);
-        assert_eq!(a.check(&key, quota).await, Decision::Allowed);
-        assert_eq!(b.check(&key, quota).await, Decision::Allowed);
-        let Decision::Limited { retry_after } = a.check(&key, quota).await else {
+        assert_eq!(a.check(key, quota).await, Decision::Allowed);
+        assert_eq!(b.check(key, quota).await, Decision::Allowed);
+        let Decision::Limited { retry_after } = a.check(key, quota).await else {
             panic!("the third request of a shared budget of two is refused");
         };
         assert!(retry_after <= Duration::from_secs(30), "{retry_after:?}");
