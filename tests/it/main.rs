@@ -9,4 +9,5 @@ mod accounts;
 mod actors;
 mod cli;
 mod helpers;
+mod privacy;
 mod sms;

@@ -219,22 +219,26 @@ async fn erase(
     } else {
         super::parse_json(&body)?
     };
-    if !auth.is_fresh(now, FRESH) {
-        let Some(password) = request.password else {
+    // A password, when given, must be right; without one, the sign-in must be fresh.
+    match request.password {
+        Some(password) => {
+            let account = state.store.account(auth.user_id).await?;
+            if !security
+                .verify_password(password, account.password_hash)
+                .await?
+                .ok
+            {
+                return Err(ApiError::unauthorized(
+                    "invalid_credentials",
+                    "the password is wrong",
+                ));
+            }
+        }
+        None if auth.is_fresh(now, FRESH) => {}
+        None => {
             return Err(ApiError::unauthorized(
                 "reauthentication_required",
                 "send your password, or sign in again, to erase your account",
-            ));
-        };
-        let account = state.store.account(auth.user_id).await?;
-        if !security
-            .verify_password(password, account.password_hash)
-            .await?
-            .ok
-        {
-            return Err(ApiError::unauthorized(
-                "invalid_credentials",
-                "the password is wrong",
             ));
         }
     }
