@@ -298,6 +298,47 @@ mod tests {
     }
 
     #[test]
+    fn random_and_hostile_forms_never_panic() {
+        // xorshift64*: deterministic, so a failure reproduces.
+        let mut state: u64 = 0x1234_5678_9ABC_DEF1;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let alphabet = b"=&%+aZ09\xff\x00;";
+        for _ in 0..5_000 {
+            let len = (next() % 200) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 3 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    }
+                })
+                .collect();
+            if let Ok(params) = parse_form(&Bytes::from(bytes)) {
+                let _ = webhook_fields(&params);
+            }
+        }
+        for hostile in [
+            "Body=%",
+            "Body=%F",
+            "Body=%ZZ",
+            "=&=&=",
+            "MessageSid=SM1&From=&To=",
+            "NumSegments=99999999999999999999&MessageSid=SM1&From=a&To=b",
+        ] {
+            if let Ok(params) = parse_form(&Bytes::from(hostile)) {
+                let _ = webhook_fields(&params);
+            }
+        }
+    }
+
+    #[test]
     fn webhook_fields_must_be_present_and_sane() {
         let base = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
             let mut v: Vec<(String, String)> = vec![

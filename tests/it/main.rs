@@ -9,5 +9,6 @@ mod accounts;
 mod actors;
 mod cli;
 mod helpers;
+mod hostile;
 mod privacy;
 mod sms;
