@@ -481,3 +481,150 @@ async fn retention_purges_old_audit_events_and_expired_credentials() {
     })
     .await;
 }
+
+/// The statements a scoped transaction sees, whatever its `WHERE` says.
+async fn visible_in_scope(store: &Store, user: UserId) -> super::Result<(String, i64, i64)> {
+    let row: (String, i64, i64) = super::with_user!(store, user, conn => {
+        sqlx::query_as(
+            "SELECT (SELECT CAST(current_user AS TEXT)), \
+             (SELECT count(*) FROM tasks), (SELECT count(*) FROM users)",
+        )
+        .fetch_one(&mut *conn)
+        .await?
+    });
+    Ok(row)
+}
+
+#[tokio::test]
+async fn postgres_row_level_security_shows_nothing_without_the_user_setting_and_only_theirs_with_it()
+ {
+    let Some(url) = super::testing::fresh_postgres_url().await else {
+        assert!(
+            !super::testing::require_postgres(),
+            "CI runs the PostgreSQL tests"
+        );
+        return;
+    };
+    let store = super::connect(&url, super::Sealer::generate())
+        .await
+        .unwrap();
+    let ana = create(&store, 1).await.id;
+    let bob = create(&store, 2).await.id;
+    store.add_task(ana, "ana's").await.unwrap();
+    store.add_task(bob, "bob's 1").await.unwrap();
+    store.add_task(bob, "bob's 2").await.unwrap();
+
+    // The store's scope: the database itself hides Bob's rows from a query about Ana, even
+    // one without any WHERE clause.
+    assert_eq!(
+        visible_in_scope(&store, ana).await.unwrap(),
+        ("nudge_app".into(), 1, 1)
+    );
+    assert_eq!(
+        visible_in_scope(&store, bob).await.unwrap(),
+        ("nudge_app".into(), 2, 1)
+    );
+    assert_eq!(store.tasks_page(ana, 0, 50, None).await.unwrap().len(), 1);
+
+    // A raw session as the application role.
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SET ROLE nudge_app")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for table in [
+        "tasks",
+        "users",
+        "messages",
+        "accounts",
+        "sessions",
+        "user_phone_numbers",
+    ] {
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "{table}: nothing without app.user_id");
+    }
+    let denied = sqlx::query("SELECT count(*) FROM audit_events")
+        .fetch_one(&mut conn)
+        .await;
+    assert!(
+        denied.is_err(),
+        "the application role cannot read the audit log"
+    );
+    let bypass = sqlx::query("SET row_security = off")
+        .execute(&mut conn)
+        .await;
+    let after_bypass: i64 = match bypass {
+        // Allowed to set, but then any query that RLS would filter errors instead.
+        Ok(_) => sqlx::query("SELECT count(*) FROM tasks")
+            .fetch_one(&mut conn)
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0),
+        Err(_) => 0,
+    };
+    assert_eq!(after_bypass, 0, "row_security=off does not open the wall");
+    sqlx::query("RESET row_security")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    sqlx::query("SELECT set_config('app.user_id', $1, false)")
+        .bind(ana.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let titles: Vec<(String,)> = sqlx::query_as("SELECT title FROM tasks")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(titles, vec![("ana's".to_owned(),)]);
+    let changed = sqlx::query("UPDATE tasks SET title = 'hacked' WHERE user_id = $1")
+        .bind(bob.0)
+        .execute(&mut conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0, "Bob's rows cannot be changed as Ana");
+    let deleted = sqlx::query("DELETE FROM tasks")
+        .execute(&mut conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(deleted, 1, "only Ana's own row");
+    let smuggled = sqlx::query(
+        "INSERT INTO tasks (user_id, title, done, created_at) VALUES ($1, 'x', false, now())",
+    )
+    .bind(bob.0)
+    .execute(&mut conn)
+    .await;
+    assert!(smuggled.is_err(), "a row for Bob cannot be written as Ana");
+    conn.close().await.unwrap();
+
+    // The scope ends with its transaction: a pooled connection goes back unscoped.
+    let super::Pool::Postgres(pool) = &store.pool else {
+        unreachable!("a PostgreSQL store");
+    };
+    for _ in 0..4 {
+        visible_in_scope(&store, ana).await.unwrap();
+        let (user, setting): (String, String) = sqlx::query_as(
+            "SELECT CAST(current_user AS TEXT), coalesce(current_setting('app.user_id', true), '')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_ne!(user, "nudge_app");
+        assert_eq!(setting, "");
+    }
+
+    assert_eq!(
+        store.open_tasks(bob).await.unwrap().len(),
+        2,
+        "Bob's data is intact"
+    );
+    super::testing::drop_postgres_database(&url).await;
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::sql::{parse, write_error};
-use super::{Language, Result, Role, Store, StoreError, UserId, with_pool};
+use super::{Language, Result, Role, Store, StoreError, UserId, with_pool, with_user};
 
 /// A user's sign-in credentials and second factor, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -549,10 +549,10 @@ impl Store {
 
     #[tracing::instrument(skip_all)]
     pub async fn profile(&self, user: UserId) -> Result<Profile> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, ProfileRow>(PROFILE)
                 .bind(user.0)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         row.ok_or(StoreError::NotFound)?.try_into()
@@ -565,7 +565,7 @@ impl Store {
             Some(None) => (true, None, None),
             Some(Some((s, e))) => (true, Some(i32::from(s)), Some(i32::from(e))),
         };
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(UPDATE_PROFILE)
                 .bind(user.0)
                 .bind(change.display_name.as_deref())
@@ -574,7 +574,7 @@ impl Store {
                 .bind(set_quiet)
                 .bind(start)
                 .bind(end)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?
                 .rows_affected()
@@ -587,10 +587,10 @@ impl Store {
 
     #[tracing::instrument(skip_all)]
     pub async fn consents(&self, user: UserId) -> Result<Vec<Consent>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, ConsentRow>(CONSENTS)
                 .bind(user.0)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         Ok(rows
@@ -630,12 +630,12 @@ impl Store {
     /// Revokes a consent; `NotFound` when it is not the user's or already revoked.
     #[tracing::instrument(skip_all)]
     pub async fn revoke_consent(&self, user: UserId, id: i64, now: DateTime<Utc>) -> Result<()> {
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(REVOKE_CONSENT)
                 .bind(user.0)
                 .bind(id)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{Database, QueryBuilder};
 
 use super::sql::{ROWS_PER_STATEMENT, now, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// One line of the grocery list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -176,13 +176,13 @@ impl Store {
         limit: u32,
         checked: Option<bool>,
     ) -> Result<Vec<GroceryItem>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, GroceryRow>(GROCERIES_PAGE)
                 .bind(user.0)
                 .bind(after)
                 .bind(checked)
                 .bind(i64::from(limit))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         Ok(rows.into_iter().map(GroceryItem::from).collect())
@@ -191,11 +191,11 @@ impl Store {
     /// One of the user's items; `NotFound` when it is not theirs.
     #[tracing::instrument(skip_all)]
     pub async fn grocery(&self, user: UserId, item_id: i64) -> Result<GroceryItem> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, GroceryRow>(GROCERY_BY_ID)
                 .bind(user.0)
                 .bind(item_id)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         Ok(row.ok_or(StoreError::NotFound)?.into())
@@ -210,13 +210,13 @@ impl Store {
         name: Option<&str>,
         checked: Option<bool>,
     ) -> Result<GroceryItem> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, GroceryRow>(UPDATE_GROCERY)
                 .bind(user.0)
                 .bind(item_id)
                 .bind(name)
                 .bind(checked)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
@@ -226,11 +226,11 @@ impl Store {
     /// Deletes an item; `NotFound` when it is not the user's.
     #[tracing::instrument(skip_all)]
     pub async fn delete_grocery(&self, user: UserId, item_id: i64) -> Result<()> {
-        let deleted = with_pool!(self, pool => {
+        let deleted = with_user!(self, user, conn => {
             sqlx::query(DELETE_GROCERY)
                 .bind(user.0)
                 .bind(item_id)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });

@@ -40,7 +40,7 @@ mod audit;
 mod groceries;
 pub mod limits;
 mod messages;
-mod postgres;
+pub(crate) mod postgres;
 mod privacy;
 pub mod revocation;
 pub mod seal;
@@ -144,6 +144,9 @@ pub struct Store {
     pool: Pool,
     /// Seals personal text before it is written and opens it when read.
     sealer: Sealer,
+    /// PostgreSQL only: the connecting role may switch to `nudge_app`, which row-level
+    /// security binds (see [`with_user!`]).
+    rls_role: bool,
 }
 
 /// The pool of one backend. Private: only the store's own modules speak SQL.
@@ -202,6 +205,39 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Runs `body` for one user, behind row-level security on PostgreSQL.
+///
+/// `with_user!(store, user, conn => body)`: on PostgreSQL, `body` runs in a transaction that
+/// first switches to the role `nudge_app` and sets `app.user_id` (one statement, see
+/// `postgres::scope`), so the database itself refuses rows of any other user — a second wall
+/// behind the statement's own `WHERE user_id = $1`. On SQLite it runs on a pooled connection.
+/// `conn` is a `&mut` connection of the arm's database: pass `&mut *conn` to each query.
+///
+/// Costs two round trips more than [`with_pool!`] on PostgreSQL (BEGIN, scope, …, COMMIT):
+/// used for what people reach through the REST API, not for the assistant's hot path.
+macro_rules! with_user {
+    ($store:expr, $user:expr, $conn:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite(pool) => {
+                let mut pooled = pool.acquire().await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::store::Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                $crate::store::postgres::scope(&mut tx, $user, $store.rls_role).await?;
+                let value = {
+                    let $conn = &mut *tx;
+                    $body
+                };
+                tx.commit().await?;
+                value
+            }
+        }
+    };
+}
+pub(crate) use with_user;
+
 impl Store {
     /// The key ring personal columns are sealed with.
     pub fn sealer(&self) -> &Sealer {
@@ -232,10 +268,24 @@ impl Store {
 /// sealed with `sealer`'s active key.
 pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
     let scheme = url.split(':').next().unwrap_or_default();
-    let pool = match scheme {
-        "sqlite" => Pool::Sqlite(sqlite::connect(url).await?),
-        "postgres" | "postgresql" => Pool::Postgres(postgres::connect(url).await?),
+    let (pool, rls_role) = match scheme {
+        "sqlite" => (Pool::Sqlite(sqlite::connect(url).await?), false),
+        "postgres" | "postgresql" => {
+            let pool = postgres::connect(url).await?;
+            let role = postgres::can_use_app_role(&pool).await?;
+            if !role {
+                tracing::warn!(
+                    "role nudge_app is missing or not granted to this database user: \
+                     row-level security does not restrict the REST API (see README)"
+                );
+            }
+            (Pool::Postgres(pool), role)
+        }
         other => return Err(StoreError::UnsupportedScheme(other.to_owned())),
     };
-    Ok(Store { pool, sealer })
+    Ok(Store {
+        pool,
+        sealer,
+        rls_role,
+    })
 }

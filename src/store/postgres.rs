@@ -31,6 +31,38 @@ pub(super) async fn connect(url: &str) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// True when this database user may switch to `nudge_app` (the role row-level security
+/// binds, created by `migrations/postgres/0041_row_level_security.sql`).
+pub(super) async fn can_use_app_role(pool: &PgPool) -> Result<bool> {
+    let (usable,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nudge_app') \
+         AND CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nudge_app') \
+         THEN pg_has_role(current_user, 'nudge_app', 'MEMBER') ELSE false END",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(usable)
+}
+
+/// Scopes a transaction to one user: switches to `nudge_app` (when `role`) and sets
+/// `app.user_id`, both for this transaction only, in one round trip.
+pub(crate) async fn scope(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user: super::UserId,
+    role: bool,
+) -> Result<()> {
+    let statement = if role {
+        "SELECT set_config('role', 'nudge_app', true), set_config('app.user_id', $1, true)"
+    } else {
+        "SELECT '', set_config('app.user_id', $1, true)"
+    };
+    sqlx::query(statement)
+        .bind(user.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Names the field a unique violation is about, from the constraint names spelled out in
 /// `migrations/postgres/`; `None` for an error of another database.
 pub(super) fn unique_field(e: &dyn DatabaseError) -> Option<&'static str> {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sql::{now, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// A task on the user's list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -139,13 +139,13 @@ impl Store {
         limit: u32,
         done: Option<bool>,
     ) -> Result<Vec<Task>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, TaskRow>(TASKS_PAGE)
                 .bind(user.0)
                 .bind(after)
                 .bind(done)
                 .bind(i64::from(limit))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         Ok(rows.into_iter().map(Task::from).collect())
@@ -154,11 +154,11 @@ impl Store {
     /// One of the user's tasks; `NotFound` when it is not theirs.
     #[tracing::instrument(skip_all)]
     pub async fn task(&self, user: UserId, task_id: i64) -> Result<Task> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, TaskRow>(TASK_BY_ID)
                 .bind(user.0)
                 .bind(task_id)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         Ok(row.ok_or(StoreError::NotFound)?.into())
@@ -173,14 +173,14 @@ impl Store {
         title: Option<&str>,
         done: Option<bool>,
     ) -> Result<Task> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, TaskRow>(UPDATE_TASK)
                 .bind(user.0)
                 .bind(task_id)
                 .bind(title)
                 .bind(done)
                 .bind(now())
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
@@ -190,11 +190,11 @@ impl Store {
     /// Deletes a task; `NotFound` when it is not the user's.
     #[tracing::instrument(skip_all)]
     pub async fn delete_task(&self, user: UserId, task_id: i64) -> Result<()> {
-        let deleted = with_pool!(self, pool => {
+        let deleted = with_user!(self, user, conn => {
             sqlx::query(DELETE_TASK)
                 .bind(user.0)
                 .bind(task_id)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });
