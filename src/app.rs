@@ -54,6 +54,15 @@ impl Application {
         let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
             .await
             .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+        let started = chrono::Utc::now();
+        store
+            .note_active_key("seal", settings.sealer.active_key_id(), started)
+            .await
+            .context("recording the active sealing key")?;
+        store
+            .note_active_key("jwt", settings.jwt_keys.active_kid(), started)
+            .await
+            .context("recording the active token-signing key")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;

@@ -36,6 +36,16 @@ pub enum AdminCommand {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Re-seal every sealed value under the active master key (the first of NUDGE_MASTER_KEY),
+    /// online, user by user; run it again to resume after an interruption.
+    RotateKey(RotateKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    /// Users re-sealed between two progress checkpoints.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +104,7 @@ pub async fn run_admin(settings: &Settings, command: AdminCommand) -> anyhow::Re
     match command {
         AdminCommand::User(UserCommand::Add(args)) => user_add(settings, args).await,
         AdminCommand::User(UserCommand::Role(args)) => user_role(settings, args).await,
+        AdminCommand::RotateKey(args) => rotate_key(settings, args).await,
     }
 }
 
@@ -167,6 +178,68 @@ async fn user_add(settings: &Settings, args: UserAddArgs) -> anyhow::Result<Exit
         }
         Err(error) => Err(error).context("creating the user"),
     }
+}
+
+async fn rotate_key(settings: &Settings, args: RotateKeyArgs) -> anyhow::Result<ExitCode> {
+    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
+        .await
+        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    let key = settings.sealer.active_key_id().to_owned();
+    eprintln!("re-sealing under key {key}");
+    let columns = store
+        .sealed_columns()
+        .await
+        .context("finding sealed columns")?;
+    let (mut resealed, mut unreadable) = (0, 0);
+    for (table, column) in &columns {
+        let step = store
+            .reseal_column(table, column, args.batch, |step| {
+                eprintln!(
+                    "{}.{}: {} users, {} values re-sealed{}",
+                    step.table,
+                    step.column,
+                    step.users,
+                    step.resealed,
+                    if step.done { ", done" } else { "" }
+                );
+            })
+            .await
+            .with_context(|| format!("re-sealing {table}.{column}"))?;
+        resealed += step.resealed;
+        unreadable += step.unreadable;
+    }
+    let outcome = if unreadable == 0 {
+        store::Outcome::Success
+    } else {
+        store::Outcome::Failure
+    };
+    store
+        .audit(
+            &store::NewAuditEvent {
+                event: "key_rotation",
+                outcome,
+                actor: None,
+                subject: None,
+                ip: None,
+                detail: serde_json::json!({
+                    "key": key, "columns": columns.len(), "resealed": resealed, "unreadable": unreadable,
+                }),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .context("logging the rotation")?;
+    println!(
+        "{resealed} values re-sealed under key {key} in {} columns",
+        columns.len()
+    );
+    if unreadable > 0 {
+        eprintln!(
+            "error: {unreadable} values open with no key of the ring; keep every old key until they are dealt with"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn user_role(settings: &Settings, args: UserRoleArgs) -> anyhow::Result<ExitCode> {

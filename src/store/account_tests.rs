@@ -628,3 +628,210 @@ async fn postgres_row_level_security_shows_nothing_without_the_user_setting_and_
     );
     super::testing::drop_postgres_database(&url).await;
 }
+
+#[tokio::test]
+async fn message_bodies_are_sealed_at_rest_and_read_back_in_the_clear() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await;
+        let sent = store
+            .insert_message(
+                user.id,
+                &super::NewMessage {
+                    channel: super::Channel::Sms,
+                    direction: super::Direction::Inbound,
+                    body: "my meds are at 8am".into(),
+                    provider_message_id: None,
+                    in_reply_to: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(sent.body, "my meds are at 8am");
+        let raw = raw_bodies(&store, user.id).await;
+        let stored = &raw[0];
+        assert!(
+            stored.starts_with("v1.") && !stored.contains("meds"),
+            "{stored}"
+        );
+        let read = store.recent_messages(user.id, 10).await.unwrap();
+        assert_eq!(read[0].body, "my meds are at 8am");
+    })
+    .await;
+}
+
+/// Message bodies as stored, sealed or not.
+async fn raw_bodies(store: &Store, user: UserId) -> Vec<String> {
+    let rows: Vec<(String,)> = super::with_pool!(store, pool => {
+        sqlx::query_as("SELECT body FROM messages WHERE user_id = $1 ORDER BY id")
+            .bind(user.0)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    });
+    rows.into_iter().map(|(b,)| b).collect()
+}
+
+#[tokio::test]
+async fn rotation_reseals_every_sealed_value_under_the_new_key_and_resumes_from_its_checkpoint() {
+    use super::seal::{Sealer, encode_key, generate_key};
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}", dir.path().join("rot.db").display())];
+    if let Some(url) = super::testing::fresh_postgres_url().await {
+        urls.push(url);
+    }
+    for url in urls {
+        let old = generate_key();
+        let new = generate_key();
+        let before = super::connect(&url, Sealer::new(&[old]).unwrap())
+            .await
+            .unwrap();
+        let ana = create(&before, 1).await.id;
+        let bob = create(&before, 2).await.id;
+        for (user, text) in [(ana, "ana one"), (ana, "ana two"), (bob, "bob one")] {
+            before
+                .insert_message(
+                    user,
+                    &super::NewMessage {
+                        channel: super::Channel::Web,
+                        direction: super::Direction::Inbound,
+                        body: text.into(),
+                        provider_message_id: None,
+                        in_reply_to: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        before
+            .attach_account(bob, "bob@example.com", "$argon2id$h", &[], at(0))
+            .await
+            .unwrap();
+        let pending = before.sealer().seal(
+            &seal::place("accounts.totp_pending", bob),
+            "JBSWY3DPEHPK3PXP",
+        );
+        before.set_totp_pending(bob, &pending).await.unwrap();
+        // A body written before sealing began.
+        super::with_pool!(before, pool => {
+            sqlx::query("UPDATE messages SET body = 'legacy plain' WHERE body = (SELECT body FROM messages WHERE user_id = $1 ORDER BY id LIMIT 1)")
+                .bind(bob.0)
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        assert!(
+            before
+                .recent_messages(bob, 10)
+                .await
+                .unwrap()
+                .iter()
+                .any(|m| m.body == "legacy plain")
+        );
+
+        let ring =
+            Sealer::from_text(&format!("{},{}", encode_key(&new), encode_key(&old))).unwrap();
+        let during = super::connect(&url, ring.clone()).await.unwrap();
+        assert_eq!(
+            during.recent_messages(ana, 10).await.unwrap().len(),
+            2,
+            "old values still open"
+        );
+        assert!(
+            during
+                .note_active_key("seal", ring.active_key_id(), at(1))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !during
+                .note_active_key("seal", ring.active_key_id(), at(2))
+                .await
+                .unwrap()
+        );
+
+        let columns = during.sealed_columns().await.unwrap();
+        for expected in [("messages", "body"), ("accounts", "totp_pending")] {
+            assert!(
+                columns
+                    .iter()
+                    .any(|(t, c)| (t.as_str(), c.as_str()) == expected),
+                "{columns:?}"
+            );
+        }
+        // A pass that stopped after Ana resumes with Bob.
+        super::with_pool!(during, pool => {
+            sqlx::query("INSERT INTO reseal_progress (table_name, column_name, key_id, last_user_id, updated_at) VALUES ('messages', 'body', $1, $2, $3)")
+                .bind(ring.active_key_id())
+                .bind(ana.0)
+                .bind(at(3))
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        let mut heard = Vec::new();
+        let step = during
+            .reseal_column("messages", "body", 1, |s| heard.push(s.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            (step.users, step.resealed, step.done),
+            (1, 1, true),
+            "only Bob's body: {step:?}"
+        );
+        assert!(heard.last().unwrap().done);
+        assert!(
+            raw_bodies(&during, ana)
+                .await
+                .iter()
+                .all(|b| during.sealer().needs_reseal(b)),
+            "Ana was skipped"
+        );
+        assert!(
+            raw_bodies(&during, bob)
+                .await
+                .iter()
+                .all(|b| b.starts_with("v1.") && !during.sealer().needs_reseal(b))
+        );
+        // The checkpoint is gone with the finished column: a new run walks everyone.
+        for (table, column) in &columns {
+            during
+                .reseal_column(table, column, 1, |_| {})
+                .await
+                .unwrap();
+        }
+
+        let after = super::connect(&url, Sealer::new(&[new]).unwrap())
+            .await
+            .unwrap();
+        let ana_bodies: Vec<String> = after
+            .recent_messages(ana, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        assert_eq!(ana_bodies, ["ana one", "ana two"]);
+        let bob_bodies: Vec<String> = after
+            .recent_messages(bob, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        assert_eq!(bob_bodies, ["legacy plain"]);
+        let account = after.account(bob).await.unwrap();
+        let opened = after
+            .sealer()
+            .open(
+                &seal::place("accounts.totp_pending", bob),
+                account.totp_pending.as_deref().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(opened, "JBSWY3DPEHPK3PXP");
+        let events = after.recent_audit_events(10).await.unwrap();
+        assert!(events.iter().any(|e| e.event == "key_rotated"));
+        if url.starts_with("postgres") {
+            super::testing::drop_postgres_database(&url).await;
+        }
+    }
+}

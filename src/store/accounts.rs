@@ -231,8 +231,8 @@ const PASSWORD_HISTORY: &str = "SELECT password_hash FROM password_history \
 const TRIM_PASSWORD_HISTORY: &str = "DELETE FROM password_history WHERE user_id = $1 AND id NOT IN \
      (SELECT id FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2)";
 const SET_TOTP_PENDING: &str = "UPDATE accounts SET totp_pending = $2 WHERE user_id = $1";
-const CONFIRM_TOTP: &str = "UPDATE accounts SET totp_secret = totp_pending, totp_pending = NULL, \
-     totp_last_step = $2 WHERE user_id = $1 AND totp_pending IS NOT NULL";
+const CONFIRM_TOTP: &str = "UPDATE accounts SET totp_secret = $3, totp_pending = NULL, \
+     totp_last_step = $2 WHERE user_id = $1 AND totp_pending = $4";
 const DISABLE_TOTP: &str = "UPDATE accounts SET totp_secret = NULL, totp_pending = NULL, \
      totp_last_step = NULL WHERE user_id = $1";
 /// Accepts a step only if it is newer than the last one: two concurrent sign-ins with the
@@ -465,12 +465,15 @@ impl Store {
             .await
     }
 
-    /// Turns the pending secret on, with the step of the code that confirmed it, and replaces
-    /// the recovery codes by `code_hashes`.
+    /// Turns the pending secret (`pending`, as read) on as `sealed_secret` (the same secret
+    /// sealed for the `totp_secret` column), with the step of the code that confirmed it, and
+    /// replaces the recovery codes by `code_hashes`. `NotFound` when the pending secret changed.
     #[tracing::instrument(skip_all)]
     pub async fn confirm_totp(
         &self,
         user: UserId,
+        pending: &str,
+        sealed_secret: &str,
         step: i64,
         code_hashes: &[String],
         now: DateTime<Utc>,
@@ -480,6 +483,8 @@ impl Store {
             let changed = sqlx::query(CONFIRM_TOTP)
                 .bind(user.0)
                 .bind(step)
+                .bind(sealed_secret)
+                .bind(pending)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -22,6 +22,7 @@
 //! | `accounts.rs` | [`Account`], [`Profile`], consents, MFA, password history, phone codes |
 //! | `sessions.rs` | [`Session`], rotating refresh tokens, trusted devices, sign-in throttles |
 //! | `audit.rs` | [`AuditEvent`]: the append-only security log |
+//! | `keys.rs` | key rotation: the active key ids seen, re-sealing every sealed column |
 //! | `limits.rs` | rate limits (GCRA), in process or shared through Redis |
 //! | `revocation.rs` | the revocation list of access tokens: the sessions table, or Redis |
 //! | `privacy.rs` | export and erasure over every `user_id` table, retention purges |
@@ -38,6 +39,7 @@ mod account_tests;
 mod accounts;
 mod audit;
 mod groceries;
+mod keys;
 pub mod limits;
 mod messages;
 pub(crate) mod postgres;
@@ -68,6 +70,7 @@ pub use accounts::{
 };
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
 pub use groceries::GroceryItem;
+pub use keys::{ResealStep, SEALED_COLUMNS};
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
 pub use privacy::{EXPORT_FORMAT, ErasureReport};
 pub use sessions::{NewSession, Rotation, Session, Throttle};
@@ -242,6 +245,17 @@ impl Store {
     /// The key ring personal columns are sealed with.
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+
+    /// Opens a value of a sealed column of `user`'s (`column` is `table.column`). A value
+    /// without the `v1.` envelope was stored before the column was sealed and is returned as
+    /// it is; one that fails to open is corrupt.
+    pub(crate) fn open_column(&self, column: &str, user: UserId, value: String) -> Result<String> {
+        match self.sealer.open(&seal::place(column, user), &value) {
+            Ok(plain) => Ok(plain),
+            Err(seal::SealError::Malformed) if !value.starts_with("v1.") => Ok(value),
+            Err(error) => Err(StoreError::Corrupt(format!("{column}: {error}"))),
+        }
     }
 
     pub fn backend(&self) -> Backend {

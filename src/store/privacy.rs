@@ -47,6 +47,8 @@ const POSTGRES_CASCADING: &str = "SELECT c.conrelid::regclass::text FROM pg_cons
      WHERE c.contype = 'f' AND c.confrelid = 'users'::regclass AND a.attname = 'user_id' \
      AND c.confdeltype = 'c'";
 const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+/// A re-seal pass that stopped at this user restarts its column from the beginning.
+const FORGET_RESEAL_CURSOR: &str = "DELETE FROM reseal_progress WHERE last_user_id = $1";
 const DELETE_OWN_AUDIT: &str = "DELETE FROM audit_events WHERE actor_id = $1";
 const BLANK_SUBJECT_AUDIT: &str = "UPDATE audit_events SET subject_id = NULL, ip = NULL \
      WHERE subject_id = $1";
@@ -215,6 +217,7 @@ impl Store {
                     report.leftovers.push((table.clone(), left));
                 }
             }
+            sqlx::query(FORGET_RESEAL_CURSOR).bind(user.0).execute(&mut *tx).await?;
             sqlx::query(DELETE_OWN_AUDIT).bind(user.0).execute(&mut *tx).await?;
             sqlx::query(BLANK_SUBJECT_AUDIT).bind(user.0).execute(&mut *tx).await?;
             let detail = json!({ "tables": tables.len() }).to_string();

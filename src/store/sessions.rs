@@ -92,7 +92,6 @@ impl From<SessionRow> for Session {
 
 #[derive(sqlx::FromRow)]
 struct PresentedRow {
-    used_at: Option<DateTime<Utc>>,
     token_expires_at: DateTime<Utc>,
     #[sqlx(flatten)]
     session: SessionRow,
@@ -130,7 +129,7 @@ const INSERT_SESSION: &str = "INSERT INTO sessions \
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens \
      (token_hash, session_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
 const PRESENTED: &str = concat!(
-    "SELECT r.used_at, r.expires_at AS token_expires_at, ",
+    "SELECT r.expires_at AS token_expires_at, ",
     session_columns!(),
     " FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1"
 );
@@ -204,6 +203,15 @@ impl Store {
     ) -> Result<Rotation> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            // Write first: on SQLite a transaction that reads and then writes can fail when a
+            // write committed in between; one that starts by writing waits its turn instead.
+            // Of two concurrent uses of one token, the second marks nothing: reuse.
+            let marked = sqlx::query(MARK_USED)
+                .bind(presented)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             let row = sqlx::query_as::<_, PresentedRow>(PRESENTED)
                 .bind(presented)
                 .fetch_optional(&mut *tx)
@@ -212,15 +220,7 @@ impl Store {
                 return Ok(Rotation::Invalid);
             };
             let session = Session::from(row.session);
-            let reused = row.used_at.is_some()
-                || sqlx::query(MARK_USED)
-                    .bind(presented)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 0;
-            if reused {
+            if marked == 0 {
                 sqlx::query(REVOKE_SESSION)
                     .bind(session.id)
                     .bind(session.user_id.0)
@@ -238,7 +238,7 @@ impl Store {
                 || session.expires_at <= now
                 || row.token_expires_at <= now
             {
-                // Leave the token unused: nothing changes for an ended session.
+                // Rolled back on return: nothing changes for an ended session.
                 return Ok(Rotation::Invalid);
             }
             sqlx::query(INSERT_REFRESH)

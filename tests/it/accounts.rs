@@ -1075,3 +1075,103 @@ async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
     assert!(doc["components"]["schemas"]["Task"].is_object());
     server.stop();
 }
+
+#[tokio::test]
+async fn rotate_key_reseals_while_the_server_runs_and_the_old_key_can_then_go() {
+    use nudge::store::seal::{Sealer, encode_key, generate_key};
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let data = db.data_dir(dir.path());
+        let ana = add_user(&data, &db, "Ana", "+14155550101", "+14155559001", "en");
+        let old = crate::helpers::MASTER_KEY.to_owned();
+        let new = encode_key(&generate_key());
+        let ring = format!("{new},{old}");
+        let server = Server::start(&data, &db, &[]);
+        server
+            .text(
+                &crate::helpers::sid(),
+                "+14155550101",
+                "+14155559001",
+                "add task before rotation",
+            )
+            .await;
+        let server = {
+            let database = server.database.clone();
+            server.stop();
+            Server::start(&data, &database, &[("NUDGE_MASTER_KEY", &ring)])
+        };
+        server
+            .text(
+                &crate::helpers::sid(),
+                "+14155550101",
+                "+14155559001",
+                "add task during rotation",
+            )
+            .await;
+
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"))
+            .args(["admin", "rotate-key", "--batch", "1"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NUDGE_DATA_DIR", &data)
+            .env("NUDGE_DATABASE_URL", &db.url)
+            .env("NUDGE_MASTER_KEY", &ring)
+            .env("NUDGE_JWT_KEYS", crate::helpers::JWT_KEYS)
+            .env("TWILIO_AUTH_TOKEN", crate::helpers::AUTH_TOKEN)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "[{}] {stderr}", db.label);
+        assert!(
+            stderr.contains("messages.body") && stderr.contains("done"),
+            "{stderr}"
+        );
+        // The server kept serving during the pass.
+        assert!(
+            !server
+                .text(
+                    &crate::helpers::sid(),
+                    "+14155550101",
+                    "+14155559001",
+                    "tasks"
+                )
+                .await
+                .is_empty()
+        );
+
+        let server = {
+            let database = server.database.clone();
+            server.stop();
+            Server::start(&data, &database, &[("NUDGE_MASTER_KEY", &new)])
+        };
+        let list = server
+            .text(
+                &crate::helpers::sid(),
+                "+14155550101",
+                "+14155559001",
+                "tasks",
+            )
+            .await;
+        assert!(
+            list.contains("before rotation") && list.contains("during rotation"),
+            "[{}] {list}",
+            db.label
+        );
+        let store = nudge::store::connect(&db.url, Sealer::from_text(&new).unwrap())
+            .await
+            .unwrap();
+        let history = store
+            .recent_messages(ana.parse().unwrap(), 100)
+            .await
+            .unwrap();
+        assert!(
+            history.iter().any(|m| m.body == "add task before rotation"),
+            "[{}]",
+            db.label
+        );
+        let events = store.recent_audit_events(20).await.unwrap();
+        assert!(events.iter().any(|e| e.event == "key_rotation"));
+        assert!(events.iter().any(|e| e.event == "key_rotated"));
+        server.stop();
+    }
+}

@@ -183,8 +183,11 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             database: database.clone(),
             env,
+            // No idle connections kept: the server closes a connection whose body it refused
+            // unread (415, 413), and a pooled connection reused after that close fails.
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("http client"),
         }

@@ -70,7 +70,7 @@ async fn enroll(
     let sealed = state
         .store
         .sealer()
-        .seal(&seal::place("accounts.totp_secret", auth.user_id), &secret);
+        .seal(&seal::place("accounts.totp_pending", auth.user_id), &secret);
     state.store.set_totp_pending(auth.user_id, &sealed).await?;
     Ok(axum::Json(Enrollment {
         secret,
@@ -98,7 +98,7 @@ async fn confirm(
     let secret = state
         .store
         .sealer()
-        .open(&seal::place("accounts.totp_secret", auth.user_id), sealed)
+        .open(&seal::place("accounts.totp_pending", auth.user_id), sealed)
         .map_err(|e| ApiError::Internal(format!("TOTP secret: {e}")))?;
     let step = totp::check(&secret, &request.code, now, None)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -125,9 +125,13 @@ async fn confirm(
         .iter()
         .map(|c| token_hash(&totp::normalize_recovery_code(c)))
         .collect();
+    let sealed_secret = state
+        .store
+        .sealer()
+        .seal(&seal::place("accounts.totp_secret", auth.user_id), &secret);
     state
         .store
-        .confirm_totp(auth.user_id, step, &hashes, now)
+        .confirm_totp(auth.user_id, sealed, &sealed_secret, step, &hashes, now)
         .await?;
     state
         .store
