@@ -12,7 +12,7 @@
 //! | [`telemetry`] | logging set-up |
 //! | [`app`] | start-up: store, actor tree, HTTP server, graceful shutdown |
 //! | [`auth`] | passwords (argon2id and policy), signed access tokens, opaque tokens, TOTP |
-//! | [`edges`] | everything facing the outside: the Twilio webhook, health checks |
+//! | [`edges`] | everything facing the outside: the Twilio webhook, the REST API, health checks |
 //! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier |
 //! | [`agent`] | what answers a turn: the offline rules engine |
 //! | [`tools`] | actions on a user's data: tasks, groceries |

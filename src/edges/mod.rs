@@ -1,7 +1,15 @@
 //! Everything that faces the outside over HTTP.
 //!
-//! Each edge module exposes a `router()`; [`router`] composes them with the shared layers.
-//! Errors answer with a stable JSON shape, `{"error": {"code", "message"}}` ([`ApiError`]).
+//! Each edge module exposes a `router()`; [`router`] composes them with the shared layers:
+//! the per-client rate limit and the security headers ([`layers`]). Errors answer with a
+//! stable JSON shape, `{"error": {"code", "message"}}` ([`ApiError`]).
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`health`] | `/healthz`, `/readyz` |
+//! | [`sms`] | Twilio's inbound-message webhook |
+//! | [`api`] | the REST API `/api/v1/…`: accounts, sessions, the person's own data, admin, OpenAPI |
+//! | [`layers`] | security headers, per-client rate limit, the client address |
 
 pub mod api;
 pub mod health;

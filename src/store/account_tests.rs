@@ -835,3 +835,53 @@ async fn rotation_reseals_every_sealed_value_under_the_new_key_and_resumes_from_
         }
     }
 }
+
+#[tokio::test]
+async fn message_retention_purges_old_messages_but_keeps_what_newer_replies_point_at() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await;
+        let ask = |body: &str, reply_to: Option<i64>| super::NewMessage {
+            channel: super::Channel::Sms,
+            direction: if reply_to.is_some() {
+                super::Direction::Outbound
+            } else {
+                super::Direction::Inbound
+            },
+            body: body.into(),
+            provider_message_id: None,
+            in_reply_to: reply_to,
+        };
+        let old = store
+            .insert_message(user.id, &ask("old question", None))
+            .await
+            .unwrap();
+        store
+            .insert_reply(user.id, &ask("old answer", Some(old.id)), &[])
+            .await
+            .unwrap();
+        let straddling = store
+            .insert_message(user.id, &ask("late question", None))
+            .await
+            .unwrap();
+        let cutoff = super::sql::now();
+        store
+            .insert_reply(
+                user.id,
+                &ask("answer after the cutoff", Some(straddling.id)),
+                &[],
+            )
+            .await
+            .unwrap();
+        let purged = store.purge_messages_before(cutoff).await.unwrap();
+        assert_eq!(purged, 2, "the old pair goes");
+        let left: Vec<String> = store
+            .recent_messages(user.id, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        assert_eq!(left, ["late question", "answer after the cutoff"]);
+    })
+    .await;
+}

@@ -125,6 +125,13 @@ impl Security {
             .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
+    /// Spends one of the user's WebSocket message budget (`NUDGE_RATE_WS_PER_MIN`): the
+    /// WebSocket edge calls it for each message a client sends, and answers 429 past it.
+    pub async fn limit_ws_message(&self, user: crate::store::UserId) -> Result<(), ApiError> {
+        self.limit(&format!("ws:{user}"), self.limits.ws_per_min)
+            .await
+    }
+
     /// Spends one request of `key`'s budget of `per_minute`; 429 past it.
     pub async fn limit(&self, key: &str, per_minute: u32) -> Result<(), ApiError> {
         match self.limiter.check(key, Quota::per_minute(per_minute)).await {
