@@ -113,30 +113,40 @@ async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
         body,
         status_callback: args.status_callback.as_deref(),
     };
+    match deliver(twilio, &request).await {
+        Ok(sent) => {
+            tracing::info!(user = %user_id, sid = %sent.sid, "SMS sent through Twilio");
+        }
+        Err(error) if error.is_opted_out() => {
+            tracing::info!(user = %user_id, to = %mask_phone(phone), "Twilio reports the recipient opted out");
+            if let Err(error) = args.store.set_sms_opt_out(user_id, true).await {
+                tracing::error!(user = %user_id, %error, "cannot record opt-out");
+            }
+        }
+        Err(error) => {
+            tracing::error!(user = %user_id, %error, "SMS send failed; giving up");
+        }
+    }
+}
+
+/// Sends one SMS, retrying retryable failures with exponential backoff (or Twilio's
+/// `Retry-After`), [`SEND_ATTEMPTS`] attempts in all; the last error otherwise.
+async fn deliver(
+    twilio: &TwilioClient,
+    request: &OutboundSms<'_>,
+) -> Result<crate::sms::twilio::SentSms, TwilioError> {
     let mut backoff = FIRST_BACKOFF;
-    for attempt in 1..=SEND_ATTEMPTS {
-        match twilio.send_sms(&request).await {
-            Ok(sent) => {
-                tracing::info!(user = %user_id, sid = %sent.sid, "SMS sent through Twilio");
-                return;
-            }
-            Err(error) if error.is_opted_out() => {
-                tracing::info!(user = %user_id, to = %mask_phone(phone), "Twilio reports the recipient opted out");
-                if let Err(error) = args.store.set_sms_opt_out(user_id, true).await {
-                    tracing::error!(user = %user_id, %error, "cannot record opt-out");
-                }
-                return;
-            }
+    let mut attempt = 1;
+    loop {
+        match twilio.send_sms(request).await {
             Err(error) if error.is_retryable() && attempt < SEND_ATTEMPTS => {
                 let wait = retry_wait(&error, backoff);
-                tracing::warn!(user = %user_id, %error, attempt, ?wait, "SMS send failed; retrying");
+                tracing::warn!(to = %mask_phone(request.to), %error, attempt, ?wait, "SMS send failed; retrying");
                 tokio::time::sleep(wait).await;
                 backoff *= 2;
+                attempt += 1;
             }
-            Err(error) => {
-                tracing::error!(user = %user_id, %error, attempt, "SMS send failed; giving up");
-                return;
-            }
+            outcome => return outcome,
         }
     }
 }
@@ -154,22 +164,9 @@ async fn send_code(args: &NotifierArgs, to: &str, from: &str, body: &str) {
         body,
         status_callback: args.status_callback.as_deref(),
     };
-    let mut backoff = FIRST_BACKOFF;
-    for attempt in 1..=SEND_ATTEMPTS {
-        match twilio.send_sms(&request).await {
-            Ok(sent) => {
-                tracing::info!(to = %mask_phone(to), sid = %sent.sid, "verification code sent");
-                return;
-            }
-            Err(error) if error.is_retryable() && attempt < SEND_ATTEMPTS => {
-                tokio::time::sleep(retry_wait(&error, backoff)).await;
-                backoff *= 2;
-            }
-            Err(error) => {
-                tracing::error!(to = %mask_phone(to), %error, "verification code not sent");
-                return;
-            }
-        }
+    match deliver(twilio, &request).await {
+        Ok(sent) => tracing::info!(to = %mask_phone(to), sid = %sent.sid, "verification code sent"),
+        Err(error) => tracing::error!(to = %mask_phone(to), %error, "verification code not sent"),
     }
 }
 

@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::store::seal;
 use crate::store::{Role, UserId};
 
-/// Length of an HS256 signing key.
-pub const KEY_LEN: usize = 32;
+/// Length of an HS256 signing key (the same as a sealing key: one parser serves both rings).
+pub const KEY_LEN: usize = seal::KEY_LEN;
 /// Issuer and audience written into, and required of, every access token.
 const ISSUER: &str = "nudge";
 
@@ -34,10 +35,9 @@ const ISSUER: &str = "nudge";
 pub enum KeyError {
     #[error("the key ring is empty")]
     Empty,
-    #[error("a key is not base64")]
-    NotBase64,
-    #[error("a key is {0} bytes; keys are {KEY_LEN} bytes of base64")]
-    Length(usize),
+    /// A key is not 32 bytes of base64 (the reason says which).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 struct RingKey {
@@ -75,7 +75,7 @@ impl JwtKeys {
         let keys: Vec<RingKey> = keys
             .iter()
             .map(|secret| RingKey {
-                id: key_id(secret),
+                id: seal::key_id(secret),
                 secret: *secret,
                 encoding: EncodingKey::from_secret(secret),
                 decoding: DecodingKey::from_secret(secret),
@@ -97,11 +97,7 @@ impl JwtKeys {
 
     /// Parses base64 keys separated by commas or whitespace, the active one first.
     pub fn from_text(text: &str) -> Result<Self, KeyError> {
-        let keys = text
-            .split([',', ' ', '\n', '\r', '\t'])
-            .filter(|part| !part.is_empty())
-            .map(decode_key)
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = seal::decode_keys(text).map_err(|e| KeyError::Invalid(e.to_string()))?;
         Self::new(&keys)
     }
 
@@ -276,21 +272,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn key_id(key: &[u8; KEY_LEN]) -> String {
-    hex(&Sha256::digest(key)[..4])
-}
-
-fn decode_key(text: &str) -> Result<[u8; KEY_LEN], KeyError> {
-    let bytes = STANDARD
-        .decode(text)
-        .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-        .map_err(|_| KeyError::NotBase64)?;
-    <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| KeyError::Length(bytes.len()))
-}
-
 /// A key as operators store it (standard base64).
 pub fn encode_key(key: &[u8; KEY_LEN]) -> String {
-    STANDARD.encode(key)
+    seal::encode_key(key)
 }
 
 #[cfg(test)]

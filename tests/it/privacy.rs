@@ -418,58 +418,96 @@ async fn nobody_reaches_another_persons_data_on_any_route_of_any_edge() {
     }
 }
 
-/// Every (table, column) whose values contain one of `needles`, in the whole database.
-async fn find_anywhere(url: &str, needles: &[String]) -> Vec<String> {
-    let mut hits = Vec::new();
-    if url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-        let columns: Vec<(String, String)> = sqlx::query_as(
-            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        for (table, column) in columns {
-            for needle in needles {
+/// A connection to the test's database, whichever backend it is.
+enum Conn {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Conn {
+    async fn open(url: &str) -> Conn {
+        if url.starts_with("sqlite:") {
+            Conn::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap())
+        } else {
+            Conn::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
+        }
+    }
+
+    /// Every (table, column); only text columns when `text_only`.
+    async fn columns(&mut self, text_only: bool) -> Vec<(String, String)> {
+        match self {
+            Conn::Sqlite(conn) => sqlx::query_as(
+                "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND (NOT $1 OR p.type = 'TEXT')",
+            )
+            .bind(text_only)
+            .fetch_all(conn)
+            .await
+            .unwrap(),
+            Conn::Postgres(conn) => sqlx::query_as(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND (NOT $1 OR data_type = 'text')",
+            )
+            .bind(text_only)
+            .fetch_all(conn)
+            .await
+            .unwrap(),
+        }
+    }
+
+    /// How many rows of `table` hold `needle` in `column` (as text, or as hex for blobs).
+    async fn count(&mut self, table: &str, column: &str, needle: &str) -> i64 {
+        match self {
+            Conn::Sqlite(conn) => {
                 let sql = format!(
-                    "SELECT count(*) FROM \"{table}\" WHERE instr(CAST(\"{column}\" AS TEXT), ?1) > 0 \
-                     OR instr(lower(hex(\"{column}\")), ?1) > 0"
+                    "SELECT count(*) FROM \"{table}\" WHERE instr(CAST(\"{column}\" AS TEXT), $1) > 0 \
+                     OR instr(lower(hex(\"{column}\")), $1) > 0"
                 );
-                let n: i64 = sqlx::query(AssertSqlSafe(sql))
+                sqlx::query(AssertSqlSafe(sql))
                     .bind(needle)
-                    .fetch_one(&mut conn)
+                    .fetch_one(conn)
                     .await
                     .unwrap()
-                    .get(0);
-                if n > 0 {
-                    hits.push(format!("{table}.{column} has {needle}"));
-                }
+                    .get(0)
             }
-        }
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        let columns: Vec<(String, String)> = sqlx::query_as(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema()",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        for (table, column) in columns {
-            for needle in needles {
+            Conn::Postgres(conn) => {
                 let sql = format!(
                     "SELECT count(*) FROM \"{table}\" WHERE strpos(\"{column}\"::text, $1) > 0"
                 );
-                let n: i64 = sqlx::query(AssertSqlSafe(sql))
+                sqlx::query(AssertSqlSafe(sql))
                     .bind(needle)
-                    .fetch_one(&mut conn)
+                    .fetch_one(conn)
                     .await
                     .unwrap()
-                    .get(0);
-                if n > 0 {
-                    hits.push(format!("{table}.{column} has {needle}"));
-                }
+                    .get(0)
+            }
+        }
+    }
+
+    /// The values of a text column that look sealed.
+    async fn sealed(&mut self, table: &str, column: &str) -> Vec<(String,)> {
+        let sql = format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" LIKE 'v1.%'");
+        match self {
+            Conn::Sqlite(conn) => sqlx::query_as(AssertSqlSafe(sql))
+                .fetch_all(conn)
+                .await
+                .unwrap(),
+            Conn::Postgres(conn) => sqlx::query_as(AssertSqlSafe(sql))
+                .fetch_all(conn)
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+/// Every (table, column) whose values contain one of `needles`, in the whole database.
+async fn find_anywhere(url: &str, needles: &[String]) -> Vec<String> {
+    let mut conn = Conn::open(url).await;
+    let mut hits = Vec::new();
+    for (table, column) in conn.columns(false).await {
+        for needle in needles {
+            if conn.count(&table, &column, needle).await > 0 {
+                hits.push(format!("{table}.{column} has {needle}"));
             }
         }
     }
@@ -478,51 +516,15 @@ async fn find_anywhere(url: &str, needles: &[String]) -> Vec<String> {
 
 /// Every sealed value (`v1.…`) of the database, with where it lies.
 async fn sealed_values(url: &str) -> Vec<(String, String, String)> {
+    let mut conn = Conn::open(url).await;
     let mut found = Vec::new();
-    if url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-        let columns: Vec<(String, String)> = sqlx::query_as(
-            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND p.type = 'TEXT'",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        for (table, column) in columns {
-            let sql =
-                format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" LIKE 'v1.%'");
-            let values: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(sql))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-            found.extend(
-                values
-                    .into_iter()
-                    .map(|(v,)| (table.clone(), column.clone(), v)),
-            );
-        }
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        let columns: Vec<(String, String)> = sqlx::query_as(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND data_type = 'text'",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        for (table, column) in columns {
-            let sql =
-                format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" LIKE 'v1.%'");
-            let values: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(sql))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-            found.extend(
-                values
-                    .into_iter()
-                    .map(|(v,)| (table.clone(), column.clone(), v)),
-            );
-        }
+    for (table, column) in conn.columns(true).await {
+        let values = conn.sealed(&table, &column).await;
+        found.extend(
+            values
+                .into_iter()
+                .map(|(v,)| (table.clone(), column.clone(), v)),
+        );
     }
     found
 }

@@ -344,11 +344,7 @@ async fn login(
             .await?;
         tracing::info!(%user, "password re-hashed with the configured argon2 parameters");
     }
-    let expired = security
-        .settings
-        .password_max_age
-        .and_then(|age| chrono::Duration::from_std(age).ok())
-        .is_some_and(|age| account.password_changed_at + age < now);
+    let expired = password_expired(&state, &account, now);
     audit(
         &state,
         "login",
@@ -405,11 +401,7 @@ async fn refresh(
         Rotation::Rotated(session) => {
             let user = state.store.user(session.user_id).await?;
             let account = state.store.account(session.user_id).await?;
-            let expired = security
-                .settings
-                .password_max_age
-                .and_then(|age| chrono::Duration::from_std(age).ok())
-                .is_some_and(|age| account.password_changed_at + age < now);
+            let expired = password_expired(&state, &account, now);
             let claims = AccessClaims::new(
                 session.user_id,
                 user.role,
@@ -420,20 +412,7 @@ async fn refresh(
                 now,
                 chrono_duration(security.settings.access_ttl),
             );
-            let access = security
-                .keys
-                .sign(&claims)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok(axum::Json(TokenResponse {
-                user_id: session.user_id,
-                token_type: "Bearer",
-                access_token: access,
-                expires_in: security.settings.access_ttl.as_secs(),
-                refresh_token: next,
-                device_token: None,
-                password_expired: expired,
-            })
-            .into_response())
+            Ok(axum::Json(tokens(&state, &claims, next, None)?).into_response())
         }
         Rotation::Reused {
             user_id,
@@ -737,19 +716,40 @@ pub(super) async fn start_session(
         now,
         chrono_duration(security.settings.access_ttl),
     );
+    tokens(state, &claims, refresh, device_token)
+}
+
+/// The answer carrying a session's tokens: `claims` signed, with the refresh token.
+fn tokens(
+    state: &AppState,
+    claims: &AccessClaims,
+    refresh_token: String,
+    device_token: Option<String>,
+) -> Result<TokenResponse, ApiError> {
+    let security = &state.security;
     let access_token = security
         .keys
-        .sign(&claims)
+        .sign(claims)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(TokenResponse {
-        user_id: user,
+        user_id: claims.sub,
         token_type: "Bearer",
         access_token,
         expires_in: security.settings.access_ttl.as_secs(),
-        refresh_token: refresh,
+        refresh_token,
         device_token,
-        password_expired,
+        password_expired: claims.pwd_expired,
     })
+}
+
+/// True when the account's password is older than `NUDGE_PASSWORD_MAX_AGE_DAYS` allows.
+fn password_expired(state: &AppState, account: &Account, now: DateTime<Utc>) -> bool {
+    state
+        .security
+        .settings
+        .password_max_age
+        .and_then(|age| chrono::Duration::from_std(age).ok())
+        .is_some_and(|age| account.password_changed_at + age < now)
 }
 
 /// Checks a TOTP or recovery code for a sign-in or a sensitive change; true when it passes
