@@ -885,3 +885,66 @@ async fn message_retention_purges_old_messages_but_keeps_what_newer_replies_poin
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_accounts_migration_keeps_every_existing_user_and_their_data() {
+    use std::str::FromStr;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    // A database as the foundation left it, with a user and their data.
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(1, &pool)
+        .await
+        .unwrap();
+    let id = UserId::new();
+    for statement in [
+        "INSERT INTO users (id, display_name, phone, language, time_zone, created_at) \
+         VALUES ($1, 'Old Timer', '+15550001111', 'en', 'UTC', '2026-01-01T00:00:00+00:00')",
+        "INSERT INTO user_phone_numbers (number, user_id, created_at) \
+         VALUES ('+15559001111', $1, '2026-01-01T00:00:00+00:00')",
+        "INSERT INTO tasks (user_id, title, created_at) VALUES ($1, 'kept', '2026-01-01T00:00:00+00:00')",
+        "INSERT INTO messages (user_id, channel, direction, body, created_at) \
+         VALUES ($1, 'sms', 'inbound', 'hello', '2026-01-01T00:00:00+00:00')",
+    ] {
+        sqlx::query(statement)
+            .bind(id.0)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    // The full migration chain: `users` is rebuilt, nothing cascades away.
+    let store = super::connect(&url, super::Sealer::generate())
+        .await
+        .unwrap();
+    let user = store.user(id).await.unwrap();
+    assert_eq!(user.phone.as_deref(), Some("+15550001111"));
+    assert_eq!(user.number.as_deref(), Some("+15559001111"));
+    assert_eq!(store.open_tasks(id).await.unwrap()[0].title, "kept");
+    assert_eq!(
+        store.recent_messages(id, 5).await.unwrap()[0].body,
+        "hello",
+        "a legacy body"
+    );
+    assert!(store.tables_without_cascade().await.unwrap().is_empty());
+    super::with_pool!(store, pool => {
+        let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        assert!(broken.is_empty(), "{broken:?}");
+        let on: (i64,) = sqlx::query_as("PRAGMA foreign_keys").fetch_one(pool).await.unwrap();
+        assert_eq!(on.0, 1, "foreign keys are back on after the rebuild");
+    });
+    // The rebuilt table still cascades.
+    store.erase_user(id, at(0)).await.unwrap();
+    assert!(store.open_tasks(id).await.unwrap().is_empty());
+    assert!(store.recent_messages(id, 5).await.unwrap().is_empty());
+}
