@@ -214,8 +214,7 @@ async fn login(
         Ok(account) => account,
         Err(StoreError::NotFound) => {
             // The same work as for a real account, so timing does not tell which emails exist.
-            let decoy = password::decoy_hash(&security.settings.argon2)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let decoy = security.decoy_hash().await?;
             let _ = security.verify_password(request.password, decoy).await;
             audit(
                 &state,

@@ -66,6 +66,9 @@ pub struct Security {
     pub trust_forwarded_for: bool,
     /// Bounds concurrent argon2 work, so a burst of sign-ins cannot starve the node.
     hashing: Semaphore,
+    /// A hash of a random password with the configured parameters, made once: a sign-in for
+    /// an unknown email verifies against it, so it costs what a real one does.
+    decoy: tokio::sync::OnceCell<String>,
 }
 
 impl Security {
@@ -85,7 +88,22 @@ impl Security {
             revocations,
             trust_forwarded_for,
             hashing: Semaphore::new(CONCURRENT_HASHES),
+            decoy: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The decoy hash (see [`Security::decoy`]), made on first use.
+    pub async fn decoy_hash(&self) -> Result<String, ApiError> {
+        let params = self.settings.argon2;
+        self.decoy
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || password::decoy_hash(&params))
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?
+                    .map_err(|e| ApiError::Internal(e.to_string()))
+            })
+            .await
+            .cloned()
     }
 
     /// The time, to the microsecond (what both databases store).
