@@ -54,6 +54,13 @@ impl Application {
         let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
             .await
             .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+        let store = match &settings.database_api_url {
+            Some(url) => store
+                .with_scoped_pool(url.expose())
+                .await
+                .with_context(|| format!("opening the API's database role {}", url.redacted()))?,
+            None => store,
+        };
         let started = chrono::Utc::now();
         store
             .note_active_key("seal", settings.sealer.active_key_id(), started)

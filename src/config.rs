@@ -83,6 +83,27 @@ pub struct SettingsArgs {
     )]
     pub database_url_file: Option<PathBuf>,
 
+    /// PostgreSQL URL of a login role that row-level security binds (a member of nudge_app
+    /// that owns nothing): the REST API's reads and edits of a person's data go through it,
+    /// so not even SQL that reached those connections could leave that person's rows.
+    #[arg(
+        long,
+        env = "NUDGE_DATABASE_API_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_api_url: Option<String>,
+
+    /// File holding NUDGE_DATABASE_API_URL.
+    #[arg(
+        long,
+        env = "NUDGE_DATABASE_API_URL_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub database_api_url_file: Option<PathBuf>,
+
     /// The public base URL Twilio calls (scheme, host, port, path prefix), used to check
     /// webhook signatures behind a proxy [default: http://LISTEN].
     #[arg(long, env = "NUDGE_PUBLIC_URL", global = true, value_name = "URL")]
@@ -302,6 +323,8 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     database_url_file: Option<PathBuf>,
+    database_api_url: Option<String>,
+    database_api_url_file: Option<PathBuf>,
     public_url: Option<String>,
     idle_passivate_secs: Option<u64>,
     reply_window_ms: Option<u64>,
@@ -413,6 +436,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: DatabaseUrl,
+    /// PostgreSQL only: the login role row-level security binds, for the REST API's work.
+    pub database_api_url: Option<DatabaseUrl>,
     /// `None` means "http://" + the address actually bound.
     pub public_url: Option<Url>,
     pub twilio: TwilioSettings,
@@ -521,6 +546,23 @@ impl Settings {
                 "NUDGE_DATABASE_URL",
                 format!("unknown scheme {scheme:?}; expected sqlite: or postgres://"),
             ));
+        }
+
+        let database_api_url = secret_value(
+            "NUDGE_DATABASE_API_URL",
+            pick(&args.database_api_url, &file.database_api_url),
+            args.database_api_url_file
+                .clone()
+                .or(file.database_api_url_file),
+        )?;
+        if let Some(url) = &database_api_url {
+            let api_scheme = url.split(':').next().unwrap_or_default();
+            if scheme == "sqlite" || !matches!(api_scheme, "postgres" | "postgresql") {
+                return Err(ConfigError::new(
+                    "NUDGE_DATABASE_API_URL",
+                    "is a postgres:// URL, for a PostgreSQL NUDGE_DATABASE_URL only",
+                ));
+            }
         }
 
         let public_url = match pick(&args.public_url, &file.public_url) {
@@ -805,6 +847,7 @@ impl Settings {
             listen,
             data_dir,
             database_url: DatabaseUrl(SecretString::from(database_url)),
+            database_api_url: database_api_url.map(|u| DatabaseUrl(SecretString::from(u))),
             public_url,
             twilio: TwilioSettings {
                 account_sid,
@@ -1091,6 +1134,14 @@ mod tests {
         assert_eq!(
             Settings::load(&args).unwrap_err().setting,
             "NUDGE_REPLY_WINDOW_MS"
+        );
+
+        let mut args = args_in(dir.path());
+        args.database_api_url = Some("postgres://nudge_api@127.0.0.1/nudge".into());
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_DATABASE_API_URL",
+            "a PostgreSQL API role needs a PostgreSQL database"
         );
 
         let mut args = args_in(dir.path());

@@ -4,10 +4,12 @@
 -- `nudge_user_isolation`: a row is visible, and may be written, only when its user is the one
 -- named by the transaction's `app.user_id` setting. Without the setting a query sees nothing.
 --
--- The policies bind the role `nudge_app` (no BYPASSRLS, not an owner). The store switches to
--- it, with `app.user_id` set, for the requests people make through the REST API
--- (`with_user!` in src/store/mod.rs); the owner role, which migrates the schema and serves
--- the assistant, the SMS edge and operator tasks, is not bound (ENABLE, not FORCE).
+-- The policies bind every role but the tables' owner (ENABLE, not FORCE) and BYPASSRLS
+-- roles. `nudge_app` holds the grants: the store switches to it, with `app.user_id` set, for
+-- the requests people make through the REST API (`with_user!` in src/store/mod.rs), or, with
+-- NUDGE_DATABASE_API_URL, uses a login role that is a member of it and cannot become the
+-- owner. The owner role, which migrates the schema and serves the assistant, the SMS edge and
+-- operator tasks, is not bound.
 --
 -- `nudge_enable_rls()` is idempotent: a later migration that adds a user table calls it again
 -- (`SELECT nudge_enable_rls();`) to cover it. Creating the role needs CREATEROLE; without it

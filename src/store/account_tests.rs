@@ -948,3 +948,89 @@ async fn the_accounts_migration_keeps_every_existing_user_and_their_data() {
     assert!(store.open_tasks(id).await.unwrap().is_empty());
     assert!(store.recent_messages(id, 5).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_bound_login_role_cannot_leave_its_users_rows_even_by_switching_roles() {
+    use sqlx::{Connection, Row};
+    let Some(url) = super::testing::fresh_postgres_url().await else {
+        assert!(
+            !super::testing::require_postgres(),
+            "CI runs the PostgreSQL tests"
+        );
+        return;
+    };
+    let store = super::connect(&url, super::Sealer::generate())
+        .await
+        .unwrap();
+    let ana = create(&store, 1).await.id;
+    let bob = create(&store, 2).await.id;
+    store.add_task(ana, "ana's").await.unwrap();
+    store.add_task(bob, "bob's").await.unwrap();
+
+    // A login role for the API: a member of nudge_app, owner of nothing.
+    let role = format!("nudge_api_{}", Uuid::now_v7().simple());
+    super::with_pool!(store, pool => {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} LOGIN IN ROLE nudge_app")))
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let mut api_url = url::Url::parse(&url).unwrap();
+    api_url.set_username(&role).unwrap();
+    let owner_as_api = super::connect(&url, super::Sealer::generate())
+        .await
+        .unwrap()
+        .with_scoped_pool(&url)
+        .await;
+    assert!(
+        owner_as_api.is_err(),
+        "the owner is refused as the API's role"
+    );
+    let store = store.with_scoped_pool(api_url.as_str()).await.unwrap();
+
+    assert_eq!(
+        visible_in_scope(&store, ana).await.unwrap(),
+        (role.clone(), 1, 1)
+    );
+    assert_eq!(
+        store.tasks_page(bob, 0, 10, None).await.unwrap()[0].title,
+        "bob's"
+    );
+    assert!(matches!(
+        store.task(ana, 2).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let mut conn = sqlx::PgConnection::connect(api_url.as_str()).await.unwrap();
+    let count = |sql: &'static str| sqlx::query(sql);
+    let n: i64 = count("SELECT count(*) FROM tasks")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "nothing without app.user_id");
+    for escape in [
+        "SET ROLE postgres",
+        "SET SESSION AUTHORIZATION postgres",
+        "SET row_security = off",
+    ] {
+        let tried = sqlx::query(escape).execute(&mut conn).await;
+        if tried.is_ok() {
+            let n: i64 = count("SELECT count(*) FROM tasks")
+                .fetch_one(&mut conn)
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+            assert_eq!(n, 0, "{escape} opened the wall");
+        }
+    }
+    conn.close().await.unwrap();
+    drop(store);
+    super::testing::drop_postgres_database(&url).await;
+    let admin = std::env::var(super::testing::POSTGRES_URL_VAR).unwrap();
+    let mut admin = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

@@ -150,6 +150,9 @@ pub struct Store {
     /// PostgreSQL only: the connecting role may switch to `nudge_app`, which row-level
     /// security binds (see [`with_user!`]).
     rls_role: bool,
+    /// PostgreSQL only: connections of a login role that row-level security binds and that
+    /// cannot switch to any other role, for [`with_user!`] (`NUDGE_DATABASE_API_URL`).
+    scoped: Option<PgPool>,
 }
 
 /// The pool of one backend. Private: only the store's own modules speak SQL.
@@ -227,8 +230,13 @@ macro_rules! with_user {
                 $body
             }
             $crate::store::Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                $crate::store::postgres::scope(&mut tx, $user, $store.rls_role).await?;
+                // The bound login role when there is one; else the owner, switching to
+                // `nudge_app` for the transaction.
+                let (mut tx, switch) = match &$store.scoped {
+                    Some(scoped) => (scoped.begin().await?, false),
+                    None => (pool.begin().await?, $store.rls_role),
+                };
+                $crate::store::postgres::scope(&mut tx, $user, switch).await?;
                 let value = {
                     let $conn = &mut *tx;
                     $body
@@ -256,6 +264,17 @@ impl Store {
             Err(seal::SealError::Malformed) if !value.starts_with("v1.") => Ok(value),
             Err(error) => Err(StoreError::Corrupt(format!("{column}: {error}"))),
         }
+    }
+
+    /// Sends [`with_user!`]'s work through `url`, a PostgreSQL login role that row-level
+    /// security binds (a member of `nudge_app` that owns nothing and may not become the
+    /// owner): SQL that reaches such a connection cannot leave its user's rows, not even by
+    /// switching roles. Ignored on SQLite.
+    pub async fn with_scoped_pool(mut self, url: &str) -> Result<Store> {
+        if let Pool::Postgres(_) = self.pool {
+            self.scoped = Some(postgres::connect_scoped(url).await?);
+        }
+        Ok(self)
     }
 
     pub fn backend(&self) -> Backend {
@@ -301,5 +320,6 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
         pool,
         sealer,
         rls_role,
+        scoped: None,
     })
 }

@@ -31,6 +31,35 @@ pub(super) async fn connect(url: &str) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// Connects the pool of the row-level-security-bound login role (no migrations: it may not
+/// change the schema), and checks the role is bound: not a superuser, not BYPASSRLS, and
+/// unable to become the owner of the tables.
+pub(super) async fn connect_scoped(url: &str) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?.application_name("nudge-api");
+    let pool = PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await?;
+    let (bound,): (bool,) = sqlx::query_as(
+        "SELECT NOT r.rolsuper AND NOT r.rolbypassrls \
+         AND NOT pg_has_role(current_user, (SELECT tableowner FROM pg_tables \
+             WHERE schemaname = current_schema() AND tablename = 'users'), 'MEMBER') \
+         FROM pg_roles r WHERE r.rolname = current_user",
+    )
+    .fetch_one(&pool)
+    .await?;
+    if !bound {
+        return Err(sqlx::Error::Configuration(
+            "NUDGE_DATABASE_API_URL must log in as a role that row-level security binds \
+             (not a superuser, not BYPASSRLS, not a member of the tables' owner)"
+                .into(),
+        )
+        .into());
+    }
+    Ok(pool)
+}
+
 /// True when this database user may switch to `nudge_app` (the role row-level security
 /// binds, created by `migrations/postgres/0041_row_level_security.sql`).
 pub(super) async fn can_use_app_role(pool: &PgPool) -> Result<bool> {

@@ -144,14 +144,20 @@ async fn nobody_reaches_another_persons_data_on_any_route_of_any_edge() {
     let dir = tempfile::tempdir().unwrap();
     for db in databases(dir.path()).await {
         let data = db.data_dir(dir.path());
-        let server = Server::start(
-            &data,
-            &db,
-            &[
-                ("NUDGE_RATE_API_PER_MIN", "0"),
-                ("NUDGE_RATE_AUTH_PER_MIN", "0"),
-            ],
-        );
+        let mut env = vec![
+            ("NUDGE_RATE_API_PER_MIN", "0".to_owned()),
+            ("NUDGE_RATE_AUTH_PER_MIN", "0".to_owned()),
+        ];
+        // On PostgreSQL the REST API runs as a login role bound by row-level security.
+        let api_role = if db.label == "postgres" {
+            let (role, url) = bound_api_role(&db.url).await;
+            env.push(("NUDGE_DATABASE_API_URL", url));
+            Some(role)
+        } else {
+            None
+        };
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let server = Server::start(&data, &db, &env);
         let p = pair(&server, &data, &db).await;
         let doc = call(&server, Method::GET, "/api/v1/openapi.json", None, None)
             .await
@@ -415,7 +421,33 @@ async fn nobody_reaches_another_persons_data_on_any_route_of_any_edge() {
         );
         assert!(server.store().await.user(p.bob).await.is_err());
         server.stop();
+        if let Some(role) = api_role {
+            nudge::store::testing::drop_postgres_database(&db.url).await;
+            let admin = std::env::var(nudge::store::testing::POSTGRES_URL_VAR).unwrap();
+            let mut admin = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
     }
+}
+
+/// Migrates the database (which creates `nudge_app`), then makes a login role bound by
+/// row-level security; returns its name and the database URL logging in as it.
+async fn bound_api_role(url: &str) -> (String, String) {
+    nudge::store::connect(url, sealer()).await.unwrap();
+    let role = format!("nudge_api_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN IN ROLE nudge_app"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut api = url::Url::parse(url).unwrap();
+    api.set_username(&role).unwrap();
+    (role, api.to_string())
 }
 
 /// A connection to the test's database, whichever backend it is.
