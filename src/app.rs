@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
@@ -22,7 +21,8 @@ use crate::agent::TurnEngine;
 use crate::agent::cache::ResponseCache;
 use crate::agent::offline::OfflineRules;
 use crate::agent::planner::{Budget, Planner};
-use crate::config::{EmbeddingSettings, LlmSettings, Settings};
+use crate::config::{EmbeddingSettings, LlmSettings, Retention, Settings};
+use crate::edges::api::Security;
 use crate::edges::{self, AppState};
 use crate::llm::Provider;
 use crate::llm::embeddings::EmbeddingClient;
@@ -30,16 +30,21 @@ use crate::llm::gemini::GeminiClient;
 use crate::llm::openai::OpenAiClient;
 use crate::memory::MemoryServices;
 use crate::sms::twilio::TwilioClient;
+use crate::store::limits::{self, RateLimiter};
+use crate::store::revocation::Revocations;
 use crate::store::{self, Store};
 
 /// How long shutdown waits for late replies and the actor tree.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How often expired data is purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// A built, not yet serving, Nudge node.
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    retention: Retention,
 }
 
 impl Application {
@@ -57,9 +62,14 @@ impl Application {
             (None, _) => None,
             (Some(ttl), None) => Some(ResponseCache::in_process(ttl)),
             (Some(ttl), Some(url)) => Some(
-                ResponseCache::redis(url.expose_secret(), ttl, settings.sealer.clone())
-                    .await
-                    .context("NUDGE_REDIS_URL")?,
+                ResponseCache::redis(
+                    url.expose(),
+                    &settings.redis_namespace,
+                    ttl,
+                    settings.sealer.clone(),
+                )
+                .await
+                .context("NUDGE_REDIS_URL")?,
             ),
         };
         let budget = settings.llm.budget;
@@ -104,6 +114,22 @@ impl Application {
         let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
             .await
             .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+        let store = match &settings.database_api_url {
+            Some(url) => store
+                .with_scoped_pool(url.expose())
+                .await
+                .with_context(|| format!("opening the API's database role {}", url.redacted()))?,
+            None => store,
+        };
+        let started = chrono::Utc::now();
+        store
+            .note_active_key("seal", settings.sealer.active_key_id(), started)
+            .await
+            .context("recording the active sealing key")?;
+        store
+            .note_active_key("jwt", settings.jwt_keys.active_kid(), started)
+            .await
+            .context("recording the active token-signing key")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -139,7 +165,31 @@ impl Application {
         .await
         .context("starting the actor tree")?;
 
+        let (limiter, revocations) = match &settings.redis_url {
+            Some(url) => {
+                let redis = limits::connect_redis(url.expose())
+                    .await
+                    .with_context(|| format!("connecting to Redis {}", url.redacted()))?;
+                // A revocation outlives every access token issued before it.
+                let ttl = settings.auth.access_ttl + Duration::from_secs(60);
+                let namespace = &settings.redis_namespace;
+                (
+                    RateLimiter::shared(redis.clone(), namespace),
+                    Revocations::in_redis(store.clone(), redis, ttl, namespace),
+                )
+            }
+            None => (RateLimiter::local(), Revocations::in_store(store.clone())),
+        };
+        let security = Arc::new(Security::new(
+            settings.jwt_keys.clone(),
+            settings.auth.clone(),
+            settings.limits,
+            limiter,
+            revocations,
+            settings.trust_forwarded_for,
+        ));
         let state = AppState {
+            security,
             store,
             actors,
             public_base: Arc::new(public_base),
@@ -151,6 +201,7 @@ impl Application {
             listener,
             local_addr,
             state,
+            retention: settings.retention,
         })
     }
 
@@ -172,13 +223,18 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
+        let purger = tokio::spawn(purge_periodically(state.store.clone(), self.retention));
         let router = edges::router(self.state);
         tracing::info!(addr = %self.local_addr, public_url = %state.public_base, "serving");
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("HTTP server")?;
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server")?;
 
+        purger.abort();
         tracing::info!("stopped taking requests; finishing late replies");
         state.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait())
@@ -236,6 +292,37 @@ fn memory_services(settings: &EmbeddingSettings) -> anyhow::Result<MemoryService
         query_budget: settings.query_budget,
         ..MemoryServices::default()
     })
+}
+
+/// Purges, once: expired sessions, tokens, codes and counters; audit events and messages
+/// past their retention. Returns how many rows went.
+pub async fn purge_once(
+    store: &Store,
+    retention: Retention,
+    now: chrono::DateTime<chrono::Utc>,
+) -> store::Result<u64> {
+    let mut purged = store.purge_expired(now).await?;
+    let before = |keep: Duration| chrono::Duration::from_std(keep).map(|keep| now - keep).ok();
+    if let Some(cutoff) = retention.audit.and_then(before) {
+        purged += store.purge_audit_before(cutoff).await?;
+    }
+    if let Some(cutoff) = retention.messages.and_then(before) {
+        purged += store.purge_messages_before(cutoff).await?;
+    }
+    Ok(purged)
+}
+
+/// Runs [`purge_once`] now and then every [`PURGE_EVERY`], until aborted.
+async fn purge_periodically(store: Store, retention: Retention) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        match purge_once(&store, retention, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "retention purge"),
+            Err(error) => tracing::error!(%error, "retention purge failed"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

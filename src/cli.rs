@@ -36,12 +36,33 @@ pub enum AdminCommand {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Re-seal every sealed value under the active master key (the first of NUDGE_MASTER_KEY),
+    /// online, user by user; run it again to resume after an interruption.
+    RotateKey(RotateKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    /// Users re-sealed between two progress checkpoints.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u32,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user with their own phone and their dedicated Twilio number; prints the id.
     Add(UserAddArgs),
+    /// Give a user a role: standard, premium or admin (admins must also enroll a second
+    /// factor before admin routes open to them).
+    Role(UserRoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserRoleArgs {
+    /// The user's id.
+    pub id: String,
+    /// standard, premium or admin.
+    pub role: String,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +103,8 @@ pub struct SmsSimArgs {
 pub async fn run_admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
         AdminCommand::User(UserCommand::Add(args)) => user_add(settings, args).await,
+        AdminCommand::User(UserCommand::Role(args)) => user_role(settings, args).await,
+        AdminCommand::RotateKey(args) => rotate_key(settings, args).await,
     }
 }
 
@@ -154,6 +177,109 @@ async fn user_add(settings: &Settings, args: UserAddArgs) -> anyhow::Result<Exit
             Ok(ExitCode::from(1))
         }
         Err(error) => Err(error).context("creating the user"),
+    }
+}
+
+async fn rotate_key(settings: &Settings, args: RotateKeyArgs) -> anyhow::Result<ExitCode> {
+    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
+        .await
+        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    let key = settings.sealer.active_key_id().to_owned();
+    eprintln!("re-sealing under key {key}");
+    let columns = store
+        .sealed_columns()
+        .await
+        .context("finding sealed columns")?;
+    let (mut resealed, mut unreadable) = (0, 0);
+    for (table, column) in &columns {
+        let step = store
+            .reseal_column(table, column, args.batch, |step| {
+                eprintln!(
+                    "{}.{}: {} users, {} values re-sealed{}",
+                    step.table,
+                    step.column,
+                    step.users,
+                    step.resealed,
+                    if step.done { ", done" } else { "" }
+                );
+            })
+            .await
+            .with_context(|| format!("re-sealing {table}.{column}"))?;
+        resealed += step.resealed;
+        unreadable += step.unreadable;
+    }
+    let outcome = if unreadable == 0 {
+        store::Outcome::Success
+    } else {
+        store::Outcome::Failure
+    };
+    store
+        .audit(
+            &store::NewAuditEvent {
+                event: "key_rotation",
+                outcome,
+                actor: None,
+                subject: None,
+                ip: None,
+                detail: serde_json::json!({
+                    "key": key, "columns": columns.len(), "resealed": resealed, "unreadable": unreadable,
+                }),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .context("logging the rotation")?;
+    println!(
+        "{resealed} values re-sealed under key {key} in {} columns",
+        columns.len()
+    );
+    if unreadable > 0 {
+        eprintln!(
+            "error: {unreadable} values open with no key of the ring; keep every old key until they are dealt with"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user_role(settings: &Settings, args: UserRoleArgs) -> anyhow::Result<ExitCode> {
+    let Ok(id) = args.id.parse::<store::UserId>() else {
+        eprintln!("error: {:?} is not a user id", args.id);
+        return Ok(ExitCode::from(2));
+    };
+    let role: store::Role = match args.role.parse() {
+        Ok(role) => role,
+        Err(problem) => {
+            eprintln!("error: {problem} (expected standard, premium or admin)");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
+        .await
+        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    match store.set_role(id, role).await {
+        Ok(()) => {
+            store
+                .audit_quietly(
+                    store::NewAuditEvent {
+                        event: "role_changed",
+                        outcome: store::Outcome::Success,
+                        actor: None,
+                        subject: Some(id),
+                        ip: None,
+                        detail: serde_json::json!({ "role": role.as_str(), "by": "cli" }),
+                    },
+                    chrono::Utc::now(),
+                )
+                .await;
+            println!("{id} is now {}", role.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(StoreError::NotFound) => {
+            eprintln!("error: no user has the id {id}");
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => Err(error).context("changing the role"),
     }
 }
 

@@ -17,6 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::auth::password::HashParams;
+use crate::auth::tokens::JwtKeys;
 use crate::store::Sealer;
 use crate::store::seal;
 
@@ -80,6 +82,27 @@ pub struct SettingsArgs {
         value_name = "FILE"
     )]
     pub database_url_file: Option<PathBuf>,
+
+    /// PostgreSQL URL of a login role that row-level security binds (a member of nudge_app
+    /// that owns nothing): the REST API's reads and edits of a person's data go through it,
+    /// so not even SQL that reached those connections could leave that person's rows.
+    #[arg(
+        long,
+        env = "NUDGE_DATABASE_API_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_api_url: Option<String>,
+
+    /// File holding NUDGE_DATABASE_API_URL.
+    #[arg(
+        long,
+        env = "NUDGE_DATABASE_API_URL_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub database_api_url_file: Option<PathBuf>,
 
     /// The public base URL Twilio calls (scheme, host, port, path prefix), used to check
     /// webhook signatures behind a proxy [default: http://LISTEN].
@@ -150,6 +173,143 @@ pub struct SettingsArgs {
         value_name = "FILE"
     )]
     pub master_key_file: Option<PathBuf>,
+
+    /// Access-token signing keys (HS256): base64 32-byte keys separated by commas, the signing
+    /// key first, older keys after it until their tokens have expired. On SQLite it is
+    /// generated into the data directory when unset; PostgreSQL deployments must set it.
+    #[arg(
+        long,
+        env = "NUDGE_JWT_KEYS",
+        global = true,
+        value_name = "KEYS",
+        hide_env_values = true
+    )]
+    pub jwt_keys: Option<String>,
+
+    /// File holding the access-token signing keys (instead of NUDGE_JWT_KEYS).
+    #[arg(long, env = "NUDGE_JWT_KEYS_FILE", global = true, value_name = "FILE")]
+    pub jwt_keys_file: Option<PathBuf>,
+
+    /// Redis URL (`redis://…`): shares the token revocation list, rate limits and the LLM
+    /// response cache between nodes. Unset: the database holds revocations, and each node
+    /// limits and caches on its own.
+    #[arg(
+        long,
+        env = "NUDGE_REDIS_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every key this deployment writes to Redis, so deployments (stage, prod) can
+    /// share one Redis [default: nudge].
+    #[arg(
+        long,
+        env = "NUDGE_REDIS_NAMESPACE",
+        global = true,
+        value_name = "NAME"
+    )]
+    pub redis_namespace: Option<String>,
+
+    /// File holding the Redis URL (instead of NUDGE_REDIS_URL).
+    #[arg(long, env = "NUDGE_REDIS_URL_FILE", global = true, value_name = "FILE")]
+    pub redis_url_file: Option<PathBuf>,
+
+    /// Lifetime of access tokens in seconds [default: 900].
+    #[arg(
+        long,
+        env = "NUDGE_ACCESS_TOKEN_TTL_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub access_token_ttl_secs: Option<String>,
+
+    /// Lifetime of a sign-in (its refresh tokens) in days [default: 30].
+    #[arg(
+        long,
+        env = "NUDGE_SESSION_TTL_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub session_ttl_days: Option<String>,
+
+    /// argon2id memory cost in KiB [default: 19456, OWASP's recommendation].
+    #[arg(long, env = "NUDGE_ARGON2_M_KIB", global = true, value_name = "KIB")]
+    pub argon2_m_kib: Option<String>,
+
+    /// argon2id passes [default: 2].
+    #[arg(long, env = "NUDGE_ARGON2_T", global = true, value_name = "N")]
+    pub argon2_t: Option<String>,
+
+    /// argon2id lanes [default: 1].
+    #[arg(long, env = "NUDGE_ARGON2_P", global = true, value_name = "N")]
+    pub argon2_p: Option<String>,
+
+    /// Days after which a password must be changed; 0 turns forced expiry off, as NIST
+    /// SP 800-63B advises [default: 0].
+    #[arg(
+        long,
+        env = "NUDGE_PASSWORD_MAX_AGE_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub password_max_age_days: Option<String>,
+
+    /// The Twilio number (E.164) that sends phone-verification codes to people who have no
+    /// dedicated number yet.
+    #[arg(long, env = "NUDGE_SMS_SENDER", global = true, value_name = "NUMBER")]
+    pub sms_sender: Option<String>,
+
+    /// Take the client address from the last `X-Forwarded-For` entry (set it behind nginx
+    /// only) [default: false].
+    #[arg(
+        long,
+        env = "NUDGE_TRUST_FORWARDED_FOR",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub trust_forwarded_for: Option<String>,
+
+    /// Requests per minute per client address, every route [default: 600]. 0: no limit.
+    #[arg(long, env = "NUDGE_RATE_IP_PER_MIN", global = true, value_name = "N")]
+    pub rate_ip_per_min: Option<String>,
+
+    /// Sign-in, registration and other account requests per minute per client address
+    /// [default: 20]. 0: no limit.
+    #[arg(long, env = "NUDGE_RATE_AUTH_PER_MIN", global = true, value_name = "N")]
+    pub rate_auth_per_min: Option<String>,
+
+    /// API requests per minute per user (premium: three times as many) [default: 120].
+    #[arg(long, env = "NUDGE_RATE_API_PER_MIN", global = true, value_name = "N")]
+    pub rate_api_per_min: Option<String>,
+
+    /// Inbound SMS per minute per user [default: 30].
+    #[arg(long, env = "NUDGE_RATE_SMS_PER_MIN", global = true, value_name = "N")]
+    pub rate_sms_per_min: Option<String>,
+
+    /// WebSocket messages per minute per user [default: 60].
+    #[arg(long, env = "NUDGE_RATE_WS_PER_MIN", global = true, value_name = "N")]
+    pub rate_ws_per_min: Option<String>,
+
+    /// Days messages are kept; 0 keeps them until the person erases their account
+    /// [default: 0].
+    #[arg(
+        long,
+        env = "NUDGE_RETENTION_MESSAGES_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub retention_messages_days: Option<String>,
+
+    /// Days security events are kept in the audit log [default: 90].
+    #[arg(
+        long,
+        env = "NUDGE_RETENTION_AUDIT_DAYS",
+        global = true,
+        value_name = "DAYS"
+    )]
+    pub retention_audit_days: Option<String>,
 
     /// Log format on stderr: `text` or `json` [default: text]. Filter with RUST_LOG.
     #[arg(long, env = "NUDGE_LOG_FORMAT", global = true, value_name = "FORMAT")]
@@ -254,16 +414,6 @@ pub struct SettingsArgs {
     )]
     pub llm_cache_ttl_secs: Option<String>,
 
-    /// Redis URL (`redis://host:port/db`): shared caches live there instead of in-process.
-    #[arg(
-        long,
-        env = "NUDGE_REDIS_URL",
-        global = true,
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub redis_url: Option<String>,
-
     /// Embedding model for long-term memory, or `off` [default: gemini-embedding-001].
     #[arg(
         long,
@@ -301,12 +451,34 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     database_url_file: Option<PathBuf>,
+    database_api_url: Option<String>,
+    database_api_url_file: Option<PathBuf>,
     public_url: Option<String>,
     idle_passivate_secs: Option<u64>,
     reply_window_ms: Option<u64>,
     log_format: Option<String>,
     master_key: Option<String>,
     master_key_file: Option<PathBuf>,
+    jwt_keys: Option<String>,
+    jwt_keys_file: Option<PathBuf>,
+    redis_url: Option<String>,
+    redis_url_file: Option<PathBuf>,
+    redis_namespace: Option<String>,
+    access_token_ttl_secs: Option<u64>,
+    session_ttl_days: Option<u64>,
+    argon2_m_kib: Option<u64>,
+    argon2_t: Option<u64>,
+    argon2_p: Option<u64>,
+    password_max_age_days: Option<u64>,
+    sms_sender: Option<String>,
+    trust_forwarded_for: Option<bool>,
+    rate_ip_per_min: Option<u64>,
+    rate_auth_per_min: Option<u64>,
+    rate_api_per_min: Option<u64>,
+    rate_sms_per_min: Option<u64>,
+    rate_ws_per_min: Option<u64>,
+    retention_messages_days: Option<u64>,
+    retention_audit_days: Option<u64>,
     #[serde(default)]
     twilio: FileTwilio,
     #[serde(default)]
@@ -314,7 +486,6 @@ struct FileSettings {
     /// The `[embeddings]` table: long-term memory vectors.
     #[serde(default)]
     embeddings: FileEmbeddings,
-    redis_url: Option<String>,
 }
 
 /// The file's `[llm]` table.
@@ -449,6 +620,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: DatabaseUrl,
+    /// PostgreSQL only: the login role row-level security binds, for the REST API's work.
+    pub database_api_url: Option<DatabaseUrl>,
     /// `None` means "http://" + the address actually bound.
     pub public_url: Option<Url>,
     pub twilio: TwilioSettings,
@@ -461,8 +634,46 @@ pub struct Settings {
     pub llm: LlmSettings,
     /// Embeddings for long-term memory retrieval.
     pub embeddings: EmbeddingSettings,
-    /// Shared caches live in this Redis when set (its URL may hold a password).
-    pub redis_url: Option<SecretString>,
+    /// Signs access tokens; its `Debug` shows key ids only.
+    pub jwt_keys: JwtKeys,
+    /// Shared revocation list and rate limits; `None`: database and in-process instead.
+    pub redis_url: Option<DatabaseUrl>,
+    /// Prefix of this deployment's Redis keys.
+    pub redis_namespace: String,
+    pub auth: AuthSettings,
+    pub limits: RateLimits,
+    pub retention: Retention,
+    /// Client addresses come from `X-Forwarded-For` (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
+}
+
+/// Accounts and sessions.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub access_ttl: Duration,
+    pub session_ttl: Duration,
+    pub argon2: HashParams,
+    /// `None`: passwords never expire by age.
+    pub password_max_age: Option<Duration>,
+    /// Sends verification codes to people without a dedicated number.
+    pub sms_sender: Option<String>,
+}
+
+/// Requests per minute of each route class; 0 means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub ip_per_min: u32,
+    pub auth_per_min: u32,
+    pub api_per_min: u32,
+    pub sms_per_min: u32,
+    pub ws_per_min: u32,
+}
+
+/// How long each class of data is kept; `None` keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub messages: Option<Duration>,
+    pub audit: Option<Duration>,
 }
 
 // LLM ----------------------------------------------------------------------------------------
@@ -683,6 +894,8 @@ const MAX_EMBEDDING_DIMENSIONS: u64 = 3072;
 const DEFAULT_EMBEDDING_QUERY_BUDGET_MS: u64 = 300;
 /// A turn is never held longer than this for a message's vector.
 const MAX_EMBEDDING_QUERY_BUDGET_MS: u64 = 2_000;
+const LOCAL_JWT_KEY_FILE: &str = "jwt.key";
+const DAY_SECS: u64 = 24 * 60 * 60;
 
 impl Settings {
     /// Loads and validates the settings from the flags/environment and the optional file.
@@ -732,6 +945,23 @@ impl Settings {
                 "NUDGE_DATABASE_URL",
                 format!("unknown scheme {scheme:?}; expected sqlite: or postgres://"),
             ));
+        }
+
+        let database_api_url = secret_value(
+            "NUDGE_DATABASE_API_URL",
+            pick(&args.database_api_url, &file.database_api_url),
+            args.database_api_url_file
+                .clone()
+                .or(file.database_api_url_file),
+        )?;
+        if let Some(url) = &database_api_url {
+            let api_scheme = url.split(':').next().unwrap_or_default();
+            if scheme == "sqlite" || !matches!(api_scheme, "postgres" | "postgresql") {
+                return Err(ConfigError::new(
+                    "NUDGE_DATABASE_API_URL",
+                    "is a postgres:// URL, for a PostgreSQL NUDGE_DATABASE_URL only",
+                ));
+            }
         }
 
         let public_url = match pick(&args.public_url, &file.public_url) {
@@ -829,14 +1059,187 @@ impl Settings {
             }
         };
 
-        let redis_url = match pick(&args.redis_url, &file.redis_url) {
-            Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+        let jwt_keys = match secret_value(
+            "NUDGE_JWT_KEYS",
+            pick(&args.jwt_keys, &file.jwt_keys),
+            args.jwt_keys_file.clone().or(file.jwt_keys_file),
+        )? {
+            Some(text) => JwtKeys::from_text(&text)
+                .map_err(|e| ConfigError::new("NUDGE_JWT_KEYS", e.to_string()))?,
+            None if scheme == "sqlite" => local_jwt_keys(&data_dir)?,
+            None => {
                 return Err(ConfigError::new(
-                    "NUDGE_REDIS_URL",
-                    "expected a redis:// or rediss:// URL",
+                    "NUDGE_JWT_KEYS",
+                    "required with PostgreSQL (every node must verify every node's tokens); \
+                     make one with: head -c 32 /dev/urandom | base64",
                 ));
             }
-            other => other.map(SecretString::from),
+        };
+
+        let redis_url = secret_value(
+            "NUDGE_REDIS_URL",
+            pick(&args.redis_url, &file.redis_url),
+            args.redis_url_file.clone().or(file.redis_url_file),
+        )?;
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                "NUDGE_REDIS_URL",
+                "expected a redis:// or rediss:// URL",
+            ));
+        }
+
+        let redis_namespace =
+            pick(&args.redis_namespace, &file.redis_namespace).unwrap_or_else(|| "nudge".into());
+        if redis_namespace.is_empty()
+            || redis_namespace.len() > 64
+            || !redis_namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::new(
+                "NUDGE_REDIS_NAMESPACE",
+                "use 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        let access_ttl_secs = number(
+            "NUDGE_ACCESS_TOKEN_TTL_SECS",
+            &args.access_token_ttl_secs,
+            file.access_token_ttl_secs,
+            900,
+        )?;
+        if !(30..=3_600).contains(&access_ttl_secs) {
+            return Err(ConfigError::new(
+                "NUDGE_ACCESS_TOKEN_TTL_SECS",
+                "must be between 30 and 3600: access tokens are short-lived",
+            ));
+        }
+        let session_days = number(
+            "NUDGE_SESSION_TTL_DAYS",
+            &args.session_ttl_days,
+            file.session_ttl_days,
+            30,
+        )?;
+        if !(1..=365).contains(&session_days) {
+            return Err(ConfigError::new(
+                "NUDGE_SESSION_TTL_DAYS",
+                "must be between 1 and 365",
+            ));
+        }
+        let small = |setting: &'static str, value: u64| {
+            u32::try_from(value)
+                .map_err(|_| ConfigError::new(setting, format!("{value} is too large")))
+        };
+        let defaults = HashParams::default();
+        let argon2 = HashParams {
+            m_kib: small(
+                "NUDGE_ARGON2_M_KIB",
+                number(
+                    "NUDGE_ARGON2_M_KIB",
+                    &args.argon2_m_kib,
+                    file.argon2_m_kib,
+                    u64::from(defaults.m_kib),
+                )?,
+            )?,
+            t: small(
+                "NUDGE_ARGON2_T",
+                number(
+                    "NUDGE_ARGON2_T",
+                    &args.argon2_t,
+                    file.argon2_t,
+                    u64::from(defaults.t),
+                )?,
+            )?,
+            p: small(
+                "NUDGE_ARGON2_P",
+                number(
+                    "NUDGE_ARGON2_P",
+                    &args.argon2_p,
+                    file.argon2_p,
+                    u64::from(defaults.p),
+                )?,
+            )?,
+        };
+        argon2
+            .validate()
+            .map_err(|problem| ConfigError::new("NUDGE_ARGON2_M_KIB", problem))?;
+        let max_age_days = number(
+            "NUDGE_PASSWORD_MAX_AGE_DAYS",
+            &args.password_max_age_days,
+            file.password_max_age_days,
+            0,
+        )?;
+        let sms_sender = pick(&args.sms_sender, &file.sms_sender);
+        if let Some(sender) = &sms_sender
+            && !crate::cli::is_e164(sender)
+        {
+            return Err(ConfigError::new(
+                "NUDGE_SMS_SENDER",
+                format!("{sender:?} is not an E.164 number like +14155550100"),
+            ));
+        }
+        let trust_forwarded_for = match args.trust_forwarded_for.as_deref().map(str::trim) {
+            None => file.trust_forwarded_for.unwrap_or(false),
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "NUDGE_TRUST_FORWARDED_FOR",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
+        let per_min =
+            |setting: &'static str, arg: &Option<String>, file: Option<u64>, default: u64| {
+                small(setting, number(setting, arg, file, default)?)
+            };
+        let limits = RateLimits {
+            ip_per_min: per_min(
+                "NUDGE_RATE_IP_PER_MIN",
+                &args.rate_ip_per_min,
+                file.rate_ip_per_min,
+                600,
+            )?,
+            auth_per_min: per_min(
+                "NUDGE_RATE_AUTH_PER_MIN",
+                &args.rate_auth_per_min,
+                file.rate_auth_per_min,
+                20,
+            )?,
+            api_per_min: per_min(
+                "NUDGE_RATE_API_PER_MIN",
+                &args.rate_api_per_min,
+                file.rate_api_per_min,
+                120,
+            )?,
+            sms_per_min: per_min(
+                "NUDGE_RATE_SMS_PER_MIN",
+                &args.rate_sms_per_min,
+                file.rate_sms_per_min,
+                30,
+            )?,
+            ws_per_min: per_min(
+                "NUDGE_RATE_WS_PER_MIN",
+                &args.rate_ws_per_min,
+                file.rate_ws_per_min,
+                60,
+            )?,
+        };
+        let days = |n: u64| (n > 0).then(|| Duration::from_secs(n * DAY_SECS));
+        let retention = Retention {
+            messages: days(number(
+                "NUDGE_RETENTION_MESSAGES_DAYS",
+                &args.retention_messages_days,
+                file.retention_messages_days,
+                0,
+            )?),
+            audit: days(number(
+                "NUDGE_RETENTION_AUDIT_DAYS",
+                &args.retention_audit_days,
+                file.retention_audit_days,
+                90,
+            )?),
         };
         let llm = load_llm(args, file.llm)?;
 
@@ -845,6 +1248,7 @@ impl Settings {
             listen,
             data_dir,
             database_url: DatabaseUrl(SecretString::from(database_url)),
+            database_api_url: database_api_url.map(|u| DatabaseUrl(SecretString::from(u))),
             public_url,
             twilio: TwilioSettings {
                 account_sid,
@@ -857,7 +1261,19 @@ impl Settings {
             log_format,
             sealer,
             llm,
-            redis_url,
+            jwt_keys,
+            redis_url: redis_url.map(|u| DatabaseUrl(SecretString::from(u))),
+            redis_namespace,
+            auth: AuthSettings {
+                access_ttl: Duration::from_secs(access_ttl_secs),
+                session_ttl: Duration::from_secs(session_days * DAY_SECS),
+                argon2,
+                password_max_age: days(max_age_days),
+                sms_sender,
+            },
+            limits,
+            retention,
+            trust_forwarded_for,
         })
     }
 
@@ -1068,6 +1484,31 @@ fn local_master_key(data_dir: &Path) -> Result<Sealer, ConfigError> {
     Sealer::new(&[key]).map_err(|e| fail(e.to_string()))
 }
 
+/// Reads, or creates with owner-only permissions, the access-token signing key of the
+/// embedded default.
+fn local_jwt_keys(data_dir: &Path) -> Result<JwtKeys, ConfigError> {
+    use crate::auth::tokens;
+    let path = data_dir.join(LOCAL_JWT_KEY_FILE);
+    let fail = |problem: String| {
+        ConfigError::new(
+            "NUDGE_JWT_KEYS",
+            format!(
+                "not set, and the local key {} is unusable: {problem}",
+                path.display()
+            ),
+        )
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return JwtKeys::from_text(&text).map_err(|e| fail(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    let key: [u8; tokens::KEY_LEN] = rand::random();
+    write_private(&path, format!("{}\n", tokens::encode_key(&key)).as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    JwtKeys::new(&[key]).map_err(|e| fail(e.to_string()))
+}
+
 /// Writes a file readable by its owner only.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -1167,6 +1608,14 @@ mod tests {
         );
 
         let mut args = args_in(dir.path());
+        args.database_api_url = Some("postgres://nudge_api@127.0.0.1/nudge".into());
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_DATABASE_API_URL",
+            "a PostgreSQL API role needs a PostgreSQL database"
+        );
+
+        let mut args = args_in(dir.path());
         args.twilio_account_sid = Some("nope".into());
         assert_eq!(
             Settings::load(&args).unwrap_err().setting,
@@ -1220,6 +1669,8 @@ mod tests {
             "NUDGE_MASTER_KEY"
         );
         args.master_key = Some(seal::encode_key(&seal::generate_key()));
+        assert_eq!(Settings::load(&args).unwrap_err().setting, "NUDGE_JWT_KEYS");
+        args.jwt_keys = Some(seal::encode_key(&seal::generate_key()));
         assert!(Settings::load(&args).is_ok());
         args.master_key = Some("short".into());
         assert_eq!(
@@ -1358,11 +1809,15 @@ mod tests {
         let key = seal::encode_key(&seal::generate_key());
         args.master_key = Some(key.clone());
         args.gemini_api_key = Some("gemini-very-secret".into());
-        args.redis_url = Some("redis://:redis-pass@127.0.0.1:6379".into());
+        let jwt = seal::encode_key(&seal::generate_key());
+        args.jwt_keys = Some(jwt.clone());
+        args.redis_url = Some("redis://:redispass@127.0.0.1:6379".into());
         let text = format!("{:?}", Settings::load(&args).unwrap());
         assert!(!text.contains("gemini-very-secret"));
         assert!(!text.contains("redis-pass"));
         assert!(!text.contains(&key));
+        assert!(!text.contains(&jwt));
+        assert!(!text.contains("redispass"));
         assert!(!text.contains("tok-very-secret"));
         assert!(!text.contains("hunter2"));
     }

@@ -12,7 +12,8 @@
 //! | [`config`] | the typed settings tree, loaded in layers (defaults, TOML file, env, flags) |
 //! | [`telemetry`] | logging set-up |
 //! | [`app`] | start-up: store, actor tree, HTTP server, graceful shutdown |
-//! | [`edges`] | everything facing the outside: the Twilio webhook, health checks |
+//! | [`auth`] | passwords (argon2id and policy), signed access tokens, opaque tokens, TOTP |
+//! | [`edges`] | everything facing the outside: the Twilio webhook, the REST API, health checks |
 //! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier, LLM supervisor |
 //! | [`agent`] | what answers a turn: the LLM planner (prompts, budgets, summary, cache) and the offline rules |
 //! | [`llm`] | language-model providers (Gemini, OpenAI-compatible, Gemini embeddings), circuit breaking, retry timing |
@@ -25,6 +26,7 @@
 pub mod actors;
 pub mod agent;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod edges;

@@ -45,6 +45,9 @@ pub enum DirectoryMsg {
     Lookup(UserId, RpcReplyPort<Option<ActorRef<UserMsg>>>),
     /// How many user actors are active.
     ActiveCount(RpcReplyPort<usize>),
+    /// Stop the user's actor now (their account is being erased): turns waiting for it are
+    /// answered "unavailable", and its in-memory state (recent turns, caches) is dropped.
+    Stop(UserId, RpcReplyPort<()>),
 }
 
 /// Start-up arguments.
@@ -115,6 +118,10 @@ impl Actor for Directory {
             }
             DirectoryMsg::ActiveCount(reply) => {
                 let _ = reply.send(state.users.len());
+            }
+            DirectoryMsg::Stop(user_id, reply) => {
+                stop(state, user_id);
+                let _ = reply.send(());
             }
         }
         Ok(())
@@ -191,6 +198,18 @@ fn passivate(state: &mut DirectoryState, user_id: UserId, handled: u64) {
     {
         tracing::debug!(user = %user_id, "passivating idle user actor");
         actor.stop(Some(super::PASSIVATED.to_owned()));
+    }
+}
+
+fn stop(state: &mut DirectoryState, user_id: UserId) {
+    if let Some(entry) = state.users.remove(&user_id) {
+        for (_, reply) in entry.pending {
+            let _ = reply.send(Err(TurnError::Unavailable));
+        }
+        if let Some(actor) = entry.actor {
+            tracing::info!(user = %user_id, "stopping user actor: account erased");
+            actor.stop(Some(super::PASSIVATED.to_owned()));
+        }
     }
 }
 

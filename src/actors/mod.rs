@@ -189,6 +189,24 @@ impl ActorSystem {
         }
     }
 
+    /// Asks the notifier to send a verification code by SMS (fire and forget).
+    pub fn send_code(&self, to: String, from: String, body: String) {
+        if let Some(refs) = self.refs() {
+            let _ = refs.notifier.cast(NotifierMsg::SendCode { to, from, body });
+        }
+    }
+
+    /// Stops the user's actor, if active, and waits until the Directory has let it go.
+    pub async fn stop_user(&self, user_id: UserId) {
+        let Some(refs) = self.refs() else {
+            return;
+        };
+        let _ = refs
+            .directory
+            .call(|r| DirectoryMsg::Stop(user_id, r), Some(INSPECT_TIMEOUT))
+            .await;
+    }
+
     /// The user's actor, if it is active right now.
     pub async fn lookup(&self, user_id: UserId) -> Option<ActorRef<user::UserMsg>> {
         let refs = self.refs()?;

@@ -26,6 +26,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 pub enum NotifierMsg {
     /// Send `body` to the user by SMS, unless they opted out.
     SendSms { user_id: UserId, body: String },
+    /// Send a verification code (`body`) from `from` to a phone not yet linked to anyone.
+    /// Never logged: the body holds the code.
+    SendCode {
+        to: String,
+        from: String,
+        body: String,
+    },
 }
 
 /// What the notifier needs; cloned into each restart.
@@ -69,6 +76,12 @@ impl Actor for Notifier {
                     send_sms(&args, user_id, &body).await;
                 });
             }
+            NotifierMsg::SendCode { to, from, body } => {
+                let args = state.clone();
+                state.tasks.spawn(async move {
+                    send_code(&args, &to, &from, &body).await;
+                });
+            }
         }
         Ok(())
     }
@@ -86,41 +99,74 @@ async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
             return;
         }
     };
+    let (Some(phone), Some(number)) = (user.phone.as_deref(), user.number.as_deref()) else {
+        tracing::warn!(user = %user_id, "user has no phone or no dedicated number; not sending");
+        return;
+    };
     if user.sms_opted_out {
         tracing::info!(user = %user_id, "user opted out of SMS; not sending");
         return;
     }
     let request = OutboundSms {
-        from: &user.number,
-        to: &user.phone,
+        from: number,
+        to: phone,
         body,
         status_callback: args.status_callback.as_deref(),
     };
-    let mut backoff = FIRST_BACKOFF;
-    for attempt in 1..=SEND_ATTEMPTS {
-        match twilio.send_sms(&request).await {
-            Ok(sent) => {
-                tracing::info!(user = %user_id, sid = %sent.sid, "SMS sent through Twilio");
-                return;
-            }
-            Err(error) if error.is_opted_out() => {
-                tracing::info!(user = %user_id, to = %mask_phone(&user.phone), "Twilio reports the recipient opted out");
-                if let Err(error) = args.store.set_sms_opt_out(user_id, true).await {
-                    tracing::error!(user = %user_id, %error, "cannot record opt-out");
-                }
-                return;
-            }
-            Err(error) if error.is_retryable() && attempt < SEND_ATTEMPTS => {
-                let wait = retry_wait(&error, backoff);
-                tracing::warn!(user = %user_id, %error, attempt, ?wait, "SMS send failed; retrying");
-                tokio::time::sleep(wait).await;
-                backoff *= 2;
-            }
-            Err(error) => {
-                tracing::error!(user = %user_id, %error, attempt, "SMS send failed; giving up");
-                return;
+    match deliver(twilio, &request).await {
+        Ok(sent) => {
+            tracing::info!(user = %user_id, sid = %sent.sid, "SMS sent through Twilio");
+        }
+        Err(error) if error.is_opted_out() => {
+            tracing::info!(user = %user_id, to = %mask_phone(phone), "Twilio reports the recipient opted out");
+            if let Err(error) = args.store.set_sms_opt_out(user_id, true).await {
+                tracing::error!(user = %user_id, %error, "cannot record opt-out");
             }
         }
+        Err(error) => {
+            tracing::error!(user = %user_id, %error, "SMS send failed; giving up");
+        }
+    }
+}
+
+/// Sends one SMS, retrying retryable failures with exponential backoff (or Twilio's
+/// `Retry-After`), [`SEND_ATTEMPTS`] attempts in all; the last error otherwise.
+async fn deliver(
+    twilio: &TwilioClient,
+    request: &OutboundSms<'_>,
+) -> Result<crate::sms::twilio::SentSms, TwilioError> {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match twilio.send_sms(request).await {
+            Err(error) if error.is_retryable() && attempt < SEND_ATTEMPTS => {
+                let wait = retry_wait(&error, backoff);
+                tracing::warn!(to = %mask_phone(request.to), %error, attempt, ?wait, "SMS send failed; retrying");
+                tokio::time::sleep(wait).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Sends a verification code, retrying like replies do. Codes expire in minutes, so a send
+/// that keeps failing is given up quickly; the person can ask for another code.
+async fn send_code(args: &NotifierArgs, to: &str, from: &str, body: &str) {
+    let Some(twilio) = &args.twilio else {
+        tracing::warn!(to = %mask_phone(to), "no Twilio account configured; verification code not sent");
+        return;
+    };
+    let request = OutboundSms {
+        from,
+        to,
+        body,
+        status_callback: args.status_callback.as_deref(),
+    };
+    match deliver(twilio, &request).await {
+        Ok(sent) => tracing::info!(to = %mask_phone(to), sid = %sent.sid, "verification code sent"),
+        Err(error) => tracing::error!(to = %mask_phone(to), %error, "verification code not sent"),
     }
 }
 

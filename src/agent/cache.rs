@@ -4,7 +4,7 @@
 //! The key is a SHA-256 of the user's id, the prompt version and the request as sent, so no
 //! two users share an entry and no text appears in a key. In-process it is a `moka` cache;
 //! with `NUDGE_REDIS_URL` the entries live in Redis (shared by every node) under
-//! `nudge:llm-cache:<key>`, sealed with the store's key ring, since a model's answer is
+//! `<namespace>:llm-cache:<key>`, sealed with the store's key ring, since a model's answer is
 //! personal text. A Redis failure is logged and counts as a miss: the cache never fails a turn.
 
 use std::sync::Arc;
@@ -19,8 +19,8 @@ use crate::store::{Sealer, UserId};
 
 /// Entries the in-process cache holds at most.
 const MEMORY_CAPACITY: u64 = 10_000;
-/// Where Redis entries live.
-const REDIS_PREFIX: &str = "nudge:llm-cache:";
+/// Where Redis entries live, under the deployment's namespace.
+const REDIS_SUFFIX: &str = ":llm-cache:";
 /// How long one Redis command may take before it counts as a miss.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -42,6 +42,8 @@ enum Backend {
     Redis {
         connection: ConnectionManager,
         sealer: Sealer,
+        /// `<namespace>:llm-cache:`, so deployments sharing a Redis never share entries.
+        prefix: String,
     },
 }
 
@@ -73,7 +75,12 @@ impl ResponseCache {
 
     /// A cache in the Redis server at `url`, values sealed with `sealer`. Connects now, so a
     /// wrong URL stops start-up instead of silently caching nothing.
-    pub async fn redis(url: &str, ttl: Duration, sealer: Sealer) -> Result<Self, CacheError> {
+    pub async fn redis(
+        url: &str,
+        namespace: &str,
+        ttl: Duration,
+        sealer: Sealer,
+    ) -> Result<Self, CacheError> {
         let client = redis::Client::open(url).map_err(|e| CacheError(e.to_string()))?;
         let connection =
             tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager())
@@ -81,7 +88,11 @@ impl ResponseCache {
                 .map_err(|_| CacheError("no answer within 5 s".into()))?
                 .map_err(|e| CacheError(e.to_string()))?;
         Ok(Self {
-            backend: Backend::Redis { connection, sealer },
+            backend: Backend::Redis {
+                connection,
+                sealer,
+                prefix: format!("{namespace}{REDIS_SUFFIX}"),
+            },
             ttl,
         })
     }
@@ -112,9 +123,13 @@ impl ResponseCache {
     pub async fn get(&self, key: &str) -> Option<Generation> {
         match &self.backend {
             Backend::Memory(cache) => cache.get(key).await.map(|g| (*g).clone()),
-            Backend::Redis { connection, sealer } => {
+            Backend::Redis {
+                connection,
+                sealer,
+                prefix,
+            } => {
                 let mut connection = connection.clone();
-                let redis_key = format!("{REDIS_PREFIX}{key}");
+                let redis_key = format!("{prefix}{key}");
                 let mut get = redis::cmd("GET");
                 get.arg(&redis_key);
                 let command = get.query_async::<Option<String>>(&mut connection);
@@ -143,11 +158,15 @@ impl ResponseCache {
                     .insert(key.to_owned(), Arc::new(generation.clone()))
                     .await;
             }
-            Backend::Redis { connection, sealer } => {
+            Backend::Redis {
+                connection,
+                sealer,
+                prefix,
+            } => {
                 let Ok(json) = serde_json::to_string(generation) else {
                     return;
                 };
-                let redis_key = format!("{REDIS_PREFIX}{key}");
+                let redis_key = format!("{prefix}{key}");
                 let sealed = sealer.seal(&redis_key, &json);
                 let mut connection = connection.clone();
                 let mut set = redis::cmd("SET");
@@ -238,9 +257,14 @@ mod tests {
             return;
         };
         let sealer = Sealer::generate();
-        let cache = ResponseCache::redis(&url, Duration::from_millis(400), sealer.clone())
-            .await
-            .expect("redis cache");
+        let cache = ResponseCache::redis(
+            &url,
+            "nudge-test",
+            Duration::from_millis(400),
+            sealer.clone(),
+        )
+        .await
+        .expect("redis cache");
         assert_eq!(cache.backend_name(), "redis");
         let key = ResponseCache::key(UserId::new(), &request("secret plan"));
         assert_eq!(cache.get(&key).await, None);
@@ -253,7 +277,7 @@ mod tests {
             .await
             .expect("connection");
         let stored: Option<String> = redis::cmd("GET")
-            .arg(format!("{REDIS_PREFIX}{key}"))
+            .arg(format!("nudge-test{REDIS_SUFFIX}{key}"))
             .query_async(&mut raw)
             .await
             .expect("GET");
@@ -263,9 +287,14 @@ mod tests {
             "{stored}"
         );
 
-        let other = ResponseCache::redis(&url, Duration::from_secs(1), Sealer::generate())
-            .await
-            .expect("redis cache");
+        let other = ResponseCache::redis(
+            &url,
+            "nudge-test",
+            Duration::from_secs(1),
+            Sealer::generate(),
+        )
+        .await
+        .expect("redis cache");
         assert_eq!(
             other.get(&key).await,
             None,

@@ -225,8 +225,8 @@ mod tests {
         User {
             id: UserId::new(),
             display_name: "Ana".into(),
-            phone: "+14155550101".into(),
-            number: "+14155559001".into(),
+            phone: Some("+14155550101".into()),
+            number: Some("+14155559001".into()),
             language,
             time_zone: zone.into(),
             role: Role::Standard,

@@ -1,9 +1,19 @@
 //! Everything that faces the outside over HTTP.
 //!
-//! Each edge module exposes a `router()`; [`router`] composes them with the shared layers.
-//! Errors answer with a stable JSON shape, `{"error": {"code", "message"}}` ([`ApiError`]).
+//! Each edge module exposes a `router()`; [`router`] composes them with the shared layers:
+//! the per-client rate limit and the security headers ([`layers`]). Errors answer with a
+//! stable JSON shape, `{"error": {"code", "message"}}` ([`ApiError`]).
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`health`] | `/healthz`, `/readyz` |
+//! | [`sms`] | Twilio's inbound-message webhook |
+//! | [`api`] | the REST API `/api/v1/…`: accounts, sessions, the person's own data, admin, OpenAPI |
+//! | [`layers`] | security headers, per-client rate limit, the client address |
 
+pub mod api;
 pub mod health;
+pub mod layers;
 pub mod sms;
 
 use std::sync::Arc;
@@ -34,6 +44,8 @@ pub struct AppState {
     pub reply_window: std::time::Duration,
     /// Turns that outlive their request (replies sent later through the REST API).
     pub tasks: TaskTracker,
+    /// Accounts and sessions: signing keys, revocations, rate limits, password hashing.
+    pub security: Arc<api::Security>,
 }
 
 /// The whole HTTP surface.
@@ -41,16 +53,27 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(sms::router())
+        .merge(api::router())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            layers::limit_per_client,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
+        .layer(axum::middleware::from_fn(layers::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// An error answered to an HTTP caller.
@@ -61,6 +84,24 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// No valid credentials; `code` is stable (`unauthorized`, `invalid_credentials`,
+    /// `mfa_required`, `token_expired`, …).
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    /// Authenticated, but refused by policy (`mfa_required` for admins, `password_expired`).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
+    /// The request conflicts with what exists (an email already registered).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Over a rate limit or locked out for a while; retry after the given time.
+    #[error("too many requests; retry in {} s", retry_after_secs(*retry_after))]
+    TooManyRequests {
+        code: &'static str,
+        retry_after: std::time::Duration,
+    },
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
     #[error("not found: {0}")]
     NotFound(&'static str),
     #[error("request body too large (limit {limit} bytes)")]
@@ -75,6 +116,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
@@ -86,6 +134,11 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            ApiError::Denied { code, .. } => (StatusCode::FORBIDDEN, code),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
@@ -112,10 +165,42 @@ impl IntoResponse for ApiError {
                 other.to_string()
             }
         };
-        (
+        let mut response = (
             status,
             axum::Json(json!({ "error": { "code": code, "message": message } })),
         )
-            .into_response()
+            .into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::TooManyRequests { retry_after, .. } => {
+                headers.insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(retry_after_secs(*retry_after)),
+                );
+            }
+            ApiError::Unauthorized { .. } => {
+                headers.insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Whole seconds to wait, rounded up, at least 1 (what `Retry-After` carries).
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0).max(u64::from(wait.is_zero()))
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    /// `NotFound` (which is also "not yours") becomes a 404; anything else is unexpected.
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::NotFound => ApiError::NotFound("no such resource"),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }

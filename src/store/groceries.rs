@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{Database, QueryBuilder};
 
 use super::sql::{ROWS_PER_STATEMENT, now, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// One line of the grocery list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,5 +142,101 @@ impl Store {
                 .rows_affected()
         });
         Ok(cleared)
+    }
+}
+
+// What the REST API needs beyond the assistant's own operations: pages, one item, edits.
+
+const GROCERIES_PAGE: &str = concat!(
+    "SELECT ",
+    grocery_columns!(),
+    " FROM grocery_items WHERE user_id = $1 AND id > $2 AND ($3 IS NULL OR checked = $3) \
+     ORDER BY id LIMIT $4"
+);
+const GROCERY_BY_ID: &str = concat!(
+    "SELECT ",
+    grocery_columns!(),
+    " FROM grocery_items WHERE user_id = $1 AND id = $2"
+);
+const UPDATE_GROCERY: &str = concat!(
+    "UPDATE grocery_items SET name = COALESCE($3, name), checked = COALESCE($4, checked) \
+     WHERE user_id = $1 AND id = $2 RETURNING ",
+    grocery_columns!()
+);
+const DELETE_GROCERY: &str = "DELETE FROM grocery_items WHERE user_id = $1 AND id = $2";
+
+impl Store {
+    /// Up to `limit` of the user's items with ids after `after`, in id order, optionally only
+    /// unchecked (`checked = Some(false)`) or checked ones.
+    #[tracing::instrument(skip_all)]
+    pub async fn groceries_page(
+        &self,
+        user: UserId,
+        after: i64,
+        limit: u32,
+        checked: Option<bool>,
+    ) -> Result<Vec<GroceryItem>> {
+        let rows = with_user!(self, user, conn => {
+            sqlx::query_as::<_, GroceryRow>(GROCERIES_PAGE)
+                .bind(user.0)
+                .bind(after)
+                .bind(checked)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(GroceryItem::from).collect())
+    }
+
+    /// One of the user's items; `NotFound` when it is not theirs.
+    #[tracing::instrument(skip_all)]
+    pub async fn grocery(&self, user: UserId, item_id: i64) -> Result<GroceryItem> {
+        let row = with_user!(self, user, conn => {
+            sqlx::query_as::<_, GroceryRow>(GROCERY_BY_ID)
+                .bind(user.0)
+                .bind(item_id)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        Ok(row.ok_or(StoreError::NotFound)?.into())
+    }
+
+    /// Renames and/or checks or unchecks an item; `NotFound` when it is not the user's.
+    #[tracing::instrument(skip_all)]
+    pub async fn update_grocery(
+        &self,
+        user: UserId,
+        item_id: i64,
+        name: Option<&str>,
+        checked: Option<bool>,
+    ) -> Result<GroceryItem> {
+        let row = with_user!(self, user, conn => {
+            sqlx::query_as::<_, GroceryRow>(UPDATE_GROCERY)
+                .bind(user.0)
+                .bind(item_id)
+                .bind(name)
+                .bind(checked)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(write_error)?
+        });
+        Ok(row.ok_or(StoreError::NotFound)?.into())
+    }
+
+    /// Deletes an item; `NotFound` when it is not the user's.
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_grocery(&self, user: UserId, item_id: i64) -> Result<()> {
+        let deleted = with_user!(self, user, conn => {
+            sqlx::query(DELETE_GROCERY)
+                .bind(user.0)
+                .bind(item_id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 }

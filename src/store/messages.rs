@@ -243,7 +243,18 @@ const SMS_USAGE: &str = "SELECT id, user_id, message_id, direction, segments, \
      encoding, estimated_cost_micros, created_at \
      FROM sms_usage_logs WHERE user_id = $1 ORDER BY id";
 
+/// Where message bodies are sealed: `messages.body:<user id>`.
+const BODY_COLUMN: &str = "messages.body";
+
 impl Store {
+    /// A stored row as a message, its body opened. A body stored before sealing began (no
+    /// `v1.` envelope) is returned as it is; `nudge admin rotate-key` seals those.
+    fn open_message(&self, row: MessageRow) -> Result<Message> {
+        let mut message = Message::try_from(row)?;
+        message.body = self.open_column(BODY_COLUMN, message.user_id, message.body)?;
+        Ok(message)
+    }
+
     /// Stores one message. A repeated `provider_message_id` for the same user is
     /// `Conflict("provider_message_id")`.
     #[tracing::instrument(skip_all)]
@@ -275,7 +286,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(Message::try_from).transpose()
+        row.map(|r| self.open_message(r)).transpose()
     }
 
     /// The first reply stored for an inbound message, if any.
@@ -289,7 +300,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(Message::try_from).transpose()
+        row.map(|r| self.open_message(r)).transpose()
     }
 
     /// The user's last `limit` messages, oldest first.
@@ -302,7 +313,10 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        rows.into_iter().rev().map(Message::try_from).collect()
+        rows.into_iter()
+            .rev()
+            .map(|r| self.open_message(r))
+            .collect()
     }
 
     #[tracing::instrument(skip_all)]
@@ -353,53 +367,62 @@ impl Store {
         message: &NewMessage,
         usage: &[NewSmsUsage],
     ) -> Result<Message> {
-        with_pool!(self, pool, Db => {
-            /// Inserts `message` on a pooled connection or in a transaction.
+        let sealed = self
+            .sealer()
+            .seal(&super::seal::place(BODY_COLUMN, user), &message.body);
+        let stored = with_pool!(self, pool, Db => {
+            /// Inserts `message` (its body already sealed) on a pooled connection or in a
+            /// transaction.
             async fn insert(
                 conn: &mut <Db as Database>::Connection,
                 user: UserId,
                 message: &NewMessage,
-            ) -> Result<Message> {
+                sealed_body: &str,
+            ) -> Result<MessageRow> {
                 sqlx::query_as::<_, MessageRow>(INSERT_MESSAGE)
                     .bind(user.0)
                     .bind(message.channel.as_str())
                     .bind(message.direction.as_str())
-                    .bind(&message.body)
+                    .bind(sealed_body)
                     .bind(message.provider_message_id.as_deref())
                     .bind(message.in_reply_to)
                     .bind(now())
                     .fetch_one(conn)
                     .await
-                    .map_err(write_error)?
-                    .try_into()
+                    .map_err(write_error)
             }
 
             if usage.is_empty() {
                 let mut conn = pool.acquire().await?;
-                return insert(&mut conn, user, message).await;
+                insert(&mut conn, user, message, &sealed).await?
+            } else {
+                let mut tx = pool.begin().await?;
+                let stored = insert(&mut tx, user, message, &sealed).await?;
+                let rows = usage
+                    .iter()
+                    .map(|u| Ok((u, segments_column(u.segments)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                let created_at = now();
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                    let mut statement = QueryBuilder::<Db>::new(INSERT_SMS_USAGE_ROWS);
+                    statement.push_values(chunk, |mut row, (u, segments)| {
+                        row.push_bind(user.0)
+                            .push_bind(stored.id)
+                            .push_bind(u.direction.as_str())
+                            .push_bind(*segments)
+                            .push_bind(u.encoding.as_str())
+                            .push_bind(u.estimated_cost_micros)
+                            .push_bind(created_at);
+                    });
+                    statement.build().execute(&mut *tx).await.map_err(write_error)?;
+                }
+                tx.commit().await?;
+                stored
             }
-            let mut tx = pool.begin().await?;
-            let stored = insert(&mut tx, user, message).await?;
-            let rows = usage
-                .iter()
-                .map(|u| Ok((u, segments_column(u.segments)?)))
-                .collect::<Result<Vec<_>>>()?;
-            let created_at = now();
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut statement = QueryBuilder::<Db>::new(INSERT_SMS_USAGE_ROWS);
-                statement.push_values(chunk, |mut row, (u, segments)| {
-                    row.push_bind(user.0)
-                        .push_bind(stored.id)
-                        .push_bind(u.direction.as_str())
-                        .push_bind(*segments)
-                        .push_bind(u.encoding.as_str())
-                        .push_bind(u.estimated_cost_micros)
-                        .push_bind(created_at);
-                });
-                statement.build().execute(&mut *tx).await.map_err(write_error)?;
-            }
-            tx.commit().await?;
-            Ok(stored)
-        })
+        });
+        // What was written is known: no need to open it again.
+        let mut stored = Message::try_from(stored)?;
+        stored.body = message.body.clone();
+        Ok(stored)
     }
 }

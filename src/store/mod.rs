@@ -22,6 +22,13 @@
 //! | `llm_usage.rs` | [`NewLlmUsage`], [`LlmUsage`], [`ProviderUsage`]: tokens per model call |
 //! | `summaries.rs` | [`ConversationSummary`]: each user's rolling summary (sealed) |
 //! | `memories.rs` | [`Memory`], [`NewMemory`], [`MemoryKind`]: long-term memories, sealed |
+//! | `accounts.rs` | [`Account`], [`Profile`], consents, MFA, password history, phone codes |
+//! | `sessions.rs` | [`Session`], rotating refresh tokens, trusted devices, sign-in throttles |
+//! | `audit.rs` | [`AuditEvent`]: the append-only security log |
+//! | `keys.rs` | key rotation: the active key ids seen, re-sealing every sealed column |
+//! | `limits.rs` | rate limits (GCRA), in process or shared through Redis |
+//! | `revocation.rs` | the revocation list of access tokens: the sessions table, or Redis |
+//! | `privacy.rs` | export and erasure over every `user_id` table, retention purges |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
 //! sqlx), its statements and its `impl Store { … }` block. SQLite accepts PostgreSQL's `$N`
@@ -30,12 +37,21 @@
 //! `migrations/sqlite/` and `migrations/postgres/`, a file `src/store/<domain>.rs`, and a
 //! `mod <domain>;` line (plus a `pub use` of its types) here.
 
+#[cfg(test)]
+mod account_tests;
+mod accounts;
+mod audit;
 mod groceries;
+mod keys;
+pub mod limits;
 mod llm_usage;
 mod memories;
 mod messages;
-mod postgres;
+pub(crate) mod postgres;
+mod privacy;
+pub mod revocation;
 pub mod seal;
+mod sessions;
 mod sql;
 mod sqlite;
 mod summaries;
@@ -55,12 +71,19 @@ use uuid::Uuid;
 
 pub use seal::Sealer;
 
+pub use accounts::{
+    Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,
+};
+pub use audit::{AuditEvent, NewAuditEvent, Outcome};
 pub use groceries::GroceryItem;
+pub use keys::{ResealStep, SEALED_COLUMNS};
 pub use llm_usage::{LlmUsage, NewLlmUsage, ProviderUsage};
 pub use memories::{
     Memory, MemoryEmbedding, MemoryFingerprint, MemoryKind, MergedMemory, NewMemory,
 };
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
+pub use privacy::{EXPORT_FORMAT, ErasureReport};
+pub use sessions::{NewSession, Rotation, Session, Throttle};
 pub use summaries::ConversationSummary;
 pub use tasks::Task;
 pub use users::{Language, NewUser, Role, User};
@@ -135,6 +158,12 @@ pub struct Store {
     pool: Pool,
     /// Seals personal text before it is written and opens it when read.
     sealer: Sealer,
+    /// PostgreSQL only: the connecting role may switch to `nudge_app`, which row-level
+    /// security binds (see [`with_user!`]).
+    rls_role: bool,
+    /// PostgreSQL only: connections of a login role that row-level security binds and that
+    /// cannot switch to any other role, for [`with_user!`] (`NUDGE_DATABASE_API_URL`).
+    scoped: Option<PgPool>,
 }
 
 /// The pool of one backend. Private: only the store's own modules speak SQL.
@@ -193,10 +222,70 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Runs `body` for one user, behind row-level security on PostgreSQL.
+///
+/// `with_user!(store, user, conn => body)`: on PostgreSQL, `body` runs in a transaction that
+/// first switches to the role `nudge_app` and sets `app.user_id` (one statement, see
+/// `postgres::scope`), so the database itself refuses rows of any other user — a second wall
+/// behind the statement's own `WHERE user_id = $1`. On SQLite it runs on a pooled connection.
+/// `conn` is a `&mut` connection of the arm's database: pass `&mut *conn` to each query.
+///
+/// Costs two round trips more than [`with_pool!`] on PostgreSQL (BEGIN, scope, …, COMMIT):
+/// used for what people reach through the REST API, not for the assistant's hot path.
+macro_rules! with_user {
+    ($store:expr, $user:expr, $conn:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite(pool) => {
+                let mut pooled = pool.acquire().await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::store::Pool::Postgres(pool) => {
+                // The bound login role when there is one; else the owner, switching to
+                // `nudge_app` for the transaction.
+                let (mut tx, switch) = match &$store.scoped {
+                    Some(scoped) => (scoped.begin().await?, false),
+                    None => (pool.begin().await?, $store.rls_role),
+                };
+                $crate::store::postgres::scope(&mut tx, $user, switch).await?;
+                let value = {
+                    let $conn = &mut *tx;
+                    $body
+                };
+                tx.commit().await?;
+                value
+            }
+        }
+    };
+}
+pub(crate) use with_user;
+
 impl Store {
     /// The key ring personal columns are sealed with.
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+
+    /// Opens a value of a sealed column of `user`'s (`column` is `table.column`). A value
+    /// without the `v1.` envelope was stored before the column was sealed and is returned as
+    /// it is; one that fails to open is corrupt.
+    pub(crate) fn open_column(&self, column: &str, user: UserId, value: String) -> Result<String> {
+        match self.sealer.open(&seal::place(column, user), &value) {
+            Ok(plain) => Ok(plain),
+            Err(seal::SealError::Malformed) if !value.starts_with("v1.") => Ok(value),
+            Err(error) => Err(StoreError::Corrupt(format!("{column}: {error}"))),
+        }
+    }
+
+    /// Sends [`with_user!`]'s work through `url`, a PostgreSQL login role that row-level
+    /// security binds (a member of `nudge_app` that owns nothing and may not become the
+    /// owner): SQL that reaches such a connection cannot leave its user's rows, not even by
+    /// switching roles. Ignored on SQLite.
+    pub async fn with_scoped_pool(mut self, url: &str) -> Result<Store> {
+        if let Pool::Postgres(_) = self.pool {
+            self.scoped = Some(postgres::connect_scoped(url).await?);
+        }
+        Ok(self)
     }
 
     pub fn backend(&self) -> Backend {
@@ -223,10 +312,25 @@ impl Store {
 /// sealed with `sealer`'s active key.
 pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
     let scheme = url.split(':').next().unwrap_or_default();
-    let pool = match scheme {
-        "sqlite" => Pool::Sqlite(sqlite::connect(url).await?),
-        "postgres" | "postgresql" => Pool::Postgres(postgres::connect(url).await?),
+    let (pool, rls_role) = match scheme {
+        "sqlite" => (Pool::Sqlite(sqlite::connect(url).await?), false),
+        "postgres" | "postgresql" => {
+            let pool = postgres::connect(url).await?;
+            let role = postgres::can_use_app_role(&pool).await?;
+            if !role {
+                tracing::warn!(
+                    "role nudge_app is missing or not granted to this database user: \
+                     row-level security does not restrict the REST API (see README)"
+                );
+            }
+            (Pool::Postgres(pool), role)
+        }
         other => return Err(StoreError::UnsupportedScheme(other.to_owned())),
     };
-    Ok(Store { pool, sealer })
+    Ok(Store {
+        pool,
+        sealer,
+        rls_role,
+        scoped: None,
+    })
 }

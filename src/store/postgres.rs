@@ -31,12 +31,74 @@ pub(super) async fn connect(url: &str) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// Connects the pool of the row-level-security-bound login role (no migrations: it may not
+/// change the schema), and checks the role is bound: not a superuser, not BYPASSRLS, and
+/// unable to become the owner of the tables.
+pub(super) async fn connect_scoped(url: &str) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?.application_name("nudge-api");
+    let pool = PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await?;
+    let (bound,): (bool,) = sqlx::query_as(
+        "SELECT NOT r.rolsuper AND NOT r.rolbypassrls \
+         AND NOT pg_has_role(current_user, (SELECT tableowner FROM pg_tables \
+             WHERE schemaname = current_schema() AND tablename = 'users'), 'MEMBER') \
+         FROM pg_roles r WHERE r.rolname = current_user",
+    )
+    .fetch_one(&pool)
+    .await?;
+    if !bound {
+        return Err(sqlx::Error::Configuration(
+            "NUDGE_DATABASE_API_URL must log in as a role that row-level security binds \
+             (not a superuser, not BYPASSRLS, not a member of the tables' owner)"
+                .into(),
+        )
+        .into());
+    }
+    Ok(pool)
+}
+
+/// True when this database user may switch to `nudge_app` (the role row-level security
+/// binds, created by `migrations/postgres/0041_row_level_security.sql`).
+pub(super) async fn can_use_app_role(pool: &PgPool) -> Result<bool> {
+    let (usable,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nudge_app') \
+         AND CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nudge_app') \
+         THEN pg_has_role(current_user, 'nudge_app', 'MEMBER') ELSE false END",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(usable)
+}
+
+/// Scopes a transaction to one user: switches to `nudge_app` (when `role`) and sets
+/// `app.user_id`, both for this transaction only, in one round trip.
+pub(crate) async fn scope(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user: super::UserId,
+    role: bool,
+) -> Result<()> {
+    let statement = if role {
+        "SELECT set_config('role', 'nudge_app', true), set_config('app.user_id', $1, true)"
+    } else {
+        "SELECT '', set_config('app.user_id', $1, true)"
+    };
+    sqlx::query(statement)
+        .bind(user.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Names the field a unique violation is about, from the constraint names spelled out in
 /// `migrations/postgres/`; `None` for an error of another database.
 pub(super) fn unique_field(e: &dyn DatabaseError) -> Option<&'static str> {
     e.try_downcast_ref::<PgDatabaseError>()?;
     match e.constraint()? {
         "users_phone_key" => Some("phone"),
+        "accounts_email_key" => Some("email"),
         "user_phone_numbers_pkey" => Some("number"),
         "messages_user_id_provider_message_id_key" => Some("provider_message_id"),
         _ => None,

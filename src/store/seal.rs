@@ -94,12 +94,7 @@ impl Sealer {
     /// Parses a key ring as operators write it: base64 keys (standard or URL-safe alphabet)
     /// separated by commas or whitespace, the active key first.
     pub fn from_text(text: &str) -> Result<Self, SealError> {
-        let keys = text
-            .split([',', ' ', '\n', '\r', '\t'])
-            .filter(|part| !part.is_empty())
-            .map(decode_key)
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::new(&keys)
+        Self::new(&decode_keys(text)?)
     }
 
     /// A ring with one fresh random key (tests, and first runs of the embedded default).
@@ -186,8 +181,17 @@ fn split(sealed: &str) -> Result<(&str, &str), SealError> {
     }
 }
 
+/// Keys as operators write them: base64 (standard or URL-safe alphabet) 32-byte keys,
+/// separated by commas or whitespace. Used by every key ring (sealing, token signing).
+pub fn decode_keys(text: &str) -> Result<Vec<[u8; KEY_LEN]>, SealError> {
+    text.split([',', ' ', '\n', '\r', '\t'])
+        .filter(|part| !part.is_empty())
+        .map(decode_key)
+        .collect()
+}
+
 /// The id of a key: the first 8 hex digits of its SHA-256.
-fn key_id(key: &[u8; KEY_LEN]) -> String {
+pub fn key_id(key: &[u8; KEY_LEN]) -> String {
     let digest = Sha256::digest(key);
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }

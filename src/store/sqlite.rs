@@ -74,6 +74,7 @@ pub(super) fn unique_field(e: &dyn DatabaseError) -> Option<&'static str> {
     e.try_downcast_ref::<SqliteError>()?;
     match e.message().strip_prefix("UNIQUE constraint failed: ")? {
         "users.phone" => Some("phone"),
+        "accounts.email" => Some("email"),
         "user_phone_numbers.number" => Some("number"),
         "messages.user_id, messages.provider_message_id" => Some("provider_message_id"),
         _ => None,

@@ -75,10 +75,11 @@ impl FromStr for Role {
 pub struct User {
     pub id: UserId,
     pub display_name: String,
-    /// The user's own phone, E.164. Only texts from it reach this user's data.
-    pub phone: String,
-    /// The dedicated Twilio number this user texts, E.164.
-    pub number: String,
+    /// The user's own phone, E.164. Only texts from it reach this user's data. `None` for a
+    /// person who registered on the web and has not linked a phone yet.
+    pub phone: Option<String>,
+    /// The dedicated Twilio number this user texts, E.164; `None` until one is assigned.
+    pub number: Option<String>,
     pub language: Language,
     /// IANA time zone name, e.g. `Europe/Paris`.
     pub time_zone: String,
@@ -102,8 +103,8 @@ pub struct NewUser {
 struct UserRow {
     id: Uuid,
     display_name: String,
-    phone: String,
-    number: String,
+    phone: Option<String>,
+    number: Option<String>,
     language: String,
     time_zone: String,
     role: String,
@@ -132,7 +133,7 @@ macro_rules! user_select {
     () => {
         "SELECT u.id, u.display_name, u.phone, n.number, u.language, u.time_zone, \
          u.role, u.sms_opted_out, u.created_at \
-         FROM users u JOIN user_phone_numbers n ON n.user_id = u.id"
+         FROM users u LEFT JOIN user_phone_numbers n ON n.user_id = u.id"
     };
 }
 
@@ -157,8 +158,8 @@ impl Store {
         let user = User {
             id: UserId::new(),
             display_name: new.display_name.clone(),
-            phone: new.phone.clone(),
-            number: new.number.clone(),
+            phone: Some(new.phone.clone()),
+            number: Some(new.number.clone()),
             language: new.language,
             time_zone: new.time_zone.clone(),
             role: Role::default(),
@@ -170,7 +171,7 @@ impl Store {
             sqlx::query(INSERT_USER)
                 .bind(user.id.0)
                 .bind(&user.display_name)
-                .bind(&user.phone)
+                .bind(&new.phone)
                 .bind(user.language.as_str())
                 .bind(&user.time_zone)
                 .bind(user.role.as_str())
@@ -180,7 +181,7 @@ impl Store {
                 .await
                 .map_err(write_error)?;
             sqlx::query(INSERT_NUMBER)
-                .bind(&user.number)
+                .bind(&new.number)
                 .bind(user.id.0)
                 .bind(user.created_at)
                 .execute(&mut *tx)

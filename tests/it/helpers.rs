@@ -13,6 +13,8 @@ use nudge::store::{self, Sealer, Store};
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 /// The master key ring every test server runs with, so tests can open what it sealed.
 pub const MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LTAxMjM0NTY3ODlhYmNkZWY=";
+/// The access-token signing key every test server runs with.
+pub const JWT_KEYS: &str = "dGVzdC1qd3Qtc2lnbmluZy1rZXktMDEyMzQ1Njc4OWE=";
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -72,6 +74,10 @@ fn base_env(data_dir: &Path, database: &Database) -> Vec<(String, String)> {
         ("NUDGE_DATABASE_URL".into(), database.url.clone()),
         ("TWILIO_AUTH_TOKEN".into(), AUTH_TOKEN.into()),
         ("NUDGE_MASTER_KEY".into(), MASTER_KEY.into()),
+        ("NUDGE_JWT_KEYS".into(), JWT_KEYS.into()),
+        // Cheap hashing: debug builds run argon2 slowly, and tests sign in often.
+        ("NUDGE_ARGON2_M_KIB".into(), "64".into()),
+        ("NUDGE_ARGON2_T".into(), "1".into()),
         ("NUDGE_LISTEN".into(), "127.0.0.1:0".into()),
         (
             "RUST_LOG".into(),
@@ -177,8 +183,11 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             database: database.clone(),
             env,
+            // No idle connections kept: the server closes a connection whose body it refused
+            // unread (415, 413), and a pooled connection reused after that close fails.
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("http client"),
         }

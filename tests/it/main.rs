@@ -5,11 +5,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod actors;
 mod agent;
 mod cli;
 mod fakes;
 mod helpers;
+mod hostile;
 mod llm;
 mod memory;
+mod privacy;
 mod sms;
