@@ -8,5 +8,6 @@ pub mod groceries;
 pub mod internal;
 pub mod registry;
 pub mod tasks;
+pub mod when;
 
 pub use registry::{FunctionDeclaration, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
