@@ -17,8 +17,12 @@
 //! | `sqlite.rs`, `postgres.rs` | what one backend does its own way: connecting, naming a unique violation |
 //! | `users.rs` | [`User`], [`NewUser`], [`Role`], [`Language`] |
 //! | `messages.rs` | [`Message`], [`NewMessage`], [`Channel`], [`Direction`], SMS usage |
-//! | `tasks.rs` | [`Task`] |
+//! | `tasks.rs` | [`Task`], [`NewTask`], [`Due`], [`Priority`] |
 //! | `groceries.rs` | [`GroceryItem`] |
+//! | `goals.rs` | [`Goal`], [`GoalStatus`] |
+//! | `expenses.rs` | [`Expense`], [`NewExpense`], [`ExpenseTotal`] |
+//! | `notes.rs` | [`Note`] (sealed) |
+//! | `reminders.rs` | [`Reminder`], [`NewReminder`], [`ReminderStatus`] (sealed text) |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
 //! sqlx), its statements and its `impl Store { … }` block. SQLite accepts PostgreSQL's `$N`
@@ -27,9 +31,13 @@
 //! `migrations/sqlite/` and `migrations/postgres/`, a file `src/store/<domain>.rs`, and a
 //! `mod <domain>;` line (plus a `pub use` of its types) here.
 
+mod expenses;
+mod goals;
 mod groceries;
 mod messages;
+mod notes;
 mod postgres;
+mod reminders;
 pub mod seal;
 mod sql;
 mod sqlite;
@@ -37,6 +45,8 @@ mod tasks;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tools;
 mod users;
 
 use std::fmt;
@@ -49,9 +59,13 @@ use uuid::Uuid;
 
 pub use seal::Sealer;
 
+pub use expenses::{Expense, ExpenseTotal, NewExpense};
+pub use goals::{Goal, GoalStatus};
 pub use groceries::GroceryItem;
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
-pub use tasks::Task;
+pub use notes::Note;
+pub use reminders::{NewReminder, Reminder, ReminderStatus};
+pub use tasks::{Due, NewTask, Priority, Task};
 pub use users::{Language, NewUser, Role, User};
 
 /// Errors of the persistence layer.

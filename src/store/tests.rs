@@ -17,7 +17,7 @@ use super::{
 /// Runs `test` on a fresh SQLite file database, then on a fresh PostgreSQL database when one
 /// is available (and panics when none is but CI requires it). A failing test's output says
 /// which backend it failed on.
-async fn on_each_backend<F, Fut>(test: F)
+pub(super) async fn on_each_backend<F, Fut>(test: F)
 where
     F: Fn(Store) -> Fut,
     Fut: Future<Output = ()>,
@@ -61,7 +61,7 @@ fn new_user(n: u8) -> NewUser {
     }
 }
 
-async fn create(store: &Store, n: u8) -> User {
+pub(super) async fn create(store: &Store, n: u8) -> User {
     let user = store.create_user(&new_user(n)).await;
     user.expect("the user is created")
 }
@@ -115,7 +115,7 @@ fn assert_conflict<T: Debug>(result: Result<T>, field: &str) {
     }
 }
 
-fn assert_not_found<T: Debug>(result: Result<T>) {
+pub(super) fn assert_not_found<T: Debug>(result: Result<T>) {
     assert!(
         matches!(result, Err(StoreError::NotFound)),
         "expected NotFound, got {result:?}"

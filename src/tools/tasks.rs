@@ -368,6 +368,9 @@ mod tests {
             done: false,
             created_at: Utc::now(),
             completed_at: None,
+            due: None,
+            priority: crate::store::Priority::Normal,
+            misses: 0,
         }
     }
 
