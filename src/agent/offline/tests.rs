@@ -1,0 +1,780 @@
+//! The rules engine's tests: parsing tables, rendering limits, and turns over a real store.
+
+use super::*;
+use crate::tools::tasks::Numbered;
+use chrono::Utc;
+
+fn tasks_(titles: &[&str]) -> Vec<String> {
+    titles.iter().map(|t| (*t).to_owned()).collect()
+}
+
+fn add_tasks(titles: &[&str]) -> Intent {
+    Intent::AddTasks(tasks_(titles))
+}
+
+fn add_groceries(items: &[&str]) -> Intent {
+    Intent::AddGroceries(tasks_(items))
+}
+
+fn done_at(ps: &[usize]) -> Intent {
+    Intent::CompleteTask(Some(TaskTarget::Positions(ps.to_vec())))
+}
+
+fn done_title(t: &str) -> Intent {
+    Intent::CompleteTask(Some(TaskTarget::Title(t.to_owned())))
+}
+
+fn got(names: &[&str]) -> Intent {
+    Intent::CheckOffGroceries(
+        names
+            .iter()
+            .map(|n| ItemTarget::Name((*n).to_owned()))
+            .collect(),
+    )
+}
+
+fn check_table(cases: &[(&str, Intent)]) {
+    let mut failures = Vec::new();
+    for (text, want) in cases {
+        let got = parse(text);
+        if got != *want {
+            failures.push(format!("{text:?}: got {got:?}, want {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn adding_tasks_is_understood_in_english_and_french() {
+    check_table(&[
+        ("add task call mom", add_tasks(&["call mom"])),
+        ("Add a task: Call Mom!", add_tasks(&["Call Mom"])),
+        ("add a task to call mom", add_tasks(&["call mom"])),
+        ("todo: pay rent", add_tasks(&["pay rent"])),
+        ("TODO pay rent.", add_tasks(&["pay rent"])),
+        ("to-do: pay rent", add_tasks(&["pay rent"])),
+        ("task buy stamps", add_tasks(&["buy stamps"])),
+        ("new task: book dentist", add_tasks(&["book dentist"])),
+        ("remind me to call the bank", add_tasks(&["call the bank"])),
+        (
+            "Remind me to water plants please",
+            add_tasks(&["water plants"]),
+        ),
+        ("add call mom", add_tasks(&["call mom"])),
+        ("add call mom to my list", add_tasks(&["call mom"])),
+        ("add call mom to my to-do list", add_tasks(&["call mom"])),
+        (
+            "tasks: call mom, pay rent; book flights",
+            add_tasks(&["call mom", "pay rent", "book flights"]),
+        ),
+        (
+            "task email Sam, Jo and Ana",
+            add_tasks(&["email Sam, Jo and Ana"]),
+        ),
+        ("add task", Intent::AddTasks(vec![])),
+        ("ajoute tâche appeler maman", add_tasks(&["appeler maman"])),
+        (
+            "ajouter une tâche : payer le loyer",
+            add_tasks(&["payer le loyer"]),
+        ),
+        (
+            "Ajoute une tache appeler maman",
+            add_tasks(&["appeler maman"]),
+        ),
+        ("tâche: appeler maman", add_tasks(&["appeler maman"])),
+        ("TÂCHE : Appeler Maman", add_tasks(&["Appeler Maman"])),
+        (
+            "à faire: sortir les poubelles",
+            add_tasks(&["sortir les poubelles"]),
+        ),
+        (
+            "a faire sortir les poubelles",
+            add_tasks(&["sortir les poubelles"]),
+        ),
+        (
+            "nouvelle tâche réserver le resto",
+            add_tasks(&["réserver le resto"]),
+        ),
+        (
+            "rappelle-moi d'appeler maman",
+            add_tasks(&["appeler maman"]),
+        ),
+        (
+            "rappelle moi de payer le loyer stp",
+            add_tasks(&["payer le loyer"]),
+        ),
+        ("hi, add task call mom", add_tasks(&["call mom"])),
+        (
+            "bonjour ! tâche appeler maman",
+            add_tasks(&["appeler maman"]),
+        ),
+        ("please add task call mom", add_tasks(&["call mom"])),
+    ]);
+}
+
+#[test]
+fn listing_tasks_is_understood_in_english_and_french() {
+    check_table(&[
+        ("tasks", Intent::ListTasks),
+        ("Tasks?", Intent::ListTasks),
+        ("list", Intent::ListTasks),
+        ("my tasks", Intent::ListTasks),
+        ("show my tasks", Intent::ListTasks),
+        ("list tasks", Intent::ListTasks),
+        ("what's on my list?", Intent::ListTasks),
+        ("What\u{2019}s on my list", Intent::ListTasks),
+        ("whats on my list", Intent::ListTasks),
+        ("todo", Intent::ListTasks),
+        ("to-do list", Intent::ListTasks),
+        ("what's next", Intent::ListTasks),
+        ("mes tâches", Intent::ListTasks),
+        ("MES TACHES", Intent::ListTasks),
+        ("tâches", Intent::ListTasks),
+        ("liste", Intent::ListTasks),
+        ("ma liste", Intent::ListTasks),
+        ("montre-moi mes tâches", Intent::ListTasks),
+        ("qu'est-ce que j'ai à faire ?", Intent::ListTasks),
+        ("tasks please", Intent::ListTasks),
+    ]);
+}
+
+#[test]
+fn completing_tasks_is_understood_by_number_and_by_title() {
+    check_table(&[
+        ("done 2", done_at(&[2])),
+        ("Done #2!", done_at(&[2])),
+        ("did 2", done_at(&[2])),
+        ("complete 1", done_at(&[1])),
+        ("done 1, 3 and 4", done_at(&[1, 3, 4])),
+        ("done task 2", done_at(&[2])),
+        ("finished call mom", done_title("call mom")),
+        ("I finished Call Mom!", done_title("Call Mom")),
+        ("done with the report", done_title("the report")),
+        ("2 done", done_at(&[2])),
+        ("mark 3 as done", done_at(&[3])),
+        ("call mom is done", done_title("call mom")),
+        ("fait 2", done_at(&[2])),
+        ("terminé 1", done_at(&[1])),
+        ("Fini appeler maman", done_title("appeler maman")),
+        ("j'ai fini appeler maman", done_title("appeler maman")),
+        ("fait 1 et 2", done_at(&[1, 2])),
+        ("n°2 fait", done_at(&[2])),
+        ("appeler maman c'est fait", done_title("appeler maman")),
+        ("done", Intent::CompleteTask(None)),
+        ("Done!", Intent::CompleteTask(None)),
+        ("c'est fait", Intent::CompleteTask(None)),
+        ("fait", Intent::CompleteTask(None)),
+    ]);
+}
+
+#[test]
+fn adding_groceries_splits_items_and_drops_articles() {
+    check_table(&[
+        (
+            "add milk, eggs and bread to groceries",
+            add_groceries(&["milk", "eggs", "bread"]),
+        ),
+        (
+            "add some milk to my shopping list",
+            add_groceries(&["milk"]),
+        ),
+        ("groceries: milk, eggs", add_groceries(&["milk", "eggs"])),
+        ("buy milk and eggs", add_groceries(&["milk", "eggs"])),
+        (
+            "buy the milk & 2 avocados",
+            add_groceries(&["milk", "2 avocados"]),
+        ),
+        ("grocery milk", add_groceries(&["milk"])),
+        ("shopping list: oat milk", add_groceries(&["oat milk"])),
+        ("need to buy batteries", add_groceries(&["batteries"])),
+        (
+            "courses: lait, œufs et pain",
+            add_groceries(&["lait", "œufs", "pain"]),
+        ),
+        ("ajoute du lait aux courses", add_groceries(&["lait"])),
+        (
+            "ajoute de la farine et des œufs à la liste de courses",
+            add_groceries(&["farine", "œufs"]),
+        ),
+        ("ajoute du beurre", add_groceries(&["beurre"])),
+        ("acheter du pain", add_groceries(&["pain"])),
+        ("achète de l'huile", add_groceries(&["huile"])),
+        (
+            "Acheter: le lait, les pommes",
+            add_groceries(&["lait", "pommes"]),
+        ),
+        ("il faut acheter du café", add_groceries(&["café"])),
+        (
+            "add to groceries: rice, beans",
+            add_groceries(&["rice", "beans"]),
+        ),
+        ("buy", Intent::AddGroceries(vec![])),
+    ]);
+}
+
+#[test]
+fn listing_checking_off_and_clearing_groceries_are_understood() {
+    check_table(&[
+        ("groceries", Intent::ListGroceries),
+        ("grocery list", Intent::ListGroceries),
+        ("shopping list", Intent::ListGroceries),
+        ("show my grocery list", Intent::ListGroceries),
+        ("courses", Intent::ListGroceries),
+        ("liste de courses", Intent::ListGroceries),
+        ("la liste des courses ?", Intent::ListGroceries),
+        ("got milk", got(&["milk"])),
+        ("Got the milk and eggs", got(&["milk", "eggs"])),
+        ("bought milk", got(&["milk"])),
+        ("picked up bread", got(&["bread"])),
+        ("check off eggs", got(&["eggs"])),
+        ("j'ai acheté le lait", got(&["lait"])),
+        ("J\u{2019}ai achete le lait", got(&["lait"])),
+        ("pris lait", got(&["lait"])),
+        ("acheté le pain", got(&["pain"])),
+        (
+            "got 2",
+            Intent::CheckOffGroceries(vec![ItemTarget::Position(2)]),
+        ),
+        (
+            "pris 1 et 3",
+            Intent::CheckOffGroceries(vec![ItemTarget::Position(1), ItemTarget::Position(3)]),
+        ),
+        ("clear groceries", Intent::ClearGroceries),
+        ("clear the list", Intent::ClearGroceries),
+        ("Clear my grocery list.", Intent::ClearGroceries),
+        ("empty the shopping list", Intent::ClearGroceries),
+        ("vide les courses", Intent::ClearGroceries),
+        ("efface la liste de courses", Intent::ClearGroceries),
+        ("vider la liste", Intent::ClearGroceries),
+    ]);
+}
+
+#[test]
+fn help_greetings_thanks_and_nonsense_are_recognised() {
+    check_table(&[
+        ("help", Intent::Help),
+        ("HELP", Intent::Help),
+        ("?", Intent::Help),
+        ("??", Intent::Help),
+        ("aide", Intent::Help),
+        ("what can you do?", Intent::Help),
+        ("que sais-tu faire ?", Intent::Help),
+        ("Que sais tu faire", Intent::Help),
+        ("hi", Intent::Greeting),
+        ("Hello!", Intent::Greeting),
+        ("hey there", Intent::Greeting),
+        ("bonjour", Intent::Greeting),
+        ("Salut !", Intent::Greeting),
+        ("hi, how are you?", Intent::Greeting),
+        ("thanks!", Intent::Thanks),
+        ("merci", Intent::Thanks),
+        ("ok", Intent::Thanks),
+        ("", Intent::Unknown),
+        ("   ", Intent::Unknown),
+        ("...", Intent::Unknown),
+        ("the weather is nice", Intent::Unknown),
+        ("blorp", Intent::Unknown),
+    ]);
+}
+
+// --- rendering ---
+
+fn task(id: i64, title: &str) -> Task {
+    Task {
+        id,
+        title: title.to_owned(),
+        done: false,
+        created_at: Utc::now(),
+        completed_at: None,
+        due: None,
+        priority: crate::store::Priority::Normal,
+        misses: 0,
+    }
+}
+
+fn item(id: i64, name: &str) -> GroceryItem {
+    GroceryItem {
+        id,
+        name: name.to_owned(),
+        checked: false,
+        created_at: Utc::now(),
+    }
+}
+
+fn many_tasks(n: usize, len: usize) -> Vec<Task> {
+    (0..n)
+        .map(|i| task(i as i64, &format!("{i} {}", "é".repeat(len))))
+        .collect()
+}
+
+fn many_items(n: usize, len: usize) -> Vec<GroceryItem> {
+    (0..n)
+        .map(|i| item(i as i64, &format!("{i} {}", "x".repeat(len))))
+        .collect()
+}
+
+/// Every outcome shape, small and worst-case long.
+fn outcomes() -> Vec<Outcome> {
+    let long = many_tasks(40, 200);
+    let long_items = many_items(30, 100);
+    vec![
+        Outcome::TasksAdded(Added {
+            added: vec![task(1, "call mom")],
+            open: vec![task(0, "pay rent"), task(1, "call mom")],
+        }),
+        Outcome::TasksAdded(Added {
+            added: vec![task(1, "call mom")],
+            open: vec![task(1, "call mom")],
+        }),
+        Outcome::TasksAdded(Added {
+            added: long.clone(),
+            open: long.clone(),
+        }),
+        Outcome::TaskList(vec![]),
+        Outcome::TaskList(long.clone()),
+        Outcome::AskWhichTask(long.clone()),
+        Outcome::AskWhichTask(vec![]),
+        Outcome::TasksCompleted(Completion::Done {
+            completed: long.clone(),
+            missing: (1..40).collect(),
+            remaining: long.clone(),
+        }),
+        Outcome::TasksCompleted(Completion::Done {
+            completed: vec![task(1, "call mom")],
+            missing: vec![],
+            remaining: vec![],
+        }),
+        Outcome::TasksCompleted(Completion::NoSuchPosition {
+            positions: vec![9],
+            open: long.clone(),
+        }),
+        Outcome::TasksCompleted(Completion::NoMatch { open: long.clone() }),
+        Outcome::TasksCompleted(Completion::NoMatch { open: vec![] }),
+        Outcome::TasksCompleted(Completion::Ambiguous {
+            candidates: long
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Numbered {
+                    position: i + 1,
+                    task: t.clone(),
+                })
+                .collect(),
+        }),
+        Outcome::GroceriesAdded(AddedItems {
+            added: long_items.clone(),
+            already_listed: vec!["y".repeat(100); 30],
+            total: 60,
+        }),
+        Outcome::GroceryList(vec![]),
+        Outcome::GroceryList(long_items.clone()),
+        Outcome::GroceriesChecked(CheckOff {
+            checked: long_items.clone(),
+            not_found: vec![ItemTarget::Name("z".repeat(100)), ItemTarget::Position(99)],
+            ambiguous: vec![groceries::AmbiguousName {
+                name: "milk".repeat(25),
+                candidates: long_items.iter().cloned().enumerate().collect(),
+            }],
+            remaining: long_items.clone(),
+        }),
+        Outcome::GroceriesChecked(CheckOff {
+            checked: vec![],
+            not_found: vec![ItemTarget::Name("milk".into())],
+            ambiguous: vec![],
+            remaining: long_items.clone(),
+        }),
+        Outcome::GroceriesCleared(0),
+        Outcome::GroceriesCleared(12),
+        Outcome::Greeting {
+            name: "Bartholomew-Maximilian".into(),
+            open: long.clone(),
+        },
+        Outcome::Greeting {
+            name: String::new(),
+            open: vec![],
+        },
+        Outcome::Help,
+        Outcome::Thanks,
+        Outcome::Fallback,
+        Outcome::Refused(Refusal::NoTaskTitle),
+        Outcome::Refused(Refusal::TaskTooLong),
+        Outcome::Refused(Refusal::TooManyTasks),
+        Outcome::Refused(Refusal::NoGroceryItem),
+        Outcome::Refused(Refusal::ItemTooLong),
+        Outcome::Refused(Refusal::TooManyItems),
+    ]
+}
+
+fn is_gsm7(c: char) -> bool {
+    const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+                         ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+    BASIC.contains(c)
+}
+
+#[test]
+fn every_sms_reply_fits_in_320_characters_in_both_languages() {
+    for outcome in outcomes() {
+        for lang in [Language::En, Language::Fr] {
+            let text = render(&outcome, lang, Channel::Sms);
+            let n = text.chars().count();
+            assert!(
+                n <= SMS_MAX_CHARS,
+                "{n} chars for {outcome:?} in {lang:?}:\n{text}"
+            );
+            assert!(!text.trim().is_empty());
+        }
+    }
+}
+
+#[test]
+fn english_replies_use_only_gsm7_characters() {
+    for outcome in outcomes() {
+        let text = render(&outcome, Language::En, Channel::Sms);
+        let odd: Vec<char> = text.chars().filter(|c| !is_gsm7(*c) && *c != 'é').collect();
+        assert!(odd.is_empty(), "{odd:?} in {text:?}");
+    }
+}
+
+#[test]
+fn sms_lists_show_five_items_then_how_many_more() {
+    let open: Vec<Task> = (1..=8).map(|i| task(i, &format!("task {i}"))).collect();
+    let en = render(&Outcome::TaskList(open.clone()), Language::En, Channel::Sms);
+    assert!(en.contains("1. task 1\n2. task 2"), "{en}");
+    assert!(en.contains("5. task 5\n+3 more"), "{en}");
+    assert!(!en.contains("task 6"), "{en}");
+    let fr = render(&Outcome::TaskList(open), Language::Fr, Channel::Sms);
+    assert!(fr.contains("+3 autres"), "{fr}");
+}
+
+#[test]
+fn adding_a_task_confirms_it_and_names_what_is_next_in_both_languages() {
+    let outcome = Outcome::TasksAdded(Added {
+        added: vec![task(3, "call mom")],
+        open: vec![
+            task(1, "pay rent"),
+            task(2, "book dentist"),
+            task(3, "call mom"),
+        ],
+    });
+    assert_eq!(
+        render(&outcome, Language::En, Channel::Sms),
+        "Added: call mom. You have 3 open tasks - next up: pay rent."
+    );
+    let outcome = Outcome::TasksAdded(Added {
+        added: vec![task(3, "appeler maman")],
+        open: vec![
+            task(1, "payer le loyer"),
+            task(2, "dentiste"),
+            task(3, "appeler maman"),
+        ],
+    });
+    assert_eq!(
+        render(&outcome, Language::Fr, Channel::Sms),
+        "Ajouté : appeler maman. 3 tâches en cours — prochaine : payer le loyer."
+    );
+}
+
+#[test]
+fn completing_a_task_celebrates_and_names_the_next_one() {
+    let outcome = Outcome::TasksCompleted(Completion::Done {
+        completed: vec![task(4, "call mom")],
+        missing: vec![],
+        remaining: vec![task(5, "pay rent")],
+    });
+    let en = render(&outcome, Language::En, Channel::Sms);
+    assert!(en.starts_with("Done: call mom. "), "{en}");
+    assert!(en.ends_with("Next up: pay rent."), "{en}");
+    let fr = render(&outcome, Language::Fr, Channel::Sms);
+    assert!(fr.starts_with("Fait : call mom. "), "{fr}");
+    assert!(fr.ends_with("Prochaine : pay rent."), "{fr}");
+}
+
+#[test]
+fn empty_lists_are_answered_with_encouragement_and_a_next_step() {
+    let en = render(&Outcome::TaskList(vec![]), Language::En, Channel::Sms);
+    assert!(
+        en.contains("clean slate") && en.contains("task call mom"),
+        "{en}"
+    );
+    let fr = render(&Outcome::GroceryList(vec![]), Language::Fr, Channel::Sms);
+    assert!(fr.contains("vide") && fr.contains("acheter"), "{fr}");
+}
+
+#[test]
+fn an_ambiguous_title_lists_the_candidates_under_their_list_numbers() {
+    let outcome = Outcome::TasksCompleted(Completion::Ambiguous {
+        candidates: vec![
+            Numbered {
+                position: 1,
+                task: task(1, "call mom"),
+            },
+            Numbered {
+                position: 3,
+                task: task(3, "call dentist"),
+            },
+        ],
+    });
+    assert_eq!(
+        render(&outcome, Language::En, Channel::Sms),
+        "Which one?\n1. call mom\n3. call dentist\nReply: done 1"
+    );
+}
+
+#[test]
+fn the_web_channel_shows_longer_titles_than_sms() {
+    let title = "a".repeat(80);
+    let outcome = Outcome::TaskList(vec![task(1, &title)]);
+    assert!(!render(&outcome, Language::En, Channel::Sms).contains(&title));
+    assert!(render(&outcome, Language::En, Channel::Web).contains(&title));
+}
+
+#[test]
+fn help_and_fallback_texts_fit_one_reply_in_both_languages() {
+    for lang in [Language::En, Language::Fr] {
+        assert!(help_text(lang).chars().count() <= SMS_MAX_CHARS);
+        assert!(fallback_text(lang).chars().count() <= SMS_MAX_CHARS);
+    }
+    assert!(help_text(Language::En).chars().all(is_gsm7));
+    assert!(fallback_text(Language::En).chars().all(is_gsm7));
+}
+
+// --- end to end, over a real store ---
+
+mod engine {
+    use super::super::*;
+    use crate::store::{NewUser, Store, connect};
+    use chrono::Utc;
+
+    struct Fixture {
+        store: Store,
+        en: User,
+        fr: User,
+    }
+
+    async fn fixture() -> Fixture {
+        let store = connect("sqlite::memory:", crate::store::Sealer::generate())
+            .await
+            .expect("store");
+        let en = store
+            .create_user(&NewUser {
+                display_name: "Sam Doe".into(),
+                phone: "+15550000001".into(),
+                number: "+15559990001".into(),
+                language: Language::En,
+                time_zone: "America/New_York".into(),
+            })
+            .await
+            .expect("en user");
+        let fr = store
+            .create_user(&NewUser {
+                display_name: "Camille".into(),
+                phone: "+33600000002".into(),
+                number: "+15559990002".into(),
+                language: Language::Fr,
+                time_zone: "Europe/Paris".into(),
+            })
+            .await
+            .expect("fr user");
+        Fixture { store, en, fr }
+    }
+
+    async fn say(store: &Store, user: &User, text: &str) -> String {
+        let reply = OfflineRules
+            .respond(
+                store,
+                TurnInput {
+                    user,
+                    text,
+                    channel: Channel::Sms,
+                    now: Utc::now(),
+                    recent: &[],
+                    memories: &[],
+                },
+            )
+            .await
+            .expect("reply");
+        assert!(reply.chars().count() <= SMS_MAX_CHARS, "{reply}");
+        reply
+    }
+
+    async fn open_titles(store: &Store, user: &User) -> Vec<String> {
+        store
+            .open_tasks(user.id)
+            .await
+            .expect("open tasks")
+            .into_iter()
+            .map(|t| t.title)
+            .collect()
+    }
+
+    async fn grocery_names(store: &Store, user: &User) -> Vec<String> {
+        store
+            .groceries(user.id)
+            .await
+            .expect("groceries")
+            .into_iter()
+            .map(|i| i.name)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_english_user_adds_lists_and_completes_tasks_by_number_and_title() {
+        let Fixture { store, en, .. } = fixture().await;
+        let r = say(&store, &en, "add task pay rent").await;
+        assert_eq!(
+            r,
+            "Added: pay rent. It's your only task - start with 2 minutes?"
+        );
+        say(&store, &en, "todo: call mom").await;
+        let r = say(&store, &en, "remind me to book dentist").await;
+        assert_eq!(
+            r,
+            "Added: book dentist. You have 3 open tasks - next up: pay rent."
+        );
+        let r = say(&store, &en, "tasks").await;
+        assert!(
+            r.contains("1. pay rent\n2. call mom\n3. book dentist"),
+            "{r}"
+        );
+        let r = say(&store, &en, "done 2").await;
+        assert!(r.starts_with("Done: call mom."), "{r}");
+        assert!(r.ends_with("Next up: pay rent."), "{r}");
+        let r = say(&store, &en, "finished Book Dentist!").await;
+        assert!(r.starts_with("Done: book dentist."), "{r}");
+        assert_eq!(open_titles(&store, &en).await, ["pay rent"]);
+        let r = say(&store, &en, "done 7").await;
+        assert!(r.starts_with("There's no task 7."), "{r}");
+        let r = say(&store, &en, "done 1").await;
+        assert!(r.contains("last task"), "{r}");
+        let r = say(&store, &en, "tasks").await;
+        assert!(r.contains("clean slate"), "{r}");
+    }
+
+    #[tokio::test]
+    async fn an_ambiguous_title_asks_which_and_changes_nothing() {
+        let Fixture { store, en, .. } = fixture().await;
+        say(&store, &en, "task call mom").await;
+        say(&store, &en, "task pay rent").await;
+        say(&store, &en, "task call dentist").await;
+        let r = say(&store, &en, "done call").await;
+        assert_eq!(r, "Which one?\n1. call mom\n3. call dentist\nReply: done 1");
+        assert_eq!(open_titles(&store, &en).await.len(), 3);
+        let r = say(&store, &en, "done with taxes").await;
+        assert!(r.starts_with("I couldn't find that"), "{r}");
+        let r = say(&store, &en, "done").await;
+        assert!(r.starts_with("Which one did you finish?"), "{r}");
+        assert_eq!(open_titles(&store, &en).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_french_user_gets_french_replies_and_may_write_english() {
+        let Fixture { store, fr, .. } = fixture().await;
+        let r = say(&store, &fr, "ajoute une tâche payer le loyer").await;
+        assert_eq!(
+            r,
+            "Ajouté : payer le loyer. C'est ta seule tâche — on s'y met 2 minutes ?"
+        );
+        let r = say(&store, &fr, "task appeler maman").await;
+        assert_eq!(
+            r,
+            "Ajouté : appeler maman. 2 tâches en cours — prochaine : payer le loyer."
+        );
+        let r = say(&store, &fr, "mes tâches").await;
+        assert!(r.starts_with("Tes tâches (2) :\n1. payer le loyer"), "{r}");
+        let r = say(&store, &fr, "fini APPELER maman").await;
+        assert!(r.starts_with("Fait : appeler maman."), "{r}");
+        let r = say(&store, &fr, "courses : lait, œufs et pain").await;
+        assert_eq!(
+            r,
+            "Ajouté aux courses : lait, œufs, pain. 3 articles sur ta liste."
+        );
+        let r = say(&store, &fr, "j'ai acheté les oeufs").await;
+        assert_eq!(r, "Coché : œufs. Reste 2 : lait, pain.");
+        let r = say(&store, &fr, "aide").await;
+        assert_eq!(r, help_text(Language::Fr));
+        let r = say(&store, &fr, "blorp").await;
+        assert_eq!(r, fallback_text(Language::Fr));
+    }
+
+    #[tokio::test]
+    async fn groceries_are_added_listed_checked_off_and_cleared() {
+        let Fixture { store, en, .. } = fixture().await;
+        let r = say(&store, &en, "add milk, eggs and bread to groceries").await;
+        assert_eq!(
+            r,
+            "Added to groceries: milk, eggs, bread. 3 items on your list."
+        );
+        let r = say(&store, &en, "buy Milk and oat milk").await;
+        assert_eq!(
+            r,
+            "Added to groceries: oat milk. Already on the list: Milk. 4 items on your list."
+        );
+        let r = say(&store, &en, "grocery list").await;
+        assert!(r.contains("1. milk\n2. eggs\n3. bread\n4. oat milk"), "{r}");
+        let r = say(&store, &en, "got egg").await;
+        assert_eq!(r, "Checked off: eggs. 3 left: milk, bread, oat milk.");
+        let r = say(&store, &en, "got 2").await;
+        assert_eq!(r, "Checked off: bread. 2 left: milk, oat milk.");
+        let r = say(&store, &en, "bought cheese").await;
+        assert!(r.starts_with("Not on your list: cheese. Your list:"), "{r}");
+        assert_eq!(grocery_names(&store, &en).await, ["milk", "oat milk"]);
+        let r = say(&store, &en, "clear the list").await;
+        assert_eq!(r, "Cleared your grocery list (2 items). Fresh start!");
+        let r = say(&store, &en, "groceries").await;
+        assert!(r.starts_with("Your grocery list is empty."), "{r}");
+    }
+
+    #[tokio::test]
+    async fn limits_are_refused_kindly_and_nothing_is_saved() {
+        let Fixture { store, en, .. } = fixture().await;
+        let long = format!("task {}", "a".repeat(201));
+        let r = say(&store, &en, &long).await;
+        assert!(r.contains("max 200 characters"), "{r}");
+        let many = format!(
+            "groceries: {}",
+            (0..31)
+                .map(|i| format!("item{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let r = say(&store, &en, &many).await;
+        assert!(r.contains("up to 30 items"), "{r}");
+        let r = say(&store, &en, "add task").await;
+        assert_eq!(r, "What's the task? Try: task call mom");
+        assert!(open_titles(&store, &en).await.is_empty());
+        assert!(grocery_names(&store, &en).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_users_turn_never_sees_or_changes_another_users_lists() {
+        let Fixture { store, en, fr } = fixture().await;
+        say(&store, &en, "task secret plan").await;
+        say(&store, &en, "buy milk").await;
+        let r = say(&store, &fr, "tasks").await;
+        assert!(!r.contains("secret"), "{r}");
+        let r = say(&store, &fr, "done 1").await;
+        assert!(r.starts_with("Aucune tâche"), "{r}");
+        let r = say(&store, &fr, "finished secret plan").await;
+        assert!(r.starts_with("Aucune tâche"), "{r}");
+        let r = say(&store, &fr, "got milk").await;
+        assert!(!r.contains("Coché"), "{r}");
+        say(&store, &fr, "clear groceries").await;
+        assert_eq!(open_titles(&store, &en).await, ["secret plan"]);
+        assert_eq!(grocery_names(&store, &en).await, ["milk"]);
+    }
+
+    #[tokio::test]
+    async fn a_greeting_names_the_user_and_the_next_task() {
+        let Fixture { store, en, .. } = fixture().await;
+        let r = say(&store, &en, "hi").await;
+        assert_eq!(
+            r,
+            "Hi Sam! Your list is clear. Add a task anytime: task call mom"
+        );
+        say(&store, &en, "task pay rent").await;
+        let r = say(&store, &en, "Hello!").await;
+        assert_eq!(
+            r,
+            "Hi Sam! You have 1 open task - next up: pay rent. Reply 'tasks' to see them."
+        );
+    }
+}
