@@ -526,7 +526,7 @@ mod tests {
     #[test]
     fn bad_amounts_are_refused_never_rounded() {
         assert!(matches!(
-            minor_units("12.345", "EUR"),
+            minor_units("12.3456", "EUR"),
             Err(ExpenseError::TooPrecise { .. })
         ));
         assert!(matches!(

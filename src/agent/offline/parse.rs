@@ -1,8 +1,11 @@
 //! Step 1 of a turn: what a message asks for, read without a store or a clock.
 
 use super::Intent;
+use crate::store::Priority;
+use crate::tools::expenses::{ExpenseInput, Period, currency_word};
 use crate::tools::groceries::ItemTarget;
-use crate::tools::tasks::{TaskTarget, fold};
+use crate::tools::tasks::{ListFilter, Target, TaskTarget, fold};
+use crate::tools::when;
 
 /// Reads what a message asks for. Pure: no store, no clock.
 ///
@@ -319,7 +322,7 @@ const TASK_NOUNS: &[&str] = &[
 ];
 const ADD: &[&str] = &[
     "add", "create", "put", "new", "ajoute", "ajouter", "ajoutes", "rajoute", "rajouter", "cree",
-    "creer", "mets", "mettre", "met", "note", "noter",
+    "creer", "mets", "mettre", "met",
 ];
 const GROCERY_PREPS: &[&str] = &[
     "to", "on", "onto", "in", "into", "for", "aux", "au", "a", "dans", "sur", "pour", "en",
@@ -460,6 +463,9 @@ fn command(raw: &str, c: Cur<'_>) -> Option<Intent> {
     if c.is(GREETING_ONLY) {
         return Some(Intent::Greeting);
     }
+    if let Some(intent) = planning(raw, c) {
+        return Some(intent);
+    }
     if c.is(TASK_QUESTIONS) || c.is_listed(SHOW, OWNERS, TASK_LIST_NOUNS) {
         return Some(Intent::ListTasks);
     }
@@ -472,14 +478,31 @@ fn command(raw: &str, c: Cur<'_>) -> Option<Intent> {
             return Some(Intent::ClearGroceries);
         }
     }
-    // "remind me to call mom": a task for now.
+    // "remind me to call mom at 5": a reminder; without a time, a task.
     let mut r = c;
     if r.eat(REMIND) {
-        return Some(Intent::AddTasks(titles(span(raw, r.rest()), false)));
+        let body = span(raw, r.rest());
+        if let Some(intent) = reminder(body) {
+            return Some(intent);
+        }
+        return Some(Intent::AddTasks(titles(body, false)));
+    }
+    // "tous les lundis rappelle-moi de sortir les poubelles": the time first.
+    let text = span(raw, c.rest());
+    if let Some(found) = when::find_at_start(text) {
+        let after = &text[found.end..];
+        let toks = tokenize(after);
+        let mut q = Cur::new(&toks);
+        if q.eat(REMIND) && !q.at_end() {
+            return Some(Intent::CreateReminder {
+                text: clean(span(after, q.rest())),
+                when: found.expr,
+            });
+        }
     }
     // "task call mom", "todo: pay rent", "tâche : appeler maman", "new task ..."
     if let Some(t) = c.then(NEW, TASK_NOUNS) {
-        return Some(Intent::AddTasks(task_rest(raw, t)));
+        return Some(with_due(task_rest(raw, t)));
     }
     // "groceries: milk, eggs", "courses : lait, œufs et pain"
     let mut g = c;
@@ -533,7 +556,7 @@ fn task_rest(raw: &str, mut t: Cur<'_>) -> Vec<String> {
 /// After "add" / "ajoute": a task, unless groceries are named or hinted by a partitive article.
 fn add(raw: &str, a: Cur<'_>) -> Intent {
     if let Some(n) = a.then(NEW, TASK_NOUNS) {
-        return Intent::AddTasks(task_rest(raw, n));
+        return with_due(task_rest(raw, n));
     }
     // "add to groceries: milk", "ajoute aux courses du lait"
     let mut g = a;
@@ -553,7 +576,7 @@ fn add(raw: &str, a: Cur<'_>) -> Intent {
     if is_partitive(content) {
         return Intent::AddGroceries(items(span(raw, content)));
     }
-    Intent::AddTasks(titles(span(raw, content), false))
+    with_due(titles(span(raw, content), false))
 }
 
 /// "got milk", "bought 2", "j'ai acheté le lait", "pris lait", "acheté le pain".
@@ -914,5 +937,590 @@ impl<'t> Cur<'t> {
             }
         }
         false
+    }
+}
+
+// --- planning: due dates, lists, goals, expenses, notes, reminders -----------------------------
+
+/// Words that introduce a due date at the end of a task title.
+const DUE_MARKERS: &[&str] = &[
+    "by", "due", "due by", "before", "avant", "pour", "for", "until",
+];
+
+/// One task with a due date named after a marker ("pay rent by friday", "appeler maman pour
+/// demain") becomes a task with a due date; anything else stays as it is.
+fn with_due(titles: Vec<String>) -> Intent {
+    if let [title] = titles.as_slice()
+        && let Some(found) = when::find_at_end(title)
+        && !found.expr.is_recurring()
+        && found.start > 0
+    {
+        let expr_text = &title[found.start..];
+        let first = fold(expr_text.split_whitespace().next().unwrap_or_default());
+        let before = title[..found.start].trim_end();
+        let toks = tokenize(before);
+        let marker_tail = tail_len(&toks, DUE_MARKERS);
+        let marked_inside = DUE_MARKERS.contains(&first.as_str());
+        if marker_tail > 0 || marked_inside {
+            let kept = &toks[..toks.len() - marker_tail];
+            let head = clean(span(before, kept));
+            if !head.is_empty() {
+                return Intent::AddTasksDue {
+                    titles: vec![head],
+                    due: found.expr,
+                };
+            }
+        }
+    }
+    Intent::AddTasks(titles)
+}
+
+/// A reminder's text and time, the time at either end: "call mom tomorrow at 9",
+/// "dans 2 heures : sortir le linge", "every monday to take out the trash".
+fn reminder(body: &str) -> Option<Intent> {
+    let strip = |text: &str| {
+        let toks = tokenize(text);
+        let mut c = Cur::new(&toks);
+        c.eat(&["to", "de", "d'", "that", "que", "qu'", "about"]);
+        clean(span(text, c.rest()))
+    };
+    if let Some(found) = when::find_at_end(body)
+        && found.start > 0
+    {
+        let text = strip(&body[..found.start]);
+        if !text.is_empty() {
+            return Some(Intent::CreateReminder {
+                text,
+                when: found.expr,
+            });
+        }
+    }
+    if let Some(found) = when::find_at_start(body) {
+        let text = strip(&body[found.end..]);
+        return Some(Intent::CreateReminder {
+            text,
+            when: found.expr,
+        });
+    }
+    None
+}
+
+/// A single item pointed at: a number ("2", "#2", "number 2") or words.
+fn one_target(raw: &str, toks: &[Tok]) -> Option<Target> {
+    if let Some(ps) = positions(toks) {
+        return ps.first().map(|p| Target::Position(*p));
+    }
+    let words = clean(span(raw, toks));
+    (!words.is_empty()).then_some(Target::Title(words))
+}
+
+const OVERDUE: &[&str] = &[
+    "overdue",
+    "late",
+    "late tasks",
+    "overdue tasks",
+    "what's overdue",
+    "whats overdue",
+    "what is overdue",
+    "en retard",
+    "taches en retard",
+    "mes taches en retard",
+    "quoi en retard",
+];
+const DUE_TODAY: &[&str] = &[
+    "due today",
+    "what's due today",
+    "whats due today",
+    "what is due today",
+    "tasks today",
+    "today's tasks",
+    "todays tasks",
+    "today",
+    "pour aujourd'hui",
+    "taches du jour",
+    "a faire aujourd'hui",
+    "aujourd'hui",
+    "quoi aujourd'hui",
+];
+const DUE_WEEK: &[&str] = &[
+    "this week",
+    "due this week",
+    "tasks this week",
+    "cette semaine",
+    "taches de la semaine",
+    "pour cette semaine",
+    "a faire cette semaine",
+];
+const URGENT_LIST: &[&str] = &[
+    "urgent",
+    "urgent tasks",
+    "high priority",
+    "priorities",
+    "urgentes",
+    "taches urgentes",
+    "priorites",
+    "prioritaires",
+    "taches prioritaires",
+];
+const STATS: &[&str] = &[
+    "stats",
+    "my stats",
+    "statistics",
+    "progress",
+    "my progress",
+    "how am i doing",
+    "how's it going",
+    "hows it going",
+    "done this week",
+    "what did i do this week",
+    "bilan",
+    "mon bilan",
+    "mes stats",
+    "statistiques",
+    "mes progres",
+    "progres",
+    "ou j'en suis",
+    "ou j'en suis",
+    "qu'est ce que j'ai fait cette semaine",
+];
+const GOAL_LIST: &[&str] = &[
+    "goals",
+    "my goals",
+    "list goals",
+    "show goals",
+    "show my goals",
+    "objectifs",
+    "mes objectifs",
+    "liste des objectifs",
+    "montre mes objectifs",
+];
+const NOTE_LIST: &[&str] = &[
+    "notes",
+    "my notes",
+    "show notes",
+    "show my notes",
+    "list notes",
+    "mes notes",
+    "les notes",
+    "montre mes notes",
+    "affiche mes notes",
+];
+const REMINDER_LIST: &[&str] = &[
+    "reminders",
+    "my reminders",
+    "show reminders",
+    "show my reminders",
+    "list reminders",
+    "rappels",
+    "mes rappels",
+    "liste des rappels",
+    "montre mes rappels",
+];
+const SPENT_WEEK: &[&str] = &[
+    "expenses",
+    "my expenses",
+    "spending",
+    "expenses this week",
+    "spending this week",
+    "spent this week",
+    "how much did i spend",
+    "how much have i spent",
+    "how much did i spend this week",
+    "depenses",
+    "mes depenses",
+    "depenses de la semaine",
+    "depenses cette semaine",
+    "combien j'ai depense",
+    "combien j'ai depense cette semaine",
+];
+const SPENT_MONTH: &[&str] = &[
+    "expenses this month",
+    "spending this month",
+    "spent this month",
+    "how much did i spend this month",
+    "monthly expenses",
+    "depenses du mois",
+    "depenses ce mois",
+    "mes depenses du mois",
+    "combien j'ai depense ce mois",
+    "depenses ce mois ci",
+];
+const SPENT_TODAY: &[&str] = &[
+    "expenses today",
+    "spent today",
+    "spending today",
+    "how much did i spend today",
+    "depenses du jour",
+    "depenses aujourd'hui",
+    "combien j'ai depense aujourd'hui",
+];
+const CANCEL_VERBS: &[&str] = &[
+    "cancel",
+    "delete",
+    "remove",
+    "stop",
+    "annule",
+    "annuler",
+    "supprime",
+    "supprimer",
+    "efface",
+    "effacer",
+    "retire",
+];
+const THE: &[&str] = &[
+    "the", "my", "this", "le", "la", "mon", "ma", "ce", "cette", "l'",
+];
+const UNDO: &[&str] = &[
+    "undo",
+    "oops",
+    "oups",
+    "reopen",
+    "rouvre",
+    "rouvrir",
+    "not done",
+    "pas fini",
+    "pas fait",
+    "annule",
+    "annuler",
+    "undo that",
+    "annule ca",
+];
+const BREAK_DOWN: &[&str] = &[
+    "break down",
+    "breakdown",
+    "split",
+    "steps",
+    "steps for",
+    "smaller",
+    "small steps",
+    "smaller steps",
+    "decoupe",
+    "decouper",
+    "etapes",
+    "etapes pour",
+    "petites etapes",
+];
+const MOVE: &[&str] = &[
+    "move",
+    "reschedule",
+    "push",
+    "postpone",
+    "delay",
+    "deplace",
+    "deplacer",
+    "decale",
+    "decaler",
+    "reporte",
+    "reporter",
+    "repousse",
+];
+const GOAL_WORDS: &[&str] = &[
+    "goal",
+    "new goal",
+    "add goal",
+    "add a goal",
+    "objectif",
+    "nouvel objectif",
+    "ajoute objectif",
+    "ajoute un objectif",
+];
+const PROGRESS: &[&str] = &[
+    "progress",
+    "progres",
+    "avancement",
+    "progress on",
+    "progres sur",
+];
+const LINK: &[&str] = &["link", "attach", "lie", "relie", "lier", "rattache"];
+const NOTE_SEARCH: &[&str] = &[
+    "search notes",
+    "search my notes",
+    "find note",
+    "find notes",
+    "find my notes",
+    "search note",
+    "notes about",
+    "notes on",
+    "note about",
+    "cherche note",
+    "cherche notes",
+    "cherche dans mes notes",
+    "chercher note",
+    "notes sur",
+    "trouve note",
+    "cherche la note",
+    "cherche mes notes",
+];
+const NOTE_SAVE: &[&str] = &[
+    "note",
+    "save note",
+    "note that",
+    "take a note",
+    "note down",
+    "prends note",
+    "prends note que",
+    "note que",
+    "noter",
+    "nouvelle note",
+    "new note",
+    "save a note",
+];
+const SPEND: &[&str] = &[
+    "spent",
+    "i spent",
+    "paid",
+    "i paid",
+    "expense",
+    "log expense",
+    "depense",
+    "j'ai depense",
+    "jai depense",
+    "paye",
+    "j'ai paye",
+    "jai paye",
+    "depenses",
+];
+
+/// Task planning, goals, notes, reminders and expenses; `None` when the message is none of
+/// those.
+fn planning(raw: &str, c: Cur<'_>) -> Option<Intent> {
+    let lists: [(&[&str], Intent); 11] = [
+        (OVERDUE, Intent::ListTasksFiltered(ListFilter::Overdue)),
+        (DUE_TODAY, Intent::ListTasksFiltered(ListFilter::DueToday)),
+        (DUE_WEEK, Intent::ListTasksFiltered(ListFilter::DueThisWeek)),
+        (
+            URGENT_LIST,
+            Intent::ListTasksFiltered(ListFilter::HighPriority),
+        ),
+        (STATS, Intent::TaskStats),
+        (GOAL_LIST, Intent::ListGoals),
+        (NOTE_LIST, Intent::ListNotes),
+        (REMINDER_LIST, Intent::ListReminders),
+        (SPENT_WEEK, Intent::ExpenseTotals(Period::Week)),
+        (SPENT_MONTH, Intent::ExpenseTotals(Period::Month)),
+        (SPENT_TODAY, Intent::ExpenseTotals(Period::Today)),
+    ];
+    for (phrases, intent) in lists {
+        if c.is(phrases) {
+            return Some(intent);
+        }
+    }
+    // "cancel reminder 2", "supprime la note 3"
+    let mut k = c;
+    if k.eat(CANCEL_VERBS) {
+        k.eat(THE);
+        let mut r = k;
+        if r.eat(&["reminder", "reminders", "rappel", "rappels"]) {
+            r.eat(&["number", "no", "numero", "n"]);
+            return one_target(raw, r.rest()).map(Intent::CancelReminder);
+        }
+        let mut n = k;
+        if n.eat(&["note", "notes"]) {
+            n.eat(&["number", "no", "numero", "n"]);
+            return one_target(raw, n.rest()).map(Intent::DeleteNote);
+        }
+    }
+    let mut u = c;
+    if u.eat(UNDO) {
+        if u.at_end() {
+            return Some(Intent::Reopen(None));
+        }
+        u.eat(&["task", "tache"]);
+        return Some(Intent::Reopen(Some(clean(span(raw, u.rest())))));
+    }
+    let mut b = c;
+    if b.eat(BREAK_DOWN) {
+        b.eat(&["task", "tache", "la tache", "the task"]);
+        return one_target(raw, b.rest()).map(Intent::BreakDown);
+    }
+    if let Some(intent) = priority(raw, c) {
+        return Some(intent);
+    }
+    let mut m = c;
+    if m.eat(MOVE) && !m.at_end() {
+        let text = span(raw, m.rest());
+        let toks = tokenize(text);
+        let clear = tail_len(
+            &toks,
+            &["no date", "no due date", "sans date", "off", "later"],
+        );
+        if clear > 0 && clear < toks.len() {
+            let target_toks = &toks[..toks.len() - clear];
+            return one_target(text, target_toks)
+                .map(|target| Intent::Reschedule { target, due: None });
+        }
+        let found = when::find_at_end(text)?;
+        let before = tokenize(&text[..found.start]);
+        let tail = tail_len(
+            &before,
+            &["to", "until", "till", "til", "a", "au", "pour", "for"],
+        );
+        let target_toks = &before[..before.len() - tail];
+        return one_target(&text[..found.start], target_toks).map(|target| Intent::Reschedule {
+            target,
+            due: Some(found.expr),
+        });
+    }
+    let mut p = c;
+    if p.eat(PROGRESS) && !p.at_end() {
+        p.eat(&["of", "on", "for", "de", "sur", "du"]);
+        p.eat(THE);
+        p.eat(&["goal", "objectif"]);
+        return one_target(raw, p.rest()).map(Intent::GoalProgress);
+    }
+    let mut l = c;
+    if l.eat(LINK) {
+        return link(raw, l.rest());
+    }
+    let mut g = c;
+    if g.eat(GOAL_WORDS) {
+        if g.at_end() {
+            return Some(Intent::ListGoals);
+        }
+        if let Some(ps) = positions(g.rest()) {
+            return ps
+                .first()
+                .map(|p| Intent::GoalProgress(Target::Position(*p)));
+        }
+        return Some(Intent::AddGoal(clean(span(raw, g.rest()))));
+    }
+    let mut n = c;
+    if n.eat(NOTE_SEARCH) && !n.at_end() {
+        return Some(Intent::SearchNotes(clean(span(raw, n.rest()))));
+    }
+    let mut n = c;
+    if n.eat(NOTE_SAVE) {
+        return Some(Intent::SaveNote(clean(span(raw, n.rest()))));
+    }
+    let mut e = c;
+    if e.eat(SPEND) {
+        e.eat(&["of", "de"]);
+        return Some(Intent::LogExpense(expense(span(raw, e.rest()))));
+    }
+    None
+}
+
+/// "urgent 2", "prioritize call mom", "priority 2 low", "priorité 2 haute", "2 is urgent".
+fn priority(raw: &str, c: Cur<'_>) -> Option<Intent> {
+    let mut p = c;
+    if p.eat(&[
+        "urgent",
+        "prioritize",
+        "prioritise",
+        "priorise",
+        "prioriser",
+        "make urgent",
+    ]) && !p.at_end()
+    {
+        return one_target(raw, p.rest()).map(|target| Intent::Prioritize {
+            target,
+            priority: Priority::High,
+        });
+    }
+    let mut p = c;
+    if p.eat(&["priority", "priorite", "set priority"]) {
+        let rest = p.rest();
+        let (last, before) = rest.split_last()?;
+        let priority = match last.norm.as_str() {
+            "high" | "haute" | "urgent" | "urgente" | "elevee" => Priority::High,
+            "low" | "basse" | "faible" => Priority::Low,
+            "normal" | "normale" | "medium" | "moyenne" => Priority::Normal,
+            _ => return None,
+        };
+        let mut t = Cur::new(before);
+        t.eat(&["of", "de", "for", "pour"]);
+        let target_toks = t.rest();
+        let target_toks = match target_toks.split_last() {
+            Some((l, init)) if matches!(l.norm.as_str(), "to" | "a" | "is" | "en") => init,
+            _ => target_toks,
+        };
+        return one_target(raw, target_toks).map(|target| Intent::Prioritize { target, priority });
+    }
+    let rest = c.rest();
+    let tail = tail_len(
+        rest,
+        &[
+            "is urgent",
+            "urgent",
+            "est urgent",
+            "est urgente",
+            "urgente",
+        ],
+    );
+    if tail > 0 && tail < rest.len() {
+        return positions(&rest[..rest.len() - tail]).and_then(|ps| {
+            ps.first().map(|p| Intent::Prioritize {
+                target: Target::Position(*p),
+                priority: Priority::High,
+            })
+        });
+    }
+    None
+}
+
+/// "2 to goal 1", "call mom to run a 10k", "2 à l'objectif 1".
+fn link(raw: &str, rest: &[Tok]) -> Option<Intent> {
+    let k = (1..rest.len())
+        .find(|&k| matches!(rest[k].norm.as_str(), "to" | "a" | "au" | "with" | "avec"))?;
+    let task = one_target(raw, &rest[..k])?;
+    let mut g = Cur::new(&rest[k + 1..]);
+    g.eat(THE);
+    g.eat(&["goal", "objectif"]);
+    let goal = one_target(raw, g.rest())?;
+    Some(Intent::LinkToGoal { task, goal })
+}
+
+/// "12.50 on lunch", "$12 lunch", "30 eur taxi", "12,50 € resto", "1500 yen ramen".
+fn expense(text: &str) -> ExpenseInput {
+    let mut amount = String::new();
+    let mut currency = None;
+    let mut description: Vec<&str> = Vec::new();
+    let mut words = text.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        if amount.is_empty() && word.chars().any(|c| c.is_ascii_digit()) {
+            let (prefix, rest) =
+                word.split_at(word.find(|c: char| c.is_ascii_digit()).unwrap_or(0));
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | ',' | '\'')))
+                .unwrap_or(rest.len());
+            let (digits, suffix) = rest.split_at(end);
+            amount = digits.trim_end_matches(['.', ',']).to_owned();
+            let symbol = if prefix.is_empty() { suffix } else { prefix };
+            if !symbol.is_empty() {
+                currency = currency_word(symbol, "");
+            }
+            if currency.is_none()
+                && let Some(next) = words.peek()
+                && let Some(code) = currency_word(next, "")
+            {
+                currency = Some(code);
+                words.next();
+            }
+            continue;
+        }
+        description.push(word);
+    }
+    // Leading prepositions: "on lunch", "pour le resto", "en courses".
+    const PREPS: &[&str] = &[
+        "on", "for", "at", "in", "pour", "en", "de", "au", "chez", "d'", "le", "la", "les", "du",
+        "the", "a",
+    ];
+    while description
+        .first()
+        .is_some_and(|w| PREPS.contains(&fold(w).as_str()))
+    {
+        description.remove(0);
+    }
+    let note = clean(&description.join(" "));
+    let category = note
+        .split_whitespace()
+        .next()
+        .map(|w| clean(w))
+        .filter(|w| !w.is_empty());
+    ExpenseInput {
+        amount,
+        currency,
+        category,
+        note: (!note.is_empty()).then_some(note),
     }
 }

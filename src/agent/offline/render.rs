@@ -33,11 +33,11 @@ pub fn help_text(lang: Language) -> &'static str {
         }
         Language::Fr => {
             "Nudge garde tâches, courses, objectifs, notes, dépenses, rappels.\n\
-             Tâches : tâche appeler maman pour vendredi / tâches / fait 1 / en retard\n\
-             Courses : acheter lait, œufs / pris lait\n\
-             Rappels : rappelle-moi dans 20 min de m'étirer\n\
-             Aussi : objectif : courir / note : ... / dépensé 12,50 € resto\n\
-             STOP pour ne plus recevoir de SMS."
+             Tâches : tâche appeler maman pour vendredi / tâches / fait 1\n\
+             Courses : acheter lait / pris lait\n\
+             Rappels : rappelle-moi dans 20 min de boire\n\
+             Aussi : objectif : courir / note : ... / dépensé 12 € resto\n\
+             STOP pour arrêter."
         }
     }
 }

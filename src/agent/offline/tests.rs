@@ -1,6 +1,8 @@
 //! The rules engine's tests: parsing tables, rendering limits, and turns over a real store.
 
 use super::*;
+use crate::store::{Channel, Language};
+use crate::tools::groceries;
 use crate::tools::tasks::Numbered;
 use chrono::Utc;
 
@@ -541,7 +543,8 @@ fn help_and_fallback_texts_fit_one_reply_in_both_languages() {
 
 mod engine {
     use super::super::*;
-    use crate::store::{NewUser, Store, connect};
+    use crate::agent::{TurnEngine, TurnInput};
+    use crate::store::{Channel, Language, NewUser, Store, User, connect};
     use chrono::Utc;
 
     struct Fixture {
