@@ -43,8 +43,9 @@ mod sql;
 mod sqlite;
 mod tasks;
 pub mod testing;
+/// The store's tests; `tests::on_each_backend` also serves other modules' tests.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_tools;
 mod users;

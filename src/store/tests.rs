@@ -17,7 +17,7 @@ use super::{
 /// Runs `test` on a fresh SQLite file database, then on a fresh PostgreSQL database when one
 /// is available (and panics when none is but CI requires it). A failing test's output says
 /// which backend it failed on.
-pub(super) async fn on_each_backend<F, Fut>(test: F)
+pub(crate) async fn on_each_backend<F, Fut>(test: F)
 where
     F: Fn(Store) -> Fut,
     Fut: Future<Output = ()>,

@@ -340,7 +340,10 @@ async fn notes_are_sealed_at_rest_and_opened_for_their_owner_only() {
             .expect("note");
         let notes = store.notes(user, 10).await.expect("notes");
         assert_eq!(notes, [second.clone(), first.clone()]);
-        assert_eq!(store.notes(user, 1).await.expect("one"), [second.clone()]);
+        assert_eq!(
+            store.notes(user, 1).await.expect("one"),
+            std::slice::from_ref(&second)
+        );
 
         let raw = raw_column(&store, "notes", "body").await;
         assert_eq!(raw.len(), 2);

@@ -482,7 +482,7 @@ pub async fn totals(
             }),
         }
     }
-    currencies.sort_by(|a, b| b.amount_minor.cmp(&a.amount_minor));
+    currencies.sort_by_key(|c| std::cmp::Reverse(c.amount_minor));
     Ok(Totals {
         period,
         from,

@@ -17,3 +17,6 @@ pub mod tasks;
 pub mod when;
 
 pub use registry::{FunctionDeclaration, Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
+
+#[cfg(test)]
+mod tests;

@@ -191,9 +191,18 @@ pub fn due_from(when: When, tz: Tz) -> Result<Due, TaskError> {
     }
 }
 
+/// A due date from a read time, refused when it has already passed.
+pub fn future_due(when: When, now: DateTime<Utc>, tz: Tz) -> Result<Due, TaskError> {
+    let due = due_from(when, tz)?;
+    if due.at <= now {
+        return Err(TaskError::BadDue(WhenError::Past));
+    }
+    Ok(due)
+}
+
 /// Reads a due date as a person or a model writes it ("friday", "demain 17h", ISO 8601).
 pub fn read_due(text: &str, now: DateTime<Utc>, tz: Tz) -> Result<Due, TaskError> {
-    due_from(when::read(text, now, tz)?, tz)
+    future_due(when::read(text, now, tz)?, now, tz)
 }
 
 fn end_of_day(date: NaiveDate, tz: Tz) -> DateTime<Utc> {

@@ -313,7 +313,7 @@ async fn execute_more(
             let due = match due
                 .resolve(now, tz)
                 .map_err(TaskError::from)
-                .and_then(|w| tasks::due_from(w, tz))
+                .and_then(|w| tasks::future_due(w, now, tz))
             {
                 Ok(due) => due,
                 Err(e) => return task_refusal(e),
@@ -336,7 +336,7 @@ async fn execute_more(
                 .map(|e| {
                     e.resolve(now, tz)
                         .map_err(TaskError::from)
-                        .and_then(|w| tasks::due_from(w, tz))
+                        .and_then(|w| tasks::future_due(w, now, tz))
                 })
                 .transpose()
             {

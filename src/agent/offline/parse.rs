@@ -1515,7 +1515,7 @@ fn expense(text: &str) -> ExpenseInput {
     let category = note
         .split_whitespace()
         .next()
-        .map(|w| clean(w))
+        .map(clean)
         .filter(|w| !w.is_empty());
     ExpenseInput {
         amount,
