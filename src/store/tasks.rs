@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::{Database, QueryBuilder};
@@ -247,10 +247,22 @@ impl Store {
         tasks(rows)
     }
 
-    /// Marks a task done; `NotFound` if it is not this user's.
+    /// Marks a task done now; `NotFound` if it is not this user's.
     #[tracing::instrument(skip_all)]
     pub async fn complete_task(&self, user: UserId, task_id: i64) -> Result<Task> {
-        self.update_task(COMPLETE_TASK, user, task_id, |q| q.bind(true).bind(now()))
+        self.complete_task_at(user, task_id, now()).await
+    }
+
+    /// Marks a task done at `at` (the turn's clock); `NotFound` if it is not this user's.
+    #[tracing::instrument(skip_all)]
+    pub async fn complete_task_at(
+        &self,
+        user: UserId,
+        task_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Task> {
+        let at = at.trunc_subsecs(6);
+        self.update_task(COMPLETE_TASK, user, task_id, |q| q.bind(true).bind(at))
             .await
     }
 

@@ -348,7 +348,8 @@ impl Tool for CompleteTask {
             Target::Position(p) => tasks::TaskTarget::Positions(vec![p]),
             Target::Title(t) => tasks::TaskTarget::Title(t),
         };
-        match tasks::complete_by_position_or_title(ctx.store, ctx.user.id, &target).await? {
+        match tasks::complete_by_position_or_title(ctx.store, ctx.user.id, &target, ctx.now).await?
+        {
             tasks::Completion::Done {
                 completed,
                 remaining,

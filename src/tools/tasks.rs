@@ -556,6 +556,7 @@ pub async fn complete_by_position_or_title(
     store: &Store,
     user: UserId,
     target: &TaskTarget,
+    now: DateTime<Utc>,
 ) -> Result<Completion, StoreError> {
     let open = store.open_tasks(user).await?;
     let chosen: Vec<i64> = match target {
@@ -576,7 +577,7 @@ pub async fn complete_by_position_or_title(
                     open,
                 });
             }
-            return finish(store, user, &ids, missing).await;
+            return finish(store, user, &ids, missing, now).await;
         }
         TaskTarget::Title(query) => match best_matches(&open, query) {
             Matches::None => return Ok(Completion::NoMatch { open }),
@@ -593,7 +594,7 @@ pub async fn complete_by_position_or_title(
             }
         },
     };
-    finish(store, user, &chosen, Vec::new()).await
+    finish(store, user, &chosen, Vec::new(), now).await
 }
 
 async fn finish(
@@ -601,10 +602,11 @@ async fn finish(
     user: UserId,
     ids: &[i64],
     missing: Vec<usize>,
+    now: DateTime<Utc>,
 ) -> Result<Completion, StoreError> {
     let mut completed = Vec::with_capacity(ids.len());
     for &id in ids {
-        completed.push(store.complete_task(user, id).await?);
+        completed.push(store.complete_task_at(user, id, now).await?);
     }
     let remaining = store.open_tasks(user).await?;
     Ok(Completion::Done {
@@ -862,6 +864,7 @@ mod tests {
                 &store,
                 user,
                 &TaskTarget::Positions(vec![1, 3, 3, 9]),
+                Utc::now(),
             )
             .await
             .expect("complete");
@@ -891,9 +894,14 @@ mod tests {
         async fn an_unknown_title_changes_nothing_and_returns_the_open_list() {
             let (store, user) = store_and_user().await;
             add(&store, user, "call mom").await.expect("add");
-            let c = complete_by_position_or_title(&store, user, &TaskTarget::Title("taxes".into()))
-                .await
-                .expect("complete");
+            let c = complete_by_position_or_title(
+                &store,
+                user,
+                &TaskTarget::Title("taxes".into()),
+                Utc::now(),
+            )
+            .await
+            .expect("complete");
             assert!(
                 matches!(&c, Completion::NoMatch { open } if open.len() == 1),
                 "{c:?}"

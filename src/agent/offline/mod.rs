@@ -268,9 +268,9 @@ pub async fn execute(
             Err(e) => return task_refusal(e),
         },
         Intent::CompleteTask(None) => Outcome::AskWhichTask(tasks::list_open(store, id).await?),
-        Intent::CompleteTask(Some(target)) => {
-            Outcome::TasksCompleted(tasks::complete_by_position_or_title(store, id, &target).await?)
-        }
+        Intent::CompleteTask(Some(target)) => Outcome::TasksCompleted(
+            tasks::complete_by_position_or_title(store, id, &target, now).await?,
+        ),
         Intent::AddGroceries(names) => match groceries::add_many(store, id, &names).await {
             Ok(added) => Outcome::GroceriesAdded(added),
             Err(e) => return grocery_refusal(e),

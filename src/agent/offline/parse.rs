@@ -951,9 +951,8 @@ const DUE_MARKERS: &[&str] = &[
 /// demain") becomes a task with a due date; anything else stays as it is.
 fn with_due(titles: Vec<String>) -> Intent {
     if let [title] = titles.as_slice()
-        && let Some(found) = when::find_at_end(title)
+        && let Some(found) = time_after_head(title)
         && !found.expr.is_recurring()
-        && found.start > 0
     {
         let expr_text = &title[found.start..];
         let first = fold(expr_text.split_whitespace().next().unwrap_or_default());
@@ -984,9 +983,7 @@ fn reminder(body: &str) -> Option<Intent> {
         c.eat(&["to", "de", "d'", "that", "que", "qu'", "about"]);
         clean(span(text, c.rest()))
     };
-    if let Some(found) = when::find_at_end(body)
-        && found.start > 0
-    {
+    if let Some(found) = time_after_head(body) {
         let text = strip(&body[..found.start]);
         if !text.is_empty() {
             return Some(Intent::CreateReminder {
@@ -1003,6 +1000,20 @@ fn reminder(body: &str) -> Option<Intent> {
         });
     }
     None
+}
+
+/// The longest time expression ending `text` that leaves at least one word before it
+/// ("2 à demain" is the task 2 and "demain", not 2 o'clock tomorrow).
+fn time_after_head(text: &str) -> Option<when::Found> {
+    let toks = tokenize(text);
+    (1..toks.len()).find_map(|k| {
+        let start = toks[k].start;
+        when::parse(&text[start..]).map(|expr| when::Found {
+            expr,
+            start,
+            end: text.len(),
+        })
+    })
 }
 
 /// A single item pointed at: a number ("2", "#2", "number 2") or words.
@@ -1349,7 +1360,7 @@ fn planning(raw: &str, c: Cur<'_>) -> Option<Intent> {
             return one_target(text, target_toks)
                 .map(|target| Intent::Reschedule { target, due: None });
         }
-        let found = when::find_at_end(text)?;
+        let found = time_after_head(text)?;
         let before = tokenize(&text[..found.start]);
         let tail = tail_len(
             &before,

@@ -972,11 +972,11 @@ impl Render {
     fn goal_added(&self, goal: &Goal, number: usize) -> String {
         match self.lang {
             Language::En => format!(
-                "New goal {number}: {}. Link a task to it: link 1 to goal {number}",
+                "New goal {number}: {} Link a task to it: link 1 to goal {number}",
                 self.t_stop(&goal.title)
             ),
             Language::Fr => format!(
-                "Nouvel objectif {number} : {}. Pour y lier une tâche : lie 1 à objectif {number}",
+                "Nouvel objectif {number} : {} Pour y lier une tâche : lie 1 à objectif {number}",
                 self.t_stop(&goal.title)
             ),
         }

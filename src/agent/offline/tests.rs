@@ -781,3 +781,580 @@ mod engine {
         );
     }
 }
+
+mod planning {
+    use super::*;
+    use crate::store::Priority;
+    use crate::tools::expenses::{ExpenseInput, Period};
+    use crate::tools::tasks::{ListFilter, Target};
+    use crate::tools::when;
+
+    fn at(n: usize) -> Target {
+        Target::Position(n)
+    }
+
+    fn named(t: &str) -> Target {
+        Target::Title(t.to_owned())
+    }
+
+    fn expr(text: &str) -> when::Expr {
+        when::parse(text).unwrap_or_else(|| panic!("{text:?} is a time"))
+    }
+
+    fn remind(text: &str, when: &str) -> Intent {
+        Intent::CreateReminder {
+            text: text.to_owned(),
+            when: expr(when),
+        }
+    }
+
+    fn due(title: &str, when: &str) -> Intent {
+        Intent::AddTasksDue {
+            titles: vec![title.to_owned()],
+            due: expr(when),
+        }
+    }
+
+    fn spent(
+        amount: &str,
+        currency: Option<&str>,
+        category: Option<&str>,
+        note: Option<&str>,
+    ) -> Intent {
+        Intent::LogExpense(ExpenseInput {
+            amount: amount.to_owned(),
+            currency: currency.map(str::to_owned),
+            category: category.map(str::to_owned),
+            note: note.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn task_planning_is_understood_in_english_and_french() {
+        check_table(&[
+            ("task pay rent by friday", due("pay rent", "friday")),
+            (
+                "add call mom due tomorrow at 5pm",
+                due("call mom", "tomorrow at 5pm"),
+            ),
+            (
+                "tâche payer le loyer pour vendredi",
+                due("payer le loyer", "vendredi"),
+            ),
+            (
+                "ajoute appeler maman avant demain 18h",
+                due("appeler maman", "demain 18h"),
+            ),
+            (
+                "task prepare monday meeting",
+                Intent::AddTasks(vec!["prepare monday meeting".into()]),
+            ),
+            ("overdue", Intent::ListTasksFiltered(ListFilter::Overdue)),
+            (
+                "what's overdue?",
+                Intent::ListTasksFiltered(ListFilter::Overdue),
+            ),
+            (
+                "tâches en retard",
+                Intent::ListTasksFiltered(ListFilter::Overdue),
+            ),
+            ("due today", Intent::ListTasksFiltered(ListFilter::DueToday)),
+            (
+                "à faire aujourd'hui",
+                Intent::ListTasksFiltered(ListFilter::DueToday),
+            ),
+            (
+                "this week",
+                Intent::ListTasksFiltered(ListFilter::DueThisWeek),
+            ),
+            (
+                "urgent",
+                Intent::ListTasksFiltered(ListFilter::HighPriority),
+            ),
+            ("stats", Intent::TaskStats),
+            ("how am I doing?", Intent::TaskStats),
+            ("mon bilan", Intent::TaskStats),
+            (
+                "move 2 to friday",
+                Intent::Reschedule {
+                    target: at(2),
+                    due: Some(expr("friday")),
+                },
+            ),
+            (
+                "reschedule call mom to tomorrow at 9",
+                Intent::Reschedule {
+                    target: named("call mom"),
+                    due: Some(expr("tomorrow at 9")),
+                },
+            ),
+            (
+                "décale 2 à demain",
+                Intent::Reschedule {
+                    target: at(2),
+                    due: Some(expr("demain")),
+                },
+            ),
+            (
+                "reporte 1 à lundi 9h",
+                Intent::Reschedule {
+                    target: at(1),
+                    due: Some(expr("lundi 9h")),
+                },
+            ),
+            (
+                "move 3 no date",
+                Intent::Reschedule {
+                    target: at(3),
+                    due: None,
+                },
+            ),
+            (
+                "urgent 2",
+                Intent::Prioritize {
+                    target: at(2),
+                    priority: Priority::High,
+                },
+            ),
+            (
+                "2 is urgent",
+                Intent::Prioritize {
+                    target: at(2),
+                    priority: Priority::High,
+                },
+            ),
+            (
+                "priority 3 low",
+                Intent::Prioritize {
+                    target: at(3),
+                    priority: Priority::Low,
+                },
+            ),
+            (
+                "priorité 1 haute",
+                Intent::Prioritize {
+                    target: at(1),
+                    priority: Priority::High,
+                },
+            ),
+            ("steps 2", Intent::BreakDown(at(2))),
+            (
+                "break down write report",
+                Intent::BreakDown(named("write report")),
+            ),
+            ("étapes 2", Intent::BreakDown(at(2))),
+            ("undo", Intent::Reopen(None)),
+            ("oups", Intent::Reopen(None)),
+            ("reopen call mom", Intent::Reopen(Some("call mom".into()))),
+        ]);
+    }
+
+    #[test]
+    fn goals_notes_and_expenses_are_understood_in_english_and_french() {
+        check_table(&[
+            ("goal: run a 10k", Intent::AddGoal("run a 10k".into())),
+            (
+                "new goal read 12 books",
+                Intent::AddGoal("read 12 books".into()),
+            ),
+            (
+                "objectif : courir 10 km",
+                Intent::AddGoal("courir 10 km".into()),
+            ),
+            ("goals", Intent::ListGoals),
+            ("mes objectifs", Intent::ListGoals),
+            ("goal 1", Intent::GoalProgress(at(1))),
+            ("progress on run", Intent::GoalProgress(named("run"))),
+            ("objectif 2", Intent::GoalProgress(at(2))),
+            (
+                "link 2 to goal 1",
+                Intent::LinkToGoal {
+                    task: at(2),
+                    goal: at(1),
+                },
+            ),
+            (
+                "lie 3 à l'objectif 1",
+                Intent::LinkToGoal {
+                    task: at(3),
+                    goal: at(1),
+                },
+            ),
+            (
+                "link call mom to family",
+                Intent::LinkToGoal {
+                    task: named("call mom"),
+                    goal: named("family"),
+                },
+            ),
+            (
+                "note: wifi password is hunter2",
+                Intent::SaveNote("wifi password is hunter2".into()),
+            ),
+            (
+                "note que le code est 4521",
+                Intent::SaveNote("le code est 4521".into()),
+            ),
+            ("notes", Intent::ListNotes),
+            ("mes notes", Intent::ListNotes),
+            ("search notes wifi", Intent::SearchNotes("wifi".into())),
+            ("cherche note code", Intent::SearchNotes("code".into())),
+            ("delete note 2", Intent::DeleteNote(at(2))),
+            ("supprime la note 1", Intent::DeleteNote(at(1))),
+            (
+                "spent 12.50 on lunch",
+                spent("12.50", None, Some("lunch"), Some("lunch")),
+            ),
+            (
+                "spent $12 on lunch with Sam",
+                spent("12", Some("USD"), Some("lunch"), Some("lunch with Sam")),
+            ),
+            (
+                "paid 30 eur taxi",
+                spent("30", Some("EUR"), Some("taxi"), Some("taxi")),
+            ),
+            (
+                "j'ai dépensé 12,50€ au resto",
+                spent("12,50", Some("EUR"), Some("resto"), Some("resto")),
+            ),
+            (
+                "dépensé 40 euros en courses",
+                spent("40", Some("EUR"), Some("courses"), Some("courses")),
+            ),
+            ("spent 1500 yen", spent("1500", Some("JPY"), None, None)),
+            (
+                "spent on lunch",
+                spent("", None, Some("lunch"), Some("lunch")),
+            ),
+            ("expenses", Intent::ExpenseTotals(Period::Week)),
+            ("spending this month", Intent::ExpenseTotals(Period::Month)),
+            ("mes dépenses", Intent::ExpenseTotals(Period::Week)),
+            ("dépenses du mois", Intent::ExpenseTotals(Period::Month)),
+            ("spent today", Intent::ExpenseTotals(Period::Today)),
+        ]);
+    }
+
+    #[test]
+    fn reminders_are_understood_with_the_time_at_either_end_in_both_languages() {
+        check_table(&[
+            (
+                "remind me to stretch in 20 minutes",
+                remind("stretch", "in 20 minutes"),
+            ),
+            (
+                "remind me to call mom tomorrow at 9",
+                remind("call mom", "tomorrow at 9"),
+            ),
+            (
+                "remind me tomorrow at 9 to call mom",
+                remind("call mom", "tomorrow at 9"),
+            ),
+            (
+                "remind me every Monday to take out the trash",
+                remind("take out the trash", "every monday"),
+            ),
+            (
+                "remind me to take meds every day at 8am",
+                remind("take meds", "every day at 8am"),
+            ),
+            (
+                "rappelle-moi demain à 9h d'appeler maman",
+                remind("appeler maman", "demain à 9h"),
+            ),
+            (
+                "rappelle-moi d'appeler maman dans 2 heures",
+                remind("appeler maman", "dans 2 heures"),
+            ),
+            (
+                "rappel dans 2 heures : sortir le linge",
+                remind("sortir le linge", "dans 2 heures"),
+            ),
+            (
+                "tous les lundis rappelle-moi de sortir les poubelles",
+                remind("sortir les poubelles", "tous les lundis"),
+            ),
+            (
+                "rappelle-moi à 18h30 de fermer la porte",
+                remind("fermer la porte", "à 18h30"),
+            ),
+            (
+                "remind me next friday at 5pm to pay rent",
+                remind("pay rent", "next friday at 5pm"),
+            ),
+            (
+                "remind me to call the bank",
+                Intent::AddTasks(vec!["call the bank".into()]),
+            ),
+            ("reminders", Intent::ListReminders),
+            ("mes rappels", Intent::ListReminders),
+            ("cancel reminder 2", Intent::CancelReminder(at(2))),
+            ("annule le rappel 1", Intent::CancelReminder(at(1))),
+            (
+                "delete reminder stretch",
+                Intent::CancelReminder(named("stretch")),
+            ),
+        ]);
+    }
+}
+
+/// Whole conversations over a real store at a fixed clock, one per language, through every
+/// tool; every reply fits one SMS and English replies stay in GSM-7.
+mod conversations {
+    use super::is_gsm7;
+    use crate::agent::{TurnEngine, TurnInput};
+    use crate::store::{Channel, Language, NewUser, Store, User, connect};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    use super::super::{OfflineRules, SMS_MAX_CHARS};
+
+    async fn store_and_user(language: Language) -> (Store, User) {
+        let store = connect("sqlite::memory:", crate::store::Sealer::generate())
+            .await
+            .expect("store");
+        let user = store
+            .create_user(&NewUser {
+                display_name: "Sam".into(),
+                phone: "+33600000001".into(),
+                number: "+33755500001".into(),
+                language,
+                time_zone: "Europe/Paris".into(),
+            })
+            .await
+            .expect("user");
+        (store, user)
+    }
+
+    /// Wednesday 11 March 2026, 10:00 in Paris.
+    fn wednesday() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 11, 9, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    async fn say(store: &Store, user: &User, text: &str, now: DateTime<Utc>) -> String {
+        let reply = OfflineRules
+            .respond(
+                store,
+                TurnInput {
+                    user,
+                    text,
+                    channel: Channel::Sms,
+                    now,
+                    recent: &[],
+                    memories: &[],
+                },
+            )
+            .await
+            .expect("reply");
+        assert!(
+            reply.chars().count() <= SMS_MAX_CHARS,
+            "{text:?} -> {reply}"
+        );
+        if user.language == Language::En {
+            let odd: Vec<char> = reply
+                .chars()
+                .filter(|c| !is_gsm7(*c) && *c != '€')
+                .collect();
+            assert!(odd.is_empty(), "{odd:?} in {reply:?}");
+        }
+        reply
+    }
+
+    #[tokio::test]
+    async fn an_english_conversation_uses_every_tool() {
+        let (store, en) = store_and_user(Language::En).await;
+        let now = wednesday();
+        let s = |text: &'static str| say(&store, &en, text, now);
+
+        let r = s("task pay rent by friday").await;
+        assert_eq!(
+            r,
+            "Added: pay rent, due Fri 13 Mar. It's your only task - start with 2 minutes?"
+        );
+        s("task write report due tomorrow at 5pm").await;
+        let r = s("tasks").await;
+        assert!(
+            r.contains("1. pay rent - Fri 13 Mar\n2. write report - tomorrow 5pm"),
+            "{r}"
+        );
+        let r = s("urgent 2").await;
+        assert!(r.starts_with("Marked urgent: write report."), "{r}");
+        let r = s("move 1 to monday").await;
+        assert!(r.starts_with("Moved: pay rent, now due Mon 16 Mar."), "{r}");
+        let r = s("this week").await;
+        assert!(r.starts_with("Due this week (2):"), "{r}");
+        let r = s("overdue").await;
+        assert!(r.starts_with("Nothing overdue"), "{r}");
+        let r = s("done 1").await;
+        assert!(r.starts_with("Done: pay rent."), "{r}");
+        let r = s("undo").await;
+        assert_eq!(r, "Back on your list: pay rent. No problem.");
+        s("done pay rent").await;
+        let r = s("stats").await;
+        assert!(r.starts_with("This week: 1 done (1 today). 1 open."), "{r}");
+
+        let r = s("goal: run a 10k").await;
+        assert_eq!(
+            r,
+            "New goal 1: run a 10k. Link a task to it: link 1 to goal 1"
+        );
+        s("task buy running shoes").await;
+        let r = s("link 2 to goal 1").await;
+        assert_eq!(r, "Linked buy running shoes to run a 10k (0/1 done).");
+        let r = s("goal 1").await;
+        assert_eq!(
+            r,
+            "run a 10k: 0/1 tasks done. Next step: buy running shoes."
+        );
+        let r = s("goals").await;
+        assert!(r.contains("1. run a 10k (0/1)"), "{r}");
+
+        let r = s("buy milk, eggs").await;
+        assert!(r.starts_with("Added to groceries: milk, eggs."), "{r}");
+        let r = s("got milk").await;
+        assert!(r.starts_with("Checked off: milk."), "{r}");
+        let r = s("clear groceries").await;
+        assert!(r.starts_with("Cleared your grocery list (1 item)"), "{r}");
+
+        let r = s("spent 12.50 on lunch").await;
+        assert_eq!(
+            r,
+            "Logged 12.50 EUR for food. Reply 'expenses' for this week's total."
+        );
+        s("spent 7.5 eur on taxi").await;
+        let r = s("expenses").await;
+        assert_eq!(r, "This week: 20.00 EUR (food 12.50, transport 7.50).");
+        let r = s("spent lots").await;
+        assert!(r.starts_with("I couldn't read that amount"), "{r}");
+
+        let r = s("note: wifi password is hunter2").await;
+        assert!(r.starts_with("Saved your note."), "{r}");
+        let r = s("search notes wifi").await;
+        assert_eq!(r, "Found 1:\n1. wifi password is hunter2");
+        let r = s("notes").await;
+        assert!(r.starts_with("Your latest notes:\n1. wifi password"), "{r}");
+        let r = s("delete note 1").await;
+        assert!(r.starts_with("Deleted the note"), "{r}");
+
+        let r = s("remind me to stretch in 20 minutes").await;
+        assert_eq!(r, "Reminder set for today 10:20am: stretch.");
+        let r = s("remind me every monday at 8am to take out the trash").await;
+        assert_eq!(
+            r,
+            "Reminder set every Monday at 8am: take out the trash. First one: Mon 16 Mar 8am."
+        );
+        let r = s("reminders").await;
+        assert!(
+            r.contains(
+                "1. today 10:20am: stretch\n2. Mon 16 Mar 8am (repeats): take out the trash"
+            ),
+            "{r}"
+        );
+        let r = s("cancel reminder 1").await;
+        assert_eq!(r, "Cancelled the reminder: stretch.");
+        let r = s("remind me to call mom today at 8am").await;
+        assert!(r.starts_with("That time has already passed."), "{r}");
+    }
+
+    #[tokio::test]
+    async fn a_french_conversation_uses_every_tool() {
+        let (store, fr) = store_and_user(Language::Fr).await;
+        let now = wednesday();
+        let s = |text: &'static str| say(&store, &fr, text, now);
+
+        let r = s("tâche payer le loyer pour vendredi").await;
+        assert_eq!(
+            r,
+            "Ajouté : payer le loyer, pour ven. 13 mars. C'est ta seule tâche — on s'y met 2 minutes ?"
+        );
+        s("tâche appeler maman").await;
+        let r = s("décale 1 à demain 18h").await;
+        assert!(
+            r.starts_with("Déplacée : payer le loyer, pour demain 18h."),
+            "{r}"
+        );
+        let r = s("priorité 2 haute").await;
+        assert!(r.starts_with("Urgente : appeler maman."), "{r}");
+        let r = s("tâches en retard").await;
+        assert!(r.starts_with("Rien en retard"), "{r}");
+        let r = s("fait 2").await;
+        assert!(r.starts_with("Fait : appeler maman."), "{r}");
+        let r = s("mon bilan").await;
+        assert!(
+            r.starts_with("Cette semaine : 1 faites (1 aujourd'hui). 1 en cours."),
+            "{r}"
+        );
+        let r = s("oups").await;
+        assert_eq!(r, "De retour sur ta liste : appeler maman. Pas de souci.");
+
+        let r = s("objectif : courir 10 km").await;
+        assert!(r.starts_with("Nouvel objectif 1 : courir 10 km."), "{r}");
+        let r = s("lie 2 à l'objectif 1").await;
+        assert_eq!(r, "appeler maman liée à courir 10 km (0/1 faites).");
+        let r = s("mes objectifs").await;
+        assert!(r.contains("1. courir 10 km (0/1)"), "{r}");
+
+        let r = s("courses : lait, œufs").await;
+        assert!(r.starts_with("Ajouté aux courses : lait, œufs."), "{r}");
+        let r = s("vide les courses").await;
+        assert!(r.starts_with("Liste de courses vidée (2 articles)"), "{r}");
+
+        let r = s("j'ai dépensé 12,50 € au resto").await;
+        assert_eq!(
+            r,
+            "Noté : 12,50 € en repas. Écris « dépenses » pour le total de la semaine."
+        );
+        let r = s("mes dépenses").await;
+        assert_eq!(r, "Cette semaine : 12,50 € (repas 12,50).");
+
+        s("note : le code de la porte est 4521").await;
+        let r = s("cherche note porte").await;
+        assert_eq!(r, "Trouvé 1 :\n1. le code de la porte est 4521");
+
+        let r = s("rappelle-moi demain à 9h d'appeler le médecin").await;
+        assert_eq!(r, "Rappel prévu demain 9h : appeler le médecin.");
+        let r = s("tous les lundis rappelle-moi de sortir les poubelles").await;
+        assert_eq!(
+            r,
+            "Rappel tous les lundis à 9h : sortir les poubelles. Premier : lun. 16 mars 9h."
+        );
+        let r = s("mes rappels").await;
+        assert!(
+            r.starts_with("Tes rappels :\n1. demain 9h : appeler le médecin")
+                || r.starts_with("Tes rappels :\n1. demain 9h: appeler le médecin"),
+            "{r}"
+        );
+        let r = s("annule le rappel 1").await;
+        assert_eq!(r, "Rappel annulé : appeler le médecin.");
+    }
+
+    #[tokio::test]
+    async fn a_task_missed_three_times_is_offered_in_small_steps_without_blame() {
+        let (store, en) = store_and_user(Language::En).await;
+        let mut now = wednesday();
+        say(&store, &en, "task write report by tomorrow", now).await;
+        for _ in 0..3 {
+            now += Duration::days(2);
+            let r = say(&store, &en, "overdue", now).await;
+            assert!(r.starts_with("Overdue (1) - no stress"), "{r}");
+            say(&store, &en, "move 1 to tomorrow", now).await;
+        }
+        now += Duration::days(2);
+        let r = say(&store, &en, "tasks", now).await;
+        assert!(
+            r.ends_with("Task 1 keeps slipping - that happens. Smaller steps? Reply: steps 1"),
+            "{r}"
+        );
+        for word in ["fail", "lazy", "again", "should have"] {
+            assert!(!r.to_lowercase().contains(word), "{r}");
+        }
+        let r = say(&store, &en, "steps 1", now).await;
+        assert!(
+            r.starts_with("Smaller steps for write report, added to your list:\n1. 2 min: get out"),
+            "{r}"
+        );
+        let r = say(&store, &en, "tasks", now).await;
+        assert!(r.contains("4. 2 min: note the next"), "{r}");
+        assert!(!r.contains("keeps slipping"), "{r}");
+    }
+}
