@@ -9,3 +9,4 @@ mod actors;
 mod cli;
 mod helpers;
 mod sms;
+mod tools;
