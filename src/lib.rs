@@ -13,8 +13,8 @@
 //! | [`app`] | start-up: store, actor tree, HTTP server, graceful shutdown |
 //! | [`edges`] | everything facing the outside: the Twilio webhook, health checks |
 //! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier |
-//! | [`agent`] | what answers a turn: the offline rules engine |
-//! | [`tools`] | actions on a user's data: tasks, groceries |
+//! | [`agent`] | what answers a turn: the offline rules engine (English / French) |
+//! | [`tools`] | the tool registry and the internal tools: tasks, goals, groceries, expenses, notes, reminders; natural time |
 //! | [`sms`] | Twilio's protocol: signatures, TwiML, segments, keywords, REST client |
 //! | [`store`] | persistence on SQLite or PostgreSQL |
 //! | [`cli`] | the `nudge` command line |

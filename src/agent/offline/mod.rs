@@ -3,13 +3,25 @@
 //!
 //! A turn goes through three plain steps, each testable on its own:
 //!
-//! 1. [`parse`] turns the text into an [`Intent`]. English and French are both understood
-//!    whatever the user's language; case, accents and punctuation do not matter.
-//! 2. [`execute`] runs the intent through the task and grocery tools, scoped to the user, and
-//!    returns an [`Outcome`].
+//! 1. [`parse`] turns the text into an [`Intent`] without a store or a clock. English and
+//!    French are both understood whatever the user's language; case, accents and punctuation
+//!    do not matter. Times ("by friday", "dans 2 heures", "tous les lundis") are read by
+//!    [`crate::tools::when`] and placed in time only at execution.
+//! 2. [`execute`] runs the intent through the tools (tasks, goals, groceries, expenses, notes,
+//!    reminders), scoped to the user, at the turn's clock in the user's zone, and returns an
+//!    [`Outcome`].
 //! 3. [`render`] words the outcome in the user's language, short enough for SMS: at most
-//!    [`SMS_MAX_ITEMS`] list items, never more than [`SMS_MAX_CHARS`] characters. English
-//!    replies keep to GSM-7 characters.
+//!    [`SMS_MAX_ITEMS`] list items, never more than [`SMS_MAX_CHARS`] characters, one concrete
+//!    next step, never blame. English replies keep to GSM-7 characters (and `€`).
+//!
+//! # Layout
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `mod.rs` | [`OfflineRules`], [`Intent`], [`Outcome`], [`execute`] |
+//! | `parse.rs` | the phrase tables and the parser |
+//! | `render.rs` | the replies in English and French, [`help_text`], [`fallback_text`] |
+//! | `tests.rs` | parsing tables, reply limits, whole conversations over a real store |
 //!
 //! The engine never logs what the user wrote.
 

@@ -1358,3 +1358,31 @@ mod conversations {
         assert!(!r.contains("keeps slipping"), "{r}");
     }
 }
+
+#[test]
+fn every_example_in_the_readme_is_understood() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("| tool | English | French |")
+        .expect("the table");
+    let table = &readme[start..];
+    let end = table.find("\n\n").unwrap_or(table.len());
+    let mut examples = Vec::new();
+    for line in table[..end].lines().skip(2) {
+        for cell in line.split('|').skip(2) {
+            let mut rest = cell;
+            while let Some(open) = rest.find('`') {
+                let after = &rest[open + 1..];
+                let Some(close) = after.find('`') else { break };
+                examples.push(after[..close].to_owned());
+                rest = &after[close + 1..];
+            }
+        }
+    }
+    assert!(examples.len() > 50, "{examples:?}");
+    let unknown: Vec<&String> = examples
+        .iter()
+        .filter(|e| matches!(parse(e), Intent::Unknown | Intent::Greeting))
+        .collect();
+    assert!(unknown.is_empty(), "not understood: {unknown:?}");
+}
