@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::seal::place;
 use super::sql::{now, write_error};
 use super::{Result, Store, StoreError, UserId, with_pool};
 
@@ -87,7 +86,7 @@ impl Store {
         let sealed = new
             .note
             .as_deref()
-            .map(|note| self.sealer().seal(&place(NOTE_PLACE, user), note));
+            .map(|note| self.seal_column(NOTE_PLACE, user, note));
         let id: i64 = with_pool!(self, pool => {
             sqlx::query_scalar(INSERT_EXPENSE)
                 .bind(user.0)
@@ -149,16 +148,11 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        let aad = place(NOTE_PLACE, user);
         rows.into_iter()
             .map(|row| {
                 let note = row
                     .note
-                    .map(|sealed| {
-                        self.sealer()
-                            .open(&aad, &sealed)
-                            .map_err(|e| StoreError::Corrupt(format!("{NOTE_PLACE}: {e}")))
-                    })
+                    .map(|sealed| self.open_column(NOTE_PLACE, user, &sealed))
                     .transpose()?;
                 Ok(Expense {
                     id: row.id,

@@ -7,7 +7,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::seal::place;
 use super::sql::{now, write_error};
 use super::{Result, Store, StoreError, UserId, with_pool};
 
@@ -40,7 +39,7 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn add_note(&self, user: UserId, body: &str) -> Result<Note> {
         let created_at = now();
-        let sealed = self.sealer().seal(&place(BODY_PLACE, user), body);
+        let sealed = self.seal_column(BODY_PLACE, user, body);
         let id: i64 = with_pool!(self, pool => {
             sqlx::query_scalar(INSERT_NOTE)
                 .bind(user.0)
@@ -67,13 +66,9 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        let aad = place(BODY_PLACE, user);
         rows.into_iter()
             .map(|row| {
-                let body = self
-                    .sealer()
-                    .open(&aad, &row.body)
-                    .map_err(|e| StoreError::Corrupt(format!("{BODY_PLACE}: {e}")))?;
+                let body = self.open_column(BODY_PLACE, user, &row.body)?;
                 Ok(Note {
                     id: row.id,
                     body,

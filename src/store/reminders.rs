@@ -9,7 +9,6 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::seal::place;
 use super::sql::{now, parse, write_error};
 use super::{Result, Store, StoreError, UserId, with_pool};
 
@@ -114,7 +113,7 @@ impl Store {
     /// Schedules a reminder, its text sealed to this user.
     #[tracing::instrument(skip_all)]
     pub async fn add_reminder(&self, user: UserId, new: &NewReminder) -> Result<Reminder> {
-        let sealed = self.sealer().seal(&place(BODY_PLACE, user), &new.body);
+        let sealed = self.seal_column(BODY_PLACE, user, &new.body);
         let row = with_pool!(self, pool => {
             sqlx::query_as::<_, ReminderRow>(INSERT_REMINDER)
                 .bind(user.0)
@@ -163,10 +162,7 @@ impl Store {
     }
 
     fn open_reminder(&self, user: UserId, row: ReminderRow) -> Result<Reminder> {
-        let body = self
-            .sealer()
-            .open(&place(BODY_PLACE, user), &row.body)
-            .map_err(|e| StoreError::Corrupt(format!("{BODY_PLACE}: {e}")))?;
+        let body = self.open_column(BODY_PLACE, user, &row.body)?;
         Ok(Reminder {
             id: row.id,
             body,

@@ -178,6 +178,31 @@ pub fn place(column: &str, user: crate::store::UserId) -> String {
     format!("{column}:{user}")
 }
 
+impl crate::store::Store {
+    /// Seals `text` for `column` of `user`'s row.
+    pub(crate) fn seal_column(
+        &self,
+        column: &str,
+        user: crate::store::UserId,
+        text: &str,
+    ) -> String {
+        self.sealer().seal(&place(column, user), text)
+    }
+
+    /// Opens a value of `column` of `user`'s row; a value that does not open (another key,
+    /// another place, tampered) is a corrupt row.
+    pub(crate) fn open_column(
+        &self,
+        column: &str,
+        user: crate::store::UserId,
+        sealed: &str,
+    ) -> crate::store::Result<String> {
+        self.sealer()
+            .open(&place(column, user), sealed)
+            .map_err(|e| crate::store::StoreError::Corrupt(format!("{column}: {e}")))
+    }
+}
+
 fn split(sealed: &str) -> Result<(&str, &str), SealError> {
     let mut parts = sealed.splitn(3, '.');
     match (parts.next(), parts.next(), parts.next()) {

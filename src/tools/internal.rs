@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::expenses::{self, ExpenseError, ExpenseInput, Period};
 use super::goals::{self, GoalError, LinkMiss};
-use super::groceries::{self, ItemTarget};
+use super::groceries::{self, GroceryError, ItemTarget};
 use super::notes::{self, NoteError};
 use super::registry::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
 use super::reminders::{self, ReminderError};
@@ -58,59 +58,30 @@ fn invalid(e: impl ToString) -> ToolError {
     ToolError::InvalidArguments(e.to_string())
 }
 
-impl From<TaskError> for ToolError {
-    fn from(e: TaskError) -> Self {
-        match e {
-            TaskError::Store(e) => ToolError::Store(e),
-            other => invalid(other),
-        }
-    }
+/// A domain error becomes the caller's mistake (`InvalidArguments`) unless the store failed.
+macro_rules! caller_error_from {
+    ($($error:ident),+) => {
+        $(
+            impl From<$error> for ToolError {
+                fn from(e: $error) -> Self {
+                    match e {
+                        $error::Store(e) => ToolError::Store(e),
+                        other => invalid(other),
+                    }
+                }
+            }
+        )+
+    };
 }
 
-impl From<groceries::GroceryError> for ToolError {
-    fn from(e: groceries::GroceryError) -> Self {
-        match e {
-            groceries::GroceryError::Store(e) => ToolError::Store(e),
-            other => invalid(other),
-        }
-    }
-}
-
-impl From<GoalError> for ToolError {
-    fn from(e: GoalError) -> Self {
-        match e {
-            GoalError::Store(e) => ToolError::Store(e),
-            other => invalid(other),
-        }
-    }
-}
-
-impl From<ExpenseError> for ToolError {
-    fn from(e: ExpenseError) -> Self {
-        match e {
-            ExpenseError::Store(e) => ToolError::Store(e),
-            other => invalid(other),
-        }
-    }
-}
-
-impl From<NoteError> for ToolError {
-    fn from(e: NoteError) -> Self {
-        match e {
-            NoteError::Store(e) => ToolError::Store(e),
-            other => invalid(other),
-        }
-    }
-}
-
-impl From<ReminderError> for ToolError {
-    fn from(e: ReminderError) -> Self {
-        match e {
-            ReminderError::Store(e) => ToolError::Store(e),
-            other => invalid(other),
-        }
-    }
-}
+caller_error_from!(
+    TaskError,
+    GroceryError,
+    GoalError,
+    ExpenseError,
+    NoteError,
+    ReminderError
+);
 
 impl From<WhenError> for ToolError {
     fn from(e: WhenError) -> Self {

@@ -200,6 +200,11 @@ pub fn future_due(when: When, now: DateTime<Utc>, tz: Tz) -> Result<Due, TaskErr
     Ok(due)
 }
 
+/// Places a parsed time expression as a due date (refused when past or repeating).
+pub fn due_of(expr: &when::Expr, now: DateTime<Utc>, tz: Tz) -> Result<Due, TaskError> {
+    future_due(expr.resolve(now, tz)?, now, tz)
+}
+
 /// Reads a due date as a person or a model writes it ("friday", "demain 17h", ISO 8601).
 pub fn read_due(text: &str, now: DateTime<Utc>, tz: Tz) -> Result<Due, TaskError> {
     future_due(when::read(text, now, tz)?, now, tz)

@@ -977,16 +977,21 @@ fn amount(p: &mut P<'_>) -> Option<u32> {
         ("forty five", 45),
         ("quarante cinq", 45),
     ];
-    let mut best: Option<(usize, u32)> = None;
-    for (phrase, n) in WORDS {
+    longest(p, WORDS)
+}
+
+/// Consumes the longest phrase of `table` that follows and gives its value.
+fn longest<T: Copy>(p: &mut P<'_>, table: &[(&str, T)]) -> Option<T> {
+    let mut best: Option<(usize, T)> = None;
+    for (phrase, value) in table {
         let mut q = *p;
         if q.eat(&[phrase]) && best.is_none_or(|(len, _)| q.i - p.i > len) {
-            best = Some((q.i - p.i, *n));
+            best = Some((q.i - p.i, *value));
         }
     }
-    let (len, n) = best?;
+    let (len, value) = best?;
     p.i += len;
-    Some(n)
+    Some(value)
 }
 
 /// A sum of spans: "1 hour and 30 minutes", "1h30", "une heure et demie", "half an hour".
@@ -1184,25 +1189,22 @@ fn year(p: &mut P<'_>) -> Option<i32> {
 /// [`span_from_now`]).
 fn day_phrase(p: &mut P<'_>) -> Option<(Day, Option<Part>)> {
     let mut q = *p;
-    let with_part: &[(&str, Day, Part)] = &[
-        ("tonight", Day::Today, Part::Evening),
-        ("this evening", Day::Today, Part::Evening),
-        ("this morning", Day::Today, Part::Morning),
-        ("this afternoon", Day::Today, Part::Afternoon),
-        ("ce soir", Day::Today, Part::Evening),
-        ("ce matin", Day::Today, Part::Morning),
-        ("cet apres midi", Day::Today, Part::Afternoon),
-        ("cet aprem", Day::Today, Part::Afternoon),
-        ("cette nuit", Day::Today, Part::Night),
-        ("tomorrow night", Day::Tomorrow, Part::Night),
-        ("demain soir", Day::Tomorrow, Part::Evening),
+    let with_part: &[(&str, (Day, Part))] = &[
+        ("tonight", (Day::Today, Part::Evening)),
+        ("this evening", (Day::Today, Part::Evening)),
+        ("this morning", (Day::Today, Part::Morning)),
+        ("this afternoon", (Day::Today, Part::Afternoon)),
+        ("ce soir", (Day::Today, Part::Evening)),
+        ("ce matin", (Day::Today, Part::Morning)),
+        ("cet apres midi", (Day::Today, Part::Afternoon)),
+        ("cet aprem", (Day::Today, Part::Afternoon)),
+        ("cette nuit", (Day::Today, Part::Night)),
+        ("tomorrow night", (Day::Tomorrow, Part::Night)),
+        ("demain soir", (Day::Tomorrow, Part::Evening)),
     ];
-    for (phrase, day, part) in with_part {
-        let mut r = q;
-        if r.eat(&[phrase]) {
-            *p = r;
-            return Some((*day, Some(*part)));
-        }
+    if let Some((day, part)) = longest(&mut q, with_part) {
+        *p = q;
+        return Some((day, Some(part)));
     }
     let simple: &[(&str, Day)] = &[
         ("today", Day::Today),
@@ -1220,15 +1222,7 @@ fn day_phrase(p: &mut P<'_>) -> Option<(Day, Option<Part>)> {
         ("la semaine prochaine", Day::InDays(7)),
         ("semaine prochaine", Day::InDays(7)),
     ];
-    let mut best: Option<(usize, Day)> = None;
-    for (phrase, day) in simple {
-        let mut r = q;
-        if r.eat(&[phrase]) && best.is_none_or(|(l, _)| r.i - q.i > l) {
-            best = Some((r.i - q.i, *day));
-        }
-    }
-    if let Some((len, day)) = best {
-        q.i += len;
+    if let Some(day) = longest(&mut q, simple) {
         *p = q;
         return Some((day, None));
     }
@@ -1322,16 +1316,7 @@ fn part_phrase(p: &mut P<'_>) -> Option<Part> {
         ("midnight", Part::Midnight),
         ("minuit", Part::Midnight),
     ];
-    let mut best: Option<(usize, Part)> = None;
-    for (phrase, part) in phrases {
-        let mut q = *p;
-        if q.eat(&[phrase]) && best.is_none_or(|(l, _)| q.i - p.i > l) {
-            best = Some((q.i - p.i, *part));
-        }
-    }
-    let (len, part) = best?;
-    p.i += len;
-    Some(part)
+    longest(p, phrases)
 }
 
 /// "9", "9am", "9 am", "9:30", "9:30 pm", "18h30", "9h", "9 heures", "9 o'clock".
@@ -1444,12 +1429,10 @@ fn repeat_phrase(p: &mut P<'_>) -> Option<(Repeat, Option<Part>)> {
         ];
         let lead_is_every = !matches!(p.word(), Some("on" | "les"));
         if lead_is_every {
-            for (phrase, part) in parts {
-                let mut r = q;
-                if r.eat(&[phrase]) {
-                    *p = r;
-                    return Some((Repeat::Daily, Some(*part)));
-                }
+            let mut r = q;
+            if let Some(part) = longest(&mut r, parts) {
+                *p = r;
+                return Some((Repeat::Daily, Some(part)));
             }
         }
         let mut r = q;

@@ -266,7 +266,8 @@ fn grocery_refusal(e: GroceryError) -> Result<Outcome, AgentError> {
     }))
 }
 
-/// Runs an intent for `user` through the tools. Every call is scoped to `user.id`.
+/// Runs an intent for `user` through the tools, at `now` in the user's zone. Every call is
+/// scoped to `user.id`.
 pub async fn execute(
     store: &Store,
     user: &User,
@@ -274,6 +275,9 @@ pub async fn execute(
     now: DateTime<Utc>,
 ) -> Result<Outcome, AgentError> {
     let id = user.id;
+    let tz = when::zone(&user.time_zone);
+    let clock = Clock { now, tz };
+    let refused = |r| Ok(Outcome::Refused(r));
     let outcome = match intent {
         Intent::AddTasks(titles) => match tasks::add_many(store, id, &titles).await {
             Ok(added) => Outcome::TasksAdded(added),
@@ -304,29 +308,8 @@ pub async fn execute(
         Intent::Help => Outcome::Help,
         Intent::Thanks => Outcome::Thanks,
         Intent::Unknown => Outcome::Fallback,
-        other => return execute_more(store, user, other, now).await,
-    };
-    Ok(outcome)
-}
-
-/// The intents of goals, expenses, notes, reminders and task planning.
-async fn execute_more(
-    store: &Store,
-    user: &User,
-    intent: Intent,
-    now: DateTime<Utc>,
-) -> Result<Outcome, AgentError> {
-    let id = user.id;
-    let tz = when::zone(&user.time_zone);
-    let clock = Clock { now, tz };
-    let refused = |r| Ok(Outcome::Refused(r));
-    let outcome = match intent {
         Intent::AddTasksDue { titles, due } => {
-            let due = match due
-                .resolve(now, tz)
-                .map_err(TaskError::from)
-                .and_then(|w| tasks::future_due(w, now, tz))
-            {
+            let due = match tasks::due_of(&due, now, tz) {
                 Ok(due) => due,
                 Err(e) => return task_refusal(e),
             };
@@ -344,14 +327,7 @@ async fn execute_more(
         }
         Intent::TaskStats => Outcome::TaskStats(tasks::stats(store, id, now, tz).await?),
         Intent::Reschedule { target, due } => {
-            let due = match due
-                .map(|e| {
-                    e.resolve(now, tz)
-                        .map_err(TaskError::from)
-                        .and_then(|w| tasks::future_due(w, now, tz))
-                })
-                .transpose()
-            {
+            let due = match due.map(|e| tasks::due_of(&e, now, tz)).transpose() {
                 Ok(due) => due,
                 Err(e) => return task_refusal(e),
             };
@@ -429,8 +405,6 @@ async fn execute_more(
         Intent::CancelReminder(target) => {
             Outcome::ReminderCancelled(reminders::cancel(store, id, &target).await?, clock)
         }
-        // The first-step intents are handled by `execute`.
-        _ => Outcome::Fallback,
     };
     Ok(outcome)
 }
