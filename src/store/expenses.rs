@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sql::{now, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, UserId, with_pool};
 
 /// Where an expense note is sealed.
 const NOTE_PLACE: &str = "expenses.note";
@@ -170,17 +170,6 @@ impl Store {
     /// Deletes one expense (undo); `NotFound` if it is not this user's.
     #[tracing::instrument(skip_all)]
     pub async fn delete_expense(&self, user: UserId, expense_id: i64) -> Result<()> {
-        let deleted = with_pool!(self, pool => {
-            sqlx::query(DELETE_EXPENSE)
-                .bind(user.0)
-                .bind(expense_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.delete_owned(DELETE_EXPENSE, user, expense_id).await
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sql::{now, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, UserId, with_pool};
 
 /// Where a note body is sealed.
 const BODY_PLACE: &str = "notes.body";
@@ -81,17 +81,6 @@ impl Store {
     /// Deletes one note; `NotFound` if it is not this user's.
     #[tracing::instrument(skip_all)]
     pub async fn delete_note(&self, user: UserId, note_id: i64) -> Result<()> {
-        let deleted = with_pool!(self, pool => {
-            sqlx::query(DELETE_NOTE)
-                .bind(user.0)
-                .bind(note_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.delete_owned(DELETE_NOTE, user, note_id).await
     }
 }
