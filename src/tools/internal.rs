@@ -107,22 +107,29 @@ fn target(number: Option<u32>, words: Option<String>, what: &str) -> Result<Targ
 fn picked<T: tasks::Titled>(pick: Pick<T>, what: &str) -> Result<(usize, T), ToolError> {
     match pick {
         Pick::One(position, item) => Ok((position, item)),
-        Pick::NoSuchPosition(list) => Err(ToolError::NotFound(format!(
+        miss => Err(missed(miss, what)),
+    }
+}
+
+/// The error the model can act on when a number or words named no single item.
+fn missed<T: tasks::Titled>(pick: Pick<T>, what: &str) -> ToolError {
+    match pick {
+        Pick::NoSuchPosition(list) => ToolError::NotFound(format!(
             "no {what} with that number; there are {}",
             list.len()
-        ))),
-        Pick::NoMatch(_) => Err(ToolError::NotFound(format!(
-            "no {what} matches those words"
-        ))),
+        )),
         Pick::Ambiguous(candidates) => {
             let names: Vec<String> = candidates
                 .iter()
                 .map(|(p, item)| format!("{p}. {}", item.title()))
                 .collect();
-            Err(invalid(format!(
+            invalid(format!(
                 "several {what}s match; ask which one: {}",
                 names.join("; ")
-            )))
+            ))
+        }
+        Pick::NoMatch(_) | Pick::One(..) => {
+            ToolError::NotFound(format!("no {what} matches those words"))
         }
     }
 }
@@ -337,7 +344,7 @@ impl Tool for CompleteTask {
                     summary,
                 ))
             }
-            tasks::Completion::Ambiguous { candidates } => picked(
+            tasks::Completion::Ambiguous { candidates } => Err(missed(
                 Pick::Ambiguous(
                     candidates
                         .into_iter()
@@ -345,18 +352,12 @@ impl Tool for CompleteTask {
                         .collect(),
                 ),
                 "task",
-            )
-            .map(|_| unreachable_output()),
+            )),
             tasks::Completion::NoSuchPosition { .. } | tasks::Completion::NoMatch { .. } => {
                 Err(ToolError::NotFound("no open task matches".into()))
             }
         }
     }
-}
-
-/// `picked` of an `Ambiguous` is always an error; this stands for the value it never gives.
-fn unreachable_output() -> ToolOutput {
-    ToolOutput::new(serde_json::Value::Null, "")
 }
 
 /// Reopens a completed task (undo).
@@ -691,8 +692,8 @@ impl Tool for LinkTaskToGoal {
                 }),
                 "linked a task to a goal",
             )),
-            Err(LinkMiss::Goal(pick)) => picked(pick, "goal").map(|_| unreachable_output()),
-            Err(LinkMiss::Task(pick)) => picked(pick, "task").map(|_| unreachable_output()),
+            Err(LinkMiss::Goal(pick)) => Err(missed(pick, "goal")),
+            Err(LinkMiss::Task(pick)) => Err(missed(pick, "task")),
         }
     }
 }

@@ -150,8 +150,6 @@ pub struct Clock {
 pub enum Outcome {
     /// Tasks were saved.
     TasksAdded(Added),
-    /// The open tasks, oldest first.
-    TaskList(Vec<Task>),
     /// The result of "done …".
     TasksCompleted(Completion),
     /// "done" with no target: the open tasks to choose from.

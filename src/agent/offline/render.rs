@@ -98,7 +98,6 @@ pub fn render(outcome: &Outcome, lang: Language, channel: Channel) -> String {
     };
     let text = match outcome {
         Outcome::TasksAdded(added) => r.tasks_added(added),
-        Outcome::TaskList(open) => r.task_list(open),
         Outcome::TasksCompleted(c) => r.completion(c),
         Outcome::AskWhichTask(open) => r.ask_which(open),
         Outcome::GroceriesAdded(added) => r.groceries_added(added),
@@ -284,23 +283,6 @@ impl Render {
             ),
         };
         format!("{head} {}", self.next_up(&added.open))
-    }
-
-    fn task_list(&self, open: &[Task]) -> String {
-        if open.is_empty() {
-            return self.no_tasks();
-        }
-        let list = self.numbered_tasks(open);
-        match self.lang {
-            Language::En => format!(
-                "Your tasks ({}):\n{list}\nDone one? Reply: done 1",
-                open.len()
-            ),
-            Language::Fr => format!(
-                "Tes tâches ({}) :\n{list}\nUne de faite ? Réponds : fait 1",
-                open.len()
-            ),
-        }
     }
 
     fn ask_which(&self, open: &[Task]) -> String {
@@ -778,10 +760,9 @@ impl Render {
         };
         let any_due = listing.tasks.iter().any(|t| t.task.due.is_some());
         let width = if any_due { 28 } else { self.room.title };
-        let mut lines: Vec<String> = listing
+        let lines: Vec<String> = listing
             .tasks
             .iter()
-            .take(self.room.items)
             .map(|t| {
                 let mut line = format!("{}. {}", t.position, clip(&t.task.title, width));
                 if t.task.priority == Priority::High {
@@ -796,9 +777,6 @@ impl Render {
                 line
             })
             .collect();
-        if n > self.room.items {
-            lines.push(self.more(n - self.room.items));
-        }
         let foot = match (self.lang, listing.needs_breakdown.first()) {
             (Language::En, Some(t)) => format!(
                 "Task {p} keeps slipping - that happens. Smaller steps? Reply: steps {p}",
@@ -818,7 +796,7 @@ impl Render {
                 )
             }
         };
-        format!("{head}\n{}\n{foot}", lines.join("\n"))
+        self.fit_list(&head, &lines, &foot)
     }
 
     fn stats(&self, s: &TaskStats) -> String {
@@ -993,27 +971,22 @@ impl Render {
         }
         let lines: Vec<String> = goals
             .iter()
-            .take(self.room.items)
             .enumerate()
             .map(|(i, g)| {
-                format!(
-                    "{}. {} ({}/{})",
-                    i + 1,
-                    clip(&g.title, 34),
-                    g.tasks_done,
-                    g.tasks_total
-                )
+                let title = clip(&g.title, self.room.title);
+                format!("{}. {title} ({}/{})", i + 1, g.tasks_done, g.tasks_total)
             })
             .collect();
-        let mut list = lines.join("\n");
-        if goals.len() > self.room.items {
-            list.push('\n');
-            list.push_str(&self.more(goals.len() - self.room.items));
-        }
         match self.lang {
-            Language::En => format!("Your goals (tasks done):\n{list}\nReply: goal 1 for details"),
-            Language::Fr => format!(
-                "Tes objectifs (tâches faites) :\n{list}\nRéponds : objectif 1 pour le détail"
+            Language::En => self.fit_list(
+                "Your goals (tasks done):",
+                &lines,
+                "Reply: goal 1 for details",
+            ),
+            Language::Fr => self.fit_list(
+                "Tes objectifs (tâches faites) :",
+                &lines,
+                "Réponds : objectif 1 pour le détail",
             ),
         }
     }
@@ -1211,9 +1184,8 @@ impl Render {
                 )
                 .to_owned();
         }
-        let mut lines: Vec<String> = list
+        let lines: Vec<String> = list
             .iter()
-            .take(self.room.items)
             .enumerate()
             .map(|(i, s)| {
                 let when = when::moment_text(s.reminder.due_at, clock.now, clock.tz, self.lang);
@@ -1225,14 +1197,34 @@ impl Render {
                 format!("{}. {when}{repeat}: {}", i + 1, clip(&s.reminder.body, 30))
             })
             .collect();
-        if list.len() > self.room.items {
-            lines.push(self.more(list.len() - self.room.items));
-        }
-        let list = lines.join("\n");
         match self.lang {
-            Language::En => format!("Your reminders:\n{list}\nReply: cancel reminder 1"),
-            Language::Fr => format!("Tes rappels :\n{list}\nRéponds : annule rappel 1"),
+            Language::En => self.fit_list("Your reminders:", &lines, "Reply: cancel reminder 1"),
+            Language::Fr => self.fit_list("Tes rappels :", &lines, "Réponds : annule rappel 1"),
         }
+    }
+
+    /// `head`, as many of `lines` as fit in one reply with `foot` (at most the channel's
+    /// item count), and "+N more" for the rest: the next step is never cut off.
+    fn fit_list(&self, head: &str, lines: &[String], foot: &str) -> String {
+        let width = |t: &str| t.chars().count() + 1;
+        let more_room = width(&self.more(lines.len()));
+        let mut used = width(head) + width(foot) + more_room;
+        let mut shown: Vec<&str> = Vec::new();
+        for line in lines.iter().take(self.room.items) {
+            if used + width(line) > self.room.total {
+                break;
+            }
+            used += width(line);
+            shown.push(line);
+        }
+        let mut body = shown.join("\n");
+        if shown.len() < lines.len() {
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            body.push_str(&self.more(lines.len() - shown.len()));
+        }
+        format!("{head}\n{body}\n{foot}")
     }
 
     fn reminder_cancelled(&self, pick: &Pick<crate::store::Reminder>) -> String {

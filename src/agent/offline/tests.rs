@@ -3,7 +3,7 @@
 use super::*;
 use crate::store::{Channel, Language};
 use crate::tools::groceries;
-use crate::tools::tasks::Numbered;
+use crate::tools::tasks::{ListFilter, Listing, Numbered};
 use chrono::Utc;
 
 fn tasks_(titles: &[&str]) -> Vec<String> {
@@ -281,6 +281,36 @@ fn help_greetings_thanks_and_nonsense_are_recognised() {
 
 // --- rendering ---
 
+/// The outcome of "tasks" for these open tasks, at a fixed clock in Paris.
+fn open_list(open: Vec<Task>) -> Outcome {
+    let tasks: Vec<Numbered> = open
+        .into_iter()
+        .enumerate()
+        .map(|(i, task)| Numbered {
+            position: i + 1,
+            task,
+        })
+        .collect();
+    Outcome::TaskListing(
+        Listing {
+            filter: ListFilter::Open,
+            open_count: tasks.len(),
+            tasks,
+            needs_breakdown: Vec::new(),
+        },
+        fixed_clock(),
+    )
+}
+
+fn fixed_clock() -> Clock {
+    Clock {
+        now: chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 3, 11, 9, 0, 0)
+            .single()
+            .expect("a valid time"),
+        tz: chrono_tz::Europe::Paris,
+    }
+}
+
 fn task(id: i64, title: &str) -> Task {
     Task {
         id,
@@ -332,8 +362,8 @@ fn outcomes() -> Vec<Outcome> {
             added: long.clone(),
             open: long.clone(),
         }),
-        Outcome::TaskList(vec![]),
-        Outcome::TaskList(long.clone()),
+        open_list(vec![]),
+        open_list(long.clone()),
         Outcome::AskWhichTask(long.clone()),
         Outcome::AskWhichTask(vec![]),
         Outcome::TasksCompleted(Completion::Done {
@@ -404,6 +434,273 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::Refused(Refusal::ItemTooLong),
         Outcome::Refused(Refusal::TooManyItems),
     ]
+    .into_iter()
+    .chain(planning_outcomes())
+    .collect()
+}
+
+/// The outcomes of task planning, goals, expenses, notes and reminders, small and worst-case
+/// long (titles at their limits, many items, every refusal).
+fn planning_outcomes() -> Vec<Outcome> {
+    use crate::store::{
+        Due, Expense, ExpenseTotal, Goal, GoalStatus, Note, Priority, Reminder, ReminderStatus,
+    };
+    use crate::tools::expenses::{CurrencyTotal, Period, Totals};
+    use crate::tools::goals::{LinkMiss, Linked, Progress};
+    use crate::tools::reminders::Scheduled;
+    use crate::tools::tasks::{BrokenDown, Pick, Reopen, TaskStats};
+    use crate::tools::when::{Recurrence, Repeat};
+
+    let clock = fixed_clock();
+    let long_title = "é".repeat(200);
+    let due_task = |id: i64| Task {
+        due: Some(Due {
+            at: clock.now + chrono::Duration::days(id % 9),
+            all_day: id % 2 == 0,
+        }),
+        priority: Priority::High,
+        misses: 4,
+        ..task(id, &format!("{id} {long_title}"))
+    };
+    let numbered: Vec<Numbered> = (1..=40)
+        .map(|i| Numbered {
+            position: i as usize,
+            task: due_task(i),
+        })
+        .collect();
+    let goal = |id: i64| Goal {
+        id,
+        title: format!("{id} {}", "g".repeat(200)),
+        status: GoalStatus::Active,
+        created_at: clock.now,
+        achieved_at: None,
+        tasks_done: 999,
+        tasks_total: 1000,
+    };
+    let note = |id: i64| Note {
+        id,
+        body: format!("{id} {}", "n".repeat(1000)),
+        created_at: clock.now,
+    };
+    let weekly = Recurrence {
+        repeat: Repeat::Weekly(vec![
+            chrono::Weekday::Mon,
+            chrono::Weekday::Tue,
+            chrono::Weekday::Wed,
+            chrono::Weekday::Thu,
+            chrono::Weekday::Sat,
+            chrono::Weekday::Sun,
+        ]),
+        hour: 23,
+        minute: 59,
+    };
+    let reminder = |id: i64, rule: Option<Recurrence>| Scheduled {
+        reminder: Reminder {
+            id,
+            body: format!("{id} {}", "r".repeat(300)),
+            due_at: clock.now + chrono::Duration::days(40 + id),
+            recurrence: rule.as_ref().map(Recurrence::to_rrule),
+            time_zone: "Europe/Paris".into(),
+            status: ReminderStatus::Scheduled,
+            last_fired_at: None,
+            created_at: clock.now,
+        },
+        rule,
+    };
+    let expense_total = |currency: &str, category: String| ExpenseTotal {
+        currency: currency.into(),
+        category,
+        amount_minor: 999_999_999_999,
+        count: 9999,
+    };
+    let currency = |code: &str| CurrencyTotal {
+        currency: code.into(),
+        amount_minor: 999_999_999_999,
+        categories: (0..6)
+            .map(|i| expense_total(code, format!("{i}{}", "c".repeat(39))))
+            .collect(),
+    };
+    let long_tasks = many_tasks(40, 200);
+    let mut outcomes = vec![
+        Outcome::TasksAddedDue(
+            Added {
+                added: vec![due_task(1)],
+                open: long_tasks.clone(),
+            },
+            clock,
+        ),
+        Outcome::TasksAddedDue(
+            Added {
+                added: long_tasks.clone(),
+                open: long_tasks.clone(),
+            },
+            clock,
+        ),
+        Outcome::TaskStats(TaskStats {
+            done_today: 9999,
+            done_this_week: 99_999,
+            done_last_week: 99_999,
+            open: 99_999,
+            overdue: 99_999,
+            due_today: 99_999,
+        }),
+        Outcome::TaskStats(TaskStats {
+            done_today: 0,
+            done_this_week: 0,
+            done_last_week: 0,
+            open: 0,
+            overdue: 0,
+            due_today: 0,
+        }),
+        Outcome::Rescheduled(Pick::One(1, due_task(1)), clock),
+        Outcome::Rescheduled(Pick::One(1, task(1, &long_title)), clock),
+        Outcome::Rescheduled(Pick::NoMatch(long_tasks.clone()), clock),
+        Outcome::Prioritized(Pick::One(1, due_task(2))),
+        Outcome::Prioritized(Pick::Ambiguous(
+            long_tasks.iter().cloned().enumerate().collect(),
+        )),
+        Outcome::BrokenDown(Pick::One(
+            1,
+            BrokenDown {
+                task: due_task(1),
+                steps: many_tasks(5, 200),
+            },
+        )),
+        Outcome::BrokenDown(Pick::NoSuchPosition(Vec::new())),
+        Outcome::Reopened(Reopen::Reopened(due_task(3))),
+        Outcome::Reopened(Reopen::NothingRecent),
+        Outcome::Reopened(Reopen::NoMatch(long_tasks.clone())),
+        Outcome::Reopened(Reopen::Ambiguous(long_tasks.clone())),
+        Outcome::GoalAdded(goal(1), 999),
+        Outcome::GoalList(Vec::new()),
+        Outcome::GoalList((1..=30).map(goal).collect()),
+        Outcome::Linked(Ok(Linked {
+            goal: goal(1),
+            task: due_task(1),
+        })),
+        Outcome::Linked(Err(LinkMiss::Goal(Pick::NoMatch(Vec::new())))),
+        Outcome::Linked(Err(LinkMiss::Task(Pick::Ambiguous(
+            long_tasks.iter().cloned().enumerate().collect(),
+        )))),
+        Outcome::Progress(Pick::One(
+            9,
+            Progress {
+                goal: goal(1),
+                tasks: long_tasks.clone(),
+                next: Some(due_task(1)),
+            },
+        )),
+        Outcome::Progress(Pick::One(
+            9,
+            Progress {
+                goal: Goal {
+                    tasks_done: 0,
+                    tasks_total: 0,
+                    ..goal(2)
+                },
+                tasks: Vec::new(),
+                next: None,
+            },
+        )),
+        Outcome::Progress(Pick::NoMatch(Vec::new())),
+        Outcome::ExpenseLogged(Expense {
+            id: 1,
+            amount_minor: 999_999_999_999,
+            currency: "KWD".into(),
+            category: "c".repeat(40),
+            note: Some("n".repeat(200)),
+            spent_at: clock.now,
+            created_at: clock.now,
+        }),
+        Outcome::ExpenseTotals(Totals {
+            period: Period::Month,
+            from: clock.now,
+            to: clock.now,
+            currencies: vec![currency("EUR"), currency("USD"), currency("JPY")],
+        }),
+        Outcome::ExpenseTotals(Totals {
+            period: Period::Today,
+            from: clock.now,
+            to: clock.now,
+            currencies: Vec::new(),
+        }),
+        Outcome::NoteSaved(note(1)),
+        Outcome::NoteList(Vec::new()),
+        Outcome::NoteList((1..=5).map(note).collect()),
+        Outcome::NotesFound(Vec::new()),
+        Outcome::NotesFound((1..=5).map(note).collect()),
+        Outcome::NoteDeleted(Pick::One(1, note(1))),
+        Outcome::NoteDeleted(Pick::NoSuchPosition(Vec::new())),
+        Outcome::ReminderSet(reminder(1, None), clock),
+        Outcome::ReminderSet(reminder(1, Some(weekly.clone())), clock),
+        Outcome::ReminderList(Vec::new(), clock),
+        Outcome::ReminderList(
+            (1..=9).map(|i| reminder(i, Some(weekly.clone()))).collect(),
+            clock,
+        ),
+        Outcome::ReminderCancelled(Pick::One(1, reminder(1, None).reminder), clock),
+        Outcome::ReminderCancelled(Pick::NoMatch(Vec::new()), clock),
+    ];
+    for filter in [
+        ListFilter::Open,
+        ListFilter::Overdue,
+        ListFilter::DueToday,
+        ListFilter::DueThisWeek,
+        ListFilter::HighPriority,
+    ] {
+        for tasks in [numbered.clone(), Vec::new()] {
+            outcomes.push(Outcome::TaskListing(
+                Listing {
+                    filter,
+                    open_count: 40,
+                    needs_breakdown: numbered.clone(),
+                    tasks,
+                },
+                clock,
+            ));
+        }
+    }
+    for refusal in [
+        Refusal::PastTime,
+        Refusal::BadTime,
+        Refusal::RepeatingDue,
+        Refusal::NoText,
+        Refusal::TextTooLong,
+        Refusal::BadAmount,
+        Refusal::UnknownCurrency,
+    ] {
+        outcomes.push(Outcome::Refused(refusal));
+    }
+    outcomes
+}
+
+#[test]
+fn long_lists_keep_their_next_step_inside_one_sms() {
+    for outcome in planning_outcomes() {
+        if !matches!(
+            outcome,
+            Outcome::TaskListing(..) | Outcome::ReminderList(..) | Outcome::GoalList(..)
+        ) {
+            continue;
+        }
+        for lang in [Language::En, Language::Fr] {
+            let text = render(&outcome, lang, Channel::Sms);
+            assert!(
+                text.ends_with("steps 1")
+                    || text.ends_with("étapes 1")
+                    || text.ends_with("reminder 1")
+                    || text.ends_with("rappel 1")
+                    || text.ends_with("for details")
+                    || text.ends_with("le détail")
+                    || text.contains("Reply 'tasks'")
+                    || text.contains("« tâches »")
+                    || text.starts_with("No ")
+                    || text.starts_with("Aucun")
+                    || text.starts_with("Pas encore"),
+                "{text}"
+            );
+        }
+    }
 }
 
 fn is_gsm7(c: char) -> bool {
@@ -439,11 +736,11 @@ fn english_replies_use_only_gsm7_characters() {
 #[test]
 fn sms_lists_show_five_items_then_how_many_more() {
     let open: Vec<Task> = (1..=8).map(|i| task(i, &format!("task {i}"))).collect();
-    let en = render(&Outcome::TaskList(open.clone()), Language::En, Channel::Sms);
+    let en = render(&open_list(open.clone()), Language::En, Channel::Sms);
     assert!(en.contains("1. task 1\n2. task 2"), "{en}");
     assert!(en.contains("5. task 5\n+3 more"), "{en}");
     assert!(!en.contains("task 6"), "{en}");
-    let fr = render(&Outcome::TaskList(open), Language::Fr, Channel::Sms);
+    let fr = render(&open_list(open), Language::Fr, Channel::Sms);
     assert!(fr.contains("+3 autres"), "{fr}");
 }
 
@@ -492,7 +789,7 @@ fn completing_a_task_celebrates_and_names_the_next_one() {
 
 #[test]
 fn empty_lists_are_answered_with_encouragement_and_a_next_step() {
-    let en = render(&Outcome::TaskList(vec![]), Language::En, Channel::Sms);
+    let en = render(&open_list(vec![]), Language::En, Channel::Sms);
     assert!(
         en.contains("clean slate") && en.contains("task call mom"),
         "{en}"
@@ -524,7 +821,7 @@ fn an_ambiguous_title_lists_the_candidates_under_their_list_numbers() {
 #[test]
 fn the_web_channel_shows_longer_titles_than_sms() {
     let title = "a".repeat(80);
-    let outcome = Outcome::TaskList(vec![task(1, &title)]);
+    let outcome = open_list(vec![task(1, &title)]);
     assert!(!render(&outcome, Language::En, Channel::Sms).contains(&title));
     assert!(render(&outcome, Language::En, Channel::Web).contains(&title));
 }
