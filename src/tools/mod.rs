@@ -1,6 +1,6 @@
 //! Tools: the actions the agent can take on a user's data, each scoped to one user.
 //!
-//! [`registry`] holds the [`Tool`](registry::Tool) contract and the [`ToolRegistry`];
+//! [`registry`] holds the [`Tool`] contract and the [`ToolRegistry`];
 //! [`internal`] wraps each domain as registry tools for the LLM; each other module is one
 //! domain's operations (used by the offline rules directly): [`tasks`], [`goals`],
 //! [`groceries`], [`expenses`], [`notes`], [`reminders`], and [`when`], the English / French
