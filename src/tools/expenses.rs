@@ -375,7 +375,7 @@ pub fn category_text(key: &str, lang: Language) -> &str {
 pub struct ExpenseInput {
     /// Decimal text ("12.50").
     pub amount: String,
-    /// ISO 4217 code; the user's default when `None`.
+    /// ISO 4217 code, or a symbol or word ("€", "$", "euros"); the user's default when `None`.
     pub currency: Option<String>,
     /// "other" when `None`.
     pub category: Option<String>,
@@ -390,7 +390,9 @@ pub async fn log(
     default_currency: &str,
     now: DateTime<Utc>,
 ) -> Result<Expense, ExpenseError> {
-    let currency = currency_code(input.currency.as_deref().unwrap_or(default_currency))?;
+    let named = input.currency.as_deref().unwrap_or(default_currency);
+    let currency =
+        currency_code(&currency_word(named, default_currency).unwrap_or_else(|| named.to_owned()))?;
     let amount_minor = minor_units(&input.amount, &currency)?;
     let category = category_key(input.category.as_deref().unwrap_or("other"))?;
     let note = input

@@ -428,7 +428,7 @@ async fn expense_tools_log_in_minor_units_and_total_by_category() {
         let logged = ana.ok("log_expense", json!({"amount": 7.5, "category": "taxi"})).await;
         assert_eq!(logged["amount"], "7.50");
         assert_eq!(logged["currency"], "EUR");
-        ana.ok("log_expense", json!({"amount": "1500", "currency": "JPY", "category": "food"}))
+        ana.ok("log_expense", json!({"amount": "1500", "currency": "¥", "category": "food"}))
             .await;
         let totals = ana.ok("expense_totals", json!({"period": "week"})).await;
         assert_eq!(totals["currencies"][0]["currency"], "EUR");
@@ -453,7 +453,8 @@ async fn expense_tools_log_in_minor_units_and_total_by_category() {
             json!({"amount": "12.3456", "currency": "EUR"}),
             json!({"amount": "-5"}),
             json!({"amount": "0"}),
-            json!({"amount": "10", "currency": "EURO"}),
+            json!({"amount": "10", "currency": "EUX"}),
+            json!({"amount": "10", "currency": "bitcoin"}),
             json!({"amount": "1.5", "currency": "JPY"}),
             json!({"amount": "10", "category": ""}),
             json!({"amount": "10", "note": "n".repeat(201)}),

@@ -1500,14 +1500,15 @@ fn expense(text: &str) -> ExpenseInput {
             let (digits, suffix) = rest.split_at(end);
             amount = digits.trim_end_matches(['.', ',']).to_owned();
             let symbol = if prefix.is_empty() { suffix } else { prefix };
-            if !symbol.is_empty() {
-                currency = currency_word(symbol, "");
+            // The symbol or word as written: "$" is the user's own dollar, decided at logging.
+            if !symbol.is_empty() && currency_word(symbol, "").is_some() {
+                currency = Some(symbol.to_owned());
             }
             if currency.is_none()
                 && let Some(next) = words.peek()
-                && let Some(code) = currency_word(next, "")
+                && currency_word(next, "").is_some()
             {
-                currency = Some(code);
+                currency = Some((*next).to_owned());
                 words.next();
             }
             continue;

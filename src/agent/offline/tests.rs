@@ -1304,21 +1304,21 @@ mod planning {
             ),
             (
                 "spent $12 on lunch with Sam",
-                spent("12", Some("USD"), Some("lunch"), Some("lunch with Sam")),
+                spent("12", Some("$"), Some("lunch"), Some("lunch with Sam")),
             ),
             (
                 "paid 30 eur taxi",
-                spent("30", Some("EUR"), Some("taxi"), Some("taxi")),
+                spent("30", Some("eur"), Some("taxi"), Some("taxi")),
             ),
             (
                 "j'ai dépensé 12,50€ au resto",
-                spent("12,50", Some("EUR"), Some("resto"), Some("resto")),
+                spent("12,50", Some("€"), Some("resto"), Some("resto")),
             ),
             (
                 "dépensé 40 euros en courses",
-                spent("40", Some("EUR"), Some("courses"), Some("courses")),
+                spent("40", Some("euros"), Some("courses"), Some("courses")),
             ),
-            ("spent 1500 yen", spent("1500", Some("JPY"), None, None)),
+            ("spent 1500 yen", spent("1500", Some("yen"), None, None)),
             (
                 "spent on lunch",
                 spent("", None, Some("lunch"), Some("lunch")),
@@ -1682,4 +1682,44 @@ fn every_example_in_the_readme_is_understood() {
         .filter(|e| matches!(parse(e), Intent::Unknown | Intent::Greeting))
         .collect();
     assert!(unknown.is_empty(), "not understood: {unknown:?}");
+}
+
+#[tokio::test]
+async fn a_dollar_is_the_users_own_dollar() {
+    use crate::agent::{TurnEngine, TurnInput};
+    use crate::store::{NewUser, connect};
+    let store = connect("sqlite::memory:", crate::store::Sealer::generate())
+        .await
+        .expect("store");
+    let user = store
+        .create_user(&NewUser {
+            display_name: "Jo".into(),
+            phone: "+14165550101".into(),
+            number: "+14165559001".into(),
+            language: Language::En,
+            time_zone: "America/Toronto".into(),
+        })
+        .await
+        .expect("user");
+    let input = |text| TurnInput {
+        user: &user,
+        text,
+        channel: Channel::Sms,
+        now: Utc::now(),
+        recent: &[],
+        memories: &[],
+    };
+    let reply = OfflineRules
+        .respond(&store, input("spent $12.50 on lunch"))
+        .await
+        .expect("reply");
+    assert_eq!(
+        reply,
+        "Logged 12.50 CAD for food. Reply 'expenses' for this week's total."
+    );
+    let reply = OfflineRules
+        .respond(&store, input("spent 5 us$ on coffee"))
+        .await
+        .expect("reply");
+    assert!(reply.starts_with("Logged $5.00 for food."), "{reply}");
 }
