@@ -230,7 +230,8 @@ impl Tool for AddTasks {
             .iter()
             .map(|t| task_view(position_in(&added.open, t.id), t, tz))
             .collect::<Vec<_>>();
-        let summary = format!("added {} task(s)", views.len());
+        let titles: Vec<&str> = views.iter().map(|v| v.title.as_str()).collect();
+        let summary = format!("added {} task(s): {}", titles.len(), titles.join(", "));
         Ok(ToolOutput::new(
             AddedTasks {
                 added: views,
@@ -279,7 +280,13 @@ impl Tool for ListTasks {
             .iter()
             .map(|n| task_view(n.position, &n.task, tz))
             .collect();
-        let summary = format!("{} task(s)", views.len());
+        let summary = match filter {
+            ListFilter::Open => format!("{} open task(s)", views.len()),
+            ListFilter::Overdue => format!("{} overdue task(s)", views.len()),
+            ListFilter::DueToday => format!("{} task(s) due today", views.len()),
+            ListFilter::DueThisWeek => format!("{} task(s) due this week", views.len()),
+            ListFilter::HighPriority => format!("{} urgent task(s)", views.len()),
+        };
         Ok(ToolOutput::new(
             TaskList {
                 filter,
@@ -392,7 +399,8 @@ impl Tool for ReopenTask {
             tasks::Reopen::Reopened(task) => {
                 let open = ctx.store.open_tasks(ctx.user.id).await?;
                 let view = task_view(position_in(&open, task.id), &task, zone(ctx));
-                Ok(ToolOutput::new(view, "reopened a task"))
+                let summary = format!("reopened: {}", view.title);
+                Ok(ToolOutput::new(view, summary))
             }
             tasks::Reopen::NothingRecent => Err(ToolError::NotFound(
                 "no task was completed in the last 7 days".into(),
@@ -448,10 +456,8 @@ impl Tool for RescheduleTask {
             .transpose()?;
         let pick = tasks::reschedule(ctx.store, ctx.user.id, &target, due).await?;
         let (position, task) = picked(pick, "task")?;
-        Ok(ToolOutput::new(
-            task_view(position, &task, tz),
-            "rescheduled a task",
-        ))
+        let summary = format!("rescheduled: {}", task.title);
+        Ok(ToolOutput::new(task_view(position, &task, tz), summary))
     }
 }
 
@@ -485,7 +491,7 @@ impl Tool for SetTaskPriority {
         let (position, task) = picked(pick, "task")?;
         Ok(ToolOutput::new(
             task_view(position, &task, zone(ctx)),
-            "set a task's priority",
+            format!("{} priority: {}", task.priority.as_str(), task.title),
         ))
     }
 }
@@ -570,7 +576,11 @@ impl Tool for BreakDownTask {
                 .map(|t| task_view(position_in(&open, t.id), t, tz))
                 .collect(),
         };
-        let summary = format!("added {} step(s)", view.steps.len());
+        let summary = format!(
+            "added {} small step(s) for: {}",
+            view.steps.len(),
+            view.task.title
+        );
         Ok(ToolOutput::new(view, summary))
     }
 }
@@ -625,7 +635,8 @@ impl Tool for AddGoal {
             .iter()
             .position(|g| g.id == goal.id)
             .map_or(0, |i| i + 1);
-        Ok(ToolOutput::new(goal_view(number, &goal), "added a goal"))
+        let summary = format!("added goal: {}", goal.title);
+        Ok(ToolOutput::new(goal_view(number, &goal), summary))
     }
 }
 
@@ -690,7 +701,7 @@ impl Tool for LinkTaskToGoal {
                     "goal": goal_view(0, &linked.goal),
                     "task": task_view(0, &linked.task, zone(ctx)),
                 }),
-                "linked a task to a goal",
+                format!("linked {} to {}", linked.task.title, linked.goal.title),
             )),
             Err(LinkMiss::Goal(pick)) => Err(missed(pick, "goal")),
             Err(LinkMiss::Task(pick)) => Err(missed(pick, "task")),

@@ -684,3 +684,49 @@ async fn one_users_tool_calls_never_read_or_change_another_users_rows() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn summaries_say_what_was_done_in_words_a_reply_can_reuse() {
+    let store = crate::store::connect("sqlite::memory:", crate::store::Sealer::generate())
+        .await
+        .expect("store");
+    let ana = caller(&store, 1, wednesday()).await;
+    let summary = |out: Result<ToolOutput, ToolError>| out.expect("call").summary;
+    assert_eq!(
+        summary(
+            ana.call("add_tasks", json!({"titles": ["pay rent", "call mom"]}))
+                .await
+        ),
+        "added 2 task(s): pay rent, call mom"
+    );
+    assert_eq!(
+        summary(ana.call("list_tasks", json!({})).await),
+        "2 open task(s)"
+    );
+    assert_eq!(
+        summary(ana.call("list_tasks", json!({"filter": "overdue"})).await),
+        "0 overdue task(s)"
+    );
+    assert_eq!(
+        summary(ana.call("complete_task", json!({"number": 1})).await),
+        "completed 1 task(s)"
+    );
+    assert_eq!(
+        summary(
+            ana.call("reschedule_task", json!({"number": 1, "due": "friday"}))
+                .await
+        ),
+        "rescheduled: call mom"
+    );
+    // Sealed texts stay out of summaries, which may reach logs and audit views.
+    let note = summary(ana.call("save_note", json!({"text": "secret 42"})).await);
+    assert!(!note.contains("secret"), "{note}");
+    let reminder = summary(
+        ana.call(
+            "create_reminder",
+            json!({"text": "secret 42", "when": "in 5 minutes"}),
+        )
+        .await,
+    );
+    assert!(!reminder.contains("secret"), "{reminder}");
+}
