@@ -256,7 +256,8 @@ pub struct ListTasksArgs {
 #[derive(Serialize)]
 struct TaskList {
     filter: ListFilter,
-    tasks: Vec<TaskView>,
+    /// The open tasks the filter keeps, under their numbers in the whole open list.
+    open: Vec<TaskView>,
     open_count: usize,
 }
 
@@ -290,7 +291,7 @@ impl Tool for ListTasks {
         Ok(ToolOutput::new(
             TaskList {
                 filter,
-                tasks: views,
+                open: views,
                 open_count: listing.open_count,
             },
             summary,

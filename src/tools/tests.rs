@@ -150,19 +150,19 @@ async fn task_tools_add_list_complete_reopen_reschedule_and_prioritise() {
 
         let listed = ana.ok("list_tasks", json!({})).await;
         assert_eq!(
-            titles(&listed["tasks"]),
+            titles(&listed["open"]),
             ["pay rent", "call mom", "book dentist"]
         );
         let urgent = ana
             .ok("list_tasks", json!({"filter": "high_priority"}))
             .await;
-        assert_eq!(titles(&urgent["tasks"]), ["pay rent", "call mom"]);
+        assert_eq!(titles(&urgent["open"]), ["pay rent", "call mom"]);
         let this_week = ana
             .ok("list_tasks", json!({"filter": "due_this_week"}))
             .await;
-        assert_eq!(this_week["tasks"].as_array().map(Vec::len), Some(2));
+        assert_eq!(this_week["open"].as_array().map(Vec::len), Some(2));
         let overdue = ana.ok("list_tasks", json!({"filter": "overdue"})).await;
-        assert_eq!(overdue["tasks"], json!([]));
+        assert_eq!(overdue["open"], json!([]));
 
         let moved = ana
             .ok(
@@ -241,9 +241,9 @@ async fn task_tools_refuse_bad_arguments_and_change_nothing() {
             ana.refused(name, args).await;
         }
         let listed = ana.ok("list_tasks", json!({})).await;
-        assert_eq!(titles(&listed["tasks"]), ["pay rent"]);
-        assert_eq!(listed["tasks"][0]["due"], Value::Null);
-        assert_eq!(listed["tasks"][0]["priority"], "normal");
+        assert_eq!(titles(&listed["open"]), ["pay rent"]);
+        assert_eq!(listed["open"][0]["due"], Value::Null);
+        assert_eq!(listed["open"][0]["priority"], "normal");
     })
     .await;
 }
@@ -261,13 +261,13 @@ async fn a_task_whose_due_date_keeps_passing_is_offered_in_small_steps() {
             // The due date passes; the next listing counts the miss once.
             ana.now += Duration::hours(2);
             let listed = ana.ok("list_tasks", json!({"filter": "overdue"})).await;
-            assert_eq!(listed["tasks"][0]["misses"], miss);
+            assert_eq!(listed["open"][0]["misses"], miss);
             let again = ana.ok("list_tasks", json!({})).await;
             assert_eq!(
-                again["tasks"][0]["misses"], miss,
+                again["open"][0]["misses"], miss,
                 "counted once per due date"
             );
-            assert_eq!(again["tasks"][0]["offer_small_steps"], miss >= 3);
+            assert_eq!(again["open"][0]["offer_small_steps"], miss >= 3);
             ana.ok("reschedule_task", json!({"number": 1, "due": "in 1 hour"}))
                 .await;
         }
@@ -617,7 +617,7 @@ async fn one_users_tool_calls_never_read_or_change_another_users_rows() {
 
         // Every read through Bob is empty.
         let empty_lists = [
-            ("list_tasks", json!({}), "tasks"),
+            ("list_tasks", json!({}), "open"),
             ("list_goals", json!({}), "goals"),
             ("list_groceries", json!({}), "items"),
             ("list_notes", json!({}), "notes"),
@@ -664,9 +664,9 @@ async fn one_users_tool_calls_never_read_or_change_another_users_rows() {
 
         // Alice's rows are exactly as she left them.
         let tasks = alice.ok("list_tasks", json!({})).await;
-        assert_eq!(titles(&tasks["tasks"]), ["alice task"]);
-        assert_eq!(tasks["tasks"][0]["priority"], "normal");
-        assert_eq!(tasks["tasks"][0]["due"], "2026-03-13");
+        assert_eq!(titles(&tasks["open"]), ["alice task"]);
+        assert_eq!(tasks["open"][0]["priority"], "normal");
+        assert_eq!(tasks["open"][0]["due"], "2026-03-13");
         let goals = alice.ok("list_goals", json!({})).await;
         assert_eq!(goals["goals"][0]["tasks_total"], 1);
         assert_eq!(
