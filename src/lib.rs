@@ -18,7 +18,7 @@
 //! | [`agent`] | what answers a turn: the LLM planner (prompts, budgets, summary, cache) and the offline rules |
 //! | [`llm`] | language-model providers (Gemini, OpenAI-compatible, Gemini embeddings), circuit breaking, retry timing |
 //! | [`memory`] | long-term memory: ranking (BM25 / embeddings), extraction, consolidation |
-//! | [`tools`] | actions on a user's data: tasks, groceries, memory |
+//! | [`tools`] | the tool registry and the internal tools: tasks, goals, groceries, expenses, notes, reminders, memory; natural time |
 //! | [`sms`] | Twilio's protocol: signatures, TwiML, segments, keywords, REST client |
 //! | [`store`] | persistence on SQLite or PostgreSQL |
 //! | [`cli`] | the `nudge` command line |

@@ -25,6 +25,12 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("messages", "body"),
     ("accounts", "totp_secret"),
     ("accounts", "totp_pending"),
+    ("notes", "body"),
+    ("reminders", "body"),
+    ("expenses", "note"),
+    ("ltm_memories", "text"),
+    ("ltm_memories", "tags"),
+    ("conversation_summaries", "summary"),
 ];
 
 /// What a re-seal pass did to one column.

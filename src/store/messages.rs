@@ -251,7 +251,7 @@ impl Store {
     /// `v1.` envelope) is returned as it is; `nudge admin rotate-key` seals those.
     fn open_message(&self, row: MessageRow) -> Result<Message> {
         let mut message = Message::try_from(row)?;
-        message.body = self.open_column(BODY_COLUMN, message.user_id, message.body)?;
+        message.body = self.open_column(BODY_COLUMN, message.user_id, &message.body)?;
         Ok(message)
     }
 

@@ -17,7 +17,7 @@
 //! | `sqlite.rs`, `postgres.rs` | what one backend does its own way: connecting, naming a unique violation |
 //! | `users.rs` | [`User`], [`NewUser`], [`Role`], [`Language`] |
 //! | `messages.rs` | [`Message`], [`NewMessage`], [`Channel`], [`Direction`], SMS usage |
-//! | `tasks.rs` | [`Task`] |
+//! | `tasks.rs` | [`Task`], [`NewTask`], [`Due`], [`Priority`] |
 //! | `groceries.rs` | [`GroceryItem`] |
 //! | `llm_usage.rs` | [`NewLlmUsage`], [`LlmUsage`], [`ProviderUsage`]: tokens per model call |
 //! | `summaries.rs` | [`ConversationSummary`]: each user's rolling summary (sealed) |
@@ -29,6 +29,10 @@
 //! | `limits.rs` | rate limits (GCRA), in process or shared through Redis |
 //! | `revocation.rs` | the revocation list of access tokens: the sessions table, or Redis |
 //! | `privacy.rs` | export and erasure over every `user_id` table, retention purges |
+//! | `goals.rs` | [`Goal`], [`GoalStatus`] |
+//! | `expenses.rs` | [`Expense`], [`NewExpense`], [`ExpenseTotal`] |
+//! | `notes.rs` | [`Note`] (sealed) |
+//! | `reminders.rs` | [`Reminder`], [`NewReminder`], [`ReminderStatus`] (sealed text) |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
 //! sqlx), its statements and its `impl Store { … }` block. SQLite accepts PostgreSQL's `$N`
@@ -41,14 +45,18 @@
 mod account_tests;
 mod accounts;
 mod audit;
+mod expenses;
+mod goals;
 mod groceries;
 mod keys;
 pub mod limits;
 mod llm_usage;
 mod memories;
 mod messages;
+mod notes;
 pub(crate) mod postgres;
 mod privacy;
+mod reminders;
 pub mod revocation;
 pub mod seal;
 mod sessions;
@@ -57,8 +65,11 @@ mod sqlite;
 mod summaries;
 mod tasks;
 pub mod testing;
+/// The store's tests; `tests::on_each_backend` also serves other modules' tests.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
+#[cfg(test)]
+mod tests_tools;
 mod users;
 
 use std::fmt;
@@ -75,6 +86,8 @@ pub use accounts::{
     Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,
 };
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
+pub use expenses::{Expense, ExpenseTotal, NewExpense};
+pub use goals::{Goal, GoalStatus};
 pub use groceries::GroceryItem;
 pub use keys::{ResealStep, SEALED_COLUMNS};
 pub use llm_usage::{LlmUsage, NewLlmUsage, ProviderUsage};
@@ -82,10 +95,12 @@ pub use memories::{
     Memory, MemoryEmbedding, MemoryFingerprint, MemoryKind, MergedMemory, NewMemory,
 };
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
+pub use notes::Note;
 pub use privacy::{EXPORT_FORMAT, ErasureReport};
+pub use reminders::{NewReminder, Reminder, ReminderStatus};
 pub use sessions::{NewSession, Rotation, Session, Throttle};
 pub use summaries::ConversationSummary;
-pub use tasks::Task;
+pub use tasks::{Due, NewTask, Priority, Task};
 pub use users::{Language, NewUser, Role, User};
 
 /// Errors of the persistence layer.
@@ -269,12 +284,17 @@ impl Store {
     /// Opens a value of a sealed column of `user`'s (`column` is `table.column`). A value
     /// without the `v1.` envelope was stored before the column was sealed and is returned as
     /// it is; one that fails to open is corrupt.
-    pub(crate) fn open_column(&self, column: &str, user: UserId, value: String) -> Result<String> {
-        match self.sealer.open(&seal::place(column, user), &value) {
+    pub(crate) fn open_column(&self, column: &str, user: UserId, value: &str) -> Result<String> {
+        match self.sealer.open(&seal::place(column, user), value) {
             Ok(plain) => Ok(plain),
-            Err(seal::SealError::Malformed) if !value.starts_with("v1.") => Ok(value),
+            Err(seal::SealError::Malformed) if !value.starts_with("v1.") => Ok(value.to_owned()),
             Err(error) => Err(StoreError::Corrupt(format!("{column}: {error}"))),
         }
+    }
+
+    /// Seals `text` for `column` (`table.column`) of `user`'s row.
+    pub(crate) fn seal_column(&self, column: &str, user: UserId, text: &str) -> String {
+        self.sealer.seal(&seal::place(column, user), text)
     }
 
     /// Sends [`with_user!`]'s work through `url`, a PostgreSQL login role that row-level

@@ -10,7 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use sqlx::{Encode, Postgres, Sqlite, Type};
 
-use super::{Result, StoreError, postgres, sqlite};
+use super::{Result, Store, StoreError, UserId, postgres, sqlite, with_pool};
 
 /// Rows per multi-row `INSERT`: far below SQLite's 32,766 bound parameters.
 pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
@@ -68,4 +68,28 @@ pub(super) fn parse<T: FromStr<Err = String>>(column: &str, value: &str) -> Resu
     value
         .parse()
         .map_err(|e: String| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+impl Store {
+    /// Runs a `DELETE … WHERE user_id = $1 AND id = $2`; `NotFound` when no row of this user
+    /// has that id.
+    pub(super) async fn delete_owned(
+        &self,
+        statement: &'static str,
+        user: UserId,
+        id: i64,
+    ) -> Result<()> {
+        let deleted = with_pool!(self, pool => {
+            sqlx::query(statement)
+                .bind(user.0)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
 }

@@ -75,7 +75,7 @@ fn assert_conflict<T: Debug>(result: Result<T>, field: &str) {
     }
 }
 
-fn assert_not_found<T: Debug>(result: Result<T>) {
+pub(super) fn assert_not_found<T: Debug>(result: Result<T>) {
     assert!(
         matches!(result, Err(StoreError::NotFound)),
         "expected NotFound, got {result:?}"

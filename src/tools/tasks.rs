@@ -1,10 +1,26 @@
-//! The task list: add tasks, list the open ones, complete them by number or by name.
+//! The task list: add tasks (with due dates and priorities), list them with filters, complete,
+//! reopen, reschedule and reprioritise them, count what got done, and offer small first steps
+//! for a task whose due date keeps slipping.
 //!
 //! Every function takes the [`UserId`] whose list it touches and passes it to the store, so a
 //! call can never see or change another user's tasks. Numbers are 1-based positions in the open
 //! tasks ordered oldest first: the order [`list_open`] returns and the user sees them numbered in.
+//!
+//! ADHD-aware: a due date that passes while the task is open counts one miss; once a task has
+//! [`MISSES_BEFORE_BREAKDOWN`] misses, listings flag it so the reply can offer to break it into
+//! small first steps ([`breakdown_template`] offline, or steps the model writes).
 
-use crate::store::{Store, StoreError, Task, UserId};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::store::{Due, Language, NewTask, Priority, Store, StoreError, Task, UserId};
+use crate::tools::when::{self, When, WhenError};
+
+/// Misses after which a task is offered in small first steps.
+pub const MISSES_BEFORE_BREAKDOWN: u32 = 3;
+/// How far back "undo" / reopen looks for a completed task.
+pub const REOPEN_WINDOW_DAYS: i64 = 7;
 
 /// The longest task title accepted, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -29,6 +45,12 @@ pub enum TaskError {
         /// How many titles were given.
         count: usize,
     },
+    /// The due date could not be read or placed.
+    #[error("due date: {0}")]
+    BadDue(#[from] WhenError),
+    /// A due date cannot repeat ("every monday"); that is a reminder.
+    #[error("a task's due date cannot repeat; use a reminder for that")]
+    RepeatingDue,
     /// The store failed; nothing about the input was wrong.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -122,16 +144,406 @@ pub async fn add_many(store: &Store, user: UserId, titles: &[String]) -> Result<
             count: titles.len(),
         });
     }
-    let titles = titles
-        .iter()
-        .map(|t| validate_title(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut added = Vec::with_capacity(titles.len());
-    for title in titles {
-        added.push(store.add_task(user, title).await?);
+    add_many_with(store, user, titles, None, Priority::Normal).await
+}
+
+/// Adds several tasks sharing a due date and a priority, in one statement, after validating
+/// all of them (nothing is saved if any title is refused).
+pub async fn add_many_with(
+    store: &Store,
+    user: UserId,
+    titles: &[String],
+    due: Option<Due>,
+    priority: Priority,
+) -> Result<Added, TaskError> {
+    if titles.is_empty() {
+        return Err(TaskError::EmptyTitle);
     }
+    if titles.len() > MAX_TASKS_PER_MESSAGE {
+        return Err(TaskError::TooMany {
+            count: titles.len(),
+        });
+    }
+    let new = titles
+        .iter()
+        .map(|t| {
+            validate_title(t).map(|title| NewTask {
+                title: title.to_owned(),
+                due,
+                priority,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let added = store.add_tasks(user, &new).await?;
     let open = store.open_tasks(user).await?;
     Ok(Added { added, open })
+}
+
+/// Turns a read time into a due date: a day is due by its end in the user's zone.
+pub fn due_from(when: When, tz: Tz) -> Result<Due, TaskError> {
+    match when {
+        When::At(at) => Ok(Due { at, all_day: false }),
+        When::Day(date) => Ok(Due {
+            at: end_of_day(date, tz),
+            all_day: true,
+        }),
+        When::Every { .. } => Err(TaskError::RepeatingDue),
+    }
+}
+
+/// A due date from a read time, refused when it has already passed.
+pub fn future_due(when: When, now: DateTime<Utc>, tz: Tz) -> Result<Due, TaskError> {
+    let due = due_from(when, tz)?;
+    if due.at <= now {
+        return Err(TaskError::BadDue(WhenError::Past));
+    }
+    Ok(due)
+}
+
+/// Places a parsed time expression as a due date (refused when past or repeating).
+pub fn due_of(expr: &when::Expr, now: DateTime<Utc>, tz: Tz) -> Result<Due, TaskError> {
+    future_due(expr.resolve(now, tz)?, now, tz)
+}
+
+/// Reads a due date as a person or a model writes it ("friday", "demain 17h", ISO 8601).
+pub fn read_due(text: &str, now: DateTime<Utc>, tz: Tz) -> Result<Due, TaskError> {
+    future_due(when::read(text, now, tz)?, now, tz)
+}
+
+fn end_of_day(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let last = NaiveTime::from_hms_opt(23, 59, 0).unwrap_or(NaiveTime::MIN);
+    when::resolve_local(tz, date.and_time(last))
+}
+
+/// Which tasks a listing shows.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ListFilter {
+    /// Every open task.
+    #[default]
+    Open,
+    /// Open tasks whose due date has passed.
+    Overdue,
+    /// Open tasks due by the end of today.
+    DueToday,
+    /// Open tasks due within the next seven days (overdue ones included).
+    DueThisWeek,
+    /// Open tasks of high priority.
+    HighPriority,
+}
+
+/// A listing: the tasks asked for, under the numbers of the open list, and the open tasks
+/// missed often enough to offer them in small steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    pub filter: ListFilter,
+    pub tasks: Vec<Numbered>,
+    /// How many tasks are open in all.
+    pub open_count: usize,
+    /// Open tasks with at least [`MISSES_BEFORE_BREAKDOWN`] misses.
+    pub needs_breakdown: Vec<Numbered>,
+}
+
+/// Counts the misses of due dates that passed by `now`, then lists the open tasks `filter`
+/// keeps, numbered as in the open list.
+pub async fn list(
+    store: &Store,
+    user: UserId,
+    filter: ListFilter,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Result<Listing, StoreError> {
+    store.count_task_misses(user, now).await?;
+    let open = store.open_tasks(user).await?;
+    let today_end = end_of_day(now.with_timezone(&tz).date_naive(), tz);
+    let week_end = now + Duration::days(7);
+    let keep = |t: &Task| match filter {
+        ListFilter::Open => true,
+        ListFilter::Overdue => t.due.is_some_and(|d| d.at <= now),
+        ListFilter::DueToday => t.due.is_some_and(|d| d.at <= today_end),
+        ListFilter::DueThisWeek => t.due.is_some_and(|d| d.at <= week_end),
+        ListFilter::HighPriority => t.priority == Priority::High,
+    };
+    let numbered: Vec<Numbered> = open
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Numbered {
+            position: i + 1,
+            task: t.clone(),
+        })
+        .collect();
+    let needs_breakdown = numbered
+        .iter()
+        .filter(|n| n.task.misses >= MISSES_BEFORE_BREAKDOWN)
+        .cloned()
+        .collect();
+    Ok(Listing {
+        filter,
+        open_count: open.len(),
+        tasks: numbered.into_iter().filter(|n| keep(&n.task)).collect(),
+        needs_breakdown,
+    })
+}
+
+/// One thing a user points at: a position in a list or words of a title.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// 1-based position.
+    Position(usize),
+    /// Words of the title, matched ignoring case and accents.
+    Title(String),
+}
+
+/// What pointing at one item of a list found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pick<T> {
+    /// The item and its position.
+    One(usize, T),
+    /// The list has no such position (the list is given to show it).
+    NoSuchPosition(Vec<T>),
+    /// No title matched (the list is given to show it).
+    NoMatch(Vec<T>),
+    /// Several titles matched equally well, with their positions.
+    Ambiguous(Vec<(usize, T)>),
+}
+
+/// Picks one item of `items` (numbered from 1 in that order) by position or title.
+pub(crate) fn pick<T: Titled + Clone>(items: &[T], target: &Target) -> Pick<T> {
+    match target {
+        Target::Position(p) => match p.checked_sub(1).and_then(|i| items.get(i)) {
+            Some(item) => Pick::One(*p, item.clone()),
+            None => Pick::NoSuchPosition(items.to_vec()),
+        },
+        Target::Title(query) => match best_matches(items, query) {
+            Matches::None => Pick::NoMatch(items.to_vec()),
+            Matches::One(i) => Pick::One(i + 1, items[i].clone()),
+            Matches::Many(indexes) => Pick::Ambiguous(
+                indexes
+                    .into_iter()
+                    .map(|i| (i + 1, items[i].clone()))
+                    .collect(),
+            ),
+        },
+    }
+}
+
+/// Picks one open task, then applies `change` to it.
+async fn change_open<F, Fut>(
+    store: &Store,
+    user: UserId,
+    target: &Target,
+    change: F,
+) -> Result<Pick<Task>, StoreError>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<Task, StoreError>>,
+{
+    let open = store.open_tasks(user).await?;
+    Ok(match pick(&open, target) {
+        Pick::One(position, task) => Pick::One(position, change(task.id).await?),
+        other => other,
+    })
+}
+
+/// Sets (or with `None` clears) the due date of one open task.
+pub async fn reschedule(
+    store: &Store,
+    user: UserId,
+    target: &Target,
+    due: Option<Due>,
+) -> Result<Pick<Task>, StoreError> {
+    change_open(store, user, target, |id| {
+        store.reschedule_task(user, id, due)
+    })
+    .await
+}
+
+/// Sets the priority of one open task.
+pub async fn set_priority(
+    store: &Store,
+    user: UserId,
+    target: &Target,
+    priority: Priority,
+) -> Result<Pick<Task>, StoreError> {
+    change_open(store, user, target, |id| {
+        store.set_task_priority(user, id, priority)
+    })
+    .await
+}
+
+/// A task broken into small first steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BrokenDown {
+    /// The task, its misses forgotten (it stays on the list).
+    pub task: Task,
+    /// The steps, added as tasks after it.
+    pub steps: Vec<Task>,
+}
+
+/// Small first steps for a task, in the user's language: the offline answer when no model
+/// writes better ones. Each step takes minutes and starts with a verb.
+pub fn breakdown_template(title: &str, lang: Language) -> Vec<String> {
+    let t = clip_chars(title, MAX_TITLE_CHARS - 40);
+    match lang {
+        Language::En => vec![
+            format!("2 min: get out what you need for {t}"),
+            format!("10 min: start {t}, just the first bit"),
+            format!("2 min: note the next tiny step for {t}"),
+        ],
+        Language::Fr => vec![
+            format!("2 min : sortir ce qu'il faut pour {t}"),
+            format!("10 min : commencer {t}, juste le début"),
+            format!("2 min : noter la prochaine mini-étape de {t}"),
+        ],
+    }
+}
+
+fn clip_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(3)).collect();
+    format!("{}...", kept.trim_end())
+}
+
+/// Breaks one open task into small first steps: `steps` when given (a model wrote them), the
+/// template otherwise. The steps are added as tasks; the task's misses are forgotten.
+pub async fn break_down(
+    store: &Store,
+    user: UserId,
+    target: &Target,
+    steps: Option<&[String]>,
+    lang: Language,
+) -> Result<Pick<BrokenDown>, TaskError> {
+    let open = store.open_tasks(user).await?;
+    let (position, task) = match pick(&open, target) {
+        Pick::One(position, task) => (position, task),
+        Pick::NoSuchPosition(l) => {
+            return Ok(Pick::NoSuchPosition(l.into_iter().map(unbroken).collect()));
+        }
+        Pick::NoMatch(l) => return Ok(Pick::NoMatch(l.into_iter().map(unbroken).collect())),
+        Pick::Ambiguous(c) => {
+            return Ok(Pick::Ambiguous(
+                c.into_iter().map(|(p, t)| (p, unbroken(t))).collect(),
+            ));
+        }
+    };
+    let steps = match steps {
+        Some(steps) => steps.to_vec(),
+        None => breakdown_template(&task.title, lang),
+    };
+    let added = add_many_with(store, user, &steps, None, task.priority).await?;
+    let task = store.reset_task_misses(user, task.id).await?;
+    Ok(Pick::One(
+        position,
+        BrokenDown {
+            task,
+            steps: added.added,
+        },
+    ))
+}
+
+fn unbroken(task: Task) -> BrokenDown {
+    BrokenDown {
+        task,
+        steps: Vec::new(),
+    }
+}
+
+/// What reopening a completed task found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reopen {
+    /// The task is open again.
+    Reopened(Task),
+    /// Nothing was completed in the last [`REOPEN_WINDOW_DAYS`] days.
+    NothingRecent,
+    /// No recently completed task matches the words.
+    NoMatch(Vec<Task>),
+    /// Several recently completed tasks match.
+    Ambiguous(Vec<Task>),
+}
+
+/// Puts a recently completed task back on the list (undo): the latest one, or the one whose
+/// title the words name.
+pub async fn reopen(
+    store: &Store,
+    user: UserId,
+    title: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Reopen, StoreError> {
+    let since = now - Duration::days(REOPEN_WINDOW_DAYS);
+    let recent = store.completed_tasks_since(user, since, 20).await?;
+    let chosen = match (title, recent.first()) {
+        (_, None) => return Ok(Reopen::NothingRecent),
+        (None, Some(latest)) => latest.clone(),
+        (Some(query), Some(_)) => match best_matches(&recent, query) {
+            Matches::None => return Ok(Reopen::NoMatch(recent)),
+            Matches::One(i) => recent[i].clone(),
+            Matches::Many(ix) => {
+                return Ok(Reopen::Ambiguous(
+                    ix.into_iter().map(|i| recent[i].clone()).collect(),
+                ));
+            }
+        },
+    };
+    Ok(Reopen::Reopened(store.reopen_task(user, chosen.id).await?))
+}
+
+/// How the list is going: counts people find encouraging, never a score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TaskStats {
+    /// Completed since midnight, in the user's zone.
+    pub done_today: u64,
+    /// Completed since Monday 00:00, in the user's zone.
+    pub done_this_week: u64,
+    /// Completed in the week before.
+    pub done_last_week: u64,
+    pub open: usize,
+    pub overdue: usize,
+    /// Open and due by the end of today (overdue included).
+    pub due_today: usize,
+}
+
+/// Counts what got done today and this week (weeks start on Monday in the user's zone) and
+/// what is open, overdue and due today.
+pub async fn stats(
+    store: &Store,
+    user: UserId,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Result<TaskStats, StoreError> {
+    let listing = list(store, user, ListFilter::Open, now, tz).await?;
+    let today = now.with_timezone(&tz).date_naive();
+    let midnight = |d: NaiveDate| when::resolve_local(tz, d.and_time(NaiveTime::MIN));
+    let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+    let week_start = midnight(monday);
+    let last_week_start = midnight(monday - Duration::days(7));
+    let tomorrow = midnight(today + Duration::days(1));
+    let today_end = end_of_day(today, tz);
+    Ok(TaskStats {
+        done_today: store
+            .count_completed_tasks(user, midnight(today), tomorrow)
+            .await?,
+        done_this_week: store
+            .count_completed_tasks(user, week_start, tomorrow)
+            .await?,
+        done_last_week: store
+            .count_completed_tasks(user, last_week_start, week_start)
+            .await?,
+        open: listing.open_count,
+        overdue: listing
+            .tasks
+            .iter()
+            .filter(|n| n.task.due.is_some_and(|d| d.at <= now))
+            .count(),
+        due_today: listing
+            .tasks
+            .iter()
+            .filter(|n| n.task.due.is_some_and(|d| d.at <= today_end))
+            .count(),
+    })
 }
 
 /// The user's open tasks, oldest first.
@@ -149,6 +561,7 @@ pub async fn complete_by_position_or_title(
     store: &Store,
     user: UserId,
     target: &TaskTarget,
+    now: DateTime<Utc>,
 ) -> Result<Completion, StoreError> {
     let open = store.open_tasks(user).await?;
     let chosen: Vec<i64> = match target {
@@ -169,7 +582,7 @@ pub async fn complete_by_position_or_title(
                     open,
                 });
             }
-            return finish(store, user, &ids, missing).await;
+            return finish(store, user, &ids, missing, now).await;
         }
         TaskTarget::Title(query) => match best_matches(&open, query) {
             Matches::None => return Ok(Completion::NoMatch { open }),
@@ -186,7 +599,7 @@ pub async fn complete_by_position_or_title(
             }
         },
     };
-    finish(store, user, &chosen, Vec::new()).await
+    finish(store, user, &chosen, Vec::new(), now).await
 }
 
 async fn finish(
@@ -194,10 +607,11 @@ async fn finish(
     user: UserId,
     ids: &[i64],
     missing: Vec<usize>,
+    now: DateTime<Utc>,
 ) -> Result<Completion, StoreError> {
     let mut completed = Vec::with_capacity(ids.len());
     for &id in ids {
-        completed.push(store.complete_task(user, id).await?);
+        completed.push(store.complete_task_at(user, id, now).await?);
     }
     let remaining = store.open_tasks(user).await?;
     Ok(Completion::Done {
@@ -368,6 +782,9 @@ mod tests {
             done: false,
             created_at: Utc::now(),
             completed_at: None,
+            due: None,
+            priority: crate::store::Priority::Normal,
+            misses: 0,
         }
     }
 
@@ -452,6 +869,7 @@ mod tests {
                 &store,
                 user,
                 &TaskTarget::Positions(vec![1, 3, 3, 9]),
+                Utc::now(),
             )
             .await
             .expect("complete");
@@ -481,9 +899,14 @@ mod tests {
         async fn an_unknown_title_changes_nothing_and_returns_the_open_list() {
             let (store, user) = store_and_user().await;
             add(&store, user, "call mom").await.expect("add");
-            let c = complete_by_position_or_title(&store, user, &TaskTarget::Title("taxes".into()))
-                .await
-                .expect("complete");
+            let c = complete_by_position_or_title(
+                &store,
+                user,
+                &TaskTarget::Title("taxes".into()),
+                Utc::now(),
+            )
+            .await
+            .expect("complete");
             assert!(
                 matches!(&c, Completion::NoMatch { open } if open.len() == 1),
                 "{c:?}"

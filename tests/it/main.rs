@@ -16,3 +16,4 @@ mod llm;
 mod memory;
 mod privacy;
 mod sms;
+mod tools;

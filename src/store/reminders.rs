@@ -1,0 +1,177 @@
+//! Reminders: a sealed text, the next time it is due, and for repeating ones the rule.
+//!
+//! Rows only: firing belongs to the scheduler, which finds what is due through the partial
+//! index on `due_at` of scheduled rows and records each firing in `last_fired_at` (see
+//! `migrations/*/0014_reminders.sql`).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::sql::{now, parse, write_error};
+use super::{Result, Store, StoreError, UserId, with_pool};
+
+/// Where a reminder's text is sealed.
+const BODY_PLACE: &str = "reminders.body";
+
+/// Where a reminder stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReminderStatus {
+    /// Waiting for `due_at`.
+    Scheduled,
+    /// A one-off reminder that was delivered.
+    Fired,
+    /// Cancelled by the user.
+    Cancelled,
+}
+
+impl ReminderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReminderStatus::Scheduled => "scheduled",
+            ReminderStatus::Fired => "fired",
+            ReminderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for ReminderStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "scheduled" => Ok(ReminderStatus::Scheduled),
+            "fired" => Ok(ReminderStatus::Fired),
+            "cancelled" => Ok(ReminderStatus::Cancelled),
+            other => Err(format!("unknown reminder status {other:?}")),
+        }
+    }
+}
+
+/// One reminder, its text opened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reminder {
+    pub id: i64,
+    pub body: String,
+    /// The next time it is due.
+    pub due_at: DateTime<Utc>,
+    /// The repeat rule (RRULE subset), `None` for a one-off reminder.
+    pub recurrence: Option<String>,
+    /// The IANA zone the rule's wall time is read in.
+    pub time_zone: String,
+    pub status: ReminderStatus,
+    /// When it last fired (set by the scheduler).
+    pub last_fired_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A reminder to schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReminder {
+    pub body: String,
+    pub due_at: DateTime<Utc>,
+    pub recurrence: Option<String>,
+    pub time_zone: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ReminderRow {
+    id: i64,
+    body: String,
+    due_at: DateTime<Utc>,
+    recurrence: Option<String>,
+    time_zone: String,
+    status: String,
+    last_fired_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+macro_rules! reminder_columns {
+    () => {
+        "id, body, due_at, recurrence, time_zone, status, last_fired_at, created_at"
+    };
+}
+
+const INSERT_REMINDER: &str = concat!(
+    "INSERT INTO reminders (user_id, body, due_at, recurrence, time_zone, status, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+    reminder_columns!()
+);
+const SCHEDULED: &str = concat!(
+    "SELECT ",
+    reminder_columns!(),
+    " FROM reminders WHERE user_id = $1 AND status = $2 ORDER BY due_at, id"
+);
+const CANCEL: &str = concat!(
+    "UPDATE reminders SET status = $3, cancelled_at = $4 \
+     WHERE user_id = $1 AND id = $2 AND status = $5 RETURNING ",
+    reminder_columns!()
+);
+
+impl Store {
+    /// Schedules a reminder, its text sealed to this user.
+    #[tracing::instrument(skip_all)]
+    pub async fn add_reminder(&self, user: UserId, new: &NewReminder) -> Result<Reminder> {
+        let sealed = self.seal_column(BODY_PLACE, user, &new.body);
+        let row = with_pool!(self, pool => {
+            sqlx::query_as::<_, ReminderRow>(INSERT_REMINDER)
+                .bind(user.0)
+                .bind(&sealed)
+                .bind(new.due_at)
+                .bind(new.recurrence.as_deref())
+                .bind(&new.time_zone)
+                .bind(ReminderStatus::Scheduled.as_str())
+                .bind(now())
+                .fetch_one(pool)
+                .await
+                .map_err(write_error)?
+        });
+        self.open_reminder(user, row)
+    }
+
+    /// The user's scheduled reminders, soonest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn scheduled_reminders(&self, user: UserId) -> Result<Vec<Reminder>> {
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, ReminderRow>(SCHEDULED)
+                .bind(user.0)
+                .bind(ReminderStatus::Scheduled.as_str())
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|row| self.open_reminder(user, row))
+            .collect()
+    }
+
+    /// Cancels a scheduled reminder; `NotFound` if it is not this user's or not scheduled.
+    #[tracing::instrument(skip_all)]
+    pub async fn cancel_reminder(&self, user: UserId, reminder_id: i64) -> Result<Reminder> {
+        let row = with_pool!(self, pool => {
+            sqlx::query_as::<_, ReminderRow>(CANCEL)
+                .bind(user.0)
+                .bind(reminder_id)
+                .bind(ReminderStatus::Cancelled.as_str())
+                .bind(now())
+                .bind(ReminderStatus::Scheduled.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        self.open_reminder(user, row.ok_or(StoreError::NotFound)?)
+    }
+
+    fn open_reminder(&self, user: UserId, row: ReminderRow) -> Result<Reminder> {
+        let body = self.open_column(BODY_PLACE, user, &row.body)?;
+        Ok(Reminder {
+            id: row.id,
+            body,
+            due_at: row.due_at,
+            recurrence: row.recurrence,
+            time_zone: row.time_zone,
+            status: parse("reminders.status", &row.status)?,
+            last_fired_at: row.last_fired_at,
+            created_at: row.created_at,
+        })
+    }
+}
