@@ -208,14 +208,7 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Expense>> {
-        let rows = with_user!(self, user, conn => {
-            sqlx::query_as::<_, ExpenseRow>(EXPENSES_PAGE)
-                .bind(user.0)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?
-        });
+        let rows: Vec<ExpenseRow> = self.page_of(EXPENSES_PAGE, user, after, limit).await?;
         rows.into_iter()
             .map(|row| self.open_expense(user, row))
             .collect()
@@ -224,14 +217,8 @@ impl Store {
     /// One of the user's expenses; `NotFound` when it is not theirs.
     #[tracing::instrument(skip_all)]
     pub async fn expense(&self, user: UserId, expense_id: i64) -> Result<Expense> {
-        let row = with_user!(self, user, conn => {
-            sqlx::query_as::<_, ExpenseRow>(EXPENSE_BY_ID)
-                .bind(user.0)
-                .bind(expense_id)
-                .fetch_optional(&mut *conn)
-                .await?
-        });
-        self.open_expense(user, row.ok_or(StoreError::NotFound)?)
+        let row = self.owned_row(EXPENSE_BY_ID, user, expense_id).await?;
+        self.open_expense(user, row)
     }
 
     /// Changes the fields given (a new note sealed); `NotFound` when it is not the user's.

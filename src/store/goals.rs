@@ -287,17 +287,6 @@ impl Store {
     /// the user's.
     #[tracing::instrument(skip_all)]
     pub async fn delete_goal(&self, user: UserId, goal_id: i64) -> Result<()> {
-        let deleted = with_user!(self, user, conn => {
-            sqlx::query(DELETE_GOAL)
-                .bind(user.0)
-                .bind(goal_id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-        });
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.delete_scoped(DELETE_GOAL, user, goal_id).await
     }
 }

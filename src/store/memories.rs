@@ -544,14 +544,7 @@ impl Store {
     /// Up to `limit` of the user's memories with ids after `after`, in id order, opened.
     #[tracing::instrument(skip_all)]
     pub async fn memories_page(&self, user: UserId, after: i64, limit: u32) -> Result<Vec<Memory>> {
-        let rows = with_user!(self, user, conn => {
-            sqlx::query_as::<_, MemoryRow>(MEMORIES_PAGE)
-                .bind(user.0)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?
-        });
+        let rows: Vec<MemoryRow> = self.page_of(MEMORIES_PAGE, user, after, limit).await?;
         rows.into_iter()
             .map(|row| self.open_memory(user, row))
             .collect()

@@ -98,14 +98,7 @@ impl Store {
     /// Up to `limit` of the user's notes with ids after `after`, in id order, opened.
     #[tracing::instrument(skip_all)]
     pub async fn notes_page(&self, user: UserId, after: i64, limit: u32) -> Result<Vec<Note>> {
-        let rows = with_user!(self, user, conn => {
-            sqlx::query_as::<_, NoteRow>(NOTES_PAGE)
-                .bind(user.0)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?
-        });
+        let rows: Vec<NoteRow> = self.page_of(NOTES_PAGE, user, after, limit).await?;
         rows.into_iter()
             .map(|row| self.open_note(user, row))
             .collect()
@@ -114,14 +107,8 @@ impl Store {
     /// One of the user's notes; `NotFound` when it is not theirs.
     #[tracing::instrument(skip_all)]
     pub async fn note(&self, user: UserId, note_id: i64) -> Result<Note> {
-        let row = with_user!(self, user, conn => {
-            sqlx::query_as::<_, NoteRow>(NOTE_BY_ID)
-                .bind(user.0)
-                .bind(note_id)
-                .fetch_optional(&mut *conn)
-                .await?
-        });
-        self.open_note(user, row.ok_or(StoreError::NotFound)?)
+        let row = self.owned_row(NOTE_BY_ID, user, note_id).await?;
+        self.open_note(user, row)
     }
 
     /// Replaces a note's body (sealed again); `NotFound` when it is not the user's.

@@ -218,14 +218,7 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Reminder>> {
-        let rows = with_user!(self, user, conn => {
-            sqlx::query_as::<_, ReminderRow>(REMINDERS_PAGE)
-                .bind(user.0)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?
-        });
+        let rows: Vec<ReminderRow> = self.page_of(REMINDERS_PAGE, user, after, limit).await?;
         rows.into_iter()
             .map(|row| self.open_reminder(user, row))
             .collect()
@@ -234,14 +227,8 @@ impl Store {
     /// One of the user's reminders; `NotFound` when it is not theirs.
     #[tracing::instrument(skip_all)]
     pub async fn reminder(&self, user: UserId, reminder_id: i64) -> Result<Reminder> {
-        let row = with_user!(self, user, conn => {
-            sqlx::query_as::<_, ReminderRow>(REMINDER_BY_ID)
-                .bind(user.0)
-                .bind(reminder_id)
-                .fetch_optional(&mut *conn)
-                .await?
-        });
-        self.open_reminder(user, row.ok_or(StoreError::NotFound)?)
+        let row = self.owned_row(REMINDER_BY_ID, user, reminder_id).await?;
+        self.open_reminder(user, row)
     }
 
     /// Changes a reminder's text and/or time (a new time schedules it again); `NotFound` when
@@ -275,17 +262,6 @@ impl Store {
     /// Deletes a reminder; `NotFound` when it is not the user's.
     #[tracing::instrument(skip_all)]
     pub async fn delete_reminder(&self, user: UserId, reminder_id: i64) -> Result<()> {
-        let deleted = with_user!(self, user, conn => {
-            sqlx::query(DELETE_REMINDER)
-                .bind(user.0)
-                .bind(reminder_id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-        });
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.delete_scoped(DELETE_REMINDER, user, reminder_id).await
     }
 }
