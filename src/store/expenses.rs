@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sql::{now, write_error};
-use super::{Result, Store, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// Where an expense note is sealed.
 const NOTE_PLACE: &str = "expenses.note";
@@ -149,27 +149,104 @@ impl Store {
                 .await?
         });
         rows.into_iter()
-            .map(|row| {
-                let note = row
-                    .note
-                    .map(|sealed| self.open_column(NOTE_PLACE, user, &sealed))
-                    .transpose()?;
-                Ok(Expense {
-                    id: row.id,
-                    amount_minor: row.amount_minor,
-                    currency: row.currency,
-                    category: row.category,
-                    note,
-                    spent_at: row.spent_at,
-                    created_at: row.created_at,
-                })
-            })
+            .map(|row| self.open_expense(user, row))
             .collect()
+    }
+
+    fn open_expense(&self, user: UserId, row: ExpenseRow) -> Result<Expense> {
+        let note = row
+            .note
+            .map(|sealed| self.open_column(NOTE_PLACE, user, &sealed))
+            .transpose()?;
+        Ok(Expense {
+            id: row.id,
+            amount_minor: row.amount_minor,
+            currency: row.currency,
+            category: row.category,
+            note,
+            spent_at: row.spent_at,
+            created_at: row.created_at,
+        })
     }
 
     /// Deletes one expense (undo); `NotFound` if it is not this user's.
     #[tracing::instrument(skip_all)]
     pub async fn delete_expense(&self, user: UserId, expense_id: i64) -> Result<()> {
         self.delete_owned(DELETE_EXPENSE, user, expense_id).await
+    }
+}
+
+/// Fields of an expense to change; `None` keeps one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExpenseChange {
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub category: Option<String>,
+    /// `Some(None)` removes the note.
+    pub note: Option<Option<String>>,
+}
+
+// What the REST API needs beyond the assistant's own operations: pages, one expense, edits.
+
+const EXPENSES_PAGE: &str = "SELECT id, amount_minor, currency, category, note, spent_at, \
+     created_at FROM expenses WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+const EXPENSE_BY_ID: &str = "SELECT id, amount_minor, currency, category, note, spent_at, \
+     created_at FROM expenses WHERE user_id = $1 AND id = $2";
+/// `$7` says whether the note changes (to `$6`, possibly NULL).
+const UPDATE_EXPENSE: &str = "UPDATE expenses SET amount_minor = COALESCE($3, amount_minor), \
+     currency = COALESCE($4, currency), category = COALESCE($5, category), \
+     note = CASE WHEN $7 THEN $6 ELSE note END \
+     WHERE user_id = $1 AND id = $2 \
+     RETURNING id, amount_minor, currency, category, note, spent_at, created_at";
+
+impl Store {
+    /// Up to `limit` of the user's expenses with ids after `after`, in id order, notes opened.
+    #[tracing::instrument(skip_all)]
+    pub async fn expenses_page(
+        &self,
+        user: UserId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Expense>> {
+        let rows: Vec<ExpenseRow> = self.page_of(EXPENSES_PAGE, user, after, limit).await?;
+        rows.into_iter()
+            .map(|row| self.open_expense(user, row))
+            .collect()
+    }
+
+    /// One of the user's expenses; `NotFound` when it is not theirs.
+    #[tracing::instrument(skip_all)]
+    pub async fn expense(&self, user: UserId, expense_id: i64) -> Result<Expense> {
+        let row = self.owned_row(EXPENSE_BY_ID, user, expense_id).await?;
+        self.open_expense(user, row)
+    }
+
+    /// Changes the fields given (a new note sealed); `NotFound` when it is not the user's.
+    #[tracing::instrument(skip_all)]
+    pub async fn update_expense(
+        &self,
+        user: UserId,
+        expense_id: i64,
+        change: &ExpenseChange,
+    ) -> Result<Expense> {
+        let sealed = change
+            .note
+            .as_ref()
+            .and_then(|note| note.as_deref())
+            .map(|note| self.seal_column(NOTE_PLACE, user, note));
+        let row = with_user!(self, user, conn => {
+            sqlx::query_as::<_, ExpenseRow>(UPDATE_EXPENSE)
+                .bind(user.0)
+                .bind(expense_id)
+                .bind(change.amount_minor)
+                .bind(change.currency.as_deref())
+                .bind(change.category.as_deref())
+                .bind(sealed.as_deref())
+                .bind(change.note.is_some())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(write_error)?
+        });
+        self.open_expense(user, row.ok_or(StoreError::NotFound)?)
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::sql::{now, parse, write_error};
 use super::tasks::{Task, TaskRow};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// Where a goal stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -210,5 +210,83 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         self.goal(user, goal_id).await
+    }
+}
+
+// What the REST API needs beyond the assistant's own operations: pages, edits, deletion.
+
+/// Like [`GOALS_WITH_PROGRESS`], a page: ids after `$3`, at most `$4`.
+const GOALS_PAGE: &str = "SELECT g.id, g.title, g.status, g.created_at, g.achieved_at, \
+     COALESCE(SUM(CASE WHEN t.done THEN 1 ELSE 0 END), 0) AS tasks_done, \
+     COUNT(t.id) AS tasks_total \
+     FROM goals g \
+     LEFT JOIN goal_tasks gt ON gt.user_id = g.user_id AND gt.goal_id = g.id \
+     LEFT JOIN tasks t ON t.user_id = gt.user_id AND t.id = gt.task_id \
+     WHERE g.user_id = $1 AND ($2 IS NULL OR g.status = $2) AND g.id > $3 \
+     GROUP BY g.id, g.title, g.status, g.created_at, g.achieved_at \
+     ORDER BY g.id LIMIT $4";
+/// Achieving keeps the first achievement time; reactivating clears it.
+const UPDATE_GOAL: &str = "UPDATE goals SET title = COALESCE($3, title), \
+     status = COALESCE($4, status), \
+     achieved_at = CASE WHEN $4 IS NULL THEN achieved_at \
+     WHEN $4 = 'achieved' THEN COALESCE(achieved_at, $5) ELSE NULL END \
+     WHERE user_id = $1 AND id = $2";
+const DELETE_GOAL: &str = "DELETE FROM goals WHERE user_id = $1 AND id = $2";
+
+impl Store {
+    /// Up to `limit` of the user's goals with ids after `after`, in id order, with their
+    /// progress; only those of `status` if given.
+    #[tracing::instrument(skip_all)]
+    pub async fn goals_page(
+        &self,
+        user: UserId,
+        after: i64,
+        limit: u32,
+        status: Option<GoalStatus>,
+    ) -> Result<Vec<Goal>> {
+        let rows = with_user!(self, user, conn => {
+            sqlx::query_as::<_, GoalRow>(GOALS_PAGE)
+                .bind(user.0)
+                .bind(status.map(GoalStatus::as_str))
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        rows.into_iter().map(Goal::try_from).collect()
+    }
+
+    /// Renames a goal and/or changes its status; `NotFound` when it is not the user's.
+    #[tracing::instrument(skip_all)]
+    pub async fn update_goal(
+        &self,
+        user: UserId,
+        goal_id: i64,
+        title: Option<&str>,
+        status: Option<GoalStatus>,
+    ) -> Result<Goal> {
+        let changed = with_user!(self, user, conn => {
+            sqlx::query(UPDATE_GOAL)
+                .bind(user.0)
+                .bind(goal_id)
+                .bind(title)
+                .bind(status.map(GoalStatus::as_str))
+                .bind(now())
+                .execute(&mut *conn)
+                .await
+                .map_err(write_error)?
+                .rows_affected()
+        });
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.goal(user, goal_id).await
+    }
+
+    /// Deletes a goal (its task links go with it, the tasks stay); `NotFound` when it is not
+    /// the user's.
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_goal(&self, user: UserId, goal_id: i64) -> Result<()> {
+        self.delete_scoped(DELETE_GOAL, user, goal_id).await
     }
 }

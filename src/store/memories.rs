@@ -19,7 +19,7 @@ use sqlx::{Database, QueryBuilder};
 
 use super::seal::place;
 use super::sql::{ROWS_PER_STATEMENT, parse, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// The sealing place of a memory's text.
 const TEXT_COLUMN: &str = "ltm_memories.text";
@@ -511,6 +511,77 @@ impl Store {
             max_id: row.max_id,
             max_updated_at: row.max_updated_at,
         })
+    }
+}
+
+/// Fields of a memory to change; `None` keeps one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemoryChange {
+    /// A new text drops the embedding (it was computed from the old one).
+    pub text: Option<String>,
+    pub kind: Option<MemoryKind>,
+    pub tags: Option<Vec<String>>,
+    pub importance: Option<f32>,
+}
+
+// What the REST API needs beyond the assistant's own operations: pages and edits.
+
+const MEMORIES_PAGE: &str = concat!(
+    "SELECT ",
+    memory_columns!(),
+    " FROM ltm_memories WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+);
+const UPDATE_MEMORY: &str = concat!(
+    "UPDATE ltm_memories SET text = COALESCE($3, text), kind = COALESCE($4, kind), \
+     tags = COALESCE($5, tags), importance = COALESCE($6, importance), updated_at = $7, \
+     embedding = CASE WHEN $3 IS NULL THEN embedding ELSE NULL END, \
+     embedding_model = CASE WHEN $3 IS NULL THEN embedding_model ELSE NULL END \
+     WHERE user_id = $1 AND id = $2 RETURNING ",
+    memory_columns!()
+);
+
+impl Store {
+    /// Up to `limit` of the user's memories with ids after `after`, in id order, opened.
+    #[tracing::instrument(skip_all)]
+    pub async fn memories_page(&self, user: UserId, after: i64, limit: u32) -> Result<Vec<Memory>> {
+        let rows: Vec<MemoryRow> = self.page_of(MEMORIES_PAGE, user, after, limit).await?;
+        rows.into_iter()
+            .map(|row| self.open_memory(user, row))
+            .collect()
+    }
+
+    /// Changes the fields given at `at` (text and tags sealed again); `NotFound` when it is not
+    /// the user's.
+    #[tracing::instrument(skip_all)]
+    pub async fn update_memory(
+        &self,
+        user: UserId,
+        id: i64,
+        change: &MemoryChange,
+        at: DateTime<Utc>,
+    ) -> Result<Memory> {
+        let text = change
+            .text
+            .as_deref()
+            .map(|t| self.sealer.seal(&place(TEXT_COLUMN, user), t));
+        let tags = change.tags.as_deref().map(|tags| {
+            let json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned());
+            self.sealer.seal(&place(TAGS_COLUMN, user), &json)
+        });
+        let row = with_user!(self, user, conn => {
+            sqlx::query_as::<_, MemoryRow>(UPDATE_MEMORY)
+                .bind(user.0)
+                .bind(id)
+                .bind(text.as_deref())
+                .bind(change.kind.map(MemoryKind::as_str))
+                .bind(tags.as_deref())
+                .bind(change.importance.map(f64::from))
+                .bind(stored_time(at))
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(write_error)?
+        });
+        self.open_memory(user, row.ok_or(StoreError::NotFound)?)
     }
 }
 

@@ -57,6 +57,8 @@ mod notes;
 pub(crate) mod postgres;
 mod privacy;
 mod reminders;
+#[cfg(test)]
+mod rest_tests;
 pub mod revocation;
 pub mod seal;
 mod sessions;
@@ -86,18 +88,18 @@ pub use accounts::{
     Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,
 };
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
-pub use expenses::{Expense, ExpenseTotal, NewExpense};
+pub use expenses::{Expense, ExpenseChange, ExpenseTotal, NewExpense};
 pub use goals::{Goal, GoalStatus};
 pub use groceries::GroceryItem;
 pub use keys::{ResealStep, SEALED_COLUMNS};
 pub use llm_usage::{LlmUsage, NewLlmUsage, ProviderUsage};
 pub use memories::{
-    Memory, MemoryEmbedding, MemoryFingerprint, MemoryKind, MergedMemory, NewMemory,
+    Memory, MemoryChange, MemoryEmbedding, MemoryFingerprint, MemoryKind, MergedMemory, NewMemory,
 };
 pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
 pub use notes::Note;
 pub use privacy::{EXPORT_FORMAT, ErasureReport};
-pub use reminders::{NewReminder, Reminder, ReminderStatus};
+pub use reminders::{NewReminder, Reminder, ReminderStatus, ReminderTime};
 pub use sessions::{NewSession, Rotation, Session, Throttle};
 pub use summaries::ConversationSummary;
 pub use tasks::{Due, NewTask, Priority, Task};

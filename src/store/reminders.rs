@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sql::{now, parse, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// Where a reminder's text is sealed.
 const BODY_PLACE: &str = "reminders.body";
@@ -173,5 +173,95 @@ impl Store {
             last_fired_at: row.last_fired_at,
             created_at: row.created_at,
         })
+    }
+}
+
+/// A reminder's new time: where it is due next, its rule, and the zone the rule is read in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReminderTime {
+    pub due_at: DateTime<Utc>,
+    pub recurrence: Option<String>,
+    pub time_zone: String,
+}
+
+// What the REST API needs beyond the assistant's own operations: pages, one reminder, edits.
+
+const REMINDERS_PAGE: &str = concat!(
+    "SELECT ",
+    reminder_columns!(),
+    " FROM reminders WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+);
+const REMINDER_BY_ID: &str = concat!(
+    "SELECT ",
+    reminder_columns!(),
+    " FROM reminders WHERE user_id = $1 AND id = $2"
+);
+/// A new time (`$8` true) schedules the reminder again, whatever it was.
+const UPDATE_REMINDER: &str = concat!(
+    "UPDATE reminders SET body = COALESCE($3, body), \
+     due_at = CASE WHEN $8 THEN $4 ELSE due_at END, \
+     recurrence = CASE WHEN $8 THEN $5 ELSE recurrence END, \
+     time_zone = CASE WHEN $8 THEN $6 ELSE time_zone END, \
+     status = CASE WHEN $8 THEN $7 ELSE status END, \
+     cancelled_at = CASE WHEN $8 THEN NULL ELSE cancelled_at END \
+     WHERE user_id = $1 AND id = $2 RETURNING ",
+    reminder_columns!()
+);
+const DELETE_REMINDER: &str = "DELETE FROM reminders WHERE user_id = $1 AND id = $2";
+
+impl Store {
+    /// Up to `limit` of the user's reminders (any status) with ids after `after`, in id order.
+    #[tracing::instrument(skip_all)]
+    pub async fn reminders_page(
+        &self,
+        user: UserId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Reminder>> {
+        let rows: Vec<ReminderRow> = self.page_of(REMINDERS_PAGE, user, after, limit).await?;
+        rows.into_iter()
+            .map(|row| self.open_reminder(user, row))
+            .collect()
+    }
+
+    /// One of the user's reminders; `NotFound` when it is not theirs.
+    #[tracing::instrument(skip_all)]
+    pub async fn reminder(&self, user: UserId, reminder_id: i64) -> Result<Reminder> {
+        let row = self.owned_row(REMINDER_BY_ID, user, reminder_id).await?;
+        self.open_reminder(user, row)
+    }
+
+    /// Changes a reminder's text and/or time (a new time schedules it again); `NotFound` when
+    /// it is not the user's.
+    #[tracing::instrument(skip_all)]
+    pub async fn update_reminder(
+        &self,
+        user: UserId,
+        reminder_id: i64,
+        body: Option<&str>,
+        time: Option<&ReminderTime>,
+    ) -> Result<Reminder> {
+        let sealed = body.map(|b| self.seal_column(BODY_PLACE, user, b));
+        let row = with_user!(self, user, conn => {
+            sqlx::query_as::<_, ReminderRow>(UPDATE_REMINDER)
+                .bind(user.0)
+                .bind(reminder_id)
+                .bind(sealed.as_deref())
+                .bind(time.map(|t| t.due_at))
+                .bind(time.and_then(|t| t.recurrence.as_deref()))
+                .bind(time.map(|t| t.time_zone.as_str()))
+                .bind(ReminderStatus::Scheduled.as_str())
+                .bind(time.is_some())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(write_error)?
+        });
+        self.open_reminder(user, row.ok_or(StoreError::NotFound)?)
+    }
+
+    /// Deletes a reminder; `NotFound` when it is not the user's.
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_reminder(&self, user: UserId, reminder_id: i64) -> Result<()> {
+        self.delete_scoped(DELETE_REMINDER, user, reminder_id).await
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use sqlx::{Encode, Postgres, Sqlite, Type};
 
-use super::{Result, Store, StoreError, UserId, postgres, sqlite, with_pool};
+use super::{Result, Store, StoreError, UserId, postgres, sqlite, with_pool, with_user};
 
 /// Rows per multi-row `INSERT`: far below SQLite's 32,766 bound parameters.
 pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
@@ -84,6 +84,74 @@ impl Store {
                 .bind(user.0)
                 .bind(id)
                 .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Runs a `SELECT … WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3` in the user's
+    /// row-level security scope: one page of their rows.
+    pub(super) async fn page_of<R>(
+        &self,
+        statement: &'static str,
+        user: UserId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<R>>
+    where
+        R: Send + Unpin,
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        Ok(with_user!(self, user, conn => {
+            sqlx::query_as::<_, R>(statement)
+                .bind(user.0)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?
+        }))
+    }
+
+    /// Runs a `SELECT … WHERE user_id = $1 AND id = $2` in the user's row-level security
+    /// scope; `NotFound` when no row of this user has that id.
+    pub(super) async fn owned_row<R>(
+        &self,
+        statement: &'static str,
+        user: UserId,
+        id: i64,
+    ) -> Result<R>
+    where
+        R: Send + Unpin,
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let row = with_user!(self, user, conn => {
+            sqlx::query_as::<_, R>(statement)
+                .bind(user.0)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        row.ok_or(StoreError::NotFound)
+    }
+
+    /// [`Store::delete_owned`] in the user's row-level security scope.
+    pub(super) async fn delete_scoped(
+        &self,
+        statement: &'static str,
+        user: UserId,
+        id: i64,
+    ) -> Result<()> {
+        let deleted = with_user!(self, user, conn => {
+            sqlx::query(statement)
+                .bind(user.0)
+                .bind(id)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });

@@ -382,6 +382,15 @@ pub struct ExpenseInput {
     pub note: Option<String>,
 }
 
+/// A note trimmed; `None` when empty, an error past [`MAX_NOTE_CHARS`].
+pub fn note_text(note: &str) -> Result<Option<String>, ExpenseError> {
+    let note = note.trim();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ExpenseError::NoteTooLong);
+    }
+    Ok((!note.is_empty()).then(|| note.to_owned()))
+}
+
 /// Logs an expense spent at `now`.
 pub async fn log(
     store: &Store,
@@ -395,18 +404,7 @@ pub async fn log(
         currency_code(&currency_word(named, default_currency).unwrap_or_else(|| named.to_owned()))?;
     let amount_minor = minor_units(&input.amount, &currency)?;
     let category = category_key(input.category.as_deref().unwrap_or("other"))?;
-    let note = input
-        .note
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned);
-    if note
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
-    {
-        return Err(ExpenseError::NoteTooLong);
-    }
+    let note = input.note.as_deref().map(note_text).transpose()?.flatten();
     Ok(store
         .add_expense(
             user,

@@ -44,8 +44,8 @@ pub struct Linked {
     pub task: Task,
 }
 
-/// Adds an active goal.
-pub async fn add(store: &Store, user: UserId, title: &str) -> Result<Goal, GoalError> {
+/// A goal title trimmed, non-empty and at most [`MAX_GOAL_CHARS`].
+pub fn goal_title(title: &str) -> Result<&str, GoalError> {
     let title = title.trim();
     if title.is_empty() {
         return Err(GoalError::EmptyTitle);
@@ -54,7 +54,12 @@ pub async fn add(store: &Store, user: UserId, title: &str) -> Result<Goal, GoalE
     if chars > MAX_GOAL_CHARS {
         return Err(GoalError::TitleTooLong { chars });
     }
-    Ok(store.add_goal(user, title).await?)
+    Ok(title)
+}
+
+/// Adds an active goal.
+pub async fn add(store: &Store, user: UserId, title: &str) -> Result<Goal, GoalError> {
+    Ok(store.add_goal(user, goal_title(title)?).await?)
 }
 
 /// The active goals with their progress, oldest first.

@@ -32,8 +32,8 @@ impl Titled for Note {
     }
 }
 
-/// Saves a note.
-pub async fn save(store: &Store, user: UserId, body: &str) -> Result<Note, NoteError> {
+/// A note body trimmed, non-empty and at most [`MAX_NOTE_CHARS`].
+pub fn note_body(body: &str) -> Result<&str, NoteError> {
     let body = body.trim();
     if body.is_empty() {
         return Err(NoteError::Empty);
@@ -42,7 +42,12 @@ pub async fn save(store: &Store, user: UserId, body: &str) -> Result<Note, NoteE
     if chars > MAX_NOTE_CHARS {
         return Err(NoteError::TooLong { chars });
     }
-    Ok(store.add_note(user, body).await?)
+    Ok(body)
+}
+
+/// Saves a note.
+pub async fn save(store: &Store, user: UserId, body: &str) -> Result<Note, NoteError> {
+    Ok(store.add_note(user, note_body(body)?).await?)
 }
 
 /// The latest notes, newest first.

@@ -55,7 +55,8 @@ impl Scheduled {
     }
 }
 
-fn validate(text: &str) -> Result<&str, ReminderError> {
+/// A reminder text trimmed, non-empty and at most [`MAX_TEXT_CHARS`].
+pub fn validate(text: &str) -> Result<&str, ReminderError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(ReminderError::Empty);

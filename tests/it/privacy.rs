@@ -47,6 +47,8 @@ struct Pair {
     ana_task: i64,
     ana_grocery: i64,
     ana_consent: i64,
+    /// Ana's goal, expense, note, reminder and memory, by resource name.
+    ana_items: Vec<(&'static str, i64)>,
     bob: UserId,
     bob_token: String,
 }
@@ -90,12 +92,38 @@ async fn pair(server: &Server, data: &std::path::Path, db: &Database) -> Pair {
         None,
     )
     .await;
+    let mut ana_items = Vec::new();
+    for (name, body) in [
+        ("goals", json!({"title": "ana secret goal"})),
+        (
+            "expenses",
+            json!({"amount": "12.50", "currency": "EUR", "note": "ana secret expense"}),
+        ),
+        ("notes", json!({"body": "ana secret note"})),
+        (
+            "reminders",
+            json!({"text": "ana secret reminder", "when": "tomorrow at 9"}),
+        ),
+        ("memories", json!({"text": "ana secret memory"})),
+    ] {
+        let made = call(
+            server,
+            Method::POST,
+            &format!("/api/v1/me/{name}"),
+            Some(&ana_token),
+            Some(body),
+        )
+        .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{name}: {}", made.body);
+        ana_items.push((name, made.body["id"].as_i64().unwrap()));
+    }
     Pair {
         ana,
         ana_token,
         ana_task: task.body["id"].as_i64().unwrap(),
         ana_grocery: grocery.body["id"].as_i64().unwrap(),
         ana_consent: consents.body[0]["id"].as_i64().unwrap(),
+        ana_items,
         bob,
         bob_token,
     }
@@ -116,6 +144,12 @@ fn routes_with_ids(doc: &Value, p: &Pair) -> Vec<(Method, String)> {
             route.replace("{id}", &p.ana_grocery.to_string())
         } else if route.starts_with("/api/v1/me/consents/") {
             route.replace("{id}", &p.ana_consent.to_string())
+        } else if let Some((_, id)) = p
+            .ana_items
+            .iter()
+            .find(|(name, _)| route == &format!("/api/v1/me/{name}/{{id}}"))
+        {
+            route.replace("{id}", &id.to_string())
         } else {
             panic!("the isolation matrix does not know how to fill {route}: teach it");
         };
@@ -134,6 +168,19 @@ fn body_for(method: &Method, route: &str) -> Option<Value> {
         }
         Method::PATCH if route.contains("/groceries/") => {
             Some(json!({"name": "bob was here", "checked": true}))
+        }
+        Method::PATCH if route.contains("/goals/") => {
+            Some(json!({"title": "bob was here", "status": "achieved"}))
+        }
+        Method::PATCH if route.contains("/expenses/") => {
+            Some(json!({"amount": "1", "note": "bob was here"}))
+        }
+        Method::PATCH if route.contains("/notes/") => Some(json!({"body": "bob was here"})),
+        Method::PATCH if route.contains("/reminders/") => {
+            Some(json!({"text": "bob was here", "when": "in 2 hours"}))
+        }
+        Method::PATCH if route.contains("/memories/") => {
+            Some(json!({"text": "bob was here", "importance": 0.1}))
         }
         _ => None,
     }
@@ -165,7 +212,15 @@ async fn nobody_reaches_another_persons_data_on_any_route_of_any_edge() {
 
         // REST: every route with an id answers Bob 404 for Ana's ids, whatever the method.
         let routes = routes_with_ids(&doc, &p);
-        assert!(routes.len() >= 9, "{routes:?}");
+        assert!(routes.len() >= 24, "{routes:?}");
+        for (name, _) in &p.ana_items {
+            let item = format!("/api/v1/me/{name}/");
+            let methods = routes.iter().filter(|(_, r)| r.starts_with(&item)).count();
+            assert_eq!(
+                methods, 3,
+                "{name}: GET, PATCH and DELETE are in the matrix"
+            );
+        }
         for (method, route) in &routes {
             let answer = call(
                 &server,
@@ -198,6 +253,11 @@ async fn nobody_reaches_another_persons_data_on_any_route_of_any_edge() {
         let ana_marks = [
             "ana secret task",
             "ana secret oat milk",
+            "ana secret goal",
+            "ana secret expense",
+            "ana secret note",
+            "ana secret reminder",
+            "ana secret memory",
             "call the pharmacy",
             "ana@example.com",
             ANA_PHONE,
@@ -207,6 +267,11 @@ async fn nobody_reaches_another_persons_data_on_any_route_of_any_edge() {
             "/api/v1/me",
             "/api/v1/me/tasks",
             "/api/v1/me/groceries",
+            "/api/v1/me/goals",
+            "/api/v1/me/expenses",
+            "/api/v1/me/notes",
+            "/api/v1/me/reminders",
+            "/api/v1/me/memories",
             "/api/v1/me/consents",
             "/api/v1/me/export",
         ] {
@@ -280,6 +345,28 @@ async fn nobody_reaches_another_persons_data_on_any_route_of_any_edge() {
         )
         .await;
         assert_eq!(grocery.body["name"], "ana secret oat milk");
+        for ((name, id), (field, text)) in p.ana_items.iter().zip([
+            ("title", "ana secret goal"),
+            ("note", "ana secret expense"),
+            ("body", "ana secret note"),
+            ("text", "ana secret reminder"),
+            ("text", "ana secret memory"),
+        ]) {
+            let mine = call(
+                &server,
+                Method::GET,
+                &format!("/api/v1/me/{name}/{id}"),
+                Some(&p.ana_token),
+                None,
+            )
+            .await;
+            assert_eq!(mine.status, 200, "[{}] {name}", db.label);
+            assert_eq!(
+                mine.body[field], text,
+                "[{}] {name} as Ana left it",
+                db.label
+            );
+        }
         let consents = call(
             &server,
             Method::GET,

@@ -145,6 +145,11 @@ async fn remove<R: Resource>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A value a domain's validation refused, as a 400 with `code` and the reason.
+pub fn refused(code: &'static str, reason: &dyn std::fmt::Display) -> ApiError {
+    ApiError::bad_request(code, reason.to_string())
+}
+
 /// An id from the path; anything but a positive integer is a 404 like a missing item.
 fn item_id(text: &str) -> Result<i64, ApiError> {
     text.parse::<i64>()
@@ -358,18 +363,23 @@ pub fn openapi_paths<R: Resource>() -> OpenApi {
     item.merge_operations(PathItem::new(HttpMethod::Patch, update));
     item.merge_operations(PathItem::new(HttpMethod::Delete, delete));
 
+    // The types the three schemas refer to (an enum of states, say).
+    let mut nested = Vec::new();
+    R::Item::schemas(&mut nested);
+    R::Create::schemas(&mut nested);
+    R::Update::schemas(&mut nested);
+    let components = ComponentsBuilder::new()
+        .schema(item_name, R::Item::schema())
+        .schema(create_name, R::Create::schema())
+        .schema(update_name, R::Update::schema())
+        .schemas_from_iter(nested);
+
     OpenApiBuilder::new()
         .paths(
             PathsBuilder::new()
                 .path(format!("/api/v1/me/{tag}"), collection)
                 .path(format!("/api/v1/me/{tag}/{{id}}"), item),
         )
-        .components(Some(
-            ComponentsBuilder::new()
-                .schema(item_name, R::Item::schema())
-                .schema(create_name, R::Create::schema())
-                .schema(update_name, R::Update::schema())
-                .build(),
-        ))
+        .components(Some(components.build()))
         .build()
 }

@@ -1,5 +1,6 @@
 //! The REST API, `/api/v1/…`: accounts and sessions (`auth`), the signed-in person's own data
-//! (`me`, `mfa`, and one module per domain: `tasks`, `groceries`), read-only operator views
+//! (`me`, `mfa`, and one module per domain: `tasks`, `groceries`, `goals`, `expenses`,
+//! `notes`, `reminders`, `memories`), read-only operator views
 //! (`admin`), and the OpenAPI document generated from this code (`openapi`).
 //!
 //! # Conventions
@@ -22,11 +23,16 @@
 pub mod admin;
 pub mod auth;
 pub mod crud;
+pub mod expenses;
 mod extract;
+pub mod goals;
 pub mod groceries;
 pub mod me;
+pub mod memories;
 pub mod mfa;
+pub mod notes;
 pub mod openapi;
+pub mod reminders;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -170,6 +176,11 @@ pub fn router() -> Router<AppState> {
         .merge(mfa::router())
         .merge(crud::router::<tasks::Tasks>())
         .merge(crud::router::<groceries::Groceries>())
+        .merge(crud::router::<goals::Goals>())
+        .merge(crud::router::<expenses::Expenses>())
+        .merge(crud::router::<notes::Notes>())
+        .merge(crud::router::<reminders::Reminders>())
+        .merge(crud::router::<memories::Memories>())
         .merge(admin::router())
         .merge(openapi::router())
 }
@@ -261,7 +272,7 @@ mod tests {
         }
     }
 
-    const VALID: [&str; 8] = [
+    const VALID: [&str; 13] = [
         r#"{"email":"a@b.co","password":"tea kettle on the moon","name":"A","accept_terms":true}"#,
         r#"{"email":"a@b.co","password":"x","totp":"123456","device_token":"abc"}"#,
         r#"{"refresh_token":"abc"}"#,
@@ -270,6 +281,11 @@ mod tests {
         r#"{"current_password":"a","new_password":"b"}"#,
         r#"{"phone":"+14155550100","code":"123456","email":"a@b.co","password":"p","accept_terms":true}"#,
         r#"{"code":"123456"}"#,
+        r#"{"title":"run a 10k","status":"achieved"}"#,
+        r#"{"amount":"12.50","currency":"EUR","category":"food","note":"lunch"}"#,
+        r#"{"body":"door code 4521"}"#,
+        r#"{"text":"call mum","when":"tomorrow at 9"}"#,
+        r#"{"text":"allergic to penicillin","kind":"health","tags":["meds"],"importance":0.9}"#,
     ];
     const HOSTILE: [&str; 14] = [
         "",
@@ -309,6 +325,16 @@ mod tests {
         check::<tasks::NewTask>(bytes);
         check::<tasks::TaskUpdate>(bytes);
         check::<groceries::GroceryUpdate>(bytes);
+        check::<goals::NewGoal>(bytes);
+        check::<goals::GoalUpdate>(bytes);
+        check::<expenses::NewExpenseRequest>(bytes);
+        check::<expenses::ExpenseUpdate>(bytes);
+        check::<notes::NewNote>(bytes);
+        check::<notes::NoteUpdate>(bytes);
+        check::<reminders::NewReminderRequest>(bytes);
+        check::<reminders::ReminderUpdate>(bytes);
+        check::<memories::NewMemoryRequest>(bytes);
+        check::<memories::MemoryUpdate>(bytes);
     }
 
     #[test]

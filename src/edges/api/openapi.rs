@@ -6,7 +6,9 @@ use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, crud, groceries, me, mfa, tasks};
+use super::{
+    admin, auth, crud, expenses, goals, groceries, me, memories, mfa, notes, reminders, tasks,
+};
 use crate::edges::AppState;
 
 #[derive(OpenApi)]
@@ -47,6 +49,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = Handwritten::openapi();
     doc.merge(crud::openapi_paths::<tasks::Tasks>());
     doc.merge(crud::openapi_paths::<groceries::Groceries>());
+    doc.merge(crud::openapi_paths::<goals::Goals>());
+    doc.merge(crud::openapi_paths::<expenses::Expenses>());
+    doc.merge(crud::openapi_paths::<notes::Notes>());
+    doc.merge(crud::openapi_paths::<reminders::Reminders>());
+    doc.merge(crud::openapi_paths::<memories::Memories>());
     doc
 }
 
