@@ -19,6 +19,7 @@
 //! | `messages.rs` | [`Message`], [`NewMessage`], [`Channel`], [`Direction`], SMS usage |
 //! | `tasks.rs` | [`Task`] |
 //! | `groceries.rs` | [`GroceryItem`] |
+//! | `writer.rs` | [`StoreWriter`]: group commit of many turns' messages in one transaction |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
 //! sqlx), its statements and its `impl Store { … }` block. SQLite accepts PostgreSQL's `$N`
@@ -38,6 +39,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 mod users;
+mod writer;
 
 use std::fmt;
 use std::str::FromStr;
@@ -50,9 +52,13 @@ use uuid::Uuid;
 pub use seal::Sealer;
 
 pub use groceries::GroceryItem;
-pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
+pub use messages::{
+    Channel, Direction, Message, MessageWrite, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage,
+    Written,
+};
 pub use tasks::Task;
 pub use users::{Language, NewUser, Role, User};
+pub use writer::{StoreWriter, WriterOptions, WriterStats};
 
 /// Errors of the persistence layer.
 #[derive(Debug, thiserror::Error)]

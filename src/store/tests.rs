@@ -17,7 +17,7 @@ use super::{
 /// Runs `test` on a fresh SQLite file database, then on a fresh PostgreSQL database when one
 /// is available (and panics when none is but CI requires it). A failing test's output says
 /// which backend it failed on.
-async fn on_each_backend<F, Fut>(test: F)
+pub(super) async fn on_each_backend<F, Fut>(test: F)
 where
     F: Fn(Store) -> Fut,
     Fut: Future<Output = ()>,
@@ -51,7 +51,7 @@ where
     }
 }
 
-fn new_user(n: u8) -> NewUser {
+pub(super) fn new_user(n: u8) -> NewUser {
     NewUser {
         display_name: format!("User {n}"),
         phone: format!("+1555000{n:04}"),
@@ -61,12 +61,12 @@ fn new_user(n: u8) -> NewUser {
     }
 }
 
-async fn create(store: &Store, n: u8) -> User {
+pub(super) async fn create(store: &Store, n: u8) -> User {
     let user = store.create_user(&new_user(n)).await;
     user.expect("the user is created")
 }
 
-fn inbound(body: &str, sid: Option<&str>) -> NewMessage {
+pub(super) fn inbound(body: &str, sid: Option<&str>) -> NewMessage {
     NewMessage {
         channel: Channel::Sms,
         direction: Direction::Inbound,
@@ -82,7 +82,7 @@ async fn ask(store: &Store, user: UserId, body: &str) -> Message {
     message.expect("the inbound message is stored")
 }
 
-fn reply(body: &str, to: &Message) -> NewMessage {
+pub(super) fn reply(body: &str, to: &Message) -> NewMessage {
     NewMessage {
         channel: to.channel,
         direction: Direction::Outbound,
@@ -99,7 +99,7 @@ async fn answer(store: &Store, to: &Message, body: &str, usage: &[NewSmsUsage]) 
         .await
 }
 
-fn usage(segments: u32) -> NewSmsUsage {
+pub(super) fn usage(segments: u32) -> NewSmsUsage {
     NewSmsUsage {
         direction: Direction::Outbound,
         segments,
@@ -115,7 +115,7 @@ fn assert_conflict<T: Debug>(result: Result<T>, field: &str) {
     }
 }
 
-fn assert_not_found<T: Debug>(result: Result<T>) {
+pub(super) fn assert_not_found<T: Debug>(result: Result<T>) {
     assert!(
         matches!(result, Err(StoreError::NotFound)),
         "expected NotFound, got {result:?}"
