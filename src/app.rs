@@ -21,7 +21,7 @@ use crate::agent::offline::OfflineRules;
 use crate::config::Settings;
 use crate::edges::{self, AppState};
 use crate::sms::twilio::TwilioClient;
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoreWriter};
 
 /// How long shutdown waits for late replies and the actor tree.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -64,9 +64,11 @@ impl Application {
             ),
             None => None,
         };
+        let writer = StoreWriter::start(store.clone());
         let actors = ActorSystem::start(
             TurnDeps {
                 store: store.clone(),
+                writer: writer.clone(),
                 engine,
                 idle_passivate: settings.idle_passivate,
             },

@@ -24,7 +24,7 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, ActorStatus};
 
 use crate::agent::{AgentError, TurnEngine};
-use crate::store::{Store, StoreError, UserId};
+use crate::store::{Store, StoreError, StoreWriter, UserId};
 use directory::DirectoryMsg;
 use notifier::NotifierMsg;
 use root::{Root, RootArgs, RootMsg};
@@ -58,6 +58,8 @@ pub enum TurnError {
 /// What every user actor needs to run turns.
 pub struct TurnDeps {
     pub store: Store,
+    /// Commits turns' messages in batches with other users' (see [`StoreWriter`]).
+    pub writer: StoreWriter,
     pub engine: Arc<dyn TurnEngine>,
     /// Silence after which a user actor is passivated.
     pub idle_passivate: Duration,

@@ -12,7 +12,9 @@ use nudge::actors::user_supervisor::RestartPolicy;
 use nudge::actors::{ActorSystem, SystemOptions, TurnDeps, TurnError};
 use nudge::agent::offline::OfflineRules;
 use nudge::agent::{AgentError, TurnEngine, TurnInput};
-use nudge::store::{self, Channel, Direction, Language, NewUser, Sealer, Store, UserId};
+use nudge::store::{
+    self, Channel, Direction, Language, NewUser, Sealer, Store, StoreWriter, UserId,
+};
 use tokio_util::task::TaskTracker;
 
 use crate::helpers::databases;
@@ -34,6 +36,7 @@ async fn system(store: Store, idle: Duration, policy: RestartPolicy) -> ActorSys
     ActorSystem::start(
         TurnDeps {
             store: store.clone(),
+            writer: StoreWriter::start(store.clone()),
             engine: Arc::new(PanicsOnBoom(OfflineRules)),
             idle_passivate: idle,
         },
