@@ -19,6 +19,7 @@ use crate::actors::{ActorSystem, SystemOptions, TurnDeps};
 use crate::agent::TurnEngine;
 use crate::agent::offline::OfflineRules;
 use crate::config::Settings;
+use crate::edges::metrics::Metrics;
 use crate::edges::{self, AppState};
 use crate::sms::twilio::TwilioClient;
 use crate::store::{self, Store, StoreWriter};
@@ -90,6 +91,10 @@ impl Application {
             twilio_auth_token: Arc::new(settings.twilio.auth_token.clone()),
             reply_window: settings.reply_window,
             tasks,
+            metrics: Arc::new(
+                Metrics::new(writer, settings.metrics_token.clone())
+                    .context("registering metrics")?,
+            ),
         };
         Ok(Self {
             listener,

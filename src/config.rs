@@ -151,6 +151,26 @@ pub struct SettingsArgs {
     )]
     pub master_key_file: Option<PathBuf>,
 
+    /// Bearer token `GET /metrics` requires; unset, the metrics are open to whoever reaches
+    /// the listener (they hold counts only, no personal data).
+    #[arg(
+        long,
+        env = "NUDGE_METRICS_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
+    /// File holding the metrics token (instead of NUDGE_METRICS_TOKEN).
+    #[arg(
+        long,
+        env = "NUDGE_METRICS_TOKEN_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub metrics_token_file: Option<PathBuf>,
+
     /// Log format on stderr: `text` or `json` [default: text]. Filter with RUST_LOG.
     #[arg(long, env = "NUDGE_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -170,6 +190,8 @@ struct FileSettings {
     log_format: Option<String>,
     master_key: Option<String>,
     master_key_file: Option<PathBuf>,
+    metrics_token: Option<String>,
+    metrics_token_file: Option<PathBuf>,
     #[serde(default)]
     twilio: FileTwilio,
 }
@@ -263,6 +285,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Seals personal columns; its `Debug` shows key ids only.
     pub sealer: Sealer,
+    /// Guards `GET /metrics` when set.
+    pub metrics_token: Option<SecretString>,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -418,6 +442,17 @@ impl Settings {
             }
         };
 
+        let metrics_token = match secret_value(
+            "NUDGE_METRICS_TOKEN",
+            pick(&args.metrics_token, &file.metrics_token),
+            args.metrics_token_file.clone().or(file.metrics_token_file),
+        )? {
+            Some(token) if token.is_empty() => {
+                return Err(ConfigError::new("NUDGE_METRICS_TOKEN", "is empty"));
+            }
+            token => token.map(SecretString::from),
+        };
+
         Ok(Settings {
             listen,
             data_dir,
@@ -433,6 +468,7 @@ impl Settings {
             reply_window: Duration::from_millis(window_ms),
             log_format,
             sealer,
+            metrics_token,
         })
     }
 

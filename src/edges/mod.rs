@@ -4,6 +4,7 @@
 //! Errors answer with a stable JSON shape, `{"error": {"code", "message"}}` ([`ApiError`]).
 
 pub mod health;
+pub mod metrics;
 pub mod sms;
 
 use std::sync::Arc;
@@ -34,12 +35,15 @@ pub struct AppState {
     pub reply_window: std::time::Duration,
     /// Turns that outlive their request (replies sent later through the REST API).
     pub tasks: TaskTracker,
+    /// What `GET /metrics` shows, and who may see it.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(sms::router())
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(|_| {
