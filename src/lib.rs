@@ -18,6 +18,7 @@
 //! | [`sms`] | Twilio's protocol: signatures, TwiML, segments, keywords, REST client |
 //! | [`store`] | persistence on SQLite or PostgreSQL |
 //! | [`cli`] | the `nudge` command line |
+//! | [`loadgen`] | `nudge loadgen`: the load benchmark harness and its report |
 
 pub mod actors;
 pub mod agent;
@@ -25,6 +26,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod edges;
+pub mod loadgen;
 pub mod sms;
 pub mod store;
 pub mod telemetry;

@@ -40,14 +40,17 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// The registry with the node's own metrics; `writer` is read at each scrape.
-    pub fn new(writer: StoreWriter, token: Option<SecretString>) -> Result<Self, prometheus::Error> {
+    pub fn new(
+        writer: StoreWriter,
+        token: Option<SecretString>,
+    ) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let actors_active = IntGauge::new(
             "nudge_user_actors_active",
             "User actors active on this node (passivated users hold no actor).",
         )?;
         registry.register(Box::new(actors_active.clone()))?;
-        let pulled: [(&str, &str, MetricType, fn(&WriterStats) -> u64); 4] = [
+        let pulled: [PulledStat; 4] = [
             (
                 "nudge_store_writer_batches_total",
                 "Transactions of the group-commit writer.",
@@ -109,6 +112,14 @@ impl Metrics {
     }
 }
 
+/// A writer statistic as a metric: name, help, type, and how to read it.
+type PulledStat = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&WriterStats) -> u64,
+);
+
 /// A counter or gauge whose value is read from elsewhere at each scrape.
 struct Pulled {
     desc: Desc,
@@ -162,7 +173,9 @@ pub fn router() -> Router<AppState> {
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let metrics = &state.metrics;
     if !metrics.allows(&headers) {
-        return Err(ApiError::Forbidden("a valid metrics bearer token is required"));
+        return Err(ApiError::Forbidden(
+            "a valid metrics bearer token is required",
+        ));
     }
     let active = state.actors.active_users().await;
     metrics

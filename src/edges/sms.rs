@@ -36,7 +36,7 @@ const TURN_DEADLINE: Duration = Duration::from_secs(60);
 /// Answered when someone texts a user's dedicated number from another phone.
 const NOT_YOUR_NUMBER: &str = "This Nudge number belongs to someone else, so nothing was shared or saved. Text your own Nudge number.";
 /// Answered when the user's assistant cannot run the turn.
-const TRY_AGAIN: &str = "Sorry, I hit a snag with that one. Please send it again in a minute.";
+pub const TRY_AGAIN: &str = "Sorry, I hit a snag with that one. Please send it again in a minute.";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/sms/inbound", post(inbound))

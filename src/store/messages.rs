@@ -494,11 +494,11 @@ impl BatchSql for Sqlite {
                 .push_bind(created_at);
         });
         statement.push(ON_PROVIDER_ID_CONFLICT);
-        Ok(statement
+        statement
             .build_query_as::<InsertedRow>()
             .fetch_all(conn)
             .await
-            .map_err(write_error)?)
+            .map_err(write_error)
     }
 
     async fn insert_usage(
@@ -546,7 +546,7 @@ impl BatchSql for Postgres {
         created_at: DateTime<Utc>,
     ) -> Result<Vec<InsertedRow>> {
         let column = |f: fn(&MessageWrite) -> &str| rows.iter().map(f).collect::<Vec<_>>();
-        Ok(sqlx::query_as::<_, InsertedRow>(PG_INSERT_MESSAGES)
+        sqlx::query_as::<_, InsertedRow>(PG_INSERT_MESSAGES)
             .bind(rows.iter().map(|w| w.user.0).collect::<Vec<_>>())
             .bind(column(|w| w.message.channel.as_str()))
             .bind(column(|w| w.message.direction.as_str()))
@@ -564,7 +564,7 @@ impl BatchSql for Postgres {
             .bind(created_at)
             .fetch_all(conn)
             .await
-            .map_err(write_error)?)
+            .map_err(write_error)
     }
 
     async fn insert_usage(

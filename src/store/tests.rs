@@ -193,27 +193,35 @@ async fn a_number_already_taken_is_a_number_conflict_and_stores_nothing() {
 async fn many_users_are_created_at_once_skipping_taken_phones_and_numbers() {
     on_each_backend(|store| async move {
         let existing = create(&store, 1).await;
-        let mut batch: Vec<NewUser> = (10..2_510).map(|n| NewUser {
-            display_name: format!("Bulk {n}"),
-            phone: format!("+1999{n:07}"),
-            number: format!("+1998{n:07}"),
-            language: Language::Fr,
-            time_zone: "Europe/Paris".to_owned(),
-        }).collect();
+        let mut batch: Vec<NewUser> = (10..2_510)
+            .map(|n| NewUser {
+                display_name: format!("Bulk {n}"),
+                phone: format!("+1999{n:07}"),
+                number: format!("+1998{n:07}"),
+                language: Language::Fr,
+                time_zone: "Europe/Paris".to_owned(),
+            })
+            .collect();
         // One phone and one number someone already has.
         batch[3].phone = existing.phone.clone();
         batch[7].number = existing.number.clone();
         let created = store.create_users(&batch).await.expect("bulk create");
         assert_eq!(created, 2_498);
 
-        let found = store.user_by_number(&batch[2_000].number).await.expect("by number");
+        let found = store
+            .user_by_number(&batch[2_000].number)
+            .await
+            .expect("by number");
         assert_eq!(found.phone, batch[2_000].phone);
         assert_eq!(found.language, Language::Fr);
         assert_eq!(found.role, Role::Standard);
         assert!(!found.sms_opted_out);
         assert_eq!(store.user(found.id).await.expect("by id"), found);
         assert_not_found(store.user_by_number(&batch[3].number).await);
-        assert_eq!(store.user_by_number(&existing.number).await.expect("kept"), existing);
+        assert_eq!(
+            store.user_by_number(&existing.number).await.expect("kept"),
+            existing
+        );
 
         let again = store.create_users(&batch).await.expect("again");
         assert_eq!(again, 0, "a second run creates nothing");

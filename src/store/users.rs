@@ -287,7 +287,11 @@ impl Store {
                         statement.push_values(numbers, |mut row, (number, id)| {
                             row.push_bind(number).push_bind(id).push_bind(at);
                         });
-                        statement.build().execute(&mut *tx).await.map_err(write_error)?;
+                        statement
+                            .build()
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(write_error)?;
                     }
                     tx.commit().await?;
                     taken
