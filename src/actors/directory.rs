@@ -31,6 +31,11 @@ pub enum DirectoryMsg {
         turn: InboundTurn,
         reply: TurnReply,
     },
+    /// The user's actor, activated if needed (to load its state ahead of a turn).
+    Activate {
+        user_id: UserId,
+        reply: RpcReplyPort<Result<ActorRef<UserMsg>, TurnError>>,
+    },
     /// A user actor has been silent for the passivation time, having handled `handled` turns.
     Idle { user_id: UserId, handled: u64 },
     /// The supervisor replaced (or, with `None`, gave up on) the actor `old` of a user.
@@ -102,6 +107,13 @@ impl Actor for Directory {
                 turn,
                 reply,
             } => route(state, user_id, turn, reply).await,
+            DirectoryMsg::Activate { user_id, reply } => {
+                let actor = match ensure_entry(state, user_id).await {
+                    Ok(entry) => entry.actor.clone().ok_or(TurnError::Unavailable),
+                    Err(error) => Err(error),
+                };
+                let _ = reply.send(actor);
+            }
             DirectoryMsg::Idle { user_id, handled } => passivate(state, user_id, handled),
             DirectoryMsg::Replaced { user_id, old, new } => replaced(state, user_id, old, new),
             DirectoryMsg::Gone { user_id, actor } => {
@@ -129,27 +141,32 @@ fn current_id(state: &DirectoryState, user_id: UserId) -> Option<ActorId> {
         .map(|a| a.get_id())
 }
 
-async fn route(state: &mut DirectoryState, user_id: UserId, turn: InboundTurn, reply: TurnReply) {
+/// The entry of a user, activating their actor if they have none.
+async fn ensure_entry(
+    state: &mut DirectoryState,
+    user_id: UserId,
+) -> Result<&mut Entry, TurnError> {
     if !state.users.contains_key(&user_id) {
-        match activate(&state.supervisor, user_id).await {
-            Ok(actor) => {
-                state.users.insert(
-                    user_id,
-                    Entry {
-                        actor: Some(actor),
-                        routed: 0,
-                        pending: Vec::new(),
-                    },
-                );
-            }
-            Err(error) => {
-                let _ = reply.send(Err(error));
-                return;
-            }
-        }
+        let actor = activate(&state.supervisor, user_id).await?;
+        state.users.insert(
+            user_id,
+            Entry {
+                actor: Some(actor),
+                routed: 0,
+                pending: Vec::new(),
+            },
+        );
     }
-    let Some(entry) = state.users.get_mut(&user_id) else {
-        return;
+    state.users.get_mut(&user_id).ok_or(TurnError::Unavailable)
+}
+
+async fn route(state: &mut DirectoryState, user_id: UserId, turn: InboundTurn, reply: TurnReply) {
+    let entry = match ensure_entry(state, user_id).await {
+        Ok(entry) => entry,
+        Err(error) => {
+            let _ = reply.send(Err(error));
+            return;
+        }
     };
     let Some(actor) = &entry.actor else {
         entry.pending.push((turn, reply));
@@ -190,7 +207,15 @@ fn passivate(state: &mut DirectoryState, user_id: UserId, handled: u64) {
         && let Some(actor) = entry.actor
     {
         tracing::debug!(user = %user_id, "passivating idle user actor");
-        actor.stop(Some(super::PASSIVATED.to_owned()));
+        // Through the supervisor, which forgets the actor before it handles the next
+        // activation from here: an activation right after cannot be handed the dying actor.
+        let passivate = UserSupervisorMsg::Passivate {
+            user_id,
+            actor: actor.get_id(),
+        };
+        if state.supervisor.cast(passivate).is_err() {
+            actor.stop(Some(super::PASSIVATED.to_owned()));
+        }
     }
 }
 

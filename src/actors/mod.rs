@@ -149,6 +149,45 @@ impl ActorSystem {
         }
     }
 
+    /// Activates the user's actor if it is passivated and loads its state, so that the next
+    /// turn finds it ready (a web client connecting; benchmarks of activation).
+    pub async fn warm(&self, user_id: UserId, timeout: Duration) -> Result<(), TurnError> {
+        let directory = self.refs().ok_or(TurnError::Unavailable)?.directory;
+        let actor = match directory
+            .call(
+                |reply| DirectoryMsg::Activate { user_id, reply },
+                Some(timeout),
+            )
+            .await
+        {
+            Ok(CallResult::Success(actor)) => actor?,
+            Ok(CallResult::Timeout) => return Err(TurnError::Timeout),
+            _ => return Err(TurnError::Unavailable),
+        };
+        match actor.call(user::UserMsg::Load, Some(timeout)).await {
+            Ok(CallResult::Success(loaded)) => loaded,
+            Ok(CallResult::Timeout) => Err(TurnError::Timeout),
+            _ => Err(TurnError::Interrupted),
+        }
+    }
+
+    /// Passivates the user's actor now, as its idle timer would: unless a turn is on its way
+    /// to it. Returns false when the user had no active actor.
+    pub async fn passivate(&self, user_id: UserId) -> bool {
+        let Some(snapshot) = self.inspect(user_id).await else {
+            return false;
+        };
+        let Some(refs) = self.refs() else {
+            return false;
+        };
+        refs.directory
+            .cast(DirectoryMsg::Idle {
+                user_id,
+                handled: snapshot.turns_handled,
+            })
+            .is_ok()
+    }
+
     /// Asks the notifier to send an SMS (fire and forget; it retries and logs on its own).
     pub fn send_sms(&self, user_id: UserId, body: String) {
         if let Some(refs) = self.refs() {

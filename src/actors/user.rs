@@ -61,6 +61,8 @@ pub struct TurnOutcome {
 pub enum UserMsg {
     /// Run one turn and answer on the port.
     Turn(InboundTurn, RpcReplyPort<Result<TurnOutcome, TurnError>>),
+    /// Load the user's state now rather than on the first turn (activation ahead of use).
+    Load(RpcReplyPort<Result<(), TurnError>>),
     /// The passivation timer fired.
     IdleCheck,
     /// A snapshot for inspection and tests.
@@ -138,6 +140,11 @@ impl Actor for UserActor {
                 }
                 // The caller may have stopped waiting (reply window passed): not an error.
                 let _ = reply.send(outcome);
+            }
+            UserMsg::Load(reply) => {
+                let loaded = ensure_loaded(state).await;
+                state.last_activity = Instant::now();
+                let _ = reply.send(loaded);
             }
             UserMsg::IdleCheck => {
                 let idle_for = state.last_activity.elapsed();

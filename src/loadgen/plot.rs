@@ -100,8 +100,10 @@ fn latency_scale(values: impl Iterator<Item = f64>, from: f64, to: f64) -> Scale
 }
 
 fn number(value: f64) -> String {
-    if value >= 1_000.0 {
+    if value >= 1_000.0 && value % 1_000.0 == 0.0 {
         format!("{:.0}k", value / 1_000.0)
+    } else if value >= 1_000.0 {
+        format!("{:.1}k", value / 1_000.0)
     } else if value >= 1.0 || value == 0.0 {
         format!("{value:.0}")
     } else {
@@ -260,6 +262,12 @@ fn over_time(out: &mut String, report: &Report, top: f64, bottom: f64) {
         &y,
         "seconds of measured load, phase after phase",
         "latency (ms, log)",
+    );
+    let _ = writeln!(
+        out,
+        r##"<text transform="translate({:.1},{:.1}) rotate(90)" text-anchor="middle" font-size="12" fill="#888">answers per second</text>"##,
+        WIDTH - RIGHT + 55.0,
+        (top + 20.0 + bottom) / 2.0
     );
     for t in load.ticks() {
         let _ = writeln!(
@@ -437,5 +445,8 @@ mod tests {
         assert_eq!(log.ticks().last(), Some(&100.0));
         assert_eq!(nice_step(13.0), 20.0);
         assert_eq!(nice_step(0.0), 1.0);
+        assert_eq!(number(1_500.0), "1.5k");
+        assert_eq!(number(2_000.0), "2k");
+        assert_eq!(number(0.5), "0.5");
     }
 }

@@ -8,4 +8,5 @@
 mod actors;
 mod cli;
 mod helpers;
+mod loadgen;
 mod sms;
