@@ -493,6 +493,7 @@ async fn run_phase(
     // One tick per second from the start: tick `warmup` is the measured time's start.
     let mut ticks: Vec<Tick> = Vec::new();
     let mut client_start = None;
+    let mut machine_start = None;
     let mut probe = phase.watched.map(|t| Connection::new(t.addr));
     let total = args.warmup + args.duration;
     for k in 0..=total {
@@ -508,6 +509,7 @@ async fn run_phase(
         };
         if k == args.warmup {
             client_start = procstat::sample_path(std::path::Path::new("/proc/self")).ok();
+            machine_start = procstat::machine_ticks();
         }
         progress(
             phase,
@@ -521,6 +523,7 @@ async fn run_phase(
         ticks.push(Tick { server, actors });
     }
     let client_end = procstat::sample_path(std::path::Path::new("/proc/self")).ok();
+    let machine_end = procstat::machine_ticks();
     for worker in workers {
         let _ = worker.await;
     }
@@ -584,6 +587,13 @@ async fn run_phase(
         server,
         client_cpu_percent: match (client_start, client_end) {
             (Some(a), Some(b)) => b.cpu_percent_since(&a),
+            _ => 0.0,
+        },
+        machine_cpu_percent: match (machine_start, machine_end) {
+            (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (busy1 - busy0) as f64 / (total1 - total0) as f64 * cores as f64 * 100.0
+            }
             _ => 0.0,
         },
         timeline,

@@ -128,6 +128,25 @@ pub fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
         .collect()
 }
 
+/// The machine's CPU time so far: (busy, total) in ticks over all cores, from `/proc/stat`.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    parse_machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// (busy, total) from the `cpu` line of `/proc/stat`: busy is everything but idle and iowait.
+pub fn parse_machine_ticks(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((total - idle, total))
+}
+
 /// What the machine is, for the report: logical cores, CPU model, kernel.
 pub fn machine() -> (usize, String, String) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -155,6 +174,14 @@ mod tests {
                     9 0 1000 123456 789 18446744073709551615";
         assert_eq!(parse_stat_ticks(stat), Some(325));
         assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn machine_ticks_count_everything_but_idle_and_iowait_as_busy() {
+        let stat = "cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n";
+        assert_eq!(parse_machine_ticks(stat), Some((160, 1000)));
+        assert_eq!(parse_machine_ticks("intr 1 2 3"), None);
+        assert!(machine_ticks().is_some_and(|(busy, total)| busy <= total));
     }
 
     #[test]

@@ -60,8 +60,12 @@ pub struct PhaseReport {
     pub latency: LatencySummary,
     /// The server process over the measured time (absent for the in-process baseline).
     pub server: Option<ServerUsage>,
-    /// The load generator's own CPU over the measured time, in percent of one core.
+    /// The load generator's own CPU over the measured time, in percent of one core (for the
+    /// baseline, this includes the bare server, which runs in the same process).
     pub client_cpu_percent: f64,
+    /// The whole machine's CPU over the measured time, in percent of one core (200 is two
+    /// cores busy): what the server and the load generator left to anything else.
+    pub machine_cpu_percent: f64,
     pub timeline: Vec<TimelinePoint>,
 }
 
@@ -181,7 +185,7 @@ pub fn text(report: &Report) -> String {
         });
         let _ = writeln!(
             out,
-            "{:<18} {:>6} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8} {:>7} {:>9}",
+            "{:<18} {:>6} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8} {:>7} {:>9} {:>8.0} {:>9.0}",
             phase.name,
             phase.mode,
             phase.throughput_rps,
@@ -191,7 +195,9 @@ pub fn text(report: &Report) -> String {
             phase.latency.max_ms,
             phase.errors,
             cpu,
-            rss
+            rss,
+            phase.client_cpu_percent,
+            phase.machine_cpu_percent
         );
     }
     let s = &report.summary;
@@ -272,6 +278,7 @@ pub(crate) mod tests {
                 rss_peak_bytes: 90 << 20,
             }),
             client_cpu_percent: 40.0,
+            machine_cpu_percent: 195.0,
             timeline: (0..3)
                 .map(|second| TimelinePoint {
                     second,
