@@ -10,11 +10,13 @@
 //! to the replacement in arrival order.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
 use super::TurnError;
+use super::routes::NumberRoutes;
 use super::user::{InboundTurn, TurnOutcome, UserMsg};
 use super::user_supervisor::UserSupervisorMsg;
 use crate::store::UserId;
@@ -55,6 +57,8 @@ pub enum DirectoryMsg {
 /// Start-up arguments.
 pub struct DirectoryArgs {
     pub supervisor: ActorRef<UserSupervisorMsg>,
+    /// Number routes to forget as users stop being active.
+    pub routes: Arc<NumberRoutes>,
 }
 
 /// The actor; its data lives in [`DirectoryState`].
@@ -73,6 +77,7 @@ struct Entry {
 pub struct DirectoryState {
     supervisor: ActorRef<UserSupervisorMsg>,
     users: HashMap<UserId, Entry>,
+    routes: Arc<NumberRoutes>,
 }
 
 impl Actor for Directory {
@@ -92,6 +97,7 @@ impl Actor for Directory {
         Ok(DirectoryState {
             supervisor: args.supervisor,
             users: HashMap::new(),
+            routes: args.routes,
         })
     }
 
@@ -119,6 +125,7 @@ impl Actor for Directory {
             DirectoryMsg::Gone { user_id, actor } => {
                 if current_id(state, user_id) == Some(actor) {
                     state.users.remove(&user_id);
+                    state.routes.forget(user_id);
                 }
             }
             DirectoryMsg::Lookup(user_id, reply) => {
@@ -147,7 +154,13 @@ async fn ensure_entry(
     user_id: UserId,
 ) -> Result<&mut Entry, TurnError> {
     if !state.users.contains_key(&user_id) {
-        let actor = activate(&state.supervisor, user_id).await?;
+        let actor = match activate(&state.supervisor, user_id).await {
+            Ok(actor) => actor,
+            Err(error) => {
+                state.routes.forget(user_id);
+                return Err(error);
+            }
+        };
         state.users.insert(
             user_id,
             Entry {
@@ -203,6 +216,7 @@ fn passivate(state: &mut DirectoryState, user_id: UserId, handled: u64) {
     if entry.routed != handled || !entry.pending.is_empty() {
         return; // A turn is on its way to the actor: it stays.
     }
+    state.routes.forget(user_id);
     if let Some(entry) = state.users.remove(&user_id)
         && let Some(actor) = entry.actor
     {
@@ -254,6 +268,7 @@ fn replaced(
             entry.actor = Some(actor);
         }
         None => {
+            state.routes.forget(user_id);
             if let Some(entry) = state.users.remove(&user_id) {
                 for (_, reply) in entry.pending {
                     let _ = reply.send(Err(TurnError::Unavailable));

@@ -4,7 +4,8 @@
 //! Root
 //! ├── UserSupervisor   restarts crashed UserActors (bounded intensity)
 //! │   └── UserActor{id} one user's conversation; one turn at a time, in arrival order
-//! ├── Directory        user id → actor; activation and passivation
+//! ├── Directory        user id → actor; activation and passivation (forgets the number
+//! │                    routes of the users it passivates, see [`routes`])
 //! └── Notifier         outbound SMS through Twilio's REST API
 //! ```
 //!
@@ -14,6 +15,7 @@
 pub mod directory;
 pub mod notifier;
 pub mod root;
+pub mod routes;
 pub mod user;
 pub mod user_supervisor;
 
@@ -28,6 +30,7 @@ use crate::store::{Store, StoreError, StoreWriter, UserId};
 use directory::DirectoryMsg;
 use notifier::NotifierMsg;
 use root::{Root, RootArgs, RootMsg};
+use routes::NumberRoutes;
 use user::{InboundTurn, TurnOutcome};
 use user_supervisor::RestartPolicy;
 
@@ -84,6 +87,8 @@ pub struct ActorSystem {
     root: ActorRef<RootMsg>,
     /// Filled by Root when it starts its children, updated when it restarts one.
     core: Arc<RwLock<Option<CoreRefs>>>,
+    /// Owners of the dedicated numbers of active users (see [`routes`]).
+    routes: Arc<NumberRoutes>,
 }
 
 impl ActorSystem {
@@ -94,6 +99,7 @@ impl ActorSystem {
         options: SystemOptions,
     ) -> anyhow::Result<Self> {
         let core = Arc::new(RwLock::new(None));
+        let routes = Arc::new(NumberRoutes::default());
         let (root, _join) = ractor::Actor::spawn(
             None,
             Root,
@@ -102,10 +108,17 @@ impl ActorSystem {
                 notifier,
                 options,
                 published: core.clone(),
+                routes: routes.clone(),
             },
         )
         .await?;
-        Ok(Self { root, core })
+        Ok(Self { root, core, routes })
+    }
+
+    /// Owners of the dedicated numbers of active users, which the SMS edge consults before
+    /// the database (see [`routes`]).
+    pub fn routes(&self) -> &NumberRoutes {
+        &self.routes
     }
 
     fn refs(&self) -> Option<CoreRefs> {

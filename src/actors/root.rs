@@ -13,6 +13,7 @@ use ractor_cluster::RactorMessage;
 
 use super::directory::{Directory, DirectoryArgs, DirectoryMsg};
 use super::notifier::{Notifier, NotifierArgs, NotifierMsg};
+use super::routes::NumberRoutes;
 use super::user_supervisor::{UserSupervisor, UserSupervisorArgs, UserSupervisorMsg};
 use super::{CoreRefs, SystemOptions, TurnDeps};
 
@@ -29,6 +30,8 @@ pub struct RootArgs {
     pub options: SystemOptions,
     /// Where Root publishes the refs of its children for [`ActorSystem`](super::ActorSystem).
     pub published: Arc<RwLock<Option<CoreRefs>>>,
+    /// Number routes the Directory keeps in step with the active users.
+    pub routes: Arc<NumberRoutes>,
 }
 
 /// The actor; its data lives in [`RootState`].
@@ -40,6 +43,8 @@ pub struct RootState {
     notifier: ActorRef<NotifierMsg>,
     notifier_args: NotifierArgs,
     published: Arc<RwLock<Option<CoreRefs>>>,
+    /// Handed to each Directory Root starts.
+    routes: Arc<NumberRoutes>,
 }
 
 impl RootState {
@@ -79,6 +84,7 @@ impl Actor for Root {
             Directory,
             DirectoryArgs {
                 supervisor: supervisor.clone(),
+                routes: args.routes.clone(),
             },
             cell.clone(),
         )
@@ -91,6 +97,7 @@ impl Actor for Root {
             notifier,
             notifier_args: args.notifier,
             published: args.published,
+            routes: args.routes,
         };
         state.publish();
         Ok(state)
@@ -131,6 +138,7 @@ impl Actor for Root {
                 Directory,
                 DirectoryArgs {
                     supervisor: state.supervisor.clone(),
+                    routes: state.routes.clone(),
                 },
                 myself.get_cell(),
             )

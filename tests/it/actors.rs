@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use nudge::actors::notifier::NotifierArgs;
+use nudge::actors::routes::Route;
 use nudge::actors::user::{InboundTurn, TurnOutcome};
 use nudge::actors::user_supervisor::RestartPolicy;
 use nudge::actors::{ActorSystem, SystemOptions, TurnDeps, TurnError};
