@@ -289,6 +289,19 @@ async fn a_warmed_actor_has_its_state_loaded_and_passivating_then_warming_again_
     say(&actors, user, "add task water the plants")
         .await
         .unwrap();
+    let route = Route {
+        user_id: user,
+        phone: "+14155550101".into(),
+    };
+    actors.routes().remember("+14155559001", route.clone());
+    assert_eq!(actors.routes().get("+14155559001"), Some(route));
+    assert!(actors.passivate(user).await);
+    actors.warm(user, WAIT).await.expect("warmed");
+    assert_eq!(
+        actors.routes().get("+14155559001"),
+        None,
+        "a passivated user's number is forgotten"
+    );
     assert!(actors.passivate(user).await);
 
     let mut ids = Vec::new();
