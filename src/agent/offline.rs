@@ -13,6 +13,10 @@
 //!
 //! The engine never logs what the user wrote.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use async_trait::async_trait;
 
 use crate::agent::{AgentError, TurnEngine, TurnInput};
@@ -893,8 +897,23 @@ fn tail_len(toks: &[Tok], phrases: &[&str]) -> usize {
         .unwrap_or(0)
 }
 
-fn phrase_words(phrase: &str) -> Vec<String> {
-    tokenize(phrase).into_iter().map(|t| t.norm).collect()
+/// The folded words of a phrase of this file's tables. Tokenizing them for every message
+/// cost more than the rest of a turn's parsing, so each thread remembers them (the tables
+/// are constants: a few hundred phrases in all).
+fn phrase_words(phrase: &str) -> Rc<[String]> {
+    thread_local! {
+        static WORDS: RefCell<HashMap<String, Rc<[String]>>> = RefCell::new(HashMap::new());
+    }
+    WORDS.with(|words| {
+        if let Some(known) = words.borrow().get(phrase) {
+            return known.clone();
+        }
+        let tokenized: Rc<[String]> = tokenize(phrase).into_iter().map(|t| t.norm).collect();
+        words
+            .borrow_mut()
+            .insert(phrase.to_owned(), tokenized.clone());
+        tokenized
+    })
 }
 
 fn same_words(toks: &[Tok], words: &[String]) -> bool {
