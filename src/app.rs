@@ -23,6 +23,7 @@ use crate::agent::offline::OfflineRules;
 use crate::agent::planner::{Budget, Planner};
 use crate::config::{EmbeddingSettings, LlmSettings, Retention, Settings};
 use crate::edges::api::Security;
+use crate::edges::metrics::Metrics;
 use crate::edges::{self, AppState};
 use crate::llm::Provider;
 use crate::llm::embeddings::EmbeddingClient;
@@ -32,7 +33,7 @@ use crate::memory::MemoryServices;
 use crate::sms::twilio::TwilioClient;
 use crate::store::limits::{self, RateLimiter};
 use crate::store::revocation::Revocations;
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoreWriter};
 
 /// How long shutdown waits for late replies and the actor tree.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -146,9 +147,11 @@ impl Application {
             ),
             None => None,
         };
+        let writer = StoreWriter::start(store.clone());
         let actors = ActorSystem::start_with_llm(
             TurnDeps {
                 store: store.clone(),
+                writer: writer.clone(),
                 engine,
                 idle_passivate: settings.idle_passivate,
                 memory: memory_services(&settings.embeddings)?,
@@ -196,6 +199,10 @@ impl Application {
             twilio_auth_token: Arc::new(settings.twilio.auth_token.clone()),
             reply_window: settings.reply_window,
             tasks,
+            metrics: Arc::new(
+                Metrics::new(writer, settings.metrics_token.clone())
+                    .context("registering metrics")?,
+            ),
         };
         Ok(Self {
             listener,

@@ -1,4 +1,4 @@
-//! The `nudge` command line: `serve`, `admin …`, `sms-sim`.
+//! The `nudge` command line: `serve`, `admin …`, `sms-sim`, `loadgen`.
 
 use std::process::ExitCode;
 
@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
 
 use crate::config::{Settings, SettingsArgs};
+use crate::loadgen::{LoadgenArgs, population};
 use crate::sms::{signature, twilio, twiml};
 use crate::store::{self, Language, NewUser, StoreError};
 
@@ -29,6 +30,9 @@ pub enum Command {
     Admin(AdminCommand),
     /// Send a signed SMS webhook to a running server, as Twilio would, and print the reply.
     SmsSim(SmsSimArgs),
+    /// Load a running server with simulated users' signed webhooks and report its throughput,
+    /// latency, CPU and memory against a bare axum baseline (see docs/performance.md).
+    Loadgen(LoadgenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +43,10 @@ pub enum AdminCommand {
     /// Re-seal every sealed value under the active master key (the first of NUDGE_MASTER_KEY),
     /// online, user by user; run it again to resume after an interruption.
     RotateKey(RotateKeyArgs),
+    /// Create the simulated population `nudge loadgen` texts as (benchmark databases only):
+    /// user i texts from +1999 and i on seven digits to +1998 and i, numbers no carrier assigns.
+    /// Users already there are kept.
+    Seed(SeedArgs),
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +54,13 @@ pub struct RotateKeyArgs {
     /// Users re-sealed between two progress checkpoints.
     #[arg(long, default_value_t = 100)]
     pub batch: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// How many users (numbered from 0).
+    #[arg(long)]
+    pub users: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,7 +120,59 @@ pub async fn run_admin(settings: &Settings, command: AdminCommand) -> anyhow::Re
         AdminCommand::User(UserCommand::Add(args)) => user_add(settings, args).await,
         AdminCommand::User(UserCommand::Role(args)) => user_role(settings, args).await,
         AdminCommand::RotateKey(args) => rotate_key(settings, args).await,
+        AdminCommand::Seed(args) => seed(settings, args).await,
     }
+}
+
+/// Users created per round of [`seed`] (and per progress line).
+const SEED_ROUND: u64 = 50_000;
+
+async fn seed(settings: &Settings, args: SeedArgs) -> anyhow::Result<ExitCode> {
+    if args.users == 0 || args.users > population::MAX_USERS {
+        eprintln!("error: --users must be 1 to {}", population::MAX_USERS);
+        return Ok(ExitCode::from(2));
+    }
+    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
+        .await
+        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    let started = std::time::Instant::now();
+    let mut created = 0;
+    let mut first = 0;
+    while first < args.users {
+        let last = (first + SEED_ROUND).min(args.users);
+        let users: Vec<NewUser> = (first..last).map(population::new_user).collect();
+        created += store
+            .create_users(&users)
+            .await
+            .context("creating the population")?;
+        if args.users > SEED_ROUND {
+            eprintln!("{last} / {} users", args.users);
+        }
+        first = last;
+    }
+    println!(
+        "created {created} users ({} were already there) in {:.1} s",
+        args.users - created,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The base URL to send webhooks to (`url` if given, else the public URL, else the listen
+/// address), and the base the server checks signatures against (its public URL when it has
+/// one).
+pub fn webhook_bases(settings: &Settings, url: Option<&str>) -> (String, String) {
+    let base = match (url, &settings.public_url) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(url)) => url.as_str().trim_end_matches('/').to_owned(),
+        (None, None) => format!("http://{}", settings.listen),
+    };
+    let signed_base = settings
+        .public_url
+        .as_ref()
+        .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| base.clone());
+    (base, signed_base)
 }
 
 /// True for a phone number in E.164: `+`, a non-zero digit, 7 to 15 digits in all.
@@ -285,17 +352,7 @@ async fn user_role(settings: &Settings, args: UserRoleArgs) -> anyhow::Result<Ex
 
 /// Posts one signed webhook and prints the TwiML reply's text.
 pub async fn sms_sim(settings: &Settings, args: SmsSimArgs) -> anyhow::Result<ExitCode> {
-    let base = match (&args.url, &settings.public_url) {
-        (Some(url), _) => url.trim_end_matches('/').to_owned(),
-        (None, Some(url)) => url.as_str().trim_end_matches('/').to_owned(),
-        (None, None) => format!("http://{}", settings.listen),
-    };
-    // The server checks the signature against its public URL when it has one.
-    let signed_base = settings
-        .public_url
-        .as_ref()
-        .map(|u| u.as_str().trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| base.clone());
+    let (base, signed_base) = webhook_bases(settings, args.url.as_deref());
     let params: Vec<(String, String)> = vec![
         ("MessageSid".into(), twilio::new_message_sid()),
         (

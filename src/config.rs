@@ -310,6 +310,25 @@ pub struct SettingsArgs {
         value_name = "DAYS"
     )]
     pub retention_audit_days: Option<String>,
+    /// Bearer token `GET /metrics` requires; unset, the metrics are open to whoever reaches
+    /// the listener (they hold counts only, no personal data).
+    #[arg(
+        long,
+        env = "NUDGE_METRICS_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
+    /// File holding the metrics token (instead of NUDGE_METRICS_TOKEN).
+    #[arg(
+        long,
+        env = "NUDGE_METRICS_TOKEN_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub metrics_token_file: Option<PathBuf>,
 
     /// Log format on stderr: `text` or `json` [default: text]. Filter with RUST_LOG.
     #[arg(long, env = "NUDGE_LOG_FORMAT", global = true, value_name = "FORMAT")]
@@ -479,6 +498,8 @@ struct FileSettings {
     rate_ws_per_min: Option<u64>,
     retention_messages_days: Option<u64>,
     retention_audit_days: Option<u64>,
+    metrics_token: Option<String>,
+    metrics_token_file: Option<PathBuf>,
     #[serde(default)]
     twilio: FileTwilio,
     #[serde(default)]
@@ -630,6 +651,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Seals personal columns; its `Debug` shows key ids only.
     pub sealer: Sealer,
+    /// Guards `GET /metrics` when set.
+    pub metrics_token: Option<SecretString>,
     /// Language models, turn budgets and the response cache.
     pub llm: LlmSettings,
     /// Embeddings for long-term memory retrieval.
@@ -1243,6 +1266,17 @@ impl Settings {
         };
         let llm = load_llm(args, file.llm)?;
 
+        let metrics_token = match secret_value(
+            "NUDGE_METRICS_TOKEN",
+            pick(&args.metrics_token, &file.metrics_token),
+            args.metrics_token_file.clone().or(file.metrics_token_file),
+        )? {
+            Some(token) if token.is_empty() => {
+                return Err(ConfigError::new("NUDGE_METRICS_TOKEN", "is empty"));
+            }
+            token => token.map(SecretString::from),
+        };
+
         Ok(Settings {
             embeddings,
             listen,
@@ -1274,6 +1308,7 @@ impl Settings {
             limits,
             retention,
             trust_forwarded_for,
+            metrics_token,
         })
     }
 

@@ -22,6 +22,7 @@
 //! | [`sms`] | Twilio's protocol: signatures, TwiML, segments, keywords, REST client |
 //! | [`store`] | persistence on SQLite or PostgreSQL |
 //! | [`cli`] | the `nudge` command line |
+//! | [`loadgen`] | `nudge loadgen`: the load benchmark harness and its report |
 
 pub mod actors;
 pub mod agent;
@@ -31,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod edges;
 pub mod llm;
+pub mod loadgen;
 pub mod memory;
 pub mod sms;
 pub mod store;

@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Admin(command) => run_admin(&settings, command).await,
         Command::SmsSim(args) => sms_sim(&settings, args).await,
+        Command::Loadgen(args) => nudge::loadgen::run(&settings, args).await,
     };
     match result {
         Ok(code) => code,

@@ -10,11 +10,13 @@
 //! to the replacement in arrival order.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
 use super::TurnError;
+use super::routes::NumberRoutes;
 use super::user::{InboundTurn, TurnOutcome, UserMsg};
 use super::user_supervisor::UserSupervisorMsg;
 use crate::store::UserId;
@@ -30,6 +32,11 @@ pub enum DirectoryMsg {
         user_id: UserId,
         turn: InboundTurn,
         reply: TurnReply,
+    },
+    /// The user's actor, activated if needed (to load its state ahead of a turn).
+    Activate {
+        user_id: UserId,
+        reply: RpcReplyPort<Result<ActorRef<UserMsg>, TurnError>>,
     },
     /// A user actor has been silent for the passivation time, having handled `handled` turns.
     Idle { user_id: UserId, handled: u64 },
@@ -53,6 +60,8 @@ pub enum DirectoryMsg {
 /// Start-up arguments.
 pub struct DirectoryArgs {
     pub supervisor: ActorRef<UserSupervisorMsg>,
+    /// Number routes to forget as users stop being active.
+    pub routes: Arc<NumberRoutes>,
 }
 
 /// The actor; its data lives in [`DirectoryState`].
@@ -71,6 +80,7 @@ struct Entry {
 pub struct DirectoryState {
     supervisor: ActorRef<UserSupervisorMsg>,
     users: HashMap<UserId, Entry>,
+    routes: Arc<NumberRoutes>,
 }
 
 impl Actor for Directory {
@@ -90,6 +100,7 @@ impl Actor for Directory {
         Ok(DirectoryState {
             supervisor: args.supervisor,
             users: HashMap::new(),
+            routes: args.routes,
         })
     }
 
@@ -105,11 +116,19 @@ impl Actor for Directory {
                 turn,
                 reply,
             } => route(state, user_id, turn, reply).await,
+            DirectoryMsg::Activate { user_id, reply } => {
+                let actor = match ensure_entry(state, user_id).await {
+                    Ok(entry) => entry.actor.clone().ok_or(TurnError::Unavailable),
+                    Err(error) => Err(error),
+                };
+                let _ = reply.send(actor);
+            }
             DirectoryMsg::Idle { user_id, handled } => passivate(state, user_id, handled),
             DirectoryMsg::Replaced { user_id, old, new } => replaced(state, user_id, old, new),
             DirectoryMsg::Gone { user_id, actor } => {
                 if current_id(state, user_id) == Some(actor) {
                     state.users.remove(&user_id);
+                    state.routes.forget(user_id);
                 }
             }
             DirectoryMsg::Lookup(user_id, reply) => {
@@ -136,27 +155,38 @@ fn current_id(state: &DirectoryState, user_id: UserId) -> Option<ActorId> {
         .map(|a| a.get_id())
 }
 
-async fn route(state: &mut DirectoryState, user_id: UserId, turn: InboundTurn, reply: TurnReply) {
+/// The entry of a user, activating their actor if they have none.
+async fn ensure_entry(
+    state: &mut DirectoryState,
+    user_id: UserId,
+) -> Result<&mut Entry, TurnError> {
     if !state.users.contains_key(&user_id) {
-        match activate(&state.supervisor, user_id).await {
-            Ok(actor) => {
-                state.users.insert(
-                    user_id,
-                    Entry {
-                        actor: Some(actor),
-                        routed: 0,
-                        pending: Vec::new(),
-                    },
-                );
-            }
+        let actor = match activate(&state.supervisor, user_id).await {
+            Ok(actor) => actor,
             Err(error) => {
-                let _ = reply.send(Err(error));
-                return;
+                state.routes.forget(user_id);
+                return Err(error);
             }
-        }
+        };
+        state.users.insert(
+            user_id,
+            Entry {
+                actor: Some(actor),
+                routed: 0,
+                pending: Vec::new(),
+            },
+        );
     }
-    let Some(entry) = state.users.get_mut(&user_id) else {
-        return;
+    state.users.get_mut(&user_id).ok_or(TurnError::Unavailable)
+}
+
+async fn route(state: &mut DirectoryState, user_id: UserId, turn: InboundTurn, reply: TurnReply) {
+    let entry = match ensure_entry(state, user_id).await {
+        Ok(entry) => entry,
+        Err(error) => {
+            let _ = reply.send(Err(error));
+            return;
+        }
     };
     let Some(actor) = &entry.actor else {
         entry.pending.push((turn, reply));
@@ -193,15 +223,25 @@ fn passivate(state: &mut DirectoryState, user_id: UserId, handled: u64) {
     if entry.routed != handled || !entry.pending.is_empty() {
         return; // A turn is on its way to the actor: it stays.
     }
+    state.routes.forget(user_id);
     if let Some(entry) = state.users.remove(&user_id)
         && let Some(actor) = entry.actor
     {
         tracing::debug!(user = %user_id, "passivating idle user actor");
-        actor.stop(Some(super::PASSIVATED.to_owned()));
+        // Through the supervisor, which forgets the actor before it handles the next
+        // activation from here: an activation right after cannot be handed the dying actor.
+        let passivate = UserSupervisorMsg::Passivate {
+            user_id,
+            actor: actor.get_id(),
+        };
+        if state.supervisor.cast(passivate).is_err() {
+            actor.stop(Some(super::PASSIVATED.to_owned()));
+        }
     }
 }
 
 fn stop(state: &mut DirectoryState, user_id: UserId) {
+    state.routes.forget(user_id);
     if let Some(entry) = state.users.remove(&user_id) {
         for (_, reply) in entry.pending {
             let _ = reply.send(Err(TurnError::Unavailable));
@@ -248,6 +288,7 @@ fn replaced(
             entry.actor = Some(actor);
         }
         None => {
+            state.routes.forget(user_id);
             if let Some(entry) = state.users.remove(&user_id) {
                 for (_, reply) in entry.pending {
                     let _ = reply.send(Err(TurnError::Unavailable));

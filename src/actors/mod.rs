@@ -4,7 +4,8 @@
 //! Root
 //! ├── UserSupervisor   restarts crashed UserActors (bounded intensity)
 //! │   └── UserActor{id} one user's conversation; one turn at a time, in arrival order
-//! ├── Directory        user id → actor; activation and passivation
+//! ├── Directory        user id → actor; activation and passivation (forgets the number
+//! │                    routes of the users it passivates, see [`routes`])
 //! ├── Notifier         outbound SMS through Twilio's REST API
 //! └── LlmSupervisor    circuit breaker per model provider; restarts its workers
 //!     └── LlmWorker{provider, n}  one model call at a time
@@ -17,6 +18,7 @@ pub mod directory;
 pub mod llm;
 pub mod notifier;
 pub mod root;
+pub mod routes;
 pub mod user;
 pub mod user_memory;
 pub mod user_supervisor;
@@ -29,11 +31,12 @@ use ractor::{ActorRef, ActorStatus};
 
 use crate::agent::{AgentError, TurnEngine};
 use crate::llm::circuit::CircuitSnapshot;
-use crate::store::{Store, StoreError, UserId};
+use crate::store::{Store, StoreError, StoreWriter, UserId};
 use directory::DirectoryMsg;
 use llm::{LlmHandle, LlmSetup};
 use notifier::NotifierMsg;
 use root::{Root, RootArgs, RootMsg};
+use routes::NumberRoutes;
 use user::{InboundTurn, TurnOutcome};
 use user_supervisor::RestartPolicy;
 
@@ -64,6 +67,8 @@ pub enum TurnError {
 /// What every user actor needs to run turns.
 pub struct TurnDeps {
     pub store: Store,
+    /// Commits turns' messages in batches with other users' (see [`StoreWriter`]).
+    pub writer: StoreWriter,
     pub engine: Arc<dyn TurnEngine>,
     /// Silence after which a user actor is passivated.
     pub idle_passivate: Duration,
@@ -92,6 +97,8 @@ pub struct ActorSystem {
     core: Arc<RwLock<Option<CoreRefs>>>,
     /// The model providers' handle, when the tree supervises any.
     llm: Option<LlmHandle>,
+    /// Owners of the dedicated numbers of active users (see [`routes`]).
+    routes: Arc<NumberRoutes>,
 }
 
 impl ActorSystem {
@@ -114,6 +121,7 @@ impl ActorSystem {
     ) -> anyhow::Result<Self> {
         let core = Arc::new(RwLock::new(None));
         let handle = llm.as_ref().map(|(_, handle)| handle.clone());
+        let routes = Arc::new(NumberRoutes::default());
         let (root, _join) = ractor::Actor::spawn(
             None,
             Root,
@@ -123,6 +131,7 @@ impl ActorSystem {
                 options,
                 published: core.clone(),
                 llm: llm.map(|(setup, handle)| (Arc::new(setup), handle)),
+                routes: routes.clone(),
             },
         )
         .await?;
@@ -130,6 +139,7 @@ impl ActorSystem {
             root,
             core,
             llm: handle,
+            routes,
         })
     }
 
@@ -139,6 +149,12 @@ impl ActorSystem {
             Some(handle) => handle.circuits().await,
             None => Vec::new(),
         }
+    }
+
+    /// Owners of the dedicated numbers of active users, which the SMS edge consults before
+    /// the database (see [`routes`]).
+    pub fn routes(&self) -> &NumberRoutes {
+        &self.routes
     }
 
     fn refs(&self) -> Option<CoreRefs> {
@@ -180,6 +196,45 @@ impl ActorSystem {
                 Err(_) => return Err(TurnError::Unavailable),
             }
         }
+    }
+
+    /// Activates the user's actor if it is passivated and loads its state, so that the next
+    /// turn finds it ready (a web client connecting; benchmarks of activation).
+    pub async fn warm(&self, user_id: UserId, timeout: Duration) -> Result<(), TurnError> {
+        let directory = self.refs().ok_or(TurnError::Unavailable)?.directory;
+        let actor = match directory
+            .call(
+                |reply| DirectoryMsg::Activate { user_id, reply },
+                Some(timeout),
+            )
+            .await
+        {
+            Ok(CallResult::Success(actor)) => actor?,
+            Ok(CallResult::Timeout) => return Err(TurnError::Timeout),
+            _ => return Err(TurnError::Unavailable),
+        };
+        match actor.call(user::UserMsg::Load, Some(timeout)).await {
+            Ok(CallResult::Success(loaded)) => loaded,
+            Ok(CallResult::Timeout) => Err(TurnError::Timeout),
+            _ => Err(TurnError::Interrupted),
+        }
+    }
+
+    /// Passivates the user's actor now, as its idle timer would: unless a turn is on its way
+    /// to it. Returns false when the user had no active actor.
+    pub async fn passivate(&self, user_id: UserId) -> bool {
+        let Some(snapshot) = self.inspect(user_id).await else {
+            return false;
+        };
+        let Some(refs) = self.refs() else {
+            return false;
+        };
+        refs.directory
+            .cast(DirectoryMsg::Idle {
+                user_id,
+                handled: snapshot.turns_handled,
+            })
+            .is_ok()
     }
 
     /// Asks the notifier to send an SMS (fire and forget; it retries and logs on its own).

@@ -14,6 +14,7 @@ use ractor_cluster::RactorMessage;
 use super::directory::{Directory, DirectoryArgs, DirectoryMsg};
 use super::llm::{LlmHandle, LlmSetup, LlmSupervisor, LlmSupervisorArgs, LlmSupervisorMsg};
 use super::notifier::{Notifier, NotifierArgs, NotifierMsg};
+use super::routes::NumberRoutes;
 use super::user_supervisor::{UserSupervisor, UserSupervisorArgs, UserSupervisorMsg};
 use super::{CoreRefs, SystemOptions, TurnDeps};
 
@@ -32,6 +33,8 @@ pub struct RootArgs {
     pub published: Arc<RwLock<Option<CoreRefs>>>,
     /// The model providers to supervise, and the handle planners reach them through.
     pub llm: Option<(Arc<LlmSetup>, LlmHandle)>,
+    /// Number routes the Directory keeps in step with the active users.
+    pub routes: Arc<NumberRoutes>,
 }
 
 /// The actor; its data lives in [`RootState`].
@@ -45,6 +48,8 @@ pub struct RootState {
     published: Arc<RwLock<Option<CoreRefs>>>,
     /// The LLM supervisor, its setup and the handle it is published into.
     llm: Option<(ActorRef<LlmSupervisorMsg>, Arc<LlmSetup>, LlmHandle)>,
+    /// Handed to each Directory Root starts.
+    routes: Arc<NumberRoutes>,
 }
 
 impl RootState {
@@ -84,6 +89,7 @@ impl Actor for Root {
             Directory,
             DirectoryArgs {
                 supervisor: supervisor.clone(),
+                routes: args.routes.clone(),
             },
             cell.clone(),
         )
@@ -113,6 +119,7 @@ impl Actor for Root {
             notifier_args: args.notifier,
             published: args.published,
             llm,
+            routes: args.routes,
         };
         state.publish();
         Ok(state)
@@ -156,6 +163,7 @@ impl Actor for Root {
                 Directory,
                 DirectoryArgs {
                     supervisor: state.supervisor.clone(),
+                    routes: state.routes.clone(),
                 },
                 myself.get_cell(),
             )

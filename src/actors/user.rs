@@ -1,7 +1,9 @@
 //! `UserActor{id}`: owns one user's conversation state and runs their turns one at a time.
 //!
-//! A turn: dedupe by provider message id → persist the inbound message → carrier keywords
+//! A turn: persist the inbound message (deduped by provider message id) → carrier keywords
 //! (STOP / START / HELP) → the engine answers → persist the reply with its SMS usage → return.
+//! Both writes go through the group-commit [`StoreWriter`](crate::store::StoreWriter): the
+//! turn waits for its own batch only, never for other users.
 //! State loads lazily from the store on the first message, so activation (spawn) is cheap and
 //! never blocks the [`Directory`](super::directory) on a database round trip.
 //!
@@ -29,8 +31,8 @@ use crate::agent::{FoldInput, TurnInput, summary};
 use crate::sms::keywords::{self, Keyword};
 use crate::sms::segments;
 use crate::store::{
-    Channel, ConversationSummary, Direction, Message, NewLlmUsage, NewMessage, NewSmsUsage,
-    StoreError, User, UserId,
+    Channel, ConversationSummary, Direction, Message, MessageWrite, NewLlmUsage, NewMessage,
+    NewSmsUsage, StoreError, User, UserId, Written,
 };
 
 /// How many recent messages the actor keeps in memory (the model's short-term context).
@@ -64,6 +66,8 @@ pub struct TurnOutcome {
 pub enum UserMsg {
     /// Run one turn and answer on the port.
     Turn(InboundTurn, RpcReplyPort<Result<TurnOutcome, TurnError>>),
+    /// Load the user's state now rather than on the first turn (activation ahead of use).
+    Load(RpcReplyPort<Result<(), TurnError>>),
     /// The passivation timer fired.
     IdleCheck,
     /// A snapshot for inspection and tests.
@@ -185,6 +189,11 @@ impl Actor for UserActor {
                     }
                 }
             }
+            UserMsg::Load(reply) => {
+                let loaded = ensure_loaded(state).await;
+                state.last_activity = Instant::now();
+                let _ = reply.send(loaded);
+            }
             UserMsg::IdleCheck => {
                 let idle_for = state.last_activity.elapsed();
                 let limit = state.deps.idle_passivate;
@@ -287,24 +296,22 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
     let store = state.deps.store.clone();
     let user_id = state.user_id;
 
-    // 1. Dedupe: a retried webhook gets the reply it got the first time, and is stored once.
-    let inbound = match &turn.provider_message_id {
-        Some(sid) => match store.message_by_provider_id(user_id, sid).await? {
-            Some(existing) => {
-                if let Some(reply) = store.reply_to(user_id, existing.id).await? {
-                    let silent = state.user.as_ref().is_some_and(|u| u.sms_opted_out)
-                        && turn.channel == Channel::Sms;
-                    return Ok(TurnOutcome {
-                        reply: (!silent).then_some(reply.body),
-                        duplicate: true,
-                    });
-                }
-                // Stored but never answered (the process stopped mid-turn): answer it now.
-                existing
+    // 1. Persist the inbound message. Dedupe: a retried webhook (same provider id) is stored
+    //    once and gets the reply it got the first time.
+    let inbound = match persist_inbound(state, &turn).await? {
+        Written::Stored(inbound) => inbound,
+        Written::Duplicate(existing) => {
+            if let Some(reply) = store.reply_to(user_id, existing.id).await? {
+                let silent = state.user.as_ref().is_some_and(|u| u.sms_opted_out)
+                    && turn.channel == Channel::Sms;
+                return Ok(TurnOutcome {
+                    reply: (!silent).then_some(reply.body),
+                    duplicate: true,
+                });
             }
-            None => persist_inbound(state, &turn).await?,
-        },
-        None => persist_inbound(state, &turn).await?,
+            // Stored but never answered (the process stopped mid-turn): answer it now.
+            existing
+        }
     };
 
     // 2. Carrier keywords, on SMS only.
@@ -381,43 +388,41 @@ fn is_yes(body: &str) -> bool {
         .eq_ignore_ascii_case("yes")
 }
 
-async fn persist_inbound(state: &mut UserState, turn: &InboundTurn) -> Result<Message, TurnError> {
-    let store = &state.deps.store;
-    let new = NewMessage {
+/// Hands the inbound message and its SMS usage to the group-commit writer and waits until
+/// they are durable.
+async fn persist_inbound(state: &mut UserState, turn: &InboundTurn) -> Result<Written, TurnError> {
+    let message = NewMessage {
         channel: turn.channel,
         direction: Direction::Inbound,
         body: turn.body.clone(),
         provider_message_id: turn.provider_message_id.clone(),
         in_reply_to: None,
     };
-    let message = match store.insert_message(state.user_id, &new).await {
-        Ok(message) => message,
-        // Lost a race with a concurrent copy of the same webhook: use the stored one.
-        Err(StoreError::Conflict(_)) => match &turn.provider_message_id {
-            Some(sid) => store
-                .message_by_provider_id(state.user_id, sid)
-                .await?
-                .ok_or(TurnError::Store(StoreError::NotFound))?,
-            None => return Err(TurnError::Store(StoreError::Conflict("message".into()))),
-        },
-        Err(other) => return Err(other.into()),
-    };
-    if turn.channel == Channel::Sms {
+    let usage = if turn.channel == Channel::Sms {
         let shape = segments::analyze(&turn.body);
-        let usage = NewSmsUsage {
+        let segments = turn.segments.unwrap_or(shape.segments);
+        vec![NewSmsUsage {
             direction: Direction::Inbound,
-            segments: turn.segments.unwrap_or(shape.segments),
+            segments,
             encoding: shape.encoding,
-            estimated_cost_micros: segments::estimated_cost_micros(
-                turn.segments.unwrap_or(shape.segments),
-            ),
-        };
-        store
-            .record_sms_usage(state.user_id, Some(message.id), &usage)
-            .await?;
+            estimated_cost_micros: segments::estimated_cost_micros(segments),
+        }]
+    } else {
+        Vec::new()
+    };
+    let written = state
+        .deps
+        .writer
+        .write(MessageWrite {
+            user: state.user_id,
+            message,
+            usage,
+        })
+        .await?;
+    if let Written::Stored(message) = &written {
+        remember(state, message.clone());
     }
-    remember(state, message.clone());
-    Ok(message)
+    Ok(written)
 }
 
 async fn set_opt_out(state: &mut UserState, opted_out: bool) -> Result<(), TurnError> {
@@ -469,9 +474,14 @@ async fn finish(
     };
     let stored = state
         .deps
-        .store
-        .insert_reply(state.user_id, &reply, &usage)
-        .await?;
+        .writer
+        .write(MessageWrite {
+            user: state.user_id,
+            message: reply,
+            usage,
+        })
+        .await?
+        .into_message();
     state
         .deps
         .store

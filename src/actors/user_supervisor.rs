@@ -47,6 +47,9 @@ pub enum UserSupervisorMsg {
     Start(UserId, RpcReplyPort<Result<ActorRef<UserMsg>, TurnError>>),
     /// How many user actors are alive.
     Count(RpcReplyPort<usize>),
+    /// Stop this actor of a user for silence (the Directory no longer routes to it); a later
+    /// `Start` for the user spawns a new one.
+    Passivate { user_id: UserId, actor: ActorId },
 }
 
 pub struct UserSupervisorArgs {
@@ -108,6 +111,15 @@ impl Actor for UserSupervisor {
             }
             UserSupervisorMsg::Count(reply) => {
                 let _ = reply.send(state.by_user.len());
+            }
+            UserSupervisorMsg::Passivate { user_id, actor } => {
+                // Forgotten by user now; by actor when it has stopped (`forget`).
+                if let Some(current) = state.by_user.get(&user_id)
+                    && current.get_id() == actor
+                    && let Some(current) = state.by_user.remove(&user_id)
+                {
+                    current.stop(Some(super::PASSIVATED.to_owned()));
+                }
             }
         }
         Ok(())

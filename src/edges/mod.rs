@@ -14,6 +14,7 @@
 pub mod api;
 pub mod health;
 pub mod layers;
+pub mod metrics;
 pub mod sms;
 
 use std::sync::Arc;
@@ -46,12 +47,15 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Accounts and sessions: signing keys, revocations, rate limits, password hashing.
     pub security: Arc<api::Security>,
+    /// What `GET /metrics` shows, and who may see it.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(sms::router())
         .merge(api::router())
         .fallback(not_found)

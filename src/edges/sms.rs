@@ -1,7 +1,8 @@
 //! `POST /sms/inbound`: Twilio's incoming-message webhook.
 //!
 //! In order: cap and parse the form (strict UTF-8) → check `X-Twilio-Signature` over the
-//! public URL and every parameter (no setting turns this off) → find the user by `To` →
+//! public URL and every parameter (no setting turns this off) → find the user by `To` (the
+//! owners of active users' numbers are remembered, see [`routes`](crate::actors::routes)) →
 //! refuse a `From` that is not the user's own phone (a fixed answer, nothing of the user's
 //! touched) → run the turn in the user's actor → answer TwiML. When the turn takes longer
 //! than the reply window, answer an empty `<Response/>` and let the Notifier send the reply
@@ -21,6 +22,7 @@ use secrecy::ExposeSecret;
 
 use super::{ApiError, AppState};
 use crate::actors::TurnError;
+use crate::actors::routes::Route;
 use crate::actors::user::{InboundTurn, TurnOutcome};
 use crate::sms::{signature, twiml};
 use crate::store::{Channel, StoreError};
@@ -36,7 +38,7 @@ const TURN_DEADLINE: Duration = Duration::from_secs(60);
 /// Answered when someone texts a user's dedicated number from another phone.
 const NOT_YOUR_NUMBER: &str = "This Nudge number belongs to someone else, so nothing was shared or saved. Text your own Nudge number.";
 /// Answered when the user's assistant cannot run the turn.
-const TRY_AGAIN: &str = "Sorry, I hit a snag with that one. Please send it again in a minute.";
+pub const TRY_AGAIN: &str = "Sorry, I hit a snag with that one. Please send it again in a minute.";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/sms/inbound", post(inbound))
@@ -86,26 +88,27 @@ async fn inbound(
     }
 
     let hook = webhook_fields(&params)?;
-    let user = match state.store.user_by_number(&hook.to).await {
-        Ok(user) => user,
-        Err(StoreError::NotFound) => {
-            tracing::info!(to = %mask_phone(&hook.to), "webhook for a number nobody has");
-            return Err(ApiError::NotFound("no user has this number"));
-        }
-        Err(error) => return Err(ApiError::Internal(error.to_string())),
+    let Some((route, remembered)) = owner(&state, &hook.to).await? else {
+        tracing::info!(to = %mask_phone(&hook.to), "webhook for a number nobody has");
+        return Err(ApiError::NotFound("no user has this number"));
     };
-    if user.phone.as_deref() != Some(hook.from.as_str()) {
+    if route.phone.as_deref() != Some(hook.from.as_str()) {
         tracing::warn!(
-            user = %user.id,
+            user = %route.user_id,
             from = %mask_phone(&hook.from),
             "text to a user's number from another phone; refused"
         );
         return Ok(twiml_response(twiml::message(NOT_YOUR_NUMBER)));
     }
+    let user_id = route.user_id;
+    if !remembered {
+        // The turn activates the user's actor; the Directory forgets this when it passivates it.
+        state.actors.routes().remember(&hook.to, route);
+    }
 
     let security = &state.security;
     security
-        .limit(&format!("sms:{}", user.id), security.limits.sms_per_min)
+        .limit(&format!("sms:{user_id}"), security.limits.sms_per_min)
         .await?;
 
     let turn = InboundTurn {
@@ -115,17 +118,36 @@ async fn inbound(
         segments: hook.num_segments,
         received_at: Utc::now(),
     };
-    let outcome = run_within_window(&state, user.id, turn).await;
+    let outcome = run_within_window(&state, user_id, turn).await;
     Ok(match outcome {
         Some(Ok(TurnOutcome {
             reply: Some(text), ..
         })) => twiml_response(twiml::message(&text)),
         Some(Ok(TurnOutcome { reply: None, .. })) | None => twiml_response(twiml::empty()),
         Some(Err(error)) => {
-            tracing::error!(user = %user.id, %error, "turn failed");
+            tracing::error!(user = %user_id, %error, "turn failed");
             twiml_response(twiml::message(TRY_AGAIN))
         }
     })
+}
+
+/// The owner of a dedicated number, and whether it was remembered (their actor is active)
+/// rather than read from the database just now. `None` when nobody has it.
+async fn owner(state: &AppState, number: &str) -> Result<Option<(Route, bool)>, ApiError> {
+    if let Some(route) = state.actors.routes().get(number) {
+        return Ok(Some((route, true)));
+    }
+    match state.store.user_by_number(number).await {
+        Ok(user) => Ok(Some((
+            Route {
+                user_id: user.id,
+                phone: user.phone,
+            },
+            false,
+        ))),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(error) => Err(ApiError::Internal(error.to_string())),
+    }
 }
 
 /// Runs the turn; returns its outcome if it finished within the reply window, else `None`

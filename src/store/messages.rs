@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{Database, QueryBuilder};
+use sqlx::{Database, Postgres, QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, segments_column, write_error};
@@ -142,6 +142,36 @@ pub struct SmsUsage {
     pub encoding: SmsEncoding,
     pub estimated_cost_micros: i64,
     pub created_at: DateTime<Utc>,
+}
+
+/// One message to store with its SMS usage rows, as a unit of a batch
+/// ([`Store::write_messages`], and the [group-commit writer](super::writer) above it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageWrite {
+    /// Whose message it is: the batch holds many users' messages.
+    pub user: UserId,
+    pub message: NewMessage,
+    /// Usage rows pointing at the message, stored with it (none for a web message).
+    pub usage: Vec<NewSmsUsage>,
+}
+
+/// What became of one [`MessageWrite`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// Stored now, with its usage rows.
+    Stored(Message),
+    /// This user already had a message with the same provider id (a retried webhook): that
+    /// one is given back, and nothing was written.
+    Duplicate(Message),
+}
+
+impl Written {
+    /// The message stored now or before.
+    pub fn into_message(self) -> Message {
+        match self {
+            Written::Stored(message) | Written::Duplicate(message) => message,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -424,5 +454,356 @@ impl Store {
         let mut stored = Message::try_from(stored)?;
         stored.body = message.body.clone();
         Ok(stored)
+    }
+}
+
+/// What a multi-row message `INSERT` gives back of each row it stored; rows refused by the
+/// provider-id dedupe give nothing back.
+#[derive(sqlx::FromRow)]
+struct InsertedRow {
+    id: i64,
+    user_id: Uuid,
+    provider_message_id: Option<String>,
+}
+
+/// A usage row of a batch, its message's id known.
+struct UsageRow<'a> {
+    user: UserId,
+    message_id: i64,
+    usage: &'a NewSmsUsage,
+    segments: i32,
+}
+
+/// The multi-row statements of a batch, each backend in its own dialect: SQLite binds
+/// `VALUES (…), (…)`, PostgreSQL binds one array per column and unnests them (one statement
+/// whatever the batch size, and one cached plan).
+trait BatchSql: Database {
+    /// Inserts `rows` (at most [`ROWS_PER_STATEMENT`]) in their order, with `bodies` their
+    /// sealed bodies, skipping those whose `(user_id, provider_message_id)` is taken; gives
+    /// back the rows stored, in any order.
+    async fn insert_messages(
+        conn: &mut Self::Connection,
+        rows: &[MessageWrite],
+        bodies: &[String],
+        created_at: DateTime<Utc>,
+    ) -> Result<Vec<InsertedRow>>;
+
+    /// Inserts usage rows (at most [`ROWS_PER_STATEMENT`]).
+    async fn insert_usage(
+        conn: &mut Self::Connection,
+        rows: &[UsageRow<'_>],
+        created_at: DateTime<Utc>,
+    ) -> Result<()>;
+}
+
+const INSERT_MESSAGE_ROWS: &str = "INSERT INTO messages \
+     (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at) ";
+/// After the rows: a retried webhook's copy is skipped, not an error that fails the batch.
+const ON_PROVIDER_ID_CONFLICT: &str = " ON CONFLICT (user_id, provider_message_id) DO NOTHING \
+     RETURNING id, user_id, provider_message_id";
+
+impl BatchSql for Sqlite {
+    async fn insert_messages(
+        conn: &mut Self::Connection,
+        rows: &[MessageWrite],
+        bodies: &[String],
+        created_at: DateTime<Utc>,
+    ) -> Result<Vec<InsertedRow>> {
+        let mut statement = QueryBuilder::<Sqlite>::new(INSERT_MESSAGE_ROWS);
+        statement.push_values(rows.iter().zip(bodies), |mut row, (w, body)| {
+            row.push_bind(w.user.0)
+                .push_bind(w.message.channel.as_str())
+                .push_bind(w.message.direction.as_str())
+                .push_bind(body.as_str())
+                .push_bind(w.message.provider_message_id.as_deref())
+                .push_bind(w.message.in_reply_to)
+                .push_bind(created_at);
+        });
+        statement.push(ON_PROVIDER_ID_CONFLICT);
+        statement
+            .build_query_as::<InsertedRow>()
+            .fetch_all(conn)
+            .await
+            .map_err(write_error)
+    }
+
+    async fn insert_usage(
+        conn: &mut Self::Connection,
+        rows: &[UsageRow<'_>],
+        created_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut statement = QueryBuilder::<Sqlite>::new(INSERT_SMS_USAGE_ROWS);
+        statement.push_values(rows, |mut row, u| {
+            row.push_bind(u.user.0)
+                .push_bind(u.message_id)
+                .push_bind(u.usage.direction.as_str())
+                .push_bind(u.segments)
+                .push_bind(u.usage.encoding.as_str())
+                .push_bind(u.usage.estimated_cost_micros)
+                .push_bind(created_at);
+        });
+        statement.build().execute(conn).await.map_err(write_error)?;
+        Ok(())
+    }
+}
+
+/// `WITH ORDINALITY … ORDER BY n` feeds the rows in the batch's order, so their ids rise in
+/// that order.
+const PG_INSERT_MESSAGES: &str = concat!(
+    "INSERT INTO messages \
+     (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at) \
+     SELECT r.user_id, r.channel, r.direction, r.body, r.provider_message_id, r.in_reply_to, $7 \
+     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[]) \
+     WITH ORDINALITY AS r(user_id, channel, direction, body, provider_message_id, in_reply_to, n) \
+     ORDER BY r.n",
+    " ON CONFLICT (user_id, provider_message_id) DO NOTHING \
+     RETURNING id, user_id, provider_message_id"
+);
+const PG_INSERT_USAGE: &str = "INSERT INTO sms_usage_logs \
+     (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) \
+     SELECT r.user_id, r.message_id, r.direction, r.segments, r.encoding, r.cost, $7 \
+     FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::text[], $6::int8[]) \
+     AS r(user_id, message_id, direction, segments, encoding, cost)";
+
+impl BatchSql for Postgres {
+    async fn insert_messages(
+        conn: &mut Self::Connection,
+        rows: &[MessageWrite],
+        bodies: &[String],
+        created_at: DateTime<Utc>,
+    ) -> Result<Vec<InsertedRow>> {
+        let column = |f: fn(&MessageWrite) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+        sqlx::query_as::<_, InsertedRow>(PG_INSERT_MESSAGES)
+            .bind(rows.iter().map(|w| w.user.0).collect::<Vec<_>>())
+            .bind(column(|w| w.message.channel.as_str()))
+            .bind(column(|w| w.message.direction.as_str()))
+            .bind(bodies)
+            .bind(
+                rows.iter()
+                    .map(|w| w.message.provider_message_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|w| w.message.in_reply_to)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(created_at)
+            .fetch_all(conn)
+            .await
+            .map_err(write_error)
+    }
+
+    async fn insert_usage(
+        conn: &mut Self::Connection,
+        rows: &[UsageRow<'_>],
+        created_at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(PG_INSERT_USAGE)
+            .bind(rows.iter().map(|u| u.user.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|u| u.message_id).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|u| u.usage.direction.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|u| u.segments).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|u| u.usage.encoding.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|u| u.usage.estimated_cost_micros)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(created_at)
+            .execute(conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+}
+
+/// Pairs each write of a chunk with the id it was stored under, `None` for a write skipped as a
+/// duplicate. Ids rise in the order the rows were fed, so the stored rows sorted by id follow
+/// the writes in order; a write without a provider id is never skipped, one with a provider id
+/// is skipped exactly when the next stored row is not it.
+fn match_inserted(
+    writes: &[MessageWrite],
+    mut stored: Vec<InsertedRow>,
+) -> Result<Vec<Option<i64>>> {
+    stored.sort_unstable_by_key(|row| row.id);
+    let mut stored = stored.into_iter().peekable();
+    let mut ids = Vec::with_capacity(writes.len());
+    for write in writes {
+        let is_this = stored.peek().is_some_and(|row| {
+            row.user_id == write.user.0
+                && row.provider_message_id == write.message.provider_message_id
+        });
+        if is_this {
+            ids.push(stored.next().map(|row| row.id));
+        } else if write.message.provider_message_id.is_some() {
+            ids.push(None);
+        } else {
+            return Err(StoreError::Corrupt(
+                "a batch insert gave back rows out of order".into(),
+            ));
+        }
+    }
+    if stored.next().is_some() {
+        return Err(StoreError::Corrupt(
+            "a batch insert gave back more rows than it was given".into(),
+        ));
+    }
+    Ok(ids)
+}
+
+impl Store {
+    /// Stores many users' messages, each with its usage rows, in one transaction: one
+    /// multi-row statement per table (per [`ROWS_PER_STATEMENT`] rows). Gives one
+    /// [`Written`] per write, in order.
+    ///
+    /// A write whose provider id its user already has is a [`Written::Duplicate`] and does
+    /// not fail the others. Any other refusal (a usage row breaking a constraint, a reply to
+    /// a message that is not the user's, a user gone) fails the whole transaction, and
+    /// nothing of the batch is stored: the [writer](super::writer) then stores each write
+    /// on its own, so only the faulty one fails.
+    #[tracing::instrument(skip_all, fields(writes = writes.len()))]
+    pub async fn write_messages(&self, writes: &[MessageWrite]) -> Result<Vec<Written>> {
+        let usage = writes
+            .iter()
+            .map(|w| {
+                w.usage
+                    .iter()
+                    .map(|u| Ok((u, segments_column(u.segments)?)))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Bodies are personal text: sealed for their user before they reach the database.
+        let bodies: Vec<String> = writes
+            .iter()
+            .map(|w| self.seal_column(BODY_COLUMN, w.user, &w.message.body))
+            .collect();
+        let created_at = now();
+        with_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let mut ids = Vec::with_capacity(writes.len());
+            for (chunk, sealed) in writes
+                .chunks(ROWS_PER_STATEMENT)
+                .zip(bodies.chunks(ROWS_PER_STATEMENT))
+            {
+                let stored =
+                    <Db as BatchSql>::insert_messages(&mut tx, chunk, sealed, created_at).await?;
+                ids.extend(match_inserted(chunk, stored)?);
+            }
+            let mut written = Vec::with_capacity(writes.len());
+            let mut usage_rows = Vec::new();
+            for ((write, id), usage) in writes.iter().zip(ids).zip(&usage) {
+                match id {
+                    Some(id) => {
+                        usage_rows.extend(usage.iter().map(|(u, segments)| UsageRow {
+                            user: write.user,
+                            message_id: id,
+                            usage: u,
+                            segments: *segments,
+                        }));
+                        written.push(Written::Stored(Message {
+                            id,
+                            user_id: write.user,
+                            channel: write.message.channel,
+                            direction: write.message.direction,
+                            body: write.message.body.clone(),
+                            provider_message_id: write.message.provider_message_id.clone(),
+                            in_reply_to: write.message.in_reply_to,
+                            created_at,
+                        }));
+                    }
+                    None => {
+                        // Skipped as a duplicate, so it has a provider id; the row it
+                        // collided with is committed (PostgreSQL waits for it) and readable.
+                        let row = sqlx::query_as::<_, MessageRow>(MESSAGE_BY_PROVIDER_ID)
+                            .bind(write.user.0)
+                            .bind(write.message.provider_message_id.as_deref())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .ok_or_else(|| {
+                                StoreError::Corrupt("a duplicate message cannot be read".into())
+                            })?;
+                        written.push(Written::Duplicate(self.open_message(row)?));
+                    }
+                }
+            }
+            for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
+                <Db as BatchSql>::insert_usage(&mut tx, chunk, created_at).await?;
+            }
+            tx.commit().await?;
+            Ok(written)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(user: UserId, sid: Option<&str>) -> MessageWrite {
+        MessageWrite {
+            user,
+            message: NewMessage {
+                channel: Channel::Sms,
+                direction: Direction::Inbound,
+                body: "hi".into(),
+                provider_message_id: sid.map(str::to_owned),
+                in_reply_to: None,
+            },
+            usage: Vec::new(),
+        }
+    }
+
+    fn row(id: i64, user: UserId, sid: Option<&str>) -> InsertedRow {
+        InsertedRow {
+            id,
+            user_id: user.0,
+            provider_message_id: sid.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn stored_rows_are_matched_to_writes_by_rising_id_whatever_order_they_come_back_in() {
+        let (a, b) = (UserId::new(), UserId::new());
+        let writes = [write(a, Some("SM1")), write(b, None), write(a, None)];
+        let back = vec![row(12, a, None), row(10, a, Some("SM1")), row(11, b, None)];
+        let ids = match_inserted(&writes, back).unwrap();
+        assert_eq!(ids, [Some(10), Some(11), Some(12)]);
+    }
+
+    #[test]
+    fn a_write_with_a_provider_id_that_came_back_empty_was_a_duplicate() {
+        let (a, b) = (UserId::new(), UserId::new());
+        let writes = [
+            write(a, Some("SM1")),
+            write(b, Some("SM1")),
+            write(a, Some("SM1")),
+            write(a, None),
+        ];
+        let back = vec![row(7, b, Some("SM1")), row(8, a, None)];
+        let ids = match_inserted(&writes, back).unwrap();
+        assert_eq!(ids, [None, Some(7), None, Some(8)]);
+    }
+
+    #[test]
+    fn a_write_without_a_provider_id_missing_from_the_rows_is_corrupt() {
+        let a = UserId::new();
+        let writes = [write(a, None), write(a, None)];
+        assert!(matches!(
+            match_inserted(&writes, vec![row(1, a, None)]),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            match_inserted(&writes[..1], vec![row(1, a, None), row(2, a, None)]),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

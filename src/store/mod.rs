@@ -33,6 +33,7 @@
 //! | `expenses.rs` | [`Expense`], [`NewExpense`], [`ExpenseTotal`] |
 //! | `notes.rs` | [`Note`] (sealed) |
 //! | `reminders.rs` | [`Reminder`], [`NewReminder`], [`ReminderStatus`] (sealed text) |
+//! | `writer.rs` | [`StoreWriter`]: group commit of many turns' messages in one transaction |
 //!
 //! A domain is one file with its types, its private row types (so domain types stay free of
 //! sqlx), its statements and its `impl Store { … }` block. SQLite accepts PostgreSQL's `$N`
@@ -73,6 +74,7 @@ pub(crate) mod tests;
 #[cfg(test)]
 mod tests_tools;
 mod users;
+mod writer;
 
 use std::fmt;
 use std::str::FromStr;
@@ -96,7 +98,10 @@ pub use llm_usage::{LlmUsage, NewLlmUsage, ProviderUsage};
 pub use memories::{
     Memory, MemoryChange, MemoryEmbedding, MemoryFingerprint, MemoryKind, MergedMemory, NewMemory,
 };
-pub use messages::{Channel, Direction, Message, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage};
+pub use messages::{
+    Channel, Direction, Message, MessageWrite, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage,
+    Written,
+};
 pub use notes::Note;
 pub use privacy::{EXPORT_FORMAT, ErasureReport};
 pub use reminders::{NewReminder, Reminder, ReminderStatus, ReminderTime};
@@ -104,6 +109,7 @@ pub use sessions::{NewSession, Rotation, Session, Throttle};
 pub use summaries::ConversationSummary;
 pub use tasks::{Due, NewTask, Priority, Task};
 pub use users::{Language, NewUser, Role, User};
+pub use writer::{StoreWriter, WriterOptions, WriterStats};
 
 /// Errors of the persistence layer.
 #[derive(Debug, thiserror::Error)]

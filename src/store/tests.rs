@@ -26,7 +26,7 @@ pub(super) async fn create(store: &Store, n: u8) -> User {
     user.expect("the user is created")
 }
 
-fn inbound(body: &str, sid: Option<&str>) -> NewMessage {
+pub(super) fn inbound(body: &str, sid: Option<&str>) -> NewMessage {
     NewMessage {
         channel: Channel::Sms,
         direction: Direction::Inbound,
@@ -42,7 +42,7 @@ async fn ask(store: &Store, user: UserId, body: &str) -> Message {
     message.expect("the inbound message is stored")
 }
 
-fn reply(body: &str, to: &Message) -> NewMessage {
+pub(super) fn reply(body: &str, to: &Message) -> NewMessage {
     NewMessage {
         channel: to.channel,
         direction: Direction::Outbound,
@@ -59,7 +59,7 @@ async fn answer(store: &Store, to: &Message, body: &str, usage: &[NewSmsUsage]) 
         .await
 }
 
-fn usage(segments: u32) -> NewSmsUsage {
+pub(super) fn usage(segments: u32) -> NewSmsUsage {
     NewSmsUsage {
         direction: Direction::Outbound,
         segments,
@@ -148,6 +148,49 @@ async fn a_number_already_taken_is_a_number_conflict_and_stores_nothing() {
             create(&store, 2).await.phone.as_deref(),
             Some("+15550000002")
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn many_users_are_created_at_once_skipping_taken_phones_and_numbers() {
+    on_each_backend(|store| async move {
+        let existing = create(&store, 1).await;
+        let mut batch: Vec<NewUser> = (10..2_510)
+            .map(|n| NewUser {
+                display_name: format!("Bulk {n}"),
+                phone: format!("+1999{n:07}"),
+                number: format!("+1998{n:07}"),
+                language: Language::Fr,
+                time_zone: "Europe/Paris".to_owned(),
+            })
+            .collect();
+        // One phone and one number someone already has.
+        batch[3].phone = existing.phone.clone().expect("an SMS user has a phone");
+        batch[7].number = existing.number.clone().expect("an SMS user has a number");
+        let created = store.create_users(&batch).await.expect("bulk create");
+        assert_eq!(created, 2_498);
+
+        let found = store
+            .user_by_number(&batch[2_000].number)
+            .await
+            .expect("by number");
+        assert_eq!(found.phone.as_deref(), Some(batch[2_000].phone.as_str()));
+        assert_eq!(found.language, Language::Fr);
+        assert_eq!(found.role, Role::Standard);
+        assert!(!found.sms_opted_out);
+        assert_eq!(store.user(found.id).await.expect("by id"), found);
+        assert_not_found(store.user_by_number(&batch[3].number).await);
+        assert_eq!(
+            store
+                .user_by_number(existing.number.as_deref().expect("a number"))
+                .await
+                .expect("kept"),
+            existing
+        );
+
+        let again = store.create_users(&batch).await.expect("again");
+        assert_eq!(again, 0, "a second run creates nothing");
     })
     .await;
 }

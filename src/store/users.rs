@@ -4,10 +4,11 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
-use super::sql::{Param, now, parse, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::sql::{Param, ROWS_PER_STATEMENT, now, parse, write_error};
+use super::{Pool, Result, Store, StoreError, UserId, with_pool};
 
 /// Languages Nudge answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -229,4 +230,115 @@ impl Store {
         });
         row.ok_or(StoreError::NotFound)?.try_into()
     }
+}
+
+/// SQLite: the rows come as `VALUES`, whose columns SQLite names `column1`, `column2`, …;
+/// `WHERE` before `ON CONFLICT` keeps the parser from reading `ON` as a join constraint.
+const SQLITE_CREATE_USERS_HEAD: &str = "INSERT INTO users \
+     (id, display_name, phone, language, time_zone, created_at) \
+     SELECT column1, column2, column3, column4, column5, column7 FROM (";
+const SQLITE_CREATE_USERS_TAIL: &str = ") AS v WHERE NOT EXISTS \
+     (SELECT 1 FROM user_phone_numbers n WHERE n.number = v.column6) \
+     ON CONFLICT (phone) DO NOTHING RETURNING id";
+const PG_CREATE_USERS: &str = "INSERT INTO users \
+     (id, display_name, phone, language, time_zone, created_at) \
+     SELECT v.id, v.name, v.phone, v.language, v.tz, $7 \
+     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+     AS v(id, name, phone, language, tz, number) \
+     WHERE NOT EXISTS (SELECT 1 FROM user_phone_numbers n WHERE n.number = v.number) \
+     ON CONFLICT (phone) DO NOTHING RETURNING id";
+const PG_CREATE_NUMBERS: &str = "INSERT INTO user_phone_numbers (number, user_id, created_at) \
+     SELECT v.number, v.user_id, $3 FROM UNNEST($1::text[], $2::uuid[]) AS v(number, user_id)";
+
+impl Store {
+    /// Creates many users and their numbers at once, for bulk provisioning (benchmark
+    /// populations, imports): one transaction and one multi-row statement per table for
+    /// every [`ROWS_PER_STATEMENT`] users. A user whose phone or number is already taken is
+    /// skipped, so running it again creates nothing twice. Returns how many were created.
+    #[tracing::instrument(skip_all, fields(users = users.len()))]
+    pub async fn create_users(&self, users: &[NewUser]) -> Result<u64> {
+        let mut created = 0;
+        for chunk in users.chunks(ROWS_PER_STATEMENT) {
+            let ids: Vec<Uuid> = chunk.iter().map(|_| UserId::new().0).collect();
+            let at = now();
+            let taken: Vec<Uuid> = match &self.pool {
+                Pool::Sqlite(pool) => {
+                    let mut tx = pool.begin().await?;
+                    let mut statement = QueryBuilder::<Sqlite>::new(SQLITE_CREATE_USERS_HEAD);
+                    statement.push_values(chunk.iter().zip(&ids), |mut row, (user, id)| {
+                        row.push_bind(*id)
+                            .push_bind(&user.display_name)
+                            .push_bind(&user.phone)
+                            .push_bind(user.language.as_str())
+                            .push_bind(&user.time_zone)
+                            .push_bind(&user.number)
+                            .push_bind(at);
+                    });
+                    statement.push(SQLITE_CREATE_USERS_TAIL);
+                    let taken: Vec<Uuid> = statement
+                        .build_query_scalar()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(write_error)?;
+                    let numbers = numbers_of(chunk, &ids, &taken);
+                    if !numbers.is_empty() {
+                        let mut statement = QueryBuilder::<Sqlite>::new(
+                            "INSERT INTO user_phone_numbers (number, user_id, created_at) ",
+                        );
+                        statement.push_values(numbers, |mut row, (number, id)| {
+                            row.push_bind(number).push_bind(id).push_bind(at);
+                        });
+                        statement
+                            .build()
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(write_error)?;
+                    }
+                    tx.commit().await?;
+                    taken
+                }
+                Pool::Postgres(pool) => {
+                    let mut tx = pool.begin().await?;
+                    let column = |f: fn(&NewUser) -> &str| chunk.iter().map(f).collect::<Vec<_>>();
+                    let taken: Vec<Uuid> = sqlx::query_scalar(PG_CREATE_USERS)
+                        .bind(&ids)
+                        .bind(column(|u| &u.display_name))
+                        .bind(column(|u| &u.phone))
+                        .bind(column(|u| u.language.as_str()))
+                        .bind(column(|u| &u.time_zone))
+                        .bind(column(|u| &u.number))
+                        .bind(at)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(write_error)?;
+                    let (numbers, owners): (Vec<&str>, Vec<Uuid>) =
+                        numbers_of(chunk, &ids, &taken).into_iter().unzip();
+                    if !numbers.is_empty() {
+                        sqlx::query(PG_CREATE_NUMBERS)
+                            .bind(numbers)
+                            .bind(owners)
+                            .bind(at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(write_error)?;
+                    }
+                    tx.commit().await?;
+                    taken
+                }
+            };
+            created += taken.len() as u64;
+        }
+        Ok(created)
+    }
+}
+
+/// The numbers of the users of `chunk` that were created (their ids are in `created`).
+fn numbers_of<'a>(chunk: &'a [NewUser], ids: &[Uuid], created: &[Uuid]) -> Vec<(&'a str, Uuid)> {
+    let created: std::collections::HashSet<&Uuid> = created.iter().collect();
+    chunk
+        .iter()
+        .zip(ids)
+        .filter(|(_, id)| created.contains(id))
+        .map(|(user, id)| (user.number.as_str(), *id))
+        .collect()
 }

@@ -7,12 +7,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use nudge::actors::notifier::NotifierArgs;
+use nudge::actors::routes::Route;
 use nudge::actors::user::{InboundTurn, TurnOutcome};
 use nudge::actors::user_supervisor::RestartPolicy;
 use nudge::actors::{ActorSystem, SystemOptions, TurnDeps, TurnError};
 use nudge::agent::offline::OfflineRules;
 use nudge::agent::{AgentError, Reply, TurnEngine, TurnInput};
-use nudge::store::{self, Channel, Direction, Language, NewUser, Sealer, Store, UserId};
+use nudge::store::{
+    self, Channel, Direction, Language, NewUser, Sealer, Store, StoreWriter, UserId,
+};
 use tokio_util::task::TaskTracker;
 
 use crate::helpers::databases;
@@ -34,6 +37,7 @@ async fn system(store: Store, idle: Duration, policy: RestartPolicy) -> ActorSys
     ActorSystem::start(
         TurnDeps {
             store: store.clone(),
+            writer: StoreWriter::start(store.clone()),
             engine: Arc::new(PanicsOnBoom(OfflineRules)),
             idle_passivate: idle,
             memory: Default::default(),
@@ -268,5 +272,61 @@ async fn turns_of_one_user_run_in_arrival_order_while_other_users_proceed() {
             .parse::<u32>()
             .is_ok_and(|n| n % 2 == 1)
     }));
+    actors.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warmed_actor_has_its_state_loaded_and_passivating_then_warming_again_at_once_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
+    let user = new_user(&store).await;
+    let actors = system(
+        store.clone(),
+        Duration::from_secs(600),
+        RestartPolicy::default(),
+    )
+    .await;
+    say(&actors, user, "add task water the plants")
+        .await
+        .unwrap();
+    let route = Route {
+        user_id: user,
+        phone: Some("+14155550101".into()),
+    };
+    actors.routes().remember("+14155559001", route.clone());
+    assert_eq!(actors.routes().get("+14155559001"), Some(route));
+    assert!(actors.passivate(user).await);
+    actors.warm(user, WAIT).await.expect("warmed");
+    assert_eq!(
+        actors.routes().get("+14155559001"),
+        None,
+        "a passivated user's number is forgotten"
+    );
+    assert!(actors.passivate(user).await);
+
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        // Right after a passivation, the next activation must get a new, working actor.
+        actors.warm(user, WAIT).await.expect("warmed");
+        let snapshot = actors.inspect(user).await.expect("active");
+        assert!(snapshot.loaded, "warming loads the state");
+        assert_eq!(snapshot.recent.len(), 2, "history loaded");
+        ids.push(actors.lookup(user).await.expect("active").get_id());
+        assert!(actors.passivate(user).await);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "each activation is a new actor");
+    let list = say(&actors, user, "tasks").await.unwrap().reply.unwrap();
+    assert!(list.contains("water the plants"), "{list}");
+    assert_eq!(actors.active_users().await, 1);
+    assert!(
+        !actors.passivate(UserId::new()).await,
+        "nobody to passivate"
+    );
+    assert!(
+        actors.warm(UserId::new(), WAIT).await.is_err(),
+        "an unknown user cannot be loaded"
+    );
     actors.shutdown(WAIT).await;
 }

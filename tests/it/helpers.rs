@@ -88,9 +88,22 @@ fn base_env(data_dir: &Path, database: &Database) -> Vec<(String, String)> {
 
 /// Runs a `nudge` subcommand to completion with the same environment as a server.
 pub fn run_cli(data_dir: &Path, database: &Database, args: &[&str]) -> std::process::Output {
+    run_cli_with(data_dir, database, &[], args)
+}
+
+/// [`run_cli`] with extra environment variables.
+pub fn run_cli_with(
+    data_dir: &Path,
+    database: &Database,
+    extra: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
     let mut command = Command::new(binary());
     command.args(args).env_clear();
     for (k, v) in base_env(data_dir, database) {
+        command.env(k, v);
+    }
+    for (k, v) in extra {
         command.env(k, v);
     }
     command
@@ -230,6 +243,11 @@ impl Server {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         Server::start(&data_dir, &database, &extra)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -93,6 +93,7 @@ impl Agent {
         let actors = ActorSystem::start_with_llm(
             TurnDeps {
                 store: store.clone(),
+                writer: nudge::store::StoreWriter::start(store.clone()),
                 engine: Arc::new(planner),
                 idle_passivate: Duration::from_secs(600),
                 memory: Default::default(),

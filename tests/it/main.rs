@@ -13,6 +13,7 @@ mod fakes;
 mod helpers;
 mod hostile;
 mod llm;
+mod loadgen;
 mod me_data;
 mod memory;
 mod privacy;

@@ -305,6 +305,7 @@ async fn with_embeddings_a_paraphrase_with_no_shared_word_reaches_the_engine_fir
         let actors = ActorSystem::start(
             TurnDeps {
                 store: store.clone(),
+                writer: nudge::store::StoreWriter::start(store.clone()),
                 engine: Arc::new(recorder.clone()),
                 idle_passivate: Duration::from_secs(600),
                 memory: MemoryServices {

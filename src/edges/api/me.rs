@@ -353,7 +353,8 @@ async fn confirm_phone(
     )
     .await?;
     match state.store.set_phone(auth.user_id, &phone).await {
-        Ok(()) => {}
+        // The SMS edge must not keep routing texts by the phone this one replaces.
+        Ok(()) => state.actors.routes().forget(auth.user_id),
         Err(StoreError::Conflict(_)) => {
             return Err(ApiError::Conflict {
                 code: "phone_taken",

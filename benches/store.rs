@@ -1,0 +1,227 @@
+//! Durable writes of SMS turns, per backend: committing each turn's writes on their own
+//! against the group-commit [`StoreWriter`]. A turn writes an inbound message with its usage
+//! row, then a reply with its usage row; 64 turns run at once, over a population of 10,240
+//! users (no two at once for the same user, as their actors would have it). Criterion's
+//! "thrpt" is turns per second.
+//!
+//! - `three commits per turn`: the path before the writer (insert the message, record its
+//!   usage, then the reply and its usage in a transaction);
+//! - `two commits per turn`: the writer's statements, one transaction per write, no batching;
+//! - `group commit`: the same writes through the writer, batched with other users' writes.
+//!
+//! SQLite runs on a file in WAL mode with `synchronous=FULL` (as `nudge serve` does); the
+//! PostgreSQL variants run when `NUDGE_TEST_POSTGRES_URL` names a server (a fresh database is
+//! created and dropped).
+//!
+//! Run with: `cargo bench --bench store` (after `eval "$(scripts/services.sh start)"` for
+//! PostgreSQL)
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use nudge::loadgen::population;
+use nudge::store::{
+    self, Channel, Direction, MessageWrite, NewMessage, NewSmsUsage, Sealer, SmsEncoding, Store,
+    StoreWriter, UserId,
+};
+use tokio::runtime::Runtime;
+
+/// Turns in flight at once.
+const CONCURRENT_USERS: u64 = 64;
+/// Users the turns go to in turn: many, so that each user's rows stay few, as in production
+/// (a few hot users with long histories make every insert slower); a multiple of 64.
+const POPULATION: u64 = 10_240;
+
+#[derive(Clone, Copy)]
+enum Path {
+    ThreeCommits,
+    TwoCommits,
+    GroupCommit,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Path::ThreeCommits => "three commits per turn",
+            Path::TwoCommits => "two commits per turn",
+            Path::GroupCommit => "group commit",
+        }
+    }
+}
+
+fn usage(direction: Direction) -> NewSmsUsage {
+    NewSmsUsage {
+        direction,
+        segments: 1,
+        encoding: SmsEncoding::Gsm7,
+        estimated_cost_micros: 7_900,
+    }
+}
+
+fn inbound(n: u64) -> NewMessage {
+    NewMessage {
+        channel: Channel::Sms,
+        direction: Direction::Inbound,
+        body: "what's next?".into(),
+        provider_message_id: Some(format!(
+            "SM{:032x}",
+            u128::from(n) << 64 | u128::from(rand_u64())
+        )),
+        in_reply_to: None,
+    }
+}
+
+fn rand_u64() -> u64 {
+    rand::random()
+}
+
+fn reply(to: i64) -> NewMessage {
+    NewMessage {
+        channel: Channel::Sms,
+        direction: Direction::Outbound,
+        body: "You have 3 open tasks - next up: pay rent.".into(),
+        provider_message_id: None,
+        in_reply_to: Some(to),
+    }
+}
+
+/// One turn's writes for `user` along `path`.
+async fn turn(store: &Store, writer: &StoreWriter, path: Path, user: UserId, n: u64) {
+    let result = match path {
+        Path::ThreeCommits => {
+            async {
+                let question = store.insert_message(user, &inbound(n)).await?;
+                store
+                    .record_sms_usage(user, Some(question.id), &usage(Direction::Inbound))
+                    .await?;
+                store
+                    .insert_reply(user, &reply(question.id), &[usage(Direction::Outbound)])
+                    .await
+                    .map(drop)
+            }
+            .await
+        }
+        Path::TwoCommits | Path::GroupCommit => {
+            async {
+                let write = |message, direction| MessageWrite {
+                    user,
+                    message,
+                    usage: vec![usage(direction)],
+                };
+                let question = match path {
+                    Path::GroupCommit => {
+                        writer.write(write(inbound(n), Direction::Inbound)).await?
+                    }
+                    _ => one(store, write(inbound(n), Direction::Inbound)).await?,
+                }
+                .into_message();
+                let answer = write(reply(question.id), Direction::Outbound);
+                match path {
+                    Path::GroupCommit => writer.write(answer).await.map(drop),
+                    _ => one(store, answer).await.map(drop),
+                }
+            }
+            .await
+        }
+    };
+    if let Err(error) = result {
+        panic!("a benchmark write failed: {error}");
+    }
+}
+
+async fn one(store: &Store, write: MessageWrite) -> store::Result<store::Written> {
+    let mut written = store.write_messages(&[write]).await?;
+    written
+        .pop()
+        .ok_or_else(|| store::StoreError::Corrupt("no outcome".into()))
+}
+
+/// Runs `turns` turns spread over [`CONCURRENT_USERS`] concurrent users; the time they took.
+async fn run(
+    store: &Store,
+    writer: &StoreWriter,
+    path: Path,
+    users: &Arc<Vec<UserId>>,
+    turns: u64,
+) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENT_USERS)
+        .map(|k| {
+            let (store, writer, users) = (store.clone(), writer.clone(), users.clone());
+            let share = turns / CONCURRENT_USERS + u64::from(k < turns % CONCURRENT_USERS);
+            tokio::spawn(async move {
+                for i in 0..share {
+                    // Task k serves users k, k + 64, k + 128, …: never one user twice at once.
+                    let user = users[((k + i * CONCURRENT_USERS) % POPULATION) as usize];
+                    turn(&store, &writer, path, user, i).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        if task.await.is_err() {
+            panic!("a benchmark task panicked");
+        }
+    }
+    start.elapsed()
+}
+
+async fn open(url: &str) -> (Store, Arc<Vec<UserId>>) {
+    let store = store::connect(url, Sealer::generate())
+        .await
+        .expect("open the store");
+    let population: Vec<_> = (0..POPULATION).map(population::new_user).collect();
+    store.create_users(&population).await.expect("create users");
+    let mut users = Vec::with_capacity(population.len());
+    for new in &population {
+        users.push(store.user_by_number(&new.number).await.expect("user").id);
+    }
+    (store, Arc::new(users))
+}
+
+fn writes(c: &mut Criterion) {
+    let runtime = Runtime::new().expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut backends = vec![(
+        "SQLite".to_owned(),
+        format!("sqlite:{}", dir.path().join("bench.db").display()),
+    )];
+    let postgres = runtime.block_on(store::testing::fresh_postgres_url());
+    if let Some(url) = &postgres {
+        backends.push(("PostgreSQL".to_owned(), url.clone()));
+    }
+
+    let mut group = c.benchmark_group("store/turn writes");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(8));
+    for (backend, url) in &backends {
+        let (store, users) = runtime.block_on(open(url));
+        let writer = runtime.block_on(async { StoreWriter::start(store.clone()) });
+        for path in [Path::ThreeCommits, Path::TwoCommits, Path::GroupCommit] {
+            group.bench_function(BenchmarkId::new(path.name(), backend), |b| {
+                b.to_async(&runtime).iter_custom(|turns| {
+                    let (store, writer, users) = (store.clone(), writer.clone(), users.clone());
+                    async move { run(&store, &writer, path, &users, turns).await }
+                })
+            });
+        }
+        let stats = writer.stats();
+        if stats.batches > 0 {
+            eprintln!(
+                "{backend}: group commit took {:.1} writes per transaction (largest {})",
+                stats.writes as f64 / stats.batches as f64,
+                stats.largest_batch
+            );
+        }
+    }
+    group.finish();
+    if let Some(url) = postgres {
+        runtime.block_on(store::testing::drop_postgres_database(&url));
+    }
+}
+
+criterion_group!(benches, writes);
+criterion_main!(benches);

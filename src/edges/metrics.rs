@@ -1,0 +1,239 @@
+//! `GET /metrics`: the node's metrics in Prometheus' text format, for Prometheus and for
+//! `nudge loadgen`.
+//!
+//! What a scrape shows: user actors active, and the group-commit writer's batches. Other
+//! parts of the node register their own collectors in [`Metrics::registry`]. When
+//! `NUDGE_METRICS_TOKEN` is set, a scrape must carry it as `Authorization: Bearer …`.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Counter, Gauge, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState};
+use crate::store::{StoreWriter, WriterStats};
+
+/// The node's metrics registry and the scrape guard.
+pub struct Metrics {
+    registry: Registry,
+    /// Set at each scrape from the Directory (an actor call, so not a pulled value).
+    actors_active: IntGauge,
+    /// When set, scrapes must present it as a bearer token.
+    token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("guarded", &self.token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// The registry with the node's own metrics; `writer` is read at each scrape.
+    pub fn new(
+        writer: StoreWriter,
+        token: Option<SecretString>,
+    ) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let actors_active = IntGauge::new(
+            "nudge_user_actors_active",
+            "User actors active on this node (passivated users hold no actor).",
+        )?;
+        registry.register(Box::new(actors_active.clone()))?;
+        let pulled: [PulledStat; 4] = [
+            (
+                "nudge_store_writer_batches_total",
+                "Transactions of the group-commit writer.",
+                MetricType::COUNTER,
+                |s| s.batches,
+            ),
+            (
+                "nudge_store_writer_writes_total",
+                "Messages (with their usage rows) handed to the group-commit writer.",
+                MetricType::COUNTER,
+                |s| s.writes,
+            ),
+            (
+                "nudge_store_writer_split_batches_total",
+                "Batches refused as a whole and stored one write at a time.",
+                MetricType::COUNTER,
+                |s| s.split_batches,
+            ),
+            (
+                "nudge_store_writer_largest_batch",
+                "The most writes one transaction of the group-commit writer has taken.",
+                MetricType::GAUGE,
+                |s| s.largest_batch,
+            ),
+        ];
+        for (name, help, kind, read) in pulled {
+            let writer = writer.clone();
+            registry.register(Box::new(Pulled::new(
+                name,
+                help,
+                kind,
+                Box::new(move || read(&writer.stats()) as f64),
+            )?))?;
+        }
+        Ok(Self {
+            registry,
+            actors_active,
+            token,
+        })
+    }
+
+    /// Where other parts of the node register their collectors.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// True when the request may read the metrics.
+    fn allows(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
+            })
+    }
+}
+
+/// A writer statistic as a metric: name, help, type, and how to read it.
+type PulledStat = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&WriterStats) -> u64,
+);
+
+/// A counter or gauge whose value is read from elsewhere at each scrape.
+struct Pulled {
+    desc: Desc,
+    kind: MetricType,
+    read: Box<dyn Fn() -> f64 + Send + Sync>,
+}
+
+impl Pulled {
+    fn new(
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        read: Box<dyn Fn() -> f64 + Send + Sync>,
+    ) -> Result<Self, prometheus::Error> {
+        let desc = Desc::new(name.into(), help.into(), Vec::new(), HashMap::new())?;
+        Ok(Self { desc, kind, read })
+    }
+}
+
+impl Collector for Pulled {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let value = (self.read)();
+        let metric = if self.kind == MetricType::COUNTER {
+            let mut counter = Counter::default();
+            counter.set_value(value);
+            let mut metric = Metric::default();
+            metric.set_counter(counter);
+            metric
+        } else {
+            let mut gauge = Gauge::default();
+            gauge.set_value(value);
+            Metric::from_gauge(gauge)
+        };
+        let mut family = MetricFamily::default();
+        family.set_name(self.desc.fq_name.clone());
+        family.set_help(self.desc.help.clone());
+        family.set_field_type(self.kind);
+        family.set_metric(vec![metric]);
+        vec![family]
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let metrics = &state.metrics;
+    if !metrics.allows(&headers) {
+        return Err(ApiError::Forbidden(
+            "a valid metrics bearer token is required",
+        ));
+    }
+    let active = state.actors.active_users().await;
+    metrics
+        .actors_active
+        .set(i64::try_from(active).unwrap_or(i64::MAX));
+    let mut body = Vec::new();
+    TextEncoder::new()
+        .encode(&metrics.registry.gather(), &mut body)
+        .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response())
+}
+
+/// The value of an unlabelled sample `name` in Prometheus' text format, if present.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (metric, value) = line.split_once(' ')?;
+            (metric == name).then(|| value.trim().parse().ok())?
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn a_sample_is_read_from_the_text_format_by_exact_name() {
+        let text = "# HELP nudge_user_actors_active x\n# TYPE nudge_user_actors_active gauge\n\
+                    nudge_user_actors_active 42\nnudge_user_actors_active_peak 50\n";
+        assert_eq!(sample(text, "nudge_user_actors_active"), Some(42.0));
+        assert_eq!(sample(text, "nudge_user_actors"), None);
+        assert_eq!(sample("broken", "broken"), None);
+    }
+
+    #[test]
+    fn pulled_counters_are_typed_as_counters_and_read_at_each_collect() {
+        let value = Arc::new(AtomicU64::new(3));
+        let read = value.clone();
+        let pulled = Pulled::new(
+            "things_total",
+            "Things.",
+            MetricType::COUNTER,
+            Box::new(move || read.load(Ordering::Relaxed) as f64),
+        )
+        .unwrap();
+        let registry = Registry::new();
+        registry.register(Box::new(pulled)).unwrap();
+        value.store(7, Ordering::Relaxed);
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut text)
+            .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("# TYPE things_total counter"), "{text}");
+        assert_eq!(sample(&text, "things_total"), Some(7.0));
+    }
+}

@@ -1,0 +1,117 @@
+//! The bare baseline: an axum handler that answers every Twilio-shaped POST with the same
+//! TwiML and does nothing else. Measured in the same run as Nudge, on the same cores and with
+//! the same client, it turns Nudge's throughput into a ratio that compares across machines.
+//!
+//! It runs on its own runtime and threads (as many as the machine has cores), as a separate
+//! server process would, so it does not share the load generator's scheduler.
+
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use tokio::sync::oneshot;
+
+use crate::sms::twiml;
+
+/// The fixed answer.
+pub const ANSWER: &str =
+    r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>Got it.</Message></Response>"#;
+
+/// A running bare server; stopped when dropped.
+pub struct BareServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BareServer {
+    /// Starts it on a free loopback port.
+    pub fn start() -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("bare-baseline")
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("bare-baseline".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let app = Router::new().route("/sms/inbound", post(answer));
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+            })?;
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+async fn answer(_form: Bytes) -> impl IntoResponse {
+    ([(CONTENT_TYPE, twiml::CONTENT_TYPE)], ANSWER)
+}
+
+impl Drop for BareServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::client::{Connection, SmsWebhooks, Traffic};
+
+    #[test]
+    fn the_fixed_answer_is_the_twiml_nudge_would_render() {
+        assert_eq!(ANSWER, twiml::message("Got it."));
+    }
+
+    #[tokio::test]
+    async fn the_bare_server_answers_webhooks_with_fixed_twiml_until_dropped() {
+        let server = BareServer::start().unwrap();
+        let addr = server.addr();
+        let url = format!("http://{addr}/sms/inbound");
+        let traffic = SmsWebhooks::new(&url, &addr.to_string(), "t", vec![]);
+        let mut connection = Connection::new(addr);
+        for seq in 0..3 {
+            let (status, body) = connection.send(traffic.request(1, seq)).await.unwrap();
+            assert!(traffic.check(status, &body).is_ok());
+            assert_eq!(body, ANSWER.as_bytes());
+        }
+        drop(connection);
+        drop(server);
+        assert!(
+            Connection::new(addr)
+                .send(traffic.request(1, 9))
+                .await
+                .is_err()
+        );
+    }
+}

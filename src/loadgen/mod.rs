@@ -1,0 +1,890 @@
+//! `nudge loadgen`: the load benchmark harness.
+//!
+//! It simulates a population of users (each texting from its own phone to its own dedicated
+//! number, see [`population`]) sending Twilio-signed SMS webhooks to a running Nudge on
+//! loopback, and measures what Nudge's own machinery costs: the server runs its offline rules
+//! engine, a zero-latency stand-in for the LLM. (When the LLM agent lands, a fake provider
+//! with a configured latency distribution belongs on the server side, as a setting of
+//! `nudge serve`; the phases here need no change.)
+//!
+//! A run is a sequence of phases, each with a warm-up that is not measured, then a bounded
+//! measured time:
+//!
+//! 1. **baseline**: a bare axum handler answering fixed TwiML ([`baseline`]), started in this
+//!    process on another port, closed loop. Nudge's throughput is reported as a ratio of it,
+//!    so figures compare across machines.
+//! 2. **nudge peak**: Nudge, closed loop at the run's concurrency (each connection sends its
+//!    next webhook as soon as the answer to the last arrives).
+//! 3. **nudge N %**: Nudge, open loop at fractions of the measured peak (`--sweep`); requests
+//!    are due at a fixed rate and latency counts from when each was due, so a stalled server
+//!    is not hidden by a client that waits for it.
+//!
+//! With `--rate R`, the run is the baseline then one open-loop phase at `R`.
+//!
+//! While it runs, a line per second shows throughput, latency and the server's CPU, memory
+//! and active user actors (from `/proc/PID` and the server's `/metrics`). At the end it prints
+//! a summary, and writes the whole report as JSON ([`report`]) and a picture of latency over
+//! time and against load as SVG ([`plot`]).
+//!
+//! Run with: `nudge admin seed --users 10000 && nudge loadgen --users 10000`
+//! (with the server's environment: the same `TWILIO_AUTH_TOKEN` or data directory).
+
+pub mod baseline;
+pub mod client;
+pub mod plot;
+pub mod population;
+pub mod procstat;
+pub mod recorder;
+pub mod report;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use hdrhistogram::Histogram;
+use secrecy::ExposeSecret;
+
+use crate::config::Settings;
+use client::{Connection, SmsWebhooks, Traffic};
+use procstat::ProcSample;
+use recorder::{LatencySummary, Recorder};
+use report::{
+    HalfPeak, Machine, Memory, PhaseReport, Report, ServerUsage, Summary, TimelinePoint, WriterUse,
+};
+
+/// What a request may take before it counts as a `timeout` error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Messages sent in turn unless `--body` is given: a greeting and a question that read the
+/// user's tasks, a thank-you and a remark that touch nothing but the conversation.
+const DEFAULT_BODIES: [&str; 4] = ["hi", "what's next?", "thanks", "I feel stuck today"];
+/// Most connections a run may open.
+const MAX_CONCURRENCY: usize = 10_000;
+
+/// `nudge loadgen` options.
+#[derive(Debug, Clone, Args)]
+pub struct LoadgenArgs {
+    /// Base URL of the Nudge server [default: NUDGE_PUBLIC_URL, else http://NUDGE_LISTEN].
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Simulated users addressed in turn, each with its own phone and dedicated number
+    /// (create them first with `nudge admin seed --users N`).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub users: u64,
+    /// Connections to the server, and so the most requests in flight.
+    #[arg(long, default_value_t = 64, value_name = "C")]
+    pub concurrency: usize,
+    /// Seconds each phase is measured.
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    pub duration: u64,
+    /// Seconds each phase runs before it is measured.
+    #[arg(long, default_value_t = 3, value_name = "SECS")]
+    pub warmup: u64,
+    /// Load Nudge in open loop at this many requests per second, instead of measuring its
+    /// closed-loop peak and sweeping fractions of it.
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate: Option<f64>,
+    /// After the closed-loop peak, open-loop phases at these fractions of it, comma-separated
+    /// (`none` for no sweep).
+    #[arg(long, default_value = "0.5", value_name = "FRACTIONS")]
+    pub sweep: String,
+    /// Skip the bare axum baseline (the report then has no ratio).
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// A message text to send; repeat for several, sent in turn [default: a greeting, a
+    /// question about tasks, a thank-you, a remark].
+    #[arg(long = "body", value_name = "TEXT")]
+    pub bodies: Vec<String>,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "loadgen.json", value_name = "FILE")]
+    pub json: PathBuf,
+    /// Where to write the SVG plot.
+    #[arg(long, default_value = "loadgen.svg", value_name = "FILE")]
+    pub plot: PathBuf,
+    /// The server's process id, for its CPU and memory [default: the process listening on the
+    /// target's port, when it is on this machine].
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+}
+
+impl LoadgenArgs {
+    /// The sweep fractions, or what is wrong with them.
+    fn fractions(&self) -> Result<Vec<f64>, String> {
+        let text = self.sweep.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("none") {
+            return Ok(Vec::new());
+        }
+        text.split(',')
+            .map(|part| {
+                let f: f64 = part.trim().parse().map_err(|_| {
+                    format!("--sweep: {part:?} is not a number (use fractions like 0.25,0.5)")
+                })?;
+                if f > 0.0 && f <= 2.0 {
+                    Ok(f)
+                } else {
+                    Err(format!("--sweep: {f} is outside (0, 2]"))
+                }
+            })
+            .collect()
+    }
+
+    /// What is wrong with the options, if anything.
+    fn problem(&self) -> Option<String> {
+        if self.users == 0 || self.users > population::MAX_USERS {
+            return Some(format!("--users must be 1 to {}", population::MAX_USERS));
+        }
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return Some(format!("--concurrency must be 1 to {MAX_CONCURRENCY}"));
+        }
+        if self.duration == 0 {
+            return Some("--duration must be at least 1 second".into());
+        }
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Some("--rate must be a positive number of requests per second".into());
+        }
+        self.fractions().err()
+    }
+}
+
+/// How requests are paced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pace {
+    /// Each connection sends its next request when the last is answered.
+    Closed,
+    /// Requests are due at this many per second; latency counts from when each was due.
+    Open(f64),
+}
+
+/// Where the load goes and how to watch the server.
+struct Target {
+    addr: SocketAddr,
+    /// The `Host` header value.
+    host: String,
+    /// The server's process, when known.
+    pid: Option<u32>,
+    /// The bearer token of the server's `/metrics`.
+    metrics_token: Option<String>,
+}
+
+impl Target {
+    /// The server's process now, if it is known and readable.
+    fn sample(&self) -> Option<ProcSample> {
+        self.pid.and_then(|pid| procstat::sample(pid).ok())
+    }
+
+    /// The server's `/metrics` text, if it answers.
+    async fn metrics(&self, connection: &mut Connection) -> Option<String> {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            connection.get(&self.host, "/metrics", self.metrics_token.as_deref()),
+        )
+        .await;
+        match answer {
+            Ok(Ok((status, body))) if status.is_success() => {
+                Some(String::from_utf8_lossy(&body).into_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Users seen so far in the run, and the latency of each one's first turn.
+struct FirstTurns {
+    seen: Vec<AtomicBool>,
+    latency: Mutex<Histogram<u64>>,
+}
+
+impl FirstTurns {
+    fn new(users: u64) -> Self {
+        Self {
+            seen: (0..users).map(|_| AtomicBool::new(false)).collect(),
+            latency: Mutex::new(recorder::latency_histogram()),
+        }
+    }
+
+    /// True the first time `user` is seen.
+    fn first(&self, user: u64) -> bool {
+        self.seen
+            .get(user as usize)
+            .is_some_and(|seen| !seen.swap(true, Ordering::Relaxed))
+    }
+
+    fn record(&self, latency: Duration) {
+        let mut histogram = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
+        recorder::record_latency(&mut histogram, latency);
+    }
+
+    fn summary(&self) -> LatencySummary {
+        LatencySummary::of(&self.latency.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// One phase to run.
+struct Phase<'a> {
+    name: String,
+    /// `baseline` or `nudge`.
+    target_kind: &'static str,
+    addr: SocketAddr,
+    pace: Pace,
+    /// Watched during the phase (none for the in-process baseline).
+    watched: Option<&'a Target>,
+    first_turns: Option<Arc<FirstTurns>>,
+}
+
+/// Runs `nudge loadgen`.
+pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitCode> {
+    if let Some(problem) = args.problem() {
+        eprintln!("error: {problem}");
+        return Ok(ExitCode::from(2));
+    }
+    let fractions = args.fractions().unwrap_or_default();
+    let (base, signed_base) = crate::cli::webhook_bases(settings, args.target.as_deref());
+    let url = url::Url::parse(&base).with_context(|| format!("--target {base:?} is not a URL"))?;
+    if url.scheme() != "http" {
+        eprintln!(
+            "error: --target must be an http:// URL (the load generator speaks plain HTTP/1.1)"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))?;
+    let pid = match args.server_pid {
+        Some(pid) => Some(pid),
+        None if addr.ip().is_loopback() => procstat::find_listener(port).ok().flatten(),
+        None => None,
+    };
+    if pid.is_none() {
+        eprintln!(
+            "note: the server process was not found; its CPU and memory are not reported (--server-pid)"
+        );
+    }
+    let target = Target {
+        addr,
+        host: format!("{host}:{port}"),
+        pid,
+        metrics_token: settings
+            .metrics_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+    };
+    let bodies = if args.bodies.is_empty() {
+        DEFAULT_BODIES.iter().map(|b| (*b).to_owned()).collect()
+    } else {
+        args.bodies.clone()
+    };
+    let traffic: Arc<dyn Traffic> = Arc::new(SmsWebhooks::new(
+        &format!("{signed_base}/sms/inbound"),
+        &target.host,
+        settings.twilio.auth_token.expose_secret(),
+        bodies.clone(),
+    ));
+
+    let first_turns = Arc::new(FirstTurns::new(args.users));
+    if let Err(problem) = preflight(&target, traffic.as_ref(), &args, &first_turns).await {
+        eprintln!("error: {problem}");
+        return Ok(ExitCode::FAILURE);
+    }
+
+    let started_at = chrono::Utc::now();
+    let mut phases = Vec::new();
+    if !args.no_baseline {
+        let bare = baseline::BareServer::start().context("starting the bare baseline")?;
+        let phase = Phase {
+            name: "baseline".into(),
+            target_kind: "baseline",
+            addr: bare.addr(),
+            pace: Pace::Closed,
+            watched: None,
+            first_turns: None,
+        };
+        phases.push(run_phase(&phase, &args, traffic.clone()).await);
+        drop(bare);
+    }
+
+    let mut probe = Connection::new(target.addr);
+    let metrics_before = target.metrics(&mut probe).await;
+    let rss_before = target.sample().map(|s| s.rss_bytes);
+    let nudge = |name: String, pace| Phase {
+        name,
+        target_kind: "nudge",
+        addr: target.addr,
+        pace,
+        watched: Some(&target),
+        first_turns: Some(first_turns.clone()),
+    };
+    match args.rate {
+        Some(rate) => {
+            let phase = nudge(format!("nudge {rate:.0}/s"), Pace::Open(rate));
+            phases.push(run_phase(&phase, &args, traffic.clone()).await);
+        }
+        None => {
+            let peak = run_phase(
+                &nudge("nudge peak".into(), Pace::Closed),
+                &args,
+                traffic.clone(),
+            )
+            .await;
+            let peak_rps = peak.throughput_rps;
+            phases.push(peak);
+            for fraction in &fractions {
+                let rate = (peak_rps * fraction).max(1.0);
+                let phase = nudge(format!("nudge {:.0}%", fraction * 100.0), Pace::Open(rate));
+                phases.push(run_phase(&phase, &args, traffic.clone()).await);
+            }
+        }
+    }
+    let metrics_after = target.metrics(&mut probe).await;
+    let rss_after = target.sample().map(|s| s.rss_bytes);
+
+    let (cores, cpu_model, kernel) = procstat::machine();
+    let summary = summarize(
+        &phases,
+        &fractions,
+        args.rate.is_none(),
+        &first_turns,
+        Memory {
+            rss_before_bytes: rss_before,
+            rss_after_bytes: rss_after,
+            actors_before: metrics_before.as_deref().and_then(actors_active),
+            actors_after: metrics_after.as_deref().and_then(actors_active),
+            bytes_per_added_actor: None,
+        }
+        .with_per_actor(),
+        writer_use(metrics_before.as_deref(), metrics_after.as_deref()),
+    );
+    let report = Report {
+        version: env!("CARGO_PKG_VERSION"),
+        started_at,
+        machine: Machine {
+            cores,
+            cpu_model,
+            kernel,
+        },
+        target: base,
+        server_pid: target.pid,
+        users: args.users,
+        concurrency: args.concurrency,
+        warmup_secs: args.warmup as f64,
+        duration_secs: args.duration as f64,
+        bodies,
+        phases,
+        summary,
+    };
+    print!("{}", report::text(&report));
+    let json = serde_json::to_vec_pretty(&report).context("encoding the report")?;
+    std::fs::write(&args.json, json).with_context(|| format!("writing {}", args.json.display()))?;
+    std::fs::write(&args.plot, plot::render(&report))
+        .with_context(|| format!("writing {}", args.plot.display()))?;
+    println!(
+        "Report: {}; plot: {}",
+        args.json.display(),
+        args.plot.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks that the server answers and knows the first and last users, before loading it.
+async fn preflight(
+    target: &Target,
+    traffic: &dyn Traffic,
+    args: &LoadgenArgs,
+    first_turns: &FirstTurns,
+) -> Result<(), String> {
+    let mut connection = Connection::new(target.addr);
+    let health = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        connection.get(&target.host, "/healthz", None),
+    )
+    .await;
+    match health {
+        Ok(Ok((status, _))) if status.is_success() => {}
+        _ => {
+            return Err(format!(
+                "no Nudge answers at {} (start it with `nudge serve`)",
+                target.host
+            ));
+        }
+    }
+    for user in [0, args.users - 1] {
+        let answer =
+            tokio::time::timeout(REQUEST_TIMEOUT, connection.send(traffic.request(user, 0))).await;
+        first_turns.first(user);
+        match answer {
+            Ok(Ok((status, body))) => match traffic.check(status, &body) {
+                Ok(()) => {}
+                Err(kind) if kind == "status_404" => {
+                    return Err(format!(
+                        "user {user} ({}) is not registered: create the population with \
+                         `nudge admin seed --users {}`",
+                        population::number(user),
+                        args.users
+                    ));
+                }
+                Err(kind) if kind == "status_403" => {
+                    return Err("the server refused the webhook signature: run the load \
+                                generator with the server's TWILIO_AUTH_TOKEN (or data \
+                                directory) and NUDGE_PUBLIC_URL"
+                        .into());
+                }
+                Err(kind) => {
+                    return Err(format!("the server's answer to user {user} failed: {kind}"));
+                }
+            },
+            Ok(Err(error)) => return Err(format!("sending to {}: {error}", target.host)),
+            Err(_) => {
+                return Err(format!(
+                    "{} did not answer within {REQUEST_TIMEOUT:?}",
+                    target.host
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the per-second sampler saw at one tick.
+struct Tick {
+    server: Option<ProcSample>,
+    actors: Option<u64>,
+}
+
+/// Runs one phase: warm-up, then the measured time, with a progress line per second.
+async fn run_phase(
+    phase: &Phase<'_>,
+    args: &LoadgenArgs,
+    traffic: Arc<dyn Traffic>,
+) -> PhaseReport {
+    let start = Instant::now();
+    let warmup = Duration::from_secs(args.warmup);
+    let duration = Duration::from_secs(args.duration);
+    let measure_start = start + warmup;
+    let end = measure_start + duration;
+    let recorder = Arc::new(Mutex::new(Recorder::new(measure_start)));
+    let sequence = Arc::new(AtomicU64::new(1));
+
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            tokio::spawn(worker(Worker {
+                addr: phase.addr,
+                pace: phase.pace,
+                users: args.users,
+                start,
+                measure_start,
+                end,
+                traffic: traffic.clone(),
+                sequence: sequence.clone(),
+                recorder: recorder.clone(),
+                first_turns: phase.first_turns.clone(),
+            }))
+        })
+        .collect();
+
+    // One tick per second from the start: tick `warmup` is the measured time's start.
+    let mut ticks: Vec<Tick> = Vec::new();
+    let mut client_start = None;
+    let mut machine_start = None;
+    let mut probe = phase.watched.map(|t| Connection::new(t.addr));
+    let total = args.warmup + args.duration;
+    for k in 0..=total {
+        tokio::time::sleep_until((start + Duration::from_secs(k)).into()).await;
+        let server = phase.watched.and_then(Target::sample);
+        let actors = match (phase.watched, probe.as_mut()) {
+            (Some(target), Some(probe)) => target
+                .metrics(probe)
+                .await
+                .as_deref()
+                .and_then(actors_active),
+            _ => None,
+        };
+        if k == args.warmup {
+            client_start = procstat::sample_path(std::path::Path::new("/proc/self")).ok();
+            machine_start = procstat::machine_ticks();
+        }
+        progress(
+            phase,
+            args,
+            k,
+            &recorder,
+            ticks.last(),
+            server.as_ref(),
+            actors,
+        );
+        ticks.push(Tick { server, actors });
+    }
+    let client_end = procstat::sample_path(std::path::Path::new("/proc/self")).ok();
+    let machine_end = procstat::machine_ticks();
+    for worker in workers {
+        let _ = worker.await;
+    }
+
+    let recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+    let warm = args.warmup as usize;
+    let timeline: Vec<TimelinePoint> = (0..args.duration as usize)
+        .map(|i| {
+            let second = recorder.seconds().get(i);
+            let latency = second
+                .map(|s| LatencySummary::of(&s.latency))
+                .unwrap_or_default();
+            let (before, after) = (ticks.get(warm + i), ticks.get(warm + i + 1));
+            TimelinePoint {
+                second: i as u64,
+                ok: second.map_or(0, |s| s.ok),
+                errors: second.map_or(0, |s| s.errors),
+                p50_ms: latency.p50_ms,
+                p99_ms: latency.p99_ms,
+                max_ms: latency.max_ms,
+                server_cpu_percent: cpu_between(before, after),
+                server_rss_bytes: after.and_then(|t| t.server).map(|s| s.rss_bytes),
+                actors_active: after.and_then(|t| t.actors),
+            }
+        })
+        .collect();
+    let server = match (
+        ticks.get(warm).and_then(|t| t.server),
+        ticks.last().and_then(|t| t.server),
+    ) {
+        (Some(first), Some(last)) => Some(ServerUsage {
+            cpu_percent: last.cpu_percent_since(&first),
+            rss_start_bytes: first.rss_bytes,
+            rss_end_bytes: last.rss_bytes,
+            rss_peak_bytes: ticks[warm..]
+                .iter()
+                .filter_map(|t| t.server.map(|s| s.rss_bytes))
+                .max()
+                .unwrap_or(last.rss_bytes),
+        }),
+        _ => None,
+    };
+    let ok = recorder.ok_count();
+    PhaseReport {
+        name: phase.name.clone(),
+        target: phase.target_kind.into(),
+        mode: match phase.pace {
+            Pace::Closed => "closed".into(),
+            Pace::Open(_) => "open".into(),
+        },
+        offered_rps: match phase.pace {
+            Pace::Closed => None,
+            Pace::Open(rate) => Some(rate),
+        },
+        duration_secs: duration.as_secs_f64(),
+        ok,
+        errors: recorder.error_count(),
+        error_kinds: recorder.errors().clone(),
+        throughput_rps: ok as f64 / duration.as_secs_f64(),
+        latency: LatencySummary::of(recorder.overall()),
+        server,
+        client_cpu_percent: match (client_start, client_end) {
+            (Some(a), Some(b)) => b.cpu_percent_since(&a),
+            _ => 0.0,
+        },
+        machine_cpu_percent: match (machine_start, machine_end) {
+            (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (busy1 - busy0) as f64 / (total1 - total0) as f64 * cores as f64 * 100.0
+            }
+            _ => 0.0,
+        },
+        timeline,
+    }
+}
+
+/// The server's CPU between two ticks.
+fn cpu_between(before: Option<&Tick>, after: Option<&Tick>) -> Option<f64> {
+    let (a, b) = (before?.server?, after?.server?);
+    Some(b.cpu_percent_since(&a))
+}
+
+/// Prints the progress line of tick `k`.
+fn progress(
+    phase: &Phase<'_>,
+    args: &LoadgenArgs,
+    k: u64,
+    recorder: &Mutex<Recorder>,
+    previous: Option<&Tick>,
+    server: Option<&ProcSample>,
+    actors: Option<u64>,
+) {
+    if k == 0 {
+        return;
+    }
+    let mut line = if k <= args.warmup {
+        format!("[{}] warm-up {k}/{} s", phase.name, args.warmup)
+    } else {
+        let recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+        let measured = k - args.warmup;
+        match recorder.last_full_second(Instant::now()) {
+            Some((_, second)) => {
+                let latency = LatencySummary::of(&second.latency);
+                format!(
+                    "[{}] {measured}/{} s  {} ok/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                    phase.name,
+                    args.duration,
+                    second.ok,
+                    latency.p50_ms,
+                    latency.p99_ms,
+                    second.errors
+                )
+            }
+            None => format!("[{}] {measured}/{} s", phase.name, args.duration),
+        }
+    };
+    if let Some(server) = server {
+        let cpu = previous
+            .and_then(|t| t.server)
+            .map(|p| server.cpu_percent_since(&p))
+            .unwrap_or(0.0);
+        line.push_str(&format!(
+            "  server {cpu:.0} % cpu, {:.0} MiB",
+            server.rss_bytes as f64 / (1024.0 * 1024.0)
+        ));
+    }
+    if let Some(actors) = actors {
+        line.push_str(&format!(", {actors} actors"));
+    }
+    eprintln!("{line}");
+}
+
+/// What one connection of a phase needs.
+struct Worker {
+    addr: SocketAddr,
+    pace: Pace,
+    users: u64,
+    start: Instant,
+    measure_start: Instant,
+    end: Instant,
+    traffic: Arc<dyn Traffic>,
+    /// The next request number, shared by the phase's connections.
+    sequence: Arc<AtomicU64>,
+    recorder: Arc<Mutex<Recorder>>,
+    first_turns: Option<Arc<FirstTurns>>,
+}
+
+/// Sends requests on one connection until the phase ends.
+async fn worker(w: Worker) {
+    let mut connection = Connection::new(w.addr);
+    loop {
+        let seq = w.sequence.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        // When the request counts from: in open loop, when it was due, unless the connection
+        // was idle and only the timer's granularity made it late.
+        let (due, from) = match w.pace {
+            Pace::Closed => (now, now),
+            Pace::Open(rate) => {
+                let due = w.start + Duration::from_secs_f64(seq as f64 / rate);
+                if due > now {
+                    if due >= w.end {
+                        break;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
+                    (due, Instant::now())
+                } else {
+                    (due, due)
+                }
+            }
+        };
+        if due >= w.end {
+            break;
+        }
+        let user = seq % w.users;
+        let answer = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            connection.send(w.traffic.request(user, seq)),
+        )
+        .await;
+        let done = Instant::now();
+        let outcome = match answer {
+            Ok(Ok((status, body))) => w.traffic.check(status, &body),
+            Ok(Err(_)) => Err("transport".into()),
+            Err(_) => Err("timeout".into()),
+        };
+        if outcome.is_ok()
+            && let Some(first_turns) = &w.first_turns
+            && first_turns.first(user)
+        {
+            first_turns.record(done - from);
+        }
+        if due < w.measure_start {
+            continue;
+        }
+        let mut recorder = w.recorder.lock().unwrap_or_else(PoisonError::into_inner);
+        match outcome {
+            Ok(()) => recorder.ok(done, done - from),
+            Err(kind) => recorder.error(done, &kind),
+        }
+    }
+}
+
+/// `nudge_user_actors_active` of a `/metrics` text.
+fn actors_active(metrics: &str) -> Option<u64> {
+    crate::edges::metrics::sample(metrics, "nudge_user_actors_active").map(|v| v as u64)
+}
+
+/// The group-commit writer's work between two `/metrics` texts.
+fn writer_use(before: Option<&str>, after: Option<&str>) -> Option<WriterUse> {
+    let read = |text: Option<&str>, name| text.and_then(|t| crate::edges::metrics::sample(t, name));
+    let batches = read(after, "nudge_store_writer_batches_total")?
+        - read(before, "nudge_store_writer_batches_total").unwrap_or(0.0);
+    let writes = read(after, "nudge_store_writer_writes_total")?
+        - read(before, "nudge_store_writer_writes_total").unwrap_or(0.0);
+    Some(WriterUse {
+        batches: batches as u64,
+        writes: writes as u64,
+        writes_per_batch: if batches > 0.0 { writes / batches } else { 0.0 },
+        largest_batch: read(after, "nudge_store_writer_largest_batch").unwrap_or(0.0) as u64,
+    })
+}
+
+/// The headline figures of a run.
+fn summarize(
+    phases: &[PhaseReport],
+    fractions: &[f64],
+    swept: bool,
+    first_turns: &FirstTurns,
+    memory: Memory,
+    writer: Option<WriterUse>,
+) -> Summary {
+    let baseline_rps = phases
+        .iter()
+        .find(|p| p.target == "baseline")
+        .map(|p| p.throughput_rps);
+    let nudge_peak_rps = phases
+        .iter()
+        .find(|p| p.target == "nudge" && p.mode == "closed")
+        .map(|p| p.throughput_rps);
+    let half_peak = if swept {
+        fractions
+            .iter()
+            .position(|f| (*f - 0.5).abs() < 1e-9)
+            .and_then(|i| {
+                phases
+                    .iter()
+                    .filter(|p| p.mode == "open" && p.target == "nudge")
+                    .nth(i)
+            })
+            .map(|p| HalfPeak {
+                offered_rps: p.offered_rps.unwrap_or(0.0),
+                throughput_rps: p.throughput_rps,
+                p50_ms: p.latency.p50_ms,
+                p99_ms: p.latency.p99_ms,
+            })
+    } else {
+        None
+    };
+    Summary {
+        baseline_rps,
+        nudge_peak_rps,
+        ratio_to_baseline: match (nudge_peak_rps, baseline_rps) {
+            (Some(n), Some(b)) if b > 0.0 => Some(n / b),
+            _ => None,
+        },
+        half_peak,
+        first_turns: first_turns.summary(),
+        memory,
+        writer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LoadgenArgs,
+    }
+
+    fn parse(line: &[&str]) -> LoadgenArgs {
+        let mut argv = vec!["loadgen"];
+        argv.extend_from_slice(line);
+        Cli::parse_from(argv).args
+    }
+
+    #[test]
+    fn defaults_are_ten_thousand_users_and_a_half_peak_sweep() {
+        let args = parse(&[]);
+        assert_eq!(args.users, 10_000);
+        assert_eq!(args.fractions().unwrap(), [0.5]);
+        assert!(args.problem().is_none());
+        assert!(parse(&["--sweep", "none"]).fractions().unwrap().is_empty());
+        assert_eq!(
+            parse(&["--sweep", "0.25, 0.5,0.9"]).fractions().unwrap(),
+            [0.25, 0.5, 0.9]
+        );
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        for (line, named) in [
+            (vec!["--users", "0"], "--users"),
+            (vec!["--users", "20000000"], "--users"),
+            (vec!["--concurrency", "0"], "--concurrency"),
+            (vec!["--duration", "0"], "--duration"),
+            (vec!["--rate=-3"], "--rate"),
+            (vec!["--rate", "0"], "--rate"),
+            (vec!["--sweep", "half"], "--sweep"),
+            (vec!["--sweep", "3"], "--sweep"),
+        ] {
+            let problem = parse(&line).problem().unwrap_or_default();
+            assert!(problem.contains(named), "{line:?}: {problem:?}");
+        }
+    }
+
+    #[test]
+    fn each_user_is_first_seen_once() {
+        let turns = FirstTurns::new(3);
+        assert!(turns.first(1));
+        assert!(!turns.first(1));
+        assert!(turns.first(2));
+        assert!(
+            !turns.first(7),
+            "users outside the population are never first"
+        );
+        turns.record(Duration::from_millis(3));
+        assert_eq!(turns.summary().count, 1);
+    }
+
+    #[test]
+    fn writer_use_is_the_difference_between_two_scrapes() {
+        let before = "nudge_store_writer_batches_total 10\nnudge_store_writer_writes_total 100\n";
+        let after = "nudge_store_writer_batches_total 30\nnudge_store_writer_writes_total 900\n\
+                     nudge_store_writer_largest_batch 77\n";
+        let used = writer_use(Some(before), Some(after)).unwrap();
+        assert_eq!(
+            (used.batches, used.writes, used.largest_batch),
+            (20, 800, 77)
+        );
+        assert_eq!(used.writes_per_batch, 40.0);
+        assert!(writer_use(Some(before), None).is_none());
+    }
+
+    #[test]
+    fn the_summary_takes_the_ratio_of_the_closed_loop_peak_to_the_baseline() {
+        let report = report::tests::sample_report();
+        let summary = summarize(
+            &report.phases,
+            &[0.5],
+            true,
+            &FirstTurns::new(1),
+            Memory::default(),
+            None,
+        );
+        assert_eq!(summary.ratio_to_baseline, Some(0.25));
+        let half = summary.half_peak.unwrap();
+        assert_eq!(half.p99_ms, 4.0);
+        assert_eq!(half.offered_rps, 5_000.0);
+    }
+}

@@ -1,0 +1,373 @@
+//! The report of a run: what was measured, as JSON for machines and as a few lines for people.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::recorder::LatencySummary;
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The version of `nudge` that ran the load.
+    pub version: &'static str,
+    pub started_at: DateTime<Utc>,
+    pub machine: Machine,
+    /// The Nudge server's base URL.
+    pub target: String,
+    /// The server process whose CPU and memory are reported, when found.
+    pub server_pid: Option<u32>,
+    /// Simulated users addressed (each has its own phone and dedicated number).
+    pub users: u64,
+    /// Connections, and so the most requests in flight.
+    pub concurrency: usize,
+    pub warmup_secs: f64,
+    pub duration_secs: f64,
+    /// The message texts sent, in turn.
+    pub bodies: Vec<String>,
+    pub phases: Vec<PhaseReport>,
+    pub summary: Summary,
+}
+
+/// The machine the run used (server and load generator share it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+}
+
+/// One phase: a target (the bare baseline or Nudge) under one kind of load.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    pub name: String,
+    /// `baseline` or `nudge`.
+    pub target: String,
+    /// `closed` (each connection sends as soon as its answer arrives) or `open` (requests are
+    /// due at a fixed rate, and latency counts from when each was due).
+    pub mode: String,
+    /// Requests per second asked for, in open mode.
+    pub offered_rps: Option<f64>,
+    pub duration_secs: f64,
+    /// Requests answered as expected within the measured time.
+    pub ok: u64,
+    pub errors: u64,
+    pub error_kinds: BTreeMap<String, u64>,
+    /// Right answers per second.
+    pub throughput_rps: f64,
+    pub latency: LatencySummary,
+    /// The server process over the measured time (absent for the in-process baseline).
+    pub server: Option<ServerUsage>,
+    /// The load generator's own CPU over the measured time, in percent of one core (for the
+    /// baseline, this includes the bare server, which runs in the same process).
+    pub client_cpu_percent: f64,
+    /// The whole machine's CPU over the measured time, in percent of one core (200 is two
+    /// cores busy): what the server and the load generator left to anything else.
+    pub machine_cpu_percent: f64,
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// What the server process used during a phase.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ServerUsage {
+    /// Percent of one core (200 is two cores busy).
+    pub cpu_percent: f64,
+    pub rss_start_bytes: u64,
+    pub rss_end_bytes: u64,
+    pub rss_peak_bytes: u64,
+}
+
+/// One second of a phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelinePoint {
+    /// Seconds since the phase's measured time began.
+    pub second: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub server_cpu_percent: Option<f64>,
+    pub server_rss_bytes: Option<u64>,
+    pub actors_active: Option<u64>,
+}
+
+/// The figures the targets are about.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// The bare baseline's throughput, closed loop.
+    pub baseline_rps: Option<f64>,
+    /// Nudge's throughput, closed loop at the run's concurrency.
+    pub nudge_peak_rps: Option<f64>,
+    /// `nudge_peak_rps / baseline_rps`.
+    pub ratio_to_baseline: Option<f64>,
+    /// Nudge in open loop at half its measured peak.
+    pub half_peak: Option<HalfPeak>,
+    /// Latency of each user's first turn in this run (the actor is activated and its state
+    /// loaded, unless it was already active).
+    pub first_turns: LatencySummary,
+    pub memory: Memory,
+    /// The group-commit writer over the run, from the server's `/metrics`.
+    pub writer: Option<WriterUse>,
+}
+
+/// Latency at half the peak throughput.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HalfPeak {
+    pub offered_rps: f64,
+    pub throughput_rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// The server's memory against its active user actors.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Memory {
+    pub rss_before_bytes: Option<u64>,
+    pub rss_after_bytes: Option<u64>,
+    pub actors_before: Option<u64>,
+    pub actors_after: Option<u64>,
+    /// Growth of RSS over growth of active actors: an upper bound on one actor's cost, as it
+    /// also holds what the allocator kept from the load.
+    pub bytes_per_added_actor: Option<f64>,
+}
+
+/// What the group-commit writer did during the run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WriterUse {
+    pub batches: u64,
+    pub writes: u64,
+    pub writes_per_batch: f64,
+    pub largest_batch: u64,
+}
+
+impl Memory {
+    /// Fills [`Memory::bytes_per_added_actor`] from the other fields.
+    pub fn with_per_actor(mut self) -> Self {
+        if let (Some(before), Some(after), Some(a0), Some(a1)) = (
+            self.rss_before_bytes,
+            self.rss_after_bytes,
+            self.actors_before,
+            self.actors_after,
+        ) && a1 > a0
+        {
+            self.bytes_per_added_actor = Some((after as f64 - before as f64) / (a1 - a0) as f64);
+        }
+        self
+    }
+}
+
+/// A few lines for people: one per phase, then the figures the targets are about.
+pub fn text(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<18} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9}",
+        "phase",
+        "mode",
+        "ok/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "cpu %",
+        "rss MiB"
+    );
+    for phase in &report.phases {
+        let (cpu, rss) = phase.server.map_or(("-".into(), "-".into()), |s| {
+            (
+                format!("{:.0}", s.cpu_percent),
+                format!("{:.0}", s.rss_end_bytes as f64 / MIB),
+            )
+        });
+        let _ = writeln!(
+            out,
+            "{:<18} {:>6} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8} {:>7} {:>9} {:>8.0} {:>9.0}",
+            phase.name,
+            phase.mode,
+            phase.throughput_rps,
+            phase.latency.p50_ms,
+            phase.latency.p95_ms,
+            phase.latency.p99_ms,
+            phase.latency.max_ms,
+            phase.errors,
+            cpu,
+            rss,
+            phase.client_cpu_percent,
+            phase.machine_cpu_percent
+        );
+    }
+    let s = &report.summary;
+    if let Some(ratio) = s.ratio_to_baseline {
+        let _ = writeln!(
+            out,
+            "Nudge peak: {:.0} turns/s = {:.1} % of the bare baseline ({:.0} req/s)",
+            s.nudge_peak_rps.unwrap_or(0.0),
+            ratio * 100.0,
+            s.baseline_rps.unwrap_or(0.0)
+        );
+    }
+    if let Some(half) = s.half_peak {
+        let _ = writeln!(
+            out,
+            "At half peak ({:.0} offered, {:.0} served): p50 {:.2} ms, p99 {:.2} ms",
+            half.offered_rps, half.throughput_rps, half.p50_ms, half.p99_ms
+        );
+    }
+    if s.first_turns.count > 0 {
+        let _ = writeln!(
+            out,
+            "First turn of a user ({} users): p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+            s.first_turns.count, s.first_turns.p50_ms, s.first_turns.p99_ms, s.first_turns.max_ms
+        );
+    }
+    if let Some(per_actor) = s.memory.bytes_per_added_actor {
+        let _ = writeln!(
+            out,
+            "Memory: {:.0} MiB RSS with {} user actors active; {:.1} KiB per added actor",
+            s.memory.rss_after_bytes.unwrap_or(0) as f64 / MIB,
+            s.memory.actors_after.unwrap_or(0),
+            per_actor / 1024.0
+        );
+    }
+    if let Some(w) = s.writer {
+        let _ = writeln!(
+            out,
+            "Group commit: {} writes in {} transactions ({:.1} per transaction, largest {})",
+            w.writes, w.batches, w.writes_per_batch, w.largest_batch
+        );
+    }
+    out
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A small report with a baseline, a peak and a half-peak phase.
+    pub(crate) fn sample_report() -> Report {
+        let phase = |name: &str, target: &str, mode: &str, rps: f64, p99: f64| PhaseReport {
+            name: name.into(),
+            target: target.into(),
+            mode: mode.into(),
+            offered_rps: (mode == "open").then_some(rps),
+            duration_secs: 3.0,
+            ok: (rps * 3.0) as u64,
+            errors: 0,
+            error_kinds: BTreeMap::new(),
+            throughput_rps: rps,
+            latency: LatencySummary {
+                count: (rps * 3.0) as u64,
+                mean_ms: p99 / 3.0,
+                p50_ms: p99 / 4.0,
+                p90_ms: p99 / 2.0,
+                p95_ms: p99 / 1.5,
+                p99_ms: p99,
+                p999_ms: p99 * 1.5,
+                max_ms: p99 * 2.0,
+            },
+            server: (target == "nudge").then_some(ServerUsage {
+                cpu_percent: 150.0,
+                rss_start_bytes: 50 << 20,
+                rss_end_bytes: 80 << 20,
+                rss_peak_bytes: 90 << 20,
+            }),
+            client_cpu_percent: 40.0,
+            machine_cpu_percent: 195.0,
+            timeline: (0..3)
+                .map(|second| TimelinePoint {
+                    second,
+                    ok: rps as u64,
+                    errors: 0,
+                    p50_ms: p99 / 4.0,
+                    p99_ms: p99 + second as f64,
+                    max_ms: p99 * 2.0,
+                    server_cpu_percent: Some(150.0),
+                    server_rss_bytes: Some(80 << 20),
+                    actors_active: Some(100),
+                })
+                .collect(),
+        };
+        Report {
+            version: "0.1.0",
+            started_at: Utc::now(),
+            machine: Machine {
+                cores: 2,
+                cpu_model: "test".into(),
+                kernel: "6.1".into(),
+            },
+            target: "http://127.0.0.1:8080".into(),
+            server_pid: Some(42),
+            users: 100,
+            concurrency: 8,
+            warmup_secs: 1.0,
+            duration_secs: 3.0,
+            bodies: vec!["hi".into()],
+            phases: vec![
+                phase("baseline", "baseline", "closed", 40_000.0, 1.0),
+                phase("nudge peak", "nudge", "closed", 10_000.0, 12.0),
+                phase("nudge 50%", "nudge", "open", 5_000.0, 4.0),
+            ],
+            summary: Summary {
+                baseline_rps: Some(40_000.0),
+                nudge_peak_rps: Some(10_000.0),
+                ratio_to_baseline: Some(0.25),
+                half_peak: Some(HalfPeak {
+                    offered_rps: 5_000.0,
+                    throughput_rps: 4_990.0,
+                    p50_ms: 1.0,
+                    p99_ms: 4.0,
+                }),
+                first_turns: LatencySummary::default(),
+                memory: Memory {
+                    rss_before_bytes: Some(40 << 20),
+                    rss_after_bytes: Some(80 << 20),
+                    actors_before: Some(0),
+                    actors_after: Some(100),
+                    bytes_per_added_actor: None,
+                }
+                .with_per_actor(),
+                writer: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_report_serialises_with_its_headline_figures() {
+        let json = serde_json::to_value(sample_report()).unwrap();
+        assert_eq!(json["summary"]["ratio_to_baseline"], 0.25);
+        assert_eq!(json["phases"][1]["latency"]["p99_ms"], 12.0);
+        assert_eq!(json["phases"][0]["server"], serde_json::Value::Null);
+        assert_eq!(json["phases"][2]["timeline"][2]["p99_ms"], 6.0);
+        assert_eq!(
+            json["summary"]["memory"]["bytes_per_added_actor"],
+            (40u64 << 20) as f64 / 100.0
+        );
+    }
+
+    #[test]
+    fn memory_per_actor_needs_actors_to_have_been_added() {
+        let none = Memory {
+            rss_before_bytes: Some(1),
+            rss_after_bytes: Some(2),
+            actors_before: Some(5),
+            actors_after: Some(5),
+            bytes_per_added_actor: None,
+        };
+        assert_eq!(none.with_per_actor().bytes_per_added_actor, None);
+    }
+
+    #[test]
+    fn the_text_summary_names_each_phase_and_the_ratio() {
+        let text = text(&sample_report());
+        assert!(text.contains("nudge peak"), "{text}");
+        assert!(text.contains("25.0 % of the bare baseline"), "{text}");
+        assert!(text.contains("p99 4.00 ms"), "{text}");
+        assert!(text.contains("KiB per added actor"), "{text}");
+    }
+}

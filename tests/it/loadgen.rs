@@ -1,0 +1,198 @@
+//! `nudge loadgen` and `nudge admin seed` against the real binary: a short run of a few
+//! hundred requests per phase must report sane figures. (Speed itself is measured by hand and
+//! published in docs/performance.md, never asserted.)
+
+use serde_json::Value;
+
+use crate::helpers::{Server, databases, run_cli, run_cli_with};
+
+const USERS: &str = "40";
+
+#[tokio::test]
+async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let data = db.data_dir(dir.path());
+        let seeded = run_cli(&data, &db, &["admin", "seed", "--users", USERS]);
+        assert!(
+            seeded.status.success(),
+            "[{}] seed: {}",
+            db.label,
+            String::from_utf8_lossy(&seeded.stderr)
+        );
+        assert!(String::from_utf8_lossy(&seeded.stdout).contains("created 40 users"));
+        let again = run_cli(&data, &db, &["admin", "seed", "--users", USERS]);
+        assert!(
+            String::from_utf8_lossy(&again.stdout)
+                .contains("created 0 users (40 were already there)")
+        );
+
+        let server = Server::start(&data, &db, &[("NUDGE_METRICS_TOKEN", "scrape-me")]);
+        let json = data.join("run.json");
+        let svg = data.join("run.svg");
+        let output = run_cli_with(
+            &data,
+            &db,
+            &[("NUDGE_METRICS_TOKEN", "scrape-me")],
+            &[
+                "loadgen",
+                "--target",
+                &server.base,
+                "--users",
+                USERS,
+                "--concurrency",
+                "4",
+                "--warmup",
+                "0",
+                "--duration",
+                "1",
+                "--json",
+                json.to_str().unwrap(),
+                "--plot",
+                svg.to_str().unwrap(),
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "[{}] loadgen failed: {stderr}",
+            db.label
+        );
+        assert!(
+            stdout.contains("% of the bare baseline"),
+            "[{}] {stdout}",
+            db.label
+        );
+        assert!(
+            stderr.contains("[nudge peak] 1/1 s"),
+            "progress is shown: {stderr}"
+        );
+
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let names: Vec<&str> = report["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["baseline", "nudge peak", "nudge 50%"]);
+        for phase in report["phases"].as_array().unwrap() {
+            let latency = &phase["latency"];
+            let name = &phase["name"];
+            assert!(
+                phase["ok"].as_u64().unwrap() > 0,
+                "[{}] {name}: no answers",
+                db.label
+            );
+            assert_eq!(
+                phase["errors"], 0,
+                "[{}] {name}: {}",
+                db.label, phase["error_kinds"]
+            );
+            let p50 = latency["p50_ms"].as_f64().unwrap();
+            let p99 = latency["p99_ms"].as_f64().unwrap();
+            let max = latency["max_ms"].as_f64().unwrap();
+            assert!(
+                0.0 < p50 && p50 <= p99 && p99 <= max,
+                "[{}] {name}: {latency}",
+                db.label
+            );
+            assert_eq!(phase["timeline"].as_array().unwrap().len(), 1);
+        }
+        let nudge = &report["phases"][1];
+        assert!(nudge["server"]["rss_end_bytes"].as_u64().unwrap() > 1_000_000);
+        assert!(nudge["server"]["cpu_percent"].as_f64().unwrap() > 0.0);
+        assert_eq!(report["server_pid"].as_u64(), server.pid().map(u64::from));
+
+        let summary = &report["summary"];
+        let ratio = summary["ratio_to_baseline"].as_f64().unwrap();
+        assert!(ratio > 0.0, "{summary}");
+        assert_eq!(
+            summary["memory"]["actors_after"], 40,
+            "every user was activated: {summary}"
+        );
+        let writer = &summary["writer"];
+        assert!(
+            writer["writes"].as_u64().unwrap() >= 2 * nudge["ok"].as_u64().unwrap(),
+            "{writer}"
+        );
+        assert!(writer["batches"].as_u64().unwrap() <= writer["writes"].as_u64().unwrap());
+        assert!(
+            summary["first_turns"]["count"].as_u64().unwrap() >= 38,
+            "{summary}"
+        );
+
+        let picture = std::fs::read_to_string(&svg).unwrap();
+        assert!(picture.starts_with("<svg") && picture.contains("nudge peak"));
+        server.stop();
+    }
+}
+
+#[tokio::test]
+async fn metrics_need_their_token_when_one_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let server = Server::start(&data, &db, &[("NUDGE_METRICS_TOKEN", "scrape-me")]);
+    let refused = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    let wrong = server
+        .http
+        .get(server.url("/metrics"))
+        .bearer_auth("scrape-you")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .bearer_auth("scrape-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("nudge_user_actors_active 0"), "{text}");
+    assert!(
+        text.contains("# TYPE nudge_store_writer_batches_total counter"),
+        "{text}"
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn loadgen_says_how_to_seed_when_the_population_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let server = Server::start(&data, &db, &[]);
+    let output = run_cli(
+        &data,
+        &db,
+        &[
+            "loadgen",
+            "--target",
+            &server.base,
+            "--users",
+            "10",
+            "--duration",
+            "1",
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nudge admin seed --users 10"), "{stderr}");
+    let bad = run_cli(&data, &db, &["loadgen", "--concurrency", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--concurrency"));
+    server.stop();
+}
