@@ -17,9 +17,7 @@ use nudge::actors::{ActorSystem, SystemOptions, TurnDeps};
 use nudge::agent::offline::OfflineRules;
 use nudge::loadgen::population;
 use nudge::loadgen::recorder::{LatencySummary, latency_histogram, record_latency};
-use nudge::store::{
-    self, Channel, Direction, MessageWrite, NewMessage, Sealer, Store, StoreWriter, UserId,
-};
+use nudge::store::{self, Sealer, Store, StoreWriter, UserId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tokio::runtime::Runtime;
@@ -28,7 +26,7 @@ use tokio_util::task::TaskTracker;
 /// Users with a history, activated in turn.
 const USERS: u64 = 1_000;
 /// Messages each user has stored: a full window of recent turns.
-const HISTORY: u64 = 20;
+const HISTORY: u32 = 20;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// An actor that answers each message with its number: the cheapest possible round trip.
@@ -90,31 +88,10 @@ async fn populated(dir: &std::path::Path) -> (Store, ActorSystem, Vec<UserId>) {
         .await
         .expect("open the store");
     let population: Vec<_> = (0..USERS).map(population::new_user).collect();
-    store.create_users(&population).await.expect("create users");
-    let mut users = Vec::new();
-    let mut history = Vec::new();
-    for new in &population {
-        let user = store.user_by_number(&new.number).await.expect("user").id;
-        users.push(user);
-        history.extend((0..HISTORY).map(|i| MessageWrite {
-            user,
-            message: NewMessage {
-                channel: Channel::Sms,
-                direction: if i % 2 == 0 {
-                    Direction::Inbound
-                } else {
-                    Direction::Outbound
-                },
-                body: format!("message {i} of a typical conversation, about this long"),
-                provider_message_id: None,
-                in_reply_to: None,
-            },
-            usage: Vec::new(),
-        }));
-    }
-    for chunk in history.chunks(1_000) {
-        store.write_messages(chunk).await.expect("store history");
-    }
+    let users = store.create_users(&population).await.expect("create users");
+    population::store_history(&store, &users, HISTORY)
+        .await
+        .expect("store history");
     let actors = ActorSystem::start(
         TurnDeps {
             store: store.clone(),

@@ -172,11 +172,7 @@ async fn open(url: &str) -> (Store, Arc<Vec<UserId>>) {
         .await
         .expect("open the store");
     let population: Vec<_> = (0..POPULATION).map(population::new_user).collect();
-    store.create_users(&population).await.expect("create users");
-    let mut users = Vec::with_capacity(population.len());
-    for new in &population {
-        users.push(store.user_by_number(&new.number).await.expect("user").id);
-    }
+    let users = store.create_users(&population).await.expect("create users");
     (store, Arc::new(users))
 }
 

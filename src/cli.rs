@@ -61,6 +61,10 @@ pub struct SeedArgs {
     /// How many users (numbered from 0).
     #[arg(long)]
     pub users: u64,
+    /// Messages of conversation history to store for each user created (questions and
+    /// replies in turn), so that activating a user loads a typical state.
+    #[arg(long, default_value_t = 0)]
+    pub history: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,10 +145,14 @@ async fn seed(settings: &Settings, args: SeedArgs) -> anyhow::Result<ExitCode> {
     while first < args.users {
         let last = (first + SEED_ROUND).min(args.users);
         let users: Vec<NewUser> = (first..last).map(population::new_user).collect();
-        created += store
+        let ids = store
             .create_users(&users)
             .await
             .context("creating the population")?;
+        population::store_history(&store, &ids, args.history)
+            .await
+            .context("storing conversation history")?;
+        created += ids.len() as u64;
         if args.users > SEED_ROUND {
             eprintln!("{last} / {} users", args.users);
         }

@@ -6,6 +6,7 @@
 //! numbers), which are reserved and never assigned: a benchmark population cannot collide
 //! with a real person.
 
+use crate::store::{self, Channel, Direction, MessageWrite, NewMessage, Store, UserId, Written};
 use crate::store::{Language, NewUser};
 
 /// Most users a population can have: the seven digits after the area code.
@@ -37,6 +38,57 @@ pub fn new_user(i: u64) -> NewUser {
     }
 }
 
+/// Messages stored per transaction of [`store_history`].
+const HISTORY_BATCH: usize = 1_000;
+
+/// Stores `messages` of conversation history for each of `users`: a question, its reply,
+/// and so on, oldest first, of typical SMS lengths.
+pub async fn store_history(store: &Store, users: &[UserId], messages: u32) -> store::Result<()> {
+    let pairs = messages.div_ceil(2);
+    let per_batch = (HISTORY_BATCH / 2).max(1);
+    for chunk in users.chunks(per_batch) {
+        for pair in 0..pairs {
+            let questions: Vec<MessageWrite> = chunk
+                .iter()
+                .map(|user| MessageWrite {
+                    user: *user,
+                    message: NewMessage {
+                        channel: Channel::Sms,
+                        direction: Direction::Inbound,
+                        body: format!("remind me to call the pharmacy about the refill ({pair})"),
+                        provider_message_id: None,
+                        in_reply_to: None,
+                    },
+                    usage: Vec::new(),
+                })
+                .collect();
+            let asked = store.write_messages(&questions).await?;
+            if pair * 2 + 1 >= messages {
+                continue; // An odd count ends on a question.
+            }
+            let replies: Vec<MessageWrite> = asked
+                .into_iter()
+                .map(Written::into_message)
+                .map(|question| MessageWrite {
+                    user: question.user_id,
+                    message: NewMessage {
+                        channel: Channel::Sms,
+                        direction: Direction::Outbound,
+                        body: "Added \"call the pharmacy about the refill\". You have 3 open \
+                               tasks - next up: pay rent."
+                            .to_owned(),
+                        provider_message_id: None,
+                        in_reply_to: Some(question.id),
+                    },
+                    usage: Vec::new(),
+                })
+                .collect();
+            store.write_messages(&replies).await?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +105,27 @@ mod tests {
         assert_eq!(number(42), "+19980000042");
         assert_eq!(new_user(19).language, Language::Fr);
         assert_eq!(new_user(18).language, Language::En);
+    }
+
+    #[tokio::test]
+    async fn history_alternates_questions_and_replies_to_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("h.db").display());
+        let store = store::connect(&url, store::Sealer::generate())
+            .await
+            .unwrap();
+        let users = store
+            .create_users(&[new_user(0), new_user(1)])
+            .await
+            .unwrap();
+        store_history(&store, &users, 5).await.unwrap();
+        for user in users {
+            let history = store.recent_messages(user, 50).await.unwrap();
+            assert_eq!(history.len(), 5);
+            assert_eq!(history[0].direction, Direction::Inbound);
+            assert_eq!(history[1].in_reply_to, Some(history[0].id));
+            assert_eq!(history[4].direction, Direction::Inbound);
+            assert!(history.iter().all(|m| m.user_id == user));
+        }
     }
 }

@@ -254,10 +254,11 @@ impl Store {
     /// Creates many users and their numbers at once, for bulk provisioning (benchmark
     /// populations, imports): one transaction and one multi-row statement per table for
     /// every [`ROWS_PER_STATEMENT`] users. A user whose phone or number is already taken is
-    /// skipped, so running it again creates nothing twice. Returns how many were created.
+    /// skipped, so running it again creates nothing twice. Returns the ids of the users
+    /// created, in the order given.
     #[tracing::instrument(skip_all, fields(users = users.len()))]
-    pub async fn create_users(&self, users: &[NewUser]) -> Result<u64> {
-        let mut created = 0;
+    pub async fn create_users(&self, users: &[NewUser]) -> Result<Vec<UserId>> {
+        let mut created = Vec::new();
         for chunk in users.chunks(ROWS_PER_STATEMENT) {
             let ids: Vec<Uuid> = chunk.iter().map(|_| UserId::new().0).collect();
             let at = now();
@@ -326,7 +327,8 @@ impl Store {
                     taken
                 }
             };
-            created += taken.len() as u64;
+            let taken: std::collections::HashSet<Uuid> = taken.into_iter().collect();
+            created.extend(ids.into_iter().filter(|id| taken.contains(id)).map(UserId));
         }
         Ok(created)
     }
