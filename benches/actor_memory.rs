@@ -89,6 +89,7 @@ async fn users(
             writer: StoreWriter::start(store.clone()),
             engine: Arc::new(OfflineRules),
             idle_passivate: Duration::from_secs(3_600),
+            memory: Default::default(),
         },
         NotifierArgs {
             store,
