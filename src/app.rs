@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::actors::llm::{LlmHandle, LlmSetup};
 use crate::actors::notifier::NotifierArgs;
+use crate::actors::reminders::{SchedulerArgs, SchedulerConfig, SmsNudges, SystemClock};
 use crate::actors::{ActorSystem, SystemOptions, TurnDeps};
 use crate::agent::TurnEngine;
 use crate::agent::cache::ResponseCache;
@@ -24,6 +25,7 @@ use crate::agent::planner::{Budget, Planner};
 use crate::config::{EmbeddingSettings, LlmSettings, Retention, Settings};
 use crate::edges::api::Security;
 use crate::edges::{self, AppState};
+use crate::live::LiveHub;
 use crate::llm::Provider;
 use crate::llm::embeddings::EmbeddingClient;
 use crate::llm::gemini::GeminiClient;
@@ -146,24 +148,43 @@ impl Application {
             ),
             None => None,
         };
+        let live = LiveHub::new();
+        let notifier = NotifierArgs {
+            store: store.clone(),
+            twilio,
+            status_callback: None,
+            tasks: tasks.clone(),
+        };
         let actors = ActorSystem::start_with_llm(
             TurnDeps {
                 store: store.clone(),
                 engine,
                 idle_passivate: settings.idle_passivate,
                 memory: memory_services(&settings.embeddings)?,
+                live: live.clone(),
             },
-            NotifierArgs {
-                store: store.clone(),
-                twilio,
-                status_callback: None,
-                tasks: tasks.clone(),
-            },
+            notifier.clone(),
             options,
             llm,
         )
         .await
         .context("starting the actor tree")?;
+        actors
+            .start_reminders(SchedulerArgs {
+                store: store.clone(),
+                sink: Arc::new(SmsNudges {
+                    notifier,
+                    live: live.clone(),
+                }),
+                clock: Arc::new(SystemClock),
+                config: SchedulerConfig {
+                    grace: chrono::TimeDelta::from_std(settings.reminder_grace)
+                        .unwrap_or(chrono::TimeDelta::MAX),
+                    ..SchedulerConfig::default()
+                },
+            })
+            .await
+            .context("starting the reminder scheduler")?;
 
         let (limiter, revocations) = match &settings.redis_url {
             Some(url) => {
@@ -196,6 +217,7 @@ impl Application {
             twilio_auth_token: Arc::new(settings.twilio.auth_token.clone()),
             reply_window: settings.reply_window,
             tasks,
+            live,
         };
         Ok(Self {
             listener,

@@ -87,25 +87,42 @@ impl Actor for Notifier {
     }
 }
 
+/// What became of one SMS to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsOutcome {
+    /// Twilio accepted it.
+    Sent,
+    /// The user cannot be reached by SMS: opted out, no phone or number, or no Twilio account.
+    Unreachable,
+    /// Sending failed after the retries; trying later may work.
+    Failed,
+}
+
 async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
+    send_to_user(args, user_id, body).await;
+}
+
+/// Sends `body` to the user by SMS from their dedicated number unless they opted out,
+/// retrying retryable failures; says what became of it.
+pub async fn send_to_user(args: &NotifierArgs, user_id: UserId, body: &str) -> SmsOutcome {
     let Some(twilio) = &args.twilio else {
-        tracing::warn!(user = %user_id, "no Twilio account configured; reply kept in the store only");
-        return;
+        tracing::warn!(user = %user_id, "no Twilio account configured; message kept in the store only");
+        return SmsOutcome::Unreachable;
     };
     let user = match args.store.user(user_id).await {
         Ok(user) => user,
         Err(error) => {
             tracing::error!(user = %user_id, %error, "cannot load user to send SMS");
-            return;
+            return SmsOutcome::Failed;
         }
     };
     let (Some(phone), Some(number)) = (user.phone.as_deref(), user.number.as_deref()) else {
         tracing::warn!(user = %user_id, "user has no phone or no dedicated number; not sending");
-        return;
+        return SmsOutcome::Unreachable;
     };
     if user.sms_opted_out {
         tracing::info!(user = %user_id, "user opted out of SMS; not sending");
-        return;
+        return SmsOutcome::Unreachable;
     }
     let request = OutboundSms {
         from: number,
@@ -116,15 +133,18 @@ async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
     match deliver(twilio, &request).await {
         Ok(sent) => {
             tracing::info!(user = %user_id, sid = %sent.sid, "SMS sent through Twilio");
+            SmsOutcome::Sent
         }
         Err(error) if error.is_opted_out() => {
             tracing::info!(user = %user_id, to = %mask_phone(phone), "Twilio reports the recipient opted out");
             if let Err(error) = args.store.set_sms_opt_out(user_id, true).await {
                 tracing::error!(user = %user_id, %error, "cannot record opt-out");
             }
+            SmsOutcome::Unreachable
         }
         Err(error) => {
             tracing::error!(user = %user_id, %error, "SMS send failed; giving up");
+            SmsOutcome::Failed
         }
     }
 }

@@ -9,12 +9,14 @@
 //! | [`health`] | `/healthz`, `/readyz` |
 //! | [`sms`] | Twilio's inbound-message webhook |
 //! | [`api`] | the REST API `/api/v1/…`: accounts, sessions, the person's own data, admin, OpenAPI |
+//! | [`ws`] | `GET /ws`: the web client's live events and chat |
 //! | [`layers`] | security headers, per-client rate limit, the client address |
 
 pub mod api;
 pub mod health;
 pub mod layers;
 pub mod sms;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -46,6 +48,8 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Accounts and sessions: signing keys, revocations, rate limits, password hashing.
     pub security: Arc<api::Security>,
+    /// The open WebSockets on this node, per user.
+    pub live: crate::live::LiveHub,
 }
 
 /// The whole HTTP surface.
@@ -54,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(sms::router())
         .merge(api::router())
+        .merge(ws::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -46,6 +46,7 @@ mod account_tests;
 mod accounts;
 mod audit;
 mod expenses;
+mod firings;
 mod goals;
 mod groceries;
 mod keys;
@@ -87,6 +88,7 @@ pub use accounts::{
 };
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
 pub use expenses::{Expense, ExpenseTotal, NewExpense};
+pub use firings::{DueReminder, Firing, FiringAnswer, FiringStatus};
 pub use goals::{Goal, GoalStatus};
 pub use groceries::GroceryItem;
 pub use keys::{ResealStep, SEALED_COLUMNS};

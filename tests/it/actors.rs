@@ -37,6 +37,7 @@ async fn system(store: Store, idle: Duration, policy: RestartPolicy) -> ActorSys
             engine: Arc::new(PanicsOnBoom(OfflineRules)),
             idle_passivate: idle,
             memory: Default::default(),
+            live: Default::default(),
         },
         NotifierArgs {
             store,

@@ -96,6 +96,7 @@ impl Agent {
                 engine: Arc::new(planner),
                 idle_passivate: Duration::from_secs(600),
                 memory: Default::default(),
+                live: Default::default(),
             },
             NotifierArgs {
                 store: store.clone(),

@@ -12,6 +12,7 @@ mod cli;
 mod fakes;
 mod helpers;
 mod hostile;
+mod live;
 mod llm;
 mod memory;
 mod privacy;

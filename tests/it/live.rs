@@ -1,0 +1,170 @@
+//! `GET /ws` against the real binary: authentication, fan-out to every client of one user
+//! and of no other, reminders pushed live, resume after a reconnect.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+use crate::accounts::{access, call, register};
+use crate::helpers::{Server, databases};
+use nudge::store::{NewReminder, UserId};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Longest wait for one expected event.
+const EVENT_WAIT: Duration = Duration::from_secs(20);
+/// How long "nothing arrives" is watched for.
+const QUIET_WAIT: Duration = Duration::from_millis(800);
+
+fn ws_url(server: &Server, query: &str) -> String {
+    server
+        .url(&format!("/ws?{query}"))
+        .replacen("http", "ws", 1)
+}
+
+async fn open(server: &Server, token: &str, after: Option<i64>) -> Socket {
+    let mut query = format!("token={token}");
+    if let Some(after) = after {
+        query.push_str(&format!("&after={after}"));
+    }
+    let (socket, _) = connect_async(ws_url(server, &query))
+        .await
+        .expect("the socket opens");
+    socket
+}
+
+/// The next JSON event that is not `typing` or `task_changed`, within [`EVENT_WAIT`].
+async fn next_event(socket: &mut Socket) -> Value {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("an event in time")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Frame::Text(text) = frame {
+            let event: Value = serde_json::from_str(text.as_str()).expect("JSON");
+            if event["type"] != "typing" && event["type"] != "task_changed" {
+                return event;
+            }
+        }
+    }
+}
+
+/// Every event but `typing`/`task_changed` that arrives within [`QUIET_WAIT`].
+async fn drain(socket: &mut Socket) -> Vec<Value> {
+    let mut seen = Vec::new();
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(QUIET_WAIT, socket.next()).await {
+        if let Frame::Text(text) = frame {
+            let event: Value = serde_json::from_str(text.as_str()).expect("JSON");
+            if event["type"] != "typing" && event["type"] != "task_changed" {
+                seen.push(event);
+            }
+        }
+    }
+    seen
+}
+
+async fn say(socket: &mut Socket, text: &str) {
+    socket
+        .send(Frame::Text(
+            json!({"type": "message", "text": text}).to_string().into(),
+        ))
+        .await
+        .expect("sent");
+}
+
+async fn user_id(server: &Server, token: &str) -> UserId {
+    let me = call(server, Method::GET, "/api/v1/me", Some(token), None).await;
+    let id = me.body["user_id"].as_str().expect("a user id");
+    UserId(id.parse().expect("a uuid"))
+}
+
+#[tokio::test]
+async fn two_clients_of_one_user_see_turns_and_reminders_another_user_sees_none_and_a_reconnect_resumes_once()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let server = Server::start(&db.data_dir(dir.path()), &db, &[]);
+    let ana = access(&register(&server, "ana@example.com").await);
+    let bob = access(&register(&server, "bob@example.com").await);
+
+    // No token, a wrong token: refused before the upgrade.
+    assert!(connect_async(ws_url(&server, "")).await.is_err());
+    assert!(connect_async(ws_url(&server, "token=nope")).await.is_err());
+
+    let mut first = open(&server, &ana, None).await;
+    let mut second = open(&server, &ana, None).await;
+    let mut other = open(&server, &bob, None).await;
+
+    say(&mut first, "add buy milk").await;
+    let mut last_id = 0;
+    for socket in [&mut first, &mut second] {
+        let inbound = next_event(socket).await;
+        assert_eq!(inbound["type"], "message");
+        assert_eq!(inbound["direction"], "inbound");
+        assert_eq!(inbound["channel"], "web");
+        assert_eq!(inbound["body"], "add buy milk");
+        let reply = next_event(socket).await;
+        assert_eq!(reply["direction"], "outbound");
+        assert!(
+            reply["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("buy milk")),
+            "{reply}"
+        );
+        last_id = reply["id"].as_i64().expect("an id");
+    }
+
+    // A reminder due now reaches both of Ana's clients at its next scheduling pass.
+    let store = server.store().await;
+    store
+        .add_reminder(
+            user_id(&server, &ana).await,
+            &NewReminder {
+                body: "stretch".into(),
+                due_at: Utc::now(),
+                recurrence: None,
+                time_zone: "Europe/Paris".into(),
+            },
+        )
+        .await
+        .expect("reminder added");
+    for socket in [&mut first, &mut second] {
+        let reminder = next_event(socket).await;
+        assert_eq!(reminder["type"], "reminder", "{reminder}");
+        assert_eq!(reminder["body"], "stretch");
+    }
+    assert!(
+        drain(&mut other).await.is_empty(),
+        "Bob sees nothing of Ana's"
+    );
+
+    // The first client goes away; what is said meanwhile comes back once when it resumes.
+    first.close(None).await.expect("closed");
+    drop(first);
+    say(&mut second, "add call mum").await;
+    let missed_reply = loop {
+        let event = next_event(&mut second).await;
+        if event["direction"] == "outbound" {
+            break event;
+        }
+    };
+    let mut resumed = open(&server, &ana, Some(last_id)).await;
+    let replay: Vec<Value> = drain(&mut resumed).await;
+    let bodies: Vec<&str> = replay.iter().filter_map(|e| e["body"].as_str()).collect();
+    assert_eq!(bodies.len(), 2, "{replay:?}");
+    assert_eq!(bodies[0], "add call mum");
+    assert_eq!(replay[1]["id"], missed_reply["id"]);
+
+    say(&mut resumed, "list").await;
+    let inbound = next_event(&mut resumed).await;
+    assert_eq!(inbound["body"], "list", "no repeat of what was resumed");
+    assert!(drain(&mut other).await.is_empty());
+    server.stop();
+}
