@@ -152,8 +152,10 @@ impl Application {
         let notifier = NotifierArgs {
             store: store.clone(),
             twilio,
-            status_callback: None,
+            // Twilio reports delivery there (signed like the inbound webhook).
+            status_callback: public_base.join("sms/status").ok().map(String::from),
             tasks: tasks.clone(),
+            circuit: Default::default(),
         };
         let actors = ActorSystem::start_with_llm(
             TurnDeps {

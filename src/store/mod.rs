@@ -45,6 +45,7 @@
 mod account_tests;
 mod accounts;
 mod audit;
+mod deliveries;
 mod expenses;
 mod firings;
 mod goals;
@@ -87,6 +88,7 @@ pub use accounts::{
     Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,
 };
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
+pub use deliveries::SmsDelivery;
 pub use expenses::{Expense, ExpenseTotal, NewExpense};
 pub use firings::{DueReminder, Firing, FiringAnswer, FiringStatus};
 pub use goals::{Goal, GoalStatus};

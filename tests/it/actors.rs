@@ -44,6 +44,7 @@ async fn system(store: Store, idle: Duration, policy: RestartPolicy) -> ActorSys
             twilio: None,
             status_callback: None,
             tasks: TaskTracker::new(),
+            circuit: Default::default(),
         },
         SystemOptions { restart: policy },
     )

@@ -168,3 +168,133 @@ async fn two_clients_of_one_user_see_turns_and_reminders_another_user_sees_none_
     assert!(drain(&mut other).await.is_empty());
     server.stop();
 }
+
+#[tokio::test]
+async fn a_due_reminder_goes_out_through_twilio_after_5xx_retries_and_its_status_callback_is_recorded()
+ {
+    use crate::helpers::{ACCOUNT_SID, AUTH_TOKEN, add_user};
+    use base64::Engine;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const PHONE: &str = "+15550001111";
+    const NUMBER: &str = "+15559991111";
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let id = add_user(&data, &db, "Ana", PHONE, NUMBER, "en");
+    let user = UserId(id.parse().expect("a user id"));
+    let twilio = MockServer::start().await;
+    let messages = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json");
+    Mock::given(method("POST"))
+        .and(path(messages.as_str()))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&twilio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(messages.as_str()))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "sid": "SM00000000000000000000000000000042",
+            "status": "queued",
+        })))
+        .with_priority(2)
+        .mount(&twilio)
+        .await;
+    let server = Server::start(
+        &data,
+        &db,
+        &[
+            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+            ("TWILIO_API_BASE", &twilio.uri()),
+        ],
+    );
+    let store = server.store().await;
+    store
+        .add_reminder(
+            user,
+            &NewReminder {
+                body: "stretch".into(),
+                due_at: Utc::now(),
+                recurrence: None,
+                time_zone: "Europe/Paris".into(),
+            },
+        )
+        .await
+        .expect("reminder added");
+
+    // Two 503s, then the send that Twilio accepts; then the firing is marked sent.
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    let firing = loop {
+        if let Some(firing) = store.last_sent_firing(user).await.expect("read") {
+            break firing;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reminder was not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(firing.body, "stretch");
+    let requests = twilio.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), 3, "two retries after 503");
+    let last = requests.last().expect("a request");
+    assert_eq!(last.url.path(), messages);
+    let expected_auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"))
+    );
+    assert_eq!(
+        last.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some(expected_auth.as_str())
+    );
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&last.body).unwrap();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(field("From").as_deref(), Some(NUMBER));
+    assert_eq!(field("To").as_deref(), Some(PHONE));
+    assert_eq!(field("Body").as_deref(), Some("Reminder: stretch"));
+    let callback = server.url("/sms/status");
+    assert_eq!(field("StatusCallback").as_deref(), Some(callback.as_str()));
+
+    // The status callback, signed, moves the delivery on; unsigned, it is refused.
+    let sid = "SM00000000000000000000000000000042";
+    let params: Vec<(String, String)> = [
+        ("MessageSid", sid),
+        ("MessageStatus", "delivered"),
+        ("AccountSid", ACCOUNT_SID),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let http = reqwest::Client::new();
+    let unsigned = http.post(&callback).form(&params).send().await.unwrap();
+    assert_eq!(unsigned.status(), 403);
+    assert_eq!(
+        store
+            .sms_delivery(user, sid)
+            .await
+            .unwrap()
+            .map(|d| d.status)
+            .as_deref(),
+        Some("queued")
+    );
+    let signature = nudge::sms::signature::expected_signature(AUTH_TOKEN, &callback, &params);
+    let signed = http
+        .post(&callback)
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 204);
+    let delivery = store
+        .sms_delivery(user, sid)
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(delivery.status, "delivered");
+    server.stop();
+}

@@ -103,6 +103,7 @@ impl Agent {
                 twilio: None,
                 status_callback: None,
                 tasks: TaskTracker::new(),
+                circuit: Default::default(),
             },
             SystemOptions::default(),
             Some((setup, handle)),

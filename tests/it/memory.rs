@@ -319,6 +319,7 @@ async fn with_embeddings_a_paraphrase_with_no_shared_word_reaches_the_engine_fir
                 twilio: None,
                 status_callback: None,
                 tasks: TaskTracker::new(),
+                circuit: Default::default(),
             },
             SystemOptions::default(),
         )
