@@ -9,6 +9,7 @@
 //! | [`health`] | `/healthz`, `/readyz` |
 //! | [`sms`] | Twilio's inbound-message webhook |
 //! | [`api`] | the REST API `/api/v1/…`: accounts, sessions, the person's own data, admin, OpenAPI |
+//! | [`web`] | the embedded web client at `/` and the reminders it lists |
 //! | [`ws`] | `GET /ws`: the web client's live events and chat |
 //! | [`layers`] | security headers, per-client rate limit, the client address |
 
@@ -16,6 +17,7 @@ pub mod api;
 pub mod health;
 pub mod layers;
 pub mod sms;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sms::router())
         .merge(api::router())
         .merge(ws::router())
+        .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -298,3 +298,65 @@ async fn a_due_reminder_goes_out_through_twilio_after_5xx_retries_and_its_status
     assert_eq!(delivery.status, "delivered");
     server.stop();
 }
+
+#[tokio::test]
+async fn the_web_client_is_served_at_the_root_and_lists_only_the_callers_reminders() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let server = Server::start(&db.data_dir(dir.path()), &db, &[]);
+    let http = reqwest::Client::new();
+    let page = http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<label for=\"email\">Email</label>"));
+    assert!(html.contains("src=\"/app.js\""));
+    for asset in ["/app.js", "/app.css"] {
+        assert_eq!(
+            http.get(server.url(asset)).send().await.unwrap().status(),
+            200
+        );
+    }
+
+    let ana = access(&register(&server, "ana@example.com").await);
+    let bob = access(&register(&server, "bob@example.com").await);
+    let store = server.store().await;
+    store
+        .add_reminder(
+            user_id(&server, &ana).await,
+            &NewReminder {
+                body: "ana's secret".into(),
+                due_at: Utc::now() + chrono::TimeDelta::hours(2),
+                recurrence: None,
+                time_zone: "Europe/Paris".into(),
+            },
+        )
+        .await
+        .expect("reminder added");
+    let mine = call(
+        &server,
+        Method::GET,
+        "/api/v1/me/reminders",
+        Some(&ana),
+        None,
+    )
+    .await;
+    assert_eq!(mine.body["items"][0]["body"], "ana's secret");
+    let theirs = call(
+        &server,
+        Method::GET,
+        "/api/v1/me/reminders",
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(theirs.body["items"], json!([]));
+    let nobody = call(&server, Method::GET, "/api/v1/me/reminders", None, None).await;
+    assert_eq!(nobody.status, 401);
+    server.stop();
+}
