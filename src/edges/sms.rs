@@ -80,6 +80,16 @@ async fn signed_form(
     Ok(params)
 }
 
+/// A `NumSegments` field, when there is one.
+fn segments_field(value: Option<&str>) -> Result<Option<u32>, ApiError> {
+    value
+        .map(|text| {
+            text.parse::<u32>()
+                .map_err(|_| ApiError::bad_request("bad_field", "NumSegments is not a number"))
+        })
+        .transpose()
+}
+
 /// Twilio's status callback for an outbound SMS: records its delivery state. Answers 204,
 /// also for a SID Nudge does not know (Twilio would only retry it).
 async fn status(
@@ -105,13 +115,7 @@ async fn status(
         .filter(|v| v.len() <= 32 && v.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
         .ok_or_else(|| ApiError::bad_request("missing_field", "no valid MessageStatus field"))?;
     let error_code = get("ErrorCode").filter(|v| v.len() <= 16);
-    let segments = match get("NumSegments") {
-        Some(text) => Some(
-            text.parse::<u32>()
-                .map_err(|_| ApiError::bad_request("bad_field", "NumSegments is not a number"))?,
-        ),
-        None => None,
-    };
+    let segments = segments_field(get("NumSegments"))?;
     match state
         .store
         .update_sms_delivery(sid, status, error_code, segments)
@@ -305,13 +309,7 @@ fn webhook_fields(params: &[(String, String)]) -> Result<Webhook, ApiError> {
             format!("Body is longer than {MAX_TEXT_CHARS} characters"),
         ));
     }
-    let num_segments = match get("NumSegments") {
-        Some(text) => Some(
-            text.parse::<u32>()
-                .map_err(|_| ApiError::bad_request("bad_field", "NumSegments is not a number"))?,
-        ),
-        None => None,
-    };
+    let num_segments = segments_field(get("NumSegments").as_deref())?;
     Ok(Webhook {
         message_sid,
         from,

@@ -79,6 +79,27 @@ async fn say(socket: &mut Socket, text: &str) {
         .expect("sent");
 }
 
+/// Adds a one-off reminder for `user` straight into the server's store.
+async fn remind(
+    store: &nudge::store::Store,
+    user: UserId,
+    body: &str,
+    due_at: chrono::DateTime<Utc>,
+) {
+    store
+        .add_reminder(
+            user,
+            &NewReminder {
+                body: body.into(),
+                due_at,
+                recurrence: None,
+                time_zone: "Europe/Paris".into(),
+            },
+        )
+        .await
+        .expect("reminder added");
+}
+
 async fn user_id(server: &Server, token: &str) -> UserId {
     let me = call(server, Method::GET, "/api/v1/me", Some(token), None).await;
     let id = me.body["user_id"].as_str().expect("a user id");
@@ -123,18 +144,7 @@ async fn two_clients_of_one_user_see_turns_and_reminders_another_user_sees_none_
 
     // A reminder due now reaches both of Ana's clients at its next scheduling pass.
     let store = server.store().await;
-    store
-        .add_reminder(
-            user_id(&server, &ana).await,
-            &NewReminder {
-                body: "stretch".into(),
-                due_at: Utc::now(),
-                recurrence: None,
-                time_zone: "Europe/Paris".into(),
-            },
-        )
-        .await
-        .expect("reminder added");
+    remind(&store, user_id(&server, &ana).await, "stretch", Utc::now()).await;
     for socket in [&mut first, &mut second] {
         let reminder = next_event(socket).await;
         assert_eq!(reminder["type"], "reminder", "{reminder}");
@@ -211,18 +221,7 @@ async fn a_due_reminder_goes_out_through_twilio_after_5xx_retries_and_its_status
         ],
     );
     let store = server.store().await;
-    store
-        .add_reminder(
-            user,
-            &NewReminder {
-                body: "stretch".into(),
-                due_at: Utc::now(),
-                recurrence: None,
-                time_zone: "Europe/Paris".into(),
-            },
-        )
-        .await
-        .expect("reminder added");
+    remind(&store, user, "stretch", Utc::now()).await;
 
     // Two 503s, then the send that Twilio accepts; then the firing is marked sent.
     let deadline = tokio::time::Instant::now() + EVENT_WAIT;
@@ -326,18 +325,13 @@ async fn the_web_client_is_served_at_the_root_and_lists_only_the_callers_reminde
     let ana = access(&register(&server, "ana@example.com").await);
     let bob = access(&register(&server, "bob@example.com").await);
     let store = server.store().await;
-    store
-        .add_reminder(
-            user_id(&server, &ana).await,
-            &NewReminder {
-                body: "ana's secret".into(),
-                due_at: Utc::now() + chrono::TimeDelta::hours(2),
-                recurrence: None,
-                time_zone: "Europe/Paris".into(),
-            },
-        )
-        .await
-        .expect("reminder added");
+    remind(
+        &store,
+        user_id(&server, &ana).await,
+        "ana's secret",
+        Utc::now() + chrono::TimeDelta::hours(2),
+    )
+    .await;
     let mine = call(
         &server,
         Method::GET,
