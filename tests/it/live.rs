@@ -80,7 +80,7 @@ async fn say(socket: &mut Socket, text: &str) {
 }
 
 /// Adds a one-off reminder for `user` straight into the server's store.
-async fn remind(
+pub async fn remind(
     store: &nudge::store::Store,
     user: UserId,
     body: &str,
@@ -100,7 +100,7 @@ async fn remind(
         .expect("reminder added");
 }
 
-async fn user_id(server: &Server, token: &str) -> UserId {
+pub async fn user_id(server: &Server, token: &str) -> UserId {
     let me = call(server, Method::GET, "/api/v1/me", Some(token), None).await;
     let id = me.body["user_id"].as_str().expect("a user id");
     UserId(id.parse().expect("a uuid"))

@@ -8,6 +8,7 @@
 mod accounts;
 mod actors;
 mod agent;
+mod browser;
 mod cli;
 mod fakes;
 mod helpers;
