@@ -90,12 +90,14 @@ async fn users(
             engine: Arc::new(OfflineRules),
             idle_passivate: Duration::from_secs(3_600),
             memory: Default::default(),
+            live: Default::default(),
         },
         NotifierArgs {
             store,
             twilio: None,
             status_callback: None,
             tasks: TaskTracker::new(),
+            circuit: Default::default(),
         },
         SystemOptions::default(),
     )

@@ -99,12 +99,14 @@ async fn populated(dir: &std::path::Path) -> (Store, ActorSystem, Vec<UserId>) {
             engine: Arc::new(OfflineRules),
             idle_passivate: Duration::from_secs(3_600),
             memory: Default::default(),
+            live: Default::default(),
         },
         NotifierArgs {
             store: store.clone(),
             twilio: None,
             status_callback: None,
             tasks: TaskTracker::new(),
+            circuit: Default::default(),
         },
         SystemOptions::default(),
     )

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::actors::llm::{LlmHandle, LlmSetup};
 use crate::actors::notifier::NotifierArgs;
+use crate::actors::reminders::{SchedulerArgs, SchedulerConfig, SmsNudges, SystemClock};
 use crate::actors::{ActorSystem, SystemOptions, TurnDeps};
 use crate::agent::TurnEngine;
 use crate::agent::cache::ResponseCache;
@@ -25,6 +26,7 @@ use crate::config::{EmbeddingSettings, LlmSettings, Retention, Settings};
 use crate::edges::api::Security;
 use crate::edges::metrics::Metrics;
 use crate::edges::{self, AppState};
+use crate::live::LiveHub;
 use crate::llm::Provider;
 use crate::llm::embeddings::EmbeddingClient;
 use crate::llm::gemini::GeminiClient;
@@ -148,6 +150,15 @@ impl Application {
             None => None,
         };
         let writer = StoreWriter::start(store.clone());
+        let live = LiveHub::new();
+        let notifier = NotifierArgs {
+            store: store.clone(),
+            twilio,
+            // Twilio reports delivery there (signed like the inbound webhook).
+            status_callback: public_base.join("sms/status").ok().map(String::from),
+            tasks: tasks.clone(),
+            circuit: Default::default(),
+        };
         let actors = ActorSystem::start_with_llm(
             TurnDeps {
                 store: store.clone(),
@@ -155,18 +166,30 @@ impl Application {
                 engine,
                 idle_passivate: settings.idle_passivate,
                 memory: memory_services(&settings.embeddings)?,
+                live: live.clone(),
             },
-            NotifierArgs {
-                store: store.clone(),
-                twilio,
-                status_callback: None,
-                tasks: tasks.clone(),
-            },
+            notifier.clone(),
             options,
             llm,
         )
         .await
         .context("starting the actor tree")?;
+        actors
+            .start_reminders(SchedulerArgs {
+                store: store.clone(),
+                sink: Arc::new(SmsNudges {
+                    notifier,
+                    live: live.clone(),
+                }),
+                clock: Arc::new(SystemClock),
+                config: SchedulerConfig {
+                    grace: chrono::TimeDelta::from_std(settings.reminder_grace)
+                        .unwrap_or(chrono::TimeDelta::MAX),
+                    ..SchedulerConfig::default()
+                },
+            })
+            .await
+            .context("starting the reminder scheduler")?;
 
         let (limiter, revocations) = match &settings.redis_url {
             Some(url) => {
@@ -203,6 +226,7 @@ impl Application {
                 Metrics::new(writer, settings.metrics_token.clone())
                     .context("registering metrics")?,
             ),
+            live,
         };
         Ok(Self {
             listener,

@@ -153,6 +153,16 @@ pub struct SettingsArgs {
     #[arg(long, env = "NUDGE_REPLY_WINDOW_MS", global = true, value_name = "MS")]
     pub reply_window_ms: Option<String>,
 
+    /// Seconds a reminder missed while the service was down may be late and still fire at
+    /// start-up (saying it is late); older ones are skipped [default: 21600].
+    #[arg(
+        long,
+        env = "NUDGE_REMINDER_GRACE_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub reminder_grace_secs: Option<String>,
+
     /// Master key ring sealing personal data (AES-256-GCM): base64 32-byte keys separated by
     /// commas, the active key first, older keys after it until re-sealed. On SQLite it is
     /// generated into the data directory when unset; PostgreSQL deployments must set it.
@@ -475,6 +485,7 @@ struct FileSettings {
     public_url: Option<String>,
     idle_passivate_secs: Option<u64>,
     reply_window_ms: Option<u64>,
+    reminder_grace_secs: Option<u64>,
     log_format: Option<String>,
     master_key: Option<String>,
     master_key_file: Option<PathBuf>,
@@ -648,6 +659,8 @@ pub struct Settings {
     pub twilio: TwilioSettings,
     pub idle_passivate: Duration,
     pub reply_window: Duration,
+    /// How late a reminder missed while down may still fire at start-up.
+    pub reminder_grace: Duration,
     pub log_format: LogFormat,
     /// Seals personal columns; its `Debug` shows key ids only.
     pub sealer: Sealer,
@@ -904,6 +917,7 @@ fn load_llm(args: &SettingsArgs, file: FileLlm) -> Result<LlmSettings, ConfigErr
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_IDLE_PASSIVATE_SECS: u64 = 900;
 const DEFAULT_REPLY_WINDOW_MS: u64 = 5_000;
+const DEFAULT_REMINDER_GRACE_SECS: u64 = 6 * 3600;
 /// Twilio stops waiting after 15 s; the window must leave room for the answer to travel.
 const MAX_REPLY_WINDOW_MS: u64 = 14_000;
 const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
@@ -1039,6 +1053,12 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        let reminder_grace_secs = number(
+            "NUDGE_REMINDER_GRACE_SECS",
+            &args.reminder_grace_secs,
+            file.reminder_grace_secs,
+            DEFAULT_REMINDER_GRACE_SECS,
+        )?;
         let window_ms = number(
             "NUDGE_REPLY_WINDOW_MS",
             &args.reply_window_ms,
@@ -1292,6 +1312,7 @@ impl Settings {
             },
             idle_passivate: Duration::from_secs(idle_secs),
             reply_window: Duration::from_millis(window_ms),
+            reminder_grace: Duration::from_secs(reminder_grace_secs),
             log_format,
             sealer,
             llm,

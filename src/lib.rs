@@ -16,6 +16,7 @@
 //! | [`edges`] | everything facing the outside: the Twilio webhook, the REST API, health checks |
 //! | [`actors`] | the actor tree: root, directory, user supervisor, user actors, notifier, LLM supervisor |
 //! | [`agent`] | what answers a turn: the LLM planner (prompts, budgets, summary, cache) and the offline rules |
+//! | [`live`] | live push: the per-user registry of open WebSockets and their JSON events |
 //! | [`llm`] | language-model providers (Gemini, OpenAI-compatible, Gemini embeddings), circuit breaking, retry timing |
 //! | [`memory`] | long-term memory: ranking (BM25 / embeddings), extraction, consolidation |
 //! | [`tools`] | the tool registry and the internal tools: tasks, goals, groceries, expenses, notes, reminders, memory; natural time |
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod edges;
+pub mod live;
 pub mod llm;
 pub mod loadgen;
 pub mod memory;

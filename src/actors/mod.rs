@@ -7,6 +7,8 @@
 //! ├── Directory        user id → actor; activation and passivation (forgets the number
 //! │                    routes of the users it passivates, see [`routes`])
 //! ├── Notifier         outbound SMS through Twilio's REST API
+//! ├── ReminderSupervisor  restarts the scheduler
+//! │   └── ReminderScheduler  due reminders: claim, send, mark (at-least-once, keyed)
 //! └── LlmSupervisor    circuit breaker per model provider; restarts its workers
 //!     └── LlmWorker{provider, n}  one model call at a time
 //! ```
@@ -17,6 +19,7 @@
 pub mod directory;
 pub mod llm;
 pub mod notifier;
+pub mod reminders;
 pub mod root;
 pub mod routes;
 pub mod user;
@@ -74,6 +77,8 @@ pub struct TurnDeps {
     pub idle_passivate: Duration,
     /// Long-term memory: embeddings (when configured), extraction, the query budget.
     pub memory: crate::memory::MemoryServices,
+    /// The user's open WebSockets: every stored message of a turn is pushed to them.
+    pub live: crate::live::LiveHub,
 }
 
 /// Tuning of the tree.
@@ -141,6 +146,18 @@ impl ActorSystem {
             llm: handle,
             routes,
         })
+    }
+
+    /// Starts the `ReminderSupervisor` and its scheduler under Root (stopped with the tree).
+    pub async fn start_reminders(&self, args: reminders::SchedulerArgs) -> anyhow::Result<()> {
+        ractor::Actor::spawn_linked(
+            None,
+            reminders::ReminderSupervisor,
+            args,
+            self.root.get_cell(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// The state of every model provider's circuit (empty without models).

@@ -6,12 +6,14 @@
 //! at-least-once: a timeout after Twilio accepted the request is retried too, because for
 //! someone relying on Nudge a lost reply costs more than a repeated one.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
 use tokio_util::task::TaskTracker;
 
+use crate::llm::circuit::{Admission, CircuitBreaker, CircuitPolicy, CircuitState, Outcome};
 use crate::sms::twilio::{OutboundSms, TwilioClient, TwilioError};
 use crate::store::{Store, UserId};
 use crate::telemetry::mask_phone;
@@ -45,6 +47,57 @@ pub struct NotifierArgs {
     pub status_callback: Option<String>,
     /// Tracks in-flight sends so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Fails sends fast while Twilio keeps failing, shared by every send.
+    pub circuit: SmsCircuit,
+}
+
+/// The circuit breaker in front of Twilio's REST API ([`CircuitBreaker`], the one the model
+/// providers use): 5xx, 429 and transport failures count against it; a refused request
+/// (4xx) says nothing about Twilio's health.
+#[derive(Clone)]
+pub struct SmsCircuit(Arc<Mutex<CircuitBreaker>>);
+
+impl Default for SmsCircuit {
+    fn default() -> Self {
+        Self::new(CircuitPolicy::default())
+    }
+}
+
+impl SmsCircuit {
+    pub fn new(policy: CircuitPolicy) -> Self {
+        Self(Arc::new(Mutex::new(CircuitBreaker::new(policy))))
+    }
+
+    /// Where the circuit stands now.
+    pub fn state(&self) -> CircuitState {
+        self.0
+            .lock()
+            .map(|c| c.state(Instant::now()))
+            .unwrap_or(CircuitState::Closed)
+    }
+
+    fn admit(&self) -> Admission {
+        self.0
+            .lock()
+            .map(|mut c| c.admit(Instant::now()))
+            .unwrap_or(Admission::Call)
+    }
+
+    fn record(&self, outcome: Outcome) {
+        if let Ok(mut c) = self.0.lock() {
+            c.record(Instant::now(), outcome);
+        }
+    }
+}
+
+/// Why an SMS was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Twilio(#[from] TwilioError),
+    /// Twilio failed too often lately; not tried.
+    #[error("Twilio's circuit is open; retry in {0:?}")]
+    CircuitOpen(Duration),
 }
 
 /// The actor; its state is its [`NotifierArgs`].
@@ -87,25 +140,42 @@ impl Actor for Notifier {
     }
 }
 
+/// What became of one SMS to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsOutcome {
+    /// Twilio accepted it.
+    Sent,
+    /// The user cannot be reached by SMS: opted out, no phone or number, or no Twilio account.
+    Unreachable,
+    /// Sending failed after the retries; trying later may work.
+    Failed,
+}
+
 async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
+    send_to_user(args, user_id, body).await;
+}
+
+/// Sends `body` to the user by SMS from their dedicated number unless they opted out,
+/// retrying retryable failures; says what became of it.
+pub async fn send_to_user(args: &NotifierArgs, user_id: UserId, body: &str) -> SmsOutcome {
     let Some(twilio) = &args.twilio else {
-        tracing::warn!(user = %user_id, "no Twilio account configured; reply kept in the store only");
-        return;
+        tracing::warn!(user = %user_id, "no Twilio account configured; message kept in the store only");
+        return SmsOutcome::Unreachable;
     };
     let user = match args.store.user(user_id).await {
         Ok(user) => user,
         Err(error) => {
             tracing::error!(user = %user_id, %error, "cannot load user to send SMS");
-            return;
+            return SmsOutcome::Failed;
         }
     };
     let (Some(phone), Some(number)) = (user.phone.as_deref(), user.number.as_deref()) else {
         tracing::warn!(user = %user_id, "user has no phone or no dedicated number; not sending");
-        return;
+        return SmsOutcome::Unreachable;
     };
     if user.sms_opted_out {
         tracing::info!(user = %user_id, "user opted out of SMS; not sending");
-        return;
+        return SmsOutcome::Unreachable;
     }
     let request = OutboundSms {
         from: number,
@@ -113,18 +183,28 @@ async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
         body,
         status_callback: args.status_callback.as_deref(),
     };
-    match deliver(twilio, &request).await {
+    match deliver(twilio, &args.circuit, &request).await {
         Ok(sent) => {
             tracing::info!(user = %user_id, sid = %sent.sid, "SMS sent through Twilio");
+            if let Err(error) = args
+                .store
+                .record_sms_sent(user_id, &sent.sid, sent.status.as_str(), sent.num_segments)
+                .await
+            {
+                tracing::error!(user = %user_id, %error, "cannot record the sent SMS");
+            }
+            SmsOutcome::Sent
         }
-        Err(error) if error.is_opted_out() => {
+        Err(SendError::Twilio(error)) if error.is_opted_out() => {
             tracing::info!(user = %user_id, to = %mask_phone(phone), "Twilio reports the recipient opted out");
             if let Err(error) = args.store.set_sms_opt_out(user_id, true).await {
                 tracing::error!(user = %user_id, %error, "cannot record opt-out");
             }
+            SmsOutcome::Unreachable
         }
         Err(error) => {
             tracing::error!(user = %user_id, %error, "SMS send failed; giving up");
+            SmsOutcome::Failed
         }
     }
 }
@@ -133,12 +213,22 @@ async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
 /// `Retry-After`), [`SEND_ATTEMPTS`] attempts in all; the last error otherwise.
 async fn deliver(
     twilio: &TwilioClient,
+    circuit: &SmsCircuit,
     request: &OutboundSms<'_>,
-) -> Result<crate::sms::twilio::SentSms, TwilioError> {
+) -> Result<crate::sms::twilio::SentSms, SendError> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        match twilio.send_sms(request).await {
+        if let Admission::Rejected { retry_in } = circuit.admit() {
+            return Err(SendError::CircuitOpen(retry_in));
+        }
+        let result = twilio.send_sms(request).await;
+        circuit.record(match &result {
+            Ok(_) => Outcome::Success,
+            Err(error) if error.is_retryable() => Outcome::Failure,
+            Err(_) => Outcome::Neutral,
+        });
+        match result {
             Err(error) if error.is_retryable() && attempt < SEND_ATTEMPTS => {
                 let wait = retry_wait(&error, backoff);
                 tracing::warn!(to = %mask_phone(request.to), %error, attempt, ?wait, "SMS send failed; retrying");
@@ -146,7 +236,7 @@ async fn deliver(
                 backoff *= 2;
                 attempt += 1;
             }
-            outcome => return outcome,
+            outcome => return outcome.map_err(SendError::from),
         }
     }
 }
@@ -164,7 +254,7 @@ async fn send_code(args: &NotifierArgs, to: &str, from: &str, body: &str) {
         body,
         status_callback: args.status_callback.as_deref(),
     };
-    match deliver(twilio, &request).await {
+    match deliver(twilio, &args.circuit, &request).await {
         Ok(sent) => tracing::info!(to = %mask_phone(to), sid = %sent.sid, "verification code sent"),
         Err(error) => tracing::error!(to = %mask_phone(to), %error, "verification code not sent"),
     }
@@ -176,4 +266,56 @@ fn retry_wait(error: &TwilioError, backoff: Duration) -> Duration {
         .retry_after()
         .map(|d| d.min(Duration::from_secs(30)))
         .unwrap_or(backoff)
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+
+    const SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+    fn request() -> OutboundSms<'static> {
+        OutboundSms {
+            from: "+15559990000",
+            to: "+15550000000",
+            body: "Reminder: stretch",
+            status_callback: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn repeated_5xx_open_the_circuit_and_later_sends_fail_fast_without_reaching_twilio() {
+        let twilio = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&twilio)
+            .await;
+        let client = TwilioClient::builder(SID, SecretString::from("token"))
+            .base_url(twilio.uri().as_str())
+            .build()
+            .expect("client");
+        let circuit = SmsCircuit::new(CircuitPolicy {
+            min_calls: 3,
+            ..CircuitPolicy::default()
+        });
+
+        let first = deliver(&client, &circuit, &request()).await;
+        assert!(matches!(first, Err(SendError::CircuitOpen(_))), "{first:?}");
+        assert_eq!(circuit.state(), CircuitState::Open);
+        let tried = twilio.received_requests().await.unwrap_or_default().len();
+        assert_eq!(
+            tried, 3,
+            "the fourth attempt is refused by the open circuit"
+        );
+
+        let second = deliver(&client, &circuit, &request()).await;
+        assert!(matches!(second, Err(SendError::CircuitOpen(_))));
+        let after = twilio.received_requests().await.unwrap_or_default().len();
+        assert_eq!(after, 3, "an open circuit sends nothing");
+    }
 }

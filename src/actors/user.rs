@@ -28,6 +28,7 @@ use super::user_memory::{EmbeddedMemories, LtmCache, PostTurn, recalled};
 use super::{TurnDeps, TurnError};
 use crate::agent::offline::help_text;
 use crate::agent::{FoldInput, TurnInput, summary};
+use crate::live::Event;
 use crate::sms::keywords::{self, Keyword};
 use crate::sms::segments;
 use crate::store::{
@@ -346,11 +347,21 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
         }
     }
 
-    // 3. The engine answers.
+    // 3. A reply to the last reminder ("done", "snooze 10", "plus tard") acts on it.
+    if let Some(answer) = super::reminders::classify_reply(&turn.body)
+        && let Some(user) = state.user.clone()
+        && let Some(text) =
+            super::reminders::answer_nudge(&store, &user, answer, turn.received_at).await?
+    {
+        return finish(state, &turn, &inbound, text, &[], opted_out).await;
+    }
+
+    // 4. The engine answers.
     let user = state
         .user
         .clone()
         .ok_or_else(|| TurnError::Store(StoreError::NotFound))?;
+    state.deps.live.publish(user_id, &Event::Typing);
     let engine = state.deps.engine.clone();
     let summary = state.summary.as_ref().map(|s| s.text.clone());
     let ranked = state
@@ -379,7 +390,10 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
         now: turn.received_at,
         used: ranked.iter().map(|r| r.memory.id).collect(),
     });
-    finish(state, &turn, &inbound, reply.text, &reply.usage, opted_out).await
+    let outcome = finish(state, &turn, &inbound, reply.text, &reply.usage, opted_out).await;
+    // The turn may have changed tasks or reminders: open clients reload their lists.
+    state.deps.live.publish(user_id, &Event::TaskChanged);
+    outcome
 }
 
 fn is_yes(body: &str) -> bool {
@@ -487,6 +501,9 @@ async fn finish(
         .store
         .record_llm_usage(state.user_id, Some(stored.id), llm_usage)
         .await?;
+    let live = &state.deps.live;
+    live.publish(state.user_id, &Event::message(inbound));
+    live.publish(state.user_id, &Event::message(&stored));
     let body = stored.body.clone();
     remember(state, stored);
     Ok(TurnOutcome {

@@ -9,6 +9,8 @@
 //! | [`health`] | `/healthz`, `/readyz` |
 //! | [`sms`] | Twilio's inbound-message webhook |
 //! | [`api`] | the REST API `/api/v1/…`: accounts, sessions, the person's own data, admin, OpenAPI |
+//! | [`web`] | the embedded web client at `/` and the reminders it lists |
+//! | [`ws`] | `GET /ws`: the web client's live events and chat |
 //! | [`layers`] | security headers, per-client rate limit, the client address |
 
 pub mod api;
@@ -16,6 +18,8 @@ pub mod health;
 pub mod layers;
 pub mod metrics;
 pub mod sms;
+pub mod web;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -49,6 +53,8 @@ pub struct AppState {
     pub security: Arc<api::Security>,
     /// What `GET /metrics` shows, and who may see it.
     pub metrics: Arc<metrics::Metrics>,
+    /// The open WebSockets on this node, per user.
+    pub live: crate::live::LiveHub,
 }
 
 /// The whole HTTP surface.
@@ -58,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(sms::router())
         .merge(api::router())
+        .merge(ws::router())
+        .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

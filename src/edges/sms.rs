@@ -41,33 +41,26 @@ const NOT_YOUR_NUMBER: &str = "This Nudge number belongs to someone else, so not
 pub const TRY_AGAIN: &str = "Sorry, I hit a snag with that one. Please send it again in a minute.";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/sms/inbound", post(inbound))
+    Router::new()
+        .route("/sms/inbound", post(inbound))
+        .route("/sms/status", post(status))
 }
 
-/// The fields of the webhook Nudge uses; everything else is signed but ignored.
-struct Webhook {
-    message_sid: String,
-    from: String,
-    to: String,
-    body: String,
-    num_segments: Option<u32>,
-}
-
-async fn inbound(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
+/// The form of a Twilio request whose `X-Twilio-Signature` checks out; 403 otherwise.
+async fn signed_form(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    check_content_type(&headers)?;
+) -> Result<Vec<(String, String)>, ApiError> {
+    check_content_type(headers)?;
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
         })?;
     let params = parse_form(&bytes)?;
-
-    let url = signed_url(&state, &uri);
+    let url = signed_url(state, uri);
     let provided = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
@@ -86,7 +79,72 @@ async fn inbound(
         );
         return Err(ApiError::Forbidden("invalid or missing X-Twilio-Signature"));
     }
+    Ok(params)
+}
 
+/// A `NumSegments` field, when there is one.
+fn segments_field(value: Option<&str>) -> Result<Option<u32>, ApiError> {
+    value
+        .map(|text| {
+            text.parse::<u32>()
+                .map_err(|_| ApiError::bad_request("bad_field", "NumSegments is not a number"))
+        })
+        .transpose()
+}
+
+/// Twilio's status callback for an outbound SMS: records its delivery state. Answers 204,
+/// also for a SID Nudge does not know (Twilio would only retry it).
+async fn status(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = signed_form(&state, &uri, &headers, body).await?;
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let sid = get("MessageSid")
+        .or_else(|| get("SmsSid"))
+        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric()))
+        .ok_or_else(|| ApiError::bad_request("missing_field", "no valid MessageSid field"))?;
+    let status = get("MessageStatus")
+        .or_else(|| get("SmsStatus"))
+        .filter(|v| v.len() <= 32 && v.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .ok_or_else(|| ApiError::bad_request("missing_field", "no valid MessageStatus field"))?;
+    let error_code = get("ErrorCode").filter(|v| v.len() <= 16);
+    let segments = segments_field(get("NumSegments"))?;
+    match state
+        .store
+        .update_sms_delivery(sid, status, error_code, segments)
+        .await?
+    {
+        Some(user) => tracing::info!(user = %user, %status, "SMS delivery status"),
+        None => tracing::info!(%status, "status callback for an SMS Nudge did not send"),
+    }
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// The fields of the webhook Nudge uses; everything else is signed but ignored.
+struct Webhook {
+    message_sid: String,
+    from: String,
+    to: String,
+    body: String,
+    num_segments: Option<u32>,
+}
+
+async fn inbound(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = signed_form(&state, &uri, &headers, body).await?;
     let hook = webhook_fields(&params)?;
     let Some((route, remembered)) = owner(&state, &hook.to).await? else {
         tracing::info!(to = %mask_phone(&hook.to), "webhook for a number nobody has");
@@ -273,13 +331,7 @@ fn webhook_fields(params: &[(String, String)]) -> Result<Webhook, ApiError> {
             format!("Body is longer than {MAX_TEXT_CHARS} characters"),
         ));
     }
-    let num_segments = match get("NumSegments") {
-        Some(text) => Some(
-            text.parse::<u32>()
-                .map_err(|_| ApiError::bad_request("bad_field", "NumSegments is not a number"))?,
-        ),
-        None => None,
-    };
+    let num_segments = segments_field(get("NumSegments").as_deref())?;
     Ok(Webhook {
         message_sid,
         from,

@@ -260,6 +260,11 @@ const RECENT_MESSAGES: &str = concat!(
     message_columns!(),
     " FROM messages WHERE user_id = $1 ORDER BY id DESC LIMIT $2"
 );
+const MESSAGES_AFTER: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+);
 
 /// Followed by `VALUES (…), (…)` built per batch.
 const INSERT_SMS_USAGE_ROWS: &str = "INSERT INTO sms_usage_logs \
@@ -347,6 +352,26 @@ impl Store {
             .rev()
             .map(|r| self.open_message(r))
             .collect()
+    }
+
+    /// The user's messages stored after message `after`, oldest first, at most `limit`: what
+    /// a reconnecting client missed.
+    #[tracing::instrument(skip_all)]
+    pub async fn messages_after(
+        &self,
+        user: UserId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, MessageRow>(MESSAGES_AFTER)
+                .bind(user.0)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(|r| self.open_message(r)).collect()
     }
 
     #[tracing::instrument(skip_all)]

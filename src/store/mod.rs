@@ -46,7 +46,9 @@
 mod account_tests;
 mod accounts;
 mod audit;
+mod deliveries;
 mod expenses;
+mod firings;
 mod goals;
 mod groceries;
 mod keys;
@@ -90,7 +92,9 @@ pub use accounts::{
     Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,
 };
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
+pub use deliveries::SmsDelivery;
 pub use expenses::{Expense, ExpenseChange, ExpenseTotal, NewExpense};
+pub use firings::{DueReminder, Firing, FiringAnswer, FiringStatus};
 pub use goals::{Goal, GoalStatus};
 pub use groceries::GroceryItem;
 pub use keys::{ResealStep, SEALED_COLUMNS};

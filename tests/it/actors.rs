@@ -41,12 +41,14 @@ async fn system(store: Store, idle: Duration, policy: RestartPolicy) -> ActorSys
             engine: Arc::new(PanicsOnBoom(OfflineRules)),
             idle_passivate: idle,
             memory: Default::default(),
+            live: Default::default(),
         },
         NotifierArgs {
             store,
             twilio: None,
             status_callback: None,
             tasks: TaskTracker::new(),
+            circuit: Default::default(),
         },
         SystemOptions { restart: policy },
     )

@@ -8,10 +8,12 @@
 mod accounts;
 mod actors;
 mod agent;
+mod browser;
 mod cli;
 mod fakes;
 mod helpers;
 mod hostile;
+mod live;
 mod llm;
 mod loadgen;
 mod me_data;

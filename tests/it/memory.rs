@@ -313,12 +313,14 @@ async fn with_embeddings_a_paraphrase_with_no_shared_word_reaches_the_engine_fir
                     query_budget: Duration::from_secs(2),
                     ..MemoryServices::default()
                 },
+                live: Default::default(),
             },
             NotifierArgs {
                 store: store.clone(),
                 twilio: None,
                 status_callback: None,
                 tasks: TaskTracker::new(),
+                circuit: Default::default(),
             },
             SystemOptions::default(),
         )

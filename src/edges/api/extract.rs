@@ -66,7 +66,6 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let security = &state.security;
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -83,54 +82,66 @@ impl FromRequestParts<AppState> for AuthUser {
                     "sign in: send Authorization: Bearer <access token>",
                 )
             })?;
-        let claims = security
-            .keys
-            .verify(token, security.now())
-            .map_err(|e| match e {
-                TokenError::Expired => ApiError::unauthorized(
-                    "token_expired",
-                    "the access token has expired; refresh it",
-                ),
-                TokenError::Invalid | TokenError::UnknownKey => {
-                    ApiError::unauthorized("invalid_token", "the access token is not valid")
-                }
-            })?;
-        if security
-            .revocations
-            .is_revoked(claims.sub, claims.sid)
-            .await
-            .map_err(ApiError::from)?
-        {
-            return Err(ApiError::unauthorized(
-                "token_revoked",
-                "this session has ended; sign in again",
-            ));
-        }
-        if claims.pwd_expired && !ALLOWED_WITH_EXPIRED_PASSWORD.contains(&parts.uri.path()) {
-            return Err(ApiError::Denied {
-                code: "password_expired",
-                message: "your password has expired; change it at /api/v1/auth/password".into(),
-            });
-        }
-        let budget = match claims.role {
-            Role::Premium => security.limits.api_per_min.saturating_mul(PREMIUM_FACTOR),
-            _ => security.limits.api_per_min,
-        };
-        security
-            .limit(&format!("api:{}", claims.sub), budget)
-            .await?;
-        Ok(AuthUser {
-            user_id: claims.sub,
-            role: claims.role,
-            session_id: claims.sid,
-            mfa: claims.mfa,
-            auth_time: Utc
-                .timestamp_opt(claims.auth_time, 0)
-                .single()
-                .unwrap_or_default(),
-            ip: client_ip(state, parts),
-        })
+        authenticate(state, token, parts.uri.path(), client_ip(state, parts)).await
     }
+}
+
+/// Checks an access token as the [`AuthUser`] extractor does (signature, expiry, revocation,
+/// expired password, API budget), for edges that receive it elsewhere than in a header (the
+/// WebSocket upgrade). `path` is the route asked for; `ip` the client's address.
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    path: &str,
+    ip: String,
+) -> Result<AuthUser, ApiError> {
+    let security = &state.security;
+    let claims = security
+        .keys
+        .verify(token, security.now())
+        .map_err(|e| match e {
+            TokenError::Expired => {
+                ApiError::unauthorized("token_expired", "the access token has expired; refresh it")
+            }
+            TokenError::Invalid | TokenError::UnknownKey => {
+                ApiError::unauthorized("invalid_token", "the access token is not valid")
+            }
+        })?;
+    if security
+        .revocations
+        .is_revoked(claims.sub, claims.sid)
+        .await
+        .map_err(ApiError::from)?
+    {
+        return Err(ApiError::unauthorized(
+            "token_revoked",
+            "this session has ended; sign in again",
+        ));
+    }
+    if claims.pwd_expired && !ALLOWED_WITH_EXPIRED_PASSWORD.contains(&path) {
+        return Err(ApiError::Denied {
+            code: "password_expired",
+            message: "your password has expired; change it at /api/v1/auth/password".into(),
+        });
+    }
+    let budget = match claims.role {
+        Role::Premium => security.limits.api_per_min.saturating_mul(PREMIUM_FACTOR),
+        _ => security.limits.api_per_min,
+    };
+    security
+        .limit(&format!("api:{}", claims.sub), budget)
+        .await?;
+    Ok(AuthUser {
+        user_id: claims.sub,
+        role: claims.role,
+        session_id: claims.sid,
+        mfa: claims.mfa,
+        auth_time: Utc
+            .timestamp_opt(claims.auth_time, 0)
+            .single()
+            .unwrap_or_default(),
+        ip,
+    })
 }
 
 /// The client's address (see [`client_ip`]).

@@ -47,7 +47,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use utoipa::ToSchema;
 
-pub use extract::{AuthUser, ClientIp};
+pub use extract::{AuthUser, ClientIp, authenticate};
 
 use super::{ApiError, AppState};
 use crate::auth::password::{self, Verified};

@@ -1,0 +1,356 @@
+//! `GET /ws` against the real binary: authentication, fan-out to every client of one user
+//! and of no other, reminders pushed live, resume after a reconnect.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+use crate::accounts::{access, call, register};
+use crate::helpers::{Server, databases};
+use nudge::store::{NewReminder, UserId};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Longest wait for one expected event.
+const EVENT_WAIT: Duration = Duration::from_secs(20);
+/// How long "nothing arrives" is watched for.
+const QUIET_WAIT: Duration = Duration::from_millis(800);
+
+fn ws_url(server: &Server, query: &str) -> String {
+    server
+        .url(&format!("/ws?{query}"))
+        .replacen("http", "ws", 1)
+}
+
+async fn open(server: &Server, token: &str, after: Option<i64>) -> Socket {
+    let mut query = format!("token={token}");
+    if let Some(after) = after {
+        query.push_str(&format!("&after={after}"));
+    }
+    let (socket, _) = connect_async(ws_url(server, &query))
+        .await
+        .expect("the socket opens");
+    socket
+}
+
+/// The next JSON event that is not `typing` or `task_changed`, within [`EVENT_WAIT`].
+async fn next_event(socket: &mut Socket) -> Value {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("an event in time")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Frame::Text(text) = frame {
+            let event: Value = serde_json::from_str(text.as_str()).expect("JSON");
+            if event["type"] != "typing" && event["type"] != "task_changed" {
+                return event;
+            }
+        }
+    }
+}
+
+/// Every event but `typing`/`task_changed` that arrives within [`QUIET_WAIT`].
+async fn drain(socket: &mut Socket) -> Vec<Value> {
+    let mut seen = Vec::new();
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(QUIET_WAIT, socket.next()).await {
+        if let Frame::Text(text) = frame {
+            let event: Value = serde_json::from_str(text.as_str()).expect("JSON");
+            if event["type"] != "typing" && event["type"] != "task_changed" {
+                seen.push(event);
+            }
+        }
+    }
+    seen
+}
+
+async fn say(socket: &mut Socket, text: &str) {
+    socket
+        .send(Frame::Text(
+            json!({"type": "message", "text": text}).to_string().into(),
+        ))
+        .await
+        .expect("sent");
+}
+
+/// Adds a one-off reminder for `user` straight into the server's store.
+pub async fn remind(
+    store: &nudge::store::Store,
+    user: UserId,
+    body: &str,
+    due_at: chrono::DateTime<Utc>,
+) {
+    store
+        .add_reminder(
+            user,
+            &NewReminder {
+                body: body.into(),
+                due_at,
+                recurrence: None,
+                time_zone: "Europe/Paris".into(),
+            },
+        )
+        .await
+        .expect("reminder added");
+}
+
+pub async fn user_id(server: &Server, token: &str) -> UserId {
+    let me = call(server, Method::GET, "/api/v1/me", Some(token), None).await;
+    let id = me.body["user_id"].as_str().expect("a user id");
+    UserId(id.parse().expect("a uuid"))
+}
+
+#[tokio::test]
+async fn two_clients_of_one_user_see_turns_and_reminders_another_user_sees_none_and_a_reconnect_resumes_once()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let server = Server::start(&db.data_dir(dir.path()), &db, &[]);
+    let ana = access(&register(&server, "ana@example.com").await);
+    let bob = access(&register(&server, "bob@example.com").await);
+
+    // No token, a wrong token: refused before the upgrade.
+    assert!(connect_async(ws_url(&server, "")).await.is_err());
+    assert!(connect_async(ws_url(&server, "token=nope")).await.is_err());
+
+    let mut first = open(&server, &ana, None).await;
+    let mut second = open(&server, &ana, None).await;
+    let mut other = open(&server, &bob, None).await;
+
+    say(&mut first, "add buy milk").await;
+    let mut last_id = 0;
+    for socket in [&mut first, &mut second] {
+        let inbound = next_event(socket).await;
+        assert_eq!(inbound["type"], "message");
+        assert_eq!(inbound["direction"], "inbound");
+        assert_eq!(inbound["channel"], "web");
+        assert_eq!(inbound["body"], "add buy milk");
+        let reply = next_event(socket).await;
+        assert_eq!(reply["direction"], "outbound");
+        assert!(
+            reply["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("buy milk")),
+            "{reply}"
+        );
+        last_id = reply["id"].as_i64().expect("an id");
+    }
+
+    // A reminder due now reaches both of Ana's clients at its next scheduling pass.
+    let store = server.store().await;
+    remind(&store, user_id(&server, &ana).await, "stretch", Utc::now()).await;
+    for socket in [&mut first, &mut second] {
+        let reminder = next_event(socket).await;
+        assert_eq!(reminder["type"], "reminder", "{reminder}");
+        assert_eq!(reminder["body"], "stretch");
+    }
+    assert!(
+        drain(&mut other).await.is_empty(),
+        "Bob sees nothing of Ana's"
+    );
+
+    // The first client goes away; what is said meanwhile comes back once when it resumes.
+    first.close(None).await.expect("closed");
+    drop(first);
+    say(&mut second, "add call mum").await;
+    let missed_reply = loop {
+        let event = next_event(&mut second).await;
+        if event["direction"] == "outbound" {
+            break event;
+        }
+    };
+    let mut resumed = open(&server, &ana, Some(last_id)).await;
+    let replay: Vec<Value> = drain(&mut resumed).await;
+    let bodies: Vec<&str> = replay.iter().filter_map(|e| e["body"].as_str()).collect();
+    assert_eq!(bodies.len(), 2, "{replay:?}");
+    assert_eq!(bodies[0], "add call mum");
+    assert_eq!(replay[1]["id"], missed_reply["id"]);
+
+    say(&mut resumed, "list").await;
+    let inbound = next_event(&mut resumed).await;
+    assert_eq!(inbound["body"], "list", "no repeat of what was resumed");
+    assert!(drain(&mut other).await.is_empty());
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_due_reminder_goes_out_through_twilio_after_5xx_retries_and_its_status_callback_is_recorded()
+ {
+    use crate::helpers::{ACCOUNT_SID, AUTH_TOKEN, add_user};
+    use base64::Engine;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const PHONE: &str = "+15550001111";
+    const NUMBER: &str = "+15559991111";
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let id = add_user(&data, &db, "Ana", PHONE, NUMBER, "en");
+    let user = UserId(id.parse().expect("a user id"));
+    let twilio = MockServer::start().await;
+    let messages = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json");
+    Mock::given(method("POST"))
+        .and(path(messages.as_str()))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&twilio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(messages.as_str()))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "sid": "SM00000000000000000000000000000042",
+            "status": "queued",
+        })))
+        .with_priority(2)
+        .mount(&twilio)
+        .await;
+    let server = Server::start(
+        &data,
+        &db,
+        &[
+            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+            ("TWILIO_API_BASE", &twilio.uri()),
+        ],
+    );
+    let store = server.store().await;
+    remind(&store, user, "stretch", Utc::now()).await;
+
+    // Two 503s, then the send that Twilio accepts; then the firing is marked sent.
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    let firing = loop {
+        if let Some(firing) = store.last_sent_firing(user).await.expect("read") {
+            break firing;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reminder was not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(firing.body, "stretch");
+    let requests = twilio.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), 3, "two retries after 503");
+    let last = requests.last().expect("a request");
+    assert_eq!(last.url.path(), messages);
+    let expected_auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"))
+    );
+    assert_eq!(
+        last.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some(expected_auth.as_str())
+    );
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&last.body).unwrap();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(field("From").as_deref(), Some(NUMBER));
+    assert_eq!(field("To").as_deref(), Some(PHONE));
+    assert_eq!(field("Body").as_deref(), Some("Reminder: stretch"));
+    let callback = server.url("/sms/status");
+    assert_eq!(field("StatusCallback").as_deref(), Some(callback.as_str()));
+
+    // The status callback, signed, moves the delivery on; unsigned, it is refused.
+    let sid = "SM00000000000000000000000000000042";
+    let params: Vec<(String, String)> = [
+        ("MessageSid", sid),
+        ("MessageStatus", "delivered"),
+        ("AccountSid", ACCOUNT_SID),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let http = reqwest::Client::new();
+    let unsigned = http.post(&callback).form(&params).send().await.unwrap();
+    assert_eq!(unsigned.status(), 403);
+    assert_eq!(
+        store
+            .sms_delivery(user, sid)
+            .await
+            .unwrap()
+            .map(|d| d.status)
+            .as_deref(),
+        Some("queued")
+    );
+    let signature = nudge::sms::signature::expected_signature(AUTH_TOKEN, &callback, &params);
+    let signed = http
+        .post(&callback)
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 204);
+    let delivery = store
+        .sms_delivery(user, sid)
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(delivery.status, "delivered");
+    server.stop();
+}
+
+#[tokio::test]
+async fn the_web_client_is_served_at_the_root_and_lists_only_the_callers_reminders() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let server = Server::start(&db.data_dir(dir.path()), &db, &[]);
+    let http = reqwest::Client::new();
+    let page = http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<label for=\"email\">Email</label>"));
+    assert!(html.contains("src=\"/app.js\""));
+    for asset in ["/app.js", "/app.css"] {
+        assert_eq!(
+            http.get(server.url(asset)).send().await.unwrap().status(),
+            200
+        );
+    }
+
+    let ana = access(&register(&server, "ana@example.com").await);
+    let bob = access(&register(&server, "bob@example.com").await);
+    let store = server.store().await;
+    remind(
+        &store,
+        user_id(&server, &ana).await,
+        "ana's secret",
+        Utc::now() + chrono::TimeDelta::hours(2),
+    )
+    .await;
+    let mine = call(
+        &server,
+        Method::GET,
+        "/api/v1/me/reminders",
+        Some(&ana),
+        None,
+    )
+    .await;
+    assert_eq!(mine.body["items"][0]["text"], "ana's secret");
+    let theirs = call(
+        &server,
+        Method::GET,
+        "/api/v1/me/reminders",
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(theirs.body["items"], json!([]));
+    let nobody = call(&server, Method::GET, "/api/v1/me/reminders", None, None).await;
+    assert_eq!(nobody.status, 401);
+    server.stop();
+}
