@@ -6,6 +6,13 @@ use serde_json::Value;
 
 use crate::helpers::{Server, databases, run_cli, run_cli_with};
 
+/// A load run measures the server, not its abuse limits: they are off, as in a benchmark set-up.
+const UNLIMITED: [(&str, &str); 3] = [
+    ("NUDGE_RATE_IP_PER_MIN", "0"),
+    ("NUDGE_RATE_SMS_PER_MIN", "0"),
+    ("NUDGE_RATE_API_PER_MIN", "0"),
+];
+
 const USERS: &str = "40";
 
 #[tokio::test]
@@ -27,7 +34,16 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
                 .contains("created 0 users (40 were already there)")
         );
 
-        let server = Server::start(&data, &db, &[("NUDGE_METRICS_TOKEN", "scrape-me")]);
+        let server = Server::start(
+            &data,
+            &db,
+            &[
+                ("NUDGE_METRICS_TOKEN", "scrape-me"),
+                UNLIMITED[0],
+                UNLIMITED[1],
+                UNLIMITED[2],
+            ],
+        );
         let json = data.join("run.json");
         let svg = data.join("run.svg");
         let output = run_cli_with(
@@ -134,7 +150,16 @@ async fn metrics_need_their_token_when_one_is_set() {
     let dir = tempfile::tempdir().unwrap();
     let db = databases(dir.path()).await.remove(0);
     let data = db.data_dir(dir.path());
-    let server = Server::start(&data, &db, &[("NUDGE_METRICS_TOKEN", "scrape-me")]);
+    let server = Server::start(
+        &data,
+        &db,
+        &[
+            ("NUDGE_METRICS_TOKEN", "scrape-me"),
+            UNLIMITED[0],
+            UNLIMITED[1],
+            UNLIMITED[2],
+        ],
+    );
     let refused = server
         .http
         .get(server.url("/metrics"))
@@ -174,7 +199,7 @@ async fn loadgen_says_how_to_seed_when_the_population_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let db = databases(dir.path()).await.remove(0);
     let data = db.data_dir(dir.path());
-    let server = Server::start(&data, &db, &[]);
+    let server = Server::start(&data, &db, &UNLIMITED);
     let output = run_cli(
         &data,
         &db,
