@@ -75,8 +75,9 @@ pub struct LoadgenArgs {
     /// (create them first with `nudge admin seed --users N`).
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub users: u64,
-    /// Connections to the server, and so the most requests in flight.
-    #[arg(long, default_value_t = 64, value_name = "C")]
+    /// Connections to the server, and so the most requests in flight (group commit needs many
+    /// turns in flight to reach its peak).
+    #[arg(long, default_value_t = 256, value_name = "C")]
     pub concurrency: usize,
     /// Seconds each phase is measured.
     #[arg(long, default_value_t = 20, value_name = "SECS")]
