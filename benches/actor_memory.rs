@@ -116,44 +116,94 @@ async fn warm_all(actors: &ActorSystem, ids: &[UserId]) {
     }
 }
 
-#[tokio::main]
-async fn main() {
+/// What one process measures.
+#[derive(Clone, Copy)]
+enum Kind {
+    Bare,
+    Empty,
+    History,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Bare => "bare",
+            Kind::Empty => "empty",
+            Kind::History => "history",
+        }
+    }
+}
+
+/// Each measurement runs in a process of its own (this binary again, with `--kind`), so that
+/// memory one leaves with the allocator does not hide the next one's growth.
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
     // Test runners list tests first: there are none to list.
-    if std::env::args().any(|a| a == "--list") {
+    if args.iter().any(|a| a == "--list") {
         return;
     }
     // `cargo bench` passes `--bench`; without it (`cargo test --benches`), a quick check.
-    let count = if std::env::args().any(|a| a == "--bench") {
+    let count = if args.iter().any(|a| a == "--bench") {
         ACTORS
     } else {
         ACTORS_IN_TESTS
     };
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let kind = args.iter().find_map(|a| match a.strip_prefix("--kind=") {
+        Some("bare") => Some(Kind::Bare),
+        Some("empty") => Some(Kind::Empty),
+        Some("history") => Some(Kind::History),
+        _ => None,
+    });
+    match kind {
+        Some(kind) => measure(kind, count),
+        None => {
+            let me = std::env::current_exe().expect("this program's path");
+            for kind in [Kind::Bare, Kind::Empty, Kind::History] {
+                let mut child = std::process::Command::new(&me);
+                child.arg(format!("--kind={}", kind.name()));
+                if count == ACTORS {
+                    child.arg("--bench");
+                }
+                let status = child.status().expect("run a measurement");
+                assert!(status.success(), "the {} measurement failed", kind.name());
+            }
+        }
+    }
+}
 
-    let before = rss();
-    let start = Instant::now();
-    let mut idle = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        idle.push(Actor::spawn(None, Idle, ()).await.expect("spawn").0);
-    }
-    report("bare ractor actor", count, before, rss(), start.elapsed());
-    for actor in idle {
-        actor.stop(None);
-    }
-
-    for (name, history) in [("no history", 0), ("20 messages of history", 20)] {
-        let (actors, ids) = users(dir.path(), &format!("{history}.db"), count, history).await;
-        let before = rss();
-        let start = Instant::now();
-        warm_all(&actors, &ids).await;
-        assert_eq!(actors.active_users().await, count as usize);
-        report(
-            &format!("user actor, state loaded, {name}"),
-            count,
-            before,
-            rss(),
-            start.elapsed(),
-        );
-        actors.shutdown(WAIT).await;
-    }
+fn measure(kind: Kind, count: u64) {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        match kind {
+            Kind::Bare => {
+                let before = rss();
+                let start = Instant::now();
+                let mut idle = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    idle.push(Actor::spawn(None, Idle, ()).await.expect("spawn").0);
+                }
+                report("bare ractor actor", count, before, rss(), start.elapsed());
+            }
+            Kind::Empty | Kind::History => {
+                let (name, history) = match kind {
+                    Kind::Empty => ("no history (the user row)", 0),
+                    _ => ("20 messages of history", 20),
+                };
+                let (actors, ids) = users(dir.path(), "users.db", count, history).await;
+                let before = rss();
+                let start = Instant::now();
+                warm_all(&actors, &ids).await;
+                assert_eq!(actors.active_users().await, count as usize);
+                report(
+                    &format!("user actor, state loaded, {name}"),
+                    count,
+                    before,
+                    rss(),
+                    start.elapsed(),
+                );
+                actors.shutdown(WAIT).await;
+            }
+        }
+    });
 }

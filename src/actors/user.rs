@@ -138,7 +138,8 @@ impl Actor for UserActor {
             deps: args.deps,
             directory: args.directory,
             user: None,
-            recent: VecDeque::with_capacity(RECENT_TURNS),
+            // Grown as messages come: an actor activated for one short exchange stays small.
+            recent: VecDeque::new(),
             summary: None,
             turns_handled: 0,
             last_activity: Instant::now(),

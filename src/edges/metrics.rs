@@ -50,7 +50,7 @@ impl Metrics {
             "User actors active on this node (passivated users hold no actor).",
         )?;
         registry.register(Box::new(actors_active.clone()))?;
-        let pulled: [PulledStat; 4] = [
+        let pulled: [PulledStat; 5] = [
             (
                 "nudge_store_writer_batches_total",
                 "Transactions of the group-commit writer.",
@@ -68,6 +68,12 @@ impl Metrics {
                 "Batches refused as a whole and stored one write at a time.",
                 MetricType::COUNTER,
                 |s| s.split_batches,
+            ),
+            (
+                "nudge_store_writer_busy_microseconds_total",
+                "Time the group-commit writer spent committing (busy over wall time: saturation).",
+                MetricType::COUNTER,
+                |s| s.busy_micros,
             ),
             (
                 "nudge_store_writer_largest_batch",

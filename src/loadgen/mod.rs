@@ -75,8 +75,9 @@ pub struct LoadgenArgs {
     /// (create them first with `nudge admin seed --users N`).
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub users: u64,
-    /// Connections to the server, and so the most requests in flight.
-    #[arg(long, default_value_t = 64, value_name = "C")]
+    /// Connections to the server, and so the most requests in flight (group commit needs many
+    /// turns in flight to reach its peak).
+    #[arg(long, default_value_t = 256, value_name = "C")]
     pub concurrency: usize,
     /// Seconds each phase is measured.
     #[arg(long, default_value_t = 20, value_name = "SECS")]
@@ -314,6 +315,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
 
     let mut probe = Connection::new(target.addr);
     let metrics_before = target.metrics(&mut probe).await;
+    let nudge_started = Instant::now();
     let rss_before = target.sample().map(|s| s.rss_bytes);
     let nudge = |name: String, pace| Phase {
         name,
@@ -361,7 +363,11 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
             bytes_per_added_actor: None,
         }
         .with_per_actor(),
-        writer_use(metrics_before.as_deref(), metrics_after.as_deref()),
+        writer_use(
+            metrics_before.as_deref(),
+            metrics_after.as_deref(),
+            nudge_started.elapsed(),
+        ),
     );
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
@@ -731,18 +737,21 @@ fn actors_active(metrics: &str) -> Option<u64> {
     crate::edges::metrics::sample(metrics, "nudge_user_actors_active").map(|v| v as u64)
 }
 
-/// The group-commit writer's work between two `/metrics` texts.
-fn writer_use(before: Option<&str>, after: Option<&str>) -> Option<WriterUse> {
+/// The group-commit writer's work between two `/metrics` texts read `wall` apart.
+fn writer_use(before: Option<&str>, after: Option<&str>, wall: Duration) -> Option<WriterUse> {
     let read = |text: Option<&str>, name| text.and_then(|t| crate::edges::metrics::sample(t, name));
     let batches = read(after, "nudge_store_writer_batches_total")?
         - read(before, "nudge_store_writer_batches_total").unwrap_or(0.0);
     let writes = read(after, "nudge_store_writer_writes_total")?
         - read(before, "nudge_store_writer_writes_total").unwrap_or(0.0);
+    let busy = read(after, "nudge_store_writer_busy_microseconds_total").unwrap_or(0.0)
+        - read(before, "nudge_store_writer_busy_microseconds_total").unwrap_or(0.0);
     Some(WriterUse {
         batches: batches as u64,
         writes: writes as u64,
         writes_per_batch: if batches > 0.0 { writes / batches } else { 0.0 },
         largest_batch: read(after, "nudge_store_writer_largest_batch").unwrap_or(0.0) as u64,
+        busy_fraction: busy / 1e6 / wall.as_secs_f64().max(1e-9),
     })
 }
 
@@ -859,16 +868,19 @@ mod tests {
 
     #[test]
     fn writer_use_is_the_difference_between_two_scrapes() {
-        let before = "nudge_store_writer_batches_total 10\nnudge_store_writer_writes_total 100\n";
+        let before = "nudge_store_writer_batches_total 10\nnudge_store_writer_writes_total 100\n\
+                      nudge_store_writer_busy_microseconds_total 1000000\n";
         let after = "nudge_store_writer_batches_total 30\nnudge_store_writer_writes_total 900\n\
-                     nudge_store_writer_largest_batch 77\n";
-        let used = writer_use(Some(before), Some(after)).unwrap();
+                     nudge_store_writer_largest_batch 77\n\
+                     nudge_store_writer_busy_microseconds_total 3000000\n";
+        let used = writer_use(Some(before), Some(after), Duration::from_secs(4)).unwrap();
         assert_eq!(
             (used.batches, used.writes, used.largest_batch),
             (20, 800, 77)
         );
         assert_eq!(used.writes_per_batch, 40.0);
-        assert!(writer_use(Some(before), None).is_none());
+        assert_eq!(used.busy_fraction, 0.5);
+        assert!(writer_use(Some(before), None, Duration::from_secs(1)).is_none());
     }
 
     #[test]

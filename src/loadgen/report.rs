@@ -141,6 +141,9 @@ pub struct WriterUse {
     pub writes: u64,
     pub writes_per_batch: f64,
     pub largest_batch: u64,
+    /// Time spent committing over the run's wall time between the two scrapes (with one
+    /// committer, as on SQLite, 1.0 means the writer never rested).
+    pub busy_fraction: f64,
 }
 
 impl Memory {
@@ -236,8 +239,13 @@ pub fn text(report: &Report) -> String {
     if let Some(w) = s.writer {
         let _ = writeln!(
             out,
-            "Group commit: {} writes in {} transactions ({:.1} per transaction, largest {})",
-            w.writes, w.batches, w.writes_per_batch, w.largest_batch
+            "Group commit: {} writes in {} transactions ({:.1} per transaction, largest {}), \
+             committing {:.0} % of the time",
+            w.writes,
+            w.batches,
+            w.writes_per_batch,
+            w.largest_batch,
+            w.busy_fraction * 100.0
         );
     }
     out

@@ -61,6 +61,9 @@ pub struct WriterStats {
     pub split_batches: u64,
     /// The largest batch so far.
     pub largest_batch: u64,
+    /// Time spent committing, summed over batches (with one committer, busy time over wall
+    /// time is how saturated the writer is).
+    pub busy_micros: u64,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +72,7 @@ struct Counters {
     writes: AtomicU64,
     split_batches: AtomicU64,
     largest_batch: AtomicU64,
+    busy_micros: AtomicU64,
 }
 
 /// One write waiting for its batch, with the turn to wake.
@@ -128,6 +132,7 @@ impl StoreWriter {
             writes: c.writes.load(Ordering::Relaxed),
             split_batches: c.split_batches.load(Ordering::Relaxed),
             largest_batch: c.largest_batch.load(Ordering::Relaxed),
+            busy_micros: c.busy_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -170,6 +175,13 @@ async fn run(
 /// Stores a batch and wakes its writers; on a failure of the whole batch, stores each write
 /// on its own so that only the faulty one fails.
 async fn commit(store: &Store, batch: Vec<Pending>, counters: &Counters) {
+    let started = std::time::Instant::now();
+    store_batch(store, batch, counters).await;
+    let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    counters.busy_micros.fetch_add(busy, Ordering::Relaxed);
+}
+
+async fn store_batch(store: &Store, batch: Vec<Pending>, counters: &Counters) {
     let size = batch.len() as u64;
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters.writes.fetch_add(size, Ordering::Relaxed);
