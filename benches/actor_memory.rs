@@ -5,7 +5,13 @@
 //! - a bare ractor actor that does nothing (the floor every actor pays);
 //! - a user actor activated through the Directory with its state loaded, for users with no
 //!   history (the user row only);
-//! - the same for users with a typical history (the last 20 messages loaded).
+//! - the same for users with a typical history (the last 20 messages loaded);
+//! - the same for users with a typical state: 20 messages and 50 long-term memories (their
+//!   retrieval index built at activation).
+//!
+//! It also times activation itself: 10,000 users with a typical state (a tenth as many under
+//! `cargo test --benches`), not active (as after passivation), activated one at a time (route,
+//! user row, recent messages, summary, memories and their index), as percentiles.
 //!
 //! Run with: `cargo bench --bench actor_memory` (about a minute; SQLite in a temporary
 //! directory)
@@ -16,7 +22,7 @@ use std::time::{Duration, Instant};
 use nudge::actors::notifier::NotifierArgs;
 use nudge::actors::{ActorSystem, SystemOptions, TurnDeps};
 use nudge::agent::offline::OfflineRules;
-use nudge::loadgen::{population, procstat};
+use nudge::loadgen::{population, procstat, recorder};
 use nudge::store::{self, Sealer, StoreWriter, UserId};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
@@ -68,6 +74,7 @@ async fn users(
     name: &str,
     count: u64,
     history: u32,
+    memories: u32,
 ) -> (ActorSystem, Vec<UserId>) {
     let url = format!("sqlite:{}", dir.join(name).display());
     let store = store::connect(&url, Sealer::generate())
@@ -81,6 +88,9 @@ async fn users(
         population::store_history(&store, &created, history)
             .await
             .expect("store history");
+        population::store_memories(&store, &created, memories)
+            .await
+            .expect("store memories");
         ids.extend(created);
     }
     let actors = ActorSystem::start(
@@ -122,6 +132,8 @@ enum Kind {
     Bare,
     Empty,
     History,
+    Typical,
+    Activation,
 }
 
 impl Kind {
@@ -130,6 +142,8 @@ impl Kind {
             Kind::Bare => "bare",
             Kind::Empty => "empty",
             Kind::History => "history",
+            Kind::Typical => "typical",
+            Kind::Activation => "activation",
         }
     }
 }
@@ -152,13 +166,21 @@ fn main() {
         Some("bare") => Some(Kind::Bare),
         Some("empty") => Some(Kind::Empty),
         Some("history") => Some(Kind::History),
+        Some("typical") => Some(Kind::Typical),
+        Some("activation") => Some(Kind::Activation),
         _ => None,
     });
     match kind {
         Some(kind) => measure(kind, count),
         None => {
             let me = std::env::current_exe().expect("this program's path");
-            for kind in [Kind::Bare, Kind::Empty, Kind::History] {
+            for kind in [
+                Kind::Bare,
+                Kind::Empty,
+                Kind::History,
+                Kind::Typical,
+                Kind::Activation,
+            ] {
                 let mut child = std::process::Command::new(&me);
                 child.arg(format!("--kind={}", kind.name()));
                 if count == ACTORS {
@@ -185,12 +207,35 @@ fn measure(kind: Kind, count: u64) {
                 }
                 report("bare ractor actor", count, before, rss(), start.elapsed());
             }
-            Kind::Empty | Kind::History => {
-                let (name, history) = match kind {
-                    Kind::Empty => ("no history (the user row)", 0),
-                    _ => ("20 messages of history", 20),
+            Kind::Activation => {
+                let (actors, ids) = users(dir.path(), "users.db", count / 10, 20, 50).await;
+                let mut latency = recorder::latency_histogram();
+                let start = Instant::now();
+                for id in &ids {
+                    let began = Instant::now();
+                    actors.warm(*id, WAIT).await.expect("activation");
+                    recorder::record_latency(&mut latency, began.elapsed());
+                }
+                let took = start.elapsed();
+                let summary = recorder::LatencySummary::of(&latency);
+                println!(
+                    "activation, typical state: p50 {:.3} ms, p99 {:.3} ms, max {:.1} ms \
+                     ({} users one at a time, {:.1} s)",
+                    summary.p50_ms,
+                    summary.p99_ms,
+                    summary.max_ms,
+                    ids.len(),
+                    took.as_secs_f64()
+                );
+                actors.shutdown(WAIT).await;
+            }
+            Kind::Empty | Kind::History | Kind::Typical => {
+                let (name, history, memories) = match kind {
+                    Kind::Empty => ("no history (the user row)", 0, 0),
+                    Kind::History => ("20 messages of history", 20, 0),
+                    _ => ("typical: 20 messages, 50 memories", 20, 50),
                 };
-                let (actors, ids) = users(dir.path(), "users.db", count, history).await;
+                let (actors, ids) = users(dir.path(), "users.db", count, history, memories).await;
                 let before = rss();
                 let start = Instant::now();
                 warm_all(&actors, &ids).await;

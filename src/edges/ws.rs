@@ -39,6 +39,14 @@ const RESUME_LIMIT: u32 = 500;
 const MAX_TEXT: usize = 4_000;
 /// How long a turn over the socket may take.
 const TURN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Each socket's read buffer and write batch, in bytes. The library's defaults (128 KiB each)
+/// would make an idle socket cost the server over 100 KiB; frames here are a few hundred bytes.
+const SOCKET_BUFFER: usize = 4 * 1024;
+/// Largest frame or message a client may send: a chat message of [`MAX_TEXT`] bytes fits
+/// with room for JSON escapes.
+const MAX_FRAME: usize = 32 * 1024;
+/// Most bytes queued for a client that is not reading before the socket is dropped.
+const MAX_QUEUED: usize = 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -95,6 +103,11 @@ async fn upgrade(
     };
     let user = authenticate(&state, &token, "/ws", ip).await?.user_id;
     Ok(ws
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_write_buffer_size(MAX_QUEUED)
+        .max_frame_size(MAX_FRAME)
+        .max_message_size(MAX_FRAME)
         .protocols(["bearer"])
         .on_upgrade(move |socket| serve(socket, state, user, after)))
 }

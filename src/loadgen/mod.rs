@@ -21,6 +21,10 @@
 //!
 //! With `--rate R`, the run is the baseline then one open-loop phase at `R`.
 //!
+//! Before Nudge's phases, the first `--sockets` users sign in and hold a WebSocket open, as
+//! the web client does ([`sockets`]): their turns are pushed to them while the phases run,
+//! and the report gives the push latency, what a socket costs the server, and any dropped.
+//!
 //! While it runs, a line per second shows throughput, latency and the server's CPU, memory
 //! and active user actors (from `/proc/PID` and the server's `/metrics`). At the end it prints
 //! a summary, and writes the whole report as JSON ([`report`]) and a picture of latency over
@@ -36,6 +40,7 @@ pub mod population;
 pub mod procstat;
 pub mod recorder;
 pub mod report;
+pub mod sockets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +69,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_BODIES: [&str; 4] = ["hi", "what's next?", "thanks", "I feel stuck today"];
 /// Most connections a run may open.
 const MAX_CONCURRENCY: usize = 10_000;
+/// Web users holding a socket unless `--sockets` says otherwise (fewer with fewer users).
+const DEFAULT_SOCKETS: u64 = 1_000;
+/// Most sockets a run may hold (each is a file descriptor on both sides of loopback).
+const MAX_SOCKETS: u64 = 100_000;
 
 /// `nudge loadgen` options.
 #[derive(Debug, Clone, Args)]
@@ -93,6 +102,10 @@ pub struct LoadgenArgs {
     /// (`none` for no sweep).
     #[arg(long, default_value = "0.5", value_name = "FRACTIONS")]
     pub sweep: String,
+    /// Users (the first of the population) who also hold a WebSocket open for the run, as
+    /// the web client does; their replies are pushed to it [default: 1000, at most --users].
+    #[arg(long, value_name = "N")]
+    pub sockets: Option<u64>,
     /// Skip the bare axum baseline (the report then has no ratio).
     #[arg(long)]
     pub no_baseline: bool,
@@ -113,6 +126,11 @@ pub struct LoadgenArgs {
 }
 
 impl LoadgenArgs {
+    /// Web users holding a socket.
+    fn socket_count(&self) -> u64 {
+        self.sockets.unwrap_or(DEFAULT_SOCKETS.min(self.users))
+    }
+
     /// The sweep fractions, or what is wrong with them.
     fn fractions(&self) -> Result<Vec<f64>, String> {
         let text = self.sweep.trim();
@@ -140,6 +158,12 @@ impl LoadgenArgs {
         }
         if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
             return Some(format!("--concurrency must be 1 to {MAX_CONCURRENCY}"));
+        }
+        if self.socket_count() > self.users.min(MAX_SOCKETS) {
+            return Some(format!(
+                "--sockets must be at most --users ({}) and at most {MAX_SOCKETS}",
+                self.users
+            ));
         }
         if self.duration == 0 {
             return Some("--duration must be at least 1 second".into());
@@ -236,6 +260,8 @@ struct Phase<'a> {
     /// Watched during the phase (none for the in-process baseline).
     watched: Option<&'a Target>,
     first_turns: Option<Arc<FirstTurns>>,
+    /// Where sends of users holding a socket are noted (Nudge's phases).
+    pushes: Option<Arc<sockets::Pushes>>,
 }
 
 /// Runs `nudge loadgen`.
@@ -297,6 +323,20 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         return Ok(ExitCode::FAILURE);
     }
 
+    let socket_count = args.socket_count();
+    let tokens = if socket_count > 0 {
+        eprintln!("signing in {socket_count} web users");
+        match sockets::sign_in(settings, socket_count).await {
+            Ok(tokens) => tokens,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    } else {
+        Vec::new()
+    };
+
     let started_at = chrono::Utc::now();
     let mut phases = Vec::new();
     if !args.no_baseline {
@@ -308,11 +348,27 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
             pace: Pace::Closed,
             watched: None,
             first_turns: None,
+            pushes: None,
         };
         phases.push(run_phase(&phase, &args, traffic.clone()).await);
         drop(bare);
     }
 
+    let fleet = if tokens.is_empty() {
+        None
+    } else {
+        let fleet = sockets::Fleet::open(target.addr, &target.host, tokens, || {
+            target.sample().map(|s| s.rss_bytes)
+        })
+        .await;
+        eprintln!(
+            "{} web users hold a WebSocket ({} did not open)",
+            fleet.opened(),
+            fleet.failed()
+        );
+        Some(fleet)
+    };
+    let pushes = fleet.as_ref().map(sockets::Fleet::pushes);
     let mut probe = Connection::new(target.addr);
     let metrics_before = target.metrics(&mut probe).await;
     let nudge_started = Instant::now();
@@ -324,6 +380,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         pace,
         watched: Some(&target),
         first_turns: Some(first_turns.clone()),
+        pushes: pushes.clone(),
     };
     match args.rate {
         Some(rate) => {
@@ -348,6 +405,10 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
     }
     let metrics_after = target.metrics(&mut probe).await;
     let rss_after = target.sample().map(|s| s.rss_bytes);
+    let sockets = match fleet {
+        Some(fleet) => Some(fleet.close().await),
+        None => None,
+    };
 
     let (cores, cpu_model, kernel) = procstat::machine();
     let summary = summarize(
@@ -368,6 +429,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
             metrics_after.as_deref(),
             nudge_started.elapsed(),
         ),
+        sockets,
     );
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
@@ -492,6 +554,7 @@ async fn run_phase(
                 sequence: sequence.clone(),
                 recorder: recorder.clone(),
                 first_turns: phase.first_turns.clone(),
+                pushes: phase.pushes.clone(),
             }))
         })
         .collect();
@@ -675,6 +738,7 @@ struct Worker {
     sequence: Arc<AtomicU64>,
     recorder: Arc<Mutex<Recorder>>,
     first_turns: Option<Arc<FirstTurns>>,
+    pushes: Option<Arc<sockets::Pushes>>,
 }
 
 /// Sends requests on one connection until the phase ends.
@@ -704,6 +768,9 @@ async fn worker(w: Worker) {
             break;
         }
         let user = seq % w.users;
+        if let Some(pushes) = &w.pushes {
+            pushes.sending(user);
+        }
         let answer = tokio::time::timeout(
             REQUEST_TIMEOUT,
             connection.send(w.traffic.request(user, seq)),
@@ -763,6 +830,7 @@ fn summarize(
     first_turns: &FirstTurns,
     memory: Memory,
     writer: Option<WriterUse>,
+    sockets: Option<sockets::SocketSummary>,
 ) -> Summary {
     let baseline_rps = phases
         .iter()
@@ -802,6 +870,7 @@ fn summarize(
         first_turns: first_turns.summary(),
         memory,
         writer,
+        sockets,
     }
 }
 
@@ -892,6 +961,7 @@ mod tests {
             true,
             &FirstTurns::new(1),
             Memory::default(),
+            None,
             None,
         );
         assert_eq!(summary.ratio_to_baseline, Some(0.25));

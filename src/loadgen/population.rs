@@ -7,7 +7,7 @@
 //! with a real person.
 
 use crate::store::{self, Channel, Direction, MessageWrite, NewMessage, Store, UserId, Written};
-use crate::store::{Language, NewUser};
+use crate::store::{Language, MemoryKind, NewMemory, NewUser};
 
 /// Most users a population can have: the seven digits after the area code.
 pub const MAX_USERS: u64 = 10_000_000;
@@ -89,6 +89,43 @@ pub async fn store_history(store: &Store, users: &[UserId], messages: u32) -> st
     Ok(())
 }
 
+/// What a typical user has told Nudge to remember, in turn.
+const MEMORY_TEXTS: [&str; 5] = [
+    "Prefers a text in the morning over a call",
+    "Works best in 25-minute blocks with a short walk between",
+    "Pharmacy refill is due at the start of each month",
+    "Sister Marie's birthday is on the 14th of March",
+    "Gets stuck when a task has no clear first step",
+];
+
+/// Users whose memories are stored per transaction of [`store_memories`].
+const MEMORY_USERS_PER_BATCH: usize = 100;
+
+/// Stores `memories` long-term memories for each of `users`, of typical lengths.
+pub async fn store_memories(store: &Store, users: &[UserId], memories: u32) -> store::Result<()> {
+    let now = chrono::Utc::now();
+    for chunk in users.chunks(MEMORY_USERS_PER_BATCH) {
+        let batch: Vec<(UserId, NewMemory)> = chunk
+            .iter()
+            .flat_map(|user| {
+                (0..memories).map(move |n| {
+                    let text = MEMORY_TEXTS[n as usize % MEMORY_TEXTS.len()];
+                    let memory = NewMemory {
+                        text: format!("{text} ({n})"),
+                        kind: MemoryKind::Preference,
+                        tags: vec!["routine".to_owned()],
+                        importance: 0.5,
+                        source_message_id: None,
+                    };
+                    (*user, memory)
+                })
+            })
+            .collect();
+        store.add_memories(&batch, now).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +164,25 @@ mod tests {
             assert_eq!(history[4].direction, Direction::Inbound);
             assert!(history.iter().all(|m| m.user_id == user));
         }
+    }
+
+    #[tokio::test]
+    async fn memories_are_stored_for_each_user_and_readable_by_that_user_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("m.db").display());
+        let store = store::connect(&url, store::Sealer::generate())
+            .await
+            .unwrap();
+        let users = store
+            .create_users(&[new_user(0), new_user(1), new_user(2)])
+            .await
+            .unwrap();
+        store_memories(&store, &users[..2], 7).await.unwrap();
+        for user in &users[..2] {
+            let memories = store.memories(*user).await.unwrap();
+            assert_eq!(memories.len(), 7);
+            assert!(memories[6].text.ends_with("(6)"), "{}", memories[6].text);
+        }
+        assert!(store.memories(users[2]).await.unwrap().is_empty());
     }
 }

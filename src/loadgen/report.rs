@@ -111,6 +111,8 @@ pub struct Summary {
     pub memory: Memory,
     /// The group-commit writer over the run, from the server's `/metrics`.
     pub writer: Option<WriterUse>,
+    /// Web users holding a WebSocket during Nudge's phases.
+    pub sockets: Option<super::sockets::SocketSummary>,
 }
 
 /// Latency at half the peak throughput.
@@ -248,6 +250,25 @@ pub fn text(report: &Report) -> String {
             w.busy_fraction * 100.0
         );
     }
+    if let Some(sockets) = &s.sockets {
+        let _ = write!(
+            out,
+            "Web users: {} sockets held ({} did not open, {} dropped), {} messages pushed",
+            sockets.opened, sockets.failed, sockets.dropped, sockets.messages
+        );
+        if let Some(bytes) = sockets.bytes_per_socket {
+            let _ = write!(out, ", {:.1} KiB of server memory each", bytes / 1024.0);
+        }
+        let push = sockets.push_latency;
+        if push.count > 0 {
+            let _ = write!(
+                out,
+                "; reply pushed {:.2} ms p50, {:.2} ms p99 after the text left",
+                push.p50_ms, push.p99_ms
+            );
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -341,6 +362,12 @@ pub(crate) mod tests {
                 }
                 .with_per_actor(),
                 writer: None,
+                sockets: Some(super::super::sockets::SocketSummary {
+                    requested: 10,
+                    opened: 10,
+                    messages: 40,
+                    ..Default::default()
+                }),
             },
         }
     }
@@ -351,6 +378,8 @@ pub(crate) mod tests {
         assert_eq!(json["summary"]["ratio_to_baseline"], 0.25);
         assert_eq!(json["phases"][1]["latency"]["p99_ms"], 12.0);
         assert_eq!(json["phases"][0]["server"], serde_json::Value::Null);
+        assert_eq!(json["summary"]["sockets"]["opened"], 10);
+        assert!(text(&sample_report()).contains("Web users: 10 sockets held"));
         assert_eq!(json["phases"][2]["timeline"][2]["p99_ms"], 6.0);
         assert_eq!(
             json["summary"]["memory"]["bytes_per_added_actor"],

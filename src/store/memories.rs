@@ -185,6 +185,9 @@ macro_rules! memory_columns {
 }
 
 /// Inserts nothing when `$6` names a message that is not this user's.
+const INSERT_MEMORY_ONLY: &str = "INSERT INTO ltm_memories \
+     (user_id, text, kind, tags, importance, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $6)";
 const INSERT_MEMORY: &str = concat!(
     "INSERT INTO ltm_memories \
      (user_id, text, kind, tags, importance, source_message_id, created_at, updated_at) \
@@ -309,6 +312,46 @@ impl Store {
                 .map_err(write_error)?
         });
         self.open_memory(user, row.ok_or(StoreError::NotFound)?)
+    }
+
+    /// Stores many users' memories learnt at `at`, in one transaction (seeding a benchmark
+    /// population); none may name a source message. Returns how many were stored.
+    #[tracing::instrument(skip_all)]
+    pub async fn add_memories(
+        &self,
+        memories: &[(UserId, NewMemory)],
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let sealed: Vec<_> = memories
+            .iter()
+            .map(|(user, memory)| {
+                (
+                    user,
+                    memory,
+                    self.seal_memory(*user, &memory.text, &memory.tags),
+                )
+            })
+            .collect();
+        let stored = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut stored = 0;
+            for (user, memory, (text, tags)) in &sealed {
+                stored += sqlx::query(INSERT_MEMORY_ONLY)
+                    .bind(user.0)
+                    .bind(text)
+                    .bind(memory.kind.as_str())
+                    .bind(tags)
+                    .bind(f64::from(memory.importance))
+                    .bind(stored_time(at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(write_error)?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            stored
+        });
+        Ok(stored)
     }
 
     /// Every memory of the user, oldest first.

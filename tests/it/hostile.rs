@@ -266,3 +266,93 @@ async fn malformed_oversize_and_random_bodies_get_a_4xx_never_a_5xx() {
     assert_eq!(status, 200);
     server.stop();
 }
+
+#[tokio::test]
+async fn hostile_websocket_frames_are_refused_or_close_that_socket_only() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Frame;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let server = Server::start(&data, &db, &[("NUDGE_RATE_WS_PER_MIN", "0")]);
+    let token = access(&register(&server, "frames@example.com").await);
+    let url = server
+        .url(&format!("/ws?token={token}"))
+        .replacen("http", "ws", 1);
+    let wait = std::time::Duration::from_secs(10);
+
+    // Garbage and wrong shapes: a refusal each, and the socket stays open.
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("the socket opens");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut garbage: Vec<String> = (0..20)
+        .map(|_| {
+            let len = rng.below(300);
+            String::from_utf8_lossy(&rng.bytes(len)).into_owned()
+        })
+        .collect();
+    garbage.extend(
+        [
+            "{}",
+            "null",
+            r#"{"type":"message"}"#,
+            r#"{"type":"message","text":""}"#,
+            r#"{"type":"message","text":42}"#,
+            r#"{"type":"shutdown"}"#,
+        ]
+        .map(String::from),
+    );
+    garbage.push(serde_json::json!({"type": "message", "text": "x".repeat(4_001)}).to_string());
+    for text in &garbage {
+        socket
+            .send(Frame::Text(text.clone().into()))
+            .await
+            .expect("sent");
+        let refusal = loop {
+            let frame = tokio::time::timeout(wait, socket.next())
+                .await
+                .expect("an answer in time")
+                .expect("the socket stays open")
+                .expect("a frame");
+            if let Frame::Text(answer) = frame {
+                let event: serde_json::Value = serde_json::from_str(answer.as_str()).expect("JSON");
+                if event["type"] == "error" {
+                    break event;
+                }
+            }
+        };
+        assert!(
+            ["invalid_frame", "invalid_text"].contains(&refusal["code"].as_str().unwrap_or("")),
+            "{text:?}: {refusal}"
+        );
+    }
+
+    // A frame far past any chat message closes that socket; the server goes on serving.
+    let (mut big, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("the socket opens");
+    let _ = big.send(Frame::Text("y".repeat(200_000).into())).await;
+    let closed = tokio::time::timeout(wait, async {
+        loop {
+            match big.next().await {
+                None | Some(Err(_)) | Some(Ok(Frame::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an oversize frame ends its socket");
+    socket
+        .send(Frame::Text(
+            serde_json::json!({"type": "message", "text": "hi"})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .expect("the first socket still takes messages");
+    let health = reqwest::get(server.url("/healthz")).await.expect("answers");
+    assert!(health.status().is_success());
+    server.stop();
+}

@@ -139,6 +139,24 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
             "{summary}"
         );
 
+        let sockets = &summary["sockets"];
+        assert_eq!(
+            (sockets["opened"].as_u64(), sockets["failed"].as_u64()),
+            (Some(40), Some(0)),
+            "every user holds a socket by default when there are fewer than 1,000: {sockets}"
+        );
+        assert_eq!(sockets["dropped"], 0, "{sockets}");
+        assert!(
+            sockets["messages"].as_u64().unwrap()
+                >= 2 * sockets["push_latency"]["count"].as_u64().unwrap(),
+            "each measured reply came with its inbound message: {sockets}"
+        );
+        assert!(
+            sockets["push_latency"]["count"].as_u64().unwrap() > 0,
+            "replies reach the web users' sockets: {sockets}"
+        );
+        assert!(stdout.contains("Web users: 40 sockets held"), "{stdout}");
+
         let picture = std::fs::read_to_string(&svg).unwrap();
         assert!(picture.starts_with("<svg") && picture.contains("nudge peak"));
         server.stop();
