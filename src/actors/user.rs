@@ -154,9 +154,12 @@ impl Actor for UserActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // The work of a message is boxed: an actor's task holds the future of its handler
+        // inline, so an unboxed turn (store queries, model calls, tools) would make every
+        // idle actor carry the largest turn's state machine.
         match message {
             UserMsg::Turn(turn, reply) => {
-                let outcome = run_turn(state, turn).await;
+                let outcome = Box::pin(run_turn(state, turn)).await;
                 state.turns_handled += 1;
                 state.last_activity = Instant::now();
                 if let Err(error) = &outcome {
@@ -165,15 +168,19 @@ impl Actor for UserActor {
                 // The caller may have stopped waiting (reply window passed): not an error.
                 let _ = reply.send(outcome);
                 // After the reply: folding and memory work never delay it.
-                if let Err(error) = fold_if_long(state).await {
+                if let Err(error) = Box::pin(fold_if_long(state)).await {
                     tracing::error!(user = %state.user_id, %error, "summary fold failed");
                 }
                 if let (Some(post), Some(user)) = (state.post_turn.take(), state.user.as_ref()) {
                     let deps = &state.deps;
-                    let done = state
-                        .ltm
-                        .after_turn(&deps.memory, &deps.store, user, &myself, post)
-                        .await;
+                    let done = Box::pin(state.ltm.after_turn(
+                        &deps.memory,
+                        &deps.store,
+                        user,
+                        &myself,
+                        post,
+                    ))
+                    .await;
                     if let Err(error) = done {
                         tracing::warn!(user = %state.user_id, %error, "memory work after a turn failed");
                     }
@@ -182,17 +189,22 @@ impl Actor for UserActor {
             UserMsg::MemoriesEmbedded(result) => {
                 if let Some(user) = state.user.as_ref() {
                     let deps = &state.deps;
-                    let done = state
-                        .ltm
-                        .embedded(&deps.memory, &deps.store, user, &myself, result, Utc::now())
-                        .await;
+                    let done = Box::pin(state.ltm.embedded(
+                        &deps.memory,
+                        &deps.store,
+                        user,
+                        &myself,
+                        result,
+                        Utc::now(),
+                    ))
+                    .await;
                     if let Err(error) = done {
                         tracing::warn!(user = %state.user_id, %error, "taking memory vectors failed");
                     }
                 }
             }
             UserMsg::Load(reply) => {
-                let loaded = ensure_loaded(state).await;
+                let loaded = Box::pin(ensure_loaded(state)).await;
                 state.last_activity = Instant::now();
                 let _ = reply.send(loaded);
             }
