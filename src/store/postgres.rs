@@ -92,6 +92,33 @@ pub(crate) async fn scope(
     Ok(())
 }
 
+/// Scopes the group-commit writer's transaction to the users of its batch: switches to
+/// `nudge_app` (when `role`) and sets `app.batch_user_ids`, which lets it write and read back
+/// rows of exactly those users (`migrations/postgres/0043_batch_write_policy.sql`). One round
+/// trip per batch, whatever its size.
+pub(crate) async fn scope_batch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    users: &[super::UserId],
+    role: bool,
+) -> Result<()> {
+    let list = users
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let statement = if role {
+        "SELECT set_config('role', 'nudge_app', true), \
+         set_config('app.batch_user_ids', $1, true)"
+    } else {
+        "SELECT '', set_config('app.batch_user_ids', $1, true)"
+    };
+    sqlx::query(statement)
+        .bind(format!("{{{list}}}"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Names the field a unique violation is about, from the constraint names spelled out in
 /// `migrations/postgres/`; `None` for an error of another database.
 pub(super) fn unique_field(e: &dyn DatabaseError) -> Option<&'static str> {

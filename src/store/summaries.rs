@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::sql::{now, write_error};
-use super::{Result, Store, StoreError, UserId, seal, with_pool};
+use super::{Result, Store, StoreError, UserId, seal, with_user};
 
 /// Where summaries are sealed (the associated data names column and user).
 const PLACE: &str = "conversation_summaries.summary";
@@ -43,10 +43,10 @@ impl Store {
     /// The user's rolling summary, if turns were ever folded.
     #[tracing::instrument(skip_all)]
     pub async fn conversation_summary(&self, user: UserId) -> Result<Option<ConversationSummary>> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, SummaryRow>(SUMMARY)
                 .bind(user.0)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         let Some(row) = row else {
@@ -81,12 +81,12 @@ impl Store {
         let updated_at = now();
         let folded = i64::try_from(folded_messages)
             .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-        with_pool!(self, pool => {
+        with_user!(self, user, conn => {
             let owned: Option<(i64,)> =
                 sqlx::query_as("SELECT id FROM messages WHERE user_id = $1 AND id = $2")
                     .bind(user.0)
                     .bind(through_message_id)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *conn)
                     .await?;
             if owned.is_none() {
                 return Err(StoreError::NotFound);
@@ -97,7 +97,7 @@ impl Store {
                 .bind(through_message_id)
                 .bind(folded)
                 .bind(updated_at)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?
                 .rows_affected();
