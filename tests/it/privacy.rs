@@ -813,3 +813,93 @@ async fn erasure_leaves_no_row_and_no_sealed_value_and_another_export_is_unchang
         server.stop();
     }
 }
+
+/// Keys of the Redis at `url` matching `pattern` (a test-sized keyspace: `KEYS` is fine).
+async fn redis_keys(url: &str, pattern: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn erasure_drops_the_model_cache_entries_of_the_account_in_redis_and_no_others() {
+    let Some(redis_url) = std::env::var("NUDGE_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the Redis tests: set NUDGE_TEST_REDIS_URL"
+        );
+        eprintln!("NUDGE_TEST_REDIS_URL unset: skipped");
+        return;
+    };
+    let gemini =
+        crate::fakes::gemini(crate::fakes::gemini_text("Noted, one step at a time.")).await;
+    let namespace = format!("nudge-erasure-{}", uuid::Uuid::now_v7().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let server = Server::start(
+        &data,
+        &db,
+        &[
+            ("GEMINI_API_KEY", "test-gemini-key"),
+            ("NUDGE_GEMINI_BASE_URL", gemini.uri().as_str()),
+            ("NUDGE_LLM_CACHE_TTL_SECS", "600"),
+            ("NUDGE_REDIS_URL", redis_url.as_str()),
+            ("NUDGE_REDIS_NAMESPACE", namespace.as_str()),
+        ],
+    );
+    let ana = add_user(&data, &db, "Ana", ANA_PHONE, ANA_NUMBER, "en");
+    let bob = add_user(&data, &db, "Bob", BOB_PHONE, BOB_NUMBER, "en");
+    let ana = attach(&server, &ana, "ana@example.com").await;
+    let bob = attach(&server, &bob, "bob@example.com").await;
+    for text in ["I keep forgetting my meds", "what should I do first?"] {
+        let reply = server.text(&sid(), ANA_PHONE, ANA_NUMBER, text).await;
+        assert!(reply.contains("one step at a time"), "{reply:?}");
+    }
+    let reply = server
+        .text(&sid(), BOB_PHONE, BOB_NUMBER, "hello there")
+        .await;
+    assert!(reply.contains("one step at a time"), "{reply:?}");
+
+    let anas = format!("{namespace}:llm-cache:{ana}:*");
+    let bobs = format!("{namespace}:llm-cache:{bob}:*");
+    assert!(
+        !redis_keys(&redis_url, &anas).await.is_empty(),
+        "Ana's turns were cached"
+    );
+    let bob_keys = redis_keys(&redis_url, &bobs).await;
+    assert!(!bob_keys.is_empty(), "Bob's turn was cached");
+
+    let token = access(&login(&server, "ana@example.com", PASSWORD, None).await.body);
+    let erased = call(
+        &server,
+        Method::DELETE,
+        "/api/v1/me",
+        Some(&token),
+        Some(json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(erased.status, 204, "{}", erased.body);
+
+    assert_eq!(redis_keys(&redis_url, &anas).await, Vec::<String>::new());
+    assert_eq!(
+        redis_keys(&redis_url, &bobs).await,
+        bob_keys,
+        "Bob's entries stay"
+    );
+    drop(server);
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&bob_keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
