@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::accounts::{PASSWORD, access, call, login, register};
 use crate::helpers::{Database, Server, add_user, databases, sealer, sid};
+use crate::live;
 use nudge::auth::password::{HashParams, hash};
 use nudge::store::{UserId, seal};
 
@@ -320,6 +321,102 @@ async fn nobody_reaches_another_persons_data_on_any_route_of_any_edge() {
                 .len(),
             before
         );
+
+        // WebSocket: Bob's socket carries nothing of Ana's turns or reminders, and his token
+        // cannot resume her stream by naming her message ids.
+        let mut ana_ws = live::open(&server, &p.ana_token, None).await;
+        let mut bob_ws = live::open(&server, &p.bob_token, None).await;
+        live::say(&mut ana_ws, "add task ana ws secret").await;
+        let ana_inbound = live::next_event(&mut ana_ws).await;
+        assert_eq!(ana_inbound["body"], "add task ana ws secret");
+        let ana_reply = live::next_event(&mut ana_ws).await;
+        assert_eq!(ana_reply["direction"], "outbound", "{ana_reply}");
+        let store = server.store().await;
+        live::remind(&store, p.ana, "ana ws secret reminder", chrono::Utc::now()).await;
+        let reminder = live::next_event(&mut ana_ws).await;
+        assert_eq!(reminder["body"], "ana ws secret reminder", "{reminder}");
+        let seen_by_bob = live::drain(&mut bob_ws).await;
+        assert!(
+            seen_by_bob.is_empty(),
+            "[{}] Bob saw {seen_by_bob:?}",
+            db.label
+        );
+        let first_ana_id = ana_inbound["id"].as_i64().unwrap();
+        for after in [0, first_ana_id - 1, first_ana_id] {
+            let mut resumed = live::open(&server, &p.bob_token, Some(after)).await;
+            let replay = live::drain(&mut resumed).await;
+            let text = serde_json::to_string(&replay).unwrap();
+            assert!(
+                !text.contains("ana") && !text.contains("pharmacy"),
+                "[{}] Bob resumed after {after}: {text}",
+                db.label
+            );
+        }
+
+        // SMS: "done" and "snooze" from Bob's phone act on Bob's own (absent) reminder, never
+        // on the one that just reached Ana, and task edits by number reach Bob's list only.
+        let mut ana_firing = None;
+        for _ in 0..100 {
+            ana_firing = store.last_sent_firing(p.ana).await.unwrap();
+            if ana_firing.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let ana_firing = ana_firing.expect("Ana's reminder reached her socket");
+        for (to, body) in [
+            (BOB_NUMBER, "done"),
+            (BOB_NUMBER, "snooze"),
+            (BOB_NUMBER, "done 1"),
+            (BOB_NUMBER, "delete task 1"),
+            (ANA_NUMBER, "done"),
+            (ANA_NUMBER, "snooze"),
+            (ANA_NUMBER, "done 1"),
+        ] {
+            let reply = server.text(&sid(), BOB_PHONE, to, body).await;
+            assert!(
+                !reply.contains("ana") && !reply.contains("pharmacy"),
+                "[{}] {body:?} to {to}: {reply}",
+                db.label
+            );
+        }
+        assert_eq!(
+            store.last_sent_firing(p.ana).await.unwrap(),
+            Some(ana_firing),
+            "[{}] Ana's reminder is still hers to answer",
+            db.label
+        );
+        let ana_tasks = call(
+            &server,
+            Method::GET,
+            "/api/v1/me/tasks",
+            Some(&p.ana_token),
+            None,
+        )
+        .await
+        .body
+        .to_string();
+        for title in ["call the pharmacy", "ana ws secret"] {
+            assert!(
+                ana_tasks.contains(title),
+                "[{}] {title} in {ana_tasks}",
+                db.label
+            );
+        }
+        assert!(
+            !ana_tasks.contains("\"done\":true"),
+            "[{}] none of Ana's tasks was closed by Bob: {ana_tasks}",
+            db.label
+        );
+        assert!(
+            live::drain(&mut bob_ws)
+                .await
+                .iter()
+                .all(|e| !e.to_string().contains("ana")),
+            "[{}] Bob's socket only ever shows Bob's turns",
+            db.label
+        );
+        drop((ana_ws, bob_ws));
 
         // Ana's data is as she left it.
         let task = call(
