@@ -260,8 +260,8 @@ pub(crate) use with_pool;
 /// (`store::rls_tests`) lists them: a new cross-user method must be added there on purpose.
 ///
 /// `with_user!(store, user, conn => body)`: on PostgreSQL, `body` runs in a transaction that
-/// first switches to the role `nudge_app` and sets `app.user_id` (one statement, see
-/// `postgres::scope`), so the database itself refuses rows of any other user — a second wall
+/// first switches to the role `nudge_app` and sets `app.user_id` (in the round trip of its
+/// `BEGIN`, see `postgres::begin_scoped`), so the database itself refuses rows of any other user — a second wall
 /// behind the statement's own `WHERE user_id = $1`. On SQLite it runs on a pooled connection.
 /// `conn` is a `&mut` connection of the arm's database: pass `&mut *conn` to each query.
 ///
@@ -311,11 +311,11 @@ macro_rules! with_user {
             $crate::store::Pool::Postgres(pool) => {
                 // The bound login role when there is one; else the owner, switching to
                 // `nudge_app` for the transaction.
-                let (mut tx, switch) = match &$store.scoped {
-                    Some(scoped) => (scoped.begin().await?, false),
-                    None => (pool.begin().await?, $store.rls_role),
-                };
-                $crate::store::postgres::scope(&mut tx, $user, switch).await?;
+                let mut tx = match &$store.scoped {
+                    Some(scoped) => $crate::store::postgres::begin_scoped(scoped, $user, false),
+                    None => $crate::store::postgres::begin_scoped(pool, $user, $store.rls_role),
+                }
+                .await?;
                 #[allow(dead_code)]
                 type $db = ::sqlx::Postgres;
                 let value = {

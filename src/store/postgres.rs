@@ -73,23 +73,22 @@ pub(super) async fn can_use_app_role(pool: &PgPool) -> Result<bool> {
     Ok(usable)
 }
 
-/// Scopes a transaction to one user: switches to `nudge_app` (when `role`) and sets
-/// `app.user_id`, both for this transaction only, in one round trip.
-pub(crate) async fn scope(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+/// Begins a transaction scoped to one user: switches to `nudge_app` (when `role`) and sets
+/// `app.user_id`, both for this transaction only, in the same round trip as `BEGIN` (one
+/// simple-protocol query of `SET LOCAL` commands).
+pub(crate) async fn begin_scoped(
+    pool: &PgPool,
     user: super::UserId,
     role: bool,
-) -> Result<()> {
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    // A UUID's text form is hex digits and dashes: safe to splice into the statement.
+    let user: uuid::Uuid = user.0;
     let statement = if role {
-        "SELECT set_config('role', 'nudge_app', true), set_config('app.user_id', $1, true)"
+        format!("BEGIN; SET LOCAL ROLE nudge_app; SET LOCAL app.user_id = '{user}'")
     } else {
-        "SELECT '', set_config('app.user_id', $1, true)"
+        format!("BEGIN; SET LOCAL app.user_id = '{user}'")
     };
-    sqlx::query(statement)
-        .bind(user.to_string())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    Ok(pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
 }
 
 /// Scopes the group-commit writer's transaction to the users of its batch: switches to
