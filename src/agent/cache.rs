@@ -331,15 +331,7 @@ mod tests {
     /// skipped without it, required on CI.
     #[tokio::test]
     async fn the_redis_cache_seals_its_values_and_expires_them() {
-        let Some(url) = std::env::var("NUDGE_TEST_REDIS_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the Redis cache test: set NUDGE_TEST_REDIS_URL"
-            );
-            eprintln!("NUDGE_TEST_REDIS_URL unset: Redis cache test skipped");
+        let Some(url) = crate::store::testing::redis_url() else {
             return;
         };
         let sealer = Sealer::generate();
@@ -420,15 +412,7 @@ mod tests {
     /// Against the Redis named by `NUDGE_TEST_REDIS_URL`; skipped without it, required on CI.
     #[tokio::test]
     async fn forgetting_a_user_unlinks_every_redis_key_of_theirs_and_no_other() {
-        let Some(url) = std::env::var("NUDGE_TEST_REDIS_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the Redis cache test: set NUDGE_TEST_REDIS_URL"
-            );
-            eprintln!("NUDGE_TEST_REDIS_URL unset: Redis cache test skipped");
+        let Some(url) = crate::store::testing::redis_url() else {
             return;
         };
         let namespace = format!("nudge-test-{}", uuid::Uuid::now_v7().simple());

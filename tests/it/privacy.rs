@@ -924,15 +924,7 @@ async fn redis_keys(url: &str, pattern: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn erasure_drops_the_model_cache_entries_of_the_account_in_redis_and_no_others() {
-    let Some(redis_url) = std::env::var("NUDGE_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the Redis tests: set NUDGE_TEST_REDIS_URL"
-        );
-        eprintln!("NUDGE_TEST_REDIS_URL unset: skipped");
+    let Some(redis_url) = nudge::store::testing::redis_url() else {
         return;
     };
     let gemini =
