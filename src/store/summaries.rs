@@ -81,7 +81,7 @@ impl Store {
         let updated_at = now();
         let folded = i64::try_from(folded_messages)
             .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-        with_user!(self, user, conn => {
+        let written = with_user!(self, user, conn => {
             let owned: Option<(i64,)> =
                 sqlx::query_as("SELECT id FROM messages WHERE user_id = $1 AND id = $2")
                     .bind(user.0)
@@ -91,7 +91,7 @@ impl Store {
             if owned.is_none() {
                 return Err(StoreError::NotFound);
             }
-            let written = sqlx::query(SAVE_SUMMARY)
+            sqlx::query(SAVE_SUMMARY)
                 .bind(user.0)
                 .bind(&sealed)
                 .bind(through_message_id)
@@ -100,12 +100,16 @@ impl Store {
                 .execute(&mut *conn)
                 .await
                 .map_err(write_error)?
-                .rows_affected();
-            if written == 0 {
-                // A newer fold is already stored: it stands.
-                return self.conversation_summary(user).await?.ok_or(StoreError::NotFound);
-            }
+                .rows_affected()
         });
+        if written == 0 {
+            // A newer fold is already stored: it stands (read once this transaction is done,
+            // so one call never holds two connections).
+            return self
+                .conversation_summary(user)
+                .await?
+                .ok_or(StoreError::NotFound);
+        }
         Ok(ConversationSummary {
             text: text.to_owned(),
             through_message_id,
