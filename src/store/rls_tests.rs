@@ -190,3 +190,71 @@ fn the_scan_sees_a_method_on_the_owner_pool() {
         "open_tasks runs in its user's scope"
     );
 }
+
+/// Inserts a message row for `user` on `tx`, as the writer's statements do.
+async fn insert_message(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user: super::UserId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO messages (user_id, channel, direction, body, created_at) \
+         VALUES ($1, 'sms', 'inbound', 'hi', now())",
+    )
+    .bind(user.0)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+#[tokio::test]
+async fn a_batch_scope_admits_the_rows_of_its_users_and_refuses_any_other() {
+    super::testing::on_each_backend(|store| async move {
+        let super::Pool::Postgres(pool) = &store.pool else {
+            return; // Row-level security is PostgreSQL's.
+        };
+        assert!(
+            store.rls_role,
+            "the test server lets the store switch to nudge_app"
+        );
+        let ana = super::tests::create(&store, 1).await.id;
+        let bob = super::tests::create(&store, 2).await.id;
+        let carl = super::tests::create(&store, 3).await.id;
+        store
+            .add_tasks(ana, &[super::NewTask::titled("ana's task")])
+            .await
+            .expect("a task");
+
+        let mut tx = pool.begin().await.unwrap();
+        super::postgres::scope_batch(&mut tx, &[ana, bob], true)
+            .await
+            .unwrap();
+        insert_message(&mut tx, ana)
+            .await
+            .expect("Ana is in the batch");
+        insert_message(&mut tx, bob)
+            .await
+            .expect("Bob is in the batch");
+        let (seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(seen, 2, "the batch reads back its own rows");
+        let (tasks,): (i64,) = sqlx::query_as("SELECT count(*) FROM tasks")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(tasks, 0, "a batch sees no other table's rows");
+        tx.commit().await.unwrap();
+
+        let mut tx = pool.begin().await.unwrap();
+        super::postgres::scope_batch(&mut tx, &[ana], true)
+            .await
+            .unwrap();
+        let refused = insert_message(&mut tx, carl).await;
+        assert!(
+            refused.is_err_and(|e| e.to_string().contains("row-level security")),
+            "Carl is not in the batch"
+        );
+    })
+    .await;
+}
