@@ -18,7 +18,7 @@ const BOB_NUMBER: &str = "+33755559002";
 
 /// Gives an SMS user an email and password directly in the store (test set-up; the API's
 /// own claim flow is tested in `accounts`).
-async fn attach(server: &Server, user: &str, email: &str) -> UserId {
+pub async fn attach(server: &Server, user: &str, email: &str) -> UserId {
     let id: UserId = user.parse().unwrap();
     let params = HashParams {
         m_kib: 64,

@@ -1,6 +1,6 @@
-//! Row-level security on the assistant's own paths (PostgreSQL): an SMS turn and the tools it
-//! runs write every row as the `nudge_app` role with the user's id set, and another user's
-//! setting sees none of them.
+//! Row-level security on the assistant's own paths (PostgreSQL): SMS and web turns and the
+//! tools they run write every row as the `nudge_app` role with the user's id set, and another
+//! user's setting sees none of them.
 //!
 //! The test arms every table a turn writes with a trigger that refuses any write made
 //! outside row-level security (`row_security_active` is false for the tables' owner and for
@@ -8,7 +8,10 @@
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
+use crate::accounts::{PASSWORD, access, login};
 use crate::helpers::{Database, Server, add_user, sid};
+use crate::live;
+use crate::privacy::attach;
 use nudge::store::testing::{drop_postgres_database, fresh_postgres_url, require_postgres};
 
 const ANA_PHONE: &str = "+14155550171";
@@ -56,7 +59,7 @@ async fn visible(conn: &mut PgConnection, table: &str, user: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn an_sms_turn_and_its_tools_write_under_row_level_security_only() {
+async fn sms_and_web_turns_and_their_tools_write_under_row_level_security_only() {
     let Some(url) = fresh_postgres_url().await else {
         assert!(!require_postgres(), "CI requires NUDGE_TEST_POSTGRES_URL");
         eprintln!("NUDGE_TEST_POSTGRES_URL unset: skipped");
@@ -119,9 +122,28 @@ async fn an_sms_turn_and_its_tools_write_under_row_level_security_only() {
         .await;
     assert!(reply.contains("Added: call mom"), "{reply:?}");
 
+    // A web turn over the WebSocket takes the same scoped paths.
+    attach(&server, &ana, "ana@example.com").await;
+    let token = access(&login(&server, "ana@example.com", PASSWORD, None).await.body);
+    let mut socket = live::open(&server, &token, None).await;
+    live::say(&mut socket, "task water the plants").await;
+    let reply = loop {
+        let event = live::next_event(&mut socket).await;
+        if event["direction"] == "outbound" {
+            break event;
+        }
+    };
+    assert!(
+        reply["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("water the plants")),
+        "{reply}"
+    );
+    drop(socket);
+
     for (table, least) in [
-        ("messages", 12),
-        ("tasks", 1),
+        ("messages", 14),
+        ("tasks", 2),
         ("grocery_items", 2),
         ("expenses", 1),
         ("notes", 1),
