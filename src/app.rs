@@ -86,7 +86,7 @@ impl Application {
                 deadline: budget.deadline,
                 ..Budget::default()
             },
-            cache,
+            cache.clone(),
         );
         let names: Vec<&str> = setup.providers.iter().map(|p| p.name()).collect();
         tracing::info!(providers = ?names, "turns are answered by the LLM agent");
@@ -95,6 +95,7 @@ impl Application {
             Arc::new(planner),
             SystemOptions::default(),
             Some((setup, handle)),
+            cache,
         )
         .await
     }
@@ -105,7 +106,7 @@ impl Application {
         engine: Arc<dyn TurnEngine>,
         options: SystemOptions,
     ) -> anyhow::Result<Self> {
-        Self::build_inner(settings, engine, options, None).await
+        Self::build_inner(settings, engine, options, None, None).await
     }
 
     async fn build_inner(
@@ -113,6 +114,7 @@ impl Application {
         engine: Arc<dyn TurnEngine>,
         options: SystemOptions,
         llm: Option<(LlmSetup, LlmHandle)>,
+        model_cache: Option<ResponseCache>,
     ) -> anyhow::Result<Self> {
         let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
             .await
@@ -227,6 +229,7 @@ impl Application {
                     .context("registering metrics")?,
             ),
             live,
+            model_cache,
         };
         Ok(Self {
             listener,

@@ -84,7 +84,7 @@ pub struct SettingsArgs {
     pub database_url_file: Option<PathBuf>,
 
     /// PostgreSQL URL of a login role that row-level security binds (a member of nudge_app
-    /// that owns nothing): the REST API's reads and edits of a person's data go through it,
+    /// that owns nothing): every store call scoped to one person goes through it,
     /// so not even SQL that reached those connections could leave that person's rows.
     #[arg(
         long,

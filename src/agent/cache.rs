@@ -1,11 +1,13 @@
 //! The model-response cache: an identical request (same user, same prompt, same context,
 //! same functions) within the TTL gets the stored generation instead of a paid call.
 //!
-//! The key is a SHA-256 of the user's id, the prompt version and the request as sent, so no
-//! two users share an entry and no text appears in a key. In-process it is a `moka` cache;
-//! with `NUDGE_REDIS_URL` the entries live in Redis (shared by every node) under
-//! `<namespace>:llm-cache:<key>`, sealed with the store's key ring, since a model's answer is
-//! personal text. A Redis failure is logged and counts as a miss: the cache never fails a turn.
+//! The key is the user's id and a SHA-256 of the user's id, the prompt version and the request
+//! as sent (`<user>:<hash>`), so no two users share an entry, no text appears in a key, and
+//! erasing an account finds every entry of its user ([`ResponseCache::forget_user`]).
+//! In-process it is a `moka` cache; with `NUDGE_REDIS_URL` the entries live in Redis (shared
+//! by every node) under `<namespace>:llm-cache:<user>:<hash>`, sealed with the store's key
+//! ring, since a model's answer is personal text. A Redis failure is logged and counts as a
+//! miss: the cache never fails a turn.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,10 @@ const MEMORY_CAPACITY: u64 = 10_000;
 const REDIS_SUFFIX: &str = ":llm-cache:";
 /// How long one Redis command may take before it counts as a miss.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// Keys one `SCAN` step looks at while forgetting a user: small steps keep Redis responsive.
+const SCAN_COUNT: usize = 500;
+/// How long one step of forgetting a user may take.
+const FORGET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the cache could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -105,18 +111,69 @@ impl ResponseCache {
         }
     }
 
-    /// The key of `request` for `user`.
+    /// The key of `request` for `user`: `<user>:<hash>`.
     pub fn key(user: UserId, request: &ChatRequest) -> String {
         let mut hasher = Sha256::new();
         hasher.update(user.0.as_bytes());
         hasher.update(PROMPT_VERSION.as_bytes());
         // Serialising plain data cannot fail; an empty body would only make a useless key.
         hasher.update(serde_json::to_vec(request).unwrap_or_default());
-        hasher
+        let hash: String = hasher
             .finalize()
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect()
+            .collect();
+        format!("{}{hash}", user_prefix(user))
+    }
+
+    /// Drops every entry of `user` (their account is being erased) and returns how many
+    /// there were. In Redis, walks the user's keys with `SCAN … MATCH` in bounded steps and
+    /// `UNLINK`s each step's keys, so a large cache never blocks the server.
+    pub async fn forget_user(&self, user: UserId) -> Result<u64, CacheError> {
+        let prefix = user_prefix(user);
+        match &self.backend {
+            Backend::Memory(cache) => {
+                let keys: Vec<Arc<String>> = cache
+                    .iter()
+                    .filter(|(key, _)| key.starts_with(&prefix))
+                    .map(|(key, _)| key)
+                    .collect();
+                for key in &keys {
+                    cache.invalidate(key.as_str()).await;
+                }
+                Ok(keys.len() as u64)
+            }
+            Backend::Redis {
+                connection,
+                prefix: namespace,
+                ..
+            } => {
+                let mut connection = connection.clone();
+                let pattern = format!("{}{prefix}*", escape_glob(namespace));
+                let mut cursor: u64 = 0;
+                let mut forgotten = 0;
+                loop {
+                    let mut scan = redis::cmd("SCAN");
+                    scan.arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(SCAN_COUNT);
+                    let (next, keys): (u64, Vec<String>) =
+                        bounded(scan.query_async(&mut connection)).await?;
+                    if !keys.is_empty() {
+                        let mut unlink = redis::cmd("UNLINK");
+                        unlink.arg(&keys);
+                        let removed: u64 = bounded(unlink.query_async(&mut connection)).await?;
+                        forgotten += removed;
+                    }
+                    if next == 0 {
+                        return Ok(forgotten);
+                    }
+                    cursor = next;
+                }
+            }
+        }
     }
 
     /// The stored generation of `key`, if any and not expired.
@@ -186,6 +243,34 @@ impl ResponseCache {
     }
 }
 
+/// What every key of `user` starts with.
+fn user_prefix(user: UserId) -> String {
+    format!("{user}:")
+}
+
+/// `text` with Redis glob specials escaped, so a namespace matches only itself.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// One Redis command of [`ResponseCache::forget_user`], within [`FORGET_TIMEOUT`].
+async fn bounded<T>(
+    command: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, CacheError> {
+    match tokio::time::timeout(FORGET_TIMEOUT, command).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(CacheError(error.to_string())),
+        Err(_) => Err(CacheError("no answer within 5 s".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +312,8 @@ mod tests {
         assert_eq!(key, ResponseCache::key(ana, &request("call mom")));
         assert_ne!(key, ResponseCache::key(bob, &request("call mom")));
         assert_ne!(key, ResponseCache::key(ana, &request("call dad")));
-        assert_eq!(key.len(), 64);
+        assert_eq!(key.len(), 36 + 1 + 64);
+        assert!(key.starts_with(&format!("{ana}:")));
         assert!(!key.contains("mom"));
     }
 
@@ -245,15 +331,7 @@ mod tests {
     /// skipped without it, required on CI.
     #[tokio::test]
     async fn the_redis_cache_seals_its_values_and_expires_them() {
-        let Some(url) = std::env::var("NUDGE_TEST_REDIS_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the Redis cache test: set NUDGE_TEST_REDIS_URL"
-            );
-            eprintln!("NUDGE_TEST_REDIS_URL unset: Redis cache test skipped");
+        let Some(url) = crate::store::testing::redis_url() else {
             return;
         };
         let sealer = Sealer::generate();
@@ -303,5 +381,95 @@ mod tests {
 
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(cache.get(&key).await, None);
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_user_drops_their_in_process_entries_and_keeps_the_others() {
+        let cache = ResponseCache::in_process(Duration::from_secs(60));
+        let (ana, bob) = (UserId::new(), UserId::new());
+        let anas: Vec<String> = (0..5)
+            .map(|i| ResponseCache::key(ana, &request(&format!("ana {i}"))))
+            .collect();
+        for key in &anas {
+            cache.put(key, &generation("hers")).await;
+        }
+        let bobs = ResponseCache::key(bob, &request("bob"));
+        cache.put(&bobs, &generation("his")).await;
+
+        assert_eq!(cache.forget_user(ana).await.expect("forget"), 5);
+        for key in &anas {
+            assert_eq!(cache.get(key).await, None);
+        }
+        assert_eq!(cache.get(&bobs).await, Some(generation("his")));
+    }
+
+    #[test]
+    fn a_namespace_with_glob_characters_matches_only_itself() {
+        assert_eq!(escape_glob("nudge:prod"), "nudge:prod");
+        assert_eq!(escape_glob("a*b?[c]\\d"), "a\\*b\\?\\[c\\]\\\\d");
+    }
+
+    /// Against the Redis named by `NUDGE_TEST_REDIS_URL`; skipped without it, required on CI.
+    #[tokio::test]
+    async fn forgetting_a_user_unlinks_every_redis_key_of_theirs_and_no_other() {
+        let Some(url) = crate::store::testing::redis_url() else {
+            return;
+        };
+        let namespace = format!("nudge-test-{}", uuid::Uuid::now_v7().simple());
+        let cache = ResponseCache::redis(
+            &url,
+            &namespace,
+            Duration::from_secs(60),
+            Sealer::generate(),
+        )
+        .await
+        .expect("redis cache");
+        let (ana, bob) = (UserId::new(), UserId::new());
+        // More keys than one SCAN step looks at, so the walk takes several steps.
+        let anas = SCAN_COUNT * 2 + 7;
+        for i in 0..anas {
+            let key = ResponseCache::key(ana, &request(&format!("ana {i}")));
+            cache.put(&key, &generation("hers")).await;
+        }
+        let bobs: Vec<String> = (0..3)
+            .map(|i| ResponseCache::key(bob, &request(&format!("bob {i}"))))
+            .collect();
+        for key in &bobs {
+            cache.put(key, &generation("his")).await;
+        }
+
+        let client = redis::Client::open(url.as_str()).expect("client");
+        let mut raw = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connection");
+        async fn keys(raw: &mut redis::aio::MultiplexedConnection, pattern: String) -> Vec<String> {
+            redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(raw)
+                .await
+                .expect("KEYS")
+        }
+        assert_eq!(
+            keys(&mut raw, format!("{namespace}{REDIS_SUFFIX}{ana}:*"))
+                .await
+                .len(),
+            anas
+        );
+
+        let forgotten = cache.forget_user(ana).await.expect("forget");
+        assert_eq!(forgotten, anas as u64);
+        assert!(
+            keys(&mut raw, format!("{namespace}{REDIS_SUFFIX}{ana}:*"))
+                .await
+                .is_empty()
+        );
+        let left = keys(&mut raw, format!("{namespace}{REDIS_SUFFIX}*")).await;
+        assert_eq!(left.len(), 3, "Bob's entries stay: {left:?}");
+        for key in &bobs {
+            assert_eq!(cache.get(key).await, Some(generation("his")));
+        }
+        assert_eq!(cache.forget_user(ana).await.expect("again"), 0);
+        cache.forget_user(bob).await.expect("clean up");
     }
 }

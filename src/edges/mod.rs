@@ -55,6 +55,9 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The open WebSockets on this node, per user.
     pub live: crate::live::LiveHub,
+    /// The model-response cache the planner shares (none without a model or a TTL), so that
+    /// erasing an account drops its entries.
+    pub model_cache: Option<crate::agent::cache::ResponseCache>,
 }
 
 /// The whole HTTP surface.

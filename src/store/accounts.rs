@@ -321,8 +321,7 @@ impl Store {
         consents: &[(String, String)],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        with_user!(self, id, atomic conn => {
             if let Some(new) = web_user {
                 sqlx::query(INSERT_WEB_USER)
                     .bind(id.0)
@@ -331,7 +330,7 @@ impl Store {
                     .bind(&new.time_zone)
                     .bind(false)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await
                     .map_err(write_error)?;
             }
@@ -340,14 +339,14 @@ impl Store {
                 .bind(email)
                 .bind(password_hash)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
             sqlx::query(INSERT_PASSWORD_HISTORY)
                 .bind(id.0)
                 .bind(password_hash)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
             for (purpose, version) in consents {
@@ -356,11 +355,10 @@ impl Store {
                     .bind(purpose)
                     .bind(version)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await
                     .map_err(write_error)?;
             }
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -379,10 +377,10 @@ impl Store {
 
     #[tracing::instrument(skip_all)]
     pub async fn account(&self, user: UserId) -> Result<Account> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, AccountRow>(ACCOUNT_BY_USER)
                 .bind(user.0)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         row.ok_or(StoreError::NotFound)?.try_into()
@@ -397,13 +395,12 @@ impl Store {
         keep: u32,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        with_user!(self, user, atomic conn => {
             let changed = sqlx::query(SET_PASSWORD)
                 .bind(user.0)
                 .bind(password_hash)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
             if changed == 0 {
@@ -413,14 +410,13 @@ impl Store {
                 .bind(user.0)
                 .bind(password_hash)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             sqlx::query(TRIM_PASSWORD_HISTORY)
                 .bind(user.0)
                 .bind(i64::from(keep))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -434,12 +430,12 @@ impl Store {
         old_hash: &str,
         new_hash: &str,
     ) -> Result<()> {
-        with_pool!(self, pool => {
+        with_user!(self, user, conn => {
             sqlx::query(REHASH_PASSWORD)
                 .bind(user.0)
                 .bind(new_hash)
                 .bind(old_hash)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?;
         });
         Ok(())
@@ -448,11 +444,11 @@ impl Store {
     /// The last `limit` password hashes, newest first (the current one included).
     #[tracing::instrument(skip_all)]
     pub async fn password_history(&self, user: UserId, limit: u32) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = with_pool!(self, pool => {
+        let rows: Vec<(String,)> = with_user!(self, user, conn => {
             sqlx::query_as(PASSWORD_HISTORY)
                 .bind(user.0)
                 .bind(i64::from(limit))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         Ok(rows.into_iter().map(|(h,)| h).collect())
@@ -478,30 +474,28 @@ impl Store {
         code_hashes: &[String],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        with_user!(self, user, atomic conn => {
             let changed = sqlx::query(CONFIRM_TOTP)
                 .bind(user.0)
                 .bind(step)
                 .bind(sealed_secret)
                 .bind(pending)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
             if changed == 0 {
                 return Err(StoreError::NotFound);
             }
-            sqlx::query(DELETE_RECOVERY_CODES).bind(user.0).execute(&mut *tx).await?;
+            sqlx::query(DELETE_RECOVERY_CODES).bind(user.0).execute(&mut *conn).await?;
             for hash in code_hashes {
                 sqlx::query(INSERT_RECOVERY_CODE)
                     .bind(user.0)
                     .bind(hash)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await
                     .map_err(write_error)?;
             }
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -509,11 +503,9 @@ impl Store {
     /// Turns the second factor off and drops the recovery codes.
     #[tracing::instrument(skip_all)]
     pub async fn disable_totp(&self, user: UserId) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(DISABLE_TOTP).bind(user.0).execute(&mut *tx).await?;
-            sqlx::query(DELETE_RECOVERY_CODES).bind(user.0).execute(&mut *tx).await?;
-            tx.commit().await?;
+        with_user!(self, user, atomic conn => {
+            sqlx::query(DISABLE_TOTP).bind(user.0).execute(&mut *conn).await?;
+            sqlx::query(DELETE_RECOVERY_CODES).bind(user.0).execute(&mut *conn).await?;
         });
         Ok(())
     }
@@ -521,11 +513,11 @@ impl Store {
     /// Records that the TOTP `step` was used; false when it (or a later one) already was.
     #[tracing::instrument(skip_all)]
     pub async fn advance_totp_step(&self, user: UserId, step: i64) -> Result<bool> {
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(ADVANCE_TOTP_STEP)
                 .bind(user.0)
                 .bind(step)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });
@@ -540,12 +532,12 @@ impl Store {
         code_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(USE_RECOVERY_CODE)
                 .bind(user.0)
                 .bind(code_hash)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });
@@ -619,13 +611,13 @@ impl Store {
         version: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        with_pool!(self, pool => {
+        with_user!(self, user, conn => {
             sqlx::query(INSERT_CONSENT)
                 .bind(user.0)
                 .bind(purpose)
                 .bind(version)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
         });
@@ -653,11 +645,11 @@ impl Store {
     /// Changes a user's role (operators only: `nudge admin user role`).
     #[tracing::instrument(skip_all)]
     pub async fn set_role(&self, user: UserId, role: Role) -> Result<()> {
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(SET_ROLE)
                 .bind(user.0)
                 .bind(role.as_str())
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });
@@ -678,7 +670,7 @@ impl Store {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        with_pool!(self, pool => {
+        with_user!(self, user, conn => {
             sqlx::query(UPSERT_VERIFICATION)
                 .bind(user.0)
                 .bind(phone)
@@ -686,7 +678,7 @@ impl Store {
                 .bind(code_hash)
                 .bind(expires_at)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
         });
@@ -700,16 +692,13 @@ impl Store {
         user: UserId,
         purpose: VerificationPurpose,
     ) -> Result<PhoneVerification> {
-        let row = with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(COUNT_VERIFICATION_ATTEMPT).bind(user.0).execute(&mut *tx).await?;
-            let row = sqlx::query_as::<_, VerificationRow>(VERIFICATION)
+        let row = with_user!(self, user, atomic conn => {
+            sqlx::query(COUNT_VERIFICATION_ATTEMPT).bind(user.0).execute(&mut *conn).await?;
+            sqlx::query_as::<_, VerificationRow>(VERIFICATION)
                 .bind(user.0)
                 .bind(purpose.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            row
+                .fetch_optional(&mut *conn)
+                .await?
         });
         let row = row.ok_or(StoreError::NotFound)?;
         Ok(PhoneVerification {
@@ -724,8 +713,8 @@ impl Store {
 
     #[tracing::instrument(skip_all)]
     pub async fn end_phone_verification(&self, user: UserId) -> Result<()> {
-        with_pool!(self, pool => {
-            sqlx::query(DELETE_VERIFICATION).bind(user.0).execute(pool).await?;
+        with_user!(self, user, conn => {
+            sqlx::query(DELETE_VERIFICATION).bind(user.0).execute(&mut *conn).await?;
         });
         Ok(())
     }
@@ -733,20 +722,18 @@ impl Store {
     /// Links a verified phone to the user; `Conflict("phone")` when another user has it.
     #[tracing::instrument(skip_all)]
     pub async fn set_phone(&self, user: UserId, phone: &str) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        with_user!(self, user, atomic conn => {
             let changed = sqlx::query(SET_PHONE)
                 .bind(user.0)
                 .bind(phone)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?
                 .rows_affected();
             if changed == 0 {
                 return Err(StoreError::NotFound);
             }
-            sqlx::query(DELETE_VERIFICATION).bind(user.0).execute(&mut *tx).await?;
-            tx.commit().await?;
+            sqlx::query(DELETE_VERIFICATION).bind(user.0).execute(&mut *conn).await?;
         });
         Ok(())
     }
@@ -770,11 +757,11 @@ impl Store {
         user: UserId,
         value: Option<&str>,
     ) -> Result<()> {
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(statement)
                 .bind(user.0)
                 .bind(value)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });

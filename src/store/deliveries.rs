@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::sql::{now, write_error};
-use super::{Result, Store, UserId, with_pool};
+use super::{Result, Store, UserId, with_pool, with_user};
 
 /// One outbound SMS as Twilio last reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,14 +48,14 @@ impl Store {
         segments: Option<u32>,
     ) -> Result<()> {
         let segments = segments.and_then(|s| i32::try_from(s).ok());
-        with_pool!(self, pool => {
+        with_user!(self, user, conn => {
             sqlx::query(INSERT)
                 .bind(user.0)
                 .bind(sid)
                 .bind(status)
                 .bind(segments)
                 .bind(now())
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
         });
@@ -88,11 +88,11 @@ impl Store {
     /// One of the user's outbound SMS, by SID.
     #[tracing::instrument(skip_all)]
     pub async fn sms_delivery(&self, user: UserId, sid: &str) -> Result<Option<SmsDelivery>> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, DeliveryRow>(BY_SID)
                 .bind(user.0)
                 .bind(sid)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         Ok(row.map(|r| SmsDelivery {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sql::{now, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{Result, Store, StoreError, UserId, with_user};
 
 /// Where an expense note is sealed.
 const NOTE_PLACE: &str = "expenses.note";
@@ -87,7 +87,7 @@ impl Store {
             .note
             .as_deref()
             .map(|note| self.seal_column(NOTE_PLACE, user, note));
-        let id: i64 = with_pool!(self, pool => {
+        let id: i64 = with_user!(self, user, conn => {
             sqlx::query_scalar(INSERT_EXPENSE)
                 .bind(user.0)
                 .bind(new.amount_minor)
@@ -96,7 +96,7 @@ impl Store {
                 .bind(sealed.as_deref())
                 .bind(new.spent_at)
                 .bind(created_at)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
@@ -119,12 +119,12 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ExpenseTotal>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, TotalRow>(TOTALS)
                 .bind(user.0)
                 .bind(from)
                 .bind(to)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         Ok(rows
@@ -141,11 +141,11 @@ impl Store {
     /// The latest expenses, most recent first, notes opened.
     #[tracing::instrument(skip_all)]
     pub async fn recent_expenses(&self, user: UserId, limit: u32) -> Result<Vec<Expense>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, ExpenseRow>(RECENT)
                 .bind(user.0)
                 .bind(i64::from(limit))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.into_iter()

@@ -15,7 +15,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::sql::{now, parse, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// Where a reminder's text is sealed (the reminders table's own place).
 const BODY_PLACE: &str = "reminders.body";
@@ -242,11 +242,11 @@ impl Store {
     /// One firing of this user's.
     #[tracing::instrument(skip_all)]
     pub async fn firing(&self, user: UserId, id: i64) -> Result<Firing> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, FiringRow>(FIRING)
                 .bind(user.0)
                 .bind(id)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         self.open_firing(row.ok_or(StoreError::NotFound)?)
@@ -266,10 +266,10 @@ impl Store {
     /// "snooze" and "done" replies act on.
     #[tracing::instrument(skip_all)]
     pub async fn last_sent_firing(&self, user: UserId) -> Result<Option<Firing>> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, FiringRow>(LAST_SENT)
                 .bind(user.0)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         row.map(|row| self.open_firing(row)).transpose()
@@ -294,12 +294,12 @@ impl Store {
     /// this user's or was answered already.
     #[tracing::instrument(skip_all)]
     pub async fn answer_firing(&self, user: UserId, id: i64, answer: FiringAnswer) -> Result<bool> {
-        let done = with_pool!(self, pool => {
+        let done = with_user!(self, user, conn => {
             sqlx::query(ANSWER)
                 .bind(user.0)
                 .bind(id)
                 .bind(answer.as_str())
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::sql::{now, parse, write_error};
 use super::tasks::{Task, TaskRow};
-use super::{Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{Result, Store, StoreError, UserId, with_user};
 
 /// Where a goal stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,13 +106,13 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn add_goal(&self, user: UserId, title: &str) -> Result<Goal> {
         let created_at = now();
-        let id: i64 = with_pool!(self, pool => {
+        let id: i64 = with_user!(self, user, conn => {
             sqlx::query_scalar(INSERT_GOAL)
                 .bind(user.0)
                 .bind(title)
                 .bind(GoalStatus::Active.as_str())
                 .bind(created_at)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
@@ -146,12 +146,12 @@ impl Store {
         status: Option<GoalStatus>,
         goal_id: Option<i64>,
     ) -> Result<Vec<Goal>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, GoalRow>(GOALS_WITH_PROGRESS)
                 .bind(user.0)
                 .bind(status.map(GoalStatus::as_str))
                 .bind(goal_id)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.into_iter().map(Goal::try_from).collect()
@@ -161,13 +161,13 @@ impl Store {
     /// goal or the task is not this user's.
     #[tracing::instrument(skip_all)]
     pub async fn link_task_to_goal(&self, user: UserId, goal_id: i64, task_id: i64) -> Result<()> {
-        with_pool!(self, pool => {
+        with_user!(self, user, conn => {
             sqlx::query(LINK_TASK)
                 .bind(user.0)
                 .bind(task_id)
                 .bind(goal_id)
                 .bind(now())
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
         });
@@ -177,11 +177,11 @@ impl Store {
     /// The tasks linked to a goal of this user, oldest first (empty for another user's goal).
     #[tracing::instrument(skip_all)]
     pub async fn goal_tasks(&self, user: UserId, goal_id: i64) -> Result<Vec<Task>> {
-        let ids = with_pool!(self, pool => {
+        let ids = with_user!(self, user, conn => {
             sqlx::query_as::<_, TaskRow>(GOAL_TASKS)
                 .bind(user.0)
                 .bind(goal_id)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         ids.into_iter().map(Task::try_from).collect()
@@ -196,13 +196,13 @@ impl Store {
         status: GoalStatus,
     ) -> Result<Goal> {
         let achieved_at = (status == GoalStatus::Achieved).then(now);
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(SET_GOAL_STATUS)
                 .bind(user.0)
                 .bind(goal_id)
                 .bind(status.as_str())
                 .bind(achieved_at)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{Database, QueryBuilder};
 
 use super::sql::{ROWS_PER_STATEMENT, now, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{Result, Store, StoreError, UserId, with_user};
 
 /// One line of the grocery list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,7 +62,7 @@ impl Store {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        with_pool!(self, pool, Db => {
+        Ok(with_user!(self, user, conn, Db => {
             /// One multi-row `INSERT … RETURNING` per [`ROWS_PER_STATEMENT`] names; the items
             /// come back in id order, which is the order given.
             async fn insert(
@@ -93,25 +93,25 @@ impl Store {
             }
 
             if names.len() <= ROWS_PER_STATEMENT {
-                // One statement is atomic on its own: no BEGIN/COMMIT round trips.
-                let mut conn = pool.acquire().await?;
-                return insert(&mut conn, user, names).await;
+                // One statement is atomic on its own: no BEGIN/COMMIT round trips on SQLite.
+                insert(&mut *conn, user, names).await?
+            } else {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let items = insert(&mut tx, user, names).await?;
+                tx.commit().await?;
+                items
             }
-            let mut tx = pool.begin().await?;
-            let items = insert(&mut tx, user, names).await?;
-            tx.commit().await?;
-            Ok(items)
-        })
+        }))
     }
 
     /// Unchecked items, oldest first.
     #[tracing::instrument(skip_all)]
     pub async fn groceries(&self, user: UserId) -> Result<Vec<GroceryItem>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, GroceryRow>(GROCERIES_BY_CHECKED)
                 .bind(user.0)
                 .bind(false)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         Ok(rows.into_iter().map(GroceryItem::from).collect())
@@ -120,12 +120,12 @@ impl Store {
     /// Checks an item off; `NotFound` if it is not this user's.
     #[tracing::instrument(skip_all)]
     pub async fn check_grocery(&self, user: UserId, item_id: i64) -> Result<GroceryItem> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, GroceryRow>(CHECK_GROCERY)
                 .bind(user.0)
                 .bind(item_id)
                 .bind(true)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         Ok(row.ok_or(StoreError::NotFound)?.into())
@@ -134,10 +134,10 @@ impl Store {
     /// Removes every item of the list; returns how many.
     #[tracing::instrument(skip_all)]
     pub async fn clear_groceries(&self, user: UserId) -> Result<u64> {
-        let cleared = with_pool!(self, pool => {
+        let cleared = with_user!(self, user, conn => {
             sqlx::query(CLEAR_GROCERIES)
                 .bind(user.0)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });

@@ -7,7 +7,7 @@ use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// One model call's usage, about to be stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,13 +125,12 @@ impl Store {
             return Ok(());
         }
         let created_at = now();
-        with_pool!(self, pool, Db => {
-            let mut tx = pool.begin().await?;
+        with_user!(self, user, atomic conn, Db => {
             if let Some(id) = message_id {
                 let owned: Option<(i64,)> = sqlx::query_as(MESSAGE_IS_USERS)
                     .bind(user.0)
                     .bind(id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *conn)
                     .await?;
                 if owned.is_none() {
                     return Err(StoreError::NotFound);
@@ -150,9 +149,8 @@ impl Store {
                         .push_bind(u.cached)
                         .push_bind(created_at);
                 });
-                statement.build().execute(&mut *tx).await.map_err(write_error)?;
+                statement.build().execute(&mut *conn).await.map_err(write_error)?;
             }
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -160,10 +158,10 @@ impl Store {
     /// A user's usage rows, oldest first.
     #[tracing::instrument(skip_all)]
     pub async fn llm_usage(&self, user: UserId) -> Result<Vec<LlmUsage>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, LlmUsageRow>(LLM_USAGE)
                 .bind(user.0)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.into_iter().map(LlmUsage::try_from).collect()

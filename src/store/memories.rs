@@ -19,7 +19,7 @@ use sqlx::{Database, QueryBuilder};
 
 use super::seal::place;
 use super::sql::{ROWS_PER_STATEMENT, parse, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{Result, Store, StoreError, UserId, with_user};
 
 /// The sealing place of a memory's text.
 const TEXT_COLUMN: &str = "ltm_memories.text";
@@ -298,7 +298,7 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<Memory> {
         let (text, tags) = self.seal_memory(user, &memory.text, &memory.tags);
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, MemoryRow>(INSERT_MEMORY)
                 .bind(user.0)
                 .bind(&text)
@@ -307,7 +307,7 @@ impl Store {
                 .bind(f64::from(memory.importance))
                 .bind(memory.source_message_id)
                 .bind(stored_time(at))
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
@@ -357,10 +357,10 @@ impl Store {
     /// Every memory of the user, oldest first.
     #[tracing::instrument(skip_all)]
     pub async fn memories(&self, user: UserId) -> Result<Vec<Memory>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, MemoryRow>(MEMORIES)
                 .bind(user.0)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.into_iter()
@@ -371,11 +371,11 @@ impl Store {
     /// One memory; `NotFound` if it is not this user's.
     #[tracing::instrument(skip_all)]
     pub async fn memory(&self, user: UserId, id: i64) -> Result<Memory> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, MemoryRow>(MEMORY)
                 .bind(user.0)
                 .bind(id)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         self.open_memory(user, row.ok_or(StoreError::NotFound)?)
@@ -390,13 +390,13 @@ impl Store {
         importance: f32,
         at: DateTime<Utc>,
     ) -> Result<Memory> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, MemoryRow>(SET_IMPORTANCE)
                 .bind(user.0)
                 .bind(id)
                 .bind(f64::from(importance))
                 .bind(stored_time(at))
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
@@ -415,7 +415,7 @@ impl Store {
         let at = stored_time(at);
         let mut touched = 0;
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            touched += with_pool!(self, pool, Db => {
+            touched += with_user!(self, user, conn, Db => {
                 let mut statement = QueryBuilder::<Db>::new("UPDATE ltm_memories SET last_used_at = ");
                 statement.push_bind(at).push(" WHERE user_id = ").push_bind(user.0);
                 statement.push(" AND id IN (");
@@ -424,7 +424,7 @@ impl Store {
                     list.push_bind(*id);
                 }
                 statement.push(")");
-                statement.build().execute(pool).await.map_err(write_error)?.rows_affected()
+                statement.build().execute(&mut *conn).await.map_err(write_error)?.rows_affected()
             });
         }
         Ok(touched)
@@ -442,14 +442,14 @@ impl Store {
         embedding: &MemoryEmbedding,
     ) -> Result<bool> {
         let bytes = encode_vector(&embedding.values);
-        let updated = with_pool!(self, pool => {
+        let updated = with_user!(self, user, conn => {
             sqlx::query(SET_EMBEDDING)
                 .bind(user.0)
                 .bind(id)
                 .bind(bytes)
                 .bind(&embedding.model)
                 .bind(computed_for)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?
                 .rows_affected()
@@ -462,7 +462,7 @@ impl Store {
     pub async fn forget_memories(&self, user: UserId, ids: &[i64]) -> Result<Vec<i64>> {
         let mut forgotten = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let deleted: Vec<i64> = with_pool!(self, pool, Db => {
+            let deleted: Vec<i64> = with_user!(self, user, conn, Db => {
                 let mut statement = QueryBuilder::<Db>::new("DELETE FROM ltm_memories WHERE user_id = ");
                 statement.push_bind(user.0).push(" AND id IN (");
                 let mut list = statement.separated(", ");
@@ -472,7 +472,7 @@ impl Store {
                 statement.push(") RETURNING id");
                 statement
                     .build_query_scalar::<i64>()
-                    .fetch_all(pool)
+                    .fetch_all(&mut *conn)
                     .await
                     .map_err(write_error)?
             });
@@ -497,7 +497,7 @@ impl Store {
     ) -> Result<Memory> {
         let (text, tags) = self.seal_memory(user, &merged.text, &merged.tags);
         let absorbed: Vec<i64> = absorbed.iter().copied().filter(|id| *id != keep).collect();
-        let row = with_pool!(self, pool, Db => {
+        let row = with_user!(self, user, atomic conn, Db => {
             /// Deletes the absorbed memories on the merge's transaction.
             async fn delete_absorbed(
                 conn: &mut <Db as Database>::Connection,
@@ -517,8 +517,6 @@ impl Store {
                 }
                 Ok(())
             }
-
-            let mut tx = pool.begin().await?;
             let row = sqlx::query_as::<_, MemoryRow>(MERGE_INTO)
                 .bind(user.0)
                 .bind(keep)
@@ -526,15 +524,14 @@ impl Store {
                 .bind(&tags)
                 .bind(f64::from(merged.importance))
                 .bind(stored_time(at))
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(write_error)?;
             let Some(row) = row else {
                 // Dropping the transaction rolls it back; nothing was written anyway.
                 return Err(StoreError::NotFound);
             };
-            delete_absorbed(&mut tx, user, &absorbed).await?;
-            tx.commit().await?;
+            delete_absorbed(&mut *conn, user, &absorbed).await?;
             row
         });
         self.open_memory(user, row)
@@ -543,10 +540,10 @@ impl Store {
     /// The user's [`MemoryFingerprint`]: one indexed aggregate.
     #[tracing::instrument(skip_all)]
     pub async fn memory_fingerprint(&self, user: UserId) -> Result<MemoryFingerprint> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, FingerprintRow>(FINGERPRINT)
                 .bind(user.0)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await?
         });
         Ok(MemoryFingerprint {
@@ -927,7 +924,7 @@ mod tests {
             let mut new = fact("my meds are at 8am");
             new.tags = vec!["medication".into()];
             store.add_memory(user, &new, at(1)).await.expect("add");
-            let (text, tags): (String, String) = with_pool!(store, pool => {
+            let (text, tags): (String, String) = crate::store::with_pool!(store, pool => {
                 sqlx::query_as("SELECT text, tags FROM ltm_memories")
                     .fetch_one(pool)
                     .await

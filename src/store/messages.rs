@@ -8,7 +8,7 @@ use sqlx::{Database, Postgres, QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, segments_column, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// Where a message travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,11 +314,11 @@ impl Store {
         user: UserId,
         provider_message_id: &str,
     ) -> Result<Option<Message>> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, MessageRow>(MESSAGE_BY_PROVIDER_ID)
                 .bind(user.0)
                 .bind(provider_message_id)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         row.map(|r| self.open_message(r)).transpose()
@@ -327,12 +327,12 @@ impl Store {
     /// The first reply stored for an inbound message, if any.
     #[tracing::instrument(skip_all)]
     pub async fn reply_to(&self, user: UserId, message_id: i64) -> Result<Option<Message>> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, MessageRow>(REPLY_TO)
                 .bind(user.0)
                 .bind(message_id)
                 .bind(Direction::Outbound.as_str())
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         row.map(|r| self.open_message(r)).transpose()
@@ -341,11 +341,11 @@ impl Store {
     /// The user's last `limit` messages, oldest first.
     #[tracing::instrument(skip_all)]
     pub async fn recent_messages(&self, user: UserId, limit: u32) -> Result<Vec<Message>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, MessageRow>(RECENT_MESSAGES)
                 .bind(user.0)
                 .bind(i64::from(limit))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.into_iter()
@@ -363,12 +363,12 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Message>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, MessageRow>(MESSAGES_AFTER)
                 .bind(user.0)
                 .bind(after)
                 .bind(i64::from(limit))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.into_iter().map(|r| self.open_message(r)).collect()
@@ -382,7 +382,7 @@ impl Store {
         usage: &NewSmsUsage,
     ) -> Result<()> {
         let segments = segments_column(usage.segments)?;
-        let inserted = with_pool!(self, pool => {
+        let inserted = with_user!(self, user, conn => {
             sqlx::query(RECORD_SMS_USAGE)
                 .bind(user.0)
                 .bind(message_id)
@@ -391,7 +391,7 @@ impl Store {
                 .bind(usage.encoding.as_str())
                 .bind(usage.estimated_cost_micros)
                 .bind(now())
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?
                 .rows_affected()
@@ -404,10 +404,10 @@ impl Store {
 
     #[tracing::instrument(skip_all)]
     pub async fn sms_usage(&self, user: UserId) -> Result<Vec<SmsUsage>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, SmsUsageRow>(SMS_USAGE)
                 .bind(user.0)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.into_iter().map(SmsUsage::try_from).collect()
@@ -425,7 +425,7 @@ impl Store {
         let sealed = self
             .sealer()
             .seal(&super::seal::place(BODY_COLUMN, user), &message.body);
-        let stored = with_pool!(self, pool, Db => {
+        let stored = with_user!(self, user, conn, Db => {
             /// Inserts `message` (its body already sealed) on a pooled connection or in a
             /// transaction.
             async fn insert(
@@ -448,10 +448,9 @@ impl Store {
             }
 
             if usage.is_empty() {
-                let mut conn = pool.acquire().await?;
-                insert(&mut conn, user, message, &sealed).await?
+                insert(&mut *conn, user, message, &sealed).await?
             } else {
-                let mut tx = pool.begin().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 let stored = insert(&mut tx, user, message, &sealed).await?;
                 let rows = usage
                     .iter()
@@ -503,6 +502,15 @@ struct UsageRow<'a> {
 /// `VALUES (…), (…)`, PostgreSQL binds one array per column and unnests them (one statement
 /// whatever the batch size, and one cached plan).
 trait BatchSql: Database {
+    /// Opens the batch's transaction: on PostgreSQL, behind row-level security, allowed the
+    /// rows of the batch's users and no others (`app.batch_user_ids`, see
+    /// `migrations/postgres/0043_batch_write_policy.sql`).
+    async fn begin_batch(
+        store: &Store,
+        pool: &sqlx::Pool<Self>,
+        writes: &[MessageWrite],
+    ) -> Result<sqlx::Transaction<'static, Self>>;
+
     /// Inserts `rows` (at most [`ROWS_PER_STATEMENT`]) in their order, with `bodies` their
     /// sealed bodies, skipping those whose `(user_id, provider_message_id)` is taken; gives
     /// back the rows stored, in any order.
@@ -528,6 +536,14 @@ const ON_PROVIDER_ID_CONFLICT: &str = " ON CONFLICT (user_id, provider_message_i
      RETURNING id, user_id, provider_message_id";
 
 impl BatchSql for Sqlite {
+    async fn begin_batch(
+        _store: &Store,
+        pool: &sqlx::Pool<Self>,
+        _writes: &[MessageWrite],
+    ) -> Result<sqlx::Transaction<'static, Self>> {
+        Ok(pool.begin().await?)
+    }
+
     async fn insert_messages(
         conn: &mut Self::Connection,
         rows: &[MessageWrite],
@@ -591,6 +607,22 @@ const PG_INSERT_USAGE: &str = "INSERT INTO sms_usage_logs \
      AS r(user_id, message_id, direction, segments, encoding, cost)";
 
 impl BatchSql for Postgres {
+    async fn begin_batch(
+        store: &Store,
+        pool: &sqlx::Pool<Self>,
+        writes: &[MessageWrite],
+    ) -> Result<sqlx::Transaction<'static, Self>> {
+        let (mut tx, switch) = match &store.scoped {
+            Some(scoped) => (scoped.begin().await?, false),
+            None => (pool.begin().await?, store.rls_role),
+        };
+        let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
+        users.sort_unstable();
+        users.dedup();
+        super::postgres::scope_batch(&mut tx, &users, switch).await?;
+        Ok(tx)
+    }
+
     async fn insert_messages(
         conn: &mut Self::Connection,
         rows: &[MessageWrite],
@@ -713,7 +745,7 @@ impl Store {
             .collect();
         let created_at = now();
         with_pool!(self, pool, Db => {
-            let mut tx = pool.begin().await?;
+            let mut tx = <Db as BatchSql>::begin_batch(self, pool, writes).await?;
             let mut ids = Vec::with_capacity(writes.len());
             for (chunk, sealed) in writes
                 .chunks(ROWS_PER_STATEMENT)

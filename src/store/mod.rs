@@ -63,6 +63,8 @@ mod reminders;
 #[cfg(test)]
 mod rest_tests;
 pub mod revocation;
+#[cfg(test)]
+mod rls_tests;
 pub mod seal;
 mod sessions;
 mod sql;
@@ -251,30 +253,71 @@ pub(crate) use with_pool;
 
 /// Runs `body` for one user, behind row-level security on PostgreSQL.
 ///
+/// Every store method that reads or writes one user's rows goes through this macro; the few
+/// that legitimately span users (finding who a phone number or an e-mail belongs to, the
+/// reminder scheduler's scan of due reminders, retention purges, key rotation, erasure, the
+/// security log, admin audited reads) use [`with_pool!`] and say so in their docs. A test
+/// (`store::rls_tests`) lists them: a new cross-user method must be added there on purpose.
+///
 /// `with_user!(store, user, conn => body)`: on PostgreSQL, `body` runs in a transaction that
-/// first switches to the role `nudge_app` and sets `app.user_id` (one statement, see
-/// `postgres::scope`), so the database itself refuses rows of any other user — a second wall
+/// first switches to the role `nudge_app` and sets `app.user_id` (in the round trip of its
+/// `BEGIN`, see `postgres::begin_scoped`), so the database itself refuses rows of any other user — a second wall
 /// behind the statement's own `WHERE user_id = $1`. On SQLite it runs on a pooled connection.
 /// `conn` is a `&mut` connection of the arm's database: pass `&mut *conn` to each query.
 ///
-/// Costs two round trips more than [`with_pool!`] on PostgreSQL (BEGIN, scope, …, COMMIT):
-/// used for what people reach through the REST API, not for the assistant's hot path.
+/// `with_user!(store, user, atomic conn => body)` also runs `body` in a transaction on
+/// SQLite: for bodies whose statements must commit together. Either form commits when `body`
+/// yields its value and rolls back when `?` or `return` leaves the method early (so a body
+/// that writes must not `return Ok(…)` early). `, Db` after `conn` binds `Db` to the arm's
+/// database type, as with [`with_pool!`].
+///
+/// Costs two round trips more than [`with_pool!`] on PostgreSQL (BEGIN + scope, COMMIT).
 macro_rules! with_user {
     ($store:expr, $user:expr, $conn:ident => $body:expr) => {
+        $crate::store::with_user!(@run $store, $user, pooled, $conn, __NudgeDb => $body)
+    };
+    ($store:expr, $user:expr, $conn:ident, $db:ident => $body:expr) => {
+        $crate::store::with_user!(@run $store, $user, pooled, $conn, $db => $body)
+    };
+    ($store:expr, $user:expr, atomic $conn:ident => $body:expr) => {
+        $crate::store::with_user!(@run $store, $user, atomic, $conn, __NudgeDb => $body)
+    };
+    ($store:expr, $user:expr, atomic $conn:ident, $db:ident => $body:expr) => {
+        $crate::store::with_user!(@run $store, $user, atomic, $conn, $db => $body)
+    };
+    (@sqlite pooled, $pool:ident, $conn:ident, $db:ident => $body:expr) => {{
+        let mut pooled = $pool.acquire().await?;
+        #[allow(dead_code)]
+        type $db = ::sqlx::Sqlite;
+        let $conn = &mut *pooled;
+        $body
+    }};
+    (@sqlite atomic, $pool:ident, $conn:ident, $db:ident => $body:expr) => {{
+        let mut tx = $pool.begin().await?;
+        #[allow(dead_code)]
+        type $db = ::sqlx::Sqlite;
+        let value = {
+            let $conn = &mut *tx;
+            $body
+        };
+        tx.commit().await?;
+        value
+    }};
+    (@run $store:expr, $user:expr, $mode:ident, $conn:ident, $db:ident => $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::Sqlite(pool) => {
-                let mut pooled = pool.acquire().await?;
-                let $conn = &mut *pooled;
-                $body
+                $crate::store::with_user!(@sqlite $mode, pool, $conn, $db => $body)
             }
             $crate::store::Pool::Postgres(pool) => {
                 // The bound login role when there is one; else the owner, switching to
                 // `nudge_app` for the transaction.
-                let (mut tx, switch) = match &$store.scoped {
-                    Some(scoped) => (scoped.begin().await?, false),
-                    None => (pool.begin().await?, $store.rls_role),
-                };
-                $crate::store::postgres::scope(&mut tx, $user, switch).await?;
+                let mut tx = match &$store.scoped {
+                    Some(scoped) => $crate::store::postgres::begin_scoped(scoped, $user, false),
+                    None => $crate::store::postgres::begin_scoped(pool, $user, $store.rls_role),
+                }
+                .await?;
+                #[allow(dead_code)]
+                type $db = ::sqlx::Postgres;
                 let value = {
                     let $conn = &mut *tx;
                     $body

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sql::{now, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{Result, Store, StoreError, UserId, with_user};
 
 /// Where a note body is sealed.
 const BODY_PLACE: &str = "notes.body";
@@ -40,12 +40,12 @@ impl Store {
     pub async fn add_note(&self, user: UserId, body: &str) -> Result<Note> {
         let created_at = now();
         let sealed = self.seal_column(BODY_PLACE, user, body);
-        let id: i64 = with_pool!(self, pool => {
+        let id: i64 = with_user!(self, user, conn => {
             sqlx::query_scalar(INSERT_NOTE)
                 .bind(user.0)
                 .bind(&sealed)
                 .bind(created_at)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
@@ -59,11 +59,11 @@ impl Store {
     /// The user's latest notes, newest first, at most `limit`, opened.
     #[tracing::instrument(skip_all)]
     pub async fn notes(&self, user: UserId, limit: u32) -> Result<Vec<Note>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, NoteRow>(NOTES)
                 .bind(user.0)
                 .bind(i64::from(limit))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.into_iter()

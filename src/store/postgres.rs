@@ -73,20 +73,46 @@ pub(super) async fn can_use_app_role(pool: &PgPool) -> Result<bool> {
     Ok(usable)
 }
 
-/// Scopes a transaction to one user: switches to `nudge_app` (when `role`) and sets
-/// `app.user_id`, both for this transaction only, in one round trip.
-pub(crate) async fn scope(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+/// Begins a transaction scoped to one user: switches to `nudge_app` (when `role`) and sets
+/// `app.user_id`, both for this transaction only, in the same round trip as `BEGIN` (one
+/// simple-protocol query of `SET LOCAL` commands).
+pub(crate) async fn begin_scoped(
+    pool: &PgPool,
     user: super::UserId,
     role: bool,
-) -> Result<()> {
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    // A UUID's text form is hex digits and dashes: safe to splice into the statement.
+    let user: uuid::Uuid = user.0;
     let statement = if role {
-        "SELECT set_config('role', 'nudge_app', true), set_config('app.user_id', $1, true)"
+        format!("BEGIN; SET LOCAL ROLE nudge_app; SET LOCAL app.user_id = '{user}'")
     } else {
-        "SELECT '', set_config('app.user_id', $1, true)"
+        format!("BEGIN; SET LOCAL app.user_id = '{user}'")
+    };
+    Ok(pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
+}
+
+/// Scopes the group-commit writer's transaction to the users of its batch: switches to
+/// `nudge_app` (when `role`) and sets `app.batch_user_ids`, which lets it write and read back
+/// rows of exactly those users (`migrations/postgres/0043_batch_write_policy.sql`). One round
+/// trip per batch, whatever its size.
+pub(crate) async fn scope_batch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    users: &[super::UserId],
+    role: bool,
+) -> Result<()> {
+    let list = users
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let statement = if role {
+        "SELECT set_config('role', 'nudge_app', true), \
+         set_config('app.batch_user_ids', $1, true)"
+    } else {
+        "SELECT '', set_config('app.batch_user_ids', $1, true)"
     };
     sqlx::query(statement)
-        .bind(user.to_string())
+        .bind(format!("{{{list}}}"))
         .execute(&mut **tx)
         .await?;
     Ok(())

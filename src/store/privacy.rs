@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::audit::{NewAuditEvent, Outcome};
 use super::seal;
-use super::{Pool, Result, Store, UserId, with_pool};
+use super::{Pool, Result, Store, UserId, with_pool, with_user};
 
 /// Version of the export document's shape.
 pub const EXPORT_FORMAT: &str = "nudge-export/1";
@@ -142,20 +142,14 @@ impl Store {
             quoted(column)
         );
         let statement = AssertSqlSafe(statement);
-        let objects = match &self.pool {
-            Pool::Sqlite(pool) => {
-                let rows = sqlx::query(statement).bind(user.0).fetch_all(pool).await?;
-                rows.iter()
-                    .map(|row| self.row_object(table, user, sqlite_columns(row)))
-                    .collect()
-            }
-            Pool::Postgres(pool) => {
-                let rows = sqlx::query(statement).bind(user.0).fetch_all(pool).await?;
-                rows.iter()
-                    .map(|row| self.row_object(table, user, postgres_columns(row)))
-                    .collect()
-            }
-        };
+        let rows = with_user!(self, user, conn, Db => {
+            let rows = sqlx::query::<Db>(statement).bind(user.0).fetch_all(&mut *conn).await?;
+            rows.iter().map(RowColumns::json_columns).collect::<Vec<_>>()
+        });
+        let objects = rows
+            .into_iter()
+            .map(|columns| self.row_object(table, user, columns))
+            .collect();
         Ok(objects)
     }
 
@@ -279,6 +273,23 @@ impl Store {
 
 /// A SQLite row's columns as JSON, by storage class. 16-byte blobs are UUIDs (how sqlx
 /// stores them); other blobs are base64.
+/// A row of either backend as named JSON values.
+trait RowColumns {
+    fn json_columns(&self) -> Vec<(String, Value)>;
+}
+
+impl RowColumns for SqliteRow {
+    fn json_columns(&self) -> Vec<(String, Value)> {
+        sqlite_columns(self)
+    }
+}
+
+impl RowColumns for PgRow {
+    fn json_columns(&self) -> Vec<(String, Value)> {
+        postgres_columns(self)
+    }
+}
+
 fn sqlite_columns(row: &SqliteRow) -> Vec<(String, Value)> {
     row.columns()
         .iter()

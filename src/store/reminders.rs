@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sql::{now, parse, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{Result, Store, StoreError, UserId, with_user};
 
 /// Where a reminder's text is sealed.
 const BODY_PLACE: &str = "reminders.body";
@@ -114,7 +114,7 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn add_reminder(&self, user: UserId, new: &NewReminder) -> Result<Reminder> {
         let sealed = self.seal_column(BODY_PLACE, user, &new.body);
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, ReminderRow>(INSERT_REMINDER)
                 .bind(user.0)
                 .bind(&sealed)
@@ -123,7 +123,7 @@ impl Store {
                 .bind(&new.time_zone)
                 .bind(ReminderStatus::Scheduled.as_str())
                 .bind(now())
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
@@ -133,11 +133,11 @@ impl Store {
     /// The user's scheduled reminders, soonest first.
     #[tracing::instrument(skip_all)]
     pub async fn scheduled_reminders(&self, user: UserId) -> Result<Vec<Reminder>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, ReminderRow>(SCHEDULED)
                 .bind(user.0)
                 .bind(ReminderStatus::Scheduled.as_str())
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.into_iter()
@@ -148,14 +148,14 @@ impl Store {
     /// Cancels a scheduled reminder; `NotFound` if it is not this user's or not scheduled.
     #[tracing::instrument(skip_all)]
     pub async fn cancel_reminder(&self, user: UserId, reminder_id: i64) -> Result<Reminder> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, ReminderRow>(CANCEL)
                 .bind(user.0)
                 .bind(reminder_id)
                 .bind(ReminderStatus::Cancelled.as_str())
                 .bind(now())
                 .bind(ReminderStatus::Scheduled.as_str())
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         self.open_reminder(user, row.ok_or(StoreError::NotFound)?)

@@ -11,7 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::sql::write_error;
-use super::{Result, Store, StoreError, UserId, with_pool};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// One sign-in, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -165,8 +165,7 @@ impl Store {
     /// Stores a new session and its first refresh token.
     #[tracing::instrument(skip_all)]
     pub async fn create_session(&self, new: &NewSession, now: DateTime<Utc>) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        with_user!(self, new.user_id, atomic conn => {
             sqlx::query(INSERT_SESSION)
                 .bind(new.id)
                 .bind(new.user_id.0)
@@ -174,7 +173,7 @@ impl Store {
                 .bind(new.mfa)
                 .bind(now)
                 .bind(new.expires_at)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
             sqlx::query(INSERT_REFRESH)
@@ -183,10 +182,9 @@ impl Store {
                 .bind(new.user_id.0)
                 .bind(now)
                 .bind(new.refresh_expires_at)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -265,13 +263,13 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(REVOKE_SESSION)
                 .bind(session)
                 .bind(user.0)
                 .bind(now)
                 .bind(reason)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });
@@ -289,12 +287,12 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Uuid>> {
-        let rows: Vec<(Uuid,)> = with_pool!(self, pool => {
+        let rows: Vec<(Uuid,)> = with_user!(self, user, conn => {
             sqlx::query_as(REVOKE_ALL_SESSIONS)
                 .bind(user.0)
                 .bind(now)
                 .bind(reason)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         Ok(rows.into_iter().map(|(id,)| id).collect())
@@ -302,10 +300,10 @@ impl Store {
 
     #[tracing::instrument(skip_all)]
     pub async fn sessions(&self, user: UserId) -> Result<Vec<Session>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, SessionRow>(SESSIONS)
                 .bind(user.0)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         Ok(rows.into_iter().map(Session::from).collect())
@@ -314,11 +312,11 @@ impl Store {
     /// Whether the user's session was revoked; `NotFound` when it, or the user, is gone.
     #[tracing::instrument(skip_all)]
     pub async fn session_revoked(&self, user: UserId, session: Uuid) -> Result<bool> {
-        let row: Option<(bool,)> = with_pool!(self, pool => {
+        let row: Option<(bool,)> = with_user!(self, user, conn => {
             sqlx::query_as(SESSION_REVOKED)
                 .bind(session)
                 .bind(user.0)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         Ok(row.ok_or(StoreError::NotFound)?.0)
@@ -333,13 +331,13 @@ impl Store {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        with_pool!(self, pool => {
+        with_user!(self, user, conn => {
             sqlx::query(INSERT_DEVICE)
                 .bind(token_hash)
                 .bind(user.0)
                 .bind(now)
                 .bind(expires_at)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
         });
@@ -354,12 +352,12 @@ impl Store {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(TOUCH_DEVICE)
                 .bind(token_hash)
                 .bind(user.0)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });
@@ -369,11 +367,11 @@ impl Store {
     /// The failed sign-in counter of one scope (zero when none is stored).
     #[tracing::instrument(skip_all)]
     pub async fn login_throttle(&self, user: UserId, scope: &str) -> Result<Throttle> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, ThrottleRow>(THROTTLE)
                 .bind(user.0)
                 .bind(scope)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         Ok(row.map(Throttle::from).unwrap_or_default())
@@ -388,7 +386,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-        with_pool!(self, pool => {
+        with_user!(self, user, conn => {
             sqlx::query(UPSERT_THROTTLE)
                 .bind(user.0)
                 .bind(scope)
@@ -396,7 +394,7 @@ impl Store {
                 .bind(count(throttle.lockouts))
                 .bind(throttle.locked_until)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
         });
@@ -405,8 +403,8 @@ impl Store {
 
     #[tracing::instrument(skip_all)]
     pub async fn clear_login_throttle(&self, user: UserId, scope: &str) -> Result<()> {
-        with_pool!(self, pool => {
-            sqlx::query(CLEAR_THROTTLE).bind(user.0).bind(scope).execute(pool).await?;
+        with_user!(self, user, conn => {
+            sqlx::query(CLEAR_THROTTLE).bind(user.0).bind(scope).execute(&mut *conn).await?;
         });
         Ok(())
     }

@@ -10,7 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use sqlx::{Encode, Postgres, Sqlite, Type};
 
-use super::{Result, Store, StoreError, UserId, postgres, sqlite, with_pool, with_user};
+use super::{Result, Store, StoreError, UserId, postgres, sqlite, with_user};
 
 /// Rows per multi-row `INSERT`: far below SQLite's 32,766 bound parameters.
 pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
@@ -79,11 +79,11 @@ impl Store {
         user: UserId,
         id: i64,
     ) -> Result<()> {
-        let deleted = with_pool!(self, pool => {
+        let deleted = with_user!(self, user, conn => {
             sqlx::query(statement)
                 .bind(user.0)
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });

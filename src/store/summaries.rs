@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::sql::{now, write_error};
-use super::{Result, Store, StoreError, UserId, seal, with_pool};
+use super::{Result, Store, StoreError, UserId, seal, with_user};
 
 /// Where summaries are sealed (the associated data names column and user).
 const PLACE: &str = "conversation_summaries.summary";
@@ -43,10 +43,10 @@ impl Store {
     /// The user's rolling summary, if turns were ever folded.
     #[tracing::instrument(skip_all)]
     pub async fn conversation_summary(&self, user: UserId) -> Result<Option<ConversationSummary>> {
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             sqlx::query_as::<_, SummaryRow>(SUMMARY)
                 .bind(user.0)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         let Some(row) = row else {
@@ -81,31 +81,35 @@ impl Store {
         let updated_at = now();
         let folded = i64::try_from(folded_messages)
             .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-        with_pool!(self, pool => {
+        let written = with_user!(self, user, conn => {
             let owned: Option<(i64,)> =
                 sqlx::query_as("SELECT id FROM messages WHERE user_id = $1 AND id = $2")
                     .bind(user.0)
                     .bind(through_message_id)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *conn)
                     .await?;
             if owned.is_none() {
                 return Err(StoreError::NotFound);
             }
-            let written = sqlx::query(SAVE_SUMMARY)
+            sqlx::query(SAVE_SUMMARY)
                 .bind(user.0)
                 .bind(&sealed)
                 .bind(through_message_id)
                 .bind(folded)
                 .bind(updated_at)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?
-                .rows_affected();
-            if written == 0 {
-                // A newer fold is already stored: it stands.
-                return self.conversation_summary(user).await?.ok_or(StoreError::NotFound);
-            }
+                .rows_affected()
         });
+        if written == 0 {
+            // A newer fold is already stored: it stands (read once this transaction is done,
+            // so one call never holds two connections).
+            return self
+                .conversation_summary(user)
+                .await?
+                .ok_or(StoreError::NotFound);
+        }
         Ok(ConversationSummary {
             text: text.to_owned(),
             through_message_id,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Database, QueryBuilder};
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{Result, Store, StoreError, UserId, with_user};
 
 /// How much a task matters; the list shows high-priority tasks first in its hints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
@@ -192,7 +192,7 @@ impl Store {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        with_pool!(self, pool, Db => {
+        Ok(with_user!(self, user, conn, Db => {
             async fn insert(
                 conn: &mut <Db as Database>::Connection,
                 user: UserId,
@@ -224,24 +224,24 @@ impl Store {
             }
 
             if new.len() <= ROWS_PER_STATEMENT {
-                let mut conn = pool.acquire().await?;
-                return insert(&mut conn, user, new).await;
+                insert(&mut *conn, user, new).await?
+            } else {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let added = insert(&mut tx, user, new).await?;
+                tx.commit().await?;
+                added
             }
-            let mut tx = pool.begin().await?;
-            let added = insert(&mut tx, user, new).await?;
-            tx.commit().await?;
-            Ok(added)
-        })
+        }))
     }
 
     /// Open tasks, oldest first (the order the user sees them numbered in).
     #[tracing::instrument(skip_all)]
     pub async fn open_tasks(&self, user: UserId) -> Result<Vec<Task>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, TaskRow>(TASKS_BY_DONE)
                 .bind(user.0)
                 .bind(false)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         tasks(rows)
@@ -311,13 +311,13 @@ impl Store {
     /// not counted yet; returns those tasks. Idempotent: a due date counts once.
     #[tracing::instrument(skip_all)]
     pub async fn count_task_misses(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Task>> {
-        let mut rows = with_pool!(self, pool => {
+        let mut rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, TaskRow>(COUNT_MISSES)
                 .bind(user.0)
                 .bind(now)
                 .bind(true)
                 .bind(false)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         rows.sort_by_key(|row| row.id);
@@ -332,13 +332,13 @@ impl Store {
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Task>> {
-        let rows = with_pool!(self, pool => {
+        let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, TaskRow>(COMPLETED_SINCE)
                 .bind(user.0)
                 .bind(true)
                 .bind(since)
                 .bind(i64::from(limit))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         });
         tasks(rows)
@@ -352,13 +352,13 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<u64> {
-        let count: i64 = with_pool!(self, pool => {
+        let count: i64 = with_user!(self, user, conn => {
             sqlx::query_scalar(COUNT_COMPLETED_BETWEEN)
                 .bind(user.0)
                 .bind(true)
                 .bind(from)
                 .bind(to)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await?
         });
         Ok(u64::try_from(count).unwrap_or(0))
@@ -378,7 +378,7 @@ impl Store {
     {
         let mut params = TaskUpdate::default();
         params = bind(params);
-        let row = with_pool!(self, pool => {
+        let row = with_user!(self, user, conn => {
             let mut query = sqlx::query_as::<_, TaskRow>(statement).bind(user.0).bind(task_id);
             for value in params.values {
                 query = match value {
@@ -387,7 +387,7 @@ impl Store {
                     Value::Time(t) => query.bind(t),
                 };
             }
-            query.fetch_optional(pool).await?
+            query.fetch_optional(&mut *conn).await?
         });
         row.ok_or(StoreError::NotFound)?.try_into()
     }

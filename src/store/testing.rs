@@ -116,6 +116,29 @@ impl Drop for TempDir {
     }
 }
 
+/// The environment variable that names a Redis server tests may use
+/// (`eval "$(scripts/services.sh start)"` exports it).
+pub const REDIS_URL_VAR: &str = "NUDGE_TEST_REDIS_URL";
+
+/// The Redis URL of [`REDIS_URL_VAR`]; `None` when it is unset or empty, so the test skips.
+///
+/// # Panics
+///
+/// When it is unset on CI ([`require_postgres`]: CI runs every service's variant).
+pub fn redis_url() -> Option<String> {
+    let url = std::env::var(REDIS_URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty());
+    if url.is_none() {
+        assert!(
+            !require_postgres(),
+            "CI runs the Redis tests: set {REDIS_URL_VAR}"
+        );
+        eprintln!("{REDIS_URL_VAR} unset: Redis test skipped");
+    }
+    url
+}
+
 /// Whether tests must run on PostgreSQL rather than skip it: true on CI (`CI` set).
 pub fn require_postgres() -> bool {
     std::env::var_os("CI").is_some()

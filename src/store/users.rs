@@ -8,7 +8,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::sql::{Param, ROWS_PER_STATEMENT, now, parse, write_error};
-use super::{Pool, Result, Store, StoreError, UserId, with_pool};
+use super::{Pool, Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// Languages Nudge answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -167,8 +167,7 @@ impl Store {
             sms_opted_out: false,
             created_at: now(),
         };
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        with_user!(self, user.id, atomic conn => {
             sqlx::query(INSERT_USER)
                 .bind(user.id.0)
                 .bind(&user.display_name)
@@ -178,24 +177,29 @@ impl Store {
                 .bind(user.role.as_str())
                 .bind(user.sms_opted_out)
                 .bind(user.created_at)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
             sqlx::query(INSERT_NUMBER)
                 .bind(&new.number)
                 .bind(user.id.0)
                 .bind(user.created_at)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
-            tx.commit().await?;
         });
         Ok(user)
     }
 
     #[tracing::instrument(skip_all)]
     pub async fn user(&self, id: UserId) -> Result<User> {
-        self.one_user(USER_BY_ID, id.0).await
+        let row = with_user!(self, id, conn => {
+            sqlx::query_as::<_, UserRow>(USER_BY_ID)
+                .bind(id.0)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        row.ok_or(StoreError::NotFound)?.try_into()
     }
 
     /// The owner of a dedicated Twilio number (`NotFound` if nobody has it).
@@ -206,11 +210,11 @@ impl Store {
 
     #[tracing::instrument(skip_all)]
     pub async fn set_sms_opt_out(&self, user: UserId, opted_out: bool) -> Result<()> {
-        let changed = with_pool!(self, pool => {
+        let changed = with_user!(self, user, conn => {
             sqlx::query(SET_SMS_OPT_OUT)
                 .bind(user.0)
                 .bind(opted_out)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
         });
@@ -220,7 +224,8 @@ impl Store {
         Ok(())
     }
 
-    /// The user `statement` finds by its one parameter `key`, `NotFound` if none.
+    /// The user `statement` finds by its one parameter `key`, `NotFound` if none. Across
+    /// users, as the owner: it finds whose a number is, before any user is known.
     async fn one_user(&self, statement: &'static str, key: impl Param) -> Result<User> {
         let row = with_pool!(self, pool => {
             sqlx::query_as::<_, UserRow>(statement)

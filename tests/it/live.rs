@@ -14,7 +14,7 @@ use crate::accounts::{access, call, register};
 use crate::helpers::{Server, databases};
 use nudge::store::{NewReminder, UserId};
 
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Longest wait for one expected event.
 const EVENT_WAIT: Duration = Duration::from_secs(20);
@@ -27,7 +27,7 @@ fn ws_url(server: &Server, query: &str) -> String {
         .replacen("http", "ws", 1)
 }
 
-async fn open(server: &Server, token: &str, after: Option<i64>) -> Socket {
+pub async fn open(server: &Server, token: &str, after: Option<i64>) -> Socket {
     let mut query = format!("token={token}");
     if let Some(after) = after {
         query.push_str(&format!("&after={after}"));
@@ -39,7 +39,7 @@ async fn open(server: &Server, token: &str, after: Option<i64>) -> Socket {
 }
 
 /// The next JSON event that is not `typing` or `task_changed`, within [`EVENT_WAIT`].
-async fn next_event(socket: &mut Socket) -> Value {
+pub async fn next_event(socket: &mut Socket) -> Value {
     let deadline = tokio::time::Instant::now() + EVENT_WAIT;
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.next())
@@ -57,7 +57,7 @@ async fn next_event(socket: &mut Socket) -> Value {
 }
 
 /// Every event but `typing`/`task_changed` that arrives within [`QUIET_WAIT`].
-async fn drain(socket: &mut Socket) -> Vec<Value> {
+pub async fn drain(socket: &mut Socket) -> Vec<Value> {
     let mut seen = Vec::new();
     while let Ok(Some(Ok(frame))) = tokio::time::timeout(QUIET_WAIT, socket.next()).await {
         if let Frame::Text(text) = frame {
@@ -70,7 +70,7 @@ async fn drain(socket: &mut Socket) -> Vec<Value> {
     seen
 }
 
-async fn say(socket: &mut Socket, text: &str) {
+pub async fn say(socket: &mut Socket, text: &str) {
     socket
         .send(Frame::Text(
             json!({"type": "message", "text": text}).to_string().into(),

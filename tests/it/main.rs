@@ -19,5 +19,6 @@ mod loadgen;
 mod me_data;
 mod memory;
 mod privacy;
+mod rls;
 mod sms;
 mod tools;

@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::accounts::{PASSWORD, access, call, login, register};
 use crate::helpers::{Database, Server, add_user, databases, sealer, sid};
+use crate::live;
 use nudge::auth::password::{HashParams, hash};
 use nudge::store::{UserId, seal};
 
@@ -17,7 +18,7 @@ const BOB_NUMBER: &str = "+33755559002";
 
 /// Gives an SMS user an email and password directly in the store (test set-up; the API's
 /// own claim flow is tested in `accounts`).
-async fn attach(server: &Server, user: &str, email: &str) -> UserId {
+pub async fn attach(server: &Server, user: &str, email: &str) -> UserId {
     let id: UserId = user.parse().unwrap();
     let params = HashParams {
         m_kib: 64,
@@ -320,6 +321,102 @@ async fn nobody_reaches_another_persons_data_on_any_route_of_any_edge() {
                 .len(),
             before
         );
+
+        // WebSocket: Bob's socket carries nothing of Ana's turns or reminders, and his token
+        // cannot resume her stream by naming her message ids.
+        let mut ana_ws = live::open(&server, &p.ana_token, None).await;
+        let mut bob_ws = live::open(&server, &p.bob_token, None).await;
+        live::say(&mut ana_ws, "add task ana ws secret").await;
+        let ana_inbound = live::next_event(&mut ana_ws).await;
+        assert_eq!(ana_inbound["body"], "add task ana ws secret");
+        let ana_reply = live::next_event(&mut ana_ws).await;
+        assert_eq!(ana_reply["direction"], "outbound", "{ana_reply}");
+        let store = server.store().await;
+        live::remind(&store, p.ana, "ana ws secret reminder", chrono::Utc::now()).await;
+        let reminder = live::next_event(&mut ana_ws).await;
+        assert_eq!(reminder["body"], "ana ws secret reminder", "{reminder}");
+        let seen_by_bob = live::drain(&mut bob_ws).await;
+        assert!(
+            seen_by_bob.is_empty(),
+            "[{}] Bob saw {seen_by_bob:?}",
+            db.label
+        );
+        let first_ana_id = ana_inbound["id"].as_i64().unwrap();
+        for after in [0, first_ana_id - 1, first_ana_id] {
+            let mut resumed = live::open(&server, &p.bob_token, Some(after)).await;
+            let replay = live::drain(&mut resumed).await;
+            let text = serde_json::to_string(&replay).unwrap();
+            assert!(
+                !text.contains("ana") && !text.contains("pharmacy"),
+                "[{}] Bob resumed after {after}: {text}",
+                db.label
+            );
+        }
+
+        // SMS: "done" and "snooze" from Bob's phone act on Bob's own (absent) reminder, never
+        // on the one that just reached Ana, and task edits by number reach Bob's list only.
+        let mut ana_firing = None;
+        for _ in 0..100 {
+            ana_firing = store.last_sent_firing(p.ana).await.unwrap();
+            if ana_firing.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let ana_firing = ana_firing.expect("Ana's reminder reached her socket");
+        for (to, body) in [
+            (BOB_NUMBER, "done"),
+            (BOB_NUMBER, "snooze"),
+            (BOB_NUMBER, "done 1"),
+            (BOB_NUMBER, "delete task 1"),
+            (ANA_NUMBER, "done"),
+            (ANA_NUMBER, "snooze"),
+            (ANA_NUMBER, "done 1"),
+        ] {
+            let reply = server.text(&sid(), BOB_PHONE, to, body).await;
+            assert!(
+                !reply.contains("ana") && !reply.contains("pharmacy"),
+                "[{}] {body:?} to {to}: {reply}",
+                db.label
+            );
+        }
+        assert_eq!(
+            store.last_sent_firing(p.ana).await.unwrap(),
+            Some(ana_firing),
+            "[{}] Ana's reminder is still hers to answer",
+            db.label
+        );
+        let ana_tasks = call(
+            &server,
+            Method::GET,
+            "/api/v1/me/tasks",
+            Some(&p.ana_token),
+            None,
+        )
+        .await
+        .body
+        .to_string();
+        for title in ["call the pharmacy", "ana ws secret"] {
+            assert!(
+                ana_tasks.contains(title),
+                "[{}] {title} in {ana_tasks}",
+                db.label
+            );
+        }
+        assert!(
+            !ana_tasks.contains("\"done\":true"),
+            "[{}] none of Ana's tasks was closed by Bob: {ana_tasks}",
+            db.label
+        );
+        assert!(
+            live::drain(&mut bob_ws)
+                .await
+                .iter()
+                .all(|e| !e.to_string().contains("ana")),
+            "[{}] Bob's socket only ever shows Bob's turns",
+            db.label
+        );
+        drop((ana_ws, bob_ws));
 
         // Ana's data is as she left it.
         let task = call(
@@ -812,4 +909,86 @@ async fn erasure_leaves_no_row_and_no_sealed_value_and_another_export_is_unchang
         add_user(&data, &db, "Newcomer", "+14155550199", ANA_NUMBER, "en");
         server.stop();
     }
+}
+
+/// Keys of the Redis at `url` matching `pattern` (a test-sized keyspace: `KEYS` is fine).
+async fn redis_keys(url: &str, pattern: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn erasure_drops_the_model_cache_entries_of_the_account_in_redis_and_no_others() {
+    let Some(redis_url) = nudge::store::testing::redis_url() else {
+        return;
+    };
+    let gemini =
+        crate::fakes::gemini(crate::fakes::gemini_text("Noted, one step at a time.")).await;
+    let namespace = format!("nudge-erasure-{}", uuid::Uuid::now_v7().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let server = Server::start(
+        &data,
+        &db,
+        &[
+            ("GEMINI_API_KEY", "test-gemini-key"),
+            ("NUDGE_GEMINI_BASE_URL", gemini.uri().as_str()),
+            ("NUDGE_LLM_CACHE_TTL_SECS", "600"),
+            ("NUDGE_REDIS_URL", redis_url.as_str()),
+            ("NUDGE_REDIS_NAMESPACE", namespace.as_str()),
+        ],
+    );
+    let ana = add_user(&data, &db, "Ana", ANA_PHONE, ANA_NUMBER, "en");
+    let bob = add_user(&data, &db, "Bob", BOB_PHONE, BOB_NUMBER, "en");
+    let ana = attach(&server, &ana, "ana@example.com").await;
+    let bob = attach(&server, &bob, "bob@example.com").await;
+    for text in ["I keep forgetting my meds", "what should I do first?"] {
+        let reply = server.text(&sid(), ANA_PHONE, ANA_NUMBER, text).await;
+        assert!(reply.contains("one step at a time"), "{reply:?}");
+    }
+    let reply = server
+        .text(&sid(), BOB_PHONE, BOB_NUMBER, "hello there")
+        .await;
+    assert!(reply.contains("one step at a time"), "{reply:?}");
+
+    let anas = format!("{namespace}:llm-cache:{ana}:*");
+    let bobs = format!("{namespace}:llm-cache:{bob}:*");
+    assert!(
+        !redis_keys(&redis_url, &anas).await.is_empty(),
+        "Ana's turns were cached"
+    );
+    let bob_keys = redis_keys(&redis_url, &bobs).await;
+    assert!(!bob_keys.is_empty(), "Bob's turn was cached");
+
+    let token = access(&login(&server, "ana@example.com", PASSWORD, None).await.body);
+    let erased = call(
+        &server,
+        Method::DELETE,
+        "/api/v1/me",
+        Some(&token),
+        Some(json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(erased.status, 204, "{}", erased.body);
+
+    assert_eq!(redis_keys(&redis_url, &anas).await, Vec::<String>::new());
+    assert_eq!(
+        redis_keys(&redis_url, &bobs).await,
+        bob_keys,
+        "Bob's entries stay"
+    );
+    drop(server);
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&bob_keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }

@@ -252,6 +252,15 @@ async fn erase(
     state.actors.stop_user(auth.user_id).await;
     let report = state.store.erase_user(auth.user_id, now).await?;
     security.revocations.publish(&sessions).await;
+    if let Some(cache) = &state.model_cache {
+        match cache.forget_user(auth.user_id).await {
+            Ok(entries) => tracing::info!(entries, "model cache entries of the account dropped"),
+            // The account is gone either way; the sealed entries expire with their TTL.
+            Err(error) => {
+                tracing::error!(%error, "model cache entries of an erased account outlive it until they expire")
+            }
+        }
+    }
     tracing::info!(leftover_tables = report.leftovers.len(), "account erased");
     Ok(StatusCode::NO_CONTENT)
 }

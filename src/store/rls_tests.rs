@@ -1,0 +1,260 @@
+//! Row-level security on every path: which store methods run across users as the owner, and
+//! that no other one does.
+//!
+//! Every method that reads or writes one user's rows runs under [`with_user!`] (on PostgreSQL:
+//! the role `nudge_app` with `app.user_id` set). The methods below are the deliberate
+//! exceptions, each documented where it stands; the test reads the store's sources so that a
+//! new method reaching the pool without the user's scope fails here until it is converted or
+//! added to this list on purpose.
+
+/// The store's sources, by file name.
+const SOURCES: &[(&str, &str)] = &[
+    ("accounts.rs", include_str!("accounts.rs")),
+    ("audit.rs", include_str!("audit.rs")),
+    ("deliveries.rs", include_str!("deliveries.rs")),
+    ("expenses.rs", include_str!("expenses.rs")),
+    ("firings.rs", include_str!("firings.rs")),
+    ("goals.rs", include_str!("goals.rs")),
+    ("groceries.rs", include_str!("groceries.rs")),
+    ("keys.rs", include_str!("keys.rs")),
+    ("llm_usage.rs", include_str!("llm_usage.rs")),
+    ("memories.rs", include_str!("memories.rs")),
+    ("messages.rs", include_str!("messages.rs")),
+    ("mod.rs", include_str!("mod.rs")),
+    ("notes.rs", include_str!("notes.rs")),
+    ("privacy.rs", include_str!("privacy.rs")),
+    ("reminders.rs", include_str!("reminders.rs")),
+    ("sessions.rs", include_str!("sessions.rs")),
+    ("sql.rs", include_str!("sql.rs")),
+    ("summaries.rs", include_str!("summaries.rs")),
+    ("tasks.rs", include_str!("tasks.rs")),
+    ("users.rs", include_str!("users.rs")),
+];
+
+/// `file::method` of every store method that reaches the pool as the owner, and why.
+const CROSS_USER: &[(&str, &str)] = &[
+    ("mod.rs::ping", "readiness: touches no table"),
+    (
+        "accounts.rs::account_by_email",
+        "sign-in: finds whose an e-mail is",
+    ),
+    (
+        "accounts.rs::user_by_phone",
+        "phone sign-in: finds whose a phone is",
+    ),
+    (
+        "users.rs::one_user",
+        "SMS edge: finds whose a dedicated number is",
+    ),
+    ("users.rs::create_users", "bulk provisioning of many users"),
+    (
+        "sessions.rs::rotate_refresh_token",
+        "refresh: finds whose a token is",
+    ),
+    (
+        "audit.rs::audit",
+        "the security log is append-only and names no owner",
+    ),
+    (
+        "audit.rs::audit_events_for",
+        "the security log: nudge_app may only append",
+    ),
+    (
+        "audit.rs::recent_audit_events",
+        "admin: audited read of the security log",
+    ),
+    ("audit.rs::purge_audit_before", "retention purge"),
+    (
+        "deliveries.rs::update_sms_delivery",
+        "Twilio status callback: by message SID",
+    ),
+    (
+        "firings.rs::due_reminders",
+        "scheduler: due reminders of every user",
+    ),
+    (
+        "firings.rs::claim_firing",
+        "scheduler: claims a due reminder",
+    ),
+    (
+        "firings.rs::defer_reminder",
+        "scheduler: defers a due reminder",
+    ),
+    (
+        "firings.rs::unsent_firings",
+        "scheduler: firings to resend after a crash",
+    ),
+    ("firings.rs::finish_firing", "scheduler: records a delivery"),
+    ("keys.rs::note_active_key", "key rotation"),
+    ("keys.rs::sealed_columns", "key rotation"),
+    (
+        "keys.rs::reseal_column",
+        "key rotation: re-seals every user's values",
+    ),
+    (
+        "llm_usage.rs::llm_usage_by_provider",
+        "admin metrics: totals over users",
+    ),
+    (
+        "messages.rs::write_messages",
+        "group commit: scoped to its batch's users instead",
+    ),
+    (
+        "privacy.rs::user_tables",
+        "schema: which tables hold user rows",
+    ),
+    (
+        "privacy.rs::tables_without_cascade",
+        "schema: which tables escape the cascade",
+    ),
+    (
+        "privacy.rs::erase_user",
+        "erasure: every table, then an anonymous audit entry",
+    ),
+    ("privacy.rs::purge_messages_before", "retention purge"),
+    ("privacy.rs::purge_expired", "retention purge"),
+];
+
+/// `file::method` of every method (outside test modules) whose body reaches the owner's pool.
+fn methods_on_the_owner_pool() -> Vec<String> {
+    let mut found = Vec::new();
+    for (file, source) in SOURCES {
+        let source = source
+            .find("#[cfg(test)]\nmod tests {")
+            .map_or(*source, |cut| &source[..cut]);
+        let mut current: Option<&str> = None;
+        for line in source.lines() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("//") {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if indent <= 4
+                && let Some(at) = trimmed.find("fn ")
+                && trimmed[..at]
+                    .split_whitespace()
+                    .all(|w| w == "pub" || w.starts_with("pub(") || w == "async" || w == "const")
+            {
+                let name = &trimmed[at + 3..];
+                let end = name
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(name.len());
+                current = Some(&name[..end]);
+            }
+            let owner = trimmed.contains("with_pool!(self") || trimmed.contains("&self.pool");
+            if owner && let Some(method) = current {
+                let entry = format!("{file}::{method}");
+                if !found.contains(&entry) {
+                    found.push(entry);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_store_method_but_the_listed_cross_user_ones_runs_in_its_users_scope() {
+    let listed: Vec<&str> = CROSS_USER.iter().map(|(m, _)| *m).collect();
+    let found = methods_on_the_owner_pool();
+    let unlisted: Vec<&String> = found
+        .iter()
+        .filter(|m| !listed.contains(&m.as_str()))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "these reach the pool as the owner, outside row-level security: use with_user! \
+         or list them in CROSS_USER with the reason: {unlisted:?}"
+    );
+    let stale: Vec<&&str> = listed
+        .iter()
+        .filter(|m| !found.iter().any(|f| f == *m))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "listed but no longer cross-user: {stale:?}"
+    );
+}
+
+#[test]
+fn the_scan_sees_a_method_on_the_owner_pool() {
+    assert!(
+        methods_on_the_owner_pool()
+            .iter()
+            .any(|m| m == "firings.rs::due_reminders")
+    );
+    assert!(
+        !methods_on_the_owner_pool()
+            .iter()
+            .any(|m| m == "tasks.rs::open_tasks"),
+        "open_tasks runs in its user's scope"
+    );
+}
+
+/// Inserts a message row for `user` on `tx`, as the writer's statements do.
+async fn insert_message(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user: super::UserId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO messages (user_id, channel, direction, body, created_at) \
+         VALUES ($1, 'sms', 'inbound', 'hi', now())",
+    )
+    .bind(user.0)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+#[tokio::test]
+async fn a_batch_scope_admits_the_rows_of_its_users_and_refuses_any_other() {
+    super::testing::on_each_backend(|store| async move {
+        let super::Pool::Postgres(pool) = &store.pool else {
+            return; // Row-level security is PostgreSQL's.
+        };
+        assert!(
+            store.rls_role,
+            "the test server lets the store switch to nudge_app"
+        );
+        let ana = super::tests::create(&store, 1).await.id;
+        let bob = super::tests::create(&store, 2).await.id;
+        let carl = super::tests::create(&store, 3).await.id;
+        store
+            .add_tasks(ana, &[super::NewTask::titled("ana's task")])
+            .await
+            .expect("a task");
+
+        let mut tx = pool.begin().await.unwrap();
+        super::postgres::scope_batch(&mut tx, &[ana, bob], true)
+            .await
+            .unwrap();
+        insert_message(&mut tx, ana)
+            .await
+            .expect("Ana is in the batch");
+        insert_message(&mut tx, bob)
+            .await
+            .expect("Bob is in the batch");
+        let (seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(seen, 2, "the batch reads back its own rows");
+        let (tasks,): (i64,) = sqlx::query_as("SELECT count(*) FROM tasks")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(tasks, 0, "a batch sees no other table's rows");
+        tx.commit().await.unwrap();
+
+        let mut tx = pool.begin().await.unwrap();
+        super::postgres::scope_batch(&mut tx, &[ana], true)
+            .await
+            .unwrap();
+        let refused = insert_message(&mut tx, carl).await;
+        assert!(
+            refused.is_err_and(|e| e.to_string().contains("row-level security")),
+            "Carl is not in the batch"
+        );
+    })
+    .await;
+}
