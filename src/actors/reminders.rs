@@ -9,7 +9,9 @@
 //! window: at most [`SchedulerConfig::batch`] reminders due within [`SchedulerConfig::window`],
 //! in a min-heap by due instant, refilled from the store's partial index of scheduled rows
 //! every [`SchedulerConfig::poll`] (and whenever the heap runs dry). A million pending
-//! reminders cost one indexed range read per poll, not a million timers.
+//! reminders cost one indexed range read per poll, not a million timers. A reminder written in
+//! this process (chat, tool, REST, snooze) wakes the scheduler at once through
+//! [`Store::reminder_changes`], so one due before the next poll is not late by up to a poll.
 //!
 //! **At-least-once, idempotent.** Each firing has a key, (reminder id, due instant), unique in
 //! `reminder_firings`. Firing one occurrence is: (1) *claim*, one transaction that moves the
@@ -34,11 +36,12 @@
 //! moves to its first occurrence after now, so a week offline does not fire seven times.
 //!
 //! **Quiet hours.** A reminder that comes due inside the user's quiet hours (profile,
-//! minutes after local midnight) waits for their end. Reminders have no urgency flag yet, so
-//! none breaks through.
+//! minutes after local midnight) waits for their end, unless it is marked urgent: an urgent
+//! reminder fires on time whatever the hour.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -259,6 +262,7 @@ pub async fn answer_nudge(
                         due_at: at,
                         recurrence: None,
                         time_zone: user.time_zone.clone(),
+                        urgent: false,
                     },
                 )
                 .await?;
@@ -442,7 +446,10 @@ impl Scheduler {
     async fn claim(&self, due: &DueReminder, now: DateTime<Utc>) -> Result<Claim, StoreError> {
         let overdue = now - due.due_at;
         let beyond_grace = overdue > self.config.grace;
-        if !beyond_grace && let Some(end) = self.quiet_until(due, now).await? {
+        if !beyond_grace
+            && !due.urgent
+            && let Some(end) = self.quiet_until(due, now).await?
+        {
             return Ok(if self.store.defer_reminder(due, end).await? {
                 Claim::Deferred
             } else {
@@ -571,8 +578,56 @@ pub fn quiet_end(now: DateTime<Utc>, tz: Tz, start: u16, end: u16) -> Option<Dat
 /// Messages of the [`ReminderScheduler`].
 #[derive(RactorMessage)]
 pub enum SchedulerMsg {
-    /// Fire what is due, refill, and sleep until the next.
-    Tick,
+    /// Fire what is due, refill, and sleep until the next. Carries the wake-up's generation:
+    /// a tick planned before a newer one is stale and ignored, so ticks never multiply.
+    Tick(u64),
+    /// A reminder was written in this process ([`Store::reminder_changes`]): look again now,
+    /// in case it is due before the planned wake-up.
+    Changed,
+}
+
+/// The actor's state: the scheduler, and what keeps its wake-ups in order.
+pub struct SchedulerState {
+    scheduler: Scheduler,
+    /// The generation of the one tick that counts; bumped each time a tick is planned.
+    generation: u64,
+    /// Forwards the store's reminder changes to the actor as [`SchedulerMsg::Changed`].
+    watcher: tokio::task::JoinHandle<()>,
+    /// Set while a [`SchedulerMsg::Changed`] waits in the mailbox: a burst of writes makes
+    /// one look, not one per write.
+    change_pending: Arc<AtomicBool>,
+}
+
+impl SchedulerState {
+    /// Plans the next tick at the scheduler's next wake, superseding any tick planned before.
+    fn plan(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        myself.send_after(self.scheduler.next_wake(), move || {
+            SchedulerMsg::Tick(generation)
+        });
+    }
+}
+
+/// Casts [`SchedulerMsg::Changed`] to the scheduler each time the store's reminders change,
+/// until the scheduler is gone.
+fn watch_changes(
+    store: &Store,
+    myself: ActorRef<SchedulerMsg>,
+    pending: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let mut changes = store.reminder_changes();
+    changes.mark_unchanged();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            if pending.swap(true, AtomicOrdering::AcqRel) {
+                continue;
+            }
+            if myself.cast(SchedulerMsg::Changed).is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// What the scheduler needs; cloned into each restart.
@@ -589,7 +644,7 @@ pub struct ReminderScheduler;
 
 impl Actor for ReminderScheduler {
     type Msg = SchedulerMsg;
-    type State = Scheduler;
+    type State = SchedulerState;
     type Arguments = SchedulerArgs;
 
     async fn pre_start(
@@ -597,6 +652,9 @@ impl Actor for ReminderScheduler {
         myself: ActorRef<Self::Msg>,
         args: SchedulerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // Watch before the first load, so a reminder written meanwhile is not missed.
+        let change_pending = Arc::new(AtomicBool::new(false));
+        let watcher = watch_changes(&args.store, myself.clone(), change_pending.clone());
         let mut scheduler = Scheduler::new(args.store, args.sink, args.clock, args.config);
         let pass = scheduler.start_up().await?;
         tracing::info!(
@@ -607,18 +665,35 @@ impl Actor for ReminderScheduler {
             held = scheduler.held(),
             "reminder scheduler started"
         );
-        myself.send_after(scheduler.next_wake(), || SchedulerMsg::Tick);
-        Ok(scheduler)
+        let mut state = SchedulerState {
+            scheduler,
+            generation: 0,
+            watcher,
+            change_pending,
+        };
+        state.plan(&myself);
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.watcher.abort();
+        Ok(())
     }
 
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         message: Self::Msg,
-        scheduler: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            SchedulerMsg::Tick => {
+            SchedulerMsg::Tick(generation) if generation != state.generation => {}
+            SchedulerMsg::Tick(_) => {
+                let scheduler = &mut state.scheduler;
                 let fired = scheduler.fire_due().await?;
                 if fired.failed > 0 || fired.sent > 0 {
                     tracing::info!(sent = fired.sent, failed = fired.failed, "reminders fired");
@@ -628,7 +703,17 @@ impl Actor for ReminderScheduler {
                     // Failed sends stay 'sending'; the next pass tries them again.
                     scheduler.resend_unmarked().await?;
                 }
-                myself.send_after(scheduler.next_wake(), || SchedulerMsg::Tick);
+                state.plan(&myself);
+            }
+            SchedulerMsg::Changed => {
+                state.change_pending.store(false, AtomicOrdering::Release);
+                let scheduler = &mut state.scheduler;
+                scheduler.refill().await?;
+                let fired = scheduler.fire_due().await?;
+                if fired.sent > 0 {
+                    tracing::info!(sent = fired.sent, "new reminder fired at once");
+                }
+                state.plan(&myself);
             }
         }
         Ok(())

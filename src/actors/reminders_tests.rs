@@ -65,6 +65,7 @@ async fn remind(store: &Store, user: UserId, body: &str, due: DateTime<Utc>, rul
                 due_at: due,
                 recurrence: rule.map(str::to_owned),
                 time_zone: "Europe/Paris".to_owned(),
+                urgent: false,
             },
         )
         .await
@@ -276,6 +277,117 @@ async fn a_reminder_due_in_quiet_hours_waits_for_their_end_and_stays_the_users_o
             store.firing(bob, sink.sent()[0].id).await.is_err(),
             "not bob's firing"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_urgent_reminder_fires_inside_quiet_hours_while_a_plain_one_waits_for_their_end() {
+    on_each_backend(|store| async move {
+        let ana = user(&store, 1).await;
+        store
+            .update_profile(
+                ana,
+                &ProfileChange {
+                    quiet_hours: Some(Some((22 * 60, 7 * 60))),
+                    ..ProfileChange::default()
+                },
+            )
+            .await
+            .expect("quiet hours set");
+        // 23:30 in Paris (CET) is 22:30 UTC, inside 22:00–07:00.
+        let due = utc(2026, 3, 11, 22, 30);
+        remind(&store, ana, "water the plants", due, None).await;
+        store
+            .add_reminder(
+                ana,
+                &NewReminder {
+                    body: "take the night meds".to_owned(),
+                    due_at: due,
+                    recurrence: None,
+                    time_zone: "Europe/Paris".to_owned(),
+                    urgent: true,
+                },
+            )
+            .await
+            .expect("the urgent reminder is added");
+        let clock = Arc::new(ManualClock::new(due));
+        let sink = Arc::new(Recorder::default());
+        let mut scheduler = scheduler(&store, sink.clone(), clock.clone());
+
+        let pass = scheduler.start_up().await.expect("start-up");
+        assert_eq!((pass.sent, pass.deferred), (1, 1));
+        let sent = sink.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].body, "take the night meds");
+        assert_eq!(
+            sent[0].due_at, due,
+            "on time, not at the end of quiet hours"
+        );
+        let waiting = store.scheduled_reminders(ana).await.expect("list");
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].body, "water the plants");
+        assert!(!waiting[0].urgent);
+        assert_eq!(waiting[0].due_at, utc(2026, 3, 12, 6, 0), "07:00 in Paris");
+
+        clock.set(utc(2026, 3, 12, 6, 0));
+        scheduler.refill().await.expect("refill");
+        scheduler.fire_due().await.expect("fire");
+        let bodies: Vec<String> = sink.sent().into_iter().map(|f| f.body).collect();
+        assert_eq!(bodies, ["take the night meds", "water the plants"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reminder_written_while_the_scheduler_sleeps_fires_at_once_not_at_the_next_poll() {
+    on_each_backend(|store| async move {
+        let ana = user(&store, 1).await;
+        let now = utc(2026, 3, 11, 8, 0);
+        let clock = Arc::new(ManualClock::new(now));
+        let sink = Arc::new(Recorder::default());
+        let args = SchedulerArgs {
+            store: store.clone(),
+            sink: sink.clone(),
+            clock: clock.clone(),
+            config: SchedulerConfig {
+                // Without the change signal nothing would be seen for an hour.
+                poll: Duration::from_secs(3600),
+                ..SchedulerConfig::default()
+            },
+        };
+        let (actor, handle) = Actor::spawn(None, ReminderScheduler, args)
+            .await
+            .expect("the scheduler starts");
+        assert!(sink.sent().is_empty());
+
+        // Due now on the fixed clock: as a reminder "in 0 minutes" written by a tool.
+        remind(&store, ana, "leave for the bus", now, None).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while sink.sent().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the new reminder was not seen before the poll"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A burst of writes makes no duplicate nudge.
+        for n in 0..5 {
+            remind(
+                &store,
+                ana,
+                &format!("later {n}"),
+                now + TimeDelta::hours(2),
+                None,
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = sink.sent();
+        assert_eq!(sent.len(), 1, "fired once");
+        assert_eq!(sent[0].body, "leave for the bus");
+        actor.stop(None);
+        handle.await.expect("the scheduler stops");
     })
     .await;
 }

@@ -31,6 +31,8 @@ pub struct DueReminder {
     pub recurrence: Option<String>,
     /// The IANA zone the rule is read in.
     pub time_zone: String,
+    /// Fires even inside the user's quiet hours.
+    pub urgent: bool,
 }
 
 /// Where a firing stands.
@@ -90,6 +92,7 @@ struct DueRow {
     due_at: DateTime<Utc>,
     recurrence: Option<String>,
     time_zone: String,
+    urgent: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -103,7 +106,7 @@ struct FiringRow {
     body: String,
 }
 
-const DUE: &str = "SELECT id, user_id, due_at, recurrence, time_zone FROM reminders \
+const DUE: &str = "SELECT id, user_id, due_at, recurrence, time_zone, urgent FROM reminders \
      WHERE status = 'scheduled' AND due_at <= $1 ORDER BY due_at, id LIMIT $2";
 const ADVANCE: &str = "UPDATE reminders SET last_fired_at = $3, due_at = $4, status = $5 \
      WHERE id = $1 AND user_id = $2 AND status = 'scheduled' AND due_at = $3";
@@ -173,6 +176,7 @@ impl Store {
                 due_at: row.due_at,
                 recurrence: row.recurrence,
                 time_zone: row.time_zone,
+                urgent: row.urgent,
             })
             .collect())
     }

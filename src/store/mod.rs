@@ -191,6 +191,9 @@ pub struct Store {
     /// PostgreSQL only: connections of a login role that row-level security binds and that
     /// cannot switch to any other role, for [`with_user!`] (`NUDGE_DATABASE_API_URL`).
     scoped: Option<PgPool>,
+    /// Ticks when this process writes a reminder, so the scheduler looks at once instead of
+    /// at its next poll (see [`Store::reminder_changes`]).
+    reminder_changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The pool of one backend. Private: only the store's own modules speak SQL.
@@ -364,5 +367,6 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
         sealer,
         rls_role,
         scoped: None,
+        reminder_changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
     })
 }

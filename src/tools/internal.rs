@@ -1221,6 +1221,10 @@ pub struct CreateReminderArgs {
     /// "every Monday at 8am", "tous les jours à 8h", "2026-03-12T09:00". A day alone rings at
     /// 9:00.
     pub when: String,
+    /// True only when the user says it is urgent: it then rings even inside their quiet
+    /// hours (others wait for the end of the quiet window).
+    #[serde(default)]
+    pub urgent: bool,
 }
 
 #[derive(Serialize)]
@@ -1231,6 +1235,8 @@ struct ReminderView {
     next: String,
     /// The repeat rule (RRULE), for repeating reminders.
     repeats: Option<String>,
+    /// Rings even inside quiet hours.
+    urgent: bool,
 }
 
 fn reminder_view(number: usize, r: &crate::store::Reminder, tz: Tz) -> ReminderView {
@@ -1243,6 +1249,7 @@ fn reminder_view(number: usize, r: &crate::store::Reminder, tz: Tz) -> ReminderV
             .format("%Y-%m-%dT%H:%M")
             .to_string(),
         repeats: r.recurrence.clone(),
+        urgent: r.urgent,
     }
 }
 
@@ -1261,7 +1268,10 @@ impl Tool for CreateReminder {
         let scheduled = reminders::create_from_text(
             ctx.store,
             ctx.user.id,
-            &args.text,
+            reminders::Wording {
+                text: &args.text,
+                urgent: args.urgent,
+            },
             &args.when,
             ctx.now,
             &ctx.user.time_zone,

@@ -94,6 +94,7 @@ pub async fn remind(
                 due_at,
                 recurrence: None,
                 time_zone: "Europe/Paris".into(),
+                urgent: false,
             },
         )
         .await
@@ -341,6 +342,36 @@ async fn the_web_client_is_served_at_the_root_and_lists_only_the_callers_reminde
     )
     .await;
     assert_eq!(mine.body["items"][0]["text"], "ana's secret");
+    assert_eq!(mine.body["items"][0]["urgent"], false);
+    let urgent = call(
+        &server,
+        Method::POST,
+        "/api/v1/me/reminders",
+        Some(&ana),
+        Some(json!({ "text": "night meds", "when": "in 3 hours", "urgent": true })),
+    )
+    .await;
+    assert_eq!(urgent.status, 201, "{:?}", urgent.body);
+    assert_eq!(urgent.body["urgent"], true);
+    let id = urgent.body["id"].as_i64().expect("an id");
+    let calmer = call(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/me/reminders/{id}"),
+        Some(&ana),
+        Some(json!({ "urgent": false })),
+    )
+    .await;
+    assert_eq!(calmer.body["urgent"], false, "{:?}", calmer.body);
+    let bobs_try = call(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/me/reminders/{id}"),
+        Some(&bob),
+        Some(json!({ "urgent": true })),
+    )
+    .await;
+    assert_eq!(bobs_try.status, 404);
     let theirs = call(
         &server,
         Method::GET,

@@ -133,8 +133,12 @@ pub enum Intent {
     SearchNotes(String),
     /// Delete a note.
     DeleteNote(Target),
-    /// Schedule a reminder.
-    CreateReminder { text: String, when: Expr },
+    /// Schedule a reminder; an urgent one ("urgent: remind me …") rings in quiet hours too.
+    CreateReminder {
+        text: String,
+        when: Expr,
+        urgent: bool,
+    },
     /// Show the scheduled reminders.
     ListReminders,
     /// Cancel a reminder.
@@ -399,8 +403,12 @@ pub async fn execute(
         Intent::DeleteNote(target) => {
             Outcome::NoteDeleted(notes::delete(store, id, &target).await?)
         }
-        Intent::CreateReminder { text, when } => {
-            match reminders::create(store, id, &text, &when, now, &user.time_zone).await {
+        Intent::CreateReminder { text, when, urgent } => {
+            let wording = reminders::Wording {
+                text: &text,
+                urgent,
+            };
+            match reminders::create(store, id, wording, &when, now, &user.time_zone).await {
                 Ok(scheduled) => Outcome::ReminderSet(scheduled, clock),
                 Err(ReminderError::When(e)) => return refused(when_refusal(&e)),
                 Err(ReminderError::TooLong { .. }) => return refused(Refusal::TextTooLong),

@@ -16,6 +16,33 @@ use crate::tools::when;
 /// Rule sets kept in their own files (memory commands, …) hook in at the top of this
 /// function, before the built-in commands, with one line each.
 pub fn parse(text: &str) -> Intent {
+    if let Some(rest) = urgent_prefix(text)
+        && let Intent::CreateReminder { text, when, .. } = parse_plain(rest)
+    {
+        return Intent::CreateReminder {
+            text,
+            when,
+            urgent: true,
+        };
+    }
+    parse_plain(text)
+}
+
+/// What follows a leading "urgent" ("urgent: remind me …", "URGENT ! rappelle-moi …",
+/// "urgent, rappelle-moi …"), when there is something after it. Only a reminder takes it
+/// ("urgent 2" stays the task command).
+fn urgent_prefix(text: &str) -> Option<&str> {
+    let text = text.trim_start();
+    let word = text.get(..6)?;
+    if !word.eq_ignore_ascii_case("urgent") {
+        return None;
+    }
+    let rest = text[6..]
+        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ':' | '!' | ',' | '-'));
+    (rest.len() < text.len() - 6 && !rest.is_empty()).then_some(rest)
+}
+
+fn parse_plain(text: &str) -> Intent {
     let raw = text.trim();
     if raw.is_empty() {
         return Intent::Unknown;
@@ -500,6 +527,7 @@ fn command(raw: &str, c: Cur<'_>) -> Option<Intent> {
             return Some(Intent::CreateReminder {
                 text: clean(span(after, q.rest())),
                 when: found.expr,
+                urgent: false,
             });
         }
     }
@@ -992,6 +1020,7 @@ fn reminder(body: &str) -> Option<Intent> {
             return Some(Intent::CreateReminder {
                 text,
                 when: found.expr,
+                urgent: false,
             });
         }
     }
@@ -1000,6 +1029,7 @@ fn reminder(body: &str) -> Option<Intent> {
         return Some(Intent::CreateReminder {
             text,
             when: found.expr,
+            urgent: false,
         });
     }
     None

@@ -1161,15 +1161,20 @@ impl Render {
     fn reminder_set(&self, s: &Scheduled, clock: Clock) -> String {
         let next = when::moment_text(s.reminder.due_at, clock.now, clock.tz, self.lang);
         let text = self.t_stop(&s.reminder.body);
+        let (en, fr) = if s.reminder.urgent {
+            ("Urgent reminder", "Rappel urgent")
+        } else {
+            ("Reminder", "Rappel")
+        };
         match (self.lang, &s.rule) {
-            (Language::En, None) => format!("Reminder set for {next}: {text}"),
-            (Language::Fr, None) => format!("Rappel prévu {next} : {text}"),
+            (Language::En, None) => format!("{en} set for {next}: {text}"),
+            (Language::Fr, None) => format!("{fr} prévu {next} : {text}"),
             (Language::En, Some(rule)) => format!(
-                "Reminder set {}: {text} First one: {next}.",
+                "{en} set {}: {text} First one: {next}.",
                 when::rule_text(rule, self.lang)
             ),
             (Language::Fr, Some(rule)) => format!(
-                "Rappel {} : {text} Premier : {next}.",
+                "{fr} {} : {text} Premier : {next}.",
                 when::rule_text(rule, self.lang)
             ),
         }

@@ -504,6 +504,7 @@ fn planning_outcomes() -> Vec<Outcome> {
             status: ReminderStatus::Scheduled,
             last_fired_at: None,
             created_at: clock.now,
+            urgent: false,
         },
         rule,
     };
@@ -1104,6 +1105,7 @@ mod planning {
         Intent::CreateReminder {
             text: text.to_owned(),
             when: expr(when),
+            urgent: false,
         }
     }
 
@@ -1391,6 +1393,41 @@ mod planning {
             (
                 "delete reminder stretch",
                 Intent::CancelReminder(named("stretch")),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn urgent_reminders_are_understood_in_english_and_french_and_urgent_alone_stays_a_task_command()
+    {
+        let urgent = |text: &str, when: &str| Intent::CreateReminder {
+            text: text.to_owned(),
+            when: expr(when),
+            urgent: true,
+        };
+        check_table(&[
+            (
+                "urgent: remind me to take my meds at 10pm",
+                urgent("take my meds", "at 10pm"),
+            ),
+            (
+                "URGENT! remind me in 20 minutes to call the pharmacy",
+                urgent("call the pharmacy", "in 20 minutes"),
+            ),
+            (
+                "urgent : rappelle-moi à 23h de prendre mes médicaments",
+                urgent("prendre mes médicaments", "à 23h"),
+            ),
+            (
+                "urgent 2",
+                Intent::Prioritize {
+                    target: at(2),
+                    priority: Priority::High,
+                },
+            ),
+            (
+                "remind me to stretch in 20 minutes",
+                remind("stretch", "in 20 minutes"),
             ),
         ]);
     }
