@@ -156,7 +156,7 @@ impl NudgeSink for SmsNudges {
             },
         );
         let text = nudge_text(firing, user.language, zone(&user.time_zone));
-        match send_to_user(&self.notifier, firing.user_id, &text).await {
+        match send_to_user(&self.notifier, firing.user_id, &text, None).await {
             SmsOutcome::Sent => Delivery::Sent,
             _ if pushed > 0 => Delivery::Sent,
             SmsOutcome::Unreachable => Delivery::Unreachable,

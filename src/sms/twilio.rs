@@ -251,6 +251,31 @@ impl fmt::Display for MessageStatus {
     }
 }
 
+/// Twilio's price text (`"-0.00750"`: negative for a charge, in the message's `PriceUnit`) as
+/// positive millionths of that unit; `None` for text that is not a decimal amount.
+pub fn price_micros(text: &str) -> Option<i64> {
+    let digits = text.trim().trim_start_matches(['-', '+']);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let digit = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digit(whole) || !digit(fraction) {
+        return None;
+    }
+    if whole.len() > 9 {
+        return None;
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut micros: i64 = 0;
+    for (i, c) in fraction.chars().take(6).enumerate() {
+        let value = i64::from(c.to_digit(10)?);
+        micros += value * 10_i64.pow(5 - u32::try_from(i).ok()?);
+    }
+    Some(whole * 1_000_000 + micros)
+}
+
 /// A Twilio-shaped message SID, `SM` followed by 32 lower-case hex digits, for the local
 /// simulator.
 pub fn new_message_sid() -> String {
@@ -583,6 +608,22 @@ fn excerpt(body: &[u8], status: StatusCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prices_are_read_as_positive_millionths_and_anything_else_is_refused() {
+        assert_eq!(price_micros("-0.00750"), Some(7_500));
+        assert_eq!(price_micros("0.0079"), Some(7_900));
+        assert_eq!(price_micros("-1.5"), Some(1_500_000));
+        assert_eq!(
+            price_micros("-0.1234567"),
+            Some(123_456),
+            "beyond a millionth is cut"
+        );
+        assert_eq!(price_micros("2"), Some(2_000_000));
+        for bad in ["", "-", ".", "abc", "1,5", "1.2.3", "1e3", "99999999999"] {
+            assert_eq!(price_micros(bad), None, "{bad:?}");
+        }
+    }
     use wiremock::matchers::{basic_auth, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -92,7 +92,7 @@ pub use accounts::{
     Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,
 };
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
-pub use deliveries::SmsDelivery;
+pub use deliveries::{SentUsage, SmsDelivery, StatusReport};
 pub use expenses::{Expense, ExpenseChange, ExpenseTotal, NewExpense};
 pub use firings::{DueReminder, Firing, FiringAnswer, FiringStatus};
 pub use goals::{Goal, GoalStatus};
