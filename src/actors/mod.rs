@@ -16,6 +16,7 @@
 //! [`ActorSystem`] is the handle the edges hold: cheap to clone, it sends turns to the
 //! Directory with a timeout and survives a restart of the Directory.
 
+pub mod digest;
 pub mod directory;
 pub mod llm;
 pub mod notifier;

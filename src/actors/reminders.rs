@@ -51,10 +51,12 @@ use chrono_tz::Tz;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 
+use super::digest::{self, next_digest_after};
 use super::notifier::{NotifierArgs, SmsOutcome, send_to_user};
 use crate::live::{Event, LiveHub};
 use crate::store::{
-    DueReminder, Firing, FiringAnswer, FiringStatus, Language, NewReminder, Store, StoreError, User,
+    DigestFiring, DueReminder, Firing, FiringAnswer, FiringStatus, Language, NewReminder, Store,
+    StoreError, User, UserId,
 };
 use crate::tools::when::{Recurrence, clock_text, resolve_local, zone};
 
@@ -120,6 +122,9 @@ pub trait NudgeSink: Send + Sync + 'static {
     /// Delivers the nudge of `firing`.
     async fn deliver(&self, firing: &Firing, now: DateTime<Utc>) -> Delivery;
 
+    /// Delivers a text that is no reminder's (the morning digest) to the user's channels.
+    async fn deliver_text(&self, user: UserId, text: &str) -> Delivery;
+
     /// Whether an unmarked firing is known to have reached the user already (then it is
     /// marked without a resend). `false` when the sink cannot tell.
     async fn was_delivered(&self, _firing: &Firing) -> bool {
@@ -156,7 +161,25 @@ impl NudgeSink for SmsNudges {
             },
         );
         let text = nudge_text(firing, user.language, zone(&user.time_zone));
-        match send_to_user(&self.notifier, firing.user_id, &text, None).await {
+        let sms = send_to_user(&self.notifier, firing.user_id, &text, None).await;
+        Self::outcome(sms, pushed)
+    }
+
+    async fn deliver_text(&self, user: UserId, text: &str) -> Delivery {
+        let pushed = self.live.publish(
+            user,
+            &Event::Digest {
+                text: text.to_owned(),
+            },
+        );
+        let sms = send_to_user(&self.notifier, user, text, None).await;
+        Self::outcome(sms, pushed)
+    }
+}
+
+impl SmsNudges {
+    fn outcome(sms: SmsOutcome, pushed: usize) -> Delivery {
+        match sms {
             SmsOutcome::Sent => Delivery::Sent,
             _ if pushed > 0 => Delivery::Sent,
             SmsOutcome::Unreachable => Delivery::Unreachable,
@@ -364,6 +387,76 @@ impl Scheduler {
         self.refill().await?;
         let fired = self.fire_due().await?;
         pass.add(fired);
+        pass.add(self.fire_digests().await?);
+        Ok(pass)
+    }
+
+    /// Sends the morning digests due by now (each claimed for its user's local date first),
+    /// and places the next digest of users whose setting changed. A digest claimed beyond the
+    /// grace period is recorded as skipped; one with nothing to say is skipped too.
+    pub async fn fire_digests(&mut self) -> Result<Pass, StoreError> {
+        let now = self.clock.now();
+        let mut pass = Pass::default();
+        let mut claimed = Vec::new();
+        for due in self.store.due_digests(now, self.config.batch).await? {
+            let tz = zone(&due.time_zone);
+            let Some(at) = due.next_at else {
+                self.store
+                    .place_digest(due.user_id, next_digest_after(now, tz, due.minute))
+                    .await?;
+                continue;
+            };
+            let local_date = at.with_timezone(&tz).date_naive();
+            let next = next_digest_after(at.max(now), tz, due.minute);
+            let Some(firing) = self
+                .store
+                .claim_digest(due.user_id, at, next, local_date)
+                .await?
+            else {
+                continue;
+            };
+            if now - at > self.config.grace {
+                self.store
+                    .finish_digest(firing.id, FiringStatus::Skipped)
+                    .await?;
+                pass.skipped += 1;
+            } else {
+                claimed.push(firing);
+            }
+        }
+        pass.add(self.deliver_digests(claimed).await?);
+        Ok(pass)
+    }
+
+    /// Composes and sends each digest, then marks it.
+    async fn deliver_digests(&self, firings: Vec<DigestFiring>) -> Result<Pass, StoreError> {
+        let mut pass = Pass::default();
+        for firing in firings {
+            let text = match digest::compose(&self.store, firing.user_id, firing.local_date).await {
+                Ok(text) => text,
+                Err(StoreError::NotFound) => None,
+                Err(error) => return Err(error),
+            };
+            let delivery = match text {
+                Some(text) => self.sink.deliver_text(firing.user_id, &text).await,
+                None => Delivery::Unreachable,
+            };
+            match delivery {
+                Delivery::Sent => {
+                    self.store
+                        .finish_digest(firing.id, FiringStatus::Sent)
+                        .await?;
+                    pass.sent += 1;
+                }
+                Delivery::Unreachable => {
+                    self.store
+                        .finish_digest(firing.id, FiringStatus::Skipped)
+                        .await?;
+                    pass.skipped += 1;
+                }
+                Delivery::Failed => pass.failed += 1,
+            }
+        }
         Ok(pass)
     }
 
@@ -382,6 +475,8 @@ impl Scheduler {
             }
         }
         pass.add(self.deliver_all(left).await?);
+        let digests = self.store.unsent_digests().await?;
+        pass.add(self.deliver_digests(digests).await?);
         Ok(pass)
     }
 
@@ -694,7 +789,8 @@ impl Actor for ReminderScheduler {
             SchedulerMsg::Tick(generation) if generation != state.generation => {}
             SchedulerMsg::Tick(_) => {
                 let scheduler = &mut state.scheduler;
-                let fired = scheduler.fire_due().await?;
+                let mut fired = scheduler.fire_due().await?;
+                fired.add(scheduler.fire_digests().await?);
                 if fired.failed > 0 || fired.sent > 0 {
                     tracing::info!(sent = fired.sent, failed = fired.failed, "reminders fired");
                 }
@@ -709,7 +805,8 @@ impl Actor for ReminderScheduler {
                 state.change_pending.store(false, AtomicOrdering::Release);
                 let scheduler = &mut state.scheduler;
                 scheduler.refill().await?;
-                let fired = scheduler.fire_due().await?;
+                let mut fired = scheduler.fire_due().await?;
+                fired.add(scheduler.fire_digests().await?);
                 if fired.sent > 0 {
                     tracing::info!(sent = fired.sent, "new reminder fired at once");
                 }

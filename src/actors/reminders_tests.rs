@@ -22,6 +22,8 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 #[derive(Default)]
 struct Recorder {
     sent: Mutex<Vec<Firing>>,
+    /// Texts delivered without a firing: morning digests.
+    texts: Mutex<Vec<(UserId, String)>>,
     hang: std::sync::atomic::AtomicBool,
 }
 
@@ -38,6 +40,14 @@ impl NudgeSink for Recorder {
             std::future::pending::<()>().await;
         }
         self.sent.lock().expect("not poisoned").push(firing.clone());
+        Delivery::Sent
+    }
+
+    async fn deliver_text(&self, user: UserId, text: &str) -> Delivery {
+        self.texts
+            .lock()
+            .expect("not poisoned")
+            .push((user, text.to_owned()));
         Delivery::Sent
     }
 }
@@ -388,6 +398,160 @@ async fn a_reminder_written_while_the_scheduler_sleeps_fires_at_once_not_at_the_
         assert_eq!(sent[0].body, "leave for the bus");
         actor.stop(None);
         handle.await.expect("the scheduler stops");
+    })
+    .await;
+}
+
+impl Recorder {
+    fn texts(&self) -> Vec<(UserId, String)> {
+        self.texts.lock().expect("not poisoned").clone()
+    }
+}
+
+async fn digest_on(store: &Store, user: UserId, language: Language) {
+    store
+        .update_profile(
+            user,
+            &ProfileChange {
+                digest: Some(true),
+                language: Some(language),
+                ..ProfileChange::default()
+            },
+        )
+        .await
+        .expect("the digest is turned on");
+}
+
+#[tokio::test]
+async fn the_morning_digest_goes_out_at_eight_local_in_english_and_french_once_across_restarts() {
+    on_each_backend(|store| async move {
+        let ana = user(&store, 1).await;
+        let zoe = user(&store, 2).await;
+        let bob = user(&store, 3).await;
+        digest_on(&store, ana, Language::En).await;
+        digest_on(&store, zoe, Language::Fr).await;
+        // Bob's digest is off: he gets nothing whatever he has.
+        store.add_task(bob, "bob's task").await.expect("task");
+        // The day before at 20:00 in Paris: the digest is placed for 08:00 tomorrow.
+        let evening = utc(2026, 3, 10, 19, 0);
+        let clock = Arc::new(ManualClock::new(evening));
+        let sink = Arc::new(Recorder::default());
+        let mut first = scheduler(&store, sink.clone(), clock.clone());
+        first.start_up().await.expect("start-up");
+        assert!(sink.texts().is_empty());
+
+        for title in ["water plants", "pay rent", "call the bank", "tidy desk"] {
+            store.add_task(ana, title).await.expect("task");
+        }
+        let rent = store.open_tasks(ana).await.expect("tasks")[1].id;
+        store
+            .set_task_priority(ana, rent, crate::store::Priority::High)
+            .await
+            .expect("priority");
+        // 09:30 Paris on the 11th is 08:30 UTC; the one on the 12th is not today's.
+        remind(&store, ana, "dentist", utc(2026, 3, 11, 8, 30), None).await;
+        remind(&store, ana, "tomorrow's thing", utc(2026, 3, 12, 8, 30), None).await;
+        store.add_task(zoe, "appeler la banque").await.expect("task");
+
+        // 07:59 Paris: not yet. 08:00 Paris (07:00 UTC): one digest each.
+        clock.set(utc(2026, 3, 11, 6, 59));
+        first.fire_digests().await.expect("pass");
+        assert!(sink.texts().is_empty(), "not before 08:00 local");
+        clock.set(utc(2026, 3, 11, 7, 0));
+        let pass = first.fire_digests().await.expect("pass");
+        assert_eq!(pass.sent, 2);
+        let texts = sink.texts();
+        let of = |who: UserId| -> String {
+            texts
+                .iter()
+                .filter(|(u, _)| *u == who)
+                .map(|(_, t)| t.clone())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        assert_eq!(
+            of(ana),
+            "Good morning! Top tasks: 1) pay rent 2) water plants 3) call the bank. Today: 9:30am dentist."
+        );
+        assert!(of(zoe).starts_with("Bonjour ! Tes priorités : 1) appeler la banque."), "{}", of(zoe));
+        assert_eq!(of(bob), "");
+
+        // Restarts the same morning, and later passes, send nothing more.
+        first.fire_digests().await.expect("again");
+        clock.set(utc(2026, 3, 11, 7, 5));
+        scheduler(&store, sink.clone(), clock.clone())
+            .start_up()
+            .await
+            .expect("restart");
+        assert_eq!(sink.texts().len(), 2, "one digest a day each");
+
+        // Moving the digest later the same day does not send that day's digest again.
+        store
+            .update_profile(
+                ana,
+                &ProfileChange {
+                    digest_minute: Some(9 * 60),
+                    ..ProfileChange::default()
+                },
+            )
+            .await
+            .expect("digest time");
+        let mut second = scheduler(&store, sink.clone(), clock.clone());
+        second.start_up().await.expect("places it");
+        clock.set(utc(2026, 3, 11, 8, 0));
+        second.fire_digests().await.expect("09:00 Paris");
+        assert_eq!(sink.texts().len(), 2, "still one on the 11th");
+
+        // The next morning it comes again, at the new time.
+        clock.set(utc(2026, 3, 12, 8, 0));
+        second.fire_digests().await.expect("the 12th");
+        assert_eq!(sink.texts().len(), 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_digest_with_nothing_to_say_is_skipped_and_one_claimed_before_a_crash_goes_out_once() {
+    on_each_backend(|store| async move {
+        let ana = user(&store, 1).await;
+        digest_on(&store, ana, Language::En).await;
+        let clock = Arc::new(ManualClock::new(utc(2026, 3, 10, 19, 0)));
+        let sink = Arc::new(Recorder::default());
+        scheduler(&store, sink.clone(), clock.clone())
+            .start_up()
+            .await
+            .expect("placed");
+        clock.set(utc(2026, 3, 11, 7, 0));
+        let pass = scheduler(&store, sink.clone(), clock.clone())
+            .fire_digests()
+            .await
+            .expect("nothing");
+        assert_eq!((pass.sent, pass.skipped), (0, 1));
+        assert!(sink.texts().is_empty(), "no empty digest");
+
+        // The next morning a process claims the digest, then is stopped mid-send.
+        store.add_task(ana, "stretch").await.expect("task");
+        clock.set(utc(2026, 3, 12, 7, 0));
+        let claimed = store
+            .claim_digest(
+                ana,
+                utc(2026, 3, 12, 7, 0),
+                utc(2026, 3, 13, 7, 0),
+                chrono::NaiveDate::from_ymd_opt(2026, 3, 12).expect("date"),
+            )
+            .await
+            .expect("claim");
+        assert!(claimed.is_some());
+        for _ in 0..2 {
+            scheduler(&store, sink.clone(), clock.clone())
+                .start_up()
+                .await
+                .expect("restart");
+        }
+        let texts = sink.texts();
+        assert_eq!(texts.len(), 1, "sent once after the restarts");
+        assert_eq!(texts[0].1, "Good morning! Top tasks: 1) stretch.");
+        assert!(store.unsent_digests().await.expect("unsent").is_empty());
     })
     .await;
 }

@@ -47,6 +47,7 @@ mod account_tests;
 mod accounts;
 mod audit;
 mod deliveries;
+mod digests;
 mod expenses;
 mod firings;
 mod goals;
@@ -93,6 +94,7 @@ pub use accounts::{
 };
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
 pub use deliveries::{SentUsage, SmsDelivery, StatusReport};
+pub use digests::{DigestFiring, DueDigest};
 pub use expenses::{Expense, ExpenseChange, ExpenseTotal, NewExpense};
 pub use firings::{DueReminder, Firing, FiringAnswer, FiringStatus};
 pub use goals::{Goal, GoalStatus};

@@ -117,13 +117,14 @@ const CANCEL: &str = concat!(
 
 impl Store {
     /// Changes whenever this process (through this store or a clone of it) adds or changes a
-    /// reminder: the scheduler waits on it to see a reminder due before its next poll at once.
+    /// reminder, or a morning-digest setting: the scheduler waits on it to see a reminder due
+    /// before its next poll at once.
     /// Writes by other processes are seen at the poll.
     pub fn reminder_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.reminder_changes.subscribe()
     }
 
-    fn reminder_written(&self) {
+    pub(super) fn reminder_written(&self) {
         self.reminder_changes
             .send_modify(|n| *n = n.wrapping_add(1));
     }

@@ -372,6 +372,38 @@ async fn the_web_client_is_served_at_the_root_and_lists_only_the_callers_reminde
     )
     .await;
     assert_eq!(bobs_try.status, 404);
+
+    // The morning digest: off by default at 08:00, turned on at another time, refused nonsense.
+    let me = call(&server, Method::GET, "/api/v1/me", Some(&ana), None).await;
+    assert_eq!(
+        me.body["morning_digest"],
+        json!({ "enabled": false, "time": "08:00" })
+    );
+    let on = call(
+        &server,
+        Method::PATCH,
+        "/api/v1/me",
+        Some(&ana),
+        Some(json!({ "morning_digest": { "enabled": true, "time": "07:30" } })),
+    )
+    .await;
+    assert_eq!(on.status, 200, "{:?}", on.body);
+    assert_eq!(
+        on.body["morning_digest"],
+        json!({ "enabled": true, "time": "07:30" })
+    );
+    let bad = call(
+        &server,
+        Method::PATCH,
+        "/api/v1/me",
+        Some(&ana),
+        Some(json!({ "morning_digest": { "time": "7h30" } })),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"]["code"], "invalid_digest_time");
+    let bobs = call(&server, Method::GET, "/api/v1/me", Some(&bob), None).await;
+    assert_eq!(bobs.body["morning_digest"]["enabled"], false);
     let theirs = call(
         &server,
         Method::GET,

@@ -143,6 +143,8 @@ pub enum Intent {
     ListReminders,
     /// Cancel a reminder.
     CancelReminder(Target),
+    /// Turn the morning digest on or off ("morning digest on", "résumé du matin off").
+    MorningDigest(bool),
     /// Anything else.
     Unknown,
 }
@@ -215,6 +217,8 @@ pub enum Outcome {
     /// The scheduled reminders, soonest first.
     ReminderList(Vec<Scheduled>, Clock),
     ReminderCancelled(Pick<Reminder>, Clock),
+    /// The morning digest is now on (at this many minutes after local midnight) or off.
+    MorningDigest(Option<u16>),
     /// A tool refused the input; nothing was saved.
     Refused(Refusal),
 }
@@ -419,6 +423,14 @@ pub async fn execute(
         Intent::ListReminders => Outcome::ReminderList(reminders::list(store, id).await?, clock),
         Intent::CancelReminder(target) => {
             Outcome::ReminderCancelled(reminders::cancel(store, id, &target).await?, clock)
+        }
+        Intent::MorningDigest(on) => {
+            let change = crate::store::ProfileChange {
+                digest: Some(on),
+                ..crate::store::ProfileChange::default()
+            };
+            let profile = store.update_profile(id, &change).await?;
+            Outcome::MorningDigest(profile.digest_enabled.then_some(profile.digest_minute))
         }
     };
     Ok(outcome)

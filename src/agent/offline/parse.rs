@@ -16,6 +16,9 @@ use crate::tools::when;
 /// Rule sets kept in their own files (memory commands, …) hook in at the top of this
 /// function, before the built-in commands, with one line each.
 pub fn parse(text: &str) -> Intent {
+    if let Some(on) = digest_switch(text) {
+        return Intent::MorningDigest(on);
+    }
     if let Some(rest) = urgent_prefix(text)
         && let Intent::CreateReminder { text, when, .. } = parse_plain(rest)
     {
@@ -26,6 +29,55 @@ pub fn parse(text: &str) -> Intent {
         };
     }
     parse_plain(text)
+}
+
+/// "morning digest on", "turn off the morning digest", "active le résumé du matin",
+/// "résumé du matin : non": the whole message names the digest and says on or off.
+fn digest_switch(text: &str) -> Option<bool> {
+    const NAMES: [&str; 4] = [
+        "morning digest",
+        "résumé du matin",
+        "resume du matin",
+        "digest",
+    ];
+    const ON: [&str; 8] = [
+        "on", "enable", "start", "active", "activer", "activé", "oui", "yes",
+    ];
+    const OFF: [&str; 11] = [
+        "off",
+        "disable",
+        "stop",
+        "désactive",
+        "désactiver",
+        "desactive",
+        "désactivé",
+        "non",
+        "no",
+        "arrête",
+        "arrete",
+    ];
+    const FILLER: [&str; 10] = [
+        "turn", "the", "my", "le", "mon", "please", "stp", "svp", "ma", "la",
+    ];
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || matches!(c, ':' | '!' | '.' | ',' | '?'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let joined = words.join(" ");
+    let name = NAMES.iter().find(|n| joined.contains(*n))?;
+    let rest = joined.replacen(name, " ", 1);
+    let (mut on, mut off) = (false, false);
+    for word in rest.split_whitespace() {
+        if ON.contains(&word) {
+            on = true;
+        } else if OFF.contains(&word) {
+            off = true;
+        } else if !FILLER.contains(&word) {
+            return None;
+        }
+    }
+    (on != off).then_some(on)
 }
 
 /// What follows a leading "urgent" ("urgent: remind me …", "URGENT ! rappelle-moi …",

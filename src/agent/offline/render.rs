@@ -139,6 +139,7 @@ pub fn render(outcome: &Outcome, lang: Language, channel: Channel) -> String {
         Outcome::ReminderSet(s, clock) => r.reminder_set(s, *clock),
         Outcome::ReminderList(list, clock) => r.reminder_list(list, *clock),
         Outcome::ReminderCancelled(pick, _) => r.reminder_cancelled(pick),
+        Outcome::MorningDigest(at) => r.morning_digest(*at),
     };
     cap(text, r.room.total)
 }
@@ -1155,6 +1156,23 @@ impl Render {
             (Language::Fr, _) => {
                 "Je ne trouve pas cette note. Écris « notes » pour les voir.".to_owned()
             }
+        }
+    }
+
+    fn morning_digest(&self, at: Option<u16>) -> String {
+        let Some(minute) = at else {
+            return self
+                .pick("Morning digest off.", "Résumé du matin désactivé.")
+                .to_owned();
+        };
+        let time = when::clock_text(u32::from(minute / 60), u32::from(minute % 60), self.lang);
+        match self.lang {
+            Language::En => format!(
+                "Morning digest on: every day at {time}, your top 3 tasks and today's reminders. Send \"morning digest off\" to stop."
+            ),
+            Language::Fr => format!(
+                "Résumé du matin activé : chaque jour à {time}, tes 3 priorités et tes rappels du jour. Envoie \"résumé du matin off\" pour l'arrêter."
+            ),
         }
     }
 

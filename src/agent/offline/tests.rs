@@ -641,6 +641,8 @@ fn planning_outcomes() -> Vec<Outcome> {
         ),
         Outcome::ReminderCancelled(Pick::One(1, reminder(1, None).reminder), clock),
         Outcome::ReminderCancelled(Pick::NoMatch(Vec::new()), clock),
+        Outcome::MorningDigest(Some(23 * 60 + 59)),
+        Outcome::MorningDigest(None),
     ];
     for filter in [
         ListFilter::Open,
@@ -1398,6 +1400,21 @@ mod planning {
     }
 
     #[test]
+    fn the_morning_digest_is_switched_on_and_off_in_english_and_french() {
+        check_table(&[
+            ("morning digest on", Intent::MorningDigest(true)),
+            ("Morning digest: off", Intent::MorningDigest(false)),
+            ("turn on the morning digest", Intent::MorningDigest(true)),
+            ("résumé du matin off", Intent::MorningDigest(false)),
+            ("active le résumé du matin", Intent::MorningDigest(true)),
+            (
+                "désactive mon résumé du matin stp",
+                Intent::MorningDigest(false),
+            ),
+        ]);
+    }
+
+    #[test]
     fn urgent_reminders_are_understood_in_english_and_french_and_urgent_alone_stays_a_task_command()
     {
         let urgent = |text: &str, when: &str| Intent::CreateReminder {
@@ -1592,6 +1609,12 @@ mod conversations {
         assert_eq!(r, "Cancelled the reminder: stretch.");
         let r = s("remind me to call mom today at 8am").await;
         assert!(r.starts_with("That time has already passed."), "{r}");
+        let r = s("morning digest on").await;
+        assert!(r.starts_with("Morning digest on: every day at 8am,"), "{r}");
+        assert!(store.profile(en.id).await.unwrap().digest_enabled);
+        let r = s("morning digest off").await;
+        assert_eq!(r, "Morning digest off.");
+        assert!(!store.profile(en.id).await.unwrap().digest_enabled);
     }
 
     #[tokio::test]
@@ -1664,6 +1687,12 @@ mod conversations {
         );
         let r = s("annule le rappel 1").await;
         assert_eq!(r, "Rappel annulé : appeler le médecin.");
+        let r = s("résumé du matin on").await;
+        assert!(
+            r.starts_with("Résumé du matin activé : chaque jour à 8h,"),
+            "{r}"
+        );
+        assert!(store.profile(fr.id).await.unwrap().digest_enabled);
     }
 
     #[tokio::test]
