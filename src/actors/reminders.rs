@@ -22,13 +22,13 @@
 //! start-up. A crash between (1) and (3) leaves the firing 'sending': at start-up (and at each
 //! refill, for sends that failed) it is sent again, then marked.
 //!
-//! Why re-send rather than ask Twilio: Twilio has no idempotency key, and its message list
-//! can only be matched on number pair and day, which a user's other messages share; the send
-//! is the last step before the mark, so the window in which a sent nudge is not yet marked is
-//! one HTTP response long. For someone who relies on a reminder, a rare repeat is a far
-//! smaller harm than a lost one, so an unacknowledged firing counts as not delivered. A
-//! [`NudgeSink`] that can tell a delivered nudge ([`NudgeSink::was_delivered`]) is asked
-//! first and the resend is skipped.
+//! Before sending an unmarked firing again, the [`NudgeSink`] is asked whether the nudge did
+//! reach its channel ([`NudgeSink::was_delivered`]): [`SmsNudges`] asks Twilio's Messages
+//! list for a message from the user's number to their phone, with the nudge's exact text,
+//! created after the claim (Twilio has no idempotency key, so this is the way to learn what a
+//! send killed mid-flight did). Found: the firing is marked without a resend. Not found, or
+//! Twilio cannot be asked: it is sent again — for someone who relies on a reminder, a rare
+//! repeat is a far smaller harm than a lost one.
 //!
 //! **Missed while down.** At start-up, reminders due in the past fire at once, their nudge
 //! saying it is late; those older than the grace period (`NUDGE_REMINDER_GRACE_SECS`) are
@@ -55,13 +55,15 @@ use super::digest::{self, next_digest_after};
 use super::notifier::{NotifierArgs, SmsOutcome, send_to_user};
 use crate::live::{Event, LiveHub};
 use crate::store::{
-    DigestFiring, DueReminder, Firing, FiringAnswer, FiringStatus, Language, NewReminder, Store,
-    StoreError, User, UserId,
+    DigestFiring, Direction, DueReminder, Firing, FiringAnswer, FiringStatus, Language,
+    NewReminder, NewSmsUsage, SentUsage, Store, StoreError, User, UserId,
 };
 use crate::tools::when::{Recurrence, clock_text, resolve_local, zone};
 
 /// A firing this much after its due instant is late, and its nudge says so.
 const LATE_AFTER: TimeDelta = TimeDelta::seconds(60);
+/// Messages listed when reconciling an unmarked firing with Twilio: the user's most recent.
+const RECONCILE_PAGE: u32 = 50;
 /// Scheduler restarts allowed within [`RESTART_PERIOD`] before the supervisor gives up.
 const MAX_RESTARTS: usize = 5;
 const RESTART_PERIOD: Duration = Duration::from_secs(60);
@@ -163,6 +165,69 @@ impl NudgeSink for SmsNudges {
         let text = nudge_text(firing, user.language, zone(&user.time_zone));
         let sms = send_to_user(&self.notifier, firing.user_id, &text, None).await;
         Self::outcome(sms, pushed)
+    }
+
+    /// Asks Twilio's Messages list whether this firing's nudge reached it: a message from the
+    /// user's number to their phone, with the nudge's exact text, created after the claim. A
+    /// match is recorded (delivery and usage row by its SID) and the firing is not sent again.
+    /// Without a Twilio account, or when Twilio cannot be asked, the answer is "not known".
+    async fn was_delivered(&self, firing: &Firing) -> bool {
+        let Some(twilio) = &self.notifier.twilio else {
+            return false;
+        };
+        let Ok(user) = self.notifier.store.user(firing.user_id).await else {
+            return false;
+        };
+        let (Some(phone), Some(number)) = (user.phone.as_deref(), user.number.as_deref()) else {
+            return false;
+        };
+        let text = nudge_text(firing, user.language, zone(&user.time_zone));
+        // Twilio's clock and ours may differ a little.
+        let since = firing.claimed_at - TimeDelta::minutes(1);
+        let listed = match twilio
+            .list_messages(phone, number, since.date_naive(), RECONCILE_PAGE)
+            .await
+        {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::warn!(user = %firing.user_id, %error, "cannot ask Twilio what it accepted; sending again");
+                return false;
+            }
+        };
+        let Some(found) = listed.into_iter().find(|m| {
+            m.body == text && !m.status.is_failure() && m.date_created.is_none_or(|at| at >= since)
+        }) else {
+            return false;
+        };
+        tracing::info!(user = %firing.user_id, sid = %found.sid, "Twilio had accepted the unmarked nudge; not sending it again");
+        let shape = crate::sms::segments::analyze(&text);
+        let usage = SentUsage {
+            message_id: None,
+            usage: NewSmsUsage {
+                direction: Direction::Outbound,
+                segments: shape.segments,
+                encoding: shape.encoding,
+                estimated_cost_micros: crate::sms::segments::estimated_cost_micros(shape.segments),
+            },
+        };
+        match self
+            .notifier
+            .store
+            .record_sms_sent(
+                firing.user_id,
+                &found.sid,
+                found.status.as_str(),
+                None,
+                &usage,
+            )
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(error) => {
+                tracing::error!(user = %firing.user_id, %error, "cannot record the reconciled SMS")
+            }
+        }
+        true
     }
 
     async fn deliver_text(&self, user: UserId, text: &str) -> Delivery {

@@ -487,6 +487,92 @@ impl TwilioClient {
     }
 }
 
+/// One message as Twilio's Messages list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMessage {
+    pub sid: String,
+    pub body: String,
+    pub status: MessageStatus,
+    /// When Twilio created it (accepted the request); `None` when absent or unreadable.
+    pub date_created: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The messages on one page of Twilio's Messages list.
+#[derive(Deserialize)]
+struct MessagePage {
+    #[serde(default)]
+    messages: Vec<ListedResource>,
+}
+
+#[derive(Deserialize)]
+struct ListedResource {
+    sid: String,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    body: Option<String>,
+    #[serde(default)]
+    status: String,
+    /// RFC 2822, as Twilio writes dates: `Thu, 26 Nov 2026 10:00:00 +0000`.
+    #[serde(default, deserialize_with = "de_opt_string")]
+    date_created: Option<String>,
+}
+
+impl TwilioClient {
+    /// The most recent messages (at most `page_size`, Twilio's order: newest first) sent from
+    /// `from` to `to` on or after the UTC day `sent_since`: `GET …/Messages.json?To=&From=&
+    /// DateSent>=YYYY-MM-DD&PageSize=`. What a restarted sender asks to learn whether a send
+    /// it never saw answered reached Twilio.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_messages(
+        &self,
+        to: &str,
+        from: &str,
+        sent_since: chrono::NaiveDate,
+        page_size: u32,
+    ) -> Result<Vec<ListedMessage>, TwilioError> {
+        let mut url = reqwest::Url::parse(&self.inner.messages_url)
+            .map_err(|e| TwilioError::Invalid(format!("the Messages URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("To", to)
+            .append_pair("From", from)
+            .append_pair("DateSent>", &sent_since.format("%Y-%m-%d").to_string())
+            .append_pair("PageSize", &page_size.clamp(1, 1000).to_string());
+        let response = self
+            .http
+            .get(url)
+            .basic_auth(
+                &self.inner.account_sid,
+                Some(self.inner.auth_token.expose_secret()),
+            )
+            .send()
+            .await
+            .map_err(TwilioError::Transport)?;
+        let status = response.status();
+        let retry_after = parse_retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(TwilioError::Transport)?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes, retry_after));
+        }
+        let page: MessagePage =
+            serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
+                status: status.as_u16(),
+                detail: e.to_string(),
+            })?;
+        Ok(page
+            .messages
+            .into_iter()
+            .map(|m| ListedMessage {
+                sid: m.sid,
+                body: m.body.unwrap_or_default(),
+                status: MessageStatus::parse(&m.status),
+                date_created: m
+                    .date_created
+                    .and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok())
+                    .map(|d| d.with_timezone(&chrono::Utc)),
+            })
+            .collect())
+    }
+}
+
 /// The fields Nudge reads from Twilio's Message resource.
 #[derive(Deserialize)]
 struct MessageResource {
@@ -639,6 +725,47 @@ mod tests {
             .base_url(format!("{}/", server.uri()))
             .build()
             .expect("client")
+    }
+
+    #[tokio::test]
+    async fn the_messages_list_is_asked_by_number_pair_and_day_and_read_in_twilios_shape() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+            .and(basic_auth(SID, TOKEN))
+            .and(wiremock::matchers::query_param("To", "+15550000000"))
+            .and(wiremock::matchers::query_param("From", "+15559990000"))
+            .and(wiremock::matchers::query_param("DateSent>", "2026-03-11"))
+            .and(wiremock::matchers::query_param("PageSize", "50"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "messages": [{
+                    "sid": "SM0123", "body": "Reminder: stretch", "status": "delivered",
+                    "date_created": "Wed, 11 Mar 2026 08:00:01 +0000", "to": "+15550000000"
+                }, {
+                    "sid": "SM0124", "body": null, "status": "failed", "date_created": "soon"
+                }],
+                "next_page_uri": null
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 11).expect("a date");
+        let listed = client(&server)
+            .list_messages("+15550000000", "+15559990000", day, 50)
+            .await
+            .expect("listed");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].sid, "SM0123");
+        assert_eq!(listed[0].body, "Reminder: stretch");
+        assert_eq!(listed[0].status, MessageStatus::Delivered);
+        assert_eq!(
+            listed[0].date_created.map(|d| d.to_rfc3339()).as_deref(),
+            Some("2026-03-11T08:00:01+00:00")
+        );
+        assert_eq!(
+            (listed[1].body.as_str(), listed[1].date_created),
+            ("", None)
+        );
     }
 
     fn sms<'a>(body: &'a str, callback: Option<&'a str>) -> OutboundSms<'a> {

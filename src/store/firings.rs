@@ -83,6 +83,8 @@ pub struct Firing {
     pub late: bool,
     /// The reminder's text.
     pub body: String,
+    /// When it was claimed: a send for it cannot have reached Twilio before.
+    pub claimed_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -104,6 +106,7 @@ struct FiringRow {
     status: String,
     late: bool,
     body: String,
+    claimed_at: DateTime<Utc>,
 }
 
 const DUE: &str = "SELECT id, user_id, due_at, recurrence, time_zone, urgent FROM reminders \
@@ -117,7 +120,7 @@ const INSERT_FIRING: &str = "INSERT INTO reminder_firings \
      RETURNING id";
 macro_rules! firing_select {
     () => {
-        "SELECT f.id, f.user_id, f.reminder_id, f.due_at, f.status, f.late, r.body \
+        "SELECT f.id, f.user_id, f.reminder_id, f.due_at, f.status, f.late, r.body, f.claimed_at \
          FROM reminder_firings f JOIN reminders r ON r.id = f.reminder_id AND r.user_id = f.user_id"
     };
 }
@@ -320,6 +323,7 @@ impl Store {
             status: parse("reminder_firings.status", &row.status)?,
             late: row.late,
             body: self.open_column(BODY_PLACE, user, &row.body)?,
+            claimed_at: row.claimed_at,
         })
     }
 }

@@ -417,3 +417,137 @@ async fn the_web_client_is_served_at_the_root_and_lists_only_the_callers_reminde
     assert_eq!(nobody.status, 401);
     server.stop();
 }
+
+/// Waits until the user's last firing is marked sent.
+async fn wait_until_marked(store: &nudge::store::Store, user: UserId) -> nudge::store::Firing {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        if let Some(firing) = store.last_sent_firing(user).await.expect("read") {
+            return firing;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the firing was never marked sent"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_binary_killed_while_twilio_holds_the_send_delivers_exactly_one_nudge_after_restart() {
+    use crate::fakes::FakeTwilio;
+    use crate::helpers::{ACCOUNT_SID, add_user};
+
+    const PHONE: &str = "+15550002222";
+    const NUMBER: &str = "+15559992222";
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    assert_eq!(db.label, "sqlite", "the same SQLite file across the kill");
+    let data = db.data_dir(dir.path());
+    let user = UserId(
+        add_user(&data, &db, "Ana", PHONE, NUMBER, "en")
+            .parse()
+            .expect("a user id"),
+    );
+    // Twilio takes the message at once but holds its answer far longer than the test lasts.
+    let twilio = FakeTwilio::start(ACCOUNT_SID, Some(Duration::from_secs(120))).await;
+    let server = Server::start(
+        &data,
+        &db,
+        &[
+            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+            ("TWILIO_API_BASE", &twilio.server.uri()),
+        ],
+    );
+    let store = server.store().await;
+    remind(&store, user, "take the pills", Utc::now()).await;
+
+    // The send is in flight: Twilio has the message, the binary waits for the answer.
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while twilio.accepted().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the nudge never reached Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.unsent_firings().await.expect("unsent").len(), 1);
+    let server = server.kill_and_restart();
+
+    // The restarted binary asks Twilio, finds the message, marks the firing; no second send.
+    let firing = wait_until_marked(&store, user).await;
+    assert_eq!(firing.body, "take the pills");
+    assert!(twilio.list_requests().await >= 1, "Twilio's list was asked");
+    let accepted = twilio.accepted();
+    assert_eq!(accepted.len(), 1, "exactly one nudge: {accepted:?}");
+    assert_eq!(accepted[0].body, "Reminder: take the pills");
+    assert_eq!(
+        (accepted[0].to.as_str(), accepted[0].from.as_str()),
+        (PHONE, NUMBER)
+    );
+    let recorded = store
+        .sms_delivery(user, &accepted[0].sid)
+        .await
+        .expect("read")
+        .expect("the reconciled SMS is recorded under its SID");
+    assert_eq!(recorded.status, "sent");
+    // And a later restart sends nothing either.
+    let server = server.restart();
+    tokio::time::sleep(QUIET_WAIT).await;
+    assert_eq!(twilio.accepted().len(), 1);
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_firing_claimed_but_never_sent_before_a_crash_is_sent_once_at_start_up() {
+    use crate::fakes::FakeTwilio;
+    use crate::helpers::{ACCOUNT_SID, add_user};
+
+    const PHONE: &str = "+15550003333";
+    const NUMBER: &str = "+15559993333";
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let user = UserId(
+        add_user(&data, &db, "Ana", PHONE, NUMBER, "en")
+            .parse()
+            .expect("a user id"),
+    );
+    // A process claimed the firing and died before its request left: Twilio never saw it.
+    let store = nudge::store::connect(&db.url, crate::helpers::sealer())
+        .await
+        .expect("the store");
+    let due = Utc::now() - chrono::TimeDelta::seconds(30);
+    remind(&store, user, "call the pharmacy", due).await;
+    let pending = store
+        .due_reminders(Utc::now(), 10)
+        .await
+        .expect("due")
+        .remove(0);
+    store
+        .claim_firing(&pending, None, false)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert_eq!(store.unsent_firings().await.expect("unsent").len(), 1);
+
+    let twilio = FakeTwilio::start(ACCOUNT_SID, None).await;
+    let server = Server::start(
+        &data,
+        &db,
+        &[
+            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+            ("TWILIO_API_BASE", &twilio.server.uri()),
+        ],
+    );
+    let firing = wait_until_marked(&store, user).await;
+    assert_eq!(firing.body, "call the pharmacy");
+    assert!(
+        twilio.list_requests().await >= 1,
+        "Twilio's list was asked first"
+    );
+    let accepted = twilio.accepted();
+    assert_eq!(accepted.len(), 1, "sent once: {accepted:?}");
+    assert_eq!(accepted[0].body, "Reminder: call the pharmacy");
+    server.stop();
+}
