@@ -82,6 +82,20 @@ async fn remind(store: &Store, user: UserId, body: &str, due: DateTime<Utc>, rul
         .expect("the reminder is added");
 }
 
+/// Quiet hours 22:00–07:00 for the user.
+async fn quiet_from_ten_to_seven(store: &Store, user: UserId) {
+    store
+        .update_profile(
+            user,
+            &ProfileChange {
+                quiet_hours: Some(Some((22 * 60, 7 * 60))),
+                ..ProfileChange::default()
+            },
+        )
+        .await
+        .expect("quiet hours set");
+}
+
 fn scheduler(store: &Store, sink: Arc<Recorder>, clock: Arc<ManualClock>) -> Scheduler {
     Scheduler::new(store.clone(), sink, clock, SchedulerConfig::default())
 }
@@ -256,16 +270,7 @@ async fn a_reminder_due_in_quiet_hours_waits_for_their_end_and_stays_the_users_o
     on_each_backend(|store| async move {
         let ana = user(&store, 1).await;
         let bob = user(&store, 2).await;
-        store
-            .update_profile(
-                ana,
-                &ProfileChange {
-                    quiet_hours: Some(Some((22 * 60, 7 * 60))),
-                    ..ProfileChange::default()
-                },
-            )
-            .await
-            .expect("quiet hours set");
+        quiet_from_ten_to_seven(&store, ana).await;
         // 23:00 in Paris (CET) is 22:00 UTC; quiet hours end at 07:00 Paris, 06:00 UTC.
         let due = utc(2026, 3, 11, 22, 0);
         remind(&store, ana, "stretch", due, None).await;
@@ -295,16 +300,7 @@ async fn a_reminder_due_in_quiet_hours_waits_for_their_end_and_stays_the_users_o
 async fn an_urgent_reminder_fires_inside_quiet_hours_while_a_plain_one_waits_for_their_end() {
     on_each_backend(|store| async move {
         let ana = user(&store, 1).await;
-        store
-            .update_profile(
-                ana,
-                &ProfileChange {
-                    quiet_hours: Some(Some((22 * 60, 7 * 60))),
-                    ..ProfileChange::default()
-                },
-            )
-            .await
-            .expect("quiet hours set");
+        quiet_from_ten_to_seven(&store, ana).await;
         // 23:30 in Paris (CET) is 22:30 UTC, inside 22:00–07:00.
         let due = utc(2026, 3, 11, 22, 30);
         remind(&store, ana, "water the plants", due, None).await;

@@ -456,24 +456,8 @@ impl TwilioClient {
                 &self.inner.account_sid,
                 Some(self.inner.auth_token.expose_secret()),
             )
-            .form(&form)
-            .send()
-            .await
-            .map_err(TwilioError::Transport)?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(TwilioError::Transport)?;
-
-        if !status.is_success() {
-            let err = api_error(status, &bytes, retry_after);
-            tracing::debug!(status = status.as_u16(), code = ?err.code(), "Twilio refused the message");
-            return Err(err);
-        }
-        let resource: MessageResource =
-            serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
-                status: status.as_u16(),
-                detail: e.to_string(),
-            })?;
+            .form(&form);
+        let resource: MessageResource = read_answer(response).await?;
         let sent = SentSms {
             sid: resource.sid,
             status: MessageStatus::parse(&resource.status),
@@ -536,27 +520,11 @@ impl TwilioClient {
             .append_pair("From", from)
             .append_pair("DateSent>", &sent_since.format("%Y-%m-%d").to_string())
             .append_pair("PageSize", &page_size.clamp(1, 1000).to_string());
-        let response = self
-            .http
-            .get(url)
-            .basic_auth(
-                &self.inner.account_sid,
-                Some(self.inner.auth_token.expose_secret()),
-            )
-            .send()
-            .await
-            .map_err(TwilioError::Transport)?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(TwilioError::Transport)?;
-        if !status.is_success() {
-            return Err(api_error(status, &bytes, retry_after));
-        }
-        let page: MessagePage =
-            serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
-                status: status.as_u16(),
-                detail: e.to_string(),
-            })?;
+        let response = self.http.get(url).basic_auth(
+            &self.inner.account_sid,
+            Some(self.inner.auth_token.expose_secret()),
+        );
+        let page: MessagePage = read_answer(response).await?;
         Ok(page
             .messages
             .into_iter()
@@ -571,6 +539,25 @@ impl TwilioClient {
             })
             .collect())
     }
+}
+
+/// Sends a request and reads Twilio's JSON answer, or its error document.
+async fn read_answer<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, TwilioError> {
+    let response = request.send().await.map_err(TwilioError::Transport)?;
+    let status = response.status();
+    let retry_after = parse_retry_after(response.headers());
+    let bytes = response.bytes().await.map_err(TwilioError::Transport)?;
+    if !status.is_success() {
+        let err = api_error(status, &bytes, retry_after);
+        tracing::debug!(status = status.as_u16(), code = ?err.code(), "Twilio refused the request");
+        return Err(err);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
+        status: status.as_u16(),
+        detail: e.to_string(),
+    })
 }
 
 /// The fields Nudge reads from Twilio's Message resource.

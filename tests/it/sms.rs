@@ -374,20 +374,7 @@ async fn a_slow_turn_answers_empty_twiml_and_the_reply_goes_out_through_twilio_r
     for db in databases(dir.path()).await {
         let data = db.data_dir(dir.path());
         add_user(&data, &db, "Ana", ANA_PHONE, ANA_NUMBER, "en");
-        let twilio = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path(format!(
-                "/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-            )))
-            .and(header_exists("authorization"))
-            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-                "sid": "SM00000000000000000000000000000001",
-                "status": "queued",
-                "num_segments": "1"
-            })))
-            .expect(1)
-            .mount(&twilio)
-            .await;
+        let twilio = accepting_twilio_once("SM00000000000000000000000000000001").await;
         // A zero reply window: every turn is "slow".
         let server = Server::start(
             &data,
@@ -427,6 +414,25 @@ async fn a_slow_turn_answers_empty_twiml_and_the_reply_goes_out_through_twilio_r
         server.stop();
         twilio.verify().await;
     }
+}
+
+/// A fake Twilio that accepts exactly one authenticated message send, answering `sid`.
+async fn accepting_twilio_once(sid: &str) -> MockServer {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        )))
+        .and(header_exists("authorization"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+            "sid": sid,
+            "status": "queued",
+            "num_segments": "1"
+        })))
+        .expect(1)
+        .mount(&twilio)
+        .await;
+    twilio
 }
 
 fn base64_basic(user: &str, password: &str) -> String {
@@ -557,19 +563,7 @@ async fn a_final_status_callback_updates_the_delivery_and_the_users_usage_row_fo
         let data = db.data_dir(dir.path());
         let ana = user_id(&add_user(&data, &db, "Ana", ANA_PHONE, ANA_NUMBER, "en"));
         let bob = user_id(&add_user(&data, &db, "Bob", BOB_PHONE, BOB_NUMBER, "fr"));
-        let twilio = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path(format!(
-                "/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-            )))
-            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-                "sid": REPLY_SID,
-                "status": "queued",
-                "num_segments": "1"
-            })))
-            .expect(1)
-            .mount(&twilio)
-            .await;
+        let twilio = accepting_twilio_once(REPLY_SID).await;
         // A zero reply window: the reply goes out by the REST API, with a SID.
         let server = Server::start(
             &data,
