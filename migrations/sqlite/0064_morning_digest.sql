@@ -6,7 +6,8 @@
 -- digest_firings is the idempotency key: one row per (user, local date), claimed 'sending' in
 -- the transaction that moves digest_next_at on, marked 'sent' (or 'skipped': nothing to say,
 -- or unreachable) after the send. A restart never sends a day's digest twice; a row left
--- 'sending' is sent again at start-up, like a reminder firing.
+-- 'sending' is reconciled with Twilio at start-up and sent only if it never reached it, like
+-- a reminder firing.
 --
 -- Same as migrations/postgres/0064_morning_digest.sql.
 
@@ -22,6 +23,9 @@ CREATE TABLE digest_firings (
     user_id     BLOB    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     -- The user's local date the digest is for, YYYY-MM-DD.
     local_date  TEXT    NOT NULL,
+    -- The text sent (sealed: `seal::place("digest_firings.body", user)`), composed before the
+    -- claim so a resend after a crash is the same text, and can be matched in Twilio's list.
+    body        TEXT    NOT NULL,
     status      TEXT    NOT NULL DEFAULT 'sending'
         CHECK (status IN ('sending', 'sent', 'skipped')),
     claimed_at  TEXT    NOT NULL,

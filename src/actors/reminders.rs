@@ -132,6 +132,12 @@ pub trait NudgeSink: Send + Sync + 'static {
     async fn was_delivered(&self, _firing: &Firing) -> bool {
         false
     }
+
+    /// Whether `text`, sent to the user after `since` by a process that stopped before it
+    /// could mark it, reached them already (a digest). `false` when the sink cannot tell.
+    async fn was_text_delivered(&self, _user: UserId, _text: &str, _since: DateTime<Utc>) -> bool {
+        false
+    }
 }
 
 /// Nudges every open WebSocket of the user and by SMS through the notifier's Twilio client,
@@ -167,67 +173,21 @@ impl NudgeSink for SmsNudges {
         Self::outcome(sms, pushed)
     }
 
-    /// Asks Twilio's Messages list whether this firing's nudge reached it: a message from the
-    /// user's number to their phone, with the nudge's exact text, created after the claim. A
-    /// match is recorded (delivery and usage row by its SID) and the firing is not sent again.
-    /// Without a Twilio account, or when Twilio cannot be asked, the answer is "not known".
+    /// Asks Twilio's Messages list whether this firing's nudge reached it (see
+    /// [`SmsNudges::reached_twilio`]).
     async fn was_delivered(&self, firing: &Firing) -> bool {
-        let Some(twilio) = &self.notifier.twilio else {
-            return false;
-        };
         let Ok(user) = self.notifier.store.user(firing.user_id).await else {
             return false;
         };
-        let (Some(phone), Some(number)) = (user.phone.as_deref(), user.number.as_deref()) else {
-            return false;
-        };
         let text = nudge_text(firing, user.language, zone(&user.time_zone));
-        // Twilio's clock and ours may differ a little.
-        let since = firing.claimed_at - TimeDelta::minutes(1);
-        let listed = match twilio
-            .list_messages(phone, number, since.date_naive(), RECONCILE_PAGE)
-            .await
-        {
-            Ok(listed) => listed,
-            Err(error) => {
-                tracing::warn!(user = %firing.user_id, %error, "cannot ask Twilio what it accepted; sending again");
-                return false;
-            }
-        };
-        let Some(found) = listed.into_iter().find(|m| {
-            m.body == text && !m.status.is_failure() && m.date_created.is_none_or(|at| at >= since)
-        }) else {
+        self.reached_twilio(&user, &text, firing.claimed_at).await
+    }
+
+    async fn was_text_delivered(&self, user: UserId, text: &str, since: DateTime<Utc>) -> bool {
+        let Ok(user) = self.notifier.store.user(user).await else {
             return false;
         };
-        tracing::info!(user = %firing.user_id, sid = %found.sid, "Twilio had accepted the unmarked nudge; not sending it again");
-        let shape = crate::sms::segments::analyze(&text);
-        let usage = SentUsage {
-            message_id: None,
-            usage: NewSmsUsage {
-                direction: Direction::Outbound,
-                segments: shape.segments,
-                encoding: shape.encoding,
-                estimated_cost_micros: crate::sms::segments::estimated_cost_micros(shape.segments),
-            },
-        };
-        match self
-            .notifier
-            .store
-            .record_sms_sent(
-                firing.user_id,
-                &found.sid,
-                found.status.as_str(),
-                None,
-                &usage,
-            )
-            .await
-        {
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
-            Err(error) => {
-                tracing::error!(user = %firing.user_id, %error, "cannot record the reconciled SMS")
-            }
-        }
-        true
+        self.reached_twilio(&user, text, since).await
     }
 
     async fn deliver_text(&self, user: UserId, text: &str) -> Delivery {
@@ -243,6 +203,59 @@ impl NudgeSink for SmsNudges {
 }
 
 impl SmsNudges {
+    /// Asks Twilio's Messages list whether `text` reached it: a message from the user's
+    /// number to their phone, with exactly that text, created after `since` (the claim). A
+    /// match is recorded (delivery and usage row by its SID). Without a Twilio account, or
+    /// when Twilio cannot be asked, the answer is "not known" (`false`).
+    async fn reached_twilio(&self, user: &User, text: &str, since: DateTime<Utc>) -> bool {
+        let Some(twilio) = &self.notifier.twilio else {
+            return false;
+        };
+        let (Some(phone), Some(number)) = (user.phone.as_deref(), user.number.as_deref()) else {
+            return false;
+        };
+        // Twilio's clock and ours may differ a little.
+        let since = since - TimeDelta::minutes(1);
+        let listed = match twilio
+            .list_messages(phone, number, since.date_naive(), RECONCILE_PAGE)
+            .await
+        {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::warn!(user = %user.id, %error, "cannot ask Twilio what it accepted; sending again");
+                return false;
+            }
+        };
+        let Some(found) = listed.into_iter().find(|m| {
+            m.body == text && !m.status.is_failure() && m.date_created.is_none_or(|at| at >= since)
+        }) else {
+            return false;
+        };
+        tracing::info!(user = %user.id, sid = %found.sid, "Twilio had accepted the unmarked send; not sending it again");
+        let shape = crate::sms::segments::analyze(text);
+        let usage = SentUsage {
+            message_id: None,
+            usage: NewSmsUsage {
+                direction: Direction::Outbound,
+                segments: shape.segments,
+                encoding: shape.encoding,
+                estimated_cost_micros: crate::sms::segments::estimated_cost_micros(shape.segments),
+            },
+        };
+        match self
+            .notifier
+            .store
+            .record_sms_sent(user.id, &found.sid, found.status.as_str(), None, &usage)
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(error) => {
+                tracing::error!(user = %user.id, %error, "cannot record the reconciled SMS")
+            }
+        }
+        true
+    }
+
     fn outcome(sms: SmsOutcome, pushed: usize) -> Delivery {
         match sms {
             SmsOutcome::Sent => Delivery::Sent,
@@ -473,14 +486,20 @@ impl Scheduler {
             };
             let local_date = at.with_timezone(&tz).date_naive();
             let next = next_digest_after(at.max(now), tz, due.minute);
+            // Composed before the claim, so a resend after a crash is the same text.
+            let text = match digest::compose(&self.store, due.user_id, local_date).await {
+                Ok(text) => text.unwrap_or_default(),
+                Err(StoreError::NotFound) => continue,
+                Err(error) => return Err(error),
+            };
             let Some(firing) = self
                 .store
-                .claim_digest(due.user_id, at, next, local_date)
+                .claim_digest(due.user_id, at, next, local_date, &text)
                 .await?
             else {
                 continue;
             };
-            if now - at > self.config.grace {
+            if now - at > self.config.grace || text.is_empty() {
                 self.store
                     .finish_digest(firing.id, FiringStatus::Skipped)
                     .await?;
@@ -493,18 +512,14 @@ impl Scheduler {
         Ok(pass)
     }
 
-    /// Composes and sends each digest, then marks it.
+    /// Sends each digest's text, then marks it.
     async fn deliver_digests(&self, firings: Vec<DigestFiring>) -> Result<Pass, StoreError> {
         let mut pass = Pass::default();
         for firing in firings {
-            let text = match digest::compose(&self.store, firing.user_id, firing.local_date).await {
-                Ok(text) => text,
-                Err(StoreError::NotFound) => None,
-                Err(error) => return Err(error),
-            };
-            let delivery = match text {
-                Some(text) => self.sink.deliver_text(firing.user_id, &text).await,
-                None => Delivery::Unreachable,
+            let delivery = if firing.body.is_empty() {
+                Delivery::Unreachable
+            } else {
+                self.sink.deliver_text(firing.user_id, &firing.body).await
             };
             match delivery {
                 Delivery::Sent => {
@@ -540,7 +555,20 @@ impl Scheduler {
             }
         }
         pass.add(self.deliver_all(left).await?);
-        let digests = self.store.unsent_digests().await?;
+        let mut digests = Vec::new();
+        for firing in self.store.unsent_digests().await? {
+            if self
+                .sink
+                .was_text_delivered(firing.user_id, &firing.body, firing.claimed_at)
+                .await
+            {
+                self.store
+                    .finish_digest(firing.id, FiringStatus::Sent)
+                    .await?;
+            } else {
+                digests.push(firing);
+            }
+        }
         pass.add(self.deliver_digests(digests).await?);
         Ok(pass)
     }

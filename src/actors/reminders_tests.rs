@@ -534,6 +534,7 @@ async fn a_digest_with_nothing_to_say_is_skipped_and_one_claimed_before_a_crash_
                 utc(2026, 3, 12, 7, 0),
                 utc(2026, 3, 13, 7, 0),
                 chrono::NaiveDate::from_ymd_opt(2026, 3, 12).expect("date"),
+                "Good morning! Top tasks: 1) stretch.",
             )
             .await
             .expect("claim");

@@ -31,7 +31,14 @@ pub struct DigestFiring {
     pub user_id: UserId,
     /// The user's local date it is for.
     pub local_date: NaiveDate,
+    /// The text, as composed at the claim (empty when there was nothing to say).
+    pub body: String,
+    /// When it was claimed: a send for it cannot have reached Twilio before.
+    pub claimed_at: DateTime<Utc>,
 }
+
+/// Where a digest's text is sealed.
+const BODY_PLACE: &str = "digest_firings.body";
 
 #[derive(sqlx::FromRow)]
 struct DueRow {
@@ -46,6 +53,8 @@ struct FiringRow {
     id: i64,
     user_id: Uuid,
     local_date: String,
+    body: String,
+    claimed_at: DateTime<Utc>,
 }
 
 const DUE: &str = "SELECT id, time_zone, digest_minute, digest_next_at FROM users \
@@ -55,11 +64,12 @@ const SET_NEXT: &str = "UPDATE users SET digest_next_at = $2 \
      WHERE id = $1 AND digest_enabled AND digest_next_at IS NULL";
 const ADVANCE: &str = "UPDATE users SET digest_next_at = $3 \
      WHERE id = $1 AND digest_enabled AND digest_next_at = $2";
-const INSERT_FIRING: &str = "INSERT INTO digest_firings (user_id, local_date, status, claimed_at) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, local_date) DO NOTHING RETURNING id";
+const INSERT_FIRING: &str = "INSERT INTO digest_firings \
+     (user_id, local_date, body, status, claimed_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (user_id, local_date) DO NOTHING RETURNING id";
 const FINISH: &str =
     "UPDATE digest_firings SET status = $2, sent_at = $3 WHERE id = $1 AND status = 'sending'";
-const UNSENT: &str = "SELECT id, user_id, local_date FROM digest_firings \
+const UNSENT: &str = "SELECT id, user_id, local_date, body, claimed_at FROM digest_firings \
      WHERE status = 'sending' ORDER BY id";
 
 impl Store {
@@ -102,8 +112,8 @@ impl Store {
         Ok(moved == 1)
     }
 
-    /// Claims the digest due at `due` for `local_date`: in one transaction, moves the user's
-    /// next digest to `next` and records the firing as 'sending'. `None` when the digest is no
+    /// Claims the digest due at `due` for `local_date` with its text `body` (sealed): in one
+    /// transaction, moves the user's next digest to `next` and records the firing as 'sending'. `None` when the digest is no
     /// longer due at `due` (turned off, moved, claimed elsewhere) or that date's digest was
     /// claimed already: nothing is to be sent then.
     #[tracing::instrument(skip_all)]
@@ -113,7 +123,10 @@ impl Store {
         due: DateTime<Utc>,
         next: DateTime<Utc>,
         local_date: NaiveDate,
+        body: &str,
     ) -> Result<Option<DigestFiring>> {
+        let sealed = self.seal_column(BODY_PLACE, user, body);
+        let claimed_at = now();
         let id: Option<i64> = with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let moved = sqlx::query(ADVANCE)
@@ -129,8 +142,9 @@ impl Store {
             let id: Option<i64> = sqlx::query_scalar(INSERT_FIRING)
                 .bind(user.0)
                 .bind(local_date.to_string())
+                .bind(&sealed)
                 .bind(FiringStatus::Sending.as_str())
-                .bind(now())
+                .bind(claimed_at)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(write_error)?;
@@ -141,6 +155,8 @@ impl Store {
             id,
             user_id: user,
             local_date,
+            body: body.to_owned(),
+            claimed_at,
         }))
     }
 
@@ -167,12 +183,15 @@ impl Store {
         });
         rows.into_iter()
             .map(|row| {
+                let user = UserId(row.user_id);
                 Ok(DigestFiring {
                     id: row.id,
-                    user_id: UserId(row.user_id),
+                    user_id: user,
                     local_date: row.local_date.parse().map_err(|_| {
                         StoreError::Corrupt(format!("digest_firings.local_date {}", row.local_date))
                     })?,
+                    body: self.open_column(BODY_PLACE, user, &row.body)?,
+                    claimed_at: row.claimed_at,
                 })
             })
             .collect()

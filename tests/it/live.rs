@@ -551,3 +551,84 @@ async fn a_firing_claimed_but_never_sent_before_a_crash_is_sent_once_at_start_up
     assert_eq!(accepted[0].body, "Reminder: call the pharmacy");
     server.stop();
 }
+
+#[tokio::test]
+async fn a_binary_killed_while_twilio_holds_the_morning_digest_sends_it_once_after_restart() {
+    use crate::fakes::FakeTwilio;
+    use crate::helpers::{ACCOUNT_SID, add_user};
+
+    const PHONE: &str = "+15550004444";
+    const NUMBER: &str = "+15559994444";
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let user = UserId(
+        add_user(&data, &db, "Ana", PHONE, NUMBER, "en")
+            .parse()
+            .expect("a user id"),
+    );
+    // The digest is on and due in a moment (after start-up), with something to say.
+    let store = nudge::store::connect(&db.url, crate::helpers::sealer())
+        .await
+        .expect("the store");
+    store
+        .update_profile(
+            user,
+            &nudge::store::ProfileChange {
+                digest: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("digest on");
+    let due = Utc::now() + chrono::TimeDelta::seconds(2);
+    assert!(store.place_digest(user, due).await.expect("placed"));
+    store
+        .add_task(user, "book the dentist")
+        .await
+        .expect("task");
+
+    let twilio = FakeTwilio::start(ACCOUNT_SID, Some(Duration::from_secs(120))).await;
+    let server = Server::start(
+        &data,
+        &db,
+        &[
+            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+            ("TWILIO_API_BASE", &twilio.server.uri()),
+        ],
+    );
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while twilio.accepted().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the digest never reached Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.unsent_digests().await.expect("unsent").len(), 1);
+    let server = server.kill_and_restart();
+
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while !store.unsent_digests().await.expect("unsent").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the digest was never marked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let accepted = twilio.accepted();
+    assert_eq!(accepted.len(), 1, "one digest: {accepted:?}");
+    assert_eq!(
+        accepted[0].body,
+        "Good morning! Top tasks: 1) book the dentist."
+    );
+    assert!(twilio.list_requests().await >= 1, "Twilio's list was asked");
+    let server = server.restart();
+    tokio::time::sleep(QUIET_WAIT).await;
+    assert_eq!(
+        twilio.accepted().len(),
+        1,
+        "nothing more after another restart"
+    );
+    server.stop();
+}
