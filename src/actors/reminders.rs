@@ -766,6 +766,8 @@ pub fn quiet_end(now: DateTime<Utc>, tz: Tz, start: u16, end: u16) -> Option<Dat
 /// Messages of the [`ReminderScheduler`].
 #[derive(RactorMessage)]
 pub enum SchedulerMsg {
+    /// The start-up pass ([`Scheduler::start_up`]): the first message the actor handles.
+    StartUp,
     /// Fire what is due, refill, and sleep until the next. Carries the wake-up's generation:
     /// a tick planned before a newer one is stale and ignored, so ticks never multiply.
     Tick(u64),
@@ -843,24 +845,16 @@ impl Actor for ReminderScheduler {
         // Watch before the first load, so a reminder written meanwhile is not missed.
         let change_pending = Arc::new(AtomicBool::new(false));
         let watcher = watch_changes(&args.store, myself.clone(), change_pending.clone());
-        let mut scheduler = Scheduler::new(args.store, args.sink, args.clock, args.config);
-        let pass = scheduler.start_up().await?;
-        tracing::info!(
-            sent = pass.sent,
-            skipped = pass.skipped,
-            failed = pass.failed,
-            deferred = pass.deferred,
-            held = scheduler.held(),
-            "reminder scheduler started"
-        );
-        let mut state = SchedulerState {
+        let scheduler = Scheduler::new(args.store, args.sink, args.clock, args.config);
+        // The start-up pass sends (to Twilio, maybe slowly): it runs as the first message, so
+        // starting the actor tree, and the process, never waits on an outside service.
+        myself.cast(SchedulerMsg::StartUp)?;
+        Ok(SchedulerState {
             scheduler,
             generation: 0,
             watcher,
             change_pending,
-        };
-        state.plan(&myself);
-        Ok(state)
+        })
     }
 
     async fn post_stop(
@@ -879,6 +873,19 @@ impl Actor for ReminderScheduler {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
+            SchedulerMsg::StartUp => {
+                let scheduler = &mut state.scheduler;
+                let pass = scheduler.start_up().await?;
+                tracing::info!(
+                    sent = pass.sent,
+                    skipped = pass.skipped,
+                    failed = pass.failed,
+                    deferred = pass.deferred,
+                    held = scheduler.held(),
+                    "reminder scheduler started"
+                );
+                state.plan(&myself);
+            }
             SchedulerMsg::Tick(generation) if generation != state.generation => {}
             SchedulerMsg::Tick(_) => {
                 let scheduler = &mut state.scheduler;
