@@ -418,6 +418,64 @@ async fn the_web_client_is_served_at_the_root_and_lists_only_the_callers_reminde
     server.stop();
 }
 
+/// A user on the embedded SQLite database (the same file across kills and restarts), and
+/// the store the test reads it through.
+struct Crash {
+    _dir: tempfile::TempDir,
+    db: crate::helpers::Database,
+    data: std::path::PathBuf,
+    user: UserId,
+    store: nudge::store::Store,
+}
+
+impl Crash {
+    async fn new(phone: &str, number: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = databases(dir.path()).await.remove(0);
+        assert_eq!(db.label, "sqlite", "the same SQLite file across the kill");
+        let data = db.data_dir(dir.path());
+        let user = UserId(
+            crate::helpers::add_user(&data, &db, "Ana", phone, number, "en")
+                .parse()
+                .expect("a user id"),
+        );
+        let store = nudge::store::connect(&db.url, crate::helpers::sealer())
+            .await
+            .expect("the store");
+        Self {
+            _dir: dir,
+            db,
+            data,
+            user,
+            store,
+        }
+    }
+
+    /// Starts the binary sending through `twilio`.
+    fn start(&self, twilio: &crate::fakes::FakeTwilio) -> Server {
+        Server::start(
+            &self.data,
+            &self.db,
+            &[
+                ("TWILIO_ACCOUNT_SID", crate::helpers::ACCOUNT_SID),
+                ("TWILIO_API_BASE", &twilio.server.uri()),
+            ],
+        )
+    }
+}
+
+/// Waits until Twilio has taken a message (its answer may still be held).
+async fn wait_until_accepted(twilio: &crate::fakes::FakeTwilio) {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while twilio.accepted().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing reached Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until the user's last firing is marked sent.
 async fn wait_until_marked(store: &nudge::store::Store, user: UserId) -> nudge::store::Firing {
     let deadline = tokio::time::Instant::now() + EVENT_WAIT;
@@ -436,41 +494,19 @@ async fn wait_until_marked(store: &nudge::store::Store, user: UserId) -> nudge::
 #[tokio::test]
 async fn a_binary_killed_while_twilio_holds_the_send_delivers_exactly_one_nudge_after_restart() {
     use crate::fakes::FakeTwilio;
-    use crate::helpers::{ACCOUNT_SID, add_user};
 
     const PHONE: &str = "+15550002222";
     const NUMBER: &str = "+15559992222";
-    let dir = tempfile::tempdir().unwrap();
-    let db = databases(dir.path()).await.remove(0);
-    assert_eq!(db.label, "sqlite", "the same SQLite file across the kill");
-    let data = db.data_dir(dir.path());
-    let user = UserId(
-        add_user(&data, &db, "Ana", PHONE, NUMBER, "en")
-            .parse()
-            .expect("a user id"),
-    );
+    let crash = Crash::new(PHONE, NUMBER).await;
+    let (store, user) = (crash.store.clone(), crash.user);
     // Twilio takes the message at once but holds its answer far longer than the test lasts.
-    let twilio = FakeTwilio::start(ACCOUNT_SID, Some(Duration::from_secs(120))).await;
-    let server = Server::start(
-        &data,
-        &db,
-        &[
-            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
-            ("TWILIO_API_BASE", &twilio.server.uri()),
-        ],
-    );
-    let store = server.store().await;
+    let twilio =
+        FakeTwilio::start(crate::helpers::ACCOUNT_SID, Some(Duration::from_secs(120))).await;
+    let server = crash.start(&twilio);
     remind(&store, user, "take the pills", Utc::now()).await;
 
     // The send is in flight: Twilio has the message, the binary waits for the answer.
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    while twilio.accepted().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the nudge never reached Twilio"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_accepted(&twilio).await;
     assert_eq!(store.unsent_firings().await.expect("unsent").len(), 1);
     let server = server.kill_and_restart();
 
@@ -501,22 +537,10 @@ async fn a_binary_killed_while_twilio_holds_the_send_delivers_exactly_one_nudge_
 #[tokio::test]
 async fn a_firing_claimed_but_never_sent_before_a_crash_is_sent_once_at_start_up() {
     use crate::fakes::FakeTwilio;
-    use crate::helpers::{ACCOUNT_SID, add_user};
 
-    const PHONE: &str = "+15550003333";
-    const NUMBER: &str = "+15559993333";
-    let dir = tempfile::tempdir().unwrap();
-    let db = databases(dir.path()).await.remove(0);
-    let data = db.data_dir(dir.path());
-    let user = UserId(
-        add_user(&data, &db, "Ana", PHONE, NUMBER, "en")
-            .parse()
-            .expect("a user id"),
-    );
+    let crash = Crash::new("+15550003333", "+15559993333").await;
+    let (store, user) = (crash.store.clone(), crash.user);
     // A process claimed the firing and died before its request left: Twilio never saw it.
-    let store = nudge::store::connect(&db.url, crate::helpers::sealer())
-        .await
-        .expect("the store");
     let due = Utc::now() - chrono::TimeDelta::seconds(30);
     remind(&store, user, "call the pharmacy", due).await;
     let pending = store
@@ -531,15 +555,8 @@ async fn a_firing_claimed_but_never_sent_before_a_crash_is_sent_once_at_start_up
         .expect("claimed");
     assert_eq!(store.unsent_firings().await.expect("unsent").len(), 1);
 
-    let twilio = FakeTwilio::start(ACCOUNT_SID, None).await;
-    let server = Server::start(
-        &data,
-        &db,
-        &[
-            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
-            ("TWILIO_API_BASE", &twilio.server.uri()),
-        ],
-    );
+    let twilio = FakeTwilio::start(crate::helpers::ACCOUNT_SID, None).await;
+    let server = crash.start(&twilio);
     let firing = wait_until_marked(&store, user).await;
     assert_eq!(firing.body, "call the pharmacy");
     assert!(
@@ -555,22 +572,10 @@ async fn a_firing_claimed_but_never_sent_before_a_crash_is_sent_once_at_start_up
 #[tokio::test]
 async fn a_binary_killed_while_twilio_holds_the_morning_digest_sends_it_once_after_restart() {
     use crate::fakes::FakeTwilio;
-    use crate::helpers::{ACCOUNT_SID, add_user};
 
-    const PHONE: &str = "+15550004444";
-    const NUMBER: &str = "+15559994444";
-    let dir = tempfile::tempdir().unwrap();
-    let db = databases(dir.path()).await.remove(0);
-    let data = db.data_dir(dir.path());
-    let user = UserId(
-        add_user(&data, &db, "Ana", PHONE, NUMBER, "en")
-            .parse()
-            .expect("a user id"),
-    );
+    let crash = Crash::new("+15550004444", "+15559994444").await;
+    let (store, user) = (crash.store.clone(), crash.user);
     // The digest is on and due in a moment (after start-up), with something to say.
-    let store = nudge::store::connect(&db.url, crate::helpers::sealer())
-        .await
-        .expect("the store");
     store
         .update_profile(
             user,
@@ -588,23 +593,10 @@ async fn a_binary_killed_while_twilio_holds_the_morning_digest_sends_it_once_aft
         .await
         .expect("task");
 
-    let twilio = FakeTwilio::start(ACCOUNT_SID, Some(Duration::from_secs(120))).await;
-    let server = Server::start(
-        &data,
-        &db,
-        &[
-            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
-            ("TWILIO_API_BASE", &twilio.server.uri()),
-        ],
-    );
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    while twilio.accepted().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the digest never reached Twilio"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let twilio =
+        FakeTwilio::start(crate::helpers::ACCOUNT_SID, Some(Duration::from_secs(120))).await;
+    let server = crash.start(&twilio);
+    wait_until_accepted(&twilio).await;
     assert_eq!(store.unsent_digests().await.expect("unsent").len(), 1);
     let server = server.kill_and_restart();
 
