@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use nudge::actors::reminders::{Delivery, ManualClock, NudgeSink, Scheduler, SchedulerConfig};
-use nudge::store::{DueReminder, Firing, Language, NewUser, Sealer, connect};
+use nudge::store::{DueReminder, Firing, Language, NewUser, Sealer, UserId, connect};
 
 const PENDING: i64 = 100_000;
 
@@ -26,6 +26,10 @@ struct Nowhere;
 #[async_trait]
 impl NudgeSink for Nowhere {
     async fn deliver(&self, _firing: &Firing, _now: DateTime<Utc>) -> Delivery {
+        Delivery::Sent
+    }
+
+    async fn deliver_text(&self, _user: UserId, _text: &str) -> Delivery {
         Delivery::Sent
     }
 }

@@ -39,6 +39,8 @@ pub enum Event {
         due_at: DateTime<Utc>,
         late: bool,
     },
+    /// The morning digest went out (its text, as sent by SMS).
+    Digest { text: String },
     /// The assistant is working on a reply.
     Typing,
     /// The user's tasks or reminders changed: a client reloads its lists.

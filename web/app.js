@@ -38,6 +38,12 @@ function showReminder(event) {
   loadLists();
 }
 
+function showDigest(event) {
+  const banner = $("reminder-banner");
+  banner.textContent = event.text;
+  banner.hidden = false;
+}
+
 async function loadLists() {
   try {
     const tasks = await api("/api/v1/me/tasks?limit=100");
@@ -70,6 +76,7 @@ function connect() {
     const event = JSON.parse(frame.data);
     if (event.type === "message") addMessage(event);
     else if (event.type === "reminder") showReminder(event);
+    else if (event.type === "digest") showDigest(event);
     else if (event.type === "typing") $("typing").hidden = false;
     else if (event.type === "task_changed") loadLists();
   };

@@ -16,6 +16,7 @@
 //! [`ActorSystem`] is the handle the edges hold: cheap to clone, it sends turns to the
 //! Directory with a timeout and survives a restart of the Directory.
 
+pub mod digest;
 pub mod directory;
 pub mod llm;
 pub mod notifier;
@@ -254,10 +255,15 @@ impl ActorSystem {
             .is_ok()
     }
 
-    /// Asks the notifier to send an SMS (fire and forget; it retries and logs on its own).
-    pub fn send_sms(&self, user_id: UserId, body: String) {
+    /// Asks the notifier to send an SMS (fire and forget; it retries and logs on its own);
+    /// `message_id` is the stored reply it carries, if it is one.
+    pub fn send_sms(&self, user_id: UserId, body: String, message_id: Option<i64>) {
         if let Some(refs) = self.refs() {
-            let _ = refs.notifier.cast(NotifierMsg::SendSms { user_id, body });
+            let _ = refs.notifier.cast(NotifierMsg::SendSms {
+                user_id,
+                body,
+                message_id,
+            });
         }
     }
 

@@ -14,8 +14,9 @@ use ractor_cluster::RactorMessage;
 use tokio_util::task::TaskTracker;
 
 use crate::llm::circuit::{Admission, CircuitBreaker, CircuitPolicy, CircuitState, Outcome};
+use crate::sms::segments;
 use crate::sms::twilio::{OutboundSms, TwilioClient, TwilioError};
-use crate::store::{Store, UserId};
+use crate::store::{Direction, NewSmsUsage, SentUsage, Store, UserId};
 use crate::telemetry::mask_phone;
 
 /// Attempts per SMS, the first included.
@@ -26,8 +27,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// Messages of the [`Notifier`].
 #[derive(RactorMessage)]
 pub enum NotifierMsg {
-    /// Send `body` to the user by SMS, unless they opted out.
-    SendSms { user_id: UserId, body: String },
+    /// Send `body` to the user by SMS, unless they opted out. `message_id` is the stored reply
+    /// it carries (its usage row then takes the SID Twilio gives it).
+    SendSms {
+        user_id: UserId,
+        body: String,
+        message_id: Option<i64>,
+    },
     /// Send a verification code (`body`) from `from` to a phone not yet linked to anyone.
     /// Never logged: the body holds the code.
     SendCode {
@@ -123,10 +129,14 @@ impl Actor for Notifier {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            NotifierMsg::SendSms { user_id, body } => {
+            NotifierMsg::SendSms {
+                user_id,
+                body,
+                message_id,
+            } => {
                 let args = state.clone();
                 state.tasks.spawn(async move {
-                    send_sms(&args, user_id, &body).await;
+                    send_to_user(&args, user_id, &body, message_id).await;
                 });
             }
             NotifierMsg::SendCode { to, from, body } => {
@@ -151,13 +161,15 @@ pub enum SmsOutcome {
     Failed,
 }
 
-async fn send_sms(args: &NotifierArgs, user_id: UserId, body: &str) {
-    send_to_user(args, user_id, body).await;
-}
-
 /// Sends `body` to the user by SMS from their dedicated number unless they opted out,
-/// retrying retryable failures; says what became of it.
-pub async fn send_to_user(args: &NotifierArgs, user_id: UserId, body: &str) -> SmsOutcome {
+/// retrying retryable failures; says what became of it. What Twilio accepted is recorded with
+/// its usage row keyed by the SID: `message_id`'s own row (a stored reply), else a new one.
+pub async fn send_to_user(
+    args: &NotifierArgs,
+    user_id: UserId,
+    body: &str,
+    message_id: Option<i64>,
+) -> SmsOutcome {
     let Some(twilio) = &args.twilio else {
         tracing::warn!(user = %user_id, "no Twilio account configured; message kept in the store only");
         return SmsOutcome::Unreachable;
@@ -186,9 +198,25 @@ pub async fn send_to_user(args: &NotifierArgs, user_id: UserId, body: &str) -> S
     match deliver(twilio, &args.circuit, &request).await {
         Ok(sent) => {
             tracing::info!(user = %user_id, sid = %sent.sid, "SMS sent through Twilio");
+            let shape = segments::analyze(body);
+            let usage = SentUsage {
+                message_id,
+                usage: NewSmsUsage {
+                    direction: Direction::Outbound,
+                    segments: shape.segments,
+                    encoding: shape.encoding,
+                    estimated_cost_micros: segments::estimated_cost_micros(shape.segments),
+                },
+            };
             if let Err(error) = args
                 .store
-                .record_sms_sent(user_id, &sent.sid, sent.status.as_str(), sent.num_segments)
+                .record_sms_sent(
+                    user_id,
+                    &sent.sid,
+                    sent.status.as_str(),
+                    sent.num_segments,
+                    &usage,
+                )
                 .await
             {
                 tracing::error!(user = %user_id, %error, "cannot record the sent SMS");

@@ -9,7 +9,9 @@
 //! window: at most [`SchedulerConfig::batch`] reminders due within [`SchedulerConfig::window`],
 //! in a min-heap by due instant, refilled from the store's partial index of scheduled rows
 //! every [`SchedulerConfig::poll`] (and whenever the heap runs dry). A million pending
-//! reminders cost one indexed range read per poll, not a million timers.
+//! reminders cost one indexed range read per poll, not a million timers. A reminder written in
+//! this process (chat, tool, REST, snooze) wakes the scheduler at once through
+//! [`Store::reminder_changes`], so one due before the next poll is not late by up to a poll.
 //!
 //! **At-least-once, idempotent.** Each firing has a key, (reminder id, due instant), unique in
 //! `reminder_firings`. Firing one occurrence is: (1) *claim*, one transaction that moves the
@@ -20,13 +22,13 @@
 //! start-up. A crash between (1) and (3) leaves the firing 'sending': at start-up (and at each
 //! refill, for sends that failed) it is sent again, then marked.
 //!
-//! Why re-send rather than ask Twilio: Twilio has no idempotency key, and its message list
-//! can only be matched on number pair and day, which a user's other messages share; the send
-//! is the last step before the mark, so the window in which a sent nudge is not yet marked is
-//! one HTTP response long. For someone who relies on a reminder, a rare repeat is a far
-//! smaller harm than a lost one, so an unacknowledged firing counts as not delivered. A
-//! [`NudgeSink`] that can tell a delivered nudge ([`NudgeSink::was_delivered`]) is asked
-//! first and the resend is skipped.
+//! Before sending an unmarked firing again, the [`NudgeSink`] is asked whether the nudge did
+//! reach its channel ([`NudgeSink::was_delivered`]): [`SmsNudges`] asks Twilio's Messages
+//! list for a message from the user's number to their phone, with the nudge's exact text,
+//! created after the claim (Twilio has no idempotency key, so this is the way to learn what a
+//! send killed mid-flight did). Found: the firing is marked without a resend. Not found, or
+//! Twilio cannot be asked: it is sent again — for someone who relies on a reminder, a rare
+//! repeat is a far smaller harm than a lost one.
 //!
 //! **Missed while down.** At start-up, reminders due in the past fire at once, their nudge
 //! saying it is late; those older than the grace period (`NUDGE_REMINDER_GRACE_SECS`) are
@@ -34,11 +36,12 @@
 //! moves to its first occurrence after now, so a week offline does not fire seven times.
 //!
 //! **Quiet hours.** A reminder that comes due inside the user's quiet hours (profile,
-//! minutes after local midnight) waits for their end. Reminders have no urgency flag yet, so
-//! none breaks through.
+//! minutes after local midnight) waits for their end, unless it is marked urgent: an urgent
+//! reminder fires on time whatever the hour.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,15 +51,19 @@ use chrono_tz::Tz;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 
+use super::digest::{self, next_digest_after};
 use super::notifier::{NotifierArgs, SmsOutcome, send_to_user};
 use crate::live::{Event, LiveHub};
 use crate::store::{
-    DueReminder, Firing, FiringAnswer, FiringStatus, Language, NewReminder, Store, StoreError, User,
+    DigestFiring, Direction, DueReminder, Firing, FiringAnswer, FiringStatus, Language,
+    NewReminder, NewSmsUsage, SentUsage, Store, StoreError, User, UserId,
 };
 use crate::tools::when::{Recurrence, clock_text, resolve_local, zone};
 
 /// A firing this much after its due instant is late, and its nudge says so.
 const LATE_AFTER: TimeDelta = TimeDelta::seconds(60);
+/// Messages listed when reconciling an unmarked firing with Twilio: the user's most recent.
+const RECONCILE_PAGE: u32 = 50;
 /// Scheduler restarts allowed within [`RESTART_PERIOD`] before the supervisor gives up.
 const MAX_RESTARTS: usize = 5;
 const RESTART_PERIOD: Duration = Duration::from_secs(60);
@@ -117,9 +124,18 @@ pub trait NudgeSink: Send + Sync + 'static {
     /// Delivers the nudge of `firing`.
     async fn deliver(&self, firing: &Firing, now: DateTime<Utc>) -> Delivery;
 
+    /// Delivers a text that is no reminder's (the morning digest) to the user's channels.
+    async fn deliver_text(&self, user: UserId, text: &str) -> Delivery;
+
     /// Whether an unmarked firing is known to have reached the user already (then it is
     /// marked without a resend). `false` when the sink cannot tell.
     async fn was_delivered(&self, _firing: &Firing) -> bool {
+        false
+    }
+
+    /// Whether `text`, sent to the user after `since` by a process that stopped before it
+    /// could mark it, reached them already (a digest). `false` when the sink cannot tell.
+    async fn was_text_delivered(&self, _user: UserId, _text: &str, _since: DateTime<Utc>) -> bool {
         false
     }
 }
@@ -153,7 +169,95 @@ impl NudgeSink for SmsNudges {
             },
         );
         let text = nudge_text(firing, user.language, zone(&user.time_zone));
-        match send_to_user(&self.notifier, firing.user_id, &text).await {
+        let sms = send_to_user(&self.notifier, firing.user_id, &text, None).await;
+        Self::outcome(sms, pushed)
+    }
+
+    /// Asks Twilio's Messages list whether this firing's nudge reached it (see
+    /// [`SmsNudges::reached_twilio`]).
+    async fn was_delivered(&self, firing: &Firing) -> bool {
+        let Ok(user) = self.notifier.store.user(firing.user_id).await else {
+            return false;
+        };
+        let text = nudge_text(firing, user.language, zone(&user.time_zone));
+        self.reached_twilio(&user, &text, firing.claimed_at).await
+    }
+
+    async fn was_text_delivered(&self, user: UserId, text: &str, since: DateTime<Utc>) -> bool {
+        let Ok(user) = self.notifier.store.user(user).await else {
+            return false;
+        };
+        self.reached_twilio(&user, text, since).await
+    }
+
+    async fn deliver_text(&self, user: UserId, text: &str) -> Delivery {
+        let pushed = self.live.publish(
+            user,
+            &Event::Digest {
+                text: text.to_owned(),
+            },
+        );
+        let sms = send_to_user(&self.notifier, user, text, None).await;
+        Self::outcome(sms, pushed)
+    }
+}
+
+impl SmsNudges {
+    /// Asks Twilio's Messages list whether `text` reached it: a message from the user's
+    /// number to their phone, with exactly that text, created after `since` (the claim). A
+    /// match is recorded (delivery and usage row by its SID). Without a Twilio account, or
+    /// when Twilio cannot be asked, the answer is "not known" (`false`).
+    async fn reached_twilio(&self, user: &User, text: &str, since: DateTime<Utc>) -> bool {
+        let Some(twilio) = &self.notifier.twilio else {
+            return false;
+        };
+        let (Some(phone), Some(number)) = (user.phone.as_deref(), user.number.as_deref()) else {
+            return false;
+        };
+        // Twilio's clock and ours may differ a little.
+        let since = since - TimeDelta::minutes(1);
+        let listed = match twilio
+            .list_messages(phone, number, since.date_naive(), RECONCILE_PAGE)
+            .await
+        {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::warn!(user = %user.id, %error, "cannot ask Twilio what it accepted; sending again");
+                return false;
+            }
+        };
+        let Some(found) = listed.into_iter().find(|m| {
+            m.body == text && !m.status.is_failure() && m.date_created.is_none_or(|at| at >= since)
+        }) else {
+            return false;
+        };
+        tracing::info!(user = %user.id, sid = %found.sid, "Twilio had accepted the unmarked send; not sending it again");
+        let shape = crate::sms::segments::analyze(text);
+        let usage = SentUsage {
+            message_id: None,
+            usage: NewSmsUsage {
+                direction: Direction::Outbound,
+                segments: shape.segments,
+                encoding: shape.encoding,
+                estimated_cost_micros: crate::sms::segments::estimated_cost_micros(shape.segments),
+            },
+        };
+        match self
+            .notifier
+            .store
+            .record_sms_sent(user.id, &found.sid, found.status.as_str(), None, &usage)
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(error) => {
+                tracing::error!(user = %user.id, %error, "cannot record the reconciled SMS")
+            }
+        }
+        true
+    }
+
+    fn outcome(sms: SmsOutcome, pushed: usize) -> Delivery {
+        match sms {
             SmsOutcome::Sent => Delivery::Sent,
             _ if pushed > 0 => Delivery::Sent,
             SmsOutcome::Unreachable => Delivery::Unreachable,
@@ -259,6 +363,7 @@ pub async fn answer_nudge(
                         due_at: at,
                         recurrence: None,
                         time_zone: user.time_zone.clone(),
+                        urgent: false,
                     },
                 )
                 .await?;
@@ -360,6 +465,78 @@ impl Scheduler {
         self.refill().await?;
         let fired = self.fire_due().await?;
         pass.add(fired);
+        pass.add(self.fire_digests().await?);
+        Ok(pass)
+    }
+
+    /// Sends the morning digests due by now (each claimed for its user's local date first),
+    /// and places the next digest of users whose setting changed. A digest claimed beyond the
+    /// grace period is recorded as skipped; one with nothing to say is skipped too.
+    pub async fn fire_digests(&mut self) -> Result<Pass, StoreError> {
+        let now = self.clock.now();
+        let mut pass = Pass::default();
+        let mut claimed = Vec::new();
+        for due in self.store.due_digests(now, self.config.batch).await? {
+            let tz = zone(&due.time_zone);
+            let Some(at) = due.next_at else {
+                self.store
+                    .place_digest(due.user_id, next_digest_after(now, tz, due.minute))
+                    .await?;
+                continue;
+            };
+            let local_date = at.with_timezone(&tz).date_naive();
+            let next = next_digest_after(at.max(now), tz, due.minute);
+            // Composed before the claim, so a resend after a crash is the same text.
+            let text = match digest::compose(&self.store, due.user_id, local_date).await {
+                Ok(text) => text.unwrap_or_default(),
+                Err(StoreError::NotFound) => continue,
+                Err(error) => return Err(error),
+            };
+            let Some(firing) = self
+                .store
+                .claim_digest(due.user_id, at, next, local_date, &text)
+                .await?
+            else {
+                continue;
+            };
+            if now - at > self.config.grace || text.is_empty() {
+                self.store
+                    .finish_digest(firing.id, FiringStatus::Skipped)
+                    .await?;
+                pass.skipped += 1;
+            } else {
+                claimed.push(firing);
+            }
+        }
+        pass.add(self.deliver_digests(claimed).await?);
+        Ok(pass)
+    }
+
+    /// Sends each digest's text, then marks it.
+    async fn deliver_digests(&self, firings: Vec<DigestFiring>) -> Result<Pass, StoreError> {
+        let mut pass = Pass::default();
+        for firing in firings {
+            let delivery = if firing.body.is_empty() {
+                Delivery::Unreachable
+            } else {
+                self.sink.deliver_text(firing.user_id, &firing.body).await
+            };
+            match delivery {
+                Delivery::Sent => {
+                    self.store
+                        .finish_digest(firing.id, FiringStatus::Sent)
+                        .await?;
+                    pass.sent += 1;
+                }
+                Delivery::Unreachable => {
+                    self.store
+                        .finish_digest(firing.id, FiringStatus::Skipped)
+                        .await?;
+                    pass.skipped += 1;
+                }
+                Delivery::Failed => pass.failed += 1,
+            }
+        }
         Ok(pass)
     }
 
@@ -378,6 +555,21 @@ impl Scheduler {
             }
         }
         pass.add(self.deliver_all(left).await?);
+        let mut digests = Vec::new();
+        for firing in self.store.unsent_digests().await? {
+            if self
+                .sink
+                .was_text_delivered(firing.user_id, &firing.body, firing.claimed_at)
+                .await
+            {
+                self.store
+                    .finish_digest(firing.id, FiringStatus::Sent)
+                    .await?;
+            } else {
+                digests.push(firing);
+            }
+        }
+        pass.add(self.deliver_digests(digests).await?);
         Ok(pass)
     }
 
@@ -442,7 +634,10 @@ impl Scheduler {
     async fn claim(&self, due: &DueReminder, now: DateTime<Utc>) -> Result<Claim, StoreError> {
         let overdue = now - due.due_at;
         let beyond_grace = overdue > self.config.grace;
-        if !beyond_grace && let Some(end) = self.quiet_until(due, now).await? {
+        if !beyond_grace
+            && !due.urgent
+            && let Some(end) = self.quiet_until(due, now).await?
+        {
             return Ok(if self.store.defer_reminder(due, end).await? {
                 Claim::Deferred
             } else {
@@ -571,8 +766,58 @@ pub fn quiet_end(now: DateTime<Utc>, tz: Tz, start: u16, end: u16) -> Option<Dat
 /// Messages of the [`ReminderScheduler`].
 #[derive(RactorMessage)]
 pub enum SchedulerMsg {
-    /// Fire what is due, refill, and sleep until the next.
-    Tick,
+    /// The start-up pass ([`Scheduler::start_up`]): the first message the actor handles.
+    StartUp,
+    /// Fire what is due, refill, and sleep until the next. Carries the wake-up's generation:
+    /// a tick planned before a newer one is stale and ignored, so ticks never multiply.
+    Tick(u64),
+    /// A reminder was written in this process ([`Store::reminder_changes`]): look again now,
+    /// in case it is due before the planned wake-up.
+    Changed,
+}
+
+/// The actor's state: the scheduler, and what keeps its wake-ups in order.
+pub struct SchedulerState {
+    scheduler: Scheduler,
+    /// The generation of the one tick that counts; bumped each time a tick is planned.
+    generation: u64,
+    /// Forwards the store's reminder changes to the actor as [`SchedulerMsg::Changed`].
+    watcher: tokio::task::JoinHandle<()>,
+    /// Set while a [`SchedulerMsg::Changed`] waits in the mailbox: a burst of writes makes
+    /// one look, not one per write.
+    change_pending: Arc<AtomicBool>,
+}
+
+impl SchedulerState {
+    /// Plans the next tick at the scheduler's next wake, superseding any tick planned before.
+    fn plan(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        myself.send_after(self.scheduler.next_wake(), move || {
+            SchedulerMsg::Tick(generation)
+        });
+    }
+}
+
+/// Casts [`SchedulerMsg::Changed`] to the scheduler each time the store's reminders change,
+/// until the scheduler is gone.
+fn watch_changes(
+    store: &Store,
+    myself: ActorRef<SchedulerMsg>,
+    pending: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let mut changes = store.reminder_changes();
+    changes.mark_unchanged();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            if pending.swap(true, AtomicOrdering::AcqRel) {
+                continue;
+            }
+            if myself.cast(SchedulerMsg::Changed).is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// What the scheduler needs; cloned into each restart.
@@ -589,7 +834,7 @@ pub struct ReminderScheduler;
 
 impl Actor for ReminderScheduler {
     type Msg = SchedulerMsg;
-    type State = Scheduler;
+    type State = SchedulerState;
     type Arguments = SchedulerArgs;
 
     async fn pre_start(
@@ -597,29 +842,55 @@ impl Actor for ReminderScheduler {
         myself: ActorRef<Self::Msg>,
         args: SchedulerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let mut scheduler = Scheduler::new(args.store, args.sink, args.clock, args.config);
-        let pass = scheduler.start_up().await?;
-        tracing::info!(
-            sent = pass.sent,
-            skipped = pass.skipped,
-            failed = pass.failed,
-            deferred = pass.deferred,
-            held = scheduler.held(),
-            "reminder scheduler started"
-        );
-        myself.send_after(scheduler.next_wake(), || SchedulerMsg::Tick);
-        Ok(scheduler)
+        // Watch before the first load, so a reminder written meanwhile is not missed.
+        let change_pending = Arc::new(AtomicBool::new(false));
+        let watcher = watch_changes(&args.store, myself.clone(), change_pending.clone());
+        let scheduler = Scheduler::new(args.store, args.sink, args.clock, args.config);
+        // The start-up pass sends (to Twilio, maybe slowly): it runs as the first message, so
+        // starting the actor tree, and the process, never waits on an outside service.
+        myself.cast(SchedulerMsg::StartUp)?;
+        Ok(SchedulerState {
+            scheduler,
+            generation: 0,
+            watcher,
+            change_pending,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.watcher.abort();
+        Ok(())
     }
 
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         message: Self::Msg,
-        scheduler: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            SchedulerMsg::Tick => {
-                let fired = scheduler.fire_due().await?;
+            SchedulerMsg::StartUp => {
+                let scheduler = &mut state.scheduler;
+                let pass = scheduler.start_up().await?;
+                tracing::info!(
+                    sent = pass.sent,
+                    skipped = pass.skipped,
+                    failed = pass.failed,
+                    deferred = pass.deferred,
+                    held = scheduler.held(),
+                    "reminder scheduler started"
+                );
+                state.plan(&myself);
+            }
+            SchedulerMsg::Tick(generation) if generation != state.generation => {}
+            SchedulerMsg::Tick(_) => {
+                let scheduler = &mut state.scheduler;
+                let mut fired = scheduler.fire_due().await?;
+                fired.add(scheduler.fire_digests().await?);
                 if fired.failed > 0 || fired.sent > 0 {
                     tracing::info!(sent = fired.sent, failed = fired.failed, "reminders fired");
                 }
@@ -628,7 +899,18 @@ impl Actor for ReminderScheduler {
                     // Failed sends stay 'sending'; the next pass tries them again.
                     scheduler.resend_unmarked().await?;
                 }
-                myself.send_after(scheduler.next_wake(), || SchedulerMsg::Tick);
+                state.plan(&myself);
+            }
+            SchedulerMsg::Changed => {
+                state.change_pending.store(false, AtomicOrdering::Release);
+                let scheduler = &mut state.scheduler;
+                scheduler.refill().await?;
+                let mut fired = scheduler.fire_due().await?;
+                fired.add(scheduler.fire_digests().await?);
+                if fired.sent > 0 {
+                    tracing::info!(sent = fired.sent, "new reminder fired at once");
+                }
+                state.plan(&myself);
             }
         }
         Ok(())

@@ -22,6 +22,8 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 #[derive(Default)]
 struct Recorder {
     sent: Mutex<Vec<Firing>>,
+    /// Texts delivered without a firing: morning digests.
+    texts: Mutex<Vec<(UserId, String)>>,
     hang: std::sync::atomic::AtomicBool,
 }
 
@@ -38,6 +40,14 @@ impl NudgeSink for Recorder {
             std::future::pending::<()>().await;
         }
         self.sent.lock().expect("not poisoned").push(firing.clone());
+        Delivery::Sent
+    }
+
+    async fn deliver_text(&self, user: UserId, text: &str) -> Delivery {
+        self.texts
+            .lock()
+            .expect("not poisoned")
+            .push((user, text.to_owned()));
         Delivery::Sent
     }
 }
@@ -65,10 +75,25 @@ async fn remind(store: &Store, user: UserId, body: &str, due: DateTime<Utc>, rul
                 due_at: due,
                 recurrence: rule.map(str::to_owned),
                 time_zone: "Europe/Paris".to_owned(),
+                urgent: false,
             },
         )
         .await
         .expect("the reminder is added");
+}
+
+/// Quiet hours 22:00–07:00 for the user.
+async fn quiet_from_ten_to_seven(store: &Store, user: UserId) {
+    store
+        .update_profile(
+            user,
+            &ProfileChange {
+                quiet_hours: Some(Some((22 * 60, 7 * 60))),
+                ..ProfileChange::default()
+            },
+        )
+        .await
+        .expect("quiet hours set");
 }
 
 fn scheduler(store: &Store, sink: Arc<Recorder>, clock: Arc<ManualClock>) -> Scheduler {
@@ -245,16 +270,7 @@ async fn a_reminder_due_in_quiet_hours_waits_for_their_end_and_stays_the_users_o
     on_each_backend(|store| async move {
         let ana = user(&store, 1).await;
         let bob = user(&store, 2).await;
-        store
-            .update_profile(
-                ana,
-                &ProfileChange {
-                    quiet_hours: Some(Some((22 * 60, 7 * 60))),
-                    ..ProfileChange::default()
-                },
-            )
-            .await
-            .expect("quiet hours set");
+        quiet_from_ten_to_seven(&store, ana).await;
         // 23:00 in Paris (CET) is 22:00 UTC; quiet hours end at 07:00 Paris, 06:00 UTC.
         let due = utc(2026, 3, 11, 22, 0);
         remind(&store, ana, "stretch", due, None).await;
@@ -276,6 +292,263 @@ async fn a_reminder_due_in_quiet_hours_waits_for_their_end_and_stays_the_users_o
             store.firing(bob, sink.sent()[0].id).await.is_err(),
             "not bob's firing"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_urgent_reminder_fires_inside_quiet_hours_while_a_plain_one_waits_for_their_end() {
+    on_each_backend(|store| async move {
+        let ana = user(&store, 1).await;
+        quiet_from_ten_to_seven(&store, ana).await;
+        // 23:30 in Paris (CET) is 22:30 UTC, inside 22:00–07:00.
+        let due = utc(2026, 3, 11, 22, 30);
+        remind(&store, ana, "water the plants", due, None).await;
+        store
+            .add_reminder(
+                ana,
+                &NewReminder {
+                    body: "take the night meds".to_owned(),
+                    due_at: due,
+                    recurrence: None,
+                    time_zone: "Europe/Paris".to_owned(),
+                    urgent: true,
+                },
+            )
+            .await
+            .expect("the urgent reminder is added");
+        let clock = Arc::new(ManualClock::new(due));
+        let sink = Arc::new(Recorder::default());
+        let mut scheduler = scheduler(&store, sink.clone(), clock.clone());
+
+        let pass = scheduler.start_up().await.expect("start-up");
+        assert_eq!((pass.sent, pass.deferred), (1, 1));
+        let sent = sink.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].body, "take the night meds");
+        assert_eq!(
+            sent[0].due_at, due,
+            "on time, not at the end of quiet hours"
+        );
+        let waiting = store.scheduled_reminders(ana).await.expect("list");
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].body, "water the plants");
+        assert!(!waiting[0].urgent);
+        assert_eq!(waiting[0].due_at, utc(2026, 3, 12, 6, 0), "07:00 in Paris");
+
+        clock.set(utc(2026, 3, 12, 6, 0));
+        scheduler.refill().await.expect("refill");
+        scheduler.fire_due().await.expect("fire");
+        let bodies: Vec<String> = sink.sent().into_iter().map(|f| f.body).collect();
+        assert_eq!(bodies, ["take the night meds", "water the plants"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reminder_written_while_the_scheduler_sleeps_fires_at_once_not_at_the_next_poll() {
+    on_each_backend(|store| async move {
+        let ana = user(&store, 1).await;
+        let now = utc(2026, 3, 11, 8, 0);
+        let clock = Arc::new(ManualClock::new(now));
+        let sink = Arc::new(Recorder::default());
+        let args = SchedulerArgs {
+            store: store.clone(),
+            sink: sink.clone(),
+            clock: clock.clone(),
+            config: SchedulerConfig {
+                // Without the change signal nothing would be seen for an hour.
+                poll: Duration::from_secs(3600),
+                ..SchedulerConfig::default()
+            },
+        };
+        let (actor, handle) = Actor::spawn(None, ReminderScheduler, args)
+            .await
+            .expect("the scheduler starts");
+        assert!(sink.sent().is_empty());
+
+        // Due now on the fixed clock: as a reminder "in 0 minutes" written by a tool.
+        remind(&store, ana, "leave for the bus", now, None).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while sink.sent().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the new reminder was not seen before the poll"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A burst of writes makes no duplicate nudge.
+        for n in 0..5 {
+            remind(
+                &store,
+                ana,
+                &format!("later {n}"),
+                now + TimeDelta::hours(2),
+                None,
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = sink.sent();
+        assert_eq!(sent.len(), 1, "fired once");
+        assert_eq!(sent[0].body, "leave for the bus");
+        actor.stop(None);
+        handle.await.expect("the scheduler stops");
+    })
+    .await;
+}
+
+impl Recorder {
+    fn texts(&self) -> Vec<(UserId, String)> {
+        self.texts.lock().expect("not poisoned").clone()
+    }
+}
+
+async fn digest_on(store: &Store, user: UserId, language: Language) {
+    store
+        .update_profile(
+            user,
+            &ProfileChange {
+                digest: Some(true),
+                language: Some(language),
+                ..ProfileChange::default()
+            },
+        )
+        .await
+        .expect("the digest is turned on");
+}
+
+#[tokio::test]
+async fn the_morning_digest_goes_out_at_eight_local_in_english_and_french_once_across_restarts() {
+    on_each_backend(|store| async move {
+        let ana = user(&store, 1).await;
+        let zoe = user(&store, 2).await;
+        let bob = user(&store, 3).await;
+        digest_on(&store, ana, Language::En).await;
+        digest_on(&store, zoe, Language::Fr).await;
+        // Bob's digest is off: he gets nothing whatever he has.
+        store.add_task(bob, "bob's task").await.expect("task");
+        // The day before at 20:00 in Paris: the digest is placed for 08:00 tomorrow.
+        let evening = utc(2026, 3, 10, 19, 0);
+        let clock = Arc::new(ManualClock::new(evening));
+        let sink = Arc::new(Recorder::default());
+        let mut first = scheduler(&store, sink.clone(), clock.clone());
+        first.start_up().await.expect("start-up");
+        assert!(sink.texts().is_empty());
+
+        for title in ["water plants", "pay rent", "call the bank", "tidy desk"] {
+            store.add_task(ana, title).await.expect("task");
+        }
+        let rent = store.open_tasks(ana).await.expect("tasks")[1].id;
+        store
+            .set_task_priority(ana, rent, crate::store::Priority::High)
+            .await
+            .expect("priority");
+        // 09:30 Paris on the 11th is 08:30 UTC; the one on the 12th is not today's.
+        remind(&store, ana, "dentist", utc(2026, 3, 11, 8, 30), None).await;
+        remind(&store, ana, "tomorrow's thing", utc(2026, 3, 12, 8, 30), None).await;
+        store.add_task(zoe, "appeler la banque").await.expect("task");
+
+        // 07:59 Paris: not yet. 08:00 Paris (07:00 UTC): one digest each.
+        clock.set(utc(2026, 3, 11, 6, 59));
+        first.fire_digests().await.expect("pass");
+        assert!(sink.texts().is_empty(), "not before 08:00 local");
+        clock.set(utc(2026, 3, 11, 7, 0));
+        let pass = first.fire_digests().await.expect("pass");
+        assert_eq!(pass.sent, 2);
+        let texts = sink.texts();
+        let of = |who: UserId| -> String {
+            texts
+                .iter()
+                .filter(|(u, _)| *u == who)
+                .map(|(_, t)| t.clone())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        assert_eq!(
+            of(ana),
+            "Good morning! Top tasks: 1) pay rent 2) water plants 3) call the bank. Today: 9:30am dentist."
+        );
+        assert!(of(zoe).starts_with("Bonjour ! Tes priorités : 1) appeler la banque."), "{}", of(zoe));
+        assert_eq!(of(bob), "");
+
+        // Restarts the same morning, and later passes, send nothing more.
+        first.fire_digests().await.expect("again");
+        clock.set(utc(2026, 3, 11, 7, 5));
+        scheduler(&store, sink.clone(), clock.clone())
+            .start_up()
+            .await
+            .expect("restart");
+        assert_eq!(sink.texts().len(), 2, "one digest a day each");
+
+        // Moving the digest later the same day does not send that day's digest again.
+        store
+            .update_profile(
+                ana,
+                &ProfileChange {
+                    digest_minute: Some(9 * 60),
+                    ..ProfileChange::default()
+                },
+            )
+            .await
+            .expect("digest time");
+        let mut second = scheduler(&store, sink.clone(), clock.clone());
+        second.start_up().await.expect("places it");
+        clock.set(utc(2026, 3, 11, 8, 0));
+        second.fire_digests().await.expect("09:00 Paris");
+        assert_eq!(sink.texts().len(), 2, "still one on the 11th");
+
+        // The next morning it comes again, at the new time.
+        clock.set(utc(2026, 3, 12, 8, 0));
+        second.fire_digests().await.expect("the 12th");
+        assert_eq!(sink.texts().len(), 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_digest_with_nothing_to_say_is_skipped_and_one_claimed_before_a_crash_goes_out_once() {
+    on_each_backend(|store| async move {
+        let ana = user(&store, 1).await;
+        digest_on(&store, ana, Language::En).await;
+        let clock = Arc::new(ManualClock::new(utc(2026, 3, 10, 19, 0)));
+        let sink = Arc::new(Recorder::default());
+        scheduler(&store, sink.clone(), clock.clone())
+            .start_up()
+            .await
+            .expect("placed");
+        clock.set(utc(2026, 3, 11, 7, 0));
+        let pass = scheduler(&store, sink.clone(), clock.clone())
+            .fire_digests()
+            .await
+            .expect("nothing");
+        assert_eq!((pass.sent, pass.skipped), (0, 1));
+        assert!(sink.texts().is_empty(), "no empty digest");
+
+        // The next morning a process claims the digest, then is stopped mid-send.
+        store.add_task(ana, "stretch").await.expect("task");
+        clock.set(utc(2026, 3, 12, 7, 0));
+        let claimed = store
+            .claim_digest(
+                ana,
+                utc(2026, 3, 12, 7, 0),
+                utc(2026, 3, 13, 7, 0),
+                chrono::NaiveDate::from_ymd_opt(2026, 3, 12).expect("date"),
+                "Good morning! Top tasks: 1) stretch.",
+            )
+            .await
+            .expect("claim");
+        assert!(claimed.is_some());
+        for _ in 0..2 {
+            scheduler(&store, sink.clone(), clock.clone())
+                .start_up()
+                .await
+                .expect("restart");
+        }
+        let texts = sink.texts();
+        assert_eq!(texts.len(), 1, "sent once after the restarts");
+        assert_eq!(texts[0].1, "Good morning! Top tasks: 1) stretch.");
+        assert!(store.unsent_digests().await.expect("unsent").is_empty());
     })
     .await;
 }

@@ -60,6 +60,9 @@ pub struct TurnOutcome {
     pub reply: Option<String>,
     /// True when this message had been handled before (a retried webhook).
     pub duplicate: bool,
+    /// The stored reply's id, when there is one: an SMS sent later by the REST API carries it,
+    /// so its usage row takes the SID.
+    pub reply_id: Option<i64>,
 }
 
 /// Messages of a [`UserActor`].
@@ -319,6 +322,7 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
                 let silent = state.user.as_ref().is_some_and(|u| u.sms_opted_out)
                     && turn.channel == Channel::Sms;
                 return Ok(TurnOutcome {
+                    reply_id: Some(reply.id),
                     reply: (!silent).then_some(reply.body),
                     duplicate: true,
                 });
@@ -338,6 +342,7 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
                 return Ok(TurnOutcome {
                     reply: None,
                     duplicate: false,
+                    reply_id: None,
                 });
             }
             Some(Keyword::OptIn) if opted_out || !is_yes(&turn.body) => {
@@ -349,6 +354,7 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
                 return Ok(TurnOutcome {
                     reply: None,
                     duplicate: false,
+                    reply_id: None,
                 });
             }
             Some(Keyword::Help) => {
@@ -518,9 +524,11 @@ async fn finish(
     live.publish(state.user_id, &Event::message(inbound));
     live.publish(state.user_id, &Event::message(&stored));
     let body = stored.body.clone();
+    let reply_id = stored.id;
     remember(state, stored);
     Ok(TurnOutcome {
         reply: (!sms || send_sms).then_some(body),
         duplicate: false,
+        reply_id: Some(reply_id),
     })
 }

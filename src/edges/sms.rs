@@ -24,8 +24,8 @@ use super::{ApiError, AppState};
 use crate::actors::TurnError;
 use crate::actors::routes::Route;
 use crate::actors::user::{InboundTurn, TurnOutcome};
-use crate::sms::{signature, twiml};
-use crate::store::{Channel, StoreError};
+use crate::sms::{signature, twilio, twiml};
+use crate::store::{Channel, StatusReport, StoreError};
 use crate::telemetry::mask_phone;
 
 /// Largest webhook body accepted. Twilio's are a few KB (1,600 characters of text at most,
@@ -92,7 +92,8 @@ fn segments_field(value: Option<&str>) -> Result<Option<u32>, ApiError> {
         .transpose()
 }
 
-/// Twilio's status callback for an outbound SMS: records its delivery state. Answers 204,
+/// Twilio's status callback for an outbound SMS: records its delivery state on the delivery
+/// and on the user's usage row for that SID (segments and price when it carries them). Answers 204,
 /// also for a SID Nudge does not know (Twilio would only retry it).
 async fn status(
     State(state): State<AppState>,
@@ -118,11 +119,23 @@ async fn status(
         .ok_or_else(|| ApiError::bad_request("missing_field", "no valid MessageStatus field"))?;
     let error_code = get("ErrorCode").filter(|v| v.len() <= 16);
     let segments = segments_field(get("NumSegments"))?;
-    match state
-        .store
-        .update_sms_delivery(sid, status, error_code, segments)
-        .await?
-    {
+    let price_micros = get("Price")
+        .map(|text| {
+            twilio::price_micros(text)
+                .ok_or_else(|| ApiError::bad_request("bad_field", "Price is not a decimal amount"))
+        })
+        .transpose()?;
+    let price_unit =
+        get("PriceUnit").filter(|v| v.len() <= 8 && v.chars().all(|c| c.is_ascii_alphabetic()));
+    let report = StatusReport {
+        sid,
+        status,
+        error_code,
+        segments,
+        price_micros,
+        price_unit: price_micros.and(price_unit),
+    };
+    match state.store.update_sms_delivery(&report).await? {
         Some(user) => tracing::info!(user = %user, %status, "SMS delivery status"),
         None => tracing::info!(%status, "status callback for an SMS Nudge did not send"),
     }
@@ -223,8 +236,10 @@ async fn run_within_window(
             // The webhook already answered: the reply goes out by the REST API.
             match late {
                 Ok(TurnOutcome {
-                    reply: Some(text), ..
-                }) => actors.send_sms(user_id, text),
+                    reply: Some(text),
+                    reply_id,
+                    ..
+                }) => actors.send_sms(user_id, text, reply_id),
                 Ok(_) => {}
                 Err(error) => tracing::error!(user = %user_id, %error, "late turn failed"),
             }

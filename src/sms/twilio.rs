@@ -251,6 +251,31 @@ impl fmt::Display for MessageStatus {
     }
 }
 
+/// Twilio's price text (`"-0.00750"`: negative for a charge, in the message's `PriceUnit`) as
+/// positive millionths of that unit; `None` for text that is not a decimal amount.
+pub fn price_micros(text: &str) -> Option<i64> {
+    let digits = text.trim().trim_start_matches(['-', '+']);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let digit = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digit(whole) || !digit(fraction) {
+        return None;
+    }
+    if whole.len() > 9 {
+        return None;
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut micros: i64 = 0;
+    for (i, c) in fraction.chars().take(6).enumerate() {
+        let value = i64::from(c.to_digit(10)?);
+        micros += value * 10_i64.pow(5 - u32::try_from(i).ok()?);
+    }
+    Some(whole * 1_000_000 + micros)
+}
+
 /// A Twilio-shaped message SID, `SM` followed by 32 lower-case hex digits, for the local
 /// simulator.
 pub fn new_message_sid() -> String {
@@ -431,24 +456,8 @@ impl TwilioClient {
                 &self.inner.account_sid,
                 Some(self.inner.auth_token.expose_secret()),
             )
-            .form(&form)
-            .send()
-            .await
-            .map_err(TwilioError::Transport)?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(TwilioError::Transport)?;
-
-        if !status.is_success() {
-            let err = api_error(status, &bytes, retry_after);
-            tracing::debug!(status = status.as_u16(), code = ?err.code(), "Twilio refused the message");
-            return Err(err);
-        }
-        let resource: MessageResource =
-            serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
-                status: status.as_u16(),
-                detail: e.to_string(),
-            })?;
+            .form(&form);
+        let resource: MessageResource = read_answer(response).await?;
         let sent = SentSms {
             sid: resource.sid,
             status: MessageStatus::parse(&resource.status),
@@ -460,6 +469,95 @@ impl TwilioClient {
         tracing::debug!(status = %sent.status, segments = ?sent.num_segments, "Twilio accepted the message");
         Ok(sent)
     }
+}
+
+/// One message as Twilio's Messages list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMessage {
+    pub sid: String,
+    pub body: String,
+    pub status: MessageStatus,
+    /// When Twilio created it (accepted the request); `None` when absent or unreadable.
+    pub date_created: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The messages on one page of Twilio's Messages list.
+#[derive(Deserialize)]
+struct MessagePage {
+    #[serde(default)]
+    messages: Vec<ListedResource>,
+}
+
+#[derive(Deserialize)]
+struct ListedResource {
+    sid: String,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    body: Option<String>,
+    #[serde(default)]
+    status: String,
+    /// RFC 2822, as Twilio writes dates: `Thu, 26 Nov 2026 10:00:00 +0000`.
+    #[serde(default, deserialize_with = "de_opt_string")]
+    date_created: Option<String>,
+}
+
+impl TwilioClient {
+    /// The most recent messages (at most `page_size`, Twilio's order: newest first) sent from
+    /// `from` to `to` on or after the UTC day `sent_since`: `GET …/Messages.json?To=&From=&
+    /// DateSent>=YYYY-MM-DD&PageSize=`. What a restarted sender asks to learn whether a send
+    /// it never saw answered reached Twilio.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_messages(
+        &self,
+        to: &str,
+        from: &str,
+        sent_since: chrono::NaiveDate,
+        page_size: u32,
+    ) -> Result<Vec<ListedMessage>, TwilioError> {
+        let mut url = reqwest::Url::parse(&self.inner.messages_url)
+            .map_err(|e| TwilioError::Invalid(format!("the Messages URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("To", to)
+            .append_pair("From", from)
+            .append_pair("DateSent>", &sent_since.format("%Y-%m-%d").to_string())
+            .append_pair("PageSize", &page_size.clamp(1, 1000).to_string());
+        let response = self.http.get(url).basic_auth(
+            &self.inner.account_sid,
+            Some(self.inner.auth_token.expose_secret()),
+        );
+        let page: MessagePage = read_answer(response).await?;
+        Ok(page
+            .messages
+            .into_iter()
+            .map(|m| ListedMessage {
+                sid: m.sid,
+                body: m.body.unwrap_or_default(),
+                status: MessageStatus::parse(&m.status),
+                date_created: m
+                    .date_created
+                    .and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok())
+                    .map(|d| d.with_timezone(&chrono::Utc)),
+            })
+            .collect())
+    }
+}
+
+/// Sends a request and reads Twilio's JSON answer, or its error document.
+async fn read_answer<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, TwilioError> {
+    let response = request.send().await.map_err(TwilioError::Transport)?;
+    let status = response.status();
+    let retry_after = parse_retry_after(response.headers());
+    let bytes = response.bytes().await.map_err(TwilioError::Transport)?;
+    if !status.is_success() {
+        let err = api_error(status, &bytes, retry_after);
+        tracing::debug!(status = status.as_u16(), code = ?err.code(), "Twilio refused the request");
+        return Err(err);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode {
+        status: status.as_u16(),
+        detail: e.to_string(),
+    })
 }
 
 /// The fields Nudge reads from Twilio's Message resource.
@@ -583,6 +681,22 @@ fn excerpt(body: &[u8], status: StatusCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prices_are_read_as_positive_millionths_and_anything_else_is_refused() {
+        assert_eq!(price_micros("-0.00750"), Some(7_500));
+        assert_eq!(price_micros("0.0079"), Some(7_900));
+        assert_eq!(price_micros("-1.5"), Some(1_500_000));
+        assert_eq!(
+            price_micros("-0.1234567"),
+            Some(123_456),
+            "beyond a millionth is cut"
+        );
+        assert_eq!(price_micros("2"), Some(2_000_000));
+        for bad in ["", "-", ".", "abc", "1,5", "1.2.3", "1e3", "99999999999"] {
+            assert_eq!(price_micros(bad), None, "{bad:?}");
+        }
+    }
     use wiremock::matchers::{basic_auth, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -598,6 +712,47 @@ mod tests {
             .base_url(format!("{}/", server.uri()))
             .build()
             .expect("client")
+    }
+
+    #[tokio::test]
+    async fn the_messages_list_is_asked_by_number_pair_and_day_and_read_in_twilios_shape() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+            .and(basic_auth(SID, TOKEN))
+            .and(wiremock::matchers::query_param("To", "+15550000000"))
+            .and(wiremock::matchers::query_param("From", "+15559990000"))
+            .and(wiremock::matchers::query_param("DateSent>", "2026-03-11"))
+            .and(wiremock::matchers::query_param("PageSize", "50"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "messages": [{
+                    "sid": "SM0123", "body": "Reminder: stretch", "status": "delivered",
+                    "date_created": "Wed, 11 Mar 2026 08:00:01 +0000", "to": "+15550000000"
+                }, {
+                    "sid": "SM0124", "body": null, "status": "failed", "date_created": "soon"
+                }],
+                "next_page_uri": null
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 11).expect("a date");
+        let listed = client(&server)
+            .list_messages("+15550000000", "+15559990000", day, 50)
+            .await
+            .expect("listed");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].sid, "SM0123");
+        assert_eq!(listed[0].body, "Reminder: stretch");
+        assert_eq!(listed[0].status, MessageStatus::Delivered);
+        assert_eq!(
+            listed[0].date_created.map(|d| d.to_rfc3339()).as_deref(),
+            Some("2026-03-11T08:00:01+00:00")
+        );
+        assert_eq!(
+            (listed[1].body.as_str(), listed[1].date_created),
+            ("", None)
+        );
     }
 
     fn sms<'a>(body: &'a str, callback: Option<&'a str>) -> OutboundSms<'a> {

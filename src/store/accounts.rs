@@ -61,6 +61,10 @@ pub struct Profile {
     /// Minutes after local midnight; both set or both unset.
     pub quiet_start: Option<u16>,
     pub quiet_end: Option<u16>,
+    /// The morning digest is on (opt-in).
+    pub digest_enabled: bool,
+    /// When the digest goes out, minutes after local midnight (default 08:00).
+    pub digest_minute: u16,
     pub role: Role,
     pub mfa_enabled: bool,
     pub created_at: DateTime<Utc>,
@@ -74,6 +78,10 @@ pub struct ProfileChange {
     pub time_zone: Option<String>,
     /// `Some(None)` clears quiet hours.
     pub quiet_hours: Option<Option<(u16, u16)>>,
+    /// Turns the morning digest on or off.
+    pub digest: Option<bool>,
+    /// The digest's time, minutes after local midnight.
+    pub digest_minute: Option<u16>,
 }
 
 /// One consent given (and maybe revoked).
@@ -155,6 +163,8 @@ struct ProfileRow {
     time_zone: String,
     quiet_start: Option<i32>,
     quiet_end: Option<i32>,
+    digest_enabled: bool,
+    digest_minute: i32,
     role: String,
     mfa: bool,
     created_at: DateTime<Utc>,
@@ -176,6 +186,10 @@ impl TryFrom<ProfileRow> for Profile {
             time_zone: row.time_zone,
             quiet_start: minutes(row.quiet_start)?,
             quiet_end: minutes(row.quiet_end)?,
+            digest_enabled: row.digest_enabled,
+            digest_minute: u16::try_from(row.digest_minute).map_err(|_| {
+                StoreError::Corrupt(format!("users.digest_minute {}", row.digest_minute))
+            })?,
             role: parse("users.role", &row.role)?,
             mfa_enabled: row.mfa,
             created_at: row.created_at,
@@ -245,13 +259,16 @@ const INSERT_RECOVERY_CODE: &str =
 const USE_RECOVERY_CODE: &str = "UPDATE recovery_codes SET used_at = $3 \
      WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
 const PROFILE: &str = "SELECT u.id, u.display_name, a.email, u.phone, u.language, u.time_zone, \
-     u.quiet_start, u.quiet_end, u.role, (a.totp_secret IS NOT NULL AND a.totp_secret <> '') AS mfa, \
+     u.quiet_start, u.quiet_end, u.digest_enabled, u.digest_minute, u.role, (a.totp_secret IS NOT NULL AND a.totp_secret <> '') AS mfa, \
      u.created_at FROM users u LEFT JOIN accounts a ON a.user_id = u.id WHERE u.id = $1";
 const UPDATE_PROFILE: &str = "UPDATE users SET \
      display_name = COALESCE($2, display_name), language = COALESCE($3, language), \
      time_zone = COALESCE($4, time_zone), \
      quiet_start = CASE WHEN $5 THEN $6 ELSE quiet_start END, \
-     quiet_end = CASE WHEN $5 THEN $7 ELSE quiet_end END \
+     quiet_end = CASE WHEN $5 THEN $7 ELSE quiet_end END, \
+     digest_enabled = COALESCE($8, digest_enabled), \
+     digest_minute = COALESCE($9, digest_minute), \
+     digest_next_at = CASE WHEN $10 THEN NULL ELSE digest_next_at END \
      WHERE id = $1";
 const CONSENTS: &str = "SELECT id, purpose, version, granted_at, revoked_at FROM consents \
      WHERE user_id = $1 ORDER BY id";
@@ -562,6 +579,9 @@ impl Store {
             Some(None) => (true, None, None),
             Some(Some((s, e))) => (true, Some(i32::from(s)), Some(i32::from(e))),
         };
+        // A new setting, time or zone: the next digest is placed again.
+        let replace_digest =
+            change.digest.is_some() || change.digest_minute.is_some() || change.time_zone.is_some();
         let changed = with_user!(self, user, conn => {
             sqlx::query(UPDATE_PROFILE)
                 .bind(user.0)
@@ -571,6 +591,9 @@ impl Store {
                 .bind(set_quiet)
                 .bind(start)
                 .bind(end)
+                .bind(change.digest)
+                .bind(change.digest_minute.map(i32::from))
+                .bind(replace_digest)
                 .execute(&mut *conn)
                 .await
                 .map_err(write_error)?
@@ -578,6 +601,10 @@ impl Store {
         });
         if changed == 0 {
             return Err(StoreError::NotFound);
+        }
+        if replace_digest {
+            // The scheduler places the next digest by its own clock, at once.
+            self.reminder_written();
         }
         self.profile(user).await
     }

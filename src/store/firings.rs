@@ -31,6 +31,8 @@ pub struct DueReminder {
     pub recurrence: Option<String>,
     /// The IANA zone the rule is read in.
     pub time_zone: String,
+    /// Fires even inside the user's quiet hours.
+    pub urgent: bool,
 }
 
 /// Where a firing stands.
@@ -81,6 +83,8 @@ pub struct Firing {
     pub late: bool,
     /// The reminder's text.
     pub body: String,
+    /// When it was claimed: a send for it cannot have reached Twilio before.
+    pub claimed_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -90,6 +94,7 @@ struct DueRow {
     due_at: DateTime<Utc>,
     recurrence: Option<String>,
     time_zone: String,
+    urgent: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -101,9 +106,10 @@ struct FiringRow {
     status: String,
     late: bool,
     body: String,
+    claimed_at: DateTime<Utc>,
 }
 
-const DUE: &str = "SELECT id, user_id, due_at, recurrence, time_zone FROM reminders \
+const DUE: &str = "SELECT id, user_id, due_at, recurrence, time_zone, urgent FROM reminders \
      WHERE status = 'scheduled' AND due_at <= $1 ORDER BY due_at, id LIMIT $2";
 const ADVANCE: &str = "UPDATE reminders SET last_fired_at = $3, due_at = $4, status = $5 \
      WHERE id = $1 AND user_id = $2 AND status = 'scheduled' AND due_at = $3";
@@ -114,7 +120,7 @@ const INSERT_FIRING: &str = "INSERT INTO reminder_firings \
      RETURNING id";
 macro_rules! firing_select {
     () => {
-        "SELECT f.id, f.user_id, f.reminder_id, f.due_at, f.status, f.late, r.body \
+        "SELECT f.id, f.user_id, f.reminder_id, f.due_at, f.status, f.late, r.body, f.claimed_at \
          FROM reminder_firings f JOIN reminders r ON r.id = f.reminder_id AND r.user_id = f.user_id"
     };
 }
@@ -173,6 +179,7 @@ impl Store {
                 due_at: row.due_at,
                 recurrence: row.recurrence,
                 time_zone: row.time_zone,
+                urgent: row.urgent,
             })
             .collect())
     }
@@ -316,6 +323,7 @@ impl Store {
             status: parse("reminder_firings.status", &row.status)?,
             late: row.late,
             body: self.open_column(BODY_PLACE, user, &row.body)?,
+            claimed_at: row.claimed_at,
         })
     }
 }

@@ -27,6 +27,7 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("accounts", "totp_pending"),
     ("notes", "body"),
     ("reminders", "body"),
+    ("digest_firings", "body"),
     ("expenses", "note"),
     ("ltm_memories", "text"),
     ("ltm_memories", "tags"),

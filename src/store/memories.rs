@@ -19,7 +19,7 @@ use sqlx::{Database, QueryBuilder};
 
 use super::seal::place;
 use super::sql::{ROWS_PER_STATEMENT, parse, write_error};
-use super::{Result, Store, StoreError, UserId, with_user};
+use super::{Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// The sealing place of a memory's text.
 const TEXT_COLUMN: &str = "ltm_memories.text";
@@ -315,7 +315,8 @@ impl Store {
     }
 
     /// Stores many users' memories learnt at `at`, in one transaction (seeding a benchmark
-    /// population); none may name a source message. Returns how many were stored.
+    /// population); none may name a source message. Returns how many were stored. Spans
+    /// users, so it runs as the owner, outside row-level security.
     #[tracing::instrument(skip_all)]
     pub async fn add_memories(
         &self,

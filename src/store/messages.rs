@@ -142,6 +142,15 @@ pub struct SmsUsage {
     pub encoding: SmsEncoding,
     pub estimated_cost_micros: i64,
     pub created_at: DateTime<Utc>,
+    /// The Twilio message SID of an outbound SMS sent through the REST API: the key status
+    /// callbacks update this row by. `None` for inbound rows and replies answered in TwiML.
+    pub message_sid: Option<String>,
+    /// The last delivery status Twilio reported for it (`queued`, `delivered`, …).
+    pub status: Option<String>,
+    /// What Twilio charged, in millionths of `price_unit`, once a status callback said.
+    pub price_micros: Option<i64>,
+    /// The currency of `price_micros` (ISO 4217, as Twilio writes it).
+    pub price_unit: Option<String>,
 }
 
 /// One message to store with its SMS usage rows, as a unit of a batch
@@ -212,6 +221,10 @@ struct SmsUsageRow {
     encoding: String,
     estimated_cost_micros: i64,
     created_at: DateTime<Utc>,
+    message_sid: Option<String>,
+    status: Option<String>,
+    price_micros: Option<i64>,
+    price_unit: Option<String>,
 }
 
 impl TryFrom<SmsUsageRow> for SmsUsage {
@@ -227,6 +240,10 @@ impl TryFrom<SmsUsageRow> for SmsUsage {
             encoding: parse("sms_usage_logs.encoding", &row.encoding)?,
             estimated_cost_micros: row.estimated_cost_micros,
             created_at: row.created_at,
+            message_sid: row.message_sid,
+            status: row.status,
+            price_micros: row.price_micros,
+            price_unit: row.price_unit,
         })
     }
 }
@@ -275,7 +292,7 @@ const RECORD_SMS_USAGE: &str = "INSERT INTO sms_usage_logs \
      SELECT $1, $2, $3, $4, $5, $6, $7 \
      WHERE $2 IS NULL OR EXISTS (SELECT 1 FROM messages WHERE user_id = $1 AND id = $2)";
 const SMS_USAGE: &str = "SELECT id, user_id, message_id, direction, segments, \
-     encoding, estimated_cost_micros, created_at \
+     encoding, estimated_cost_micros, created_at, message_sid, status, price_micros, price_unit \
      FROM sms_usage_logs WHERE user_id = $1 ORDER BY id";
 
 /// Where message bodies are sealed: `messages.body:<user id>`.

@@ -47,6 +47,7 @@ mod account_tests;
 mod accounts;
 mod audit;
 mod deliveries;
+mod digests;
 mod expenses;
 mod firings;
 mod goals;
@@ -94,7 +95,8 @@ pub use accounts::{
     Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,
 };
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
-pub use deliveries::SmsDelivery;
+pub use deliveries::{SentUsage, SmsDelivery, StatusReport};
+pub use digests::{DigestFiring, DueDigest};
 pub use expenses::{Expense, ExpenseChange, ExpenseTotal, NewExpense};
 pub use firings::{DueReminder, Firing, FiringAnswer, FiringStatus};
 pub use goals::{Goal, GoalStatus};
@@ -193,6 +195,9 @@ pub struct Store {
     /// PostgreSQL only: connections of a login role that row-level security binds and that
     /// cannot switch to any other role, for [`with_user!`] (`NUDGE_DATABASE_API_URL`).
     scoped: Option<PgPool>,
+    /// Ticks when this process writes a reminder, so the scheduler looks at once instead of
+    /// at its next poll (see [`Store::reminder_changes`]).
+    reminder_changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The pool of one backend. Private: only the store's own modules speak SQL.
@@ -407,5 +412,6 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
         sealer,
         rls_role,
         scoped: None,
+        reminder_changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
     })
 }

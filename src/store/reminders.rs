@@ -64,6 +64,8 @@ pub struct Reminder {
     /// When it last fired (set by the scheduler).
     pub last_fired_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Fires even inside the user's quiet hours (others wait for their end).
+    pub urgent: bool,
 }
 
 /// A reminder to schedule.
@@ -73,6 +75,8 @@ pub struct NewReminder {
     pub due_at: DateTime<Utc>,
     pub recurrence: Option<String>,
     pub time_zone: String,
+    /// Fires even inside the user's quiet hours.
+    pub urgent: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -85,17 +89,19 @@ struct ReminderRow {
     status: String,
     last_fired_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    urgent: bool,
 }
 
 macro_rules! reminder_columns {
     () => {
-        "id, body, due_at, recurrence, time_zone, status, last_fired_at, created_at"
+        "id, body, due_at, recurrence, time_zone, status, last_fired_at, created_at, urgent"
     };
 }
 
 const INSERT_REMINDER: &str = concat!(
-    "INSERT INTO reminders (user_id, body, due_at, recurrence, time_zone, status, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+    "INSERT INTO reminders \
+     (user_id, body, due_at, recurrence, time_zone, status, created_at, urgent) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
     reminder_columns!()
 );
 const SCHEDULED: &str = concat!(
@@ -110,6 +116,19 @@ const CANCEL: &str = concat!(
 );
 
 impl Store {
+    /// Changes whenever this process (through this store or a clone of it) adds or changes a
+    /// reminder, or a morning-digest setting: the scheduler waits on it to see a reminder due
+    /// before its next poll at once.
+    /// Writes by other processes are seen at the poll.
+    pub fn reminder_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reminder_changes.subscribe()
+    }
+
+    pub(super) fn reminder_written(&self) {
+        self.reminder_changes
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Schedules a reminder, its text sealed to this user.
     #[tracing::instrument(skip_all)]
     pub async fn add_reminder(&self, user: UserId, new: &NewReminder) -> Result<Reminder> {
@@ -123,10 +142,12 @@ impl Store {
                 .bind(&new.time_zone)
                 .bind(ReminderStatus::Scheduled.as_str())
                 .bind(now())
+                .bind(new.urgent)
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
+        self.reminder_written();
         self.open_reminder(user, row)
     }
 
@@ -172,6 +193,7 @@ impl Store {
             status: parse("reminders.status", &row.status)?,
             last_fired_at: row.last_fired_at,
             created_at: row.created_at,
+            urgent: row.urgent,
         })
     }
 }
@@ -203,7 +225,8 @@ const UPDATE_REMINDER: &str = concat!(
      recurrence = CASE WHEN $8 THEN $5 ELSE recurrence END, \
      time_zone = CASE WHEN $8 THEN $6 ELSE time_zone END, \
      status = CASE WHEN $8 THEN $7 ELSE status END, \
-     cancelled_at = CASE WHEN $8 THEN NULL ELSE cancelled_at END \
+     cancelled_at = CASE WHEN $8 THEN NULL ELSE cancelled_at END, \
+     urgent = COALESCE($9, urgent) \
      WHERE user_id = $1 AND id = $2 RETURNING ",
     reminder_columns!()
 );
@@ -231,8 +254,8 @@ impl Store {
         self.open_reminder(user, row)
     }
 
-    /// Changes a reminder's text and/or time (a new time schedules it again); `NotFound` when
-    /// it is not the user's.
+    /// Changes a reminder's text, time (a new time schedules it again) and/or urgency;
+    /// `NotFound` when it is not the user's.
     #[tracing::instrument(skip_all)]
     pub async fn update_reminder(
         &self,
@@ -240,6 +263,7 @@ impl Store {
         reminder_id: i64,
         body: Option<&str>,
         time: Option<&ReminderTime>,
+        urgent: Option<bool>,
     ) -> Result<Reminder> {
         let sealed = body.map(|b| self.seal_column(BODY_PLACE, user, b));
         let row = with_user!(self, user, conn => {
@@ -252,11 +276,14 @@ impl Store {
                 .bind(time.map(|t| t.time_zone.as_str()))
                 .bind(ReminderStatus::Scheduled.as_str())
                 .bind(time.is_some())
+                .bind(urgent)
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(write_error)?
         });
-        self.open_reminder(user, row.ok_or(StoreError::NotFound)?)
+        let row = row.ok_or(StoreError::NotFound)?;
+        self.reminder_written();
+        self.open_reminder(user, row)
     }
 
     /// Deletes a reminder; `NotFound` when it is not the user's.

@@ -168,6 +168,7 @@ async fn reminders_page_any_status_and_a_new_time_schedules_a_cancelled_one_agai
             due_at: due,
             recurrence: None,
             time_zone: "Europe/Paris".into(),
+            urgent: false,
         };
         let r = store.add_reminder(ana, &new).await.unwrap();
         let s = store.add_reminder(ana, &new).await.unwrap();
@@ -177,7 +178,7 @@ async fn reminders_page_any_status_and_a_new_time_schedules_a_cancelled_one_agai
         assert_eq!(page[0].status, ReminderStatus::Cancelled);
 
         let text_only = store
-            .update_reminder(ana, r.id, Some("call dad"), None)
+            .update_reminder(ana, r.id, Some("call dad"), None, None)
             .await
             .unwrap();
         assert_eq!(
@@ -190,16 +191,33 @@ async fn reminders_page_any_status_and_a_new_time_schedules_a_cancelled_one_agai
             time_zone: "Europe/Paris".into(),
         };
         let again = store
-            .update_reminder(ana, r.id, None, Some(&later))
+            .update_reminder(ana, r.id, None, Some(&later), None)
             .await
             .unwrap();
         assert_eq!(again.status, ReminderStatus::Scheduled);
         assert_eq!(again.body, "call dad");
         assert_eq!(again.recurrence, later.recurrence);
         assert_eq!(store.reminder(ana, r.id).await.unwrap(), again);
+        assert!(!again.urgent);
+        let urgent = store
+            .update_reminder(ana, r.id, None, None, Some(true))
+            .await
+            .unwrap();
+        assert!(urgent.urgent, "urgency changes alone");
+        assert_eq!(urgent.due_at, again.due_at);
+        assert_not_found(
+            store
+                .update_reminder(bob, r.id, None, None, Some(false))
+                .await,
+        );
+        assert!(store.reminder(ana, r.id).await.unwrap().urgent);
 
         assert_not_found(store.reminder(bob, r.id).await);
-        assert_not_found(store.update_reminder(bob, r.id, Some("x"), None).await);
+        assert_not_found(
+            store
+                .update_reminder(bob, r.id, Some("x"), None, None)
+                .await,
+        );
         assert_not_found(store.delete_reminder(bob, r.id).await);
         store.delete_reminder(ana, r.id).await.unwrap();
         assert_not_found(store.reminder(ana, r.id).await);

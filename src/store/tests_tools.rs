@@ -42,6 +42,7 @@ fn reminder(body: &str, due_at: DateTime<Utc>, recurrence: Option<&str>) -> NewR
         due_at,
         recurrence: recurrence.map(str::to_owned),
         time_zone: "Europe/Paris".to_owned(),
+        urgent: false,
     }
 }
 

@@ -56,6 +56,7 @@ pub fn registry() -> ToolRegistry {
         .with(CreateReminder)
         .with(ListReminders)
         .with(CancelReminder)
+        .with(SetMorningDigest)
 }
 
 fn invalid(e: impl ToString) -> ToolError {
@@ -1221,6 +1222,10 @@ pub struct CreateReminderArgs {
     /// "every Monday at 8am", "tous les jours à 8h", "2026-03-12T09:00". A day alone rings at
     /// 9:00.
     pub when: String,
+    /// True only when the user says it is urgent: it then rings even inside their quiet
+    /// hours (others wait for the end of the quiet window).
+    #[serde(default)]
+    pub urgent: bool,
 }
 
 #[derive(Serialize)]
@@ -1231,6 +1236,8 @@ struct ReminderView {
     next: String,
     /// The repeat rule (RRULE), for repeating reminders.
     repeats: Option<String>,
+    /// Rings even inside quiet hours.
+    urgent: bool,
 }
 
 fn reminder_view(number: usize, r: &crate::store::Reminder, tz: Tz) -> ReminderView {
@@ -1243,6 +1250,7 @@ fn reminder_view(number: usize, r: &crate::store::Reminder, tz: Tz) -> ReminderV
             .format("%Y-%m-%dT%H:%M")
             .to_string(),
         repeats: r.recurrence.clone(),
+        urgent: r.urgent,
     }
 }
 
@@ -1261,7 +1269,10 @@ impl Tool for CreateReminder {
         let scheduled = reminders::create_from_text(
             ctx.store,
             ctx.user.id,
-            &args.text,
+            reminders::Wording {
+                text: &args.text,
+                urgent: args.urgent,
+            },
             &args.when,
             ctx.now,
             &ctx.user.time_zone,
@@ -1335,6 +1346,68 @@ impl Tool for CancelReminder {
         Ok(ToolOutput::new(
             reminder_view(position, &reminder, zone(ctx)),
             "cancelled a reminder",
+        ))
+    }
+}
+
+// --- morning digest ---------------------------------------------------------------------------
+
+/// Turns the morning digest on or off, or moves it.
+pub struct SetMorningDigest;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMorningDigestArgs {
+    /// On: one SMS each morning with the top three tasks and today's reminders.
+    pub enabled: bool,
+    /// Local time "HH:MM" (24 h) it goes out; unchanged when absent (default 08:00).
+    pub time: Option<String>,
+}
+
+/// "HH:MM" (24 h) as minutes after midnight.
+fn digest_minute(text: &str) -> Result<u16, ToolError> {
+    let bad = || {
+        invalid(format!(
+            "time {text:?} is not HH:MM between 00:00 and 23:59"
+        ))
+    };
+    let (h, m) = text.trim().split_once(':').ok_or_else(bad)?;
+    let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 23 || m > 59 || text.trim().len() != 5 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+#[async_trait]
+impl Tool for SetMorningDigest {
+    type Args = SetMorningDigestArgs;
+    const NAME: &'static str = "set_morning_digest";
+    const DESCRIPTION: &'static str = "Turn the user's morning digest (one SMS a day with their top three tasks and today's reminders) on or off, optionally at a local time.";
+
+    async fn run(
+        &self,
+        ctx: &ToolContext<'_>,
+        args: SetMorningDigestArgs,
+    ) -> Result<ToolOutput, ToolError> {
+        let minute = args.time.as_deref().map(digest_minute).transpose()?;
+        let change = crate::store::ProfileChange {
+            digest: Some(args.enabled),
+            digest_minute: minute,
+            ..crate::store::ProfileChange::default()
+        };
+        let profile = ctx.store.update_profile(ctx.user.id, &change).await?;
+        let minute = profile.digest_minute;
+        Ok(ToolOutput::new(
+            serde_json::json!({
+                "enabled": profile.digest_enabled,
+                "time": format!("{:02}:{:02}", minute / 60, minute % 60),
+            }),
+            if profile.digest_enabled {
+                "turned the morning digest on"
+            } else {
+                "turned the morning digest off"
+            },
         ))
     }
 }

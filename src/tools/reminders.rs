@@ -89,17 +89,35 @@ pub fn place(
     }
 }
 
+/// What a new reminder says and whether it may break through quiet hours.
+#[derive(Debug, Clone, Copy)]
+pub struct Wording<'a> {
+    pub text: &'a str,
+    /// Fires even inside the user's quiet hours.
+    pub urgent: bool,
+}
+
+impl<'a> Wording<'a> {
+    /// A reminder that respects quiet hours.
+    pub fn plain(text: &'a str) -> Self {
+        Self {
+            text,
+            urgent: false,
+        }
+    }
+}
+
 /// Creates a reminder from a parsed time expression.
 pub async fn create(
     store: &Store,
     user: UserId,
-    text: &str,
+    wording: Wording<'_>,
     expr: &Expr,
     now: DateTime<Utc>,
     time_zone: &str,
 ) -> Result<Scheduled, ReminderError> {
     let tz = when::zone(time_zone);
-    create_at(store, user, text, expr.resolve(now, tz)?, now, time_zone).await
+    create_at(store, user, wording, expr.resolve(now, tz)?, now, time_zone).await
 }
 
 /// Creates a reminder from a time as a person or a model writes it (natural English / French,
@@ -107,25 +125,25 @@ pub async fn create(
 pub async fn create_from_text(
     store: &Store,
     user: UserId,
-    text: &str,
+    wording: Wording<'_>,
     when_text: &str,
     now: DateTime<Utc>,
     time_zone: &str,
 ) -> Result<Scheduled, ReminderError> {
     let tz = when::zone(time_zone);
     let when = when::read(when_text, now, tz)?;
-    create_at(store, user, text, when, now, time_zone).await
+    create_at(store, user, wording, when, now, time_zone).await
 }
 
 async fn create_at(
     store: &Store,
     user: UserId,
-    text: &str,
+    wording: Wording<'_>,
     when: When,
     now: DateTime<Utc>,
     time_zone: &str,
 ) -> Result<Scheduled, ReminderError> {
-    let text = validate(text)?;
+    let text = validate(wording.text)?;
     let tz = when::zone(time_zone);
     let (due_at, rule) = place(when, now, tz)?;
     let reminder = store
@@ -136,6 +154,7 @@ async fn create_at(
                 due_at,
                 recurrence: rule.as_ref().map(Recurrence::to_rrule),
                 time_zone: tz.name().to_owned(),
+                urgent: wording.urgent,
             },
         )
         .await?;

@@ -113,6 +113,7 @@ fn every_tool_is_declared_with_a_description_and_an_object_schema() {
         "create_reminder",
         "list_reminders",
         "cancel_reminder",
+        "set_morning_digest",
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
@@ -506,6 +507,52 @@ async fn note_tools_save_list_search_and_delete() {
         ] {
             ana.refused(name, args).await;
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_urgent_reminder_and_the_morning_digest_are_set_through_tools_for_the_caller_only() {
+    on_each_backend(|store| async move {
+        let ana = caller(&store, 1, wednesday()).await;
+        let bob = caller(&store, 2, wednesday()).await;
+        let meds = ana
+            .ok(
+                "create_reminder",
+                json!({"text": "night meds", "when": "today at 11pm", "urgent": true}),
+            )
+            .await;
+        assert_eq!(meds["urgent"], true);
+        let plain = ana
+            .ok(
+                "create_reminder",
+                json!({"text": "stretch", "when": "in 20 minutes"}),
+            )
+            .await;
+        assert_eq!(plain["urgent"], false);
+
+        let on = ana
+            .ok(
+                "set_morning_digest",
+                json!({"enabled": true, "time": "07:15"}),
+            )
+            .await;
+        assert_eq!(on, json!({"enabled": true, "time": "07:15"}));
+        let off = ana
+            .ok("set_morning_digest", json!({"enabled": false}))
+            .await;
+        assert_eq!(off, json!({"enabled": false, "time": "07:15"}));
+        for time in ["7:15", "24:00", "07:60", "soon"] {
+            ana.refused("set_morning_digest", json!({"enabled": true, "time": time}))
+                .await;
+        }
+        ana.refused("set_morning_digest", json!({"time": "07:00"}))
+            .await;
+        let untouched = store.profile(bob.user.id).await.expect("bob");
+        assert_eq!(
+            (untouched.digest_enabled, untouched.digest_minute),
+            (false, 480)
+        );
     })
     .await;
 }

@@ -151,3 +151,136 @@ pub fn gemini_texts(body: &Value) -> Vec<String> {
         .filter_map(|p| p["text"].as_str().map(str::to_owned))
         .collect()
 }
+
+/// One message the fake Twilio accepted.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub sid: String,
+    pub to: String,
+    pub from: String,
+    pub body: String,
+}
+
+/// A fake Twilio Messages API: `POST …/Messages.json` accepts (and remembers) every message
+/// the moment the request arrives, answering 201 with its SID — the first answer held back
+/// by `hold_first` when set, as a slow Twilio would — and `GET …/Messages.json` lists what it
+/// accepted for the `To` / `From` asked, newest first, in Twilio's list shape.
+pub struct FakeTwilio {
+    pub server: MockServer,
+    accepted: Arc<Mutex<Vec<Accepted>>>,
+}
+
+struct Accept {
+    accepted: Arc<Mutex<Vec<Accepted>>>,
+    hold_first: Option<std::time::Duration>,
+}
+
+impl Respond for Accept {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let form: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&request.body).unwrap_or_default();
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let mut accepted = self.accepted.lock().unwrap();
+        let sid = format!("SM{:032x}", accepted.len() + 1);
+        let first = accepted.is_empty();
+        accepted.push(Accepted {
+            sid: sid.clone(),
+            to: field("To"),
+            from: field("From"),
+            body: field("Body"),
+        });
+        let answer = ResponseTemplate::new(201).set_body_json(json!({
+            "sid": sid, "status": "queued", "num_segments": "1", "price": null
+        }));
+        match self.hold_first {
+            Some(hold) if first => answer.set_delay(hold),
+            _ => answer,
+        }
+    }
+}
+
+struct List {
+    accepted: Arc<Mutex<Vec<Accepted>>>,
+}
+
+impl Respond for List {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let query: Vec<(String, String)> = request
+            .url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let created = chrono::Utc::now().to_rfc2822();
+        let messages: Vec<Value> = self
+            .accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter(|m| param("To").is_none_or(|to| to == m.to))
+            .filter(|m| param("From").is_none_or(|from| from == m.from))
+            .map(|m| {
+                json!({
+                    "sid": m.sid, "to": m.to, "from": m.from, "body": m.body,
+                    "status": "sent", "direction": "outbound-api",
+                    "date_created": created, "date_sent": created, "num_segments": "1"
+                })
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "messages": messages, "page": 0, "page_size": 50,
+            "first_page_uri": request.url.path(), "next_page_uri": null, "previous_page_uri": null
+        }))
+    }
+}
+
+impl FakeTwilio {
+    pub async fn start(account_sid: &str, hold_first: Option<std::time::Duration>) -> Self {
+        let server = MockServer::start().await;
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let messages = format!("/2010-04-01/Accounts/{account_sid}/Messages.json");
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .respond_with(Accept {
+                accepted: accepted.clone(),
+                hold_first,
+            })
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(messages.as_str()))
+            .respond_with(List {
+                accepted: accepted.clone(),
+            })
+            .mount(&server)
+            .await;
+        Self { server, accepted }
+    }
+
+    /// Every message accepted so far, oldest first.
+    pub fn accepted(&self) -> Vec<Accepted> {
+        self.accepted.lock().unwrap().clone()
+    }
+
+    /// How many list requests arrived.
+    pub async fn list_requests(&self) -> usize {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.method == wiremock::http::Method::GET)
+            .count()
+    }
+}

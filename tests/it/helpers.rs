@@ -245,6 +245,21 @@ impl Server {
         Server::start(&data_dir, &database, &extra)
     }
 
+    /// Kills this server with SIGKILL (no shutdown at all, as a crash or an OOM kill) and
+    /// starts another on the same data directory and database.
+    pub fn kill_and_restart(mut self) -> Server {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let extra: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Server::start(&self.data_dir, &self.database, &extra)
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -94,6 +94,7 @@ pub async fn remind(
                 due_at,
                 recurrence: None,
                 time_zone: "Europe/Paris".into(),
+                urgent: false,
             },
         )
         .await
@@ -341,6 +342,68 @@ async fn the_web_client_is_served_at_the_root_and_lists_only_the_callers_reminde
     )
     .await;
     assert_eq!(mine.body["items"][0]["text"], "ana's secret");
+    assert_eq!(mine.body["items"][0]["urgent"], false);
+    let urgent = call(
+        &server,
+        Method::POST,
+        "/api/v1/me/reminders",
+        Some(&ana),
+        Some(json!({ "text": "night meds", "when": "in 3 hours", "urgent": true })),
+    )
+    .await;
+    assert_eq!(urgent.status, 201, "{:?}", urgent.body);
+    assert_eq!(urgent.body["urgent"], true);
+    let id = urgent.body["id"].as_i64().expect("an id");
+    let calmer = call(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/me/reminders/{id}"),
+        Some(&ana),
+        Some(json!({ "urgent": false })),
+    )
+    .await;
+    assert_eq!(calmer.body["urgent"], false, "{:?}", calmer.body);
+    let bobs_try = call(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/me/reminders/{id}"),
+        Some(&bob),
+        Some(json!({ "urgent": true })),
+    )
+    .await;
+    assert_eq!(bobs_try.status, 404);
+
+    // The morning digest: off by default at 08:00, turned on at another time, refused nonsense.
+    let me = call(&server, Method::GET, "/api/v1/me", Some(&ana), None).await;
+    assert_eq!(
+        me.body["morning_digest"],
+        json!({ "enabled": false, "time": "08:00" })
+    );
+    let on = call(
+        &server,
+        Method::PATCH,
+        "/api/v1/me",
+        Some(&ana),
+        Some(json!({ "morning_digest": { "enabled": true, "time": "07:30" } })),
+    )
+    .await;
+    assert_eq!(on.status, 200, "{:?}", on.body);
+    assert_eq!(
+        on.body["morning_digest"],
+        json!({ "enabled": true, "time": "07:30" })
+    );
+    let bad = call(
+        &server,
+        Method::PATCH,
+        "/api/v1/me",
+        Some(&ana),
+        Some(json!({ "morning_digest": { "time": "7h30" } })),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"]["code"], "invalid_digest_time");
+    let bobs = call(&server, Method::GET, "/api/v1/me", Some(&bob), None).await;
+    assert_eq!(bobs.body["morning_digest"]["enabled"], false);
     let theirs = call(
         &server,
         Method::GET,
@@ -352,5 +415,212 @@ async fn the_web_client_is_served_at_the_root_and_lists_only_the_callers_reminde
     assert_eq!(theirs.body["items"], json!([]));
     let nobody = call(&server, Method::GET, "/api/v1/me/reminders", None, None).await;
     assert_eq!(nobody.status, 401);
+    server.stop();
+}
+
+/// A user on the embedded SQLite database (the same file across kills and restarts), and
+/// the store the test reads it through.
+struct Crash {
+    _dir: tempfile::TempDir,
+    db: crate::helpers::Database,
+    data: std::path::PathBuf,
+    user: UserId,
+    store: nudge::store::Store,
+}
+
+impl Crash {
+    async fn new(phone: &str, number: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = databases(dir.path()).await.remove(0);
+        assert_eq!(db.label, "sqlite", "the same SQLite file across the kill");
+        let data = db.data_dir(dir.path());
+        let user = UserId(
+            crate::helpers::add_user(&data, &db, "Ana", phone, number, "en")
+                .parse()
+                .expect("a user id"),
+        );
+        let store = nudge::store::connect(&db.url, crate::helpers::sealer())
+            .await
+            .expect("the store");
+        Self {
+            _dir: dir,
+            db,
+            data,
+            user,
+            store,
+        }
+    }
+
+    /// Starts the binary sending through `twilio`.
+    fn start(&self, twilio: &crate::fakes::FakeTwilio) -> Server {
+        Server::start(
+            &self.data,
+            &self.db,
+            &[
+                ("TWILIO_ACCOUNT_SID", crate::helpers::ACCOUNT_SID),
+                ("TWILIO_API_BASE", &twilio.server.uri()),
+            ],
+        )
+    }
+}
+
+/// Waits until Twilio has taken a message (its answer may still be held).
+async fn wait_until_accepted(twilio: &crate::fakes::FakeTwilio) {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while twilio.accepted().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing reached Twilio"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the user's last firing is marked sent.
+async fn wait_until_marked(store: &nudge::store::Store, user: UserId) -> nudge::store::Firing {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        if let Some(firing) = store.last_sent_firing(user).await.expect("read") {
+            return firing;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the firing was never marked sent"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_binary_killed_while_twilio_holds_the_send_delivers_exactly_one_nudge_after_restart() {
+    use crate::fakes::FakeTwilio;
+
+    const PHONE: &str = "+15550002222";
+    const NUMBER: &str = "+15559992222";
+    let crash = Crash::new(PHONE, NUMBER).await;
+    let (store, user) = (crash.store.clone(), crash.user);
+    // Twilio takes the message at once but holds its answer far longer than the test lasts.
+    let twilio =
+        FakeTwilio::start(crate::helpers::ACCOUNT_SID, Some(Duration::from_secs(120))).await;
+    let server = crash.start(&twilio);
+    remind(&store, user, "take the pills", Utc::now()).await;
+
+    // The send is in flight: Twilio has the message, the binary waits for the answer.
+    wait_until_accepted(&twilio).await;
+    assert_eq!(store.unsent_firings().await.expect("unsent").len(), 1);
+    let server = server.kill_and_restart();
+
+    // The restarted binary asks Twilio, finds the message, marks the firing; no second send.
+    let firing = wait_until_marked(&store, user).await;
+    assert_eq!(firing.body, "take the pills");
+    assert!(twilio.list_requests().await >= 1, "Twilio's list was asked");
+    let accepted = twilio.accepted();
+    assert_eq!(accepted.len(), 1, "exactly one nudge: {accepted:?}");
+    assert_eq!(accepted[0].body, "Reminder: take the pills");
+    assert_eq!(
+        (accepted[0].to.as_str(), accepted[0].from.as_str()),
+        (PHONE, NUMBER)
+    );
+    let recorded = store
+        .sms_delivery(user, &accepted[0].sid)
+        .await
+        .expect("read")
+        .expect("the reconciled SMS is recorded under its SID");
+    assert_eq!(recorded.status, "sent");
+    // And a later restart sends nothing either.
+    let server = server.restart();
+    tokio::time::sleep(QUIET_WAIT).await;
+    assert_eq!(twilio.accepted().len(), 1);
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_firing_claimed_but_never_sent_before_a_crash_is_sent_once_at_start_up() {
+    use crate::fakes::FakeTwilio;
+
+    let crash = Crash::new("+15550003333", "+15559993333").await;
+    let (store, user) = (crash.store.clone(), crash.user);
+    // A process claimed the firing and died before its request left: Twilio never saw it.
+    let due = Utc::now() - chrono::TimeDelta::seconds(30);
+    remind(&store, user, "call the pharmacy", due).await;
+    let pending = store
+        .due_reminders(Utc::now(), 10)
+        .await
+        .expect("due")
+        .remove(0);
+    store
+        .claim_firing(&pending, None, false)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert_eq!(store.unsent_firings().await.expect("unsent").len(), 1);
+
+    let twilio = FakeTwilio::start(crate::helpers::ACCOUNT_SID, None).await;
+    let server = crash.start(&twilio);
+    let firing = wait_until_marked(&store, user).await;
+    assert_eq!(firing.body, "call the pharmacy");
+    assert!(
+        twilio.list_requests().await >= 1,
+        "Twilio's list was asked first"
+    );
+    let accepted = twilio.accepted();
+    assert_eq!(accepted.len(), 1, "sent once: {accepted:?}");
+    assert_eq!(accepted[0].body, "Reminder: call the pharmacy");
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_binary_killed_while_twilio_holds_the_morning_digest_sends_it_once_after_restart() {
+    use crate::fakes::FakeTwilio;
+
+    let crash = Crash::new("+15550004444", "+15559994444").await;
+    let (store, user) = (crash.store.clone(), crash.user);
+    // The digest is on and due in a moment (after start-up), with something to say.
+    store
+        .update_profile(
+            user,
+            &nudge::store::ProfileChange {
+                digest: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("digest on");
+    let due = Utc::now() + chrono::TimeDelta::seconds(2);
+    assert!(store.place_digest(user, due).await.expect("placed"));
+    store
+        .add_task(user, "book the dentist")
+        .await
+        .expect("task");
+
+    let twilio =
+        FakeTwilio::start(crate::helpers::ACCOUNT_SID, Some(Duration::from_secs(120))).await;
+    let server = crash.start(&twilio);
+    wait_until_accepted(&twilio).await;
+    assert_eq!(store.unsent_digests().await.expect("unsent").len(), 1);
+    let server = server.kill_and_restart();
+
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while !store.unsent_digests().await.expect("unsent").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the digest was never marked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let accepted = twilio.accepted();
+    assert_eq!(accepted.len(), 1, "one digest: {accepted:?}");
+    assert_eq!(
+        accepted[0].body,
+        "Good morning! Top tasks: 1) book the dentist."
+    );
+    assert!(twilio.list_requests().await >= 1, "Twilio's list was asked");
+    let server = server.restart();
+    tokio::time::sleep(QUIET_WAIT).await;
+    assert_eq!(
+        twilio.accepted().len(),
+        1,
+        "nothing more after another restart"
+    );
     server.stop();
 }

@@ -374,20 +374,7 @@ async fn a_slow_turn_answers_empty_twiml_and_the_reply_goes_out_through_twilio_r
     for db in databases(dir.path()).await {
         let data = db.data_dir(dir.path());
         add_user(&data, &db, "Ana", ANA_PHONE, ANA_NUMBER, "en");
-        let twilio = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path(format!(
-                "/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-            )))
-            .and(header_exists("authorization"))
-            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-                "sid": "SM00000000000000000000000000000001",
-                "status": "queued",
-                "num_segments": "1"
-            })))
-            .expect(1)
-            .mount(&twilio)
-            .await;
+        let twilio = accepting_twilio_once("SM00000000000000000000000000000001").await;
         // A zero reply window: every turn is "slow".
         let server = Server::start(
             &data,
@@ -427,6 +414,25 @@ async fn a_slow_turn_answers_empty_twiml_and_the_reply_goes_out_through_twilio_r
         server.stop();
         twilio.verify().await;
     }
+}
+
+/// A fake Twilio that accepts exactly one authenticated message send, answering `sid`.
+async fn accepting_twilio_once(sid: &str) -> MockServer {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        )))
+        .and(header_exists("authorization"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+            "sid": sid,
+            "status": "queued",
+            "num_segments": "1"
+        })))
+        .expect(1)
+        .mount(&twilio)
+        .await;
+    twilio
 }
 
 fn base64_basic(user: &str, password: &str) -> String {
@@ -530,4 +536,137 @@ async fn sms_sim_talks_to_a_running_server() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("try nudge"));
     server.stop();
+}
+
+/// Posts a status callback signed as Twilio signs it.
+async fn status_callback(server: &Server, fields: &[(&str, &str)]) -> reqwest::Response {
+    let url = server.url("/sms/status");
+    let params: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let signature = nudge::sms::signature::expected_signature(AUTH_TOKEN, &url, &params);
+    reqwest::Client::new()
+        .post(&url)
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .expect("the callback is answered")
+}
+
+#[tokio::test]
+async fn a_final_status_callback_updates_the_delivery_and_the_users_usage_row_for_that_sid() {
+    const REPLY_SID: &str = "SM00000000000000000000000000000007";
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let data = db.data_dir(dir.path());
+        let ana = user_id(&add_user(&data, &db, "Ana", ANA_PHONE, ANA_NUMBER, "en"));
+        let bob = user_id(&add_user(&data, &db, "Bob", BOB_PHONE, BOB_NUMBER, "fr"));
+        let twilio = accepting_twilio_once(REPLY_SID).await;
+        // A zero reply window: the reply goes out by the REST API, with a SID.
+        let server = Server::start(
+            &data,
+            &db,
+            &[
+                ("NUDGE_REPLY_WINDOW_MS", "0"),
+                ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+                ("TWILIO_API_BASE", &twilio.uri()),
+            ],
+        );
+        server
+            .sms(&sid(), ANA_PHONE, ANA_NUMBER, "add task renew passport")
+            .await;
+        wait_for_request(&twilio).await;
+        let store = server.store().await;
+        let mut outbound = Vec::new();
+        for _ in 0..100 {
+            outbound = store
+                .sms_usage(ana)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|u| u.direction == Direction::Outbound)
+                .collect();
+            if outbound.iter().any(|u| u.message_sid.is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(outbound.len(), 1, "[{}] the reply counts once", db.label);
+        let row = &outbound[0];
+        assert_eq!(
+            row.message_sid.as_deref(),
+            Some(REPLY_SID),
+            "[{}]",
+            db.label
+        );
+        assert_eq!(row.status.as_deref(), Some("queued"));
+        assert!(row.message_id.is_some(), "the reply's own row took the SID");
+        assert_eq!((row.segments, row.price_micros), (1, None));
+
+        // An intermediate status, then the final one with segments and price.
+        let sent = status_callback(
+            &server,
+            &[
+                ("MessageSid", REPLY_SID),
+                ("MessageStatus", "sent"),
+                ("AccountSid", ACCOUNT_SID),
+            ],
+        )
+        .await;
+        assert_eq!(sent.status(), 204);
+        let delivered = status_callback(
+            &server,
+            &[
+                ("MessageSid", REPLY_SID),
+                ("MessageStatus", "delivered"),
+                ("AccountSid", ACCOUNT_SID),
+                ("NumSegments", "2"),
+                ("Price", "-0.01580"),
+                ("PriceUnit", "USD"),
+            ],
+        )
+        .await;
+        assert_eq!(delivered.status(), 204, "[{}]", db.label);
+        let delivery = store.sms_delivery(ana, REPLY_SID).await.unwrap().unwrap();
+        assert_eq!(
+            (delivery.status.as_str(), delivery.segments),
+            ("delivered", Some(2))
+        );
+        let usage = store.sms_usage(ana).await.unwrap();
+        let row = usage
+            .iter()
+            .find(|u| u.message_sid.as_deref() == Some(REPLY_SID))
+            .expect("the usage row");
+        assert_eq!(row.status.as_deref(), Some("delivered"), "[{}]", db.label);
+        assert_eq!(row.segments, 2);
+        assert_eq!(row.price_micros, Some(15_800));
+        assert_eq!(row.price_unit.as_deref(), Some("USD"));
+
+        // A bad price is refused and changes nothing; another user's rows are untouched.
+        let bad = status_callback(
+            &server,
+            &[
+                ("MessageSid", REPLY_SID),
+                ("MessageStatus", "failed"),
+                ("Price", "a lot"),
+            ],
+        )
+        .await;
+        assert_eq!(bad.status(), 400);
+        let after = store.sms_delivery(ana, REPLY_SID).await.unwrap().unwrap();
+        assert_eq!(after.status, "delivered");
+        assert!(store.sms_delivery(bob, REPLY_SID).await.unwrap().is_none());
+        assert!(
+            store
+                .sms_usage(bob)
+                .await
+                .unwrap()
+                .iter()
+                .all(|u| u.message_sid.is_none() && u.status.is_none())
+        );
+        server.stop();
+        twilio.verify().await;
+    }
 }

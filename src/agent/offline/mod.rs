@@ -133,12 +133,18 @@ pub enum Intent {
     SearchNotes(String),
     /// Delete a note.
     DeleteNote(Target),
-    /// Schedule a reminder.
-    CreateReminder { text: String, when: Expr },
+    /// Schedule a reminder; an urgent one ("urgent: remind me …") rings in quiet hours too.
+    CreateReminder {
+        text: String,
+        when: Expr,
+        urgent: bool,
+    },
     /// Show the scheduled reminders.
     ListReminders,
     /// Cancel a reminder.
     CancelReminder(Target),
+    /// Turn the morning digest on or off ("morning digest on", "résumé du matin off").
+    MorningDigest(bool),
     /// Anything else.
     Unknown,
 }
@@ -211,6 +217,8 @@ pub enum Outcome {
     /// The scheduled reminders, soonest first.
     ReminderList(Vec<Scheduled>, Clock),
     ReminderCancelled(Pick<Reminder>, Clock),
+    /// The morning digest is now on (at this many minutes after local midnight) or off.
+    MorningDigest(Option<u16>),
     /// A tool refused the input; nothing was saved.
     Refused(Refusal),
 }
@@ -399,8 +407,12 @@ pub async fn execute(
         Intent::DeleteNote(target) => {
             Outcome::NoteDeleted(notes::delete(store, id, &target).await?)
         }
-        Intent::CreateReminder { text, when } => {
-            match reminders::create(store, id, &text, &when, now, &user.time_zone).await {
+        Intent::CreateReminder { text, when, urgent } => {
+            let wording = reminders::Wording {
+                text: &text,
+                urgent,
+            };
+            match reminders::create(store, id, wording, &when, now, &user.time_zone).await {
                 Ok(scheduled) => Outcome::ReminderSet(scheduled, clock),
                 Err(ReminderError::When(e)) => return refused(when_refusal(&e)),
                 Err(ReminderError::TooLong { .. }) => return refused(Refusal::TextTooLong),
@@ -411,6 +423,14 @@ pub async fn execute(
         Intent::ListReminders => Outcome::ReminderList(reminders::list(store, id).await?, clock),
         Intent::CancelReminder(target) => {
             Outcome::ReminderCancelled(reminders::cancel(store, id, &target).await?, clock)
+        }
+        Intent::MorningDigest(on) => {
+            let change = crate::store::ProfileChange {
+                digest: Some(on),
+                ..crate::store::ProfileChange::default()
+            };
+            let profile = store.update_profile(id, &change).await?;
+            Outcome::MorningDigest(profile.digest_enabled.then_some(profile.digest_minute))
         }
     };
     Ok(outcome)

@@ -16,6 +16,85 @@ use crate::tools::when;
 /// Rule sets kept in their own files (memory commands, …) hook in at the top of this
 /// function, before the built-in commands, with one line each.
 pub fn parse(text: &str) -> Intent {
+    if let Some(on) = digest_switch(text) {
+        return Intent::MorningDigest(on);
+    }
+    if let Some(rest) = urgent_prefix(text)
+        && let Intent::CreateReminder { text, when, .. } = parse_plain(rest)
+    {
+        return Intent::CreateReminder {
+            text,
+            when,
+            urgent: true,
+        };
+    }
+    parse_plain(text)
+}
+
+/// "morning digest on", "turn off the morning digest", "active le résumé du matin",
+/// "résumé du matin : non": the whole message names the digest and says on or off.
+fn digest_switch(text: &str) -> Option<bool> {
+    const NAMES: [&str; 4] = [
+        "morning digest",
+        "résumé du matin",
+        "resume du matin",
+        "digest",
+    ];
+    const ON: [&str; 8] = [
+        "on", "enable", "start", "active", "activer", "activé", "oui", "yes",
+    ];
+    const OFF: [&str; 11] = [
+        "off",
+        "disable",
+        "stop",
+        "désactive",
+        "désactiver",
+        "desactive",
+        "désactivé",
+        "non",
+        "no",
+        "arrête",
+        "arrete",
+    ];
+    const FILLER: [&str; 10] = [
+        "turn", "the", "my", "le", "mon", "please", "stp", "svp", "ma", "la",
+    ];
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || matches!(c, ':' | '!' | '.' | ',' | '?'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let joined = words.join(" ");
+    let name = NAMES.iter().find(|n| joined.contains(*n))?;
+    let rest = joined.replacen(name, " ", 1);
+    let (mut on, mut off) = (false, false);
+    for word in rest.split_whitespace() {
+        if ON.contains(&word) {
+            on = true;
+        } else if OFF.contains(&word) {
+            off = true;
+        } else if !FILLER.contains(&word) {
+            return None;
+        }
+    }
+    (on != off).then_some(on)
+}
+
+/// What follows a leading "urgent" ("urgent: remind me …", "URGENT ! rappelle-moi …",
+/// "urgent, rappelle-moi …"), when there is something after it. Only a reminder takes it
+/// ("urgent 2" stays the task command).
+fn urgent_prefix(text: &str) -> Option<&str> {
+    let text = text.trim_start();
+    let word = text.get(..6)?;
+    if !word.eq_ignore_ascii_case("urgent") {
+        return None;
+    }
+    let rest = text[6..]
+        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ':' | '!' | ',' | '-'));
+    (rest.len() < text.len() - 6 && !rest.is_empty()).then_some(rest)
+}
+
+fn parse_plain(text: &str) -> Intent {
     let raw = text.trim();
     if raw.is_empty() {
         return Intent::Unknown;
@@ -500,6 +579,7 @@ fn command(raw: &str, c: Cur<'_>) -> Option<Intent> {
             return Some(Intent::CreateReminder {
                 text: clean(span(after, q.rest())),
                 when: found.expr,
+                urgent: false,
             });
         }
     }
@@ -992,6 +1072,7 @@ fn reminder(body: &str) -> Option<Intent> {
             return Some(Intent::CreateReminder {
                 text,
                 when: found.expr,
+                urgent: false,
             });
         }
     }
@@ -1000,6 +1081,7 @@ fn reminder(body: &str) -> Option<Intent> {
         return Some(Intent::CreateReminder {
             text,
             when: found.expr,
+            urgent: false,
         });
     }
     None

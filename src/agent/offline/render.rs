@@ -139,6 +139,7 @@ pub fn render(outcome: &Outcome, lang: Language, channel: Channel) -> String {
         Outcome::ReminderSet(s, clock) => r.reminder_set(s, *clock),
         Outcome::ReminderList(list, clock) => r.reminder_list(list, *clock),
         Outcome::ReminderCancelled(pick, _) => r.reminder_cancelled(pick),
+        Outcome::MorningDigest(at) => r.morning_digest(*at),
     };
     cap(text, r.room.total)
 }
@@ -1158,18 +1159,40 @@ impl Render {
         }
     }
 
+    fn morning_digest(&self, at: Option<u16>) -> String {
+        let Some(minute) = at else {
+            return self
+                .pick("Morning digest off.", "Résumé du matin désactivé.")
+                .to_owned();
+        };
+        let time = when::clock_text(u32::from(minute / 60), u32::from(minute % 60), self.lang);
+        match self.lang {
+            Language::En => format!(
+                "Morning digest on: every day at {time}, your top 3 tasks and today's reminders. Send \"morning digest off\" to stop."
+            ),
+            Language::Fr => format!(
+                "Résumé du matin activé : chaque jour à {time}, tes 3 priorités et tes rappels du jour. Envoie \"résumé du matin off\" pour l'arrêter."
+            ),
+        }
+    }
+
     fn reminder_set(&self, s: &Scheduled, clock: Clock) -> String {
         let next = when::moment_text(s.reminder.due_at, clock.now, clock.tz, self.lang);
         let text = self.t_stop(&s.reminder.body);
+        let (en, fr) = if s.reminder.urgent {
+            ("Urgent reminder", "Rappel urgent")
+        } else {
+            ("Reminder", "Rappel")
+        };
         match (self.lang, &s.rule) {
-            (Language::En, None) => format!("Reminder set for {next}: {text}"),
-            (Language::Fr, None) => format!("Rappel prévu {next} : {text}"),
+            (Language::En, None) => format!("{en} set for {next}: {text}"),
+            (Language::Fr, None) => format!("{fr} prévu {next} : {text}"),
             (Language::En, Some(rule)) => format!(
-                "Reminder set {}: {text} First one: {next}.",
+                "{en} set {}: {text} First one: {next}.",
                 when::rule_text(rule, self.lang)
             ),
             (Language::Fr, Some(rule)) => format!(
-                "Rappel {} : {text} Premier : {next}.",
+                "{fr} {} : {text} Premier : {next}.",
                 when::rule_text(rule, self.lang)
             ),
         }

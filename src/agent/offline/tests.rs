@@ -504,6 +504,7 @@ fn planning_outcomes() -> Vec<Outcome> {
             status: ReminderStatus::Scheduled,
             last_fired_at: None,
             created_at: clock.now,
+            urgent: false,
         },
         rule,
     };
@@ -640,6 +641,8 @@ fn planning_outcomes() -> Vec<Outcome> {
         ),
         Outcome::ReminderCancelled(Pick::One(1, reminder(1, None).reminder), clock),
         Outcome::ReminderCancelled(Pick::NoMatch(Vec::new()), clock),
+        Outcome::MorningDigest(Some(23 * 60 + 59)),
+        Outcome::MorningDigest(None),
     ];
     for filter in [
         ListFilter::Open,
@@ -1104,6 +1107,7 @@ mod planning {
         Intent::CreateReminder {
             text: text.to_owned(),
             when: expr(when),
+            urgent: false,
         }
     }
 
@@ -1394,6 +1398,56 @@ mod planning {
             ),
         ]);
     }
+
+    #[test]
+    fn the_morning_digest_is_switched_on_and_off_in_english_and_french() {
+        check_table(&[
+            ("morning digest on", Intent::MorningDigest(true)),
+            ("Morning digest: off", Intent::MorningDigest(false)),
+            ("turn on the morning digest", Intent::MorningDigest(true)),
+            ("résumé du matin off", Intent::MorningDigest(false)),
+            ("active le résumé du matin", Intent::MorningDigest(true)),
+            (
+                "désactive mon résumé du matin stp",
+                Intent::MorningDigest(false),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn urgent_reminders_are_understood_in_english_and_french_and_urgent_alone_stays_a_task_command()
+    {
+        let urgent = |text: &str, when: &str| Intent::CreateReminder {
+            text: text.to_owned(),
+            when: expr(when),
+            urgent: true,
+        };
+        check_table(&[
+            (
+                "urgent: remind me to take my meds at 10pm",
+                urgent("take my meds", "at 10pm"),
+            ),
+            (
+                "URGENT! remind me in 20 minutes to call the pharmacy",
+                urgent("call the pharmacy", "in 20 minutes"),
+            ),
+            (
+                "urgent : rappelle-moi à 23h de prendre mes médicaments",
+                urgent("prendre mes médicaments", "à 23h"),
+            ),
+            (
+                "urgent 2",
+                Intent::Prioritize {
+                    target: at(2),
+                    priority: Priority::High,
+                },
+            ),
+            (
+                "remind me to stretch in 20 minutes",
+                remind("stretch", "in 20 minutes"),
+            ),
+        ]);
+    }
 }
 
 /// Whole conversations over a real store at a fixed clock, one per language, through every
@@ -1555,6 +1609,12 @@ mod conversations {
         assert_eq!(r, "Cancelled the reminder: stretch.");
         let r = s("remind me to call mom today at 8am").await;
         assert!(r.starts_with("That time has already passed."), "{r}");
+        let r = s("morning digest on").await;
+        assert!(r.starts_with("Morning digest on: every day at 8am,"), "{r}");
+        assert!(store.profile(en.id).await.unwrap().digest_enabled);
+        let r = s("morning digest off").await;
+        assert_eq!(r, "Morning digest off.");
+        assert!(!store.profile(en.id).await.unwrap().digest_enabled);
     }
 
     #[tokio::test]
@@ -1627,6 +1687,12 @@ mod conversations {
         );
         let r = s("annule le rappel 1").await;
         assert_eq!(r, "Rappel annulé : appeler le médecin.");
+        let r = s("résumé du matin on").await;
+        assert!(
+            r.starts_with("Résumé du matin activé : chaque jour à 8h,"),
+            "{r}"
+        );
+        assert!(store.profile(fr.id).await.unwrap().digest_enabled);
     }
 
     #[tokio::test]

@@ -41,6 +41,7 @@ pub struct ProfileView {
     pub lang: String,
     pub tz: String,
     pub quiet_hours: Option<QuietHours>,
+    pub morning_digest: MorningDigest,
     /// `standard`, `premium` or `admin`.
     pub role: String,
     pub mfa_enabled: bool,
@@ -53,6 +54,23 @@ pub struct ProfileView {
 pub struct QuietHours {
     pub start: String,
     pub end: String,
+}
+
+/// The opt-in morning digest: one SMS a day at `time` (local `HH:MM`) with today's top three
+/// tasks and today's reminders.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MorningDigest {
+    pub enabled: bool,
+    pub time: String,
+}
+
+/// A change to the morning digest; absent fields stay.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MorningDigestUpdate {
+    pub enabled: Option<bool>,
+    /// Local `HH:MM`.
+    pub time: Option<String>,
 }
 
 impl From<Profile> for ProfileView {
@@ -72,6 +90,10 @@ impl From<Profile> for ProfileView {
                 }),
                 _ => None,
             },
+            morning_digest: MorningDigest {
+                enabled: p.digest_enabled,
+                time: hhmm(p.digest_minute),
+            },
             role: p.role.as_str().to_owned(),
             mfa_enabled: p.mfa_enabled,
             created_at: p.created_at,
@@ -89,6 +111,7 @@ pub struct ProfileUpdate {
     #[serde(default, deserialize_with = "some_or_null")]
     #[schema(value_type = Option<QuietHours>)]
     pub quiet_hours: Option<Option<QuietHours>>,
+    pub morning_digest: Option<MorningDigestUpdate>,
 }
 
 /// Tells an absent field (`None`) from an explicit null (`Some(None)`).
@@ -145,6 +168,20 @@ async fn update(
             Some(None) => Some(None),
             Some(Some(q)) => Some(Some((minutes(&q.start)?, minutes(&q.end)?))),
         },
+        digest: request.morning_digest.as_ref().and_then(|d| d.enabled),
+        digest_minute: request
+            .morning_digest
+            .as_ref()
+            .and_then(|d| d.time.as_deref())
+            .map(|t| {
+                minutes(t).map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_digest_time",
+                        "the digest time is HH:MM, 00:00 to 23:59",
+                    )
+                })
+            })
+            .transpose()?,
     };
     Ok(axum::Json(
         state

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::crud::{Resource, refused};
 use crate::edges::ApiError;
 use crate::store::{Reminder, ReminderTime, Store, StoreError, UserId};
-use crate::tools::reminders::{ReminderError, create_from_text, place, validate};
+use crate::tools::reminders::{ReminderError, Wording, create_from_text, place, validate};
 use crate::tools::when::{self, Recurrence};
 
 /// The routes' marker type.
@@ -34,6 +34,8 @@ pub struct ReminderView {
     pub status: String,
     pub last_fired_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Rings even inside the person's quiet hours; other reminders wait for their end.
+    pub urgent: bool,
 }
 
 impl From<Reminder> for ReminderView {
@@ -47,6 +49,7 @@ impl From<Reminder> for ReminderView {
             status: r.status.as_str().to_owned(),
             last_fired_at: r.last_fired_at,
             created_at: r.created_at,
+            urgent: r.urgent,
         }
     }
 }
@@ -58,6 +61,9 @@ pub struct NewReminderRequest {
     pub text: String,
     /// When: ISO 8601 or natural English / French, in the person's time zone.
     pub when: String,
+    /// Ring even inside quiet hours (default false).
+    #[serde(default)]
+    pub urgent: bool,
 }
 
 /// Fields to change; absent ones stay. A new `when` schedules the reminder again.
@@ -66,6 +72,7 @@ pub struct NewReminderRequest {
 pub struct ReminderUpdate {
     pub text: Option<String>,
     pub when: Option<String>,
+    pub urgent: Option<bool>,
 }
 
 fn reminder_error(e: ReminderError) -> ApiError {
@@ -106,7 +113,11 @@ impl Resource for Reminders {
         new: NewReminderRequest,
     ) -> Result<ReminderView, ApiError> {
         let zone = store.profile(user).await?.time_zone;
-        let scheduled = create_from_text(store, user, &new.text, &new.when, Utc::now(), &zone)
+        let wording = Wording {
+            text: &new.text,
+            urgent: new.urgent,
+        };
+        let scheduled = create_from_text(store, user, wording, &new.when, Utc::now(), &zone)
             .await
             .map_err(reminder_error)?;
         Ok(scheduled.reminder.into())
@@ -145,7 +156,7 @@ impl Resource for Reminders {
             None => None,
         };
         Ok(store
-            .update_reminder(user, id, text, time.as_ref())
+            .update_reminder(user, id, text, time.as_ref(), change.urgent)
             .await?
             .into())
     }
