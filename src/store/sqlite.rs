@@ -35,12 +35,7 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
         .foreign_keys(true)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT);
-    // A file on this machine does not go stale the way a network connection can: no ping
-    // before each use (with sqlx-sqlite, a ping is a round trip to the connection's thread,
-    // as costly as a small query).
-    let pool_options = SqlitePoolOptions::new()
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .test_before_acquire(false);
+    let pool_options = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
     let pool = if is_memory_url(url) {
         pool_options
             .max_connections(1)
