@@ -168,6 +168,12 @@ const COUNT_MISSES: &str = concat!(
      AND due_at IS NOT NULL AND due_at <= $2 RETURNING ",
     task_columns!()
 );
+/// Whether [`COUNT_MISSES`] would count anything: a read, so the usual case (nothing newly
+/// missed) takes no write lock (on SQLite, a write outside the group-commit writer waits for
+/// it and makes it wait).
+const ANY_NEW_MISS: &str = "SELECT EXISTS (SELECT 1 FROM tasks \
+     WHERE user_id = $1 AND done = $4 AND miss_counted = $4 \
+     AND due_at IS NOT NULL AND due_at <= $2 AND $3)";
 const COMPLETED_SINCE: &str = concat!(
     "SELECT ",
     task_columns!(),
@@ -312,13 +318,24 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn count_task_misses(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Task>> {
         let mut rows = with_user!(self, user, conn => {
-            sqlx::query_as::<_, TaskRow>(COUNT_MISSES)
+            let any: bool = sqlx::query_scalar(ANY_NEW_MISS)
                 .bind(user.0)
                 .bind(now)
                 .bind(true)
                 .bind(false)
-                .fetch_all(&mut *conn)
-                .await?
+                .fetch_one(&mut *conn)
+                .await?;
+            if any {
+                sqlx::query_as::<_, TaskRow>(COUNT_MISSES)
+                    .bind(user.0)
+                    .bind(now)
+                    .bind(true)
+                    .bind(false)
+                    .fetch_all(&mut *conn)
+                    .await?
+            } else {
+                Vec::new()
+            }
         });
         rows.sort_by_key(|row| row.id);
         tasks(rows)
