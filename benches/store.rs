@@ -108,6 +108,7 @@ async fn turn(store: &Store, writer: &StoreWriter, path: Path, user: UserId, n: 
                     user,
                     message,
                     usage: vec![usage(direction)],
+                    summary: None,
                 };
                 let question = match path {
                     Path::GroupCommit => {

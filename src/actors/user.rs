@@ -33,7 +33,7 @@ use crate::sms::keywords::{self, Keyword};
 use crate::sms::segments;
 use crate::store::{
     Channel, ConversationSummary, Direction, Message, MessageWrite, NewLlmUsage, NewMessage,
-    NewSmsUsage, StoreError, User, UserId, Written,
+    NewSmsUsage, StoreError, SummaryWrite, User, UserId, Written,
 };
 
 /// How many recent messages the actor keeps in memory (the model's short-term context).
@@ -123,12 +123,37 @@ pub struct UserState {
     ltm: LtmCache,
     /// Left by an answered turn for the memory work done after its reply is sent.
     post_turn: Option<PostTurn>,
+    /// A fold of older messages not stored yet: it rides with the user's next write (one
+    /// group commit instead of a commit of its own), or is stored when the actor stops. If the
+    /// process dies first, nothing is lost: the messages it covers are reloaded at activation.
+    pending_summary: Option<SummaryWrite>,
 }
 
 impl Actor for UserActor {
     type Msg = UserMsg;
     type State = UserState;
     type Arguments = UserArgs;
+
+    /// Stores a fold still waiting for the user's next write (passivation, shutdown).
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(fold) = state.pending_summary.take() {
+            let saved = Box::pin(state.deps.store.save_conversation_summary(
+                state.user_id,
+                &fold.text,
+                fold.through_message_id,
+                fold.folded_messages,
+            ))
+            .await;
+            if let Err(error) = saved {
+                tracing::warn!(user = %state.user_id, %error, "storing the summary at stop failed");
+            }
+        }
+        Ok(())
+    }
 
     async fn pre_start(
         &self,
@@ -148,6 +173,7 @@ impl Actor for UserActor {
             last_activity: Instant::now(),
             ltm: LtmCache::default(),
             post_turn: None,
+            pending_summary: None,
         })
     }
 
@@ -288,14 +314,21 @@ async fn fold_if_long(state: &mut UserState) -> Result<(), TurnError> {
         .await;
     let store = &state.deps.store;
     let total = state.summary.as_ref().map_or(0, |s| s.folded_messages) + folding.len() as u64;
-    let saved = store
-        .save_conversation_summary(state.user_id, &folded.text, through, total)
-        .await?;
     store
         .record_llm_usage(state.user_id, None, &folded.usage)
         .await?;
     state.recent.drain(..count);
-    state.summary = Some(saved);
+    state.pending_summary = Some(SummaryWrite {
+        text: folded.text.clone(),
+        through_message_id: through,
+        folded_messages: total,
+    });
+    state.summary = Some(ConversationSummary {
+        text: folded.text,
+        through_message_id: through,
+        folded_messages: total,
+        updated_at: Utc::now(),
+    });
     tracing::debug!(user = %state.user_id, folded = count, "older turns folded into the summary");
     Ok(())
 }
@@ -450,8 +483,10 @@ async fn persist_inbound(state: &mut UserState, turn: &InboundTurn) -> Result<Wr
             user: state.user_id,
             message,
             usage,
+            summary: state.pending_summary.clone(),
         })
         .await?;
+    state.pending_summary = None;
     if let Written::Stored(message) = &written {
         remember(state, message.clone());
     }
@@ -512,6 +547,7 @@ async fn finish(
             user: state.user_id,
             message: reply,
             usage,
+            summary: None,
         })
         .await?
         .into_message();

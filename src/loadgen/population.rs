@@ -60,6 +60,7 @@ pub async fn store_history(store: &Store, users: &[UserId], messages: u32) -> st
                         in_reply_to: None,
                     },
                     usage: Vec::new(),
+                    summary: None,
                 })
                 .collect();
             let asked = store.write_messages(&questions).await?;
@@ -81,6 +82,7 @@ pub async fn store_history(store: &Store, users: &[UserId], messages: u32) -> st
                         in_reply_to: Some(question.id),
                     },
                     usage: Vec::new(),
+                    summary: None,
                 })
                 .collect();
             store.write_messages(&replies).await?;

@@ -162,6 +162,21 @@ pub struct MessageWrite {
     pub message: NewMessage,
     /// Usage rows pointing at the message, stored with it (none for a web message).
     pub usage: Vec<NewSmsUsage>,
+    /// A rolling-summary fold of this user's, stored in the same transaction: a fold rides
+    /// with the user's next write instead of committing on its own.
+    pub summary: Option<SummaryWrite>,
+}
+
+/// A fold of older messages into the user's rolling summary, carried by a [`MessageWrite`].
+/// Stored as [`Store::save_conversation_summary`] stores it: a newer fold already stored
+/// stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryWrite {
+    pub text: String,
+    /// The newest message folded in (one of the user's own).
+    pub through_message_id: i64,
+    /// How many messages were folded in over time.
+    pub folded_messages: u64,
 }
 
 /// What became of one [`MessageWrite`].
@@ -760,6 +775,16 @@ impl Store {
             .iter()
             .map(|w| self.seal_column(BODY_COLUMN, w.user, &w.message.body))
             .collect();
+        let summaries = writes
+            .iter()
+            .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)))
+            .map(|(user, s)| {
+                let folded = i64::try_from(s.folded_messages)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+                let sealed = self.seal_column(super::summaries::PLACE, user, &s.text);
+                Ok((user, sealed, s.through_message_id, folded))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let created_at = now();
         with_pool!(self, pool, Db => {
             let mut tx = <Db as BatchSql>::begin_batch(self, pool, writes).await?;
@@ -812,6 +837,17 @@ impl Store {
             for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
                 <Db as BatchSql>::insert_usage(&mut tx, chunk, created_at).await?;
             }
+            for (user, sealed, through, folded) in &summaries {
+                sqlx::query(super::summaries::SAVE_SUMMARY)
+                    .bind(user.0)
+                    .bind(sealed)
+                    .bind(*through)
+                    .bind(*folded)
+                    .bind(created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(write_error)?;
+            }
             tx.commit().await?;
             Ok(written)
         })
@@ -833,6 +869,7 @@ mod tests {
                 in_reply_to: None,
             },
             usage: Vec::new(),
+            summary: None,
         }
     }
 

@@ -108,7 +108,7 @@ pub use memories::{
 };
 pub use messages::{
     Channel, Direction, Message, MessageWrite, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage,
-    Written,
+    SummaryWrite, Written,
 };
 pub use notes::Note;
 pub use privacy::{EXPORT_FORMAT, ErasureReport};

@@ -7,7 +7,7 @@ use super::sql::{now, write_error};
 use super::{Result, Store, StoreError, UserId, seal, with_user};
 
 /// Where summaries are sealed (the associated data names column and user).
-const PLACE: &str = "conversation_summaries.summary";
+pub(super) const PLACE: &str = "conversation_summaries.summary";
 
 /// A user's rolling conversation summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ struct SummaryRow {
 const SUMMARY: &str = "SELECT summary, through_message_id, folded_messages, updated_at \
      FROM conversation_summaries WHERE user_id = $1";
 /// Inserts or replaces the user's summary; a fold never moves `through` backwards.
-const SAVE_SUMMARY: &str = "INSERT INTO conversation_summaries \
+pub(super) const SAVE_SUMMARY: &str = "INSERT INTO conversation_summaries \
      (user_id, summary, through_message_id, folded_messages, updated_at) \
      VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (user_id) DO UPDATE SET summary = excluded.summary, \

@@ -727,3 +727,73 @@ async fn connect_picks_the_backend_by_scheme_and_refuses_unknown_ones() {
     }
     assert_eq!(backends.into_inner().expect("not poisoned"), expected);
 }
+
+#[tokio::test]
+async fn a_summary_fold_rides_with_its_users_message_write_and_a_stale_fold_never_replaces_a_newer()
+{
+    use super::{Channel, Direction, MessageWrite, NewMessage, SummaryWrite};
+    on_each_backend(|store| async move {
+        let ana = create(&store, 1).await.id;
+        let bob = create(&store, 2).await.id;
+        let write = |user, body: &str, summary| MessageWrite {
+            user,
+            message: NewMessage {
+                channel: Channel::Sms,
+                direction: Direction::Inbound,
+                body: body.into(),
+                provider_message_id: None,
+                in_reply_to: None,
+            },
+            usage: Vec::new(),
+            summary,
+        };
+        let fold = |text: &str, through, folded| {
+            Some(SummaryWrite {
+                text: text.into(),
+                through_message_id: through,
+                folded_messages: folded,
+            })
+        };
+        let ids: Vec<i64> = store
+            .write_messages(&[write(ana, "one", None), write(ana, "two", None)])
+            .await
+            .expect("write")
+            .into_iter()
+            .map(|w| w.into_message().id)
+            .collect();
+        // Batched with another user's write, as the group-commit writer does.
+        store
+            .write_messages(&[
+                write(ana, "three", fold("newer fold", ids[1], 2)),
+                write(bob, "hi", None),
+            ])
+            .await
+            .expect("a write carrying a fold");
+        let stored = store.conversation_summary(ana).await.expect("read");
+        let stored = stored.expect("the fold is stored with the write");
+        assert_eq!(
+            (
+                stored.text.as_str(),
+                stored.through_message_id,
+                stored.folded_messages
+            ),
+            ("newer fold", ids[1], 2)
+        );
+        assert!(
+            store
+                .conversation_summary(bob)
+                .await
+                .expect("read")
+                .is_none()
+        );
+
+        store
+            .write_messages(&[write(ana, "four", fold("stale fold", ids[0], 1))])
+            .await
+            .expect("a write carrying a stale fold");
+        let kept = store.conversation_summary(ana).await.expect("read");
+        assert_eq!(kept.expect("a summary").text, "newer fold");
+        assert_eq!(store.recent_messages(ana, 10).await.expect("read").len(), 4);
+    })
+    .await;
+}

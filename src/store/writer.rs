@@ -231,6 +231,7 @@ mod tests {
             user,
             message,
             usage,
+            summary: None,
         }
     }
 

@@ -135,7 +135,16 @@ async fn older_turns_fold_into_a_summary_that_survives_a_restart() {
                 .await;
             assert_eq!(reply, "Got it. One small step next?", "[{}]", db.label);
         }
+        // The fold is stored with the user's next write (one group commit, not one of its own).
         let store = server.store().await;
+        assert!(
+            store.conversation_summary(ana).await.unwrap().is_none(),
+            "[{}] the fold waits for the next write",
+            db.label
+        );
+        server
+            .text(&sid(), ANA_PHONE, ANA_NUMBER, "moving note 8")
+            .await;
         let mut summary = None;
         for _ in 0..100 {
             summary = store.conversation_summary(ana).await.unwrap();
