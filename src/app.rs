@@ -116,9 +116,7 @@ impl Application {
         llm: Option<(LlmSetup, LlmHandle)>,
         model_cache: Option<ResponseCache>,
     ) -> anyhow::Result<Self> {
-        let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
-            .await
-            .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+        let store = settings.open_store().await?;
         let store = match &settings.database_api_url {
             Some(url) => store
                 .with_scoped_pool(url.expose())

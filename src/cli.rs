@@ -136,9 +136,7 @@ async fn seed(settings: &Settings, args: SeedArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: --users must be 1 to {}", population::MAX_USERS);
         return Ok(ExitCode::from(2));
     }
-    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
-        .await
-        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    let store = settings.open_store().await?;
     let started = std::time::Instant::now();
     let mut created = 0;
     let mut first = 0;
@@ -227,9 +225,7 @@ async fn user_add(settings: &Settings, args: UserAddArgs) -> anyhow::Result<Exit
             return Ok(ExitCode::from(2));
         }
     };
-    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
-        .await
-        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    let store = settings.open_store().await?;
     let new = NewUser {
         display_name: args.name.trim().to_owned(),
         phone: args.phone.clone(),
@@ -256,9 +252,7 @@ async fn user_add(settings: &Settings, args: UserAddArgs) -> anyhow::Result<Exit
 }
 
 async fn rotate_key(settings: &Settings, args: RotateKeyArgs) -> anyhow::Result<ExitCode> {
-    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
-        .await
-        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    let store = settings.open_store().await?;
     let key = settings.sealer.active_key_id().to_owned();
     eprintln!("re-sealing under key {key}");
     let columns = store
@@ -329,9 +323,7 @@ async fn user_role(settings: &Settings, args: UserRoleArgs) -> anyhow::Result<Ex
             return Ok(ExitCode::from(2));
         }
     };
-    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
-        .await
-        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    let store = settings.open_store().await?;
     match store.set_role(id, role).await {
         Ok(()) => {
             store

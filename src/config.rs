@@ -935,6 +935,14 @@ const LOCAL_JWT_KEY_FILE: &str = "jwt.key";
 const DAY_SECS: u64 = 24 * 60 * 60;
 
 impl Settings {
+    /// Opens the store these settings name (migrating it), as every command does first.
+    pub async fn open_store(&self) -> anyhow::Result<crate::store::Store> {
+        use anyhow::Context;
+        crate::store::connect(self.database_url.expose(), self.sealer.clone())
+            .await
+            .with_context(|| format!("opening database {}", self.database_url.redacted()))
+    }
+
     /// Loads and validates the settings from the flags/environment and the optional file.
     /// Creates the data directory, and a local Twilio token when none is configured.
     pub fn load(args: &SettingsArgs) -> Result<Self, ConfigError> {

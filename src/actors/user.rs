@@ -123,10 +123,10 @@ pub struct UserState {
     ltm: LtmCache,
     /// Left by an answered turn for the memory work done after its reply is sent.
     post_turn: Option<PostTurn>,
-    /// A fold of older messages not stored yet: it rides with the user's next write (one
-    /// group commit instead of a commit of its own), or is stored when the actor stops. If the
+    /// `summary` holds a fold not stored yet: it rides with the user's next write (one group
+    /// commit instead of a commit of its own), or is stored when the actor stops. If the
     /// process dies first, nothing is lost: the messages it covers are reloaded at activation.
-    pending_summary: Option<SummaryWrite>,
+    summary_unsaved: bool,
 }
 
 impl Actor for UserActor {
@@ -140,7 +140,8 @@ impl Actor for UserActor {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(fold) = state.pending_summary.take() {
+        if let Some(fold) = unsaved_summary(state) {
+            state.summary_unsaved = false;
             let saved = Box::pin(state.deps.store.save_conversation_summary(
                 state.user_id,
                 &fold.text,
@@ -173,7 +174,7 @@ impl Actor for UserActor {
             last_activity: Instant::now(),
             ltm: LtmCache::default(),
             post_turn: None,
-            pending_summary: None,
+            summary_unsaved: false,
         })
     }
 
@@ -270,6 +271,16 @@ impl Actor for UserActor {
     }
 }
 
+/// The fold in `state.summary` as a write, when it is not stored yet.
+fn unsaved_summary(state: &UserState) -> Option<SummaryWrite> {
+    let summary = state.summary.as_ref().filter(|_| state.summary_unsaved)?;
+    Some(SummaryWrite {
+        text: summary.text.clone(),
+        through_message_id: summary.through_message_id,
+        folded_messages: summary.folded_messages,
+    })
+}
+
 /// Loads the user's state from the store if this is the first message since activation.
 async fn ensure_loaded(state: &mut UserState) -> Result<(), TurnError> {
     if state.user.is_some() {
@@ -318,11 +329,7 @@ async fn fold_if_long(state: &mut UserState) -> Result<(), TurnError> {
         .record_llm_usage(state.user_id, None, &folded.usage)
         .await?;
     state.recent.drain(..count);
-    state.pending_summary = Some(SummaryWrite {
-        text: folded.text.clone(),
-        through_message_id: through,
-        folded_messages: total,
-    });
+    state.summary_unsaved = true;
     state.summary = Some(ConversationSummary {
         text: folded.text,
         through_message_id: through,
@@ -483,10 +490,10 @@ async fn persist_inbound(state: &mut UserState, turn: &InboundTurn) -> Result<Wr
             user: state.user_id,
             message,
             usage,
-            summary: state.pending_summary.clone(),
+            summary: unsaved_summary(state),
         })
         .await?;
-    state.pending_summary = None;
+    state.summary_unsaved = false;
     if let Written::Stored(message) = &written {
         remember(state, message.clone());
     }

@@ -42,9 +42,7 @@ const SESSION_HOURS: i64 = 12;
 /// Signs in users `0..count` of the population: a session each in the store, and an access
 /// token for it signed with the server's keys.
 pub async fn sign_in(settings: &Settings, count: u64) -> anyhow::Result<Vec<String>> {
-    let store = store::connect(settings.database_url.expose(), settings.sealer.clone())
-        .await
-        .with_context(|| format!("opening database {}", settings.database_url.redacted()))?;
+    let store = settings.open_store().await?;
     let now = chrono::Utc::now();
     let ttl = chrono::Duration::from_std(settings.auth.access_ttl)
         .unwrap_or_else(|_| chrono::Duration::minutes(15));
@@ -181,7 +179,6 @@ pub struct Fleet {
     pushes: Arc<Pushes>,
     stop: CancellationToken,
     holders: Vec<tokio::task::JoinHandle<()>>,
-    requested: u64,
     failed: u64,
     bytes_per_socket: Option<f64>,
 }
@@ -195,7 +192,6 @@ impl Fleet {
         tokens: Vec<String>,
         rss: impl Fn() -> Option<u64>,
     ) -> Self {
-        let requested = tokens.len() as u64;
         let pushes = Arc::new(Pushes::new(tokens.len()));
         let stop = CancellationToken::new();
         let rss_before = rss();
@@ -239,7 +235,6 @@ impl Fleet {
             pushes,
             stop,
             holders,
-            requested,
             failed,
             bytes_per_socket,
         }
@@ -269,7 +264,7 @@ impl Fleet {
         }
         let pushes = &self.pushes;
         SocketSummary {
-            requested: self.requested,
+            requested: pushes.sent.len() as u64,
             opened,
             failed: self.failed,
             dropped: pushes.dropped.load(Ordering::Relaxed),

@@ -184,10 +184,11 @@ macro_rules! memory_columns {
     };
 }
 
-/// Inserts nothing when `$6` names a message that is not this user's.
+/// A memory without a source message, for [`Store::add_memories`].
 const INSERT_MEMORY_ONLY: &str = "INSERT INTO ltm_memories \
      (user_id, text, kind, tags, importance, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $6)";
+/// Inserts nothing when `$6` names a message that is not this user's.
 const INSERT_MEMORY: &str = concat!(
     "INSERT INTO ltm_memories \
      (user_id, text, kind, tags, importance, source_message_id, created_at, updated_at) \
@@ -315,8 +316,9 @@ impl Store {
     }
 
     /// Stores many users' memories learnt at `at`, in one transaction (seeding a benchmark
-    /// population); none may name a source message. Returns how many were stored. Spans
-    /// users, so it runs as the owner, outside row-level security.
+    /// population), without their source messages (`source_message_id` is not stored).
+    /// Returns how many were stored. Spans users, so it runs as the owner, outside row-level
+    /// security.
     #[tracing::instrument(skip_all)]
     pub async fn add_memories(
         &self,

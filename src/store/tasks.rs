@@ -161,19 +161,28 @@ const RESET_MISSES: &str = concat!(
     "UPDATE tasks SET misses = 0 WHERE user_id = $1 AND id = $2 RETURNING ",
     task_columns!()
 );
+/// The open tasks of user `$1` whose due date passed by `$2` and was not counted yet (`$4`
+/// is false).
+macro_rules! newly_missed {
+    () => {
+        "user_id = $1 AND done = $4 AND miss_counted = $4 AND due_at IS NOT NULL AND due_at <= $2"
+    };
+}
 /// Counts one miss for each open task whose due date passed and was not counted yet.
 const COUNT_MISSES: &str = concat!(
-    "UPDATE tasks SET misses = misses + 1, miss_counted = $3 \
-     WHERE user_id = $1 AND done = $4 AND miss_counted = $4 \
-     AND due_at IS NOT NULL AND due_at <= $2 RETURNING ",
+    "UPDATE tasks SET misses = misses + 1, miss_counted = $3 WHERE ",
+    newly_missed!(),
+    " RETURNING ",
     task_columns!()
 );
 /// Whether [`COUNT_MISSES`] would count anything: a read, so the usual case (nothing newly
 /// missed) takes no write lock (on SQLite, a write outside the group-commit writer waits for
 /// it and makes it wait).
-const ANY_NEW_MISS: &str = "SELECT EXISTS (SELECT 1 FROM tasks \
-     WHERE user_id = $1 AND done = $4 AND miss_counted = $4 \
-     AND due_at IS NOT NULL AND due_at <= $2 AND $3)";
+const ANY_NEW_MISS: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM tasks WHERE ",
+    newly_missed!(),
+    " AND $3)"
+);
 const COMPLETED_SINCE: &str = concat!(
     "SELECT ",
     task_columns!(),

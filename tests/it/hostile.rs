@@ -277,15 +277,10 @@ async fn hostile_websocket_frames_are_refused_or_close_that_socket_only() {
     let data = db.data_dir(dir.path());
     let server = Server::start(&data, &db, &[("NUDGE_RATE_WS_PER_MIN", "0")]);
     let token = access(&register(&server, "frames@example.com").await);
-    let url = server
-        .url(&format!("/ws?token={token}"))
-        .replacen("http", "ws", 1);
     let wait = std::time::Duration::from_secs(10);
 
     // Garbage and wrong shapes: a refusal each, and the socket stays open.
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .expect("the socket opens");
+    let mut socket = crate::live::open(&server, &token, None).await;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut garbage: Vec<String> = (0..20)
         .map(|_| {
@@ -330,9 +325,7 @@ async fn hostile_websocket_frames_are_refused_or_close_that_socket_only() {
     }
 
     // A frame far past any chat message closes that socket; the server goes on serving.
-    let (mut big, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .expect("the socket opens");
+    let mut big = crate::live::open(&server, &token, None).await;
     let _ = big.send(Frame::Text("y".repeat(200_000).into())).await;
     let closed = tokio::time::timeout(wait, async {
         loop {
