@@ -7,7 +7,9 @@
 //! - `three commits per turn`: the path before the writer (insert the message, record its
 //!   usage, then the reply and its usage in a transaction);
 //! - `two commits per turn`: the writer's statements, one transaction per write, no batching;
-//! - `group commit`: the same writes through the writer, batched with other users' writes.
+//! - `group commit`: the same writes through the writer, batched with other users' writes;
+//! - `group commit, one write per turn`: the inbound message carries its reply, so a turn is
+//!   one write of the writer's batch (what a turn answered at once does).
 //!
 //! SQLite runs on a file in WAL mode with `synchronous=FULL` (as `nudge serve` does); the
 //! PostgreSQL variants run when `NUDGE_TEST_POSTGRES_URL` names a server (a fresh database is
@@ -22,8 +24,8 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use nudge::loadgen::population;
 use nudge::store::{
-    self, Channel, Direction, MessageWrite, NewMessage, NewSmsUsage, Sealer, SmsEncoding, Store,
-    StoreWriter, UserId,
+    self, Channel, Direction, MessageWrite, NewMessage, NewSmsUsage, ReplyWrite, Sealer,
+    SmsEncoding, Store, StoreWriter, UserId,
 };
 use tokio::runtime::Runtime;
 
@@ -38,6 +40,7 @@ enum Path {
     ThreeCommits,
     TwoCommits,
     GroupCommit,
+    GroupCommitOneWrite,
 }
 
 impl Path {
@@ -46,6 +49,7 @@ impl Path {
             Path::ThreeCommits => "three commits per turn",
             Path::TwoCommits => "two commits per turn",
             Path::GroupCommit => "group commit",
+            Path::GroupCommitOneWrite => "group commit, one write per turn",
         }
     }
 }
@@ -109,6 +113,7 @@ async fn turn(store: &Store, writer: &StoreWriter, path: Path, user: UserId, n: 
                     message,
                     usage: vec![usage(direction)],
                     summary: None,
+                    reply: None,
                 };
                 let question = match path {
                     Path::GroupCommit => {
@@ -125,6 +130,19 @@ async fn turn(store: &Store, writer: &StoreWriter, path: Path, user: UserId, n: 
             }
             .await
         }
+        Path::GroupCommitOneWrite => writer
+            .write(MessageWrite {
+                user,
+                message: inbound(n),
+                usage: vec![usage(Direction::Inbound)],
+                summary: None,
+                reply: Some(ReplyWrite {
+                    message: reply(0),
+                    usage: vec![usage(Direction::Outbound)],
+                }),
+            })
+            .await
+            .map(drop),
     };
     if let Err(error) = result {
         panic!("a benchmark write failed: {error}");
@@ -197,7 +215,12 @@ fn writes(c: &mut Criterion) {
     for (backend, url) in &backends {
         let (store, users) = runtime.block_on(open(url));
         let writer = runtime.block_on(async { StoreWriter::start(store.clone()) });
-        for path in [Path::ThreeCommits, Path::TwoCommits, Path::GroupCommit] {
+        for path in [
+            Path::ThreeCommits,
+            Path::TwoCommits,
+            Path::GroupCommit,
+            Path::GroupCommitOneWrite,
+        ] {
             group.bench_function(BenchmarkId::new(path.name(), backend), |b| {
                 b.to_async(&runtime).iter_custom(|turns| {
                     let (store, writer, users) = (store.clone(), writer.clone(), users.clone());

@@ -15,10 +15,12 @@
 //! configured time it tells the Directory, which stops it only if no turn was routed since.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
@@ -33,7 +35,7 @@ use crate::sms::keywords::{self, Keyword};
 use crate::sms::segments;
 use crate::store::{
     Channel, ConversationSummary, Direction, Message, MessageWrite, NewLlmUsage, NewMessage,
-    NewSmsUsage, StoreError, SummaryWrite, User, UserId, Written,
+    NewSmsUsage, ReplyWrite, StoreError, SummaryWrite, User, UserId, Written,
 };
 
 /// How many recent messages the actor keeps in memory (the model's short-term context).
@@ -347,30 +349,128 @@ fn remember(state: &mut UserState, message: Message) {
     state.recent.push_back(message);
 }
 
+/// How long a turn may take to answer before its inbound message is stored on its own. An
+/// answer ready within it (the offline rules, a cached reply) is committed with the message
+/// in one write; a slower one (a model call) does not keep the message waiting to be durable.
+const ANSWER_WITH_MESSAGE_WITHIN: Duration = Duration::from_millis(50);
+
 /// Runs one turn. A plain function over the state, so it reads top to bottom.
+///
+/// The inbound message is durable before the reply leaves, and never later than
+/// [`ANSWER_WITH_MESSAGE_WITHIN`] after the answer began, whichever comes first: a quick
+/// answer is stored with its message in one commit of the group-commit writer. A turn that
+/// fails (or panics) before it has an answer stores its message alone, so nothing the user
+/// wrote is lost.
 async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcome, TurnError> {
     ensure_loaded(state).await?;
-    let store = state.deps.store.clone();
-    let user_id = state.user_id;
 
-    // 1. Persist the inbound message. Dedupe: a retried webhook (same provider id) is stored
-    //    once and gets the reply it got the first time.
-    let inbound = match persist_inbound(state, &turn).await? {
-        Written::Stored(inbound) => inbound,
-        Written::Duplicate(existing) => {
-            if let Some(reply) = store.reply_to(user_id, existing.id).await? {
-                let silent = state.user.as_ref().is_some_and(|u| u.sms_opted_out)
-                    && turn.channel == Channel::Sms;
-                return Ok(TurnOutcome {
-                    reply_id: Some(reply.id),
-                    reply: (!silent).then_some(reply.body),
-                    duplicate: true,
-                });
+    // 1. Dedupe: a retried webhook (same provider id) gets the reply it got the first time.
+    //    Seen in the recent turns here; the store refuses any older copy at the commit.
+    if let Some(outcome) = replay(state, &turn).await? {
+        return Ok(outcome);
+    }
+
+    // 2–4. The answer; the message is stored alone meanwhile if it takes long.
+    let writer = state.deps.writer.clone();
+    let alone = message_write(state, &turn, None);
+    let (answered, stored_first) = {
+        let mut answering = Box::pin(AssertUnwindSafe(answer(state, &turn)).catch_unwind());
+        tokio::select! {
+            biased;
+            answered = &mut answering => (answered, None),
+            () = tokio::time::sleep(ANSWER_WITH_MESSAGE_WITHIN) => {
+                let (written, answered) = tokio::join!(writer.write(alone.clone()), answering);
+                (answered, Some(written))
             }
-            // Stored but never answered (the process stopped mid-turn): answer it now.
-            existing
         }
     };
+    let stored_first = match stored_first {
+        Some(written) => Some(took(state, written?)),
+        None => None,
+    };
+    let failed = match answered {
+        Ok(Ok(answer)) => return commit(state, &turn, answer, alone, stored_first).await,
+        Ok(Err(error)) => Ok(error),
+        Err(panic) => Err(panic),
+    };
+    if stored_first.is_none() {
+        store_alone(state, alone).await;
+    }
+    match failed {
+        Ok(error) => Err(error),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Stores the message of a turn that has no answer, logging a failure (the turn's own error
+/// is what its caller hears).
+async fn store_alone(state: &mut UserState, write: MessageWrite) {
+    match state.deps.writer.write(write).await {
+        Ok(written) => {
+            took(state, written);
+        }
+        Err(error) => {
+            tracing::error!(user = %state.user_id, %error, "storing a failed turn's message failed");
+        }
+    }
+}
+
+/// The reply stored for a message seen among the recent turns, for a retried webhook.
+async fn replay(state: &UserState, turn: &InboundTurn) -> Result<Option<TurnOutcome>, TurnError> {
+    let Some(sid) = turn.provider_message_id.as_deref() else {
+        return Ok(None);
+    };
+    let Some(seen) = state.recent.iter().find(|m| {
+        m.direction == Direction::Inbound && m.provider_message_id.as_deref() == Some(sid)
+    }) else {
+        return Ok(None);
+    };
+    let reply = match state.recent.iter().find(|m| m.in_reply_to == Some(seen.id)) {
+        Some(reply) => Some(reply.clone()),
+        None => state.deps.store.reply_to(state.user_id, seen.id).await?,
+    };
+    // Stored but never answered (STOP, or the process stopped mid-turn): answered now.
+    Ok(reply.map(|reply| replayed(state, turn, reply)))
+}
+
+/// A stored reply given again to a retried webhook (nothing, to an opted-out phone).
+fn replayed(state: &UserState, turn: &InboundTurn, reply: Message) -> TurnOutcome {
+    let silent =
+        state.user.as_ref().is_some_and(|u| u.sms_opted_out) && turn.channel == Channel::Sms;
+    TurnOutcome {
+        reply_id: Some(reply.id),
+        reply: (!silent).then_some(reply.body),
+        duplicate: true,
+    }
+}
+
+/// What a turn answers, before anything of it is stored.
+struct Answer {
+    /// `None` when nothing must be sent (STOP, START).
+    text: Option<String>,
+    /// Model usage of the reply, stored with its id.
+    llm_usage: Vec<NewLlmUsage>,
+    /// The user had opted out of SMS when the message came.
+    opted_out: bool,
+    /// Set when the engine answered: the memories it was given, for the after-turn work.
+    recalled: Option<Vec<i64>>,
+}
+
+impl Answer {
+    fn fixed(text: Option<String>, opted_out: bool) -> Self {
+        Self {
+            text,
+            llm_usage: Vec::new(),
+            opted_out,
+            recalled: None,
+        }
+    }
+}
+
+/// Carrier keywords, answers to reminders, then the engine.
+async fn answer(state: &mut UserState, turn: &InboundTurn) -> Result<Answer, TurnError> {
+    let store = state.deps.store.clone();
+    let user_id = state.user_id;
 
     // 2. Carrier keywords, on SMS only.
     let opted_out = state.user.as_ref().is_some_and(|u| u.sms_opted_out);
@@ -379,11 +479,7 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
             Some(Keyword::OptOut) => {
                 set_opt_out(state, true).await?;
                 tracing::info!(user = %user_id, "user opted out of SMS");
-                return Ok(TurnOutcome {
-                    reply: None,
-                    duplicate: false,
-                    reply_id: None,
-                });
+                return Ok(Answer::fixed(None, opted_out));
             }
             Some(Keyword::OptIn) if opted_out || !is_yes(&turn.body) => {
                 if opted_out {
@@ -391,16 +487,14 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
                     tracing::info!(user = %user_id, "user opted back in to SMS");
                 }
                 // Twilio confirms the opt-in itself.
-                return Ok(TurnOutcome {
-                    reply: None,
-                    duplicate: false,
-                    reply_id: None,
-                });
+                return Ok(Answer::fixed(None, opted_out));
             }
             Some(Keyword::Help) => {
                 let language = state.user.as_ref().map(|u| u.language).unwrap_or_default();
-                let text = help_text(language).to_owned();
-                return finish(state, &turn, &inbound, text, &[], opted_out).await;
+                return Ok(Answer::fixed(
+                    Some(help_text(language).to_owned()),
+                    opted_out,
+                ));
             }
             _ => {}
         }
@@ -412,7 +506,7 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
         && let Some(text) =
             super::reminders::answer_nudge(&store, &user, answer, turn.received_at).await?
     {
-        return finish(state, &turn, &inbound, text, &[], opted_out).await;
+        return Ok(Answer::fixed(Some(text), opted_out));
     }
 
     // 4. The engine answers.
@@ -442,17 +536,12 @@ async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcom
             },
         )
         .await?;
-    state.post_turn = Some(PostTurn {
-        message_id: inbound.id,
-        message: turn.body.clone(),
-        reply: reply.text.clone(),
-        now: turn.received_at,
-        used: ranked.iter().map(|r| r.memory.id).collect(),
-    });
-    let outcome = finish(state, &turn, &inbound, reply.text, &reply.usage, opted_out).await;
-    // The turn may have changed tasks or reminders: open clients reload their lists.
-    state.deps.live.publish(user_id, &Event::TaskChanged);
-    outcome
+    Ok(Answer {
+        text: Some(reply.text),
+        llm_usage: reply.usage,
+        opted_out,
+        recalled: Some(ranked.iter().map(|r| r.memory.id).collect()),
+    })
 }
 
 fn is_yes(body: &str) -> bool {
@@ -461,9 +550,126 @@ fn is_yes(body: &str) -> bool {
         .eq_ignore_ascii_case("yes")
 }
 
-/// Hands the inbound message and its SMS usage to the group-commit writer and waits until
-/// they are durable.
-async fn persist_inbound(state: &mut UserState, turn: &InboundTurn) -> Result<Written, TurnError> {
+/// Stores the inbound `message` with its answer (or the answer alone, when the message was
+/// stored first), then tells open clients.
+async fn commit(
+    state: &mut UserState,
+    turn: &InboundTurn,
+    answer: Answer,
+    message: MessageWrite,
+    stored_first: Option<Written>,
+) -> Result<TurnOutcome, TurnError> {
+    let sms = turn.channel == Channel::Sms;
+    let send_sms = sms && !answer.opted_out;
+    let reply = answer.text.map(|text| reply_write(turn, text, send_sms));
+    let written = match stored_first {
+        Some(written) => written,
+        None => {
+            let write = MessageWrite {
+                reply: reply.clone(),
+                ..message
+            };
+            let written = state.deps.writer.write(write).await?;
+            took(state, written)
+        }
+    };
+    let (inbound, stored) = match written {
+        Written::Answered { message, reply } => (message, Some(reply)),
+        Written::Stored(message) => {
+            let stored = match reply {
+                Some(reply) => Some(write_reply(state, &message, reply).await?),
+                None => None,
+            };
+            (message, stored)
+        }
+        Written::Duplicate(existing) => {
+            // A copy the recent turns no longer held: the reply it got stands.
+            if let Some(stored) = state
+                .deps
+                .store
+                .reply_to(state.user_id, existing.id)
+                .await?
+            {
+                return Ok(replayed(state, turn, stored));
+            }
+            // Stored but never answered: this answer is its reply.
+            let stored = match reply {
+                Some(reply) => Some(write_reply(state, &existing, reply).await?),
+                None => None,
+            };
+            (existing, stored)
+        }
+    };
+    let Some(stored) = stored else {
+        return Ok(TurnOutcome {
+            reply: None,
+            duplicate: false,
+            reply_id: None,
+        });
+    };
+    state
+        .deps
+        .store
+        .record_llm_usage(state.user_id, Some(stored.id), &answer.llm_usage)
+        .await?;
+    let live = &state.deps.live;
+    live.publish(state.user_id, &Event::message(&inbound));
+    live.publish(state.user_id, &Event::message(&stored));
+    if let Some(used) = answer.recalled {
+        state.post_turn = Some(PostTurn {
+            message_id: inbound.id,
+            message: turn.body.clone(),
+            reply: stored.body.clone(),
+            now: turn.received_at,
+            used,
+        });
+        // The turn may have changed tasks or reminders: open clients reload their lists.
+        live.publish(state.user_id, &Event::TaskChanged);
+    }
+    let body = stored.body.clone();
+    let reply_id = stored.id;
+    remember(state, stored);
+    Ok(TurnOutcome {
+        reply: (!sms || send_sms).then_some(body),
+        duplicate: false,
+        reply_id: Some(reply_id),
+    })
+}
+
+/// The reply as stored: SMS-sized on SMS, with its usage row when it is sent as an SMS.
+fn reply_write(turn: &InboundTurn, text: String, send_sms: bool) -> ReplyWrite {
+    let body = if turn.channel == Channel::Sms {
+        // One curly quote would make the whole SMS UCS-2 and double its segments.
+        segments::fit(&segments::normalize_punctuation(&text), MAX_REPLY_SEGMENTS)
+    } else {
+        text
+    };
+    let usage = if send_sms {
+        let shape = segments::analyze(&body);
+        vec![NewSmsUsage {
+            direction: Direction::Outbound,
+            segments: shape.segments,
+            encoding: shape.encoding,
+            estimated_cost_micros: segments::estimated_cost_micros(shape.segments),
+        }]
+    } else {
+        Vec::new()
+    };
+    ReplyWrite {
+        message: NewMessage {
+            channel: turn.channel,
+            direction: Direction::Outbound,
+            body,
+            provider_message_id: None,
+            in_reply_to: None,
+        },
+        usage,
+    }
+}
+
+/// The inbound message with its SMS usage, the summary fold waiting to be stored, and the
+/// reply (if any), as one write of the group-commit writer.
+fn message_write(state: &UserState, turn: &InboundTurn, reply: Option<ReplyWrite>) -> MessageWrite {
     let message = NewMessage {
         channel: turn.channel,
         direction: Direction::Inbound,
@@ -483,21 +689,46 @@ async fn persist_inbound(state: &mut UserState, turn: &InboundTurn) -> Result<Wr
     } else {
         Vec::new()
     };
+    MessageWrite {
+        user: state.user_id,
+        message,
+        usage,
+        summary: unsaved_summary(state),
+        reply,
+    }
+}
+
+/// Takes note of a [`message_write`] stored: its summary fold is saved, and the message
+/// joins the recent turns.
+fn took(state: &mut UserState, written: Written) -> Written {
+    state.summary_unsaved = false;
+    if let Written::Stored(message) | Written::Answered { message, .. } = &written {
+        remember(state, message.clone());
+    }
+    written
+}
+
+/// Stores a reply to a message stored before.
+async fn write_reply(
+    state: &mut UserState,
+    inbound: &Message,
+    reply: ReplyWrite,
+) -> Result<Message, TurnError> {
     let written = state
         .deps
         .writer
         .write(MessageWrite {
             user: state.user_id,
-            message,
-            usage,
-            summary: unsaved_summary(state),
+            message: NewMessage {
+                in_reply_to: Some(inbound.id),
+                ..reply.message
+            },
+            usage: reply.usage,
+            summary: None,
+            reply: None,
         })
         .await?;
-    state.summary_unsaved = false;
-    if let Written::Stored(message) = &written {
-        remember(state, message.clone());
-    }
-    Ok(written)
+    Ok(written.into_message())
 }
 
 async fn set_opt_out(state: &mut UserState, opted_out: bool) -> Result<(), TurnError> {
@@ -510,68 +741,4 @@ async fn set_opt_out(state: &mut UserState, opted_out: bool) -> Result<(), TurnE
         user.sms_opted_out = opted_out;
     }
     Ok(())
-}
-
-/// Persists the reply (and its SMS and model usage) before it leaves.
-async fn finish(
-    state: &mut UserState,
-    turn: &InboundTurn,
-    inbound: &Message,
-    text: String,
-    llm_usage: &[NewLlmUsage],
-    opted_out: bool,
-) -> Result<TurnOutcome, TurnError> {
-    let sms = turn.channel == Channel::Sms;
-    let body = if sms {
-        // One curly quote would make the whole SMS UCS-2 and double its segments.
-        segments::fit(&segments::normalize_punctuation(&text), MAX_REPLY_SEGMENTS)
-    } else {
-        text
-    };
-    let send_sms = sms && !opted_out;
-    let usage: Vec<NewSmsUsage> = if send_sms {
-        let shape = segments::analyze(&body);
-        vec![NewSmsUsage {
-            direction: Direction::Outbound,
-            segments: shape.segments,
-            encoding: shape.encoding,
-            estimated_cost_micros: segments::estimated_cost_micros(shape.segments),
-        }]
-    } else {
-        Vec::new()
-    };
-    let reply = NewMessage {
-        channel: turn.channel,
-        direction: Direction::Outbound,
-        body,
-        provider_message_id: None,
-        in_reply_to: Some(inbound.id),
-    };
-    let stored = state
-        .deps
-        .writer
-        .write(MessageWrite {
-            user: state.user_id,
-            message: reply,
-            usage,
-            summary: None,
-        })
-        .await?
-        .into_message();
-    state
-        .deps
-        .store
-        .record_llm_usage(state.user_id, Some(stored.id), llm_usage)
-        .await?;
-    let live = &state.deps.live;
-    live.publish(state.user_id, &Event::message(inbound));
-    live.publish(state.user_id, &Event::message(&stored));
-    let body = stored.body.clone();
-    let reply_id = stored.id;
-    remember(state, stored);
-    Ok(TurnOutcome {
-        reply: (!sms || send_sms).then_some(body),
-        duplicate: false,
-        reply_id: Some(reply_id),
-    })
 }

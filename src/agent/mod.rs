@@ -49,7 +49,8 @@ pub struct TurnInput<'a> {
     pub channel: Channel,
     /// The turn's clock, so engines are testable with a fixed time.
     pub now: DateTime<Utc>,
-    /// The conversation so far, oldest first; the last entry is this turn's inbound message.
+    /// The conversation before this turn's message, oldest first (the message is `text`; it is
+    /// stored with its reply, so it is not among them).
     pub recent: &'a [Message],
     /// Long-term memories retrieved for this message, most relevant first.
     pub memories: &'a [RecalledMemory],

@@ -61,6 +61,7 @@ pub async fn store_history(store: &Store, users: &[UserId], messages: u32) -> st
                     },
                     usage: Vec::new(),
                     summary: None,
+                    reply: None,
                 })
                 .collect();
             let asked = store.write_messages(&questions).await?;
@@ -83,6 +84,7 @@ pub async fn store_history(store: &Store, users: &[UserId], messages: u32) -> st
                     },
                     usage: Vec::new(),
                     summary: None,
+                    reply: None,
                 })
                 .collect();
             store.write_messages(&replies).await?;

@@ -165,6 +165,18 @@ pub struct MessageWrite {
     /// A rolling-summary fold of this user's, stored in the same transaction: a fold rides
     /// with the user's next write instead of committing on its own.
     pub summary: Option<SummaryWrite>,
+    /// The reply to `message`, stored in the same transaction with its `in_reply_to` set to
+    /// the message's new id: a turn answered at once commits once. Not stored when `message`
+    /// is a duplicate.
+    pub reply: Option<ReplyWrite>,
+}
+
+/// A reply carried by a [`MessageWrite`], with its SMS usage rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyWrite {
+    /// The reply; its `in_reply_to` is replaced by the id the carrying message is stored under.
+    pub message: NewMessage,
+    pub usage: Vec<NewSmsUsage>,
 }
 
 /// A fold of older messages into the user's rolling summary, carried by a [`MessageWrite`].
@@ -184,6 +196,8 @@ pub struct SummaryWrite {
 pub enum Written {
     /// Stored now, with its usage rows.
     Stored(Message),
+    /// Stored now with the reply it carried, both with their usage rows.
+    Answered { message: Message, reply: Message },
     /// This user already had a message with the same provider id (a retried webhook): that
     /// one is given back, and nothing was written.
     Duplicate(Message),
@@ -193,7 +207,9 @@ impl Written {
     /// The message stored now or before.
     pub fn into_message(self) -> Message {
         match self {
-            Written::Stored(message) | Written::Duplicate(message) => message,
+            Written::Stored(message)
+            | Written::Answered { message, .. }
+            | Written::Duplicate(message) => message,
         }
     }
 }
@@ -553,6 +569,25 @@ trait BatchSql: Database {
         created_at: DateTime<Utc>,
     ) -> Result<Vec<InsertedRow>>;
 
+    /// Inserts `rows` with their sealed `bodies`, [`ROWS_PER_STATEMENT`] rows per statement;
+    /// gives each write the id it was stored under, `None` for a duplicate skipped.
+    async fn insert_all(
+        conn: &mut Self::Connection,
+        rows: &[MessageWrite],
+        bodies: &[String],
+        created_at: DateTime<Utc>,
+    ) -> Result<Vec<Option<i64>>> {
+        let mut ids = Vec::with_capacity(rows.len());
+        for (chunk, sealed) in rows
+            .chunks(ROWS_PER_STATEMENT)
+            .zip(bodies.chunks(ROWS_PER_STATEMENT))
+        {
+            let stored = Self::insert_messages(conn, chunk, sealed, created_at).await?;
+            ids.extend(match_inserted(chunk, stored)?);
+        }
+        Ok(ids)
+    }
+
     /// Inserts usage rows (at most [`ROWS_PER_STATEMENT`]).
     async fn insert_usage(
         conn: &mut Self::Connection,
@@ -763,11 +798,14 @@ impl Store {
     pub async fn write_messages(&self, writes: &[MessageWrite]) -> Result<Vec<Written>> {
         let usage = writes
             .iter()
+            .map(|w| usage_columns(&w.usage))
+            .collect::<Result<Vec<_>>>()?;
+        let reply_usage = writes
+            .iter()
             .map(|w| {
-                w.usage
-                    .iter()
-                    .map(|u| Ok((u, segments_column(u.segments)?)))
-                    .collect::<Result<Vec<_>>>()
+                w.reply
+                    .as_ref()
+                    .map_or(Ok(Vec::new()), |r| usage_columns(&r.usage))
             })
             .collect::<Result<Vec<_>>>()?;
         // Bodies are personal text: sealed for their user before they reach the database.
@@ -786,52 +824,74 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let created_at = now();
+        let stored = |write: &MessageWrite, message: &NewMessage, id: i64| Message {
+            id,
+            user_id: write.user,
+            channel: message.channel,
+            direction: message.direction,
+            body: message.body.clone(),
+            provider_message_id: message.provider_message_id.clone(),
+            in_reply_to: message.in_reply_to,
+            created_at,
+        };
         with_pool!(self, pool, Db => {
             let mut tx = <Db as BatchSql>::begin_batch(self, pool, writes).await?;
-            let mut ids = Vec::with_capacity(writes.len());
-            for (chunk, sealed) in writes
-                .chunks(ROWS_PER_STATEMENT)
-                .zip(bodies.chunks(ROWS_PER_STATEMENT))
-            {
-                let stored =
-                    <Db as BatchSql>::insert_messages(&mut tx, chunk, sealed, created_at).await?;
-                ids.extend(match_inserted(chunk, stored)?);
+            let ids = <Db as BatchSql>::insert_all(&mut tx, writes, &bodies, created_at).await?;
+
+            // The replies of the messages stored now, pointing at them.
+            let mut replied = Vec::new();
+            let mut replies = Vec::new();
+            let mut reply_bodies = Vec::new();
+            for (index, (write, id)) in writes.iter().zip(&ids).enumerate() {
+                if let (Some(reply), Some(id)) = (&write.reply, id) {
+                    replied.push(index);
+                    replies.push(MessageWrite {
+                        user: write.user,
+                        message: NewMessage {
+                            in_reply_to: Some(*id),
+                            ..reply.message.clone()
+                        },
+                        usage: Vec::new(),
+                        summary: None,
+                        reply: None,
+                    });
+                    reply_bodies.push(self.seal_column(BODY_COLUMN, write.user, &reply.message.body));
+                }
             }
+            let reply_ids =
+                <Db as BatchSql>::insert_all(&mut tx, &replies, &reply_bodies, created_at).await?;
+            let mut reply_of: Vec<Option<(usize, i64)>> = vec![None; writes.len()];
+            for ((index, id), position) in replied.into_iter().zip(reply_ids).zip(0..) {
+                let id = id.ok_or_else(|| StoreError::Corrupt("a reply was not stored".into()))?;
+                reply_of[index] = Some((position, id));
+            }
+
             let mut written = Vec::with_capacity(writes.len());
             let mut usage_rows = Vec::new();
-            for ((write, id), usage) in writes.iter().zip(ids).zip(&usage) {
-                match id {
-                    Some(id) => {
-                        usage_rows.extend(usage.iter().map(|(u, segments)| UsageRow {
-                            user: write.user,
-                            message_id: id,
-                            usage: u,
-                            segments: *segments,
-                        }));
-                        written.push(Written::Stored(Message {
-                            id,
-                            user_id: write.user,
-                            channel: write.message.channel,
-                            direction: write.message.direction,
-                            body: write.message.body.clone(),
-                            provider_message_id: write.message.provider_message_id.clone(),
-                            in_reply_to: write.message.in_reply_to,
-                            created_at,
-                        }));
+            for (index, (write, id)) in writes.iter().zip(ids).enumerate() {
+                let Some(id) = id else {
+                    // Skipped as a duplicate, so it has a provider id; the row it collided
+                    // with is committed (PostgreSQL waits for it) and readable.
+                    let row = sqlx::query_as::<_, MessageRow>(MESSAGE_BY_PROVIDER_ID)
+                        .bind(write.user.0)
+                        .bind(write.message.provider_message_id.as_deref())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("a duplicate message cannot be read".into())
+                        })?;
+                    written.push(Written::Duplicate(self.open_message(row)?));
+                    continue;
+                };
+                usage_rows.extend(usage_rows_of(write.user, id, &usage[index]));
+                let message = stored(write, &write.message, id);
+                match reply_of[index] {
+                    Some((position, reply_id)) => {
+                        usage_rows.extend(usage_rows_of(write.user, reply_id, &reply_usage[index]));
+                        let reply = stored(write, &replies[position].message, reply_id);
+                        written.push(Written::Answered { message, reply });
                     }
-                    None => {
-                        // Skipped as a duplicate, so it has a provider id; the row it
-                        // collided with is committed (PostgreSQL waits for it) and readable.
-                        let row = sqlx::query_as::<_, MessageRow>(MESSAGE_BY_PROVIDER_ID)
-                            .bind(write.user.0)
-                            .bind(write.message.provider_message_id.as_deref())
-                            .fetch_optional(&mut *tx)
-                            .await?
-                            .ok_or_else(|| {
-                                StoreError::Corrupt("a duplicate message cannot be read".into())
-                            })?;
-                        written.push(Written::Duplicate(self.open_message(row)?));
-                    }
+                    None => written.push(Written::Stored(message)),
                 }
             }
             for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
@@ -854,6 +914,28 @@ impl Store {
     }
 }
 
+/// A message's usage rows, its id known.
+fn usage_rows_of<'a>(
+    user: UserId,
+    message_id: i64,
+    usage: &'a [(&'a NewSmsUsage, i32)],
+) -> impl Iterator<Item = UsageRow<'a>> {
+    usage.iter().map(move |(u, segments)| UsageRow {
+        user,
+        message_id,
+        usage: u,
+        segments: *segments,
+    })
+}
+
+/// Usage rows with their `segments` column checked.
+fn usage_columns(usage: &[NewSmsUsage]) -> Result<Vec<(&NewSmsUsage, i32)>> {
+    usage
+        .iter()
+        .map(|u| Ok((u, segments_column(u.segments)?)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -870,6 +952,7 @@ mod tests {
             },
             usage: Vec::new(),
             summary: None,
+            reply: None,
         }
     }
 

@@ -746,6 +746,7 @@ async fn a_summary_fold_rides_with_its_users_message_write_and_a_stale_fold_neve
             },
             usage: Vec::new(),
             summary,
+            reply: None,
         };
         let fold = |text: &str, through, folded| {
             Some(SummaryWrite {
@@ -796,4 +797,99 @@ async fn a_summary_fold_rides_with_its_users_message_write_and_a_stale_fold_neve
         assert_eq!(store.recent_messages(ana, 10).await.expect("read").len(), 4);
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_message_carrying_its_reply_stores_both_in_one_write_and_a_duplicate_stores_no_reply() {
+    use super::{MessageWrite, ReplyWrite, Written};
+    on_each_backend(|store| async move {
+        let ana = create(&store, 1).await.id;
+        let bob = create(&store, 2).await.id;
+        let write = |user, sid: &str, answer: &str| MessageWrite {
+            user,
+            message: inbound("what's next?", Some(sid)),
+            usage: vec![NewSmsUsage {
+                direction: Direction::Inbound,
+                ..usage(1)
+            }],
+            summary: None,
+            reply: Some(ReplyWrite {
+                message: NewMessage {
+                    in_reply_to: None,
+                    ..reply(answer, &ask_shape())
+                },
+                usage: vec![usage(2)],
+            }),
+        };
+        let written = store
+            .write_messages(&[
+                write(ana, "SM1", "pay rent"),
+                write(bob, "SM1", "call mum"),
+                write(ana, "SM2", "water plants"),
+            ])
+            .await
+            .expect("batch");
+        let mut pairs = Vec::new();
+        for w in written {
+            match w {
+                Written::Answered { message, reply } => {
+                    assert_eq!(reply.in_reply_to, Some(message.id));
+                    assert_eq!(reply.direction, Direction::Outbound);
+                    pairs.push((message, reply));
+                }
+                other => panic!("expected an answered write, got {other:?}"),
+            }
+        }
+        assert_eq!(pairs[1].1.body, "call mum");
+        for (message, reply) in &pairs {
+            let stored = store
+                .reply_to(message.user_id, message.id)
+                .await
+                .expect("read");
+            assert_eq!(
+                stored.as_ref(),
+                Some(reply),
+                "the reply is stored as given back"
+            );
+        }
+        let usage_rows = store.sms_usage(ana).await.expect("usage");
+        let mut pointed: Vec<(Option<i64>, Direction)> = usage_rows
+            .iter()
+            .map(|u| (u.message_id, u.direction))
+            .collect();
+        pointed.sort_by_key(|(id, _)| *id);
+        let mut expected = vec![
+            (Some(pairs[0].0.id), Direction::Inbound),
+            (Some(pairs[0].1.id), Direction::Outbound),
+            (Some(pairs[2].0.id), Direction::Inbound),
+            (Some(pairs[2].1.id), Direction::Outbound),
+        ];
+        expected.sort_by_key(|(id, _)| *id);
+        assert_eq!(pointed, expected, "each message has its own usage row");
+
+        // A retried webhook: the first copy comes back and no second reply is stored.
+        let again = store
+            .write_messages(&[write(ana, "SM1", "a second answer")])
+            .await
+            .expect("retry");
+        assert!(matches!(&again[..], [Written::Duplicate(m)] if m.id == pairs[0].0.id));
+        let messages = store.recent_messages(ana, 50).await.expect("messages");
+        assert_eq!(messages.len(), 4, "nothing more was stored: {messages:?}");
+        assert_eq!(store.sms_usage(ana).await.expect("usage").len(), 4);
+    })
+    .await;
+}
+
+/// A message shaped like an SMS, only for building replies in tests.
+fn ask_shape() -> Message {
+    Message {
+        id: 0,
+        user_id: UserId::new(),
+        channel: Channel::Sms,
+        direction: Direction::Inbound,
+        body: String::new(),
+        provider_message_id: None,
+        in_reply_to: None,
+        created_at: chrono::Utc::now(),
+    }
 }

@@ -232,6 +232,7 @@ mod tests {
             message,
             usage,
             summary: None,
+            reply: None,
         }
     }
 

@@ -20,16 +20,32 @@ use tokio_util::task::TaskTracker;
 
 use crate::helpers::databases;
 
-/// The offline engine, except that the message "boom" makes it panic mid-turn.
+/// The offline engine, except that the message "boom" makes it panic mid-turn, "fail" makes
+/// it fail, and "slow" or "quick" make it answer whether the message is stored yet ("slow"
+/// after taking 300 ms, as a model call would).
 struct PanicsOnBoom(OfflineRules);
 
 #[async_trait]
 impl TurnEngine for PanicsOnBoom {
     async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<Reply, AgentError> {
-        if input.text == "boom" {
-            panic!("injected failure mid-turn");
+        match input.text {
+            "boom" => panic!("injected failure mid-turn"),
+            "fail" => Err(AgentError::Store(store::StoreError::NotFound)),
+            "slow" | "quick" => {
+                if input.text == "slow" {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                let messages = store.recent_messages(input.user.id, 50).await?;
+                let stored = messages.iter().any(|m| m.body == input.text);
+                let text = if stored {
+                    "stored first"
+                } else {
+                    "not stored yet"
+                };
+                Ok(Reply::rules(text.into()))
+            }
+            _ => self.0.respond(store, input).await,
         }
-        self.0.respond(store, input).await
     }
 }
 
@@ -331,4 +347,160 @@ async fn a_warmed_actor_has_its_state_loaded_and_passivating_then_warming_again_
         "an unknown user cannot be loaded"
     );
     actors.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn a_quick_answer_is_stored_with_its_message_and_a_slow_one_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
+        let user = new_user(&store).await;
+        let actors = system(
+            store.clone(),
+            Duration::from_secs(600),
+            RestartPolicy::default(),
+        )
+        .await;
+
+        let quick = say(&actors, user, "quick").await.unwrap().reply;
+        assert_eq!(
+            quick.as_deref(),
+            Some("not stored yet"),
+            "[{}] one commit for both",
+            db.label
+        );
+        let slow = say(&actors, user, "slow").await.unwrap().reply;
+        assert_eq!(
+            slow.as_deref(),
+            Some("stored first"),
+            "[{}] a slow answer does not keep the message from being durable",
+            db.label
+        );
+
+        let messages = store.recent_messages(user, 100).await.unwrap();
+        let stored: Vec<(Direction, &str, Option<i64>)> = messages
+            .iter()
+            .map(|m| (m.direction, m.body.as_str(), m.in_reply_to))
+            .collect();
+        assert_eq!(
+            stored,
+            [
+                (Direction::Inbound, "quick", None),
+                (Direction::Outbound, "not stored yet", Some(messages[0].id)),
+                (Direction::Inbound, "slow", None),
+                (Direction::Outbound, "stored first", Some(messages[2].id)),
+            ],
+            "[{}]",
+            db.label
+        );
+        let usage = store.sms_usage(user).await.unwrap();
+        assert_eq!(
+            usage.len(),
+            4,
+            "[{}] a usage row per SMS: {usage:?}",
+            db.label
+        );
+        actors.shutdown(WAIT).await;
+    }
+}
+
+#[tokio::test]
+async fn a_turn_that_fails_keeps_its_message_and_answers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
+        let user = new_user(&store).await;
+        let actors = system(
+            store.clone(),
+            Duration::from_secs(600),
+            RestartPolicy::default(),
+        )
+        .await;
+
+        let failed = say(&actors, user, "fail").await;
+        assert!(
+            matches!(failed, Err(TurnError::Agent(_))),
+            "[{}] {failed:?}",
+            db.label
+        );
+        let messages = store.recent_messages(user, 100).await.unwrap();
+        assert_eq!(messages.len(), 1, "[{}] {messages:?}", db.label);
+        assert_eq!(
+            (messages[0].direction, messages[0].body.as_str()),
+            (Direction::Inbound, "fail")
+        );
+        let snapshot = actors.inspect(user).await.expect("snapshot");
+        assert_eq!(
+            snapshot.recent.len(),
+            1,
+            "[{}] the actor holds it too",
+            db.label
+        );
+        actors.shutdown(WAIT).await;
+    }
+}
+
+#[tokio::test]
+async fn a_retried_webhook_the_actor_no_longer_holds_gets_the_stored_reply_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
+        let user = new_user(&store).await;
+        let actors = system(
+            store.clone(),
+            Duration::from_secs(600),
+            RestartPolicy::default(),
+        )
+        .await;
+        say(&actors, user, "hi").await.unwrap();
+
+        // A message answered behind the actor's back (as by an earlier life of it).
+        let sid = nudge::sms::twilio::new_message_sid();
+        let old = store
+            .insert_message(
+                user,
+                &store::NewMessage {
+                    channel: Channel::Sms,
+                    direction: Direction::Inbound,
+                    body: "what's next?".into(),
+                    provider_message_id: Some(sid.clone()),
+                    in_reply_to: None,
+                },
+            )
+            .await
+            .unwrap();
+        let answered = store
+            .insert_reply(
+                user,
+                &store::NewMessage {
+                    channel: Channel::Sms,
+                    direction: Direction::Outbound,
+                    body: "the first answer".into(),
+                    provider_message_id: None,
+                    in_reply_to: Some(old.id),
+                },
+                &[],
+            )
+            .await
+            .unwrap();
+        let before = store.recent_messages(user, 100).await.unwrap().len();
+
+        let retried = actors
+            .turn(
+                user,
+                InboundTurn {
+                    provider_message_id: Some(sid),
+                    ..turn("what's next?")
+                },
+                WAIT,
+            )
+            .await
+            .unwrap();
+        assert!(retried.duplicate, "[{}]", db.label);
+        assert_eq!(retried.reply.as_deref(), Some("the first answer"));
+        assert_eq!(retried.reply_id, Some(answered.id));
+        let after = store.recent_messages(user, 100).await.unwrap().len();
+        assert_eq!(after, before, "[{}] nothing more was stored", db.label);
+        actors.shutdown(WAIT).await;
+    }
 }

@@ -130,7 +130,8 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
         );
         let writer = &summary["writer"];
         assert!(
-            writer["writes"].as_u64().unwrap() >= 2 * nudge["ok"].as_u64().unwrap(),
+            // One write per turn: the message carries its reply.
+            writer["writes"].as_u64().unwrap() >= nudge["ok"].as_u64().unwrap(),
             "{writer}"
         );
         assert!(writer["batches"].as_u64().unwrap() <= writer["writes"].as_u64().unwrap());
