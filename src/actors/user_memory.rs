@@ -153,6 +153,9 @@ impl LtmCache {
                 language: user.language,
             })
             .await;
+        // Whether this work wrote memories: only then has the store's fingerprint moved on
+        // from the one just read.
+        let mut wrote = !facts.is_empty();
         for fact in facts {
             let new = NewMemory {
                 text: fact.text,
@@ -171,6 +174,7 @@ impl LtmCache {
         if full || !changed.is_empty() {
             let plan = consolidate::plan(bank, turn.now, (!full).then_some(&changed));
             if !plan.is_empty() {
+                wrote = true;
                 let applied = consolidate::apply(store, user.id, bank, &plan, turn.now).await?;
                 tracing::debug!(user = %user.id, merged = applied.merged, pruned = applied.pruned, "memories consolidated");
             }
@@ -178,7 +182,9 @@ impl LtmCache {
                 self.consolidated_at = Some(turn.now);
             }
         }
-        self.fingerprint = store.memory_fingerprint(user.id).await?;
+        if wrote {
+            self.fingerprint = store.memory_fingerprint(user.id).await?;
+        }
         self.embed_missing(services, store, user, myself);
         Ok(())
     }
