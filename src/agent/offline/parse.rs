@@ -1,5 +1,9 @@
 //! Step 1 of a turn: what a message asks for, read without a store or a clock.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use super::Intent;
 use crate::store::Priority;
 use crate::tools::expenses::{ExpenseInput, Period, currency_word};
@@ -715,7 +719,7 @@ fn is_partitive(toks: &[Tok]) -> bool {
 }
 
 /// Where a trailing "to (my) groceries"-like phrase starts in `toks`, leaving content before it.
-fn suffix_at(toks: &[Tok], preps: &[&str], nouns: &[&str]) -> Option<usize> {
+fn suffix_at(toks: &[Tok], preps: &[&'static str], nouns: &[&'static str]) -> Option<usize> {
     (1..toks.len()).rev().find(|&k| {
         let mut s = Cur { toks, i: k };
         s.eat(preps) && s.is_listed(&[], OWNERS, nouns)
@@ -925,7 +929,7 @@ fn span<'a>(raw: &'a str, toks: &[Tok]) -> &'a str {
 }
 
 /// How many of the last tokens spell one of `phrases` (the longest), 0 if none.
-fn tail_len(toks: &[Tok], phrases: &[&str]) -> usize {
+fn tail_len(toks: &[Tok], phrases: &[&'static str]) -> usize {
     phrases
         .iter()
         .map(|p| phrase_words(p))
@@ -935,8 +939,20 @@ fn tail_len(toks: &[Tok], phrases: &[&str]) -> usize {
         .unwrap_or(0)
 }
 
-fn phrase_words(phrase: &str) -> Vec<String> {
-    tokenize(phrase).into_iter().map(|t| t.norm).collect()
+/// The words of one of the parser's phrases as tokens compare them (folded), worked out once
+/// per phrase and thread: the parser tries hundreds of phrases on every message.
+fn phrase_words(phrase: &'static str) -> Rc<[String]> {
+    thread_local! {
+        static WORDS: RefCell<HashMap<&'static str, Rc<[String]>>> = RefCell::new(HashMap::new());
+    }
+    WORDS.with(|cache| {
+        if let Some(words) = cache.borrow().get(phrase) {
+            return words.clone();
+        }
+        let words: Rc<[String]> = tokenize(phrase).into_iter().map(|t| t.norm).collect();
+        cache.borrow_mut().insert(phrase, words.clone());
+        words
+    })
 }
 
 fn same_words(toks: &[Tok], words: &[String]) -> bool {
@@ -968,7 +984,7 @@ impl<'t> Cur<'t> {
     }
 
     /// Consumes the longest of `phrases` the next words spell.
-    fn eat(&mut self, phrases: &[&str]) -> bool {
+    fn eat(&mut self, phrases: &[&'static str]) -> bool {
         let rest = self.rest();
         let best = phrases
             .iter()
@@ -987,7 +1003,7 @@ impl<'t> Cur<'t> {
 
     /// Consumes `[optional] required`, trying with the optional words first; `None` (and
     /// nothing consumed) when `required` does not follow either way.
-    fn then(&self, optional: &[&str], required: &[&str]) -> Option<Self> {
+    fn then(&self, optional: &[&'static str], required: &[&'static str]) -> Option<Self> {
         let mut with = *self;
         if with.eat(optional) && with.eat(required) {
             return Some(with);
@@ -997,13 +1013,18 @@ impl<'t> Cur<'t> {
     }
 
     /// Whether the remaining words are exactly one of `phrases`.
-    fn is(&self, phrases: &[&str]) -> bool {
+    fn is(&self, phrases: &[&'static str]) -> bool {
         let rest = self.rest();
         phrases.iter().any(|p| same_words(rest, &phrase_words(p)))
     }
 
     /// Whether the rest is `[verb] [owner] noun`, each optional part in `verbs` / `owners`.
-    fn is_listed(&self, verbs: &[&str], owners: &[&str], nouns: &[&str]) -> bool {
+    fn is_listed(
+        &self,
+        verbs: &[&'static str],
+        owners: &[&'static str],
+        nouns: &[&'static str],
+    ) -> bool {
         for with_verb in [false, true] {
             let mut v = *self;
             if with_verb && !v.eat(verbs) {
