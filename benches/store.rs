@@ -117,7 +117,10 @@ async fn turn(store: &Store, writer: &StoreWriter, path: Path, user: UserId, n: 
                 };
                 let question = match path {
                     Path::GroupCommit => {
-                        writer.write(write(inbound(n), Direction::Inbound)).await?
+                        writer
+                            .write(write(inbound(n), Direction::Inbound))
+                            .await?
+                            .written
                     }
                     _ => one(store, write(inbound(n), Direction::Inbound)).await?,
                 }

@@ -34,8 +34,8 @@ use crate::live::Event;
 use crate::sms::keywords::{self, Keyword};
 use crate::sms::segments;
 use crate::store::{
-    Channel, ConversationSummary, Direction, Message, MessageWrite, NewLlmUsage, NewMessage,
-    NewSmsUsage, ReplyWrite, StoreError, SummaryWrite, User, UserId, Written,
+    Channel, Committed, ConversationSummary, Direction, Message, MessageWrite, NewLlmUsage,
+    NewMessage, NewSmsUsage, ReplyWrite, StoreError, SummaryWrite, User, UserId, Written,
 };
 
 /// How many recent messages the actor keeps in memory (the model's short-term context).
@@ -557,27 +557,34 @@ async fn commit(
     turn: &InboundTurn,
     answer: Answer,
     message: MessageWrite,
-    stored_first: Option<Written>,
+    stored_first: Option<Committed>,
 ) -> Result<TurnOutcome, TurnError> {
     let sms = turn.channel == Channel::Sms;
     let send_sms = sms && !answer.opted_out;
     let reply = answer.text.map(|text| reply_write(turn, text, send_sms));
-    let written = match stored_first {
-        Some(written) => written,
+    let committed = match stored_first {
+        Some(committed) => committed,
         None => {
             let write = MessageWrite {
                 reply: reply.clone(),
                 ..message
             };
-            let written = state.deps.writer.write(write).await?;
-            took(state, written)
+            let committed = state.deps.writer.write(write).await?;
+            took(state, committed)
         }
     };
-    let (inbound, stored) = match written {
+    // The store's memories as of the turn's last commit: what the after-turn work compares
+    // its cache with.
+    let mut memories = committed.memories;
+    let (inbound, stored) = match committed.written {
         Written::Answered { message, reply } => (message, Some(reply)),
         Written::Stored(message) => {
             let stored = match reply {
-                Some(reply) => Some(write_reply(state, &message, reply).await?),
+                Some(reply) => {
+                    let committed = write_reply(state, &message, reply).await?;
+                    memories = committed.memories;
+                    Some(committed.written.into_message())
+                }
                 None => None,
             };
             (message, stored)
@@ -594,7 +601,11 @@ async fn commit(
             }
             // Stored but never answered: this answer is its reply.
             let stored = match reply {
-                Some(reply) => Some(write_reply(state, &existing, reply).await?),
+                Some(reply) => {
+                    let committed = write_reply(state, &existing, reply).await?;
+                    memories = committed.memories;
+                    Some(committed.written.into_message())
+                }
                 None => None,
             };
             (existing, stored)
@@ -622,6 +633,7 @@ async fn commit(
             reply: stored.body.clone(),
             now: turn.received_at,
             used,
+            memories,
         });
         // The turn may have changed tasks or reminders: open clients reload their lists.
         live.publish(state.user_id, &Event::TaskChanged);
@@ -700,12 +712,12 @@ fn message_write(state: &UserState, turn: &InboundTurn, reply: Option<ReplyWrite
 
 /// Takes note of a [`message_write`] stored: its summary fold is saved, and the message
 /// joins the recent turns.
-fn took(state: &mut UserState, written: Written) -> Written {
+fn took(state: &mut UserState, committed: Committed) -> Committed {
     state.summary_unsaved = false;
-    if let Written::Stored(message) | Written::Answered { message, .. } = &written {
+    if let Written::Stored(message) | Written::Answered { message, .. } = &committed.written {
         remember(state, message.clone());
     }
-    written
+    committed
 }
 
 /// Stores a reply to a message stored before.
@@ -713,8 +725,8 @@ async fn write_reply(
     state: &mut UserState,
     inbound: &Message,
     reply: ReplyWrite,
-) -> Result<Message, TurnError> {
-    let written = state
+) -> Result<Committed, TurnError> {
+    let committed = state
         .deps
         .writer
         .write(MessageWrite {
@@ -728,7 +740,7 @@ async fn write_reply(
             reply: None,
         })
         .await?;
-    Ok(written.into_message())
+    Ok(committed)
 }
 
 async fn set_opt_out(state: &mut UserState, opted_out: bool) -> Result<(), TurnError> {

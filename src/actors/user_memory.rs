@@ -51,6 +51,9 @@ pub struct PostTurn {
     pub now: DateTime<Utc>,
     /// Memories retrieved for the turn, to mark as used.
     pub used: Vec<i64>,
+    /// The store's memory fingerprint as of the turn's commit (read in the group-commit
+    /// writer's transaction): changes made during the turn show in it.
+    pub memories: MemoryFingerprint,
 }
 
 /// The user's memories and the bookkeeping around them.
@@ -139,7 +142,7 @@ impl LtmCache {
         if !turn.used.is_empty() {
             store.touch_memories(user.id, &turn.used, turn.now).await?;
         }
-        let mut changed = self.pick_up_changes(store, user).await?;
+        let mut changed = self.pick_up_changes(store, user, turn.memories).await?;
         let bank = self
             .bank
             .get_or_insert_with(|| MemoryBank::new(user.language, Vec::new()));
@@ -189,9 +192,14 @@ impl LtmCache {
         Ok(())
     }
 
-    /// Reloads the bank when the store changed behind it; returns the ids added or changed.
-    async fn pick_up_changes(&mut self, store: &Store, user: &User) -> Result<BTreeSet<i64>> {
-        let now_print = store.memory_fingerprint(user.id).await?;
+    /// Reloads the bank when the store's fingerprint (`now_print`) says it changed behind it;
+    /// returns the ids added or changed.
+    async fn pick_up_changes(
+        &mut self,
+        store: &Store,
+        user: &User,
+        now_print: MemoryFingerprint,
+    ) -> Result<BTreeSet<i64>> {
         if now_print == self.fingerprint && self.bank.is_some() {
             return Ok(BTreeSet::new());
         }

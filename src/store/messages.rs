@@ -1,5 +1,6 @@
 //! Messages: the conversation of each user on every channel, and the SMS usage it cost.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -8,7 +9,7 @@ use sqlx::{Database, Postgres, QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, segments_column, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{MemoryFingerprint, Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// Where a message travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +202,15 @@ pub enum Written {
     /// This user already had a message with the same provider id (a retried webhook): that
     /// one is given back, and nothing was written.
     Duplicate(Message),
+}
+
+/// A [`MessageWrite`] committed by the [group-commit writer](super::writer), with its user's
+/// long-term-memory fingerprint as the same transaction saw it: the user's actor learns from
+/// it whether its memory cache is stale without a query of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub written: Written,
+    pub memories: MemoryFingerprint,
 }
 
 impl Written {
@@ -594,6 +604,46 @@ trait BatchSql: Database {
         rows: &[UsageRow<'_>],
         created_at: DateTime<Utc>,
     ) -> Result<()>;
+
+    /// The memory fingerprints of `users` (at most a batch's worth) that have memories.
+    async fn fingerprints(
+        conn: &mut Self::Connection,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, MemoryFingerprint>>;
+}
+
+/// Users' memory fingerprints, as [`Store::memory_fingerprint`] computes one: the users'
+/// condition goes between the two halves.
+macro_rules! fingerprints_of {
+    () => {
+        "SELECT user_id, COUNT(*) AS count, COALESCE(MAX(id), 0) AS max_id, \
+         MAX(updated_at) AS max_updated_at FROM ltm_memories WHERE user_id "
+    };
+}
+const FINGERPRINTS_OF: &str = fingerprints_of!();
+const FINGERPRINTS_GROUPED: &str = " GROUP BY user_id";
+const PG_FINGERPRINTS: &str = concat!(fingerprints_of!(), "= ANY($1) GROUP BY user_id");
+
+/// A user's memory fingerprint, as [`BatchSql::fingerprints`] reads it.
+#[derive(sqlx::FromRow)]
+struct FingerprintRow {
+    user_id: Uuid,
+    count: i64,
+    max_id: i64,
+    max_updated_at: Option<DateTime<Utc>>,
+}
+
+fn fingerprints_by_user(rows: Vec<FingerprintRow>) -> HashMap<UserId, MemoryFingerprint> {
+    rows.into_iter()
+        .map(|row| {
+            let print = MemoryFingerprint {
+                count: row.count,
+                max_id: row.max_id,
+                max_updated_at: row.max_updated_at,
+            };
+            (UserId(row.user_id), print)
+        })
+        .collect()
 }
 
 const INSERT_MESSAGE_ROWS: &str = "INSERT INTO messages \
@@ -652,6 +702,25 @@ impl BatchSql for Sqlite {
         });
         statement.build().execute(conn).await.map_err(write_error)?;
         Ok(())
+    }
+
+    async fn fingerprints(
+        conn: &mut Self::Connection,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, MemoryFingerprint>> {
+        let mut statement = QueryBuilder::<Sqlite>::new(FINGERPRINTS_OF);
+        statement.push("IN (");
+        let mut list = statement.separated(", ");
+        for user in users {
+            list.push_bind(user.0);
+        }
+        statement.push(")");
+        statement.push(FINGERPRINTS_GROUPED);
+        let rows = statement
+            .build_query_as::<FingerprintRow>()
+            .fetch_all(conn)
+            .await?;
+        Ok(fingerprints_by_user(rows))
     }
 }
 
@@ -748,6 +817,17 @@ impl BatchSql for Postgres {
             .map_err(write_error)?;
         Ok(())
     }
+
+    async fn fingerprints(
+        conn: &mut Self::Connection,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, MemoryFingerprint>> {
+        let rows = sqlx::query_as::<_, FingerprintRow>(PG_FINGERPRINTS)
+            .bind(users.iter().map(|u| u.0).collect::<Vec<_>>())
+            .fetch_all(conn)
+            .await?;
+        Ok(fingerprints_by_user(rows))
+    }
 }
 
 /// Pairs each write of a chunk with the id it was stored under, `None` for a write skipped as a
@@ -796,6 +876,32 @@ impl Store {
     /// on its own, so only the faulty one fails.
     #[tracing::instrument(skip_all, fields(writes = writes.len()))]
     pub async fn write_messages(&self, writes: &[MessageWrite]) -> Result<Vec<Written>> {
+        let (written, _) = self.store_writes(writes, false).await?;
+        Ok(written)
+    }
+
+    /// [`Store::write_messages`], each write given back with its user's memory fingerprint
+    /// read in the same transaction (one statement for the batch).
+    #[tracing::instrument(skip_all, fields(writes = writes.len()))]
+    pub async fn commit_messages(&self, writes: &[MessageWrite]) -> Result<Vec<Committed>> {
+        let (written, prints) = self.store_writes(writes, true).await?;
+        Ok(written
+            .into_iter()
+            .zip(writes)
+            .map(|(written, write)| Committed {
+                written,
+                memories: prints.get(&write.user).copied().unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Stores a batch; with `fingerprints`, also reads its users' memory fingerprints (users
+    /// without memories are absent: theirs is the default, empty one).
+    async fn store_writes(
+        &self,
+        writes: &[MessageWrite],
+        fingerprints: bool,
+    ) -> Result<(Vec<Written>, HashMap<UserId, MemoryFingerprint>)> {
         let usage = writes
             .iter()
             .map(|w| usage_columns(&w.usage))
@@ -908,8 +1014,16 @@ impl Store {
                     .await
                     .map_err(write_error)?;
             }
+            let prints = if fingerprints {
+                let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
+                users.sort_unstable();
+                users.dedup();
+                <Db as BatchSql>::fingerprints(&mut tx, &users).await?
+            } else {
+                HashMap::new()
+            };
             tx.commit().await?;
-            Ok(written)
+            Ok((written, prints))
         })
     }
 }

@@ -107,8 +107,8 @@ pub use memories::{
     Memory, MemoryChange, MemoryEmbedding, MemoryFingerprint, MemoryKind, MergedMemory, NewMemory,
 };
 pub use messages::{
-    Channel, Direction, Message, MessageWrite, NewMessage, NewSmsUsage, ReplyWrite, SmsEncoding,
-    SmsUsage, SummaryWrite, Written,
+    Channel, Committed, Direction, Message, MessageWrite, NewMessage, NewSmsUsage, ReplyWrite,
+    SmsEncoding, SmsUsage, SummaryWrite, Written,
 };
 pub use notes::Note;
 pub use privacy::{EXPORT_FORMAT, ErasureReport};

@@ -17,16 +17,32 @@ use super::Result;
 const MAX_CONNECTIONS: u32 = 16;
 /// How long a caller waits for a free connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection idle longer than this is pinged before it is handed out (the server may have
+/// restarted or a firewall dropped it); a busy pool's connections are not, since every ping
+/// is a round trip to the server on each store call.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
+/// The options of every pool of this node: bounded, and pinging only connections that sat idle.
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
 
 /// Connects to the existing database named by `url` and applies `migrations/postgres/`
 /// (under sqlx's advisory lock, so nodes starting together do not race).
 pub(super) async fn connect(url: &str) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(url)?.application_name("nudge");
-    let pool = PgPoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
-        .await?;
+    let pool = pool_options().connect_with(options).await?;
     sqlx::migrate!("./migrations/postgres").run(&pool).await?;
     Ok(pool)
 }
@@ -36,11 +52,7 @@ pub(super) async fn connect(url: &str) -> Result<PgPool> {
 /// unable to become the owner of the tables.
 pub(super) async fn connect_scoped(url: &str) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(url)?.application_name("nudge-api");
-    let pool = PgPoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
-        .await?;
+    let pool = pool_options().connect_with(options).await?;
     let (bound,): (bool,) = sqlx::query_as(
         "SELECT NOT r.rolsuper AND NOT r.rolbypassrls \
          AND NOT pg_has_role(current_user, (SELECT tableowner FROM pg_tables \

@@ -118,8 +118,8 @@ const CROSS_USER: &[(&str, &str)] = &[
         "admin metrics: totals over users",
     ),
     (
-        "messages.rs::write_messages",
-        "group commit: scoped to its batch's users instead",
+        "messages.rs::store_writes",
+        "group commit (write_messages, commit_messages): scoped to its batch's users instead",
     ),
     (
         "privacy.rs::user_tables",

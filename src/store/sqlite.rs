@@ -35,7 +35,12 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
         .foreign_keys(true)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT);
-    let pool_options = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+    // A file on this machine does not go stale the way a network connection can: no ping
+    // before each use (with sqlx-sqlite, a ping is a hand-off to the connection's thread and
+    // back, as costly as a small query, on every store call).
+    let pool_options = SqlitePoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false);
     let pool = if is_memory_url(url) {
         pool_options
             .max_connections(1)

@@ -893,3 +893,54 @@ fn ask_shape() -> Message {
         created_at: chrono::Utc::now(),
     }
 }
+
+#[tokio::test]
+async fn a_committed_write_carries_its_users_memory_fingerprint_read_in_the_same_transaction() {
+    use super::{MemoryFingerprint, MemoryKind, MessageWrite, NewMemory};
+    on_each_backend(|store| async move {
+        let ana = create(&store, 1).await.id;
+        let bob = create(&store, 2).await.id;
+        let fact = |text: &str| NewMemory {
+            text: text.into(),
+            kind: MemoryKind::Preference,
+            tags: Vec::new(),
+            importance: 0.5,
+            source_message_id: None,
+        };
+        let now = chrono::Utc::now();
+        store
+            .add_memory(ana, &fact("likes tea"), now)
+            .await
+            .expect("memory");
+        store
+            .add_memory(ana, &fact("walks at 7"), now)
+            .await
+            .expect("memory");
+        let write = |user, body: &str| MessageWrite {
+            user,
+            message: inbound(body, None),
+            usage: Vec::new(),
+            summary: None,
+            reply: None,
+        };
+        let committed = store
+            .commit_messages(&[write(ana, "one"), write(bob, "two"), write(ana, "three")])
+            .await
+            .expect("batch");
+        let anas = store.memory_fingerprint(ana).await.expect("fingerprint");
+        assert_eq!(anas.count, 2);
+        assert_eq!(committed[0].memories, anas);
+        assert_eq!(committed[2].memories, anas);
+        assert_eq!(
+            committed[1].memories,
+            MemoryFingerprint::default(),
+            "Bob has none"
+        );
+        assert_eq!(
+            store.memory_fingerprint(bob).await.expect("fingerprint"),
+            MemoryFingerprint::default(),
+            "an empty fingerprint reads as the default one"
+        );
+    })
+    .await;
+}

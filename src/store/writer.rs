@@ -5,7 +5,7 @@
 //! or a round trip and a WAL flush (PostgreSQL), and sqlx-sqlite hands every statement to its
 //! worker thread. So turns hand their rows to one [`StoreWriter`] task, which takes everything
 //! waiting (up to [`WriterOptions::max_batch`] writes), stores it with
-//! [`Store::write_messages`] (one transaction, one multi-row statement per table), then wakes
+//! [`Store::commit_messages`] (one transaction, one multi-row statement per table), then wakes
 //! each waiting turn with its own result.
 //!
 //! Nothing waits for a batch to fill: a lone write is committed at once, and writes that
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use super::{Backend, MessageWrite, Result, Store, StoreError, Written};
+use super::{Backend, Committed, MessageWrite, Result, Store, StoreError};
 
 /// How the writer batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ struct Counters {
 /// One write waiting for its batch, with the turn to wake.
 struct Pending {
     write: MessageWrite,
-    done: oneshot::Sender<Result<Written>>,
+    done: oneshot::Sender<Result<Committed>>,
 }
 
 /// A handle on the writer task: cheap to clone, shared by every user actor.
@@ -115,8 +115,9 @@ impl StoreWriter {
         Self { queue, counters }
     }
 
-    /// Stores `write` with the next batch and waits until that batch is committed.
-    pub async fn write(&self, write: MessageWrite) -> Result<Written> {
+    /// Stores `write` with the next batch and waits until that batch is committed; gives back
+    /// what became of it, with its user's memory fingerprint as of that commit.
+    pub async fn write(&self, write: MessageWrite) -> Result<Committed> {
         let (done, outcome) = oneshot::channel();
         self.queue
             .send(Pending { write, done })
@@ -189,7 +190,7 @@ async fn store_batch(store: &Store, batch: Vec<Pending>, counters: &Counters) {
 
     let (writes, waiting): (Vec<MessageWrite>, Vec<_>) =
         batch.into_iter().map(|p| (p.write, p.done)).unzip();
-    match store.write_messages(&writes).await {
+    match store.commit_messages(&writes).await {
         Ok(written) => {
             for (done, written) in waiting.into_iter().zip(written) {
                 // The turn may have given up waiting: its rows are stored all the same.
@@ -206,7 +207,7 @@ async fn store_batch(store: &Store, batch: Vec<Pending>, counters: &Counters) {
             counters.split_batches.fetch_add(1, Ordering::Relaxed);
             for (write, done) in writes.into_iter().zip(waiting) {
                 let result = store
-                    .write_messages(std::slice::from_ref(&write))
+                    .commit_messages(std::slice::from_ref(&write))
                     .await
                     .and_then(|written| {
                         written.into_iter().next().ok_or_else(|| {
@@ -224,7 +225,7 @@ mod tests {
     use super::*;
     use crate::store::testing::on_each_backend;
     use crate::store::tests::{assert_not_found, create, inbound, reply, usage};
-    use crate::store::{Message, NewMessage, NewSmsUsage, UserId};
+    use crate::store::{Message, NewMessage, NewSmsUsage, UserId, Written};
 
     fn write(user: UserId, message: NewMessage, usage: Vec<NewSmsUsage>) -> MessageWrite {
         MessageWrite {
@@ -358,7 +359,7 @@ mod tests {
             });
             let written = futures::future::join_all(writes).await;
             for (i, written) in written.into_iter().enumerate() {
-                let message = stored(written.expect("stored"));
+                let message = stored(written.expect("stored").written);
                 assert_eq!(message.body, format!("message {i}"));
                 assert_eq!(message.user_id, users[i % 2]);
             }
@@ -408,7 +409,8 @@ mod tests {
                 outcomes
                     .next()
                     .expect("1")
-                    .expect("the first write is stored"),
+                    .expect("the first write is stored")
+                    .written,
             );
             assert!(
                 outcomes.next().expect("2").is_err(),
@@ -419,7 +421,8 @@ mod tests {
                 outcomes
                     .next()
                     .expect("4")
-                    .expect("the last write is stored"),
+                    .expect("the last write is stored")
+                    .written,
             );
             assert_eq!(writer.stats().split_batches, 1);
 
