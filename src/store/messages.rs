@@ -919,9 +919,19 @@ impl Store {
             .iter()
             .map(|w| self.seal_column(BODY_COLUMN, w.user, &w.message.body))
             .collect();
-        let summaries = writes
+        // One fold per user (the newest), as one statement may upsert a row only once.
+        let mut folds: HashMap<UserId, &SummaryWrite> = HashMap::new();
+        for (user, fold) in writes
             .iter()
             .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)))
+        {
+            let newest = folds.entry(user).or_insert(fold);
+            if fold.through_message_id > newest.through_message_id {
+                *newest = fold;
+            }
+        }
+        let summaries = folds
+            .into_iter()
             .map(|(user, s)| {
                 let folded = i64::try_from(s.folded_messages)
                     .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
@@ -1003,16 +1013,17 @@ impl Store {
             for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
                 <Db as BatchSql>::insert_usage(&mut tx, chunk, created_at).await?;
             }
-            for (user, sealed, through, folded) in &summaries {
-                sqlx::query(super::summaries::SAVE_SUMMARY)
-                    .bind(user.0)
-                    .bind(sealed)
-                    .bind(*through)
-                    .bind(*folded)
-                    .bind(created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(write_error)?;
+            for chunk in summaries.chunks(ROWS_PER_STATEMENT) {
+                let mut statement = QueryBuilder::<Db>::new(super::summaries::SAVE_SUMMARIES_HEAD);
+                statement.push_values(chunk, |mut row, (user, sealed, through, folded)| {
+                    row.push_bind(user.0)
+                        .push_bind(sealed.as_str())
+                        .push_bind(*through)
+                        .push_bind(*folded)
+                        .push_bind(created_at);
+                });
+                statement.push(super::summaries::SAVE_SUMMARIES_TAIL);
+                statement.build().execute(&mut *tx).await.map_err(write_error)?;
             }
             let prints = if fingerprints {
                 let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();

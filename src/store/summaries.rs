@@ -31,13 +31,27 @@ struct SummaryRow {
 const SUMMARY: &str = "SELECT summary, through_message_id, folded_messages, updated_at \
      FROM conversation_summaries WHERE user_id = $1";
 /// Inserts or replaces the user's summary; a fold never moves `through` backwards.
-pub(super) const SAVE_SUMMARY: &str = "INSERT INTO conversation_summaries \
-     (user_id, summary, through_message_id, folded_messages, updated_at) \
-     VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (user_id) DO UPDATE SET summary = excluded.summary, \
-     through_message_id = excluded.through_message_id, \
-     folded_messages = excluded.folded_messages, updated_at = excluded.updated_at \
-     WHERE conversation_summaries.through_message_id <= excluded.through_message_id";
+macro_rules! save_summary {
+    (head) => {
+        "INSERT INTO conversation_summaries \
+         (user_id, summary, through_message_id, folded_messages, updated_at) "
+    };
+    (tail) => {
+        " ON CONFLICT (user_id) DO UPDATE SET summary = excluded.summary, \
+         through_message_id = excluded.through_message_id, \
+         folded_messages = excluded.folded_messages, updated_at = excluded.updated_at \
+         WHERE conversation_summaries.through_message_id <= excluded.through_message_id"
+    };
+}
+const SAVE_SUMMARY: &str = concat!(
+    save_summary!(head),
+    "VALUES ($1, $2, $3, $4, $5)",
+    save_summary!(tail)
+);
+/// [`SAVE_SUMMARY`] for many users at once: followed by `VALUES (…), (…)`, then
+/// [`SAVE_SUMMARIES_TAIL`] (one row per user: a row may not be upserted twice in a statement).
+pub(super) const SAVE_SUMMARIES_HEAD: &str = save_summary!(head);
+pub(super) const SAVE_SUMMARIES_TAIL: &str = save_summary!(tail);
 
 impl Store {
     /// The user's rolling summary, if turns were ever folded.

@@ -795,6 +795,26 @@ async fn a_summary_fold_rides_with_its_users_message_write_and_a_stale_fold_neve
         let kept = store.conversation_summary(ana).await.expect("read");
         assert_eq!(kept.expect("a summary").text, "newer fold");
         assert_eq!(store.recent_messages(ana, 10).await.expect("read").len(), 4);
+
+        // Several users' folds in one batch, one user's twice: each user keeps the newest.
+        let four = store.recent_messages(ana, 1).await.expect("read")[0].id;
+        store
+            .write_messages(&[
+                write(ana, "five", fold("ana's newest", four, 4)),
+                write(bob, "again", fold("bob's first", ids[1], 1)),
+                write(ana, "six", fold("ana's older", ids[1], 3)),
+            ])
+            .await
+            .expect("a batch of folds");
+        let text = |user| {
+            let store = store.clone();
+            async move {
+                let summary = store.conversation_summary(user).await.expect("read");
+                summary.expect("a summary").text
+            }
+        };
+        assert_eq!(text(ana).await, "ana's newest");
+        assert_eq!(text(bob).await, "bob's first");
     })
     .await;
 }
