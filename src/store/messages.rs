@@ -748,15 +748,13 @@ impl BatchSql for Postgres {
         pool: &sqlx::Pool<Self>,
         writes: &[MessageWrite],
     ) -> Result<sqlx::Transaction<'static, Self>> {
-        let (mut tx, switch) = match &store.scoped {
-            Some(scoped) => (scoped.begin().await?, false),
-            None => (pool.begin().await?, store.rls_role),
-        };
         let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
         users.sort_unstable();
         users.dedup();
-        super::postgres::scope_batch(&mut tx, &users, switch).await?;
-        Ok(tx)
+        match &store.scoped {
+            Some(scoped) => super::postgres::begin_batch(scoped, &users, false).await,
+            None => super::postgres::begin_batch(pool, &users, store.rls_role).await,
+        }
     }
 
     async fn insert_messages(

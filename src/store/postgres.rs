@@ -103,31 +103,27 @@ pub(crate) async fn begin_scoped(
     Ok(pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
 }
 
-/// Scopes the group-commit writer's transaction to the users of its batch: switches to
+/// Begins the group-commit writer's transaction scoped to the users of its batch: switches to
 /// `nudge_app` (when `role`) and sets `app.batch_user_ids`, which lets it write and read back
-/// rows of exactly those users (`migrations/postgres/0043_batch_write_policy.sql`). One round
-/// trip per batch, whatever its size.
-pub(crate) async fn scope_batch(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+/// rows of exactly those users (`migrations/postgres/0043_batch_write_policy.sql`), all in the
+/// round trip of `BEGIN`, whatever the batch's size.
+pub(crate) async fn begin_batch(
+    pool: &PgPool,
     users: &[super::UserId],
     role: bool,
-) -> Result<()> {
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    // UUIDs' text forms are hex digits and dashes: safe to splice into the statement.
     let list = users
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
     let statement = if role {
-        "SELECT set_config('role', 'nudge_app', true), \
-         set_config('app.batch_user_ids', $1, true)"
+        format!("BEGIN; SET LOCAL ROLE nudge_app; SET LOCAL app.batch_user_ids = '{{{list}}}'")
     } else {
-        "SELECT '', set_config('app.batch_user_ids', $1, true)"
+        format!("BEGIN; SET LOCAL app.batch_user_ids = '{{{list}}}'")
     };
-    sqlx::query(statement)
-        .bind(format!("{{{list}}}"))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    Ok(pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
 }
 
 /// Names the field a unique violation is about, from the constraint names spelled out in

@@ -269,8 +269,7 @@ async fn a_batch_scope_admits_the_rows_of_its_users_and_refuses_any_other() {
             .await
             .expect("a task");
 
-        let mut tx = pool.begin().await.unwrap();
-        super::postgres::scope_batch(&mut tx, &[ana, bob], true)
+        let mut tx = super::postgres::begin_batch(pool, &[ana, bob], true)
             .await
             .unwrap();
         insert_message(&mut tx, ana)
@@ -291,8 +290,7 @@ async fn a_batch_scope_admits_the_rows_of_its_users_and_refuses_any_other() {
         assert_eq!(tasks, 0, "a batch sees no other table's rows");
         tx.commit().await.unwrap();
 
-        let mut tx = pool.begin().await.unwrap();
-        super::postgres::scope_batch(&mut tx, &[ana], true)
+        let mut tx = super::postgres::begin_batch(pool, &[ana], true)
             .await
             .unwrap();
         let refused = insert_message(&mut tx, carl).await;
