@@ -51,19 +51,25 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
             .await?
     } else {
         create_parent_dir(options.get_filename()).await?;
-        // Every connection is opened at start and kept: opening one sets its pragmas, and
-        // setting the journal mode waits on the database's write lock, which the group-commit
-        // writer holds most of the time under load; SQLite's busy handler then polls for it
-        // every 100 ms, and the turns waiting on that connection stalled a second or more.
         pool_options
             .max_connections(MAX_CONNECTIONS)
-            .min_connections(MAX_CONNECTIONS)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options.journal_mode(SqliteJournalMode::Wal))
             .await?
     };
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+    if !is_memory_url(url) {
+        // Every connection is opened now and kept: opening one sets its pragmas, which waits
+        // on the database's write lock, and under load the group-commit writer holds that
+        // lock most of the time; SQLite's busy handler then polls for it every 100 ms, and
+        // the turns waiting for that connection stalled a second or more.
+        let mut warm = Vec::with_capacity(MAX_CONNECTIONS as usize);
+        for _ in 0..MAX_CONNECTIONS {
+            warm.push(pool.acquire().await?);
+        }
+        drop(warm);
+    }
     Ok(pool)
 }
 
