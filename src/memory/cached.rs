@@ -1,0 +1,185 @@
+//! A memory as a [`MemoryBank`](super::MemoryBank) keeps it: what ranking, consolidation and
+//! the memory tools read, with its terms, in a compact form. An active user's actor holds
+//! every memory of the user this way, so its size is paid once per memory per active user:
+//! text and tags in boxed slices (no spare capacity), the vector only when there is one (its
+//! model, values and length behind one box), the terms as 32-bit ids shared by BM25 and
+//! near-duplicate detection. [`CachedMemory::to_memory`] gives back the store's [`Memory`].
+
+use std::num::NonZeroI64;
+
+use chrono::{DateTime, Utc};
+
+use super::lexical::TermId;
+use super::norm;
+use crate::store::{Memory, MemoryEmbedding, MemoryKind};
+
+/// One memory of a bank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedMemory {
+    id: i64,
+    text: Box<str>,
+    /// Short labels, as stored.
+    tags: Box<[Box<str>]>,
+    /// The text's term ids, sorted, repeats kept: a term's repeats are its frequency (BM25),
+    /// their number the text's length (BM25), the distinct ones its term set (near-duplicates).
+    terms: Box<[TermId]>,
+    /// The memory's vector, when one was computed.
+    vector: Option<Box<Vector>>,
+    /// The message the fact was learnt from (store ids start at 1).
+    source_message_id: Option<NonZeroI64>,
+    created_at: DateTime<Utc>,
+    /// Compared with the time a vector's text was read at, so a vector never lands on a
+    /// changed text.
+    updated_at: DateTime<Utc>,
+    /// Recency and decay count from it.
+    last_used_at: Option<DateTime<Utc>>,
+    importance: f32,
+    kind: MemoryKind,
+}
+
+/// A memory's vector, with its length so that ranking computes dot products only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vector {
+    /// The model that computed it: only a query vector of the same model is compared.
+    pub model: Box<str>,
+    pub values: Box<[f32]>,
+    /// The length of `values`.
+    pub norm: f32,
+}
+
+impl Vector {
+    fn new(embedding: MemoryEmbedding) -> Box<Self> {
+        Box::new(Self {
+            norm: norm(&embedding.values),
+            model: embedding.model.into_boxed_str(),
+            values: embedding.values.into_boxed_slice(),
+        })
+    }
+}
+
+impl CachedMemory {
+    /// `memory` with the ids of its terms (sorted, repeats kept).
+    pub(super) fn new(memory: Memory, terms: Vec<TermId>) -> Self {
+        Self {
+            id: memory.id,
+            text: memory.text.into_boxed_str(),
+            tags: memory
+                .tags
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
+            terms: terms.into_boxed_slice(),
+            vector: memory.embedding.map(Vector::new),
+            source_message_id: memory.source_message_id.and_then(NonZeroI64::new),
+            created_at: memory.created_at,
+            updated_at: memory.updated_at,
+            last_used_at: memory.last_used_at,
+            importance: memory.importance,
+            kind: memory.kind,
+        }
+    }
+
+    /// The memory as the store gives it.
+    pub fn to_memory(&self) -> Memory {
+        Memory {
+            id: self.id,
+            text: self.text.to_string(),
+            kind: self.kind,
+            tags: self.tags().map(str::to_owned).collect(),
+            importance: self.importance,
+            source_message_id: self.source_message_id.map(NonZeroI64::get),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_used_at: self.last_used_at,
+            embedding: self.vector.as_ref().map(|v| MemoryEmbedding {
+                model: v.model.to_string(),
+                values: v.values.to_vec(),
+            }),
+        }
+    }
+
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn kind(&self) -> MemoryKind {
+        self.kind
+    }
+
+    pub fn tags(&self) -> impl Iterator<Item = &str> {
+        self.tags.iter().map(|t| &**t)
+    }
+
+    pub fn importance(&self) -> f32 {
+        self.importance
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
+    /// The later of creation, change and use: what recency and decay count from.
+    pub fn last_touched(&self) -> DateTime<Utc> {
+        let changed = self.updated_at.max(self.created_at);
+        self.last_used_at.map_or(changed, |used| used.max(changed))
+    }
+
+    /// The memory's vector, if it has one.
+    pub fn vector(&self) -> Option<&Vector> {
+        self.vector.as_deref()
+    }
+
+    /// The ids of the text's terms, sorted, repeats kept.
+    pub fn terms(&self) -> &[TermId] {
+        &self.terms
+    }
+
+    pub(super) fn set_vector(&mut self, embedding: MemoryEmbedding) {
+        self.vector = Some(Vector::new(embedding));
+    }
+
+    pub(super) fn set_last_used(&mut self, at: DateTime<Utc>) {
+        self.last_used_at = Some(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::testing::{memory, now};
+
+    #[test]
+    fn a_cached_memory_gives_back_the_memory_it_was_made_of() {
+        let mut stored = memory(7, "Meds at 8am", MemoryKind::Health, 0.9, 3);
+        stored.tags = vec!["medication".into(), "morning".into()];
+        stored.source_message_id = Some(42);
+        stored.last_used_at = Some(now());
+        stored.embedding = Some(MemoryEmbedding {
+            model: "m@2".into(),
+            values: vec![3.0, 4.0],
+        });
+        let cached = CachedMemory::new(stored.clone(), vec![1, 2, 2]);
+        assert_eq!(cached.to_memory(), stored);
+        assert_eq!(cached.vector().map(|v| v.norm), Some(5.0));
+        assert_eq!(cached.last_touched(), now());
+        assert_eq!(cached.terms(), [1, 2, 2]);
+    }
+
+    #[test]
+    fn a_cached_memory_is_smaller_than_a_memory() {
+        assert!(
+            size_of::<CachedMemory>() <= 120,
+            "{}",
+            size_of::<CachedMemory>()
+        );
+        assert!(size_of::<CachedMemory>() < size_of::<Memory>());
+    }
+}
