@@ -1,9 +1,10 @@
 //! A memory as a [`MemoryBank`](super::MemoryBank) keeps it: what ranking, consolidation and
 //! the memory tools read, with its terms, in a compact form. An active user's actor holds
 //! every memory of the user this way, so its size is paid once per memory per active user:
-//! text and tags in boxed slices (no spare capacity), the vector only when there is one (its
-//! model, values and length behind one box), the terms as 32-bit ids shared by BM25 and
-//! near-duplicate detection. [`CachedMemory::to_memory`] gives back the store's [`Memory`].
+//! text and tags in one boxed string (no spare capacity, one allocation), the vector only when
+//! there is one (its model, values and length behind one box), the terms as 32-bit ids shared
+//! by BM25 and near-duplicate detection. [`CachedMemory::to_memory`] gives back the store's
+//! [`Memory`].
 
 use std::num::NonZeroI64;
 
@@ -17,9 +18,11 @@ use crate::store::{Memory, MemoryEmbedding, MemoryKind};
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedMemory {
     id: i64,
-    text: Box<str>,
-    /// Short labels, as stored.
-    tags: Box<[Box<str>]>,
+    /// The text, then each tag (short labels, as stored) after a [`TAG_SEPARATOR`]: one
+    /// allocation for both.
+    text_and_tags: Box<str>,
+    /// Where the text ends in `text_and_tags`.
+    text_len: usize,
     /// The text's term ids, sorted, repeats kept: a term's repeats are its frequency (BM25),
     /// their number the text's length (BM25), the distinct ones its term set (near-duplicates).
     terms: Box<[TermId]>,
@@ -36,6 +39,11 @@ pub struct CachedMemory {
     importance: f32,
     kind: MemoryKind,
 }
+
+/// Comes before each tag in [`CachedMemory::text_and_tags`]. Tags never hold control
+/// characters (the API refuses them; the rules make tags of concept names); one that did
+/// would read back as two.
+const TAG_SEPARATOR: char = '\u{1f}';
 
 /// A memory's vector, with its length so that ranking computes dot products only.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,14 +68,19 @@ impl Vector {
 impl CachedMemory {
     /// `memory` with the ids of its terms (sorted, repeats kept).
     pub(super) fn new(memory: Memory, terms: Vec<TermId>) -> Self {
+        // Exactly the bytes needed: the allocator keeps slack it cannot split off.
+        let text_len = memory.text.len();
+        let tags_len: usize = memory.tags.iter().map(|t| 1 + t.len()).sum();
+        let mut text_and_tags = String::with_capacity(text_len + tags_len);
+        text_and_tags.push_str(&memory.text);
+        for tag in &memory.tags {
+            text_and_tags.push(TAG_SEPARATOR);
+            text_and_tags.push_str(tag);
+        }
         Self {
             id: memory.id,
-            text: memory.text.into_boxed_str(),
-            tags: memory
-                .tags
-                .into_iter()
-                .map(String::into_boxed_str)
-                .collect(),
+            text_and_tags: text_and_tags.into_boxed_str(),
+            text_len,
             terms: terms.into_boxed_slice(),
             vector: memory.embedding.map(Vector::new),
             source_message_id: memory.source_message_id.and_then(NonZeroI64::new),
@@ -83,7 +96,7 @@ impl CachedMemory {
     pub fn to_memory(&self) -> Memory {
         Memory {
             id: self.id,
-            text: self.text.to_string(),
+            text: self.text().to_owned(),
             kind: self.kind,
             tags: self.tags().map(str::to_owned).collect(),
             importance: self.importance,
@@ -103,7 +116,7 @@ impl CachedMemory {
     }
 
     pub fn text(&self) -> &str {
-        &self.text
+        &self.text_and_tags[..self.text_len]
     }
 
     pub fn kind(&self) -> MemoryKind {
@@ -111,7 +124,9 @@ impl CachedMemory {
     }
 
     pub fn tags(&self) -> impl Iterator<Item = &str> {
-        self.tags.iter().map(|t| &**t)
+        self.text_and_tags[self.text_len..]
+            .split(TAG_SEPARATOR)
+            .skip(1)
     }
 
     pub fn importance(&self) -> f32 {
@@ -168,9 +183,27 @@ mod tests {
         });
         let cached = CachedMemory::new(stored.clone(), vec![1, 2, 2]);
         assert_eq!(cached.to_memory(), stored);
+        assert_eq!(cached.text(), "Meds at 8am");
+        assert_eq!(cached.tags().collect::<Vec<_>>(), ["medication", "morning"]);
         assert_eq!(cached.vector().map(|v| v.norm), Some(5.0));
         assert_eq!(cached.last_touched(), now());
         assert_eq!(cached.terms(), [1, 2, 2]);
+    }
+
+    #[test]
+    fn no_tags_and_empty_tags_read_back_as_stored() {
+        for tags in [
+            vec![],
+            vec![String::new()],
+            vec!["a".into(), String::new(), "b".into()],
+        ] {
+            let mut stored = memory(1, "", MemoryKind::Fact, 0.5, 1);
+            stored.tags = tags;
+            assert_eq!(
+                CachedMemory::new(stored.clone(), Vec::new()).to_memory(),
+                stored
+            );
+        }
     }
 
     #[test]
