@@ -118,17 +118,17 @@ impl MemoryBank {
         let tokenizer = Tokenizer::new(language);
         memories.sort_unstable_by_key(|m| m.id);
         memories.dedup_by_key(|m| m.id);
-        let memories = memories
-            .into_iter()
-            .map(|memory| {
-                let terms = tokenizer.sorted_term_ids(&memory.text);
-                CachedMemory::new(memory, terms)
-            })
-            .collect();
+        // Into a vector of its own: collecting would reuse the larger `Vec<Memory>`
+        // allocation in place, and keep its size for as long as the bank lives.
+        let mut cached = Vec::with_capacity(memories.len());
+        cached.extend(memories.into_iter().map(|memory| {
+            let terms = tokenizer.sorted_term_ids(&memory.text);
+            CachedMemory::new(memory, terms)
+        }));
         Self {
             language,
             tokenizer,
-            memories,
+            memories: cached,
         }
     }
 
@@ -557,6 +557,23 @@ mod tests {
         ] {
             assert_eq!(first(&bank, query), Some(expected), "{query}");
         }
+    }
+
+    #[test]
+    fn a_bank_keeps_no_spare_slots() {
+        let mut bank = bank(Language::En);
+        assert_eq!(bank.memories.capacity(), bank.len());
+        bank.upsert(memory(9, "I play the piano", 0.5, 1));
+        bank.upsert(memory(0, "I sing", 0.5, 1));
+        assert_eq!(bank.memories.capacity(), bank.len());
+        let ids: Vec<i64> = bank.iter().map(CachedMemory::id).collect();
+        assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6, 9]);
+        bank.remove(4);
+        assert!(bank.get(4).is_none());
+        assert_eq!(
+            bank.get(9).map(CachedMemory::text),
+            Some("I play the piano")
+        );
     }
 
     #[test]
