@@ -30,12 +30,13 @@ pub struct CachedMemory {
     vector: Option<Box<Vector>>,
     /// The message the fact was learnt from (store ids start at 1).
     source_message_id: Option<NonZeroI64>,
-    created_at: DateTime<Utc>,
+    created_at: Stamp,
     /// Compared with the time a vector's text was read at, so a vector never lands on a
     /// changed text.
-    updated_at: DateTime<Utc>,
+    updated_at: Stamp,
     /// Recency and decay count from it.
-    last_used_at: Option<DateTime<Utc>>,
+    /// [`Stamp::NEVER`] until the memory is used.
+    last_used_at: Stamp,
     importance: f32,
     kind: MemoryKind,
 }
@@ -44,6 +45,28 @@ pub struct CachedMemory {
 /// characters (the API refuses them; the rules make tags of concept names); one that did
 /// would read back as two.
 const TAG_SEPARATOR: char = '\u{1f}';
+
+/// A time in 8 bytes (a `DateTime<Utc>` takes 12, 16 as an `Option`): nanoseconds since
+/// 1970, exact from 1677 to 2262 (the times a store holds), clamped outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp(i64);
+
+impl Stamp {
+    /// "Never used": below every time.
+    const NEVER: Stamp = Stamp(i64::MIN);
+
+    fn new(at: DateTime<Utc>) -> Self {
+        match at.timestamp_nanos_opt() {
+            Some(nanos) => Stamp(nanos.max(i64::MIN + 1)),
+            None if at.timestamp() < 0 => Stamp(i64::MIN + 1),
+            None => Stamp(i64::MAX),
+        }
+    }
+
+    fn time(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_nanos(self.0)
+    }
+}
 
 /// A memory's vector, with its length so that ranking computes dot products only.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,9 +107,9 @@ impl CachedMemory {
             terms: terms.into_boxed_slice(),
             vector: memory.embedding.map(Vector::new),
             source_message_id: memory.source_message_id.and_then(NonZeroI64::new),
-            created_at: memory.created_at,
-            updated_at: memory.updated_at,
-            last_used_at: memory.last_used_at,
+            created_at: Stamp::new(memory.created_at),
+            updated_at: Stamp::new(memory.updated_at),
+            last_used_at: memory.last_used_at.map_or(Stamp::NEVER, Stamp::new),
             importance: memory.importance,
             kind: memory.kind,
         }
@@ -101,9 +124,9 @@ impl CachedMemory {
             tags: self.tags().map(str::to_owned).collect(),
             importance: self.importance,
             source_message_id: self.source_message_id.map(NonZeroI64::get),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            last_used_at: self.last_used_at,
+            created_at: self.created_at(),
+            updated_at: self.updated_at(),
+            last_used_at: self.last_used_at(),
             embedding: self.vector.as_ref().map(|v| MemoryEmbedding {
                 model: v.model.to_string(),
                 values: v.values.to_vec(),
@@ -134,17 +157,24 @@ impl CachedMemory {
     }
 
     pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
+        self.created_at.time()
     }
 
     pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
+        self.updated_at.time()
+    }
+
+    pub fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        (self.last_used_at != Stamp::NEVER).then(|| self.last_used_at.time())
     }
 
     /// The later of creation, change and use: what recency and decay count from.
     pub fn last_touched(&self) -> DateTime<Utc> {
-        let changed = self.updated_at.max(self.created_at);
-        self.last_used_at.map_or(changed, |used| used.max(changed))
+        // NEVER is the least stamp: the max of the three is right without a case for it.
+        self.updated_at
+            .max(self.created_at)
+            .max(self.last_used_at)
+            .time()
     }
 
     /// The memory's vector, if it has one.
@@ -162,7 +192,7 @@ impl CachedMemory {
     }
 
     pub(super) fn set_last_used(&mut self, at: DateTime<Utc>) {
-        self.last_used_at = Some(at);
+        self.last_used_at = Stamp::new(at);
     }
 }
 
@@ -204,6 +234,21 @@ mod tests {
                 stored
             );
         }
+    }
+
+    #[test]
+    fn times_read_back_to_the_nanosecond_and_never_used_stays_apart() {
+        let mut stored = memory(1, "tea", MemoryKind::Fact, 0.5, 1);
+        stored.created_at = now() + chrono::Duration::nanoseconds(123_456_789);
+        stored.updated_at = stored.created_at + chrono::Duration::nanoseconds(1);
+        let mut cached = CachedMemory::new(stored.clone(), Vec::new());
+        assert_eq!(cached.to_memory(), stored);
+        assert_eq!(cached.last_used_at(), None);
+        assert_eq!(cached.last_touched(), stored.updated_at);
+        let epoch = DateTime::from_timestamp_nanos(0);
+        cached.set_last_used(epoch);
+        assert_eq!(cached.last_used_at(), Some(epoch));
+        assert_eq!(cached.last_touched(), stored.updated_at);
     }
 
     #[test]
