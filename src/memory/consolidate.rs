@@ -404,13 +404,15 @@ mod tests {
         );
     }
 
+    /// Sorted term ids of `terms`.
+    fn set(terms: &[&str]) -> Vec<TermId> {
+        let mut ids: Vec<TermId> = terms.iter().map(|t| term_id(t)).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     #[test]
     fn term_overlap_decides_near_duplicates() {
-        let set = |terms: &[&str]| {
-            let mut ids: Vec<TermId> = terms.iter().map(|t| term_id(t)).collect();
-            ids.sort_unstable();
-            ids
-        };
         assert!(is_near_duplicate(
             &set(&["a", "b", "c", "d"]),
             &set(&["a", "b", "c", "d"])
@@ -426,11 +428,6 @@ mod tests {
 
     #[test]
     fn repeated_terms_count_once_for_near_duplicates() {
-        let set = |terms: &[&str]| {
-            let mut ids: Vec<TermId> = terms.iter().map(|t| term_id(t)).collect();
-            ids.sort_unstable();
-            ids
-        };
         // {a, b, c} against {a, b, c, d}: 3 shared of 4.
         assert!(is_near_duplicate(
             &set(&["a", "a", "a", "b", "c"]),
