@@ -208,9 +208,9 @@ impl LtmCache {
         let changed = bank
             .iter()
             .filter(|m| {
-                m.id > before.max_id || before.max_updated_at.is_none_or(|at| m.updated_at > at)
+                m.id() > before.max_id || before.max_updated_at.is_none_or(|at| m.updated_at() > at)
             })
-            .map(|m| m.id)
+            .map(|m| m.id())
             .collect();
         self.bank = Some(bank);
         self.fingerprint = now_print;
@@ -237,7 +237,7 @@ impl LtmCache {
             .missing_embeddings(&model)
             .into_iter()
             .take(MAX_BATCH)
-            .map(|m| (m.id, m.updated_at, m.text.clone()))
+            .map(|m| (m.id(), m.updated_at(), m.text().to_owned()))
             .collect();
         if batch.is_empty() {
             return;

@@ -23,8 +23,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::{MemoryBank, cosine, days_between};
-use crate::store::{Memory, MergedMemory, Result, Store, UserId};
+use super::lexical::TermId;
+use super::{CachedMemory, MemoryBank, cosine, days_between};
+use crate::store::{MergedMemory, Result, Store, UserId};
 
 /// Jaccard index of term sets at or above which two memories are near-duplicates.
 pub const DUPLICATE_JACCARD: f32 = 0.75;
@@ -45,23 +46,58 @@ const MAX_POSTINGS: usize = 256;
 /// Tags kept on a merged memory.
 const MAX_TAGS: usize = 8;
 
-/// A memory's importance after decay at `now` (see the module docs).
-pub fn effective_importance(memory: &Memory, now: DateTime<Utc>) -> f32 {
-    if memory.importance >= DECAY_BELOW {
-        return memory.importance;
+/// The importance after decay at `now` of a memory of `importance` last created, changed or
+/// used at `last_touched` (see the module docs).
+pub fn effective_importance(
+    importance: f32,
+    last_touched: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> f32 {
+    if importance >= DECAY_BELOW {
+        return importance;
     }
-    let idle = days_between(memory.last_touched(), now);
+    let idle = days_between(last_touched, now);
     let decaying = (idle - STALE_AFTER_DAYS).max(0.0);
-    memory.importance * 0.5f32.powf(decaying / DECAY_HALF_LIFE_DAYS)
+    importance * 0.5f32.powf(decaying / DECAY_HALF_LIFE_DAYS)
 }
 
-/// Whether two sorted term sets overlap enough to be the same fact.
-pub fn is_near_duplicate(a: &[String], b: &[String]) -> bool {
-    if a.is_empty() || b.is_empty() {
+/// Whether two texts' term ids (each sorted, repeats allowed) overlap enough to be the same
+/// fact: the Jaccard index of their distinct terms.
+pub fn is_near_duplicate(a: &[TermId], b: &[TermId]) -> bool {
+    let (a, b) = (distinct(a), distinct(b));
+    if a.clone().next().is_none() || b.clone().next().is_none() {
         return false;
     }
-    let shared = a.iter().filter(|t| b.binary_search(t).is_ok()).count();
-    jaccard(shared, a.len(), b.len()) >= DUPLICATE_JACCARD
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    let (mut shared, mut only_a, mut only_b) = (0, 0, 0);
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x == y => {
+                shared += 1;
+                a.next();
+                b.next();
+            }
+            (Some(x), Some(y)) if x < y => {
+                only_a += 1;
+                a.next();
+            }
+            (_, Some(_)) => {
+                only_b += 1;
+                b.next();
+            }
+            (Some(_), None) => {
+                only_a += 1;
+                a.next();
+            }
+            (None, None) => break,
+        }
+    }
+    jaccard(shared, shared + only_a, shared + only_b) >= DUPLICATE_JACCARD
+}
+
+/// The distinct terms of sorted term ids.
+fn distinct(terms: &[TermId]) -> impl Iterator<Item = TermId> + Clone + '_ {
+    terms.chunk_by(|a, b| a == b).map(|run| run[0])
 }
 
 fn jaccard(shared: usize, a: usize, b: usize) -> f32 {
@@ -73,15 +109,14 @@ fn jaccard(shared: usize, a: usize, b: usize) -> f32 {
     }
 }
 
-/// Tags of several memories, once each, in first-seen order, at most [`MAX_TAGS`].
-pub fn union_tags<'a>(lists: impl IntoIterator<Item = &'a [String]>) -> Vec<String> {
+/// Tags of several memories (one after the other), once each, in first-seen order, at most
+/// [`MAX_TAGS`].
+pub fn union_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut seen = BTreeSet::new();
-    lists
-        .into_iter()
-        .flatten()
-        .filter(|t| seen.insert(t.as_str()))
+    tags.into_iter()
+        .filter(|t| seen.insert(*t))
         .take(MAX_TAGS)
-        .cloned()
+        .map(str::to_owned)
         .collect()
 }
 
@@ -117,27 +152,31 @@ pub struct Applied {
 /// Plans consolidation of the bank at `now`. With `focus`, only pairs involving one of those
 /// memories are compared (the ones a turn added or changed); without, every candidate pair.
 pub fn plan(bank: &MemoryBank, now: DateTime<Utc>, focus: Option<&BTreeSet<i64>>) -> Plan {
-    let memories: Vec<&Memory> = bank.iter().collect();
+    let memories: Vec<&CachedMemory> = bank.iter().collect();
     let index: HashMap<i64, usize> = memories
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.id, i))
+        .map(|(i, m)| (m.id(), i))
         .collect();
     let mut parent: Vec<usize> = (0..memories.len()).collect();
 
     // Candidate pairs share a term that is not too common; they merge on terms or vectors.
-    let mut postings: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut postings: HashMap<TermId, Vec<usize>> = HashMap::new();
+    let mut sizes = Vec::with_capacity(memories.len());
     for (i, memory) in memories.iter().enumerate() {
-        for term in bank.terms(memory.id) {
-            postings.entry(term.as_str()).or_default().push(i);
+        let mut size = 0;
+        for term in distinct(memory.terms()) {
+            postings.entry(term).or_default().push(i);
+            size += 1;
         }
+        sizes.push(size);
     }
-    let in_focus = |i: usize| focus.is_none_or(|f| f.contains(&memories[i].id));
+    let in_focus = |i: usize| focus.is_none_or(|f| f.contains(&memories[i].id()));
     let mut shared = vec![0usize; memories.len()];
     for i in 0..memories.len() {
         let mut touched = Vec::new();
-        for term in bank.terms(memories[i].id) {
-            let Some(list) = postings.get(term.as_str()) else {
+        for term in distinct(memories[i].terms()) {
+            let Some(list) = postings.get(&term) else {
                 continue;
             };
             if list.len() > MAX_POSTINGS {
@@ -152,11 +191,10 @@ pub fn plan(bank: &MemoryBank, now: DateTime<Utc>, focus: Option<&BTreeSet<i64>>
         }
         for j in touched {
             let count = std::mem::take(&mut shared[j]);
-            if !(in_focus(i) || in_focus(j)) || memories[i].kind != memories[j].kind {
+            if !(in_focus(i) || in_focus(j)) || memories[i].kind() != memories[j].kind() {
                 continue;
             }
-            let (a, b) = (bank.terms(memories[i].id), bank.terms(memories[j].id));
-            if jaccard(count, a.len(), b.len()) >= DUPLICATE_JACCARD
+            if jaccard(count, sizes[i], sizes[j]) >= DUPLICATE_JACCARD
                 || same_by_vector(memories[i], memories[j])
             {
                 union(&mut parent, i, j);
@@ -170,7 +208,7 @@ pub fn plan(bank: &MemoryBank, now: DateTime<Utc>, focus: Option<&BTreeSet<i64>>
             let Some(&i) = index.get(id) else { continue };
             for j in 0..memories.len() {
                 if j != i
-                    && memories[i].kind == memories[j].kind
+                    && memories[i].kind() == memories[j].kind()
                     && same_by_vector(memories[i], memories[j])
                 {
                     union(&mut parent, i, j);
@@ -179,7 +217,7 @@ pub fn plan(bank: &MemoryBank, now: DateTime<Utc>, focus: Option<&BTreeSet<i64>>
         }
     }
 
-    let mut groups: BTreeMap<usize, Vec<&Memory>> = BTreeMap::new();
+    let mut groups: BTreeMap<usize, Vec<&CachedMemory>> = BTreeMap::new();
     for (i, memory) in memories.iter().enumerate() {
         let root = find(&mut parent, i);
         groups.entry(root).or_default().push(memory);
@@ -187,20 +225,20 @@ pub fn plan(bank: &MemoryBank, now: DateTime<Utc>, focus: Option<&BTreeSet<i64>>
     let mut merges = Vec::new();
     let mut merged_ids = BTreeSet::new();
     for group in groups.into_values().filter(|g| g.len() > 1) {
-        merged_ids.extend(group.iter().map(|m| m.id));
+        merged_ids.extend(group.iter().map(|m| m.id()));
         merges.push(merge_group(&group));
     }
     let prunes = memories
         .iter()
-        .filter(|m| !merged_ids.contains(&m.id))
-        .filter(|m| effective_importance(m, now) < PRUNE_FLOOR)
-        .map(|m| m.id)
+        .filter(|m| !merged_ids.contains(&m.id()))
+        .filter(|m| effective_importance(m.importance(), m.last_touched(), now) < PRUNE_FLOOR)
+        .map(|m| m.id())
         .collect();
     Plan { merges, prunes }
 }
 
-fn same_by_vector(a: &Memory, b: &Memory) -> bool {
-    match (&a.embedding, &b.embedding) {
+fn same_by_vector(a: &CachedMemory, b: &CachedMemory) -> bool {
+    match (a.vector(), b.vector()) {
         (Some(x), Some(y)) if x.model == y.model && x.values.len() == y.values.len() => {
             cosine(&x.values, &y.values) >= DUPLICATE_COSINE
         }
@@ -209,31 +247,28 @@ fn same_by_vector(a: &Memory, b: &Memory) -> bool {
 }
 
 /// Oldest survives; newest wording; union of tags; highest importance plus the boost.
-fn merge_group(group: &[&Memory]) -> Merge {
+fn merge_group(group: &[&CachedMemory]) -> Merge {
     let oldest = group
         .iter()
-        .min_by_key(|m| (m.created_at, m.id))
+        .min_by_key(|m| (m.created_at(), m.id()))
         .copied()
         .unwrap_or(group[0]);
     let newest = group
         .iter()
-        .max_by_key(|m| (m.updated_at.max(m.created_at), m.id))
+        .max_by_key(|m| (m.updated_at().max(m.created_at()), m.id()))
         .copied()
         .unwrap_or(group[0]);
-    let importance = group.iter().map(|m| m.importance).fold(0.0, f32::max);
+    let importance = group.iter().map(|m| m.importance()).fold(0.0, f32::max);
     Merge {
-        keep: oldest.id,
+        keep: oldest.id(),
         absorbed: group
             .iter()
-            .map(|m| m.id)
-            .filter(|id| *id != oldest.id)
+            .map(|m| m.id())
+            .filter(|id| *id != oldest.id())
             .collect(),
         merged: MergedMemory {
-            text: newest.text.clone(),
-            tags: union_tags(
-                std::iter::once(newest.tags.as_slice())
-                    .chain(group.iter().map(|m| m.tags.as_slice())),
-            ),
+            text: newest.text().to_owned(),
+            tags: union_tags(newest.tags().chain(group.iter().flat_map(|m| m.tags()))),
             importance: (importance + MERGE_BOOST).min(1.0),
         },
     }
@@ -286,21 +321,26 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::lexical::term_id;
     use crate::memory::testing::{memory, now};
-    use crate::store::{Language, MemoryEmbedding, MemoryKind};
+    use crate::store::{Language, Memory, MemoryEmbedding, MemoryKind};
     use chrono::Duration as Days;
+
+    fn decayed(memory: &Memory) -> f32 {
+        effective_importance(memory.importance, memory.last_touched(), now())
+    }
 
     #[test]
     fn decay_spares_important_and_recent_memories_and_halves_the_rest_every_sixty_days() {
         let important = memory(1, "meds at 8am", MemoryKind::Health, 0.9, 400);
-        assert_eq!(effective_importance(&important, now()), 0.9);
+        assert_eq!(decayed(&important), 0.9);
         let fresh = memory(2, "likes tea", MemoryKind::Preference, 0.4, 29);
-        assert_eq!(effective_importance(&fresh, now()), 0.4);
+        assert_eq!(decayed(&fresh), 0.4);
         let stale = memory(3, "likes tea", MemoryKind::Preference, 0.4, 90);
-        assert!((effective_importance(&stale, now()) - 0.2).abs() < 1e-4);
+        assert!((decayed(&stale) - 0.2).abs() < 1e-4);
         let mut used = stale.clone();
         used.last_used_at = Some(now() - Days::days(1));
-        assert_eq!(effective_importance(&used, now()), 0.4, "use resets decay");
+        assert_eq!(decayed(&used), 0.4, "use resets decay");
     }
 
     #[test]
@@ -364,9 +404,15 @@ mod tests {
         );
     }
 
+    /// Sorted term ids of `terms`.
+    fn set(terms: &[&str]) -> Vec<TermId> {
+        let mut ids: Vec<TermId> = terms.iter().map(|t| term_id(t)).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     #[test]
     fn term_overlap_decides_near_duplicates() {
-        let set = |terms: &[&str]| terms.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         assert!(is_near_duplicate(
             &set(&["a", "b", "c", "d"]),
             &set(&["a", "b", "c", "d"])
@@ -377,5 +423,20 @@ mod tests {
         ));
         assert!(!is_near_duplicate(&set(&["a", "b"]), &set(&["a", "c"])));
         assert!(!is_near_duplicate(&[], &[]));
+        assert!(!is_near_duplicate(&set(&["a"]), &[]));
+    }
+
+    #[test]
+    fn repeated_terms_count_once_for_near_duplicates() {
+        // {a, b, c} against {a, b, c, d}: 3 shared of 4.
+        assert!(is_near_duplicate(
+            &set(&["a", "a", "a", "b", "c"]),
+            &set(&["a", "b", "c", "d", "d", "d"])
+        ));
+        // {a, b} against {a, c}: 1 of 3, however often a repeats.
+        assert!(!is_near_duplicate(
+            &set(&["a", "a", "a", "a", "b"]),
+            &set(&["a", "a", "a", "a", "c"])
+        ));
     }
 }

@@ -1,9 +1,6 @@
-//! Lexical ranking: BM25 over a tokenizer made for short English and French facts.
-//!
-//! The ranking itself is the `bm25` crate's (`Scorer`: an inverted index, Okapi BM25 with
-//! `k1 = 1.2`, `b = 0.75`, idf from the live document count; `Embedder`: term weights with
-//! the corpus's average length). Its own tokenizer is one fixed language at a time, so it is
-//! replaced here by [`Tokenizer`], which reads both languages in one pass:
+//! Lexical ranking: Okapi BM25 ([`bm25`]: `k1 = 1.2`, `b = 0.75`, the `bm25` crate's and
+//! Lucene's idf) over a tokenizer made for short English and French facts, [`Tokenizer`],
+//! which reads both languages in one pass:
 //!
 //! 1. fold: accents and ligatures to ASCII (`é` → `e`, `œ` → `oe`), lower case;
 //! 2. split on anything that is not a letter or a digit (so `j'habite` → `j`, `habite`);
@@ -14,13 +11,12 @@
 //!    `médicaments`, `cachets` → `~medication`), so a paraphrase or the other language matches;
 //! 6. stem what remains with the user's language's Snowball stemmer (`shifts` → `shift`).
 //!
-//! Token ids are 64-bit hashes (the crate's `u64` embedder): collisions are negligible at a
-//! user's vocabulary size, where the default 32-bit ids would collide once in ~100 users.
+//! A memory keeps its terms as sorted 32-bit ids ([`term_id`]), nothing else: document
+//! frequencies and the average length are computed per query over the user's memories.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use bm25::{Embedder, EmbedderBuilder, Scorer};
 use rust_stemmers::{Algorithm, Stemmer};
 
 use super::text::fold_with_offsets;
@@ -95,18 +91,18 @@ impl Tokenizer {
         terms
     }
 
-    /// The distinct terms of `text`, sorted: what near-duplicate detection compares.
-    pub fn term_set(&self, text: &str) -> Vec<String> {
-        let mut terms = self.terms(text);
-        terms.sort_unstable();
-        terms.dedup();
-        terms
+    /// The ids of the terms of `text` ([`term_id`]), in order, repeats kept: a query as
+    /// [`bm25`] reads it.
+    pub fn term_ids(&self, text: &str) -> Vec<TermId> {
+        self.terms(text).iter().map(|t| term_id(t)).collect()
     }
-}
 
-impl bm25::Tokenizer for Tokenizer {
-    fn tokenize(&self, input_text: &str) -> Vec<String> {
-        self.terms(input_text)
+    /// The ids of the terms of `text`, sorted, repeats kept: a document as [`bm25`] and
+    /// near-duplicate detection read it.
+    pub fn sorted_term_ids(&self, text: &str) -> Vec<TermId> {
+        let mut ids = self.term_ids(text);
+        ids.sort_unstable();
+        ids
     }
 }
 
@@ -139,60 +135,126 @@ fn time_term(word: &str) -> Option<String> {
     Some(format!("{hour}h{minutes}"))
 }
 
-/// BM25 over one user's memories, kept up to date as memories come and go.
-pub struct LexicalIndex {
-    /// Turns a text into BM25 term weights (tokenizer, `k1`, `b`, average length).
-    embedder: Embedder<u64, Tokenizer>,
-    /// The inverted index and the documents' weights, by memory id.
-    scorer: Scorer<i64, u64>,
+/// A term as the index keeps it: a 32-bit hash of its text ([`term_id`]).
+pub type TermId = u32;
+
+/// The id of a term: FNV-1a (64-bit) folded to 32 bits, stable across runs and platforms.
+///
+/// 32 bits are enough here. A query term wrongly matches a memory only when it collides with
+/// one of the user's terms: about `vocabulary × query terms / 2³²`, one query in a million for
+/// a user with 1,000 distinct terms. Two of the user's own terms colliding (which near-duplicate
+/// detection could notice) takes a vocabulary near 10,000 to be likely at all, and then only
+/// merges two memories that share ¾ of their other terms too.
+pub fn term_id(term: &str) -> TermId {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = term
+        .bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    (hash ^ (hash >> 32)) as TermId
 }
 
-impl LexicalIndex {
-    /// An index of `documents` (id, text), its average length fit to them.
-    pub fn new<'a>(
-        language: Language,
-        documents: impl IntoIterator<Item = (i64, &'a str)>,
-    ) -> Self {
-        let documents: Vec<(i64, &str)> = documents.into_iter().collect();
-        let texts: Vec<&str> = documents.iter().map(|(_, text)| *text).collect();
-        let embedder = EmbedderBuilder::<u64, Tokenizer>::with_tokenizer_and_fit_to_corpus(
-            Tokenizer::new(language),
-            &texts,
-        )
-        .k1(K1)
-        .b(B)
-        .build();
-        let mut index = Self {
-            embedder,
-            scorer: Scorer::new(),
-        };
-        for (id, text) in documents {
-            index.upsert(id, text);
+/// BM25 scores of the documents sharing a term with `query`: `(document index, score)`,
+/// best first (equal scores by index). `query` is the query's terms in order, repeats kept
+/// (a repeated query term counts each time); `terms` gives a document's terms **sorted**,
+/// repeats kept (a term's repeats are its frequency, their number the document's length).
+///
+/// Okapi BM25 over the documents given (`n` of them, average length `avgdl`):
+///
+/// ```text
+/// idf(t)      = ln(1 + (n − df(t) + 0.5) / (df(t) + 0.5))
+/// weight(t,d) = tf(t,d) · (k1 + 1) / (tf(t,d) + k1 · (1 − b + b · |d| / avgdl))
+/// bm25(q, d)  = Σ over the terms t of q: idf(t) · weight(t, d)
+/// ```
+///
+/// One pass over the documents' sorted terms finds the matches and the document
+/// frequencies: for one user's few hundred memories that is cheaper than keeping an inverted
+/// index, and it needs no memory between queries.
+pub fn bm25<T>(
+    query: &[TermId],
+    documents: &[T],
+    terms: impl Fn(&T) -> &[TermId],
+) -> Vec<(usize, f32)> {
+    let mut distinct = query.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.is_empty() || documents.is_empty() {
+        return Vec::new();
+    }
+    let width = distinct.len();
+    // For each document sharing a term: its index, its length, then each distinct query
+    // term's frequency in it.
+    let mut matches: Vec<(usize, usize)> = Vec::new();
+    let mut frequencies: Vec<u32> = Vec::new();
+    let mut df = vec![0u32; width];
+    let mut total_length = 0u64;
+    let mut row = vec![0u32; width];
+    for (index, document) in documents.iter().enumerate() {
+        let document = terms(document);
+        total_length += document.len() as u64;
+        if !count_shared(&distinct, document, &mut row) {
+            continue;
         }
-        index
+        for (df, &tf) in df.iter_mut().zip(&row) {
+            *df += u32::from(tf > 0);
+        }
+        matches.push((index, document.len()));
+        frequencies.extend_from_slice(&row);
     }
+    let n = documents.len() as f32;
+    let idf: Vec<f32> = df
+        .iter()
+        .map(|&df| {
+            let df = df as f32;
+            (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+        })
+        .collect();
+    let avgdl = match (total_length as f64 / documents.len() as f64) as f32 {
+        avgdl if avgdl > 0.0 => avgdl,
+        _ => 1.0,
+    };
+    // Each query term as its column among the distinct ones.
+    let columns: Vec<usize> = query
+        .iter()
+        .filter_map(|t| distinct.binary_search(t).ok())
+        .collect();
+    let mut scored: Vec<(usize, f32)> = matches
+        .iter()
+        .zip(frequencies.chunks_exact(width))
+        .map(|(&(index, length), tfs)| {
+            let norm = K1 * (1.0 - B + B * (length as f32 / avgdl));
+            let score = columns
+                .iter()
+                .map(|&k| {
+                    let tf = tfs[k] as f32;
+                    idf[k] * (tf * (K1 + 1.0) / (tf + norm))
+                })
+                .sum::<f32>();
+            (index, score)
+        })
+        .filter(|&(_, score)| score > 0.0)
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored
+}
 
-    /// Adds or replaces a document. (The average length stays as fit; the bank refits it when
-    /// it rebuilds.)
-    pub fn upsert(&mut self, id: i64, text: &str) {
-        let embedding = self.embedder.embed(text);
-        self.scorer.upsert(&id, embedding);
+/// Fills `row` with how often each of `distinct` (sorted, no repeats) occurs in `document`
+/// (sorted, repeats kept), in one merge of the two; true when any does.
+fn count_shared(distinct: &[TermId], document: &[TermId], row: &mut [u32]) -> bool {
+    row.fill(0);
+    let (mut i, mut j, mut any) = (0, 0, false);
+    while i < distinct.len() && j < document.len() {
+        match distinct[i].cmp(&document[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                row[i] += 1;
+                any = true;
+                j += 1;
+            }
+        }
     }
-
-    pub fn remove(&mut self, id: i64) {
-        self.scorer.remove(&id);
-    }
-
-    /// Every document sharing a term with `query`, with its BM25 score, best first.
-    pub fn search(&self, query: &str) -> Vec<(i64, f32)> {
-        let query = self.embedder.embed(query);
-        self.scorer
-            .matches(&query)
-            .into_iter()
-            .filter(|m| m.score > 0.0)
-            .map(|m| (m.id, m.score))
-            .collect()
-    }
+    any
 }
 
 /// Words that say how something is asked or joined, not what it is about.
@@ -358,7 +420,10 @@ mod tests {
     fn one_meaning_in_either_language_is_one_term() {
         let en = Tokenizer::new(Language::En);
         assert_eq!(en.terms("my pills"), en.terms("mes cachets"));
-        assert_eq!(en.term_set("night shifts"), en.term_set("travail de nuit"));
+        assert_eq!(
+            en.sorted_term_ids("night shifts"),
+            en.sorted_term_ids("travail de nuit")
+        );
         assert_eq!(en.terms("my meds"), vec!["~medication"]);
     }
 
@@ -382,30 +447,90 @@ mod tests {
         assert_eq!(en.terms("walking"), en.terms("walks"));
     }
 
-    #[test]
-    fn the_relevant_document_ranks_first_and_unrelated_ones_not_at_all() {
-        let index = LexicalIndex::new(
-            Language::En,
-            [
-                (1, "I work night shifts at the hospital"),
-                (2, "my meds are at 8am"),
-                (3, "my sister Julie lives in Lyon"),
-            ],
-        );
-        let hits = index.search("when should I take my medication?");
-        assert_eq!(hits.first().map(|h| h.0), Some(2));
-        assert_eq!(hits.len(), 1);
-        assert_eq!(index.search("what's my job?").first().map(|h| h.0), Some(1));
-        assert!(index.search("quantum physics").is_empty());
+    /// Documents as [`bm25`] reads them.
+    fn documents(tokenizer: &Tokenizer, texts: &[&str]) -> Vec<Vec<TermId>> {
+        texts.iter().map(|t| tokenizer.sorted_term_ids(t)).collect()
+    }
+
+    fn search(tokenizer: &Tokenizer, documents: &[Vec<TermId>], query: &str) -> Vec<(usize, f32)> {
+        bm25(&tokenizer.term_ids(query), documents, Vec::as_slice)
     }
 
     #[test]
-    fn documents_can_be_replaced_and_removed() {
-        let mut index = LexicalIndex::new(Language::En, [(1, "I love coffee")]);
-        assert_eq!(index.search("coffee").len(), 1);
-        index.upsert(1, "I love tea");
-        assert!(index.search("coffee").is_empty());
-        index.remove(1);
-        assert!(index.search("tea").is_empty());
+    fn the_relevant_document_ranks_first_and_unrelated_ones_not_at_all() {
+        let en = Tokenizer::new(Language::En);
+        let documents = documents(
+            &en,
+            &[
+                "I work night shifts at the hospital",
+                "my meds are at 8am",
+                "my sister Julie lives in Lyon",
+            ],
+        );
+        let hits = search(&en, &documents, "when should I take my medication?");
+        assert_eq!(hits.first().map(|h| h.0), Some(1));
+        assert_eq!(hits.len(), 1);
+        let job = search(&en, &documents, "what's my job?");
+        assert_eq!(job.first().map(|h| h.0), Some(0));
+        assert!(search(&en, &documents, "quantum physics").is_empty());
+        assert!(search(&en, &[], "my job").is_empty());
+    }
+
+    #[test]
+    fn scores_are_okapi_bm25_computed_by_hand() {
+        // Terms stand for themselves: a, b, c, d.
+        let id = |t: &str| term_id(t);
+        let doc = |terms: &[&str]| {
+            let mut ids: Vec<TermId> = terms.iter().map(|t| id(t)).collect();
+            ids.sort_unstable();
+            ids
+        };
+        let documents = vec![
+            doc(&["a", "b", "a"]),
+            doc(&["b", "c"]),
+            doc(&["c", "d", "d", "d", "b"]),
+            doc(&[]),
+        ];
+        // The query "a b b": b counts twice.
+        let query = [id("a"), id("b"), id("b")];
+        let hits = bm25(&query, &documents, Vec::as_slice);
+
+        let (k1, b) = (1.2f64, 0.75f64);
+        let n = 4.0;
+        let avgdl = (3.0 + 2.0 + 5.0 + 0.0) / 4.0;
+        let idf = |df: f64| (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        let weight = |tf: f64, len: f64| tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / avgdl));
+        let (idf_a, idf_b) = (idf(1.0), idf(3.0));
+        let expected = [
+            (0, idf_a * weight(2.0, 3.0) + 2.0 * idf_b * weight(1.0, 3.0)),
+            (1, 2.0 * idf_b * weight(1.0, 2.0)),
+            (2, 2.0 * idf_b * weight(1.0, 5.0)),
+        ];
+        let mut expected = expected.to_vec();
+        expected.sort_by(|x, y| y.1.total_cmp(&x.1));
+        assert_eq!(hits.len(), expected.len(), "{hits:?}");
+        for ((index, score), (want_index, want)) in hits.iter().zip(&expected) {
+            assert_eq!(index, want_index);
+            assert!((f64::from(*score) - want).abs() < 1e-5, "{score} ≠ {want}");
+        }
+    }
+
+    #[test]
+    fn term_ids_are_stable_and_tell_terms_apart() {
+        // FNV-1a of "" folded: a fixed value, the same on every run and platform.
+        assert_eq!(term_id(""), 0xcbf2_9ce4 ^ 0x8422_2325);
+        assert_eq!(term_id("~medication"), term_id("~medication"));
+        let en = Tokenizer::new(Language::En);
+        let words = "night shift hospital meds sister julie lyon phone call text coffee tea \
+            dog pixel peanut allergy morning evening work home school car money";
+        let mut ids: Vec<TermId> = words.split_whitespace().map(term_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), words.split_whitespace().count());
+        assert_eq!(en.sorted_term_ids("coffee with Sam, coffee"), {
+            let mut ids = vec![term_id("~coffee"), term_id("sam"), term_id("~coffee")];
+            ids.sort_unstable();
+            ids
+        });
     }
 }

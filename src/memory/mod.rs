@@ -7,7 +7,8 @@
 //! | file | what it holds |
 //! | --- | --- |
 //! | `mod.rs` | [`MemoryBank`] (one user's memories, indexed), ranking, [`remember`] |
-//! | `lexical.rs` | the English/French tokenizer and the BM25 index |
+//! | `cached.rs` | [`CachedMemory`]: a memory as the bank keeps it, compact |
+//! | `lexical.rs` | the English/French tokenizer, term ids, BM25 |
 //! | `consolidate.rs` | near-duplicates merged, stale low-importance memories decayed and pruned |
 //! | `extract.rs` | the [`Extractor`] hook and its offline, rules-based implementation |
 //! | `text.rs` | accent-blind prefix matching, the same-text key |
@@ -30,12 +31,12 @@
 //! relevant memories, they never bring an unrelated one in. Without an embedding model (or
 //! before a memory's vector is computed) `semantic` is 0 and ranking is lexical.
 
+pub mod cached;
 pub mod consolidate;
 pub mod extract;
 pub mod lexical;
 pub mod text;
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,8 +46,9 @@ use crate::llm::embeddings::EmbeddingClient;
 use crate::store::{
     Language, Memory, MemoryEmbedding, MemoryKind, MergedMemory, NewMemory, Result, Store, UserId,
 };
+pub use cached::CachedMemory;
 pub use extract::{Extractor, Fact, RulesExtractor};
-use lexical::{LexicalIndex, Tokenizer};
+use lexical::{TermId, Tokenizer};
 
 /// Weight of relevance in a memory's score.
 pub const RELEVANCE_WEIGHT: f32 = 0.70;
@@ -98,58 +100,35 @@ pub struct Ranked {
     pub score: f32,
 }
 
-/// A memory as the bank holds it: the memory, and its terms for near-duplicate detection.
-struct Entry {
-    /// The memory as stored.
-    memory: Memory,
-    /// Distinct lexical terms, sorted.
-    terms: Vec<String>,
-    /// The length of the memory's vector (0 without one), so ranking computes dot products
-    /// only.
-    norm: f32,
-}
-
-impl Entry {
-    fn new(memory: Memory, terms: Vec<String>) -> Self {
-        let norm = memory.embedding.as_ref().map_or(0.0, |e| norm(&e.values));
-        Self {
-            memory,
-            terms,
-            norm,
-        }
-    }
-}
-
 /// One user's memories in memory, indexed for ranking. Owned by the user's actor (its LTM
 /// cache) or built for one call from the store.
 pub struct MemoryBank {
     /// The user's language: which stemmer reads the memories.
     language: Language,
-    /// Terms for near-duplicate detection (the BM25 index has its own copy).
+    /// Reads memories and queries into terms.
     tokenizer: Tokenizer,
-    /// Every memory by id, so iteration is oldest first.
-    entries: BTreeMap<i64, Entry>,
-    /// BM25 over the memories' texts, kept in step with `entries`.
-    lexical: LexicalIndex,
+    /// Every memory, by id (so oldest first), each with its terms: the whole BM25 index
+    /// ([`lexical::bm25`] derives document frequencies and the average length per query).
+    memories: Vec<CachedMemory>,
 }
 
 impl MemoryBank {
     /// A bank of `memories`, tokenized in `language`.
-    pub fn new(language: Language, memories: Vec<Memory>) -> Self {
+    pub fn new(language: Language, mut memories: Vec<Memory>) -> Self {
         let tokenizer = Tokenizer::new(language);
-        let lexical = LexicalIndex::new(language, memories.iter().map(|m| (m.id, m.text.as_str())));
-        let entries = memories
-            .into_iter()
-            .map(|memory| {
-                let terms = tokenizer.term_set(&memory.text);
-                (memory.id, Entry::new(memory, terms))
-            })
-            .collect();
+        memories.sort_unstable_by_key(|m| m.id);
+        memories.dedup_by_key(|m| m.id);
+        // Into a vector of its own: collecting would reuse the larger `Vec<Memory>`
+        // allocation in place, and keep its size for as long as the bank lives.
+        let mut cached = Vec::with_capacity(memories.len());
+        cached.extend(memories.into_iter().map(|memory| {
+            let terms = tokenizer.sorted_term_ids(&memory.text);
+            CachedMemory::new(memory, terms)
+        }));
         Self {
             language,
             tokenizer,
-            entries,
-            lexical,
+            memories: cached,
         }
     }
 
@@ -163,42 +142,55 @@ impl MemoryBank {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.memories.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.memories.is_empty()
     }
 
-    pub fn get(&self, id: i64) -> Option<&Memory> {
-        self.entries.get(&id).map(|e| &e.memory)
+    fn position(&self, id: i64) -> std::result::Result<usize, usize> {
+        self.memories.binary_search_by_key(&id, CachedMemory::id)
+    }
+
+    pub fn get(&self, id: i64) -> Option<&CachedMemory> {
+        self.position(id).ok().map(|i| &self.memories[i])
     }
 
     /// Every memory, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &Memory> {
-        self.entries.values().map(|e| &e.memory)
+    pub fn iter(&self) -> impl Iterator<Item = &CachedMemory> {
+        self.memories.iter()
     }
 
-    /// The distinct terms of `text`, as near-duplicate detection compares them.
-    pub fn terms_of(&self, text: &str) -> Vec<String> {
-        self.tokenizer.term_set(text)
+    /// The term ids of `text`, sorted, repeats kept: what near-duplicate detection compares
+    /// with [`CachedMemory::terms`].
+    pub fn terms_of(&self, text: &str) -> Vec<TermId> {
+        self.tokenizer.sorted_term_ids(text)
     }
 
-    /// The distinct terms of a memory of the bank, sorted (empty for an unknown id).
-    pub fn terms(&self, id: i64) -> &[String] {
-        self.entries.get(&id).map_or(&[], |e| e.terms.as_slice())
+    /// The term ids of a memory of the bank, sorted, repeats kept (empty for an unknown id).
+    pub fn terms(&self, id: i64) -> &[TermId] {
+        self.get(id).map_or(&[], CachedMemory::terms)
     }
 
     /// Adds a memory or replaces the one with its id.
     pub fn upsert(&mut self, memory: Memory) {
-        self.lexical.upsert(memory.id, &memory.text);
-        let terms = self.tokenizer.term_set(&memory.text);
-        self.entries.insert(memory.id, Entry::new(memory, terms));
+        let terms = self.tokenizer.sorted_term_ids(&memory.text);
+        let memory = CachedMemory::new(memory, terms);
+        match self.position(memory.id()) {
+            Ok(i) => self.memories[i] = memory,
+            Err(i) => {
+                // One more slot, not a doubling: the bank lives as long as the actor.
+                self.memories.reserve_exact(1);
+                self.memories.insert(i, memory);
+            }
+        }
     }
 
     pub fn remove(&mut self, id: i64) {
-        self.lexical.remove(id);
-        self.entries.remove(&id);
+        if let Ok(i) = self.position(id) {
+            self.memories.remove(i);
+        }
     }
 
     /// Records a vector computed for the text as of `computed_for`; ignored when the memory is
@@ -209,10 +201,9 @@ impl MemoryBank {
         computed_for: DateTime<Utc>,
         embedding: MemoryEmbedding,
     ) -> bool {
-        match self.entries.get_mut(&id) {
-            Some(entry) if entry.memory.updated_at == computed_for => {
-                entry.norm = norm(&embedding.values);
-                entry.memory.embedding = Some(embedding);
+        match self.position(id) {
+            Ok(i) if self.memories[i].updated_at() == computed_for => {
+                self.memories[i].set_vector(embedding);
                 true
             }
             _ => false,
@@ -222,29 +213,29 @@ impl MemoryBank {
     /// Marks memories as used at `at`.
     pub fn touch(&mut self, ids: &[i64], at: DateTime<Utc>) {
         for id in ids {
-            if let Some(entry) = self.entries.get_mut(id) {
-                entry.memory.last_used_at = Some(at);
+            if let Ok(i) = self.position(*id) {
+                self.memories[i].set_last_used(at);
             }
         }
     }
 
     /// Memories without a vector of `model`, oldest first.
-    pub fn missing_embeddings(&self, model: &str) -> Vec<&Memory> {
+    pub fn missing_embeddings(&self, model: &str) -> Vec<&CachedMemory> {
         self.iter()
-            .filter(|m| m.embedding.as_ref().is_none_or(|e| e.model != model))
+            .filter(|m| m.vector().is_none_or(|v| &*v.model != model))
             .collect()
     }
 
     /// Whether any memory has a vector of `model` (else a query vector would be useless).
     pub fn has_embeddings(&self, model: &str) -> bool {
         self.iter()
-            .any(|m| m.embedding.as_ref().is_some_and(|e| e.model == model))
+            .any(|m| m.vector().is_some_and(|v| &*v.model == model))
     }
 
     /// The memory stored under the same text, if any ([`text::key`]).
-    pub fn same_text(&self, text: &str) -> Option<&Memory> {
+    pub fn same_text(&self, text: &str) -> Option<&CachedMemory> {
         let key = text::key(text);
-        self.iter().find(|m| text::key(&m.text) == key)
+        self.iter().find(|m| text::key(m.text()) == key)
     }
 
     /// The best `limit` memories for `query` (see the module docs). `vector` is the query's
@@ -256,63 +247,69 @@ impl MemoryBank {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Vec<Ranked> {
-        let hits = self.lexical.search(query);
-        let lexical: HashMap<i64, f32> = match hits.first().map(|h| h.1) {
-            Some(best) if best > 0.0 => hits.iter().map(|&(id, s)| (id, s / best)).collect(),
-            _ => HashMap::new(),
-        };
-        let mut scored: Vec<(i64, f32, f32)> = Vec::new();
-        let mut push = |memory: &Memory, relevance: f32| {
+        let hits = lexical::bm25(
+            &self.tokenizer.term_ids(query),
+            &self.memories,
+            CachedMemory::terms,
+        );
+        // Lexical relevance: BM25 over the best match's.
+        let best = hits.first().map_or(0.0, |h| h.1);
+        let hits = hits
+            .iter()
+            .filter(|_| best > 0.0)
+            .map(|&(i, s)| (i, s / best));
+        // (index in the bank, relevance, score)
+        let mut scored: Vec<(usize, f32, f32)> = Vec::new();
+        let mut push = |i: usize, relevance: f32| {
             if relevance >= MIN_RELEVANCE {
-                scored.push((memory.id, relevance, blend(relevance, memory, now)));
+                scored.push((i, relevance, blend(relevance, &self.memories[i], now)));
             }
         };
         match vector {
             // Every memory may be close in meaning: one pass over all of them.
             Some((model, query_vector)) => {
+                let mut lexical = vec![0.0f32; self.memories.len()];
+                for (i, relevance) in hits {
+                    lexical[i] = relevance;
+                }
                 let query_norm = norm(query_vector);
-                for entry in self.entries.values() {
-                    let memory = &entry.memory;
-                    let semantic = match &memory.embedding {
-                        Some(e)
-                            if e.model == model
-                                && e.values.len() == query_vector.len()
-                                && entry.norm > 0.0
+                for (i, memory) in self.memories.iter().enumerate() {
+                    let semantic = match memory.vector() {
+                        Some(v)
+                            if &*v.model == model
+                                && v.values.len() == query_vector.len()
+                                && v.norm > 0.0
                                 && query_norm > 0.0 =>
                         {
-                            let cosine = dot(query_vector, &e.values) / (query_norm * entry.norm);
+                            let cosine = dot(query_vector, &v.values) / (query_norm * v.norm);
                             semantic_relevance(cosine)
                         }
                         _ => 0.0,
                     };
-                    let lexical = lexical.get(&memory.id).copied().unwrap_or(0.0);
-                    push(memory, lexical.max(semantic));
+                    push(i, lexical[i].max(semantic));
                 }
             }
             // Only memories sharing a term with the query can be relevant.
             None => {
-                for (id, relevance) in &lexical {
-                    if let Some(memory) = self.get(*id) {
-                        push(memory, *relevance);
-                    }
+                for (i, relevance) in hits {
+                    push(i, relevance);
                 }
             }
         }
         self.best(&mut scored, limit)
     }
 
-    /// The `limit` best of `(id, relevance, score)`, cloned out of the bank (only those).
-    fn best(&self, scored: &mut [(i64, f32, f32)], limit: usize) -> Vec<Ranked> {
+    /// The `limit` best of `(index, relevance, score)`, copied out of the bank (only those);
+    /// equal scores, newest first.
+    fn best(&self, scored: &mut [(usize, f32, f32)], limit: usize) -> Vec<Ranked> {
         scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.0.cmp(&a.0)));
         scored
             .iter()
             .take(limit)
-            .filter_map(|&(id, relevance, score)| {
-                Some(Ranked {
-                    memory: self.get(id)?.clone(),
-                    relevance,
-                    score,
-                })
+            .map(|&(i, relevance, score)| Ranked {
+                memory: self.memories[i].to_memory(),
+                relevance,
+                score,
             })
             .collect()
     }
@@ -320,24 +317,27 @@ impl MemoryBank {
     /// The memories that matter most regardless of a message (importance, then recency): what
     /// "what do you know about me" shows.
     pub fn overview(&self, now: DateTime<Utc>, limit: usize) -> Vec<Ranked> {
-        let mut scored: Vec<(i64, f32, f32)> = self
+        let mut scored: Vec<(usize, f32, f32)> = self
             .iter()
-            .map(|memory| (memory.id, 0.0, blend(0.0, memory, now)))
+            .enumerate()
+            .map(|(i, memory)| (i, 0.0, blend(0.0, memory, now)))
             .collect();
         self.best(&mut scored, limit)
     }
 }
 
 /// The blended score of a memory of `relevance` at `now`.
-pub fn blend(relevance: f32, memory: &Memory, now: DateTime<Utc>) -> f32 {
+pub fn blend(relevance: f32, memory: &CachedMemory, now: DateTime<Utc>) -> f32 {
+    let touched = memory.last_touched();
     RELEVANCE_WEIGHT * relevance
-        + IMPORTANCE_WEIGHT * consolidate::effective_importance(memory, now)
-        + RECENCY_WEIGHT * recency(memory, now)
+        + IMPORTANCE_WEIGHT * consolidate::effective_importance(memory.importance(), touched, now)
+        + RECENCY_WEIGHT * recency(touched, now)
 }
 
-/// 1 for a memory touched now, halving every [`RECENCY_HALF_LIFE_DAYS`].
-pub fn recency(memory: &Memory, now: DateTime<Utc>) -> f32 {
-    0.5f32.powf(days_between(memory.last_touched(), now) / RECENCY_HALF_LIFE_DAYS)
+/// 1 for a memory touched (created, changed or used) now, halving every
+/// [`RECENCY_HALF_LIFE_DAYS`].
+pub fn recency(last_touched: DateTime<Utc>, now: DateTime<Utc>) -> f32 {
+    0.5f32.powf(days_between(last_touched, now) / RECENCY_HALF_LIFE_DAYS)
 }
 
 /// Whole and fractional days from `from` to `to` (0 when `to` is earlier).
@@ -417,7 +417,7 @@ pub async fn remember(
     new: &NewMemory,
     at: DateTime<Utc>,
 ) -> Result<Remembered> {
-    if let Some(known) = bank.same_text(&new.text).cloned() {
+    if let Some(known) = bank.same_text(&new.text).map(CachedMemory::to_memory) {
         if new.importance > known.importance {
             let raised = store
                 .set_memory_importance(user, known.id, new.importance, at)
@@ -430,16 +430,15 @@ pub async fn remember(
     let terms = bank.terms_of(&new.text);
     let similar = bank
         .iter()
-        .filter(|m| m.kind == new.kind)
-        .find(|m| consolidate::is_near_duplicate(&terms, bank.terms(m.id)))
-        .cloned();
+        .find(|m| m.kind() == new.kind && consolidate::is_near_duplicate(&terms, m.terms()));
     if let Some(old) = similar {
         let merged = MergedMemory {
             text: new.text.clone(),
-            tags: consolidate::union_tags([old.tags.as_slice(), new.tags.as_slice()]),
-            importance: old.importance.max(new.importance),
+            tags: consolidate::union_tags(old.tags().chain(new.tags.iter().map(String::as_str))),
+            importance: old.importance().max(new.importance),
         };
-        let updated = store.merge_memories(user, old.id, &merged, &[], at).await?;
+        let old = old.id();
+        let updated = store.merge_memories(user, old, &merged, &[], at).await?;
         bank.upsert(updated.clone());
         return Ok(Remembered::Updated(updated));
     }
@@ -561,6 +560,23 @@ mod tests {
     }
 
     #[test]
+    fn a_bank_keeps_no_spare_slots() {
+        let mut bank = bank(Language::En);
+        assert_eq!(bank.memories.capacity(), bank.len());
+        bank.upsert(memory(9, "I play the piano", 0.5, 1));
+        bank.upsert(memory(0, "I sing", 0.5, 1));
+        assert_eq!(bank.memories.capacity(), bank.len());
+        let ids: Vec<i64> = bank.iter().map(CachedMemory::id).collect();
+        assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6, 9]);
+        bank.remove(4);
+        assert!(bank.get(4).is_none());
+        assert_eq!(
+            bank.get(9).map(CachedMemory::text),
+            Some("I play the piano")
+        );
+    }
+
+    #[test]
     fn unrelated_messages_retrieve_nothing() {
         let bank = bank(Language::En);
         assert!(bank.rank("hello there", None, now(), 5).is_empty());
@@ -600,7 +616,7 @@ mod tests {
                 memory(2, "I love gardening", 0.5, 1),
             ],
         );
-        let at = bank.get(1).unwrap().updated_at;
+        let at = bank.get(1).unwrap().updated_at();
         assert!(bank.set_embedding(
             1,
             at,

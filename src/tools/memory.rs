@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::registry::{Tool, ToolContext, ToolError, ToolOutput};
-use crate::memory::{self, MAX_MEMORY_CHARS, MemoryBank, Ranked, Remembered};
+use crate::memory::{self, CachedMemory, MAX_MEMORY_CHARS, MemoryBank, Ranked, Remembered};
 use crate::store::{Memory, MemoryKind, Store, StoreError, User};
 
 /// The most memories one recall returns.
@@ -151,7 +151,7 @@ pub async fn forget(
     target: &ForgetTarget,
 ) -> Result<Vec<Memory>, MemoryError> {
     let bank = MemoryBank::load(store, user.id, user.language).await?;
-    let matching: Vec<&Memory> = match target {
+    let matching: Vec<&CachedMemory> = match target {
         ForgetTarget::Id(id) => bank.get(*id).into_iter().collect(),
         ForgetTarget::Matching(words) => {
             let wanted = bank.terms_of(words);
@@ -161,10 +161,8 @@ pub async fn forget(
             let key = memory::text::key(words);
             bank.iter()
                 .filter(|m| {
-                    memory::text::key(&m.text) == key || {
-                        let terms = bank.terms(m.id);
-                        wanted.iter().all(|w| terms.binary_search(w).is_ok())
-                    }
+                    memory::text::key(m.text()) == key
+                        || wanted.iter().all(|w| m.terms().binary_search(w).is_ok())
                 })
                 .collect()
         }
@@ -174,12 +172,12 @@ pub async fn forget(
             count: matching.len(),
         });
     }
-    let ids: Vec<i64> = matching.iter().map(|m| m.id).collect();
+    let ids: Vec<i64> = matching.iter().map(|m| m.id()).collect();
     let deleted = store.forget_memories(user.id, &ids).await?;
     Ok(matching
         .into_iter()
-        .filter(|m| deleted.binary_search(&m.id).is_ok())
-        .cloned()
+        .filter(|m| deleted.binary_search(&m.id()).is_ok())
+        .map(CachedMemory::to_memory)
         .collect())
 }
 
