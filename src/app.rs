@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::task::TaskTracker;
 
 use crate::actors::llm::{LlmHandle, LlmSetup};
@@ -133,9 +133,8 @@ impl Application {
             .note_active_key("jwt", settings.jwt_keys.active_kid(), started)
             .await
             .context("recording the active token-signing key")?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
+        let listener =
+            listen(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
         let public_base = settings.public_base(local_addr);
         let tasks = TaskTracker::new();
@@ -383,4 +382,22 @@ pub async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
     }
+}
+
+/// Connections the kernel holds for the server before it accepts them. A burst larger than
+/// this (web clients reconnecting together, a load generator opening its connections) has
+/// its extra connection attempts dropped, and each client retries a second later; the
+/// kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`] (tokio's default is 1,024).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

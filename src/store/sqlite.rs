@@ -60,10 +60,9 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
     };
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
     if !is_memory_url(url) {
-        // Every connection is opened now and kept: opening one sets its pragmas, which waits
-        // on the database's write lock, and under load the group-commit writer holds that
-        // lock most of the time; SQLite's busy handler then polls for it every 100 ms, and
-        // the turns waiting for that connection stalled a second or more.
+        // Every connection is opened now, before any load, and kept (no idle timeout, no
+        // maximum lifetime: a local file does not go stale), so no turn waits for one to be
+        // opened and set up.
         let mut warm = Vec::with_capacity(MAX_CONNECTIONS as usize);
         for _ in 0..MAX_CONNECTIONS {
             warm.push(pool.acquire().await?);
