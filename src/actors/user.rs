@@ -576,19 +576,9 @@ async fn commit(
     // The store's memories as of the turn's last commit: what the after-turn work compares
     // its cache with.
     let mut memories = committed.memories;
-    let (inbound, stored) = match committed.written {
+    let (inbound, answered) = match committed.written {
         Written::Answered { message, reply } => (message, Some(reply)),
-        Written::Stored(message) => {
-            let stored = match reply {
-                Some(reply) => {
-                    let committed = write_reply(state, &message, reply).await?;
-                    memories = committed.memories;
-                    Some(committed.written.into_message())
-                }
-                None => None,
-            };
-            (message, stored)
-        }
+        Written::Stored(message) => (message, None),
         Written::Duplicate(existing) => {
             // A copy the recent turns no longer held: the reply it got stands.
             if let Some(stored) = state
@@ -600,16 +590,18 @@ async fn commit(
                 return Ok(replayed(state, turn, stored));
             }
             // Stored but never answered: this answer is its reply.
-            let stored = match reply {
-                Some(reply) => {
-                    let committed = write_reply(state, &existing, reply).await?;
-                    memories = committed.memories;
-                    Some(committed.written.into_message())
-                }
-                None => None,
-            };
-            (existing, stored)
+            (existing, None)
         }
+    };
+    // A message stored without its reply (first, or before this turn): the reply follows alone.
+    let stored = match (answered, reply) {
+        (Some(stored), _) => Some(stored),
+        (None, Some(reply)) => {
+            let committed = write_reply(state, &inbound, reply).await?;
+            memories = committed.memories;
+            Some(committed.written.into_message())
+        }
+        (None, None) => None,
     };
     let Some(stored) = stored else {
         return Ok(TurnOutcome {

@@ -86,6 +86,19 @@ async fn new_user(store: &Store) -> UserId {
         .id
 }
 
+/// A store at `url` with one user, and an actor system over it that keeps actors active.
+async fn started(url: &str) -> (Store, UserId, ActorSystem) {
+    let store = store::connect(url, Sealer::generate()).await.unwrap();
+    let user = new_user(&store).await;
+    let actors = system(
+        store.clone(),
+        Duration::from_secs(600),
+        RestartPolicy::default(),
+    )
+    .await;
+    (store, user, actors)
+}
+
 fn turn(body: &str) -> InboundTurn {
     InboundTurn {
         channel: Channel::Sms,
@@ -353,14 +366,7 @@ async fn a_warmed_actor_has_its_state_loaded_and_passivating_then_warming_again_
 async fn a_quick_answer_is_stored_with_its_message_and_a_slow_one_after_it() {
     let dir = tempfile::tempdir().unwrap();
     for db in databases(dir.path()).await {
-        let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
-        let user = new_user(&store).await;
-        let actors = system(
-            store.clone(),
-            Duration::from_secs(600),
-            RestartPolicy::default(),
-        )
-        .await;
+        let (store, user, actors) = started(&db.url).await;
 
         let quick = say(&actors, user, "quick").await.unwrap().reply;
         assert_eq!(
@@ -408,14 +414,7 @@ async fn a_quick_answer_is_stored_with_its_message_and_a_slow_one_after_it() {
 async fn a_turn_that_fails_keeps_its_message_and_answers_nothing() {
     let dir = tempfile::tempdir().unwrap();
     for db in databases(dir.path()).await {
-        let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
-        let user = new_user(&store).await;
-        let actors = system(
-            store.clone(),
-            Duration::from_secs(600),
-            RestartPolicy::default(),
-        )
-        .await;
+        let (store, user, actors) = started(&db.url).await;
 
         let failed = say(&actors, user, "fail").await;
         assert!(
@@ -444,14 +443,7 @@ async fn a_turn_that_fails_keeps_its_message_and_answers_nothing() {
 async fn a_retried_webhook_the_actor_no_longer_holds_gets_the_stored_reply_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     for db in databases(dir.path()).await {
-        let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
-        let user = new_user(&store).await;
-        let actors = system(
-            store.clone(),
-            Duration::from_secs(600),
-            RestartPolicy::default(),
-        )
-        .await;
+        let (store, user, actors) = started(&db.url).await;
         say(&actors, user, "hi").await.unwrap();
 
         // A message answered behind the actor's back (as by an earlier life of it).
