@@ -99,6 +99,14 @@ pub(super) struct TaskRow {
     misses: i32,
 }
 
+/// An open task and whether a miss of its due date is still to be counted.
+#[derive(sqlx::FromRow)]
+struct FlaggedTaskRow {
+    #[sqlx(flatten)]
+    task: TaskRow,
+    newly_missed: bool,
+}
+
 impl TryFrom<TaskRow> for Task {
     type Error = StoreError;
     fn try_from(row: TaskRow) -> Result<Self> {
@@ -182,6 +190,14 @@ const ANY_NEW_MISS: &str = concat!(
     "SELECT EXISTS (SELECT 1 FROM tasks WHERE ",
     newly_missed!(),
     " AND $3)"
+);
+/// The open tasks of user `$1`, each saying whether its due date passed by `$2` and was not
+/// counted yet (`$3` is false): one read when nothing was newly missed, the usual case.
+const OPEN_TASKS_FLAGGING_MISSES: &str = concat!(
+    "SELECT ",
+    task_columns!(),
+    ", (miss_counted = $3 AND due_at IS NOT NULL AND due_at <= $2) AS newly_missed \
+     FROM tasks WHERE user_id = $1 AND done = $3 ORDER BY id"
 );
 const COMPLETED_SINCE: &str = concat!(
     "SELECT ",
@@ -347,6 +363,42 @@ impl Store {
             }
         });
         rows.sort_by_key(|row| row.id);
+        tasks(rows)
+    }
+
+    /// The open tasks, oldest first, once a miss is counted for each whose due date passed by
+    /// `now` and was not counted yet (see [`Store::count_task_misses`]): one read in the
+    /// usual case, when no due date was newly missed.
+    #[tracing::instrument(skip_all)]
+    pub async fn open_tasks_counting_misses(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Task>> {
+        let rows = with_user!(self, user, conn => {
+            let flagged = sqlx::query_as::<_, FlaggedTaskRow>(OPEN_TASKS_FLAGGING_MISSES)
+                .bind(user.0)
+                .bind(now)
+                .bind(false)
+                .fetch_all(&mut *conn)
+                .await?;
+            if flagged.iter().any(|row| row.newly_missed) {
+                sqlx::query(COUNT_MISSES)
+                    .bind(user.0)
+                    .bind(now)
+                    .bind(true)
+                    .bind(false)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query_as::<_, TaskRow>(TASKS_BY_DONE)
+                    .bind(user.0)
+                    .bind(false)
+                    .fetch_all(&mut *conn)
+                    .await?
+            } else {
+                flagged.into_iter().map(|row| row.task).collect()
+            }
+        });
         tasks(rows)
     }
 

@@ -533,3 +533,53 @@ async fn a_sealed_body_moved_into_another_users_row_does_not_open() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn listing_open_tasks_counts_a_newly_missed_due_date_once_and_touches_no_other_user() {
+    on_each_backend(|store| async move {
+        let user = create(&store, 1).await.id;
+        let other = create(&store, 2).await.id;
+        let added = store
+            .add_tasks(
+                user,
+                &[
+                    task("report", Some(at(9)), Priority::Normal),
+                    task("later", Some(at(20)), Priority::Normal),
+                    task("no date", None, Priority::Normal),
+                ],
+            )
+            .await
+            .expect("add");
+        let theirs = store
+            .add_tasks(other, &[task("theirs", Some(at(9)), Priority::Normal)])
+            .await
+            .expect("add");
+
+        let misses =
+            |tasks: &[super::Task]| tasks.iter().map(|t| (t.id, t.misses)).collect::<Vec<_>>();
+        let open = store
+            .open_tasks_counting_misses(user, at(10))
+            .await
+            .expect("list");
+        let expected = [(added[0].id, 1), (added[1].id, 0), (added[2].id, 0)];
+        assert_eq!(
+            misses(&open),
+            expected,
+            "the passed due date counts, in list order"
+        );
+        let again = store
+            .open_tasks_counting_misses(user, at(11))
+            .await
+            .expect("list");
+        assert_eq!(misses(&again), expected, "and counts once");
+        assert_eq!(store.open_tasks(user).await.expect("open"), again);
+
+        let untouched = store.open_tasks(other).await.expect("open");
+        assert_eq!(
+            misses(&untouched),
+            [(theirs[0].id, 0)],
+            "another user's task is not counted"
+        );
+    })
+    .await;
+}

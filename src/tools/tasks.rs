@@ -255,8 +255,7 @@ pub async fn list(
     now: DateTime<Utc>,
     tz: Tz,
 ) -> Result<Listing, StoreError> {
-    store.count_task_misses(user, now).await?;
-    let open = store.open_tasks(user).await?;
+    let open = store.open_tasks_counting_misses(user, now).await?;
     let today_end = end_of_day(now.with_timezone(&tz).date_naive(), tz);
     let week_end = now + Duration::days(7);
     let keep = |t: &Task| match filter {
