@@ -163,16 +163,7 @@ impl Store {
     /// Marks a 'sending' digest `Sent` or `Skipped`; `false` when it was already marked.
     #[tracing::instrument(skip_all)]
     pub async fn finish_digest(&self, id: i64, status: FiringStatus) -> Result<bool> {
-        let done = with_pool!(self, pool => {
-            sqlx::query(FINISH)
-                .bind(id)
-                .bind(status.as_str())
-                .bind(now())
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(done == 1)
+        self.finish_claimed(FINISH, id, status).await
     }
 
     /// Digests claimed but never marked (a process stopped mid-send, or a failed send).

@@ -285,8 +285,19 @@ impl Store {
     /// Marks a 'sending' firing `Sent` or `Skipped`; `false` when it was already marked.
     #[tracing::instrument(skip_all)]
     pub async fn finish_firing(&self, id: i64, status: FiringStatus) -> Result<bool> {
+        self.finish_claimed(FINISH, id, status).await
+    }
+
+    /// Runs `finish` (`$1` the claim's id, `$2` its new status, `$3` now) on a claim still
+    /// 'sending', of a reminder or a digest; `false` when it was already marked.
+    pub(super) async fn finish_claimed(
+        &self,
+        finish: &'static str,
+        id: i64,
+        status: FiringStatus,
+    ) -> Result<bool> {
         let done = with_pool!(self, pool => {
-            sqlx::query(FINISH)
+            sqlx::query(finish)
                 .bind(id)
                 .bind(status.as_str())
                 .bind(now())

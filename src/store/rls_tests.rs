@@ -83,10 +83,6 @@ const CROSS_USER: &[(&str, &str)] = &[
     ),
     ("digests.rs::claim_digest", "scheduler: claims a due digest"),
     (
-        "digests.rs::finish_digest",
-        "scheduler: marks a digest by its firing id",
-    ),
-    (
         "digests.rs::unsent_digests",
         "scheduler: digests to resend after a crash",
     ),
@@ -106,7 +102,10 @@ const CROSS_USER: &[(&str, &str)] = &[
         "firings.rs::unsent_firings",
         "scheduler: firings to resend after a crash",
     ),
-    ("firings.rs::finish_firing", "scheduler: records a delivery"),
+    (
+        "firings.rs::finish_claimed",
+        "scheduler: records a delivery (finish_firing, finish_digest)",
+    ),
     ("keys.rs::note_active_key", "key rotation"),
     ("keys.rs::sealed_columns", "key rotation"),
     (
