@@ -169,35 +169,27 @@ const RESET_MISSES: &str = concat!(
     "UPDATE tasks SET misses = 0 WHERE user_id = $1 AND id = $2 RETURNING ",
     task_columns!()
 );
-/// The open tasks of user `$1` whose due date passed by `$2` and was not counted yet (`$4`
-/// is false).
+/// A task's due date passed by `$2` and its miss is not counted yet (`$3` is false).
 macro_rules! newly_missed {
     () => {
-        "user_id = $1 AND done = $4 AND miss_counted = $4 AND due_at IS NOT NULL AND due_at <= $2"
+        "miss_counted = $3 AND due_at IS NOT NULL AND due_at <= $2"
     };
 }
-/// Counts one miss for each open task whose due date passed and was not counted yet.
+/// Counts one miss for each open task of user `$1` whose due date passed by `$2` and was not
+/// counted yet (`$3` is false).
 const COUNT_MISSES: &str = concat!(
-    "UPDATE tasks SET misses = misses + 1, miss_counted = $3 WHERE ",
-    newly_missed!(),
-    " RETURNING ",
-    task_columns!()
+    "UPDATE tasks SET misses = misses + 1, miss_counted = NOT $3 \
+     WHERE user_id = $1 AND done = $3 AND ",
+    newly_missed!()
 );
-/// Whether [`COUNT_MISSES`] would count anything: a read, so the usual case (nothing newly
-/// missed) takes no write lock (on SQLite, a write outside the group-commit writer waits for
-/// it and makes it wait).
-const ANY_NEW_MISS: &str = concat!(
-    "SELECT EXISTS (SELECT 1 FROM tasks WHERE ",
-    newly_missed!(),
-    " AND $3)"
-);
-/// The open tasks of user `$1`, each saying whether its due date passed by `$2` and was not
-/// counted yet (`$3` is false): one read when nothing was newly missed, the usual case.
+/// The open tasks of user `$1`, each saying whether [`COUNT_MISSES`] would count it: one read
+/// when nothing was newly missed, the usual case.
 const OPEN_TASKS_FLAGGING_MISSES: &str = concat!(
     "SELECT ",
     task_columns!(),
-    ", (miss_counted = $3 AND due_at IS NOT NULL AND due_at <= $2) AS newly_missed \
-     FROM tasks WHERE user_id = $1 AND done = $3 ORDER BY id"
+    ", (",
+    newly_missed!(),
+    ") AS newly_missed FROM tasks WHERE user_id = $1 AND done = $3 ORDER BY id"
 );
 const COMPLETED_SINCE: &str = concat!(
     "SELECT ",
@@ -338,37 +330,11 @@ impl Store {
             .await
     }
 
-    /// Counts a miss for every open task of this user whose due date passed by `now` and was
-    /// not counted yet; returns those tasks. Idempotent: a due date counts once.
-    #[tracing::instrument(skip_all)]
-    pub async fn count_task_misses(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Task>> {
-        let mut rows = with_user!(self, user, conn => {
-            let any: bool = sqlx::query_scalar(ANY_NEW_MISS)
-                .bind(user.0)
-                .bind(now)
-                .bind(true)
-                .bind(false)
-                .fetch_one(&mut *conn)
-                .await?;
-            if any {
-                sqlx::query_as::<_, TaskRow>(COUNT_MISSES)
-                    .bind(user.0)
-                    .bind(now)
-                    .bind(true)
-                    .bind(false)
-                    .fetch_all(&mut *conn)
-                    .await?
-            } else {
-                Vec::new()
-            }
-        });
-        rows.sort_by_key(|row| row.id);
-        tasks(rows)
-    }
-
     /// The open tasks, oldest first, once a miss is counted for each whose due date passed by
-    /// `now` and was not counted yet (see [`Store::count_task_misses`]): one read in the
-    /// usual case, when no due date was newly missed.
+    /// `now` and was not counted yet (idempotent: a due date counts once). One read in the
+    /// usual case, when no due date was newly missed; the miss is written only when one was,
+    /// so a listing takes no write lock otherwise (on SQLite, a write outside the
+    /// group-commit writer waits for it and makes it wait).
     #[tracing::instrument(skip_all)]
     pub async fn open_tasks_counting_misses(
         &self,
@@ -386,7 +352,6 @@ impl Store {
                 sqlx::query(COUNT_MISSES)
                     .bind(user.0)
                     .bind(now)
-                    .bind(true)
                     .bind(false)
                     .execute(&mut *conn)
                     .await?;
