@@ -113,9 +113,9 @@ impl Store {
     }
 
     /// Claims the digest due at `due` for `local_date` with its text `body` (sealed): in one
-    /// transaction, moves the user's next digest to `next` and records the firing as 'sending'. `None` when the digest is no
-    /// longer due at `due` (turned off, moved, claimed elsewhere) or that date's digest was
-    /// claimed already: nothing is to be sent then.
+    /// transaction, moves the user's next digest to `next` and records the firing as
+    /// 'sending'. `None` when the digest is no longer due at `due` (turned off, moved, claimed
+    /// elsewhere) or that date's digest was claimed already: nothing is to be sent then.
     #[tracing::instrument(skip_all)]
     pub async fn claim_digest(
         &self,

@@ -561,12 +561,12 @@ struct UsageRow<'a> {
 /// whatever the batch size, and one cached plan).
 trait BatchSql: Database {
     /// Opens the batch's transaction: on PostgreSQL, behind row-level security, allowed the
-    /// rows of the batch's users and no others (`app.batch_user_ids`, see
+    /// rows of the batch's `users` (sorted, distinct) and no others (`app.batch_user_ids`, see
     /// `migrations/postgres/0043_batch_write_policy.sql`).
     async fn begin_batch(
         store: &Store,
         pool: &sqlx::Pool<Self>,
-        writes: &[MessageWrite],
+        users: &[UserId],
     ) -> Result<sqlx::Transaction<'static, Self>>;
 
     /// Inserts `rows` (at most [`ROWS_PER_STATEMENT`]) in their order, with `bodies` their
@@ -656,7 +656,7 @@ impl BatchSql for Sqlite {
     async fn begin_batch(
         _store: &Store,
         pool: &sqlx::Pool<Self>,
-        _writes: &[MessageWrite],
+        _users: &[UserId],
     ) -> Result<sqlx::Transaction<'static, Self>> {
         Ok(pool.begin().await?)
     }
@@ -746,14 +746,11 @@ impl BatchSql for Postgres {
     async fn begin_batch(
         store: &Store,
         pool: &sqlx::Pool<Self>,
-        writes: &[MessageWrite],
+        users: &[UserId],
     ) -> Result<sqlx::Transaction<'static, Self>> {
-        let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
-        users.sort_unstable();
-        users.dedup();
         match &store.scoped {
-            Some(scoped) => super::postgres::begin_batch(scoped, &users, false).await,
-            None => super::postgres::begin_batch(pool, &users, store.rls_role).await,
+            Some(scoped) => super::postgres::begin_batch(scoped, users, false).await,
+            None => super::postgres::begin_batch(pool, users, store.rls_role).await,
         }
     }
 
@@ -937,6 +934,9 @@ impl Store {
                 Ok((user, sealed, s.through_message_id, folded))
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
+        users.sort_unstable();
+        users.dedup();
         let created_at = now();
         let stored = |write: &MessageWrite, message: &NewMessage, id: i64| Message {
             id,
@@ -949,7 +949,7 @@ impl Store {
             created_at,
         };
         with_pool!(self, pool, Db => {
-            let mut tx = <Db as BatchSql>::begin_batch(self, pool, writes).await?;
+            let mut tx = <Db as BatchSql>::begin_batch(self, pool, &users).await?;
             let ids = <Db as BatchSql>::insert_all(&mut tx, writes, &bodies, created_at).await?;
 
             // The replies of the messages stored now, pointing at them.
@@ -1024,9 +1024,6 @@ impl Store {
                 statement.build().execute(&mut *tx).await.map_err(write_error)?;
             }
             let prints = if fingerprints {
-                let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
-                users.sort_unstable();
-                users.dedup();
                 <Db as BatchSql>::fingerprints(&mut tx, &users).await?
             } else {
                 HashMap::new()
