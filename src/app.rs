@@ -25,7 +25,7 @@ use crate::agent::planner::{Budget, Planner};
 use crate::config::{EmbeddingSettings, LlmSettings, Retention, Settings};
 use crate::edges::api::Security;
 use crate::edges::metrics::Metrics;
-use crate::edges::{self, AppState};
+use crate::edges::{self, AppParts, AppState};
 use crate::live::LiveHub;
 use crate::llm::Provider;
 use crate::llm::embeddings::EmbeddingClient;
@@ -213,7 +213,7 @@ impl Application {
             revocations,
             settings.trust_forwarded_for,
         ));
-        let state = AppState {
+        let state = AppState::new(AppParts {
             security,
             store,
             actors,
@@ -227,7 +227,7 @@ impl Application {
             ),
             live,
             model_cache,
-        };
+        });
         Ok(Self {
             listener,
             local_addr,

@@ -36,9 +36,27 @@ use url::Url;
 use crate::actors::ActorSystem;
 use crate::store::Store;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: one shared [`AppParts`], so that cloning it (every request
+/// does, once per stateful layer and extractor) touches one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct AppParts {
     pub store: Store,
     pub actors: ActorSystem,
     /// The base URL Twilio calls, for signature checks.

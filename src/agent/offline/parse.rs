@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use super::Intent;
@@ -941,18 +942,49 @@ fn tail_len(toks: &[Tok], phrases: &[&'static str]) -> usize {
 
 /// The words of one of the parser's phrases as tokens compare them (folded), worked out once
 /// per phrase and thread: the parser tries hundreds of phrases on every message.
+///
+/// The cache is keyed by where the phrase lives, not by its text: the phrases are string
+/// literals, whose address and length name them for the life of the process, and hashing
+/// two words is cheaper than hashing and comparing the text on every lookup.
 fn phrase_words(phrase: &'static str) -> Rc<[String]> {
     thread_local! {
-        static WORDS: RefCell<HashMap<&'static str, Rc<[String]>>> = RefCell::new(HashMap::new());
+        static WORDS: RefCell<HashMap<(usize, usize), Rc<[String]>, BuildHasherDefault<AddressHasher>>> =
+            RefCell::new(HashMap::default());
     }
+    let key = (phrase.as_ptr() as usize, phrase.len());
     WORDS.with(|cache| {
-        if let Some(words) = cache.borrow().get(phrase) {
+        if let Some(words) = cache.borrow().get(&key) {
             return words.clone();
         }
         let words: Rc<[String]> = tokenize(phrase).into_iter().map(|t| t.norm).collect();
-        cache.borrow_mut().insert(phrase, words.clone());
+        cache.borrow_mut().insert(key, words.clone());
         words
     })
+}
+
+/// Hashes the address and length of a static phrase ([`phrase_words`]): a multiply per word.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        // Fibonacci hashing: the high bits (which hashbrown uses) depend on every input bit.
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 fn same_words(toks: &[Tok], words: &[String]) -> bool {
