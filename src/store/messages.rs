@@ -9,6 +9,7 @@ use sqlx::{Database, Postgres, QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, segments_column, write_error};
+use super::sqlite_batch::{Batch, BatchRow, BatchThread, RowMessage, RowUsage};
 use super::{MemoryFingerprint, Result, Store, StoreError, UserId, with_pool, with_user};
 
 /// Where a message travelled.
@@ -897,6 +898,9 @@ impl Store {
         writes: &[MessageWrite],
         fingerprints: bool,
     ) -> Result<(Vec<Written>, HashMap<UserId, MemoryFingerprint>)> {
+        if let Some(thread) = &self.batches {
+            return self.store_writes_on(thread, writes, fingerprints).await;
+        }
         let usage = writes
             .iter()
             .map(|w| usage_columns(&w.usage))
@@ -914,26 +918,7 @@ impl Store {
             .iter()
             .map(|w| self.seal_column(BODY_COLUMN, w.user, &w.message.body))
             .collect();
-        // One fold per user (the newest), as one statement may upsert a row only once.
-        let mut folds: HashMap<UserId, &SummaryWrite> = HashMap::new();
-        for (user, fold) in writes
-            .iter()
-            .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)))
-        {
-            let newest = folds.entry(user).or_insert(fold);
-            if fold.through_message_id > newest.through_message_id {
-                *newest = fold;
-            }
-        }
-        let summaries = folds
-            .into_iter()
-            .map(|(user, s)| {
-                let folded = i64::try_from(s.folded_messages)
-                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-                let sealed = self.seal_column(super::summaries::PLACE, user, &s.text);
-                Ok((user, sealed, s.through_message_id, folded))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let summaries = self.summary_rows(writes)?;
         let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
         users.sort_unstable();
         users.dedup();
@@ -1032,6 +1017,163 @@ impl Store {
             Ok((written, prints))
         })
     }
+}
+
+impl Store {
+    /// The summary folds of a batch as rows: one per user (the newest), as one statement may
+    /// upsert a row only once; `(user, sealed text, through message id, folded messages)`.
+    fn summary_rows(&self, writes: &[MessageWrite]) -> Result<Vec<(UserId, String, i64, i64)>> {
+        let mut folds: HashMap<UserId, &SummaryWrite> = HashMap::new();
+        for (user, fold) in writes
+            .iter()
+            .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)))
+        {
+            let newest = folds.entry(user).or_insert(fold);
+            if fold.through_message_id > newest.through_message_id {
+                *newest = fold;
+            }
+        }
+        folds
+            .into_iter()
+            .map(|(user, s)| {
+                let folded = i64::try_from(s.folded_messages)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+                let sealed = self.seal_column(super::summaries::PLACE, user, &s.text);
+                Ok((user, sealed, s.through_message_id, folded))
+            })
+            .collect()
+    }
+
+    /// [`Store::store_writes`] on SQLite's batch thread (see `sqlite_batch`): the batch is
+    /// encoded here, run there in one hand-off, and its outcome turned into [`Written`]s.
+    async fn store_writes_on(
+        &self,
+        thread: &BatchThread,
+        writes: &[MessageWrite],
+        fingerprints: bool,
+    ) -> Result<(Vec<Written>, HashMap<UserId, MemoryFingerprint>)> {
+        let usage_rows = |usage: &[NewSmsUsage]| -> Result<Vec<RowUsage>> {
+            usage
+                .iter()
+                .map(|u| {
+                    Ok(RowUsage {
+                        direction: u.direction.as_str(),
+                        segments: segments_column(u.segments)?,
+                        encoding: u.encoding.as_str(),
+                        estimated_cost_micros: u.estimated_cost_micros,
+                    })
+                })
+                .collect()
+        };
+        let row_message = |user: UserId, m: &NewMessage| RowMessage {
+            channel: m.channel.as_str(),
+            direction: m.direction.as_str(),
+            body: self.seal_column(BODY_COLUMN, user, &m.body),
+            provider_message_id: m.provider_message_id.clone(),
+            in_reply_to: m.in_reply_to,
+        };
+        let rows = writes
+            .iter()
+            .map(|w| {
+                let reply = match &w.reply {
+                    Some(r) => Some((row_message(w.user, &r.message), usage_rows(&r.usage)?)),
+                    None => None,
+                };
+                Ok(BatchRow {
+                    user: w.user.0,
+                    message: row_message(w.user, &w.message),
+                    usage: usage_rows(&w.usage)?,
+                    reply,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
+        users.sort_unstable();
+        users.dedup();
+        let created_at = now();
+        let batch = Batch {
+            rows,
+            summaries: self
+                .summary_rows(writes)?
+                .into_iter()
+                .map(|(user, sealed, through, folded)| (user.0, sealed, through, folded))
+                .collect(),
+            fingerprints_of: if fingerprints {
+                users.iter().map(|u| u.0).collect()
+            } else {
+                Vec::new()
+            },
+            created_at: created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+        };
+        let outcome = thread.run(batch).await?;
+        if outcome.ids.len() != writes.len() {
+            return Err(StoreError::Corrupt("a batch gave back too few ids".into()));
+        }
+        let stored = |write: &MessageWrite, message: &NewMessage, id: i64, in_reply_to| Message {
+            id,
+            user_id: write.user,
+            channel: message.channel,
+            direction: message.direction,
+            body: message.body.clone(),
+            provider_message_id: message.provider_message_id.clone(),
+            in_reply_to,
+            created_at,
+        };
+        let mut written = Vec::with_capacity(writes.len());
+        for (write, ids) in writes.iter().zip(outcome.ids) {
+            match ids {
+                None => {
+                    // Skipped as a copy: the row it collided with is committed and readable.
+                    let row = with_user!(self, write.user, conn => {
+                        sqlx::query_as::<_, MessageRow>(MESSAGE_BY_PROVIDER_ID)
+                            .bind(write.user.0)
+                            .bind(write.message.provider_message_id.as_deref())
+                            .fetch_optional(&mut *conn)
+                            .await?
+                    })
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("a duplicate message cannot be read".into())
+                    })?;
+                    written.push(Written::Duplicate(self.open_message(row)?));
+                }
+                Some((id, reply_id)) => {
+                    let message = stored(write, &write.message, id, write.message.in_reply_to);
+                    match (reply_id, &write.reply) {
+                        (Some(reply_id), Some(reply)) => written.push(Written::Answered {
+                            message,
+                            reply: stored(write, &reply.message, reply_id, Some(id)),
+                        }),
+                        _ => written.push(Written::Stored(message)),
+                    }
+                }
+            }
+        }
+        let prints = outcome
+            .fingerprints
+            .into_iter()
+            .map(|(user, count, max_id, updated)| {
+                let print = MemoryFingerprint {
+                    count,
+                    max_id,
+                    max_updated_at: updated.as_deref().and_then(stored_time),
+                };
+                (UserId(user), print)
+            })
+            .collect();
+        Ok((written, prints))
+    }
+}
+
+/// A time stamp as sqlx stored it on SQLite (RFC 3339, or SQLite's own `YYYY-MM-DD HH:MM:SS`),
+/// read as sqlx reads it. `None` for any other text: the fingerprint then differs from the
+/// cache's, which reloads (the safe way to be wrong).
+fn stored_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%F %T%.f")
+        .ok()
+        .map(|naive| naive.and_utc())
 }
 
 /// A message's usage rows, its id known.

@@ -70,6 +70,7 @@ pub mod seal;
 mod sessions;
 mod sql;
 mod sqlite;
+mod sqlite_batch;
 mod summaries;
 mod tasks;
 pub mod testing;
@@ -138,6 +139,29 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error of the connection SQLite's batches run on (see `sqlite_batch`).
+    #[error("database error: {0}")]
+    Batch(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// Constraint violations read as the pool's do: a missing user is not found, a taken
+    /// unique value a conflict naming what was taken.
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(failure, message) = &e {
+            match failure.extended_code {
+                rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return StoreError::NotFound,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    if let Some(field) = message.as_deref().and_then(sqlite::unique_field_named) {
+                        return StoreError::Conflict(field.to_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        StoreError::Batch(e)
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -198,6 +222,9 @@ pub struct Store {
     /// Ticks when this process writes a reminder, so the scheduler looks at once instead of
     /// at its next poll (see [`Store::reminder_changes`]).
     reminder_changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// SQLite file databases only: the thread that runs the group-commit writer's batches on
+    /// a connection of its own, one hand-off per batch (see `sqlite_batch`).
+    batches: Option<std::sync::Arc<sqlite_batch::BatchThread>>,
 }
 
 /// The pool of one backend. Private: only the store's own modules speak SQL.
@@ -392,8 +419,13 @@ impl Store {
 /// sealed with `sealer`'s active key.
 pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
     let scheme = url.split(':').next().unwrap_or_default();
+    let mut batches = None;
     let (pool, rls_role) = match scheme {
-        "sqlite" => (Pool::Sqlite(sqlite::connect(url).await?), false),
+        "sqlite" => {
+            let (pool, thread) = sqlite::connect(url).await?;
+            batches = thread.map(std::sync::Arc::new);
+            (Pool::Sqlite(pool), false)
+        }
         "postgres" | "postgresql" => {
             let pool = postgres::connect(url).await?;
             let role = postgres::can_use_app_role(&pool).await?;
@@ -413,5 +445,6 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
         rls_role,
         scoped: None,
         reminder_changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+        batches,
     })
 }

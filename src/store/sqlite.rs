@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 
 use super::Result;
+use super::sqlite_batch::BatchThread;
 
 /// Connections of a file database: in WAL mode readers run beside the one writer.
 const MAX_CONNECTIONS: u32 = 8;
@@ -29,7 +30,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// File databases run in WAL mode with `synchronous=FULL`, so a committed turn survives a
 /// power cut, and foreign keys on. `sqlite::memory:` gets a single connection that never
 /// closes, as each connection would otherwise see its own empty database.
-pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
+pub(super) async fn connect(url: &str) -> Result<(SqlitePool, Option<BatchThread>)> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .foreign_keys(true)
@@ -47,7 +48,7 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?
     } else {
         create_parent_dir(options.get_filename()).await?;
@@ -55,7 +56,7 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
             .max_connections(MAX_CONNECTIONS)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.journal_mode(SqliteJournalMode::Wal))
+            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
             .await?
     };
     sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -68,8 +69,11 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool> {
             warm.push(pool.acquire().await?);
         }
         drop(warm);
+        let thread = BatchThread::start(options.get_filename(), BUSY_TIMEOUT)?;
+        return Ok((pool, Some(thread)));
     }
-    Ok(pool)
+    // An in-memory database is private to its one connection: its batches stay on it.
+    Ok((pool, None))
 }
 
 fn is_memory_url(url: &str) -> bool {
@@ -89,7 +93,12 @@ async fn create_parent_dir(file: &Path) -> Result<()> {
 /// (`UNIQUE constraint failed: users.phone`); `None` for an error of another database.
 pub(super) fn unique_field(e: &dyn DatabaseError) -> Option<&'static str> {
     e.try_downcast_ref::<SqliteError>()?;
-    match e.message().strip_prefix("UNIQUE constraint failed: ")? {
+    unique_field_named(e.message())
+}
+
+/// [`unique_field`] from SQLite's message alone.
+pub(super) fn unique_field_named(message: &str) -> Option<&'static str> {
+    match message.strip_prefix("UNIQUE constraint failed: ")? {
         "users.phone" => Some("phone"),
         "accounts.email" => Some("email"),
         "user_phone_numbers.number" => Some("number"),

@@ -948,8 +948,7 @@ fn tail_len(toks: &[Tok], phrases: &[&'static str]) -> usize {
 /// two words is cheaper than hashing and comparing the text on every lookup.
 fn phrase_words(phrase: &'static str) -> Rc<[String]> {
     thread_local! {
-        static WORDS: RefCell<HashMap<(usize, usize), Rc<[String]>, BuildHasherDefault<AddressHasher>>> =
-            RefCell::new(HashMap::default());
+        static WORDS: RefCell<PhraseCache> = RefCell::new(HashMap::default());
     }
     let key = (phrase.as_ptr() as usize, phrase.len());
     WORDS.with(|cache| {
@@ -961,6 +960,9 @@ fn phrase_words(phrase: &'static str) -> Rc<[String]> {
         words
     })
 }
+
+/// Each phrase's words, by the phrase's address and length.
+type PhraseCache = HashMap<(usize, usize), Rc<[String]>, BuildHasherDefault<AddressHasher>>;
 
 /// Hashes the address and length of a static phrase ([`phrase_words`]): a multiply per word.
 #[derive(Default)]
