@@ -303,6 +303,13 @@ fn parse_form(bytes: &Bytes) -> Result<Vec<(String, String)>, ApiError> {
 }
 
 fn decode_component(raw: &[u8]) -> Result<String, ApiError> {
+    let not_utf8 = || ApiError::bad_request("bad_encoding", "form fields must be UTF-8");
+    // Most of Twilio's fields (SIDs, numbers, counts) have nothing to decode: one copy.
+    if !raw.iter().any(|b| matches!(b, b'+' | b'%')) {
+        return std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| not_utf8());
+    }
     let spaced: Vec<u8> = raw
         .iter()
         .map(|b| if *b == b'+' { b' ' } else { *b })
@@ -310,7 +317,7 @@ fn decode_component(raw: &[u8]) -> Result<String, ApiError> {
     percent_decode(&spaced)
         .decode_utf8()
         .map(|text| text.into_owned())
-        .map_err(|_| ApiError::bad_request("bad_encoding", "form fields must be UTF-8"))
+        .map_err(|_| not_utf8())
 }
 
 fn webhook_fields(params: &[(String, String)]) -> Result<Webhook, ApiError> {
@@ -370,14 +377,20 @@ mod tests {
 
     #[test]
     fn forms_with_bytes_that_are_not_utf8_are_refused() {
-        let err = parse_form(&Bytes::from_static(b"Body=%FF%FE")).unwrap_err();
-        assert!(matches!(
-            err,
-            ApiError::BadRequest {
-                code: "bad_encoding",
-                ..
-            }
-        ));
+        // Escaped, and raw (a field with nothing to decode takes the short way).
+        for form in [&b"Body=%FF%FE"[..], &b"Body=\xff\xfe&To=x"[..]] {
+            let err = parse_form(&Bytes::copy_from_slice(form)).unwrap_err();
+            assert!(matches!(
+                err,
+                ApiError::BadRequest {
+                    code: "bad_encoding",
+                    ..
+                }
+            ));
+        }
+        let plain = parse_form(&Bytes::from_static(b"MessageSid=SM0123&NumSegments=1")).unwrap();
+        assert_eq!(plain[0], ("MessageSid".into(), "SM0123".into()));
+        assert_eq!(plain[1], ("NumSegments".into(), "1".into()));
     }
 
     #[test]
