@@ -279,7 +279,7 @@ fn is_lasting_statement(sentence: &str) -> bool {
         " {} ",
         folded.replace(|c: char| !c.is_ascii_alphanumeric() && c != '\'', " ")
     );
-    if TRANSIENT.iter().any(|t| words.contains(&format!(" {t} "))) {
+    if TRANSIENT.iter().any(|t| has_words(&words, t)) {
         return false;
     }
     let Some((opening, rest)) = strip_prefix(sentence, STATEMENTS) else {
@@ -288,11 +288,18 @@ fn is_lasting_statement(sentence: &str) -> bool {
     if matches!(opening, "my" | "mon" | "ma" | "mes") {
         let (rest, _) = fold_with_offsets(rest);
         let rest = format!(" {} ", rest.replace("'s", " 's"));
-        return POSSESSIVE_VERBS
-            .iter()
-            .any(|v| rest.contains(&format!(" {v} ")));
+        return POSSESSIVE_VERBS.iter().any(|v| has_words(&rest, v));
     }
     !rest.is_empty()
+}
+
+/// Whether `padded` (words, with a space before and after each) holds `phrase` as whole
+/// words: what `padded.contains(&format!(" {phrase} "))` says, without building the pattern
+/// (this runs for every word list on every message).
+fn has_words(padded: &str, phrase: &str) -> bool {
+    padded
+        .match_indices(phrase)
+        .any(|(at, _)| padded[..at].ends_with(' ') && padded[at + phrase.len()..].starts_with(' '))
 }
 
 /// The kind of a fact, from the concepts it mentions.
@@ -467,5 +474,27 @@ mod tests {
             classify("I live in Montreal", Language::En),
             MemoryKind::Fact
         );
+    }
+
+    #[test]
+    fn whole_words_match_as_the_padded_pattern_does() {
+        let padded = " i 'm tired right now at work ";
+        for phrase in [
+            "tired",
+            "right now",
+            "i 'm",
+            "work",
+            "ork",
+            "now at",
+            "tire",
+            "i",
+            "at work ",
+        ] {
+            assert_eq!(
+                has_words(padded, phrase),
+                padded.contains(&format!(" {phrase} ")),
+                "{phrase:?}"
+            );
+        }
     }
 }
