@@ -194,39 +194,34 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                     )
                     .optional()
             };
+        let mut insert_usage =
+            |user: &[u8], message_id: i64, rows: &[RowUsage]| -> rusqlite::Result<()> {
+                for u in rows {
+                    usage.execute(params![
+                        user,
+                        message_id,
+                        u.direction,
+                        u.segments,
+                        u.encoding,
+                        u.estimated_cost_micros,
+                        created_at
+                    ])?;
+                }
+                Ok(())
+            };
         for row in &batch.rows {
             let user = row.user.as_bytes().as_slice();
             let Some(id) = insert_message(user, &row.message, row.message.in_reply_to)? else {
                 outcome.ids.push(None);
                 continue;
             };
-            for u in &row.usage {
-                usage.execute(params![
-                    user,
-                    id,
-                    u.direction,
-                    u.segments,
-                    u.encoding,
-                    u.estimated_cost_micros,
-                    created_at
-                ])?;
-            }
+            insert_usage(user, id, &row.usage)?;
             let reply = match &row.reply {
                 Some((reply, reply_usage)) => {
                     // A reply has no provider id yet, so nothing can make its insert skip it.
                     let reply_id = insert_message(user, reply, Some(id))?
                         .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-                    for u in reply_usage {
-                        usage.execute(params![
-                            user,
-                            reply_id,
-                            u.direction,
-                            u.segments,
-                            u.encoding,
-                            u.estimated_cost_micros,
-                            created_at
-                        ])?;
-                    }
+                    insert_usage(user, reply_id, reply_usage)?;
                     Some(reply_id)
                 }
                 None => None,
