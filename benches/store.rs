@@ -11,6 +11,9 @@
 //! - `group commit, one write per turn`: the inbound message carries its reply, so a turn is
 //!   one write of the writer's batch (what a turn answered at once does).
 //!
+//! `SQLite, batches on the pool` runs the last path with the writer's batches handed to the
+//! pool statement by statement instead of to their own thread (`src/store/sqlite_batch.rs`).
+//!
 //! SQLite runs on a file in WAL mode with `synchronous=FULL` (as `nudge serve` does); the
 //! PostgreSQL variants run when `NUDGE_TEST_POSTGRES_URL` names a server (a fresh database is
 //! created and dropped).
@@ -28,6 +31,10 @@ use nudge::store::{
     SmsEncoding, Store, StoreWriter, UserId,
 };
 use tokio::runtime::Runtime;
+
+/// SQLite with the writer's batches run on the pool, statement by statement (as before they
+/// had a thread of their own): the same-run baseline of the batch thread.
+const POOLED: &str = "SQLite, batches on the pool";
 
 /// Turns in flight at once.
 const CONCURRENT_USERS: u64 = 64;
@@ -201,10 +208,16 @@ async fn open(url: &str) -> (Store, Arc<Vec<UserId>>) {
 fn writes(c: &mut Criterion) {
     let runtime = Runtime::new().expect("a tokio runtime");
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut backends = vec![(
-        "SQLite".to_owned(),
-        format!("sqlite:{}", dir.path().join("bench.db").display()),
-    )];
+    let mut backends = vec![
+        (
+            "SQLite".to_owned(),
+            format!("sqlite:{}", dir.path().join("bench.db").display()),
+        ),
+        (
+            POOLED.to_owned(),
+            format!("sqlite:{}", dir.path().join("pooled.db").display()),
+        ),
+    ];
     let postgres = runtime.block_on(store::testing::fresh_postgres_url());
     if let Some(url) = &postgres {
         backends.push(("PostgreSQL".to_owned(), url.clone()));
@@ -217,13 +230,24 @@ fn writes(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(8));
     for (backend, url) in &backends {
         let (store, users) = runtime.block_on(open(url));
+        let pooled = backend == POOLED;
+        let store = if pooled {
+            store.with_batches_on_the_pool()
+        } else {
+            store
+        };
         let writer = runtime.block_on(async { StoreWriter::start(store.clone()) });
-        for path in [
-            Path::ThreeCommits,
-            Path::TwoCommits,
-            Path::GroupCommit,
-            Path::GroupCommitOneWrite,
-        ] {
+        let paths: &[Path] = if pooled {
+            &[Path::GroupCommitOneWrite]
+        } else {
+            &[
+                Path::ThreeCommits,
+                Path::TwoCommits,
+                Path::GroupCommit,
+                Path::GroupCommitOneWrite,
+            ]
+        };
+        for &path in paths {
             group.bench_function(BenchmarkId::new(path.name(), backend), |b| {
                 b.to_async(&runtime).iter_custom(|turns| {
                     let (store, writer, users) = (store.clone(), writer.clone(), users.clone());

@@ -363,6 +363,14 @@ macro_rules! with_user {
 pub(crate) use with_user;
 
 impl Store {
+    /// This store with SQLite's group-commit batches run on the pool, statement by statement,
+    /// as an in-memory database runs them, instead of on their own thread (see
+    /// `sqlite_batch`): what `benches/store.rs` measures the thread against.
+    pub fn with_batches_on_the_pool(mut self) -> Store {
+        self.batches = None;
+        self
+    }
+
     /// The key ring personal columns are sealed with.
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
