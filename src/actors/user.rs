@@ -29,7 +29,7 @@ use super::directory::DirectoryMsg;
 use super::user_memory::{EmbeddedMemories, LtmCache, PostTurn, recalled};
 use super::{TurnDeps, TurnError};
 use crate::agent::offline::help_text;
-use crate::agent::{FoldInput, TurnInput, summary};
+use crate::agent::{FoldInput, Said, TurnInput, summary};
 use crate::live::Event;
 use crate::sms::keywords::{self, Keyword};
 use crate::sms::segments;
@@ -114,8 +114,9 @@ pub struct UserState {
     directory: ActorRef<DirectoryMsg>,
     /// Loaded on the first message; `None` until then.
     user: Option<User>,
-    /// The last [`RECENT_TURNS`] messages not folded into `summary`, oldest first.
-    recent: VecDeque<Message>,
+    /// The last [`RECENT_TURNS`] messages not folded into `summary`, oldest first, compact;
+    /// the ring holds no spare slots (it grows by one up to [`RECENT_TURNS`]).
+    recent: VecDeque<Said>,
     /// The rolling summary of older turns; loaded with the user.
     summary: Option<ConversationSummary>,
     /// Turns handled since activation; the Directory compares it with turns routed.
@@ -123,8 +124,9 @@ pub struct UserState {
     last_activity: Instant,
     /// The user's long-term memories, loaded with the rest.
     ltm: LtmCache,
-    /// Left by an answered turn for the memory work done after its reply is sent.
-    post_turn: Option<PostTurn>,
+    /// Left by an answered turn for the memory work done after its reply is sent (boxed: it
+    /// lives between a reply and the work after it, and an idle actor keeps its slot).
+    post_turn: Option<Box<PostTurn>>,
     /// `summary` holds a fold not stored yet: it rides with the user's next write (one group
     /// commit instead of a commit of its own), or is stored when the actor stops. If the
     /// process dies first, nothing is lost: the messages it covers are reloaded at activation.
@@ -187,90 +189,103 @@ impl Actor for UserActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         // The work of a message is boxed: an actor's task holds the future of its handler
-        // inline, so an unboxed turn (store queries, model calls, tools) would make every
-        // idle actor carry the largest turn's state machine.
-        match message {
-            UserMsg::Turn(turn, reply) => {
-                let outcome = Box::pin(run_turn(state, turn)).await;
-                state.turns_handled += 1;
-                state.last_activity = Instant::now();
-                if let Err(error) = &outcome {
-                    tracing::error!(user = %state.user_id, %error, "turn failed");
-                }
-                // The caller may have stopped waiting (reply window passed): not an error.
-                let _ = reply.send(outcome);
-                // After the reply: folding and memory work never delay it.
-                if let Err(error) = Box::pin(fold_if_long(state)).await {
-                    tracing::error!(user = %state.user_id, %error, "summary fold failed");
-                }
-                if let (Some(post), Some(user)) = (state.post_turn.take(), state.user.as_ref()) {
-                    let deps = &state.deps;
-                    let done = Box::pin(state.ltm.after_turn(
-                        &deps.memory,
-                        &deps.store,
-                        user,
-                        &myself,
-                        post,
-                    ))
+        // inline (in the message loop ractor allocates once per actor), so an unboxed handler
+        // (its messages, replies and the work after a turn) would make every idle actor carry
+        // the largest one's state machine.
+        Box::pin(handle(myself, message, state)).await
+    }
+}
+
+/// What [`UserActor`] does with one message.
+async fn handle(
+    myself: ActorRef<UserMsg>,
+    message: UserMsg,
+    state: &mut UserState,
+) -> Result<(), ActorProcessingErr> {
+    match message {
+        UserMsg::Turn(turn, reply) => {
+            let outcome = Box::pin(run_turn(state, turn)).await;
+            state.turns_handled += 1;
+            state.last_activity = Instant::now();
+            if let Err(error) = &outcome {
+                tracing::error!(user = %state.user_id, %error, "turn failed");
+            }
+            // The caller may have stopped waiting (reply window passed): not an error.
+            let _ = reply.send(outcome);
+            // After the reply: folding and memory work never delay it.
+            if let Err(error) = Box::pin(fold_if_long(state)).await {
+                tracing::error!(user = %state.user_id, %error, "summary fold failed");
+            }
+            if let (Some(post), Some(user)) = (state.post_turn.take(), state.user.as_ref()) {
+                let deps = &state.deps;
+                let done =
+                    Box::pin(
+                        state
+                            .ltm
+                            .after_turn(&deps.memory, &deps.store, user, &myself, *post),
+                    )
                     .await;
-                    if let Err(error) = done {
-                        tracing::warn!(user = %state.user_id, %error, "memory work after a turn failed");
-                    }
+                if let Err(error) = done {
+                    tracing::warn!(user = %state.user_id, %error, "memory work after a turn failed");
                 }
             }
-            UserMsg::MemoriesEmbedded(result) => {
-                if let Some(user) = state.user.as_ref() {
-                    let deps = &state.deps;
-                    let done = Box::pin(state.ltm.embedded(
-                        &deps.memory,
-                        &deps.store,
-                        user,
-                        &myself,
-                        result,
-                        Utc::now(),
-                    ))
-                    .await;
-                    if let Err(error) = done {
-                        tracing::warn!(user = %state.user_id, %error, "taking memory vectors failed");
-                    }
+        }
+        UserMsg::MemoriesEmbedded(result) => {
+            if let Some(user) = state.user.as_ref() {
+                let deps = &state.deps;
+                let done = Box::pin(state.ltm.embedded(
+                    &deps.memory,
+                    &deps.store,
+                    user,
+                    &myself,
+                    result,
+                    Utc::now(),
+                ))
+                .await;
+                if let Err(error) = done {
+                    tracing::warn!(user = %state.user_id, %error, "taking memory vectors failed");
                 }
             }
-            UserMsg::Load(reply) => {
-                let loaded = Box::pin(ensure_loaded(state)).await;
-                state.last_activity = Instant::now();
-                let _ = reply.send(loaded);
-            }
-            UserMsg::IdleCheck => {
-                let idle_for = state.last_activity.elapsed();
-                let limit = state.deps.idle_passivate;
-                if idle_for >= limit {
-                    let _ = state.directory.cast(DirectoryMsg::Idle {
-                        user_id: state.user_id,
-                        handled: state.turns_handled,
-                    });
-                    // Checked again later in case the Directory refused (a turn was in flight).
-                    myself.send_after(limit, || UserMsg::IdleCheck);
-                } else {
-                    myself.send_after(limit - idle_for + Duration::from_millis(1), || {
-                        UserMsg::IdleCheck
-                    });
-                }
-            }
-            UserMsg::Inspect(reply) => {
-                let (memories, embedded_memories) = state.ltm.counts(&state.deps.memory);
-                let _ = reply.send(UserSnapshot {
-                    memories,
-                    embedded_memories,
+        }
+        UserMsg::Load(reply) => {
+            let loaded = Box::pin(ensure_loaded(state)).await;
+            state.last_activity = Instant::now();
+            let _ = reply.send(loaded);
+        }
+        UserMsg::IdleCheck => {
+            let idle_for = state.last_activity.elapsed();
+            let limit = state.deps.idle_passivate;
+            if idle_for >= limit {
+                let _ = state.directory.cast(DirectoryMsg::Idle {
                     user_id: state.user_id,
-                    loaded: state.user.is_some(),
-                    recent: state.recent.iter().cloned().collect(),
-                    summary: state.summary.as_ref().map(|s| s.text.clone()),
-                    turns_handled: state.turns_handled,
+                    handled: state.turns_handled,
+                });
+                // Checked again later in case the Directory refused (a turn was in flight).
+                myself.send_after(limit, || UserMsg::IdleCheck);
+            } else {
+                myself.send_after(limit - idle_for + Duration::from_millis(1), || {
+                    UserMsg::IdleCheck
                 });
             }
         }
-        Ok(())
+        UserMsg::Inspect(reply) => {
+            let (memories, embedded_memories) = state.ltm.counts(&state.deps.memory);
+            let _ = reply.send(UserSnapshot {
+                memories,
+                embedded_memories,
+                user_id: state.user_id,
+                loaded: state.user.is_some(),
+                recent: state
+                    .recent
+                    .iter()
+                    .map(|m| m.to_message(state.user_id))
+                    .collect(),
+                summary: state.summary.as_ref().map(|s| s.text.clone()),
+                turns_handled: state.turns_handled,
+            });
+        }
     }
+    Ok(())
 }
 
 /// The fold in `state.summary` as a write, when it is not stored yet.
@@ -295,7 +310,11 @@ async fn ensure_loaded(state: &mut UserState) -> Result<(), TurnError> {
     let recent = store
         .recent_messages(state.user_id, RECENT_TURNS as u32)
         .await?;
-    state.recent = recent.into_iter().filter(|m| m.id > through).collect();
+    let unfolded = |m: &&Message| m.id > through;
+    // Exactly as many slots as messages: collecting a filtered iterator would round up.
+    let mut ring = VecDeque::with_capacity(recent.iter().filter(unfolded).count());
+    ring.extend(recent.iter().filter(unfolded).map(Said::from));
+    state.recent = ring;
     state.summary = summary;
     state.ltm.load(store, &user).await?;
     state.user = Some(user);
@@ -312,8 +331,8 @@ async fn fold_if_long(state: &mut UserState) -> Result<(), TurnError> {
         return Ok(());
     };
     let count = state.recent.len() - summary::KEEP_AFTER_FOLD;
-    let folding: Vec<Message> = state.recent.iter().take(count).cloned().collect();
-    let Some(through) = folding.last().map(|m| m.id) else {
+    let folding = &state.recent.make_contiguous()[..count];
+    let Some(through) = folding.last().map(Said::id) else {
         return Ok(());
     };
     let folded = state
@@ -322,7 +341,7 @@ async fn fold_if_long(state: &mut UserState) -> Result<(), TurnError> {
         .summarize(FoldInput {
             user: &user,
             previous: state.summary.as_ref().map(|s| s.text.as_str()),
-            messages: &folding,
+            messages: folding,
         })
         .await;
     let store = &state.deps.store;
@@ -342,9 +361,13 @@ async fn fold_if_long(state: &mut UserState) -> Result<(), TurnError> {
     Ok(())
 }
 
-fn remember(state: &mut UserState, message: Message) {
-    if state.recent.len() == RECENT_TURNS {
+/// Adds a message to the recent turns, dropping the oldest past [`RECENT_TURNS`]; the ring
+/// grows one slot at a time (a doubling would leave spare slots for the actor's life).
+fn remember(state: &mut UserState, message: Said) {
+    if state.recent.len() >= RECENT_TURNS {
         state.recent.pop_front();
+    } else if state.recent.len() == state.recent.capacity() {
+        state.recent.reserve_exact(1);
     }
     state.recent.push_back(message);
 }
@@ -420,26 +443,36 @@ async fn replay(state: &UserState, turn: &InboundTurn) -> Result<Option<TurnOutc
     let Some(sid) = turn.provider_message_id.as_deref() else {
         return Ok(None);
     };
-    let Some(seen) = state.recent.iter().find(|m| {
-        m.direction == Direction::Inbound && m.provider_message_id.as_deref() == Some(sid)
-    }) else {
+    let Some(seen) = state
+        .recent
+        .iter()
+        .find(|m| m.direction() == Direction::Inbound && m.provider_message_id() == Some(sid))
+    else {
         return Ok(None);
     };
-    let reply = match state.recent.iter().find(|m| m.in_reply_to == Some(seen.id)) {
-        Some(reply) => Some(reply.clone()),
-        None => state.deps.store.reply_to(state.user_id, seen.id).await?,
+    let reply = match state
+        .recent
+        .iter()
+        .find(|m| m.in_reply_to() == Some(seen.id()))
+    {
+        Some(reply) => Some((reply.id(), reply.body().to_owned())),
+        None => {
+            let stored = state.deps.store.reply_to(state.user_id, seen.id()).await?;
+            stored.map(|reply| (reply.id, reply.body))
+        }
     };
     // Stored but never answered (STOP, or the process stopped mid-turn): answered now.
-    Ok(reply.map(|reply| replayed(state, turn, reply)))
+    Ok(reply.map(|(id, body)| replayed(state, turn, id, body)))
 }
 
-/// A stored reply given again to a retried webhook (nothing, to an opted-out phone).
-fn replayed(state: &UserState, turn: &InboundTurn, reply: Message) -> TurnOutcome {
+/// A stored reply (its id and body) given again to a retried webhook (nothing, to an
+/// opted-out phone).
+fn replayed(state: &UserState, turn: &InboundTurn, reply_id: i64, body: String) -> TurnOutcome {
     let silent =
         state.user.as_ref().is_some_and(|u| u.sms_opted_out) && turn.channel == Channel::Sms;
     TurnOutcome {
-        reply_id: Some(reply.id),
-        reply: (!silent).then_some(reply.body),
+        reply_id: Some(reply_id),
+        reply: (!silent).then_some(body),
         duplicate: true,
     }
 }
@@ -587,7 +620,7 @@ async fn commit(
                 .reply_to(state.user_id, existing.id)
                 .await?
             {
-                return Ok(replayed(state, turn, stored));
+                return Ok(replayed(state, turn, stored.id, stored.body));
             }
             // Stored but never answered: this answer is its reply.
             (existing, None)
@@ -619,20 +652,20 @@ async fn commit(
     live.publish(state.user_id, &Event::message(&inbound));
     live.publish(state.user_id, &Event::message(&stored));
     if let Some(used) = answer.recalled {
-        state.post_turn = Some(PostTurn {
+        state.post_turn = Some(Box::new(PostTurn {
             message_id: inbound.id,
             message: turn.body.clone(),
             reply: stored.body.clone(),
             now: turn.received_at,
             used,
             memories,
-        });
+        }));
         // The turn may have changed tasks or reminders: open clients reload their lists.
         live.publish(state.user_id, &Event::TaskChanged);
     }
-    let body = stored.body.clone();
     let reply_id = stored.id;
-    remember(state, stored);
+    remember(state, Said::from(&stored));
+    let body = stored.body;
     Ok(TurnOutcome {
         reply: (!sms || send_sms).then_some(body),
         duplicate: false,
@@ -707,7 +740,7 @@ fn message_write(state: &UserState, turn: &InboundTurn, reply: Option<ReplyWrite
 fn took(state: &mut UserState, committed: Committed) -> Committed {
     state.summary_unsaved = false;
     if let Written::Stored(message) | Written::Answered { message, .. } = &committed.written {
-        remember(state, message.clone());
+        remember(state, Said::from(message));
     }
     committed
 }

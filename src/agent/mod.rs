@@ -15,9 +15,11 @@
 //! | [`prompts`] | the versioned prompt files of `prompts/`, rendered for a user and a turn |
 //! | [`summary`] | folding older turns into a rolling summary (by the model, or extractive offline) |
 //! | [`cache`] | the model-response cache (in-process, or Redis) |
+//! | [`history`] | the recent conversation as a user actor keeps it, compact |
 //! | [`offline`] | the rules engine |
 
 pub mod cache;
+pub mod history;
 pub mod memory_rules;
 pub mod offline;
 pub mod planner;
@@ -29,7 +31,8 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::llm::{ChatRequest, Generation};
-use crate::store::{Channel, Message, NewLlmUsage, Store, StoreError, User};
+use crate::store::{Channel, NewLlmUsage, Store, StoreError, User};
+pub use history::Said;
 
 /// Errors an engine can end a turn with.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +54,7 @@ pub struct TurnInput<'a> {
     pub now: DateTime<Utc>,
     /// The conversation before this turn's message, oldest first (the message is `text`; it is
     /// stored with its reply, so it is not among them).
-    pub recent: &'a [Message],
+    pub recent: &'a [Said],
     /// Long-term memories retrieved for this message, most relevant first.
     pub memories: &'a [RecalledMemory],
     /// The rolling summary of the conversation before `recent`, if older turns were folded.
@@ -111,7 +114,7 @@ pub struct FoldInput<'a> {
     /// The summary so far, if any.
     pub previous: Option<&'a str>,
     /// The messages to fold, oldest first.
-    pub messages: &'a [Message],
+    pub messages: &'a [Said],
 }
 
 /// A new rolling summary.

@@ -343,11 +343,11 @@ fn history(input: &TurnInput<'_>) -> Vec<Item> {
     let mut items: Vec<Item> = input
         .recent
         .iter()
-        .skip_while(|m| m.direction == Direction::Outbound)
-        .map(|m| match m.direction {
-            Direction::Inbound => Item::User(m.body.clone()),
+        .skip_while(|m| m.direction() == Direction::Outbound)
+        .map(|m| match m.direction() {
+            Direction::Inbound => Item::User(m.body().to_owned()),
             Direction::Outbound => Item::Model(ModelTurn {
-                text: Some(m.body.clone()),
+                text: Some(m.body().to_owned()),
                 calls: Vec::new(),
                 raw: None,
             }),
@@ -355,7 +355,7 @@ fn history(input: &TurnInput<'_>) -> Vec<Item> {
         .collect();
     let ends_with_this_message = matches!(
         input.recent.last(),
-        Some(m) if m.direction == Direction::Inbound && m.body == input.text
+        Some(m) if m.direction() == Direction::Inbound && m.body() == input.text
     );
     if !ends_with_this_message {
         items.push(Item::User(input.text.to_owned()));
@@ -717,7 +717,7 @@ mod tests {
                     text: "and groceries?",
                     channel: Channel::Sms,
                     now: Utc::now(),
-                    recent: &[inbound],
+                    recent: &[inbound.into()],
                     memories: &[],
                     summary: Some("Sam is moving house on Friday."),
                 },

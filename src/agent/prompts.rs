@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::RecalledMemory;
-use crate::store::{Channel, Direction, Language, Message, User};
+use super::Said;
+use crate::store::{Channel, Direction, Language, User};
 
 /// The prompts' version folder; part of every cache key.
 pub const PROMPT_VERSION: &str = "v1";
@@ -188,7 +189,7 @@ pub fn wrap_up(user: &User) -> String {
 }
 
 /// The system instruction and the user content of a summary fold.
-pub fn fold(user: &User, previous: Option<&str>, messages: &[Message]) -> (String, String) {
+pub fn fold(user: &User, previous: Option<&str>, messages: &[Said]) -> (String, String) {
     let t = texts(user.language);
     let system = render(t.fold, &[("name", &user.display_name)])
         .trim()
@@ -196,11 +197,11 @@ pub fn fold(user: &User, previous: Option<&str>, messages: &[Message]) -> (Strin
     let transcript: Vec<String> = messages
         .iter()
         .map(|m| {
-            let who = match m.direction {
+            let who = match m.direction() {
                 Direction::Inbound => t.speaker_user,
                 Direction::Outbound => "Nudge",
             };
-            format!("{who}: {}", m.body)
+            format!("{who}: {}", m.body())
         })
         .collect();
     let input = render(

@@ -5,7 +5,8 @@
 //! configured; [`extractive`] otherwise, or when the model fails), stores it, and the prompt
 //! carries the summary plus the messages after it. A restart reloads both.
 
-use crate::store::{Direction, Language, Message};
+use super::Said;
+use crate::store::{Direction, Language};
 
 /// Unfolded messages in memory beyond this trigger a fold.
 pub const FOLD_AT: usize = 12;
@@ -19,7 +20,7 @@ const LINE_CHARS: usize = 100;
 /// A summary made without a model: the previous summary's lines, then one line per folded
 /// message (its beginning), the oldest lines dropped to stay within
 /// [`MAX_EXTRACTIVE_CHARS`].
-pub fn extractive(language: Language, previous: Option<&str>, messages: &[Message]) -> String {
+pub fn extractive(language: Language, previous: Option<&str>, messages: &[Said]) -> String {
     let user_label = match language {
         Language::En => "User",
         Language::Fr => "Utilisateur",
@@ -34,12 +35,12 @@ pub fn extractive(language: Language, previous: Option<&str>, messages: &[Messag
         })
         .unwrap_or_default();
     for message in messages {
-        let who = match message.direction {
+        let who = match message.direction() {
             Direction::Inbound => user_label,
             Direction::Outbound => "Nudge",
         };
         let flat: String = message
-            .body
+            .body()
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
@@ -73,11 +74,11 @@ fn shorten(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Channel, UserId};
+    use crate::store::{Channel, Message, UserId};
     use chrono::Utc;
 
-    fn message(id: i64, direction: Direction, body: &str) -> Message {
-        Message {
+    fn message(id: i64, direction: Direction, body: &str) -> Said {
+        Said::from(Message {
             id,
             user_id: UserId::new(),
             channel: Channel::Sms,
@@ -86,7 +87,7 @@ mod tests {
             provider_message_id: None,
             in_reply_to: None,
             created_at: Utc::now(),
-        }
+        })
     }
 
     #[test]
@@ -107,7 +108,7 @@ mod tests {
     #[test]
     fn an_extractive_summary_stays_bounded_by_dropping_its_oldest_lines() {
         let long = "word ".repeat(60);
-        let messages: Vec<Message> = (0..40)
+        let messages: Vec<Said> = (0..40)
             .map(|i| message(i, Direction::Inbound, &format!("{i} {long}")))
             .collect();
         let text = extractive(Language::En, None, &messages);

@@ -47,15 +47,16 @@ pub struct CachedMemory {
 const TAG_SEPARATOR: char = '\u{1f}';
 
 /// A time in 8 bytes (a `DateTime<Utc>` takes 12, 16 as an `Option`): nanoseconds since
-/// 1970, exact from 1677 to 2262 (the times a store holds), clamped outside.
+/// 1970, exact from 1677 to 2262 (the times a store holds), clamped outside. Also what the
+/// recent conversation of a user actor keeps its times as ([`crate::agent::history`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Stamp(i64);
+pub struct Stamp(i64);
 
 impl Stamp {
     /// "Never used": below every time.
     const NEVER: Stamp = Stamp(i64::MIN);
 
-    fn new(at: DateTime<Utc>) -> Self {
+    pub fn new(at: DateTime<Utc>) -> Self {
         match at.timestamp_nanos_opt() {
             Some(nanos) => Stamp(nanos.max(i64::MIN + 1)),
             None if at.timestamp() < 0 => Stamp(i64::MIN + 1),
@@ -63,7 +64,7 @@ impl Stamp {
         }
     }
 
-    fn time(self) -> DateTime<Utc> {
+    pub fn time(self) -> DateTime<Utc> {
         DateTime::from_timestamp_nanos(self.0)
     }
 }
