@@ -221,7 +221,7 @@ const MERGE_INTO: &str = concat!(
      WHERE user_id = $1 AND id = $2 RETURNING ",
     memory_columns!()
 );
-const FINGERPRINT: &str = "SELECT COUNT(*) AS count, COALESCE(MAX(id), 0) AS max_id, \
+pub(super) const FINGERPRINT: &str = "SELECT COUNT(*) AS count, COALESCE(MAX(id), 0) AS max_id, \
      MAX(updated_at) AS max_updated_at FROM ltm_memories WHERE user_id = $1";
 
 /// Times as stored: microseconds, PostgreSQL's precision, so a write and a read agree.

@@ -326,8 +326,18 @@ const MESSAGES_AFTER: &str = concat!(
 );
 
 /// Followed by `VALUES (…), (…)` built per batch.
-const INSERT_SMS_USAGE_ROWS: &str = "INSERT INTO sms_usage_logs \
-     (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) ";
+macro_rules! insert_sms_usage_rows {
+    () => {
+        "INSERT INTO sms_usage_logs \
+         (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) "
+    };
+}
+const INSERT_SMS_USAGE_ROWS: &str = insert_sms_usage_rows!();
+/// One usage row: how SQLite's batch thread stores them, a cached statement per row.
+pub(super) const INSERT_SMS_USAGE_ROW: &str = concat!(
+    insert_sms_usage_rows!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
 /// Inserts nothing when `$2` names a message that is not this user's.
 const RECORD_SMS_USAGE: &str = "INSERT INTO sms_usage_logs \
      (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) \
@@ -647,11 +657,27 @@ fn fingerprints_by_user(rows: Vec<FingerprintRow>) -> HashMap<UserId, MemoryFing
         .collect()
 }
 
-const INSERT_MESSAGE_ROWS: &str = "INSERT INTO messages \
-     (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at) ";
+macro_rules! insert_message_rows {
+    () => {
+        "INSERT INTO messages \
+         (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at) "
+    };
+}
 /// After the rows: a retried webhook's copy is skipped, not an error that fails the batch.
-const ON_PROVIDER_ID_CONFLICT: &str = " ON CONFLICT (user_id, provider_message_id) DO NOTHING \
-     RETURNING id, user_id, provider_message_id";
+macro_rules! on_provider_id_conflict {
+    () => {
+        " ON CONFLICT (user_id, provider_message_id) DO NOTHING \
+         RETURNING id, user_id, provider_message_id"
+    };
+}
+const INSERT_MESSAGE_ROWS: &str = insert_message_rows!();
+const ON_PROVIDER_ID_CONFLICT: &str = on_provider_id_conflict!();
+/// One message row: how SQLite's batch thread stores them, a cached statement per row.
+pub(super) const INSERT_MESSAGE_ROW: &str = concat!(
+    insert_message_rows!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    on_provider_id_conflict!()
+);
 
 impl BatchSql for Sqlite {
     async fn begin_batch(

@@ -7,7 +7,8 @@
 //! writer waited for each in turn. Here the whole batch is one hand-off: the writer sends it
 //! to this thread, which runs it start to commit on its own connection with statements
 //! prepared once and reused, one row at a time (a cached statement per row costs less than
-//! preparing a multi-row one), and wakes the writer with the ids.
+//! preparing a multi-row one), and wakes the writer with the ids. The statements are the
+//! store's own one-row forms (`messages`, `summaries`, `memories`), not copies.
 //!
 //! Only the group-commit writer's batches come here; every other store call keeps the pool.
 //! The connection is the pool's database file, opened with the same settings (WAL,
@@ -23,6 +24,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::memories::FINGERPRINT;
+use super::messages::{INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROW};
+use super::summaries::SAVE_SUMMARY;
 use super::{Result, StoreError};
 
 /// A message row of a batch, its body sealed.
@@ -95,25 +99,6 @@ impl std::fmt::Debug for Job {
     }
 }
 
-const INSERT_MESSAGE: &str = "INSERT INTO messages \
-     (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-     ON CONFLICT (user_id, provider_message_id) DO NOTHING RETURNING id";
-const INSERT_USAGE: &str = "INSERT INTO sms_usage_logs \
-     (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-const SAVE_SUMMARY: &str = concat!(
-    "INSERT INTO conversation_summaries \
-     (user_id, summary, through_message_id, folded_messages, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5)",
-    " ON CONFLICT (user_id) DO UPDATE SET summary = excluded.summary, \
-     through_message_id = excluded.through_message_id, \
-     folded_messages = excluded.folded_messages, updated_at = excluded.updated_at \
-     WHERE conversation_summaries.through_message_id <= excluded.through_message_id"
-);
-const FINGERPRINT: &str = "SELECT COUNT(*), COALESCE(MAX(id), 0), MAX(updated_at) \
-     FROM ltm_memories WHERE user_id = ?1";
-
 impl BatchThread {
     /// Opens a connection to the database file at `path` (migrated already) and starts the
     /// thread that runs batches on it.
@@ -174,8 +159,8 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
         fingerprints: Vec::new(),
     };
     {
-        let mut insert = tx.prepare_cached(INSERT_MESSAGE)?;
-        let mut usage = tx.prepare_cached(INSERT_USAGE)?;
+        let mut insert = tx.prepare_cached(INSERT_MESSAGE_ROW)?;
+        let mut usage = tx.prepare_cached(INSERT_SMS_USAGE_ROW)?;
         let created_at = batch.created_at.as_str();
         let mut insert_message =
             |user: &[u8], m: &RowMessage, in_reply_to: Option<i64>| -> rusqlite::Result<_> {

@@ -43,7 +43,7 @@ macro_rules! save_summary {
          WHERE conversation_summaries.through_message_id <= excluded.through_message_id"
     };
 }
-const SAVE_SUMMARY: &str = concat!(
+pub(super) const SAVE_SUMMARY: &str = concat!(
     save_summary!(head),
     "VALUES ($1, $2, $3, $4, $5)",
     save_summary!(tail)
