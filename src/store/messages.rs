@@ -919,14 +919,45 @@ impl Store {
 
     /// Stores a batch; with `fingerprints`, also reads its users' memory fingerprints (users
     /// without memories are absent: theirs is the default, empty one).
+    ///
+    /// The batch runs on SQLite's batch thread when the store has one, else on the pool; both
+    /// give back the ids each write was stored under, which [`Store::written`] turns into
+    /// [`Written`]s.
     async fn store_writes(
         &self,
         writes: &[MessageWrite],
         fingerprints: bool,
     ) -> Result<(Vec<Written>, HashMap<UserId, MemoryFingerprint>)> {
-        if let Some(thread) = &self.batches {
-            return self.store_writes_on(thread, writes, fingerprints).await;
-        }
+        let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
+        users.sort_unstable();
+        users.dedup();
+        let summaries = self.summary_rows(writes)?;
+        let created_at = now();
+        let (ids, prints) = match &self.batches {
+            Some(thread) => {
+                let fingerprints_of = if fingerprints { &users[..] } else { &[] };
+                self.run_on_thread(thread, writes, summaries, fingerprints_of, created_at)
+                    .await?
+            }
+            None => {
+                self.run_on_pool(writes, summaries, &users, fingerprints, created_at)
+                    .await?
+            }
+        };
+        let written = self.written(writes, ids, created_at).await?;
+        Ok((written, prints))
+    }
+
+    /// Runs a batch in one transaction of the pool: each statement carries the rows of every
+    /// write ([`BatchSql`]).
+    async fn run_on_pool(
+        &self,
+        writes: &[MessageWrite],
+        summaries: Vec<(UserId, String, i64, i64)>,
+        users: &[UserId],
+        fingerprints: bool,
+        created_at: DateTime<Utc>,
+    ) -> Result<(Vec<StoredIds>, HashMap<UserId, MemoryFingerprint>)> {
         let usage = writes
             .iter()
             .map(|w| usage_columns(&w.usage))
@@ -944,23 +975,8 @@ impl Store {
             .iter()
             .map(|w| self.seal_column(BODY_COLUMN, w.user, &w.message.body))
             .collect();
-        let summaries = self.summary_rows(writes)?;
-        let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
-        users.sort_unstable();
-        users.dedup();
-        let created_at = now();
-        let stored = |write: &MessageWrite, message: &NewMessage, id: i64| Message {
-            id,
-            user_id: write.user,
-            channel: message.channel,
-            direction: message.direction,
-            body: message.body.clone(),
-            provider_message_id: message.provider_message_id.clone(),
-            in_reply_to: message.in_reply_to,
-            created_at,
-        };
         with_pool!(self, pool, Db => {
-            let mut tx = <Db as BatchSql>::begin_batch(self, pool, &users).await?;
+            let mut tx = <Db as BatchSql>::begin_batch(self, pool, users).await?;
             let ids = <Db as BatchSql>::insert_all(&mut tx, writes, &bodies, created_at).await?;
 
             // The replies of the messages stored now, pointing at them.
@@ -985,38 +1001,23 @@ impl Store {
             }
             let reply_ids =
                 <Db as BatchSql>::insert_all(&mut tx, &replies, &reply_bodies, created_at).await?;
-            let mut reply_of: Vec<Option<(usize, i64)>> = vec![None; writes.len()];
-            for ((index, id), position) in replied.into_iter().zip(reply_ids).zip(0..) {
-                let id = id.ok_or_else(|| StoreError::Corrupt("a reply was not stored".into()))?;
-                reply_of[index] = Some((position, id));
+            let mut stored: Vec<StoredIds> = ids.into_iter().map(|id| id.map(|id| (id, None))).collect();
+            for (index, reply_id) in replied.into_iter().zip(reply_ids) {
+                let reply_id =
+                    reply_id.ok_or_else(|| StoreError::Corrupt("a reply was not stored".into()))?;
+                if let Some((_, reply)) = &mut stored[index] {
+                    *reply = Some(reply_id);
+                }
             }
 
-            let mut written = Vec::with_capacity(writes.len());
             let mut usage_rows = Vec::new();
-            for (index, (write, id)) in writes.iter().zip(ids).enumerate() {
-                let Some(id) = id else {
-                    // Skipped as a duplicate, so it has a provider id; the row it collided
-                    // with is committed (PostgreSQL waits for it) and readable.
-                    let row = sqlx::query_as::<_, MessageRow>(MESSAGE_BY_PROVIDER_ID)
-                        .bind(write.user.0)
-                        .bind(write.message.provider_message_id.as_deref())
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .ok_or_else(|| {
-                            StoreError::Corrupt("a duplicate message cannot be read".into())
-                        })?;
-                    written.push(Written::Duplicate(self.open_message(row)?));
-                    continue;
+            for (index, (write, ids)) in writes.iter().zip(&stored).enumerate() {
+                let Some((id, reply_id)) = ids else {
+                    continue; // A duplicate: its usage was stored with the first copy.
                 };
-                usage_rows.extend(usage_rows_of(write.user, id, &usage[index]));
-                let message = stored(write, &write.message, id);
-                match reply_of[index] {
-                    Some((position, reply_id)) => {
-                        usage_rows.extend(usage_rows_of(write.user, reply_id, &reply_usage[index]));
-                        let reply = stored(write, &replies[position].message, reply_id);
-                        written.push(Written::Answered { message, reply });
-                    }
-                    None => written.push(Written::Stored(message)),
+                usage_rows.extend(usage_rows_of(write.user, *id, &usage[index]));
+                if let Some(reply_id) = reply_id {
+                    usage_rows.extend(usage_rows_of(write.user, *reply_id, &reply_usage[index]));
                 }
             }
             for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
@@ -1035,17 +1036,15 @@ impl Store {
                 statement.build().execute(&mut *tx).await.map_err(write_error)?;
             }
             let prints = if fingerprints {
-                <Db as BatchSql>::fingerprints(&mut tx, &users).await?
+                <Db as BatchSql>::fingerprints(&mut tx, users).await?
             } else {
                 HashMap::new()
             };
             tx.commit().await?;
-            Ok((written, prints))
+            Ok((stored, prints))
         })
     }
-}
 
-impl Store {
     /// The summary folds of a batch as rows: one per user (the newest), as one statement may
     /// upsert a row only once; `(user, sealed text, through message id, folded messages)`.
     fn summary_rows(&self, writes: &[MessageWrite]) -> Result<Vec<(UserId, String, i64, i64)>> {
@@ -1070,14 +1069,16 @@ impl Store {
             .collect()
     }
 
-    /// [`Store::store_writes`] on SQLite's batch thread (see `sqlite_batch`): the batch is
-    /// encoded here, run there in one hand-off, and its outcome turned into [`Written`]s.
-    async fn store_writes_on(
+    /// Runs a batch on SQLite's batch thread (see `sqlite_batch`): encoded here, run there in
+    /// one hand-off.
+    async fn run_on_thread(
         &self,
         thread: &BatchThread,
         writes: &[MessageWrite],
-        fingerprints: bool,
-    ) -> Result<(Vec<Written>, HashMap<UserId, MemoryFingerprint>)> {
+        summaries: Vec<(UserId, String, i64, i64)>,
+        fingerprints_of: &[UserId],
+        created_at: DateTime<Utc>,
+    ) -> Result<(Vec<StoredIds>, HashMap<UserId, MemoryFingerprint>)> {
         let usage_rows = |usage: &[NewSmsUsage]| -> Result<Vec<RowUsage>> {
             usage
                 .iter()
@@ -1113,26 +1114,41 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
-        users.sort_unstable();
-        users.dedup();
-        let created_at = now();
         let batch = Batch {
             rows,
-            summaries: self
-                .summary_rows(writes)?
+            summaries: summaries
                 .into_iter()
                 .map(|(user, sealed, through, folded)| (user.0, sealed, through, folded))
                 .collect(),
-            fingerprints_of: if fingerprints {
-                users.iter().map(|u| u.0).collect()
-            } else {
-                Vec::new()
-            },
+            fingerprints_of: fingerprints_of.iter().map(|u| u.0).collect(),
             created_at: created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
         };
         let outcome = thread.run(batch).await?;
-        if outcome.ids.len() != writes.len() {
+        let prints = outcome
+            .fingerprints
+            .into_iter()
+            .map(|(user, count, max_id, updated)| {
+                let print = MemoryFingerprint {
+                    count,
+                    max_id,
+                    max_updated_at: updated.as_deref().and_then(stored_time),
+                };
+                (UserId(user), print)
+            })
+            .collect();
+        Ok((outcome.ids, prints))
+    }
+
+    /// What became of each write of a committed batch, from the ids it was stored under. A
+    /// write skipped as a copy is given back as the row it collided with, read now: that row
+    /// is committed (PostgreSQL made the batch wait for it) and readable.
+    async fn written(
+        &self,
+        writes: &[MessageWrite],
+        ids: Vec<StoredIds>,
+        created_at: DateTime<Utc>,
+    ) -> Result<Vec<Written>> {
+        if ids.len() != writes.len() {
             return Err(StoreError::Corrupt("a batch gave back too few ids".into()));
         }
         let stored = |write: &MessageWrite, message: &NewMessage, id: i64, in_reply_to| Message {
@@ -1146,10 +1162,9 @@ impl Store {
             created_at,
         };
         let mut written = Vec::with_capacity(writes.len());
-        for (write, ids) in writes.iter().zip(outcome.ids) {
+        for (write, ids) in writes.iter().zip(ids) {
             match ids {
                 None => {
-                    // Skipped as a copy: the row it collided with is committed and readable.
                     let row = with_user!(self, write.user, conn => {
                         sqlx::query_as::<_, MessageRow>(MESSAGE_BY_PROVIDER_ID)
                             .bind(write.user.0)
@@ -1174,21 +1189,13 @@ impl Store {
                 }
             }
         }
-        let prints = outcome
-            .fingerprints
-            .into_iter()
-            .map(|(user, count, max_id, updated)| {
-                let print = MemoryFingerprint {
-                    count,
-                    max_id,
-                    max_updated_at: updated.as_deref().and_then(stored_time),
-                };
-                (UserId(user), print)
-            })
-            .collect();
-        Ok((written, prints))
+        Ok(written)
     }
 }
+
+/// The ids one write of a batch was stored under: its message's and its reply's, or `None`
+/// for a message skipped as a copy of one already stored under its provider id.
+type StoredIds = Option<(i64, Option<i64>)>;
 
 /// A time stamp as sqlx stored it on SQLite (RFC 3339, or SQLite's own `YYYY-MM-DD HH:MM:SS`),
 /// read as sqlx reads it. `None` for any other text: the fingerprint then differs from the
