@@ -1195,7 +1195,7 @@ impl Store {
 
 /// The ids one write of a batch was stored under: its message's and its reply's, or `None`
 /// for a message skipped as a copy of one already stored under its provider id.
-type StoredIds = Option<(i64, Option<i64>)>;
+pub(super) type StoredIds = Option<(i64, Option<i64>)>;
 
 /// A time stamp as sqlx stored it on SQLite (RFC 3339, or SQLite's own `YYYY-MM-DD HH:MM:SS`),
 /// read as sqlx reads it. `None` for any other text: the fingerprint then differs from the

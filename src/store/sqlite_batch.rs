@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::memories::FINGERPRINT;
-use super::messages::{INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROW};
+use super::messages::{INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROW, StoredIds};
 use super::summaries::SAVE_SUMMARY;
 use super::{Result, StoreError};
 
@@ -71,11 +71,10 @@ pub(super) struct Batch {
 }
 
 /// What became of a batch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct BatchOutcome {
-    /// Per row: the message's id and its reply's, or `None` for a message skipped as a copy
-    /// of one already stored under its provider id.
-    pub ids: Vec<Option<(i64, Option<i64>)>>,
+    /// Per row, the ids it was stored under.
+    pub ids: Vec<StoredIds>,
     /// `(user, count, max id, newest update as stored)` for each user with memories.
     pub fingerprints: Vec<(Uuid, i64, i64, Option<String>)>,
 }
@@ -89,14 +88,6 @@ struct Job {
 #[derive(Debug)]
 pub(super) struct BatchThread {
     jobs: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("rows", &self.batch.rows.len())
-            .finish()
-    }
 }
 
 impl BatchThread {
@@ -128,15 +119,10 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let connection = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(StoreError::from)?;
-    connection
-        .busy_timeout(busy_timeout)
-        .map_err(StoreError::from)?;
+    )?;
+    connection.busy_timeout(busy_timeout)?;
     // The pool's settings (`sqlite::connect`); WAL is the file's own, set when it was created.
-    connection
-        .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
-        .map_err(StoreError::from)?;
+    connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
     connection.set_prepared_statement_cache_capacity(8);
     Ok(connection)
 }
