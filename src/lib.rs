@@ -11,6 +11,7 @@
 //! | --- | --- |
 //! | [`config`] | the typed settings tree, loaded in layers (defaults, TOML file, env, flags) |
 //! | [`telemetry`] | logging set-up |
+//! | [`heap`] | hands memory the allocator keeps after it was freed back to the system |
 //! | [`app`] | start-up: store, actor tree, HTTP server, graceful shutdown |
 //! | [`auth`] | passwords (argon2id and policy), signed access tokens, opaque tokens, TOTP |
 //! | [`edges`] | everything facing the outside: the Twilio webhook, the REST API, health checks |
@@ -32,6 +33,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod edges;
+pub mod heap;
 pub mod live;
 pub mod llm;
 pub mod loadgen;
