@@ -1,7 +1,7 @@
 //! Gives the system back the memory the allocator keeps after the program freed it.
 //!
-//! glibc's allocator keeps one heap (arena) per thread that allocates, and returns freed
-//! memory to the system only from the top of each heap. An actor's activation allocates
+//! glibc's allocator spreads threads over heaps of their own (arenas, up to eight per core)
+//! and returns freed memory to the system only from the top of each heap. An actor's activation allocates
 //! short-lived rows and vectors beside the state it keeps, so after a wave of activations
 //! the freed pages between live allocations stay resident: about 2.9 KiB for each active
 //! user with a typical state (`cargo bench --bench actor_memory`, docs/performance.md).
