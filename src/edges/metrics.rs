@@ -50,7 +50,7 @@ impl Metrics {
             "User actors active on this node (passivated users hold no actor).",
         )?;
         registry.register(Box::new(actors_active.clone()))?;
-        let pulled: [PulledStat; 5] = [
+        let pulled: [PulledStat; 6] = [
             (
                 "nudge_store_writer_batches_total",
                 "Transactions of the group-commit writer.",
@@ -74,6 +74,12 @@ impl Metrics {
                 "Time the group-commit writer spent committing (busy over wall time: saturation).",
                 MetricType::COUNTER,
                 |s| s.busy_micros,
+            ),
+            (
+                "nudge_store_writer_queue_wait_microseconds_total",
+                "Time writes waited for their group-commit batch to start, summed over writes.",
+                MetricType::COUNTER,
+                |s| s.queue_wait_micros,
             ),
             (
                 "nudge_store_writer_largest_batch",

@@ -813,12 +813,17 @@ fn writer_use(before: Option<&str>, after: Option<&str>, wall: Duration) -> Opti
         - read(before, "nudge_store_writer_writes_total").unwrap_or(0.0);
     let busy = read(after, "nudge_store_writer_busy_microseconds_total").unwrap_or(0.0)
         - read(before, "nudge_store_writer_busy_microseconds_total").unwrap_or(0.0);
+    let waited = read(after, "nudge_store_writer_queue_wait_microseconds_total").unwrap_or(0.0)
+        - read(before, "nudge_store_writer_queue_wait_microseconds_total").unwrap_or(0.0);
+    let per = |total: f64, count: f64| if count > 0.0 { total / count } else { 0.0 };
     Some(WriterUse {
         batches: batches as u64,
         writes: writes as u64,
-        writes_per_batch: if batches > 0.0 { writes / batches } else { 0.0 },
+        writes_per_batch: per(writes, batches),
         largest_batch: read(after, "nudge_store_writer_largest_batch").unwrap_or(0.0) as u64,
         busy_fraction: busy / 1e6 / wall.as_secs_f64().max(1e-9),
+        queue_wait_ms: per(waited, writes) / 1e3,
+        batch_ms: per(busy, batches) / 1e3,
     })
 }
 
@@ -938,10 +943,12 @@ mod tests {
     #[test]
     fn writer_use_is_the_difference_between_two_scrapes() {
         let before = "nudge_store_writer_batches_total 10\nnudge_store_writer_writes_total 100\n\
-                      nudge_store_writer_busy_microseconds_total 1000000\n";
+                      nudge_store_writer_busy_microseconds_total 1000000\n\
+                      nudge_store_writer_queue_wait_microseconds_total 50000\n";
         let after = "nudge_store_writer_batches_total 30\nnudge_store_writer_writes_total 900\n\
                      nudge_store_writer_largest_batch 77\n\
-                     nudge_store_writer_busy_microseconds_total 3000000\n";
+                     nudge_store_writer_busy_microseconds_total 3000000\n\
+                     nudge_store_writer_queue_wait_microseconds_total 1650000\n";
         let used = writer_use(Some(before), Some(after), Duration::from_secs(4)).unwrap();
         assert_eq!(
             (used.batches, used.writes, used.largest_batch),
@@ -949,6 +956,9 @@ mod tests {
         );
         assert_eq!(used.writes_per_batch, 40.0);
         assert_eq!(used.busy_fraction, 0.5);
+        // 1.6 s of waiting over 800 writes; 2 s of committing over 20 batches.
+        assert_eq!(used.queue_wait_ms, 2.0);
+        assert_eq!(used.batch_ms, 100.0);
         assert!(writer_use(Some(before), None, Duration::from_secs(1)).is_none());
     }
 

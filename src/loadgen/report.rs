@@ -146,6 +146,10 @@ pub struct WriterUse {
     /// Time spent committing over the run's wall time between the two scrapes (with one
     /// committer, as on SQLite, 1.0 means the writer never rested).
     pub busy_fraction: f64,
+    /// How long a write waited for its batch to start, on average.
+    pub queue_wait_ms: f64,
+    /// How long a batch took to commit, on average.
+    pub batch_ms: f64,
 }
 
 impl Memory {
@@ -242,12 +246,15 @@ pub fn text(report: &Report) -> String {
         let _ = writeln!(
             out,
             "Group commit: {} writes in {} transactions ({:.1} per transaction, largest {}), \
-             committing {:.0} % of the time",
+             committing {:.0} % of the time; a write waited {:.2} ms for its batch to start, \
+             a batch took {:.2} ms",
             w.writes,
             w.batches,
             w.writes_per_batch,
             w.largest_batch,
-            w.busy_fraction * 100.0
+            w.busy_fraction * 100.0,
+            w.queue_wait_ms,
+            w.batch_ms
         );
     }
     if let Some(sockets) = &s.sockets {

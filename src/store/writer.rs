@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -64,6 +65,9 @@ pub struct WriterStats {
     /// Time spent committing, summed over batches (with one committer, busy time over wall
     /// time is how saturated the writer is).
     pub busy_micros: u64,
+    /// Time writes waited for their batch to start, summed over writes (over `writes`: how
+    /// long a turn queues for the writer before its own commit).
+    pub queue_wait_micros: u64,
 }
 
 #[derive(Debug, Default)]
@@ -73,10 +77,12 @@ struct Counters {
     split_batches: AtomicU64,
     largest_batch: AtomicU64,
     busy_micros: AtomicU64,
+    queue_wait_micros: AtomicU64,
 }
 
 /// One write waiting for its batch, with the turn to wake.
 struct Pending {
+    queued_at: Instant,
     write: MessageWrite,
     done: oneshot::Sender<Result<Committed>>,
 }
@@ -120,7 +126,11 @@ impl StoreWriter {
     pub async fn write(&self, write: MessageWrite) -> Result<Committed> {
         let (done, outcome) = oneshot::channel();
         self.queue
-            .send(Pending { write, done })
+            .send(Pending {
+                queued_at: Instant::now(),
+                write,
+                done,
+            })
             .map_err(|_| closed())?;
         outcome.await.map_err(|_| closed())?
     }
@@ -134,6 +144,7 @@ impl StoreWriter {
             split_batches: c.split_batches.load(Ordering::Relaxed),
             largest_batch: c.largest_batch.load(Ordering::Relaxed),
             busy_micros: c.busy_micros.load(Ordering::Relaxed),
+            queue_wait_micros: c.queue_wait_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -176,7 +187,15 @@ async fn run(
 /// Stores a batch and wakes its writers; on a failure of the whole batch, stores each write
 /// on its own so that only the faulty one fails.
 async fn commit(store: &Store, batch: Vec<Pending>, counters: &Counters) {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
+    let waited: u128 = batch
+        .iter()
+        .map(|p| started.saturating_duration_since(p.queued_at).as_micros())
+        .sum();
+    let waited = u64::try_from(waited).unwrap_or(u64::MAX);
+    counters
+        .queue_wait_micros
+        .fetch_add(waited, Ordering::Relaxed);
     store_batch(store, batch, counters).await;
     let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     counters.busy_micros.fetch_add(busy, Ordering::Relaxed);

@@ -210,6 +210,10 @@ async fn metrics_need_their_token_when_one_is_set() {
         text.contains("# TYPE nudge_store_writer_batches_total counter"),
         "{text}"
     );
+    assert!(
+        text.contains("# TYPE nudge_store_writer_queue_wait_microseconds_total counter"),
+        "{text}"
+    );
     server.stop();
 }
 
