@@ -9,10 +9,6 @@
 //! - the same for users with a typical state: 20 messages and 50 long-term memories (their
 //!   retrieval index built at activation).
 //!
-//! Each user-actor figure is given twice: right after the activations, then after the heap
-//! trim the server runs every minute (`nudge::heap`), which returns the pages activation's
-//! short-lived allocations freed.
-//!
 //! It also times activation itself: 10,000 users with a typical state (a tenth as many under
 //! `cargo test --benches`), not active (as after passivation), activated one at a time (route,
 //! user row, recent messages, summary, memories and their index), as percentiles.
@@ -246,18 +242,6 @@ fn measure(kind: Kind, count: u64) {
                 assert_eq!(actors.active_users().await, count as usize);
                 report(
                     &format!("user actor, state loaded, {name}"),
-                    count,
-                    before,
-                    rss(),
-                    start.elapsed(),
-                );
-                // What the server's housekeeping does every minute (`nudge::heap`): the pages
-                // that activation's short-lived allocations freed go back to the system.
-                let trim = Instant::now();
-                nudge::heap::release_free_memory();
-                let took = trim.elapsed();
-                report(
-                    &format!("  after the heap trim ({:.0} ms)", took.as_secs_f64() * 1e3),
                     count,
                     before,
                     rss(),

@@ -255,7 +255,6 @@ impl Application {
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let purger = tokio::spawn(purge_periodically(state.store.clone(), self.retention));
-        let trimmer = tokio::spawn(crate::heap::trim_periodically(crate::heap::TRIM_EVERY));
         let router = edges::router(self.state);
         tracing::info!(addr = %self.local_addr, public_url = %state.public_base, "serving");
         axum::serve(
@@ -267,7 +266,6 @@ impl Application {
         .context("HTTP server")?;
 
         purger.abort();
-        trimmer.abort();
         tracing::info!("stopped taking requests; finishing late replies");
         state.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait())

@@ -173,7 +173,7 @@ pub fn text(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9}",
+        "{:<18} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>9}",
         "phase",
         "mode",
         "ok/s",
@@ -183,7 +183,9 @@ pub fn text(report: &Report) -> String {
         "max ms",
         "errors",
         "cpu %",
-        "rss MiB"
+        "rss MiB",
+        "client %",
+        "machine %"
     );
     for phase in &report.phases {
         let (cpu, rss) = phase.server.map_or(("-".into(), "-".into()), |s| {
