@@ -32,7 +32,7 @@
 /// owning arena for each such free and spent about 30 % of the runtime threads' time at peak
 /// load; mimalloc frees across threads without a lock and returns whole free pages to the
 /// system on its own. Measured in docs/performance.md (round 5): peak turns per second up
-/// about a fifth, and a user actor with a typical state 19.4 KiB instead of 22.7 (19.9 with
+/// about a quarter, and a user actor with a typical state 19.4 KiB instead of 22.7 (19.9 with
 /// glibc's memory handed back by `malloc_trim` every minute, which is no longer needed).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -796,12 +796,16 @@ impl<'t> P<'t> {
     fn eat(&mut self, phrases: &[&str]) -> bool {
         let mut best = 0;
         for phrase in phrases {
-            let words: Vec<&str> = phrase.split(' ').collect();
-            let matches = words.iter().enumerate().all(|(k, w)| {
-                matches!(self.toks.get(self.i + k).map(|t| &t.kind), Some(Kind::Word(x)) if x == w)
+            // Word by word, without collecting: this runs for every phrase at every position
+            // of every message.
+            let mut len = 0;
+            let matches = phrase.split(' ').all(|w| {
+                let next = self.toks.get(self.i + len).map(|t| &t.kind);
+                len += 1;
+                matches!(next, Some(Kind::Word(x)) if x == w)
             });
-            if matches && words.len() > best {
-                best = words.len();
+            if matches && len > best {
+                best = len;
             }
         }
         self.i += best;
