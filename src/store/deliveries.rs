@@ -181,3 +181,33 @@ impl Store {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LINK_USAGE;
+    use crate::store::testing::sqlite_plan;
+
+    const BY_MESSAGE: &str = "INDEX sms_usage_logs_message_id_idx (message_id=?";
+
+    /// Deleting a message sets its usage rows' `message_id` to NULL (the foreign key's action,
+    /// this statement): found through the index, not by scanning every usage row.
+    #[tokio::test]
+    async fn a_deleted_message_finds_its_usage_rows_by_index() {
+        let plan = sqlite_plan(
+            "UPDATE sms_usage_logs SET message_id = NULL WHERE message_id = $1",
+            1,
+        )
+        .await;
+        assert!(
+            plan.iter().any(|step| step.contains(BY_MESSAGE)),
+            "{plan:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sent_reply_finds_its_usage_row_by_index() {
+        let plan = sqlite_plan(LINK_USAGE, 4).await;
+        let both = "USING INDEX sms_usage_logs_message_id_idx (message_id=? AND user_id=?)";
+        assert!(plan.iter().any(|step| step.contains(both)), "{plan:?}");
+    }
+}

@@ -1286,28 +1286,9 @@ mod tests {
     /// through the index that leads with the message replied to (migration 0067).
     #[tokio::test]
     async fn the_reply_lookup_uses_the_index_by_message_replied_to() {
-        use crate::store::{Pool, Sealer, connect};
-        let store = connect("sqlite::memory:", Sealer::generate())
-            .await
-            .unwrap();
-        let Pool::Sqlite(pool) = &store.pool else {
-            panic!("an in-memory SQLite store");
-        };
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {REPLY_TO}"
-        )))
-        .bind(UserId::new().0)
-        .bind(1_i64)
-        .bind("outbound")
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        let details: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
-        assert!(
-            details.iter().any(|d| d
-                .contains("USING INDEX messages_in_reply_to_idx (in_reply_to=? AND user_id=?)")),
-            "{details:?}"
-        );
+        let plan = crate::store::testing::sqlite_plan(REPLY_TO, 3).await;
+        let by_reply = "USING INDEX messages_in_reply_to_idx (in_reply_to=? AND user_id=?)";
+        assert!(plan.iter().any(|step| step.contains(by_reply)), "{plan:?}");
     }
 
     #[test]

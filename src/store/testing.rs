@@ -175,3 +175,23 @@ fn is_test_database(name: &str) -> bool {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
+
+/// How SQLite plans `sql` on a freshly migrated in-memory database: the detail of each step
+/// of `EXPLAIN QUERY PLAN`, with its `parameters` bound to NULL (a plan does not depend on
+/// them). For tests that a query finds its rows through the index meant for it.
+#[cfg(test)]
+pub(crate) async fn sqlite_plan(sql: &str, parameters: usize) -> Vec<String> {
+    let store = connect("sqlite::memory:", Sealer::generate())
+        .await
+        .expect("an in-memory SQLite store");
+    let super::Pool::Sqlite(pool) = &store.pool else {
+        panic!("sqlite::memory: opens a SQLite store");
+    };
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(AssertSqlSafe(explain));
+    for _ in 0..parameters {
+        query = query.bind(None::<i64>);
+    }
+    let steps = query.fetch_all(pool).await.expect("EXPLAIN QUERY PLAN");
+    steps.into_iter().map(|(.., detail)| detail).collect()
+}
