@@ -187,8 +187,6 @@ mod tests {
     use super::LINK_USAGE;
     use crate::store::testing::sqlite_plan;
 
-    const BY_MESSAGE: &str = "INDEX sms_usage_logs_message_id_idx (message_id=?";
-
     /// Deleting a message sets its usage rows' `message_id` to NULL (the foreign key's action,
     /// this statement): found through the index, not by scanning every usage row.
     #[tokio::test]
@@ -198,8 +196,9 @@ mod tests {
             1,
         )
         .await;
+        let by_message = "INDEX sms_usage_logs_message_id_idx (message_id=?)";
         assert!(
-            plan.iter().any(|step| step.contains(BY_MESSAGE)),
+            plan.iter().any(|step| step.contains(by_message)),
             "{plan:?}"
         );
     }
