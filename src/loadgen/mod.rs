@@ -807,14 +807,12 @@ fn actors_active(metrics: &str) -> Option<u64> {
 /// The group-commit writer's work between two `/metrics` texts read `wall` apart.
 fn writer_use(before: Option<&str>, after: Option<&str>, wall: Duration) -> Option<WriterUse> {
     let read = |text: Option<&str>, name| text.and_then(|t| crate::edges::metrics::sample(t, name));
-    let batches = read(after, "nudge_store_writer_batches_total")?
-        - read(before, "nudge_store_writer_batches_total").unwrap_or(0.0);
-    let writes = read(after, "nudge_store_writer_writes_total")?
-        - read(before, "nudge_store_writer_writes_total").unwrap_or(0.0);
-    let busy = read(after, "nudge_store_writer_busy_microseconds_total").unwrap_or(0.0)
-        - read(before, "nudge_store_writer_busy_microseconds_total").unwrap_or(0.0);
-    let waited = read(after, "nudge_store_writer_queue_wait_microseconds_total").unwrap_or(0.0)
-        - read(before, "nudge_store_writer_queue_wait_microseconds_total").unwrap_or(0.0);
+    // A counter's growth between the scrapes; `None` when the later one lacks it.
+    let growth = |name| read(after, name).map(|a| a - read(before, name).unwrap_or(0.0));
+    let batches = growth("nudge_store_writer_batches_total")?;
+    let writes = growth("nudge_store_writer_writes_total")?;
+    let busy = growth("nudge_store_writer_busy_microseconds_total").unwrap_or(0.0);
+    let waited = growth("nudge_store_writer_queue_wait_microseconds_total").unwrap_or(0.0);
     let per = |total: f64, count: f64| if count > 0.0 { total / count } else { 0.0 };
     Some(WriterUse {
         batches: batches as u64,
