@@ -300,3 +300,38 @@ async fn a_batch_scope_admits_the_rows_of_its_users_and_refuses_any_other() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn every_policy_reads_its_scope_once_per_statement() {
+    super::testing::on_each_backend(|store| async move {
+        let super::Pool::Postgres(pool) = &store.pool else {
+            return; // Row-level security is PostgreSQL's.
+        };
+        // A scope function called bare is inlined into the policy and runs for every row
+        // (parsing `app.batch_user_ids` each time); inside a subquery it runs once.
+        let policies: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT tablename::text, policyname::text, \
+                    coalesce(qual, '') || ' ' || coalesce(with_check, '') \
+             FROM pg_policies WHERE schemaname = current_schema()",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(
+            policies.len() > 20,
+            "every user table has a policy: {policies:?}"
+        );
+        for (table, policy, expressions) in &policies {
+            let calls = expressions.matches("nudge_").count();
+            let once = expressions.matches("SELECT nudge_").count();
+            assert!(calls > 0, "{table}.{policy} reads a scope: {expressions}");
+            // Each subquery names its function twice: the call and its column alias.
+            assert_eq!(
+                calls,
+                once * 2,
+                "{table}.{policy} reads its scope in a subquery: {expressions}"
+            );
+        }
+    })
+    .await;
+}
