@@ -5,12 +5,12 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{Database, Postgres, QueryBuilder, Sqlite};
+use sqlx::{Database, QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, segments_column, write_error};
 use super::sqlite_batch::{Batch, BatchRow, BatchThread, RowMessage, RowUsage};
-use super::{MemoryFingerprint, Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{MemoryFingerprint, Pool, Result, Store, StoreError, UserId, with_user};
 
 /// Where a message travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -567,62 +567,6 @@ struct UsageRow<'a> {
     segments: i32,
 }
 
-/// The multi-row statements of a batch, each backend in its own dialect: SQLite binds
-/// `VALUES (…), (…)`, PostgreSQL binds one array per column and unnests them (one statement
-/// whatever the batch size, and one cached plan).
-trait BatchSql: Database {
-    /// Opens the batch's transaction: on PostgreSQL, behind row-level security, allowed the
-    /// rows of the batch's `users` (sorted, distinct) and no others (`app.batch_user_ids`, see
-    /// `migrations/postgres/0043_batch_write_policy.sql`).
-    async fn begin_batch(
-        store: &Store,
-        pool: &sqlx::Pool<Self>,
-        users: &[UserId],
-    ) -> Result<sqlx::Transaction<'static, Self>>;
-
-    /// Inserts `rows` (at most [`ROWS_PER_STATEMENT`]) in their order, with `bodies` their
-    /// sealed bodies, skipping those whose `(user_id, provider_message_id)` is taken; gives
-    /// back the rows stored, in any order.
-    async fn insert_messages(
-        conn: &mut Self::Connection,
-        rows: &[MessageWrite],
-        bodies: &[String],
-        created_at: DateTime<Utc>,
-    ) -> Result<Vec<InsertedRow>>;
-
-    /// Inserts `rows` with their sealed `bodies`, [`ROWS_PER_STATEMENT`] rows per statement;
-    /// gives each write the id it was stored under, `None` for a duplicate skipped.
-    async fn insert_all(
-        conn: &mut Self::Connection,
-        rows: &[MessageWrite],
-        bodies: &[String],
-        created_at: DateTime<Utc>,
-    ) -> Result<Vec<Option<i64>>> {
-        let mut ids = Vec::with_capacity(rows.len());
-        for (chunk, sealed) in rows
-            .chunks(ROWS_PER_STATEMENT)
-            .zip(bodies.chunks(ROWS_PER_STATEMENT))
-        {
-            let stored = Self::insert_messages(conn, chunk, sealed, created_at).await?;
-            ids.extend(match_inserted(chunk, stored)?);
-        }
-        Ok(ids)
-    }
-
-    /// Inserts usage rows (at most [`ROWS_PER_STATEMENT`]).
-    async fn insert_usage(
-        conn: &mut Self::Connection,
-        rows: &[UsageRow<'_>],
-        created_at: DateTime<Utc>,
-    ) -> Result<()>;
-
-    /// The memory fingerprints of `users` (at most a batch's worth) that have memories.
-    async fn fingerprints(
-        conn: &mut Self::Connection,
-        users: &[UserId],
-    ) -> Result<HashMap<UserId, MemoryFingerprint>>;
-}
-
 /// Users' memory fingerprints, as [`Store::memory_fingerprint`] computes one: the users'
 /// condition goes between the two halves.
 macro_rules! fingerprints_of {
@@ -633,9 +577,8 @@ macro_rules! fingerprints_of {
 }
 const FINGERPRINTS_OF: &str = fingerprints_of!();
 const FINGERPRINTS_GROUPED: &str = " GROUP BY user_id";
-const PG_FINGERPRINTS: &str = concat!(fingerprints_of!(), "= ANY($1) GROUP BY user_id");
 
-/// A user's memory fingerprint, as [`BatchSql::fingerprints`] reads it.
+/// A user's memory fingerprint, as [`pool_batch::fingerprints`] reads it.
 #[derive(sqlx::FromRow)]
 struct FingerprintRow {
     user_id: Uuid,
@@ -679,17 +622,27 @@ pub(super) const INSERT_MESSAGE_ROW: &str = concat!(
     on_provider_id_conflict!()
 );
 
-impl BatchSql for Sqlite {
-    async fn begin_batch(
-        _store: &Store,
-        pool: &sqlx::Pool<Self>,
-        _users: &[UserId],
-    ) -> Result<sqlx::Transaction<'static, Self>> {
-        Ok(pool.begin().await?)
-    }
+/// A batch on a SQLite pool (an in-memory database, which has no batch thread): one
+/// multi-row statement per table per [`ROWS_PER_STATEMENT`] rows, on the pool's connection.
+mod pool_batch {
+    use std::collections::HashMap;
 
+    use chrono::{DateTime, Utc};
+    use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+    use super::{
+        FINGERPRINTS_GROUPED, FINGERPRINTS_OF, FingerprintRow, INSERT_MESSAGE_ROWS,
+        INSERT_SMS_USAGE_ROWS, InsertedRow, MessageWrite, ON_PROVIDER_ID_CONFLICT, UsageRow,
+        fingerprints_by_user, match_inserted,
+    };
+    use crate::store::sql::{ROWS_PER_STATEMENT, write_error};
+    use crate::store::{MemoryFingerprint, Result, UserId};
+
+    /// Inserts `rows` (at most [`ROWS_PER_STATEMENT`]) in their order, with `bodies` their
+    /// sealed bodies, skipping those whose `(user_id, provider_message_id)` is taken; gives
+    /// back the rows stored, in any order.
     async fn insert_messages(
-        conn: &mut Self::Connection,
+        conn: &mut SqliteConnection,
         rows: &[MessageWrite],
         bodies: &[String],
         created_at: DateTime<Utc>,
@@ -712,8 +665,28 @@ impl BatchSql for Sqlite {
             .map_err(write_error)
     }
 
-    async fn insert_usage(
-        conn: &mut Self::Connection,
+    /// Inserts `rows` with their sealed `bodies`, [`ROWS_PER_STATEMENT`] rows per statement;
+    /// gives each write the id it was stored under, `None` for a duplicate skipped.
+    pub(super) async fn insert_all(
+        conn: &mut SqliteConnection,
+        rows: &[MessageWrite],
+        bodies: &[String],
+        created_at: DateTime<Utc>,
+    ) -> Result<Vec<Option<i64>>> {
+        let mut ids = Vec::with_capacity(rows.len());
+        for (chunk, sealed) in rows
+            .chunks(ROWS_PER_STATEMENT)
+            .zip(bodies.chunks(ROWS_PER_STATEMENT))
+        {
+            let stored = insert_messages(conn, chunk, sealed, created_at).await?;
+            ids.extend(match_inserted(chunk, stored)?);
+        }
+        Ok(ids)
+    }
+
+    /// Inserts usage rows (at most [`ROWS_PER_STATEMENT`]).
+    pub(super) async fn insert_usage(
+        conn: &mut SqliteConnection,
         rows: &[UsageRow<'_>],
         created_at: DateTime<Utc>,
     ) -> Result<()> {
@@ -731,8 +704,9 @@ impl BatchSql for Sqlite {
         Ok(())
     }
 
-    async fn fingerprints(
-        conn: &mut Self::Connection,
+    /// The memory fingerprints of `users` (at most a batch's worth) that have memories.
+    pub(super) async fn fingerprints(
+        conn: &mut SqliteConnection,
         users: &[UserId],
     ) -> Result<HashMap<UserId, MemoryFingerprint>> {
         let mut statement = QueryBuilder::<Sqlite>::new(FINGERPRINTS_OF);
@@ -751,105 +725,124 @@ impl BatchSql for Sqlite {
     }
 }
 
-/// `WITH ORDINALITY … ORDER BY n` feeds the rows in the batch's order, so their ids rise in
-/// that order.
-const PG_INSERT_MESSAGES: &str = concat!(
-    "INSERT INTO messages \
-     (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at) \
-     SELECT r.user_id, r.channel, r.direction, r.body, r.provider_message_id, r.in_reply_to, $7 \
-     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[]) \
-     WITH ORDINALITY AS r(user_id, channel, direction, body, provider_message_id, in_reply_to, n) \
-     ORDER BY r.n",
-    " ON CONFLICT (user_id, provider_message_id) DO NOTHING \
-     RETURNING id, user_id, provider_message_id"
-);
-const PG_INSERT_USAGE: &str = "INSERT INTO sms_usage_logs \
-     (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) \
-     SELECT r.user_id, r.message_id, r.direction, r.segments, r.encoding, r.cost, $7 \
-     FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::text[], $6::int8[]) \
-     AS r(user_id, message_id, direction, segments, encoding, cost)";
+/// A whole batch on PostgreSQL in one statement, whatever its size: every message, reply,
+/// usage row and summary fold, and the memory fingerprints of its users, each table's rows
+/// unnested from one array per column (one cached plan).
+///
+/// - `input` numbers the writes (`n`, from 1) and draws their messages' ids, and their
+///   replies' right after them, from the table's sequence: a reply can then name its message
+///   without a round trip for the id.
+/// - A retried webhook's copy is skipped by the provider-id dedupe (`ON CONFLICT DO NOTHING`);
+///   `stored` is what was not, and only those writes' replies and usage rows are inserted.
+/// - The sub-statements do not see each other's rows, but the foreign keys are checked at the
+///   end of the statement, when they all are in.
+/// - One row comes back per write, in order: its ids (none when skipped) and its user's
+///   fingerprint (none when the user has no memories or none were asked for).
+///
+/// Binds: the writes' `$1` users, `$2` channels, `$3` directions, `$4` sealed bodies, `$5`
+/// provider ids, `$6` the message each answers; their replies' `$7` channels (null: no reply),
+/// `$8` directions, `$9` sealed bodies, `$10` provider ids; the usage rows' `$11` write
+/// numbers, `$12` whether each is the reply's, `$13` directions, `$14` segments, `$15`
+/// encodings, `$16` costs; the summary folds' `$17` users, `$18` sealed texts, `$19` last
+/// message folded, `$20` messages folded; `$21` the users whose fingerprints to read; `$22`
+/// the time stamp of every row.
+const PG_BATCH: &str = "\
+WITH input AS MATERIALIZED (
+    SELECT w.*, nextval('messages_id_seq') AS id,
+           CASE WHEN w.reply_channel IS NOT NULL THEN nextval('messages_id_seq') END AS reply_id
+    FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                $7::text[], $8::text[], $9::text[], $10::text[])
+         WITH ORDINALITY AS w(user_id, channel, direction, body, provider_message_id,
+                              in_reply_to, reply_channel, reply_direction, reply_body,
+                              reply_provider_message_id, n)
+), inbound AS (
+    INSERT INTO messages (id, user_id, channel, direction, body, provider_message_id,
+                          in_reply_to, created_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, user_id, channel, direction, body, provider_message_id, in_reply_to, $22
+    FROM input
+    ON CONFLICT (user_id, provider_message_id) DO NOTHING
+    RETURNING id
+), stored AS MATERIALIZED (
+    SELECT input.* FROM input JOIN inbound USING (id)
+), replies AS (
+    INSERT INTO messages (id, user_id, channel, direction, body, provider_message_id,
+                          in_reply_to, created_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT reply_id, user_id, reply_channel, reply_direction, reply_body,
+           reply_provider_message_id, id, $22
+    FROM stored WHERE reply_id IS NOT NULL
+), usage AS (
+    INSERT INTO sms_usage_logs (user_id, message_id, direction, segments, encoding,
+                                estimated_cost_micros, created_at)
+    SELECT s.user_id, CASE WHEN u.of_reply THEN s.reply_id ELSE s.id END, u.direction,
+           u.segments, u.encoding, u.cost, $22
+    FROM UNNEST($11::int8[], $12::bool[], $13::text[], $14::int4[], $15::text[], $16::int8[])
+         AS u(n, of_reply, direction, segments, encoding, cost)
+    JOIN stored s ON s.n = u.n
+), summaries AS (
+    INSERT INTO conversation_summaries (user_id, summary, through_message_id, folded_messages,
+                                        updated_at)
+    SELECT f.user_id, f.summary, f.through, f.folded, $22
+    FROM UNNEST($17::uuid[], $18::text[], $19::int8[], $20::int8[])
+         AS f(user_id, summary, through, folded)
+    ON CONFLICT (user_id) DO UPDATE SET summary = excluded.summary,
+        through_message_id = excluded.through_message_id,
+        folded_messages = excluded.folded_messages, updated_at = excluded.updated_at
+        WHERE conversation_summaries.through_message_id <= excluded.through_message_id
+), prints AS (
+    SELECT user_id, COUNT(*) AS count, COALESCE(MAX(id), 0) AS max_id,
+           MAX(updated_at) AS max_updated_at
+    FROM ltm_memories WHERE user_id = ANY($21::uuid[]) GROUP BY user_id
+)
+SELECT i.n, s.id, s.reply_id, p.count, p.max_id, p.max_updated_at
+FROM input i LEFT JOIN stored s ON s.n = i.n LEFT JOIN prints p ON p.user_id = i.user_id
+ORDER BY i.n";
 
-impl BatchSql for Postgres {
-    async fn begin_batch(
-        store: &Store,
-        pool: &sqlx::Pool<Self>,
-        users: &[UserId],
-    ) -> Result<sqlx::Transaction<'static, Self>> {
-        match &store.scoped {
-            Some(scoped) => super::postgres::begin_batch(scoped, users, false).await,
-            None => super::postgres::begin_batch(pool, users, store.rls_role).await,
+/// What [`PG_BATCH`] gives back of one write.
+#[derive(sqlx::FromRow)]
+struct PgBatchRow {
+    n: i64,
+    id: Option<i64>,
+    reply_id: Option<i64>,
+    count: Option<i64>,
+    max_id: Option<i64>,
+    max_updated_at: Option<DateTime<Utc>>,
+}
+
+/// The usage rows of a [`PG_BATCH`], one array per column.
+#[derive(Default)]
+struct PgUsage<'a> {
+    write: Vec<i64>,
+    of_reply: Vec<bool>,
+    direction: Vec<&'a str>,
+    segments: Vec<i32>,
+    encoding: Vec<&'a str>,
+    cost: Vec<i64>,
+}
+
+impl<'a> PgUsage<'a> {
+    /// Adds the usage rows of write `n`'s message, or of its reply.
+    fn push(&mut self, n: i64, of_reply: bool, usage: &'a [NewSmsUsage]) -> Result<()> {
+        for u in usage {
+            self.write.push(n);
+            self.of_reply.push(of_reply);
+            self.direction.push(u.direction.as_str());
+            self.segments.push(segments_column(u.segments)?);
+            self.encoding.push(u.encoding.as_str());
+            self.cost.push(u.estimated_cost_micros);
         }
-    }
-
-    async fn insert_messages(
-        conn: &mut Self::Connection,
-        rows: &[MessageWrite],
-        bodies: &[String],
-        created_at: DateTime<Utc>,
-    ) -> Result<Vec<InsertedRow>> {
-        let column = |f: fn(&MessageWrite) -> &str| rows.iter().map(f).collect::<Vec<_>>();
-        sqlx::query_as::<_, InsertedRow>(PG_INSERT_MESSAGES)
-            .bind(rows.iter().map(|w| w.user.0).collect::<Vec<_>>())
-            .bind(column(|w| w.message.channel.as_str()))
-            .bind(column(|w| w.message.direction.as_str()))
-            .bind(bodies)
-            .bind(
-                rows.iter()
-                    .map(|w| w.message.provider_message_id.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.iter()
-                    .map(|w| w.message.in_reply_to)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(created_at)
-            .fetch_all(conn)
-            .await
-            .map_err(write_error)
-    }
-
-    async fn insert_usage(
-        conn: &mut Self::Connection,
-        rows: &[UsageRow<'_>],
-        created_at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(PG_INSERT_USAGE)
-            .bind(rows.iter().map(|u| u.user.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|u| u.message_id).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|u| u.usage.direction.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(rows.iter().map(|u| u.segments).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|u| u.usage.encoding.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.iter()
-                    .map(|u| u.usage.estimated_cost_micros)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(created_at)
-            .execute(conn)
-            .await
-            .map_err(write_error)?;
         Ok(())
     }
+}
 
-    async fn fingerprints(
-        conn: &mut Self::Connection,
-        users: &[UserId],
-    ) -> Result<HashMap<UserId, MemoryFingerprint>> {
-        let rows = sqlx::query_as::<_, FingerprintRow>(PG_FINGERPRINTS)
-            .bind(users.iter().map(|u| u.0).collect::<Vec<_>>())
-            .fetch_all(conn)
-            .await?;
-        Ok(fingerprints_by_user(rows))
-    }
+/// The summary folds of a [`PG_BATCH`], one array per column.
+#[derive(Default)]
+struct PgFolds {
+    users: Vec<Uuid>,
+    texts: Vec<String>,
+    through: Vec<i64>,
+    folded: Vec<i64>,
 }
 
 /// Pairs each write of a chunk with the id it was stored under, `None` for a write skipped as a
@@ -920,9 +913,9 @@ impl Store {
     /// Stores a batch; with `fingerprints`, also reads its users' memory fingerprints (users
     /// without memories are absent: theirs is the default, empty one).
     ///
-    /// The batch runs on SQLite's batch thread when the store has one, else on the pool; both
-    /// give back the ids each write was stored under, which [`Store::written`] turns into
-    /// [`Written`]s.
+    /// The batch runs on SQLite's batch thread when the store has one, in one statement on
+    /// PostgreSQL, else on the SQLite pool; each gives back the ids each write was stored
+    /// under, which [`Store::written`] turns into [`Written`]s.
     async fn store_writes(
         &self,
         writes: &[MessageWrite],
@@ -933,14 +926,18 @@ impl Store {
         users.dedup();
         let summaries = self.summary_rows(writes)?;
         let created_at = now();
-        let (ids, prints) = match &self.batches {
-            Some(thread) => {
-                let fingerprints_of = if fingerprints { &users[..] } else { &[] };
+        let fingerprints_of = if fingerprints { &users[..] } else { &[] };
+        let (ids, prints) = match (&self.batches, &self.pool) {
+            (Some(thread), _) => {
                 self.run_on_thread(thread, writes, summaries, fingerprints_of, created_at)
                     .await?
             }
-            None => {
-                self.run_on_pool(writes, summaries, &users, fingerprints, created_at)
+            (None, Pool::Postgres(pool)) => {
+                self.run_on_postgres(pool, writes, summaries, &users, fingerprints_of, created_at)
+                    .await?
+            }
+            (None, Pool::Sqlite(pool)) => {
+                self.run_on_pool(pool, writes, summaries, fingerprints_of, created_at)
                     .await?
             }
         };
@@ -948,14 +945,14 @@ impl Store {
         Ok((written, prints))
     }
 
-    /// Runs a batch in one transaction of the pool: each statement carries the rows of every
-    /// write ([`BatchSql`]).
+    /// Runs a batch in one transaction of a SQLite pool: each statement carries the rows of
+    /// every write ([`pool_batch`]).
     async fn run_on_pool(
         &self,
+        pool: &sqlx::SqlitePool,
         writes: &[MessageWrite],
         summaries: Vec<(UserId, String, i64, i64)>,
-        users: &[UserId],
-        fingerprints: bool,
+        fingerprints_of: &[UserId],
         created_at: DateTime<Utc>,
     ) -> Result<(Vec<StoredIds>, HashMap<UserId, MemoryFingerprint>)> {
         let usage = writes
@@ -975,9 +972,9 @@ impl Store {
             .iter()
             .map(|w| self.seal_column(BODY_COLUMN, w.user, &w.message.body))
             .collect();
-        with_pool!(self, pool, Db => {
-            let mut tx = <Db as BatchSql>::begin_batch(self, pool, users).await?;
-            let ids = <Db as BatchSql>::insert_all(&mut tx, writes, &bodies, created_at).await?;
+        {
+            let mut tx = pool.begin().await?;
+            let ids = pool_batch::insert_all(&mut tx, writes, &bodies, created_at).await?;
 
             // The replies of the messages stored now, pointing at them.
             let mut replied = Vec::new();
@@ -996,12 +993,17 @@ impl Store {
                         summary: None,
                         reply: None,
                     });
-                    reply_bodies.push(self.seal_column(BODY_COLUMN, write.user, &reply.message.body));
+                    reply_bodies.push(self.seal_column(
+                        BODY_COLUMN,
+                        write.user,
+                        &reply.message.body,
+                    ));
                 }
             }
             let reply_ids =
-                <Db as BatchSql>::insert_all(&mut tx, &replies, &reply_bodies, created_at).await?;
-            let mut stored: Vec<StoredIds> = ids.into_iter().map(|id| id.map(|id| (id, None))).collect();
+                pool_batch::insert_all(&mut tx, &replies, &reply_bodies, created_at).await?;
+            let mut stored: Vec<StoredIds> =
+                ids.into_iter().map(|id| id.map(|id| (id, None))).collect();
             for (index, reply_id) in replied.into_iter().zip(reply_ids) {
                 let reply_id =
                     reply_id.ok_or_else(|| StoreError::Corrupt("a reply was not stored".into()))?;
@@ -1021,10 +1023,11 @@ impl Store {
                 }
             }
             for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
-                <Db as BatchSql>::insert_usage(&mut tx, chunk, created_at).await?;
+                pool_batch::insert_usage(&mut tx, chunk, created_at).await?;
             }
             for chunk in summaries.chunks(ROWS_PER_STATEMENT) {
-                let mut statement = QueryBuilder::<Db>::new(super::summaries::SAVE_SUMMARIES_HEAD);
+                let mut statement =
+                    QueryBuilder::<Sqlite>::new(super::summaries::SAVE_SUMMARIES_HEAD);
                 statement.push_values(chunk, |mut row, (user, sealed, through, folded)| {
                     row.push_bind(user.0)
                         .push_bind(sealed.as_str())
@@ -1033,16 +1036,130 @@ impl Store {
                         .push_bind(created_at);
                 });
                 statement.push(super::summaries::SAVE_SUMMARIES_TAIL);
-                statement.build().execute(&mut *tx).await.map_err(write_error)?;
+                statement
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(write_error)?;
             }
-            let prints = if fingerprints {
-                <Db as BatchSql>::fingerprints(&mut tx, users).await?
-            } else {
+            let prints = if fingerprints_of.is_empty() {
                 HashMap::new()
+            } else {
+                pool_batch::fingerprints(&mut tx, fingerprints_of).await?
             };
             tx.commit().await?;
             Ok((stored, prints))
-        })
+        }
+    }
+
+    /// Runs a batch on PostgreSQL: [`PG_BATCH`], in a transaction opened with the batch's
+    /// row-level-security scope (`users`, sorted and distinct). Three round trips whatever the
+    /// batch's size: `BEGIN` with the scope, the statement, `COMMIT`.
+    async fn run_on_postgres(
+        &self,
+        pool: &sqlx::PgPool,
+        writes: &[MessageWrite],
+        summaries: Vec<(UserId, String, i64, i64)>,
+        users: &[UserId],
+        fingerprints_of: &[UserId],
+        created_at: DateTime<Utc>,
+    ) -> Result<(Vec<StoredIds>, HashMap<UserId, MemoryFingerprint>)> {
+        let text = |f: fn(&MessageWrite) -> Option<&str>| writes.iter().map(f).collect::<Vec<_>>();
+        // Bodies are personal text: sealed for their user before they reach the database.
+        let bodies: Vec<String> = writes
+            .iter()
+            .map(|w| self.seal_column(BODY_COLUMN, w.user, &w.message.body))
+            .collect();
+        let reply_bodies: Vec<Option<String>> = writes
+            .iter()
+            .map(|w| {
+                w.reply
+                    .as_ref()
+                    .map(|r| self.seal_column(BODY_COLUMN, w.user, &r.message.body))
+            })
+            .collect();
+        let mut usage = PgUsage::default();
+        for (n, write) in (1_i64..).zip(writes) {
+            usage.push(n, false, &write.usage)?;
+            if let Some(reply) = &write.reply {
+                usage.push(n, true, &reply.usage)?;
+            }
+        }
+        let mut folds = PgFolds::default();
+        for (user, sealed, through, folded) in summaries {
+            folds.users.push(user.0);
+            folds.texts.push(sealed);
+            folds.through.push(through);
+            folds.folded.push(folded);
+        }
+
+        let mut tx = match &self.scoped {
+            Some(scoped) => super::postgres::begin_batch(scoped, users, false).await?,
+            None => super::postgres::begin_batch(pool, users, self.rls_role).await?,
+        };
+        let rows = sqlx::query_as::<_, PgBatchRow>(PG_BATCH)
+            .bind(writes.iter().map(|w| w.user.0).collect::<Vec<_>>())
+            .bind(text(|w| Some(w.message.channel.as_str())))
+            .bind(text(|w| Some(w.message.direction.as_str())))
+            .bind(&bodies)
+            .bind(text(|w| w.message.provider_message_id.as_deref()))
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| w.message.in_reply_to)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(text(|w| {
+                w.reply.as_ref().map(|r| r.message.channel.as_str())
+            }))
+            .bind(text(|w| {
+                w.reply.as_ref().map(|r| r.message.direction.as_str())
+            }))
+            .bind(&reply_bodies)
+            .bind(text(|w| {
+                w.reply
+                    .as_ref()
+                    .and_then(|r| r.message.provider_message_id.as_deref())
+            }))
+            .bind(&usage.write)
+            .bind(&usage.of_reply)
+            .bind(&usage.direction)
+            .bind(&usage.segments)
+            .bind(&usage.encoding)
+            .bind(&usage.cost)
+            .bind(&folds.users)
+            .bind(&folds.texts)
+            .bind(&folds.through)
+            .bind(&folds.folded)
+            .bind(fingerprints_of.iter().map(|u| u.0).collect::<Vec<_>>())
+            .bind(created_at)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(write_error)?;
+        tx.commit().await?;
+
+        if rows.len() != writes.len() {
+            return Err(StoreError::Corrupt("a batch gave back too few rows".into()));
+        }
+        let mut ids = Vec::with_capacity(writes.len());
+        let mut prints = HashMap::new();
+        for ((n, write), row) in (1_i64..).zip(writes).zip(rows) {
+            if row.n != n {
+                return Err(StoreError::Corrupt(
+                    "a batch gave back rows out of order".into(),
+                ));
+            }
+            ids.push(row.id.map(|id| (id, row.reply_id)));
+            if let (Some(count), Some(max_id)) = (row.count, row.max_id) {
+                let print = MemoryFingerprint {
+                    count,
+                    max_id,
+                    max_updated_at: row.max_updated_at,
+                };
+                prints.insert(write.user, print);
+            }
+        }
+        Ok((ids, prints))
     }
 
     /// The summary folds of a batch as rows: one per user (the newest), as one statement may

@@ -117,7 +117,7 @@ const CROSS_USER: &[(&str, &str)] = &[
         "admin metrics: totals over users",
     ),
     (
-        "messages.rs::run_on_pool",
+        "messages.rs::store_writes",
         "group commit (write_messages, commit_messages): scoped to its batch's users instead",
     ),
     (
