@@ -880,9 +880,9 @@ fn match_inserted(
 }
 
 impl Store {
-    /// Stores many users' messages, each with its usage rows, in one transaction: one
-    /// multi-row statement per table (per [`ROWS_PER_STATEMENT`] rows). Gives one
-    /// [`Written`] per write, in order.
+    /// Stores many users' messages, each with its usage rows, in one transaction: on
+    /// PostgreSQL one statement for the whole batch (`PG_BATCH`), on SQLite one row or one
+    /// multi-row statement at a time. Gives one [`Written`] per write, in order.
     ///
     /// A write whose provider id its user already has is a [`Written::Duplicate`] and does
     /// not fail the others. Any other refusal (a usage row breaking a constraint, a reply to
