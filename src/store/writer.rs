@@ -31,7 +31,10 @@ pub struct WriterOptions {
     /// Most writes one transaction takes.
     pub max_batch: usize,
     /// Transactions committing at once. SQLite has one writer at a time whatever the number
-    /// of connections, so 1; PostgreSQL commits several in parallel, each on a connection.
+    /// of connections, so 1. PostgreSQL commits several in parallel, each on a connection;
+    /// two keep one batch filling while the other commits, where four split the same load
+    /// into smaller batches that cost the database more per turn (docs/performance.md,
+    /// round 6).
     pub concurrent_batches: usize,
 }
 
@@ -45,7 +48,7 @@ impl WriterOptions {
             },
             Backend::Postgres => Self {
                 max_batch: 1_000,
-                concurrent_batches: 4,
+                concurrent_batches: 2,
             },
         }
     }
