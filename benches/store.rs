@@ -14,6 +14,12 @@
 //! `SQLite, batches on the pool` runs the last path with the writer's batches handed to the
 //! pool statement by statement instead of to their own thread (`src/store/sqlite_batch.rs`).
 //!
+//! `store/person reads` lists a user's open tasks (one person's read, as the offline rules
+//! make on "what's next?"), 16 callers at once over 64 users, on the SQLite connections a
+//! person's calls run on (`src/store/sqlite_conns.rs`) against the same reads on sqlx's pool
+//! (`SQLite, calls on the pool`), which pings each connection as it is given back. Criterion's
+//! "thrpt" is reads per second.
+//!
 //! SQLite runs on a file in WAL mode with `synchronous=FULL` (as `nudge serve` does); the
 //! PostgreSQL variants run when `NUDGE_TEST_POSTGRES_URL` names a server (a fresh database is
 //! created and dropped).
@@ -270,5 +276,66 @@ fn writes(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, writes);
+/// Callers reading at once in `store/person reads`.
+const READERS: u64 = 16;
+/// Users they read, each with a few open tasks.
+const READ_USERS: u64 = 64;
+
+fn person_reads(c: &mut Criterion) {
+    let runtime = Runtime::new().expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite:{}", dir.path().join("reads.db").display());
+    let (store, users) = runtime.block_on(open(&url));
+    let users: Arc<Vec<UserId>> =
+        Arc::new(users.iter().take(READ_USERS as usize).copied().collect());
+    runtime.block_on(async {
+        for user in users.iter() {
+            let tasks = ["pay rent", "call mum", "water plants"].map(store::NewTask::titled);
+            store.add_tasks(*user, &tasks).await.expect("tasks");
+        }
+    });
+
+    let mut group = c.benchmark_group("store/person reads");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(5));
+    for (name, store) in [
+        ("SQLite", store.clone()),
+        (
+            "SQLite, calls on the pool",
+            store.with_person_calls_on_the_pool(),
+        ),
+    ] {
+        group.bench_function(BenchmarkId::new("open tasks", name), |b| {
+            b.to_async(&runtime).iter_custom(|reads| {
+                let (store, users) = (store.clone(), users.clone());
+                async move {
+                    let start = Instant::now();
+                    let tasks: Vec<_> = (0..READERS)
+                        .map(|k| {
+                            let (store, users) = (store.clone(), users.clone());
+                            let share = reads / READERS + u64::from(k < reads % READERS);
+                            tokio::spawn(async move {
+                                for i in 0..share {
+                                    let user = users[((k + i * READERS) % READ_USERS) as usize];
+                                    store.open_tasks(user).await.expect("open tasks");
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        if task.await.is_err() {
+                            panic!("a benchmark task panicked");
+                        }
+                    }
+                    start.elapsed()
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, writes, person_reads);
 criterion_main!(benches);

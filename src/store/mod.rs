@@ -71,6 +71,7 @@ mod sessions;
 mod sql;
 mod sqlite;
 mod sqlite_batch;
+mod sqlite_conns;
 mod summaries;
 mod tasks;
 pub mod testing;
@@ -225,6 +226,9 @@ pub struct Store {
     /// SQLite file databases only: the thread that runs the group-commit writer's batches on
     /// a connection of its own, one hand-off per batch (see `sqlite_batch`).
     batches: Option<std::sync::Arc<sqlite_batch::BatchThread>>,
+    /// SQLite file databases only: the connections [`with_user!`] runs on, given back without
+    /// sqlx's ping (see `sqlite_conns`).
+    conns: Option<std::sync::Arc<sqlite_conns::Conns>>,
 }
 
 /// The pool of one backend. Private: only the store's own modules speak SQL.
@@ -317,15 +321,16 @@ macro_rules! with_user {
     ($store:expr, $user:expr, atomic $conn:ident, $db:ident => $body:expr) => {
         $crate::store::with_user!(@run $store, $user, atomic, $conn, $db => $body)
     };
-    (@sqlite pooled, $pool:ident, $conn:ident, $db:ident => $body:expr) => {{
-        let mut pooled = $pool.acquire().await?;
+    (@sqlite pooled, $store:expr, $pool:ident, $conn:ident, $db:ident => $body:expr) => {{
+        let mut pooled = $store.sqlite_conn($pool).await?;
         #[allow(dead_code)]
         type $db = ::sqlx::Sqlite;
         let $conn = &mut *pooled;
         $body
     }};
-    (@sqlite atomic, $pool:ident, $conn:ident, $db:ident => $body:expr) => {{
-        let mut tx = $pool.begin().await?;
+    (@sqlite atomic, $store:expr, $pool:ident, $conn:ident, $db:ident => $body:expr) => {{
+        let mut pooled = $store.sqlite_conn($pool).await?;
+        let mut tx = ::sqlx::Connection::begin(&mut *pooled).await?;
         #[allow(dead_code)]
         type $db = ::sqlx::Sqlite;
         let value = {
@@ -338,7 +343,7 @@ macro_rules! with_user {
     (@run $store:expr, $user:expr, $mode:ident, $conn:ident, $db:ident => $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::Sqlite(pool) => {
-                $crate::store::with_user!(@sqlite $mode, pool, $conn, $db => $body)
+                $crate::store::with_user!(@sqlite $mode, $store, pool, $conn, $db => $body)
             }
             $crate::store::Pool::Postgres(pool) => {
                 // The bound login role when there is one; else the owner, switching to
@@ -363,11 +368,31 @@ macro_rules! with_user {
 pub(crate) use with_user;
 
 impl Store {
+    /// The connection [`with_user!`] runs one person's statements on with SQLite: one of the
+    /// file database's own (`sqlite_conns`), or the pool's for an in-memory database.
+    pub(in crate::store) async fn sqlite_conn(
+        &self,
+        pool: &sqlx::SqlitePool,
+    ) -> Result<sqlite_conns::SqliteConn<'_>> {
+        Ok(match &self.conns {
+            Some(conns) => sqlite_conns::SqliteConn::Taken(conns.get().await?),
+            None => sqlite_conns::SqliteConn::Pooled(pool.acquire().await?),
+        })
+    }
+
     /// This store with SQLite's group-commit batches run on the pool, statement by statement,
     /// as an in-memory database runs them, instead of on their own thread (see
     /// `sqlite_batch`): what `benches/store.rs` measures the thread against.
     pub fn with_batches_on_the_pool(mut self) -> Store {
         self.batches = None;
+        self
+    }
+
+    /// This store with one person's store calls on SQLite's pool, which pings each connection
+    /// as it is given back, instead of on the connections of its own (see `sqlite_conns`):
+    /// what `benches/store.rs` measures them against.
+    pub fn with_person_calls_on_the_pool(mut self) -> Store {
+        self.conns = None;
         self
     }
 
@@ -428,10 +453,12 @@ impl Store {
 pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
     let scheme = url.split(':').next().unwrap_or_default();
     let mut batches = None;
+    let mut conns = None;
     let (pool, rls_role) = match scheme {
         "sqlite" => {
-            let (pool, thread) = sqlite::connect(url).await?;
+            let (pool, thread, own) = sqlite::connect(url).await?;
             batches = thread.map(std::sync::Arc::new);
+            conns = own.map(std::sync::Arc::new);
             (Pool::Sqlite(pool), false)
         }
         "postgres" | "postgresql" => {
@@ -454,5 +481,6 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
         scoped: None,
         reminder_changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         batches,
+        conns,
     })
 }

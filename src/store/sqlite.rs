@@ -16,9 +16,13 @@ use sqlx::sqlite::{
 
 use super::Result;
 use super::sqlite_batch::BatchThread;
+use super::sqlite_conns::Conns;
 
-/// Connections of a file database: in WAL mode readers run beside the one writer.
-const MAX_CONNECTIONS: u32 = 8;
+/// Connections of a file database's pool, for cross-user work and migrations: in WAL mode
+/// readers run beside the one writer.
+const MAX_CONNECTIONS: u32 = 4;
+/// A file database's connections for one person's store calls (see `sqlite_conns`).
+const PERSON_CONNECTIONS: usize = 8;
 /// How long a writer waits for another writer's lock before `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a caller waits for a free connection before giving up.
@@ -30,7 +34,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// File databases run in WAL mode with `synchronous=FULL`, so a committed turn survives a
 /// power cut, and foreign keys on. `sqlite::memory:` gets a single connection that never
 /// closes, as each connection would otherwise see its own empty database.
-pub(super) async fn connect(url: &str) -> Result<(SqlitePool, Option<BatchThread>)> {
+pub(super) async fn connect(url: &str) -> Result<(SqlitePool, Option<BatchThread>, Option<Conns>)> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .foreign_keys(true)
@@ -70,10 +74,13 @@ pub(super) async fn connect(url: &str) -> Result<(SqlitePool, Option<BatchThread
         }
         drop(warm);
         let thread = BatchThread::start(options.get_filename(), BUSY_TIMEOUT)?;
-        return Ok((pool, Some(thread)));
+        let own = options.clone().journal_mode(SqliteJournalMode::Wal);
+        let conns = Conns::open(&own, PERSON_CONNECTIONS, ACQUIRE_TIMEOUT).await?;
+        return Ok((pool, Some(thread), Some(conns)));
     }
-    // An in-memory database is private to its one connection: its batches stay on it.
-    Ok((pool, None))
+    // An in-memory database is private to its one connection: its batches and every call
+    // stay on it.
+    Ok((pool, None, None))
 }
 
 fn is_memory_url(url: &str) -> bool {
