@@ -142,8 +142,8 @@ mod tests {
 
     use super::*;
 
-    async fn conns(count: usize, timeout: Duration) -> (tempfile_dir::Dir, Conns) {
-        let dir = tempfile_dir::Dir::new();
+    async fn conns(count: usize, timeout: Duration) -> (tempfile::TempDir, Conns) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let options = SqliteConnectOptions::from_str(&format!(
             "sqlite://{}",
             dir.path().join("r.db").display()
@@ -154,27 +154,6 @@ mod tests {
             .await
             .expect("connections");
         (dir, conns)
-    }
-
-    /// A directory removed on drop.
-    mod tempfile_dir {
-        pub struct Dir(std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Self {
-                let dir = std::env::temp_dir()
-                    .join(format!("nudge-conns-{}", uuid::Uuid::now_v7().simple()));
-                std::fs::create_dir_all(&dir).expect("temp dir");
-                Self(dir)
-            }
-            pub fn path(&self) -> &std::path::Path {
-                &self.0
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 
     #[tokio::test]
