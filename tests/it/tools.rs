@@ -43,6 +43,25 @@ fn expect(db: &Database, body: &str, reply: &str, parts: &[&str]) {
     }
 }
 
+/// The English name of the weekday two days from now in Ana's time zone: "by <that day>" is
+/// then due within the next seven days on any day the test runs ("by friday" on a Friday is a
+/// week away).
+fn weekday_in_two_days() -> &'static str {
+    use chrono::{Datelike, Weekday};
+    let day = (Utc::now() + Duration::days(2))
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .weekday();
+    match day {
+        Weekday::Mon => "monday",
+        Weekday::Tue => "tuesday",
+        Weekday::Wed => "wednesday",
+        Weekday::Thu => "thursday",
+        Weekday::Fri => "friday",
+        Weekday::Sat => "saturday",
+        Weekday::Sun => "sunday",
+    }
+}
+
 #[tokio::test]
 async fn an_english_and_a_french_conversation_exercise_every_tool() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,8 +71,10 @@ async fn an_english_and_a_french_conversation_exercise_every_tool() {
         let bob = user_id(&add_user(&data, &db, "Bob", BOB_PHONE, BOB_NUMBER, "fr"));
         let server = Server::start(&data, &db, &[]);
 
+        // A weekday two days ahead, so that "due this week" holds both tasks whatever the day.
+        let pay_rent = format!("task pay rent by {}", weekday_in_two_days());
         let en = [
-            ("task pay rent by friday", vec!["Added: pay rent, due"]),
+            (pay_rent.as_str(), vec!["Added: pay rent, due"]),
             ("task write report", vec!["Added: write report."]),
             ("urgent 2", vec!["Marked urgent: write report."]),
             (
