@@ -23,9 +23,12 @@ start_postgres() {
     runuser -u postgres -- "$pg_bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1
   fi
   if ! runuser -u postgres -- "$pg_bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    runuser -u postgres -- "$pg_bin/pg_ctl" -D "$data" -l "$dir/pg.log" -w \
+    if ! runuser -u postgres -- "$pg_bin/pg_ctl" -D "$data" -l "$dir/pg.log" -w \
       -o "-p $pg_port -k $data -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-      start >/dev/null
+      start >/dev/null; then
+      echo "PostgreSQL did not start on port $pg_port (another server on it? NUDGE_TEST_PG_PORT picks another); see $dir/pg.log" >&2
+      exit 1
+    fi
   fi
 }
 
