@@ -972,84 +972,77 @@ impl Store {
             .iter()
             .map(|w| self.seal_column(BODY_COLUMN, w.user, &w.message.body))
             .collect();
-        {
-            let mut tx = pool.begin().await?;
-            let ids = pool_batch::insert_all(&mut tx, writes, &bodies, created_at).await?;
+        let mut tx = pool.begin().await?;
+        let ids = pool_batch::insert_all(&mut tx, writes, &bodies, created_at).await?;
 
-            // The replies of the messages stored now, pointing at them.
-            let mut replied = Vec::new();
-            let mut replies = Vec::new();
-            let mut reply_bodies = Vec::new();
-            for (index, (write, id)) in writes.iter().zip(&ids).enumerate() {
-                if let (Some(reply), Some(id)) = (&write.reply, id) {
-                    replied.push(index);
-                    replies.push(MessageWrite {
-                        user: write.user,
-                        message: NewMessage {
-                            in_reply_to: Some(*id),
-                            ..reply.message.clone()
-                        },
-                        usage: Vec::new(),
-                        summary: None,
-                        reply: None,
-                    });
-                    reply_bodies.push(self.seal_column(
-                        BODY_COLUMN,
-                        write.user,
-                        &reply.message.body,
-                    ));
-                }
-            }
-            let reply_ids =
-                pool_batch::insert_all(&mut tx, &replies, &reply_bodies, created_at).await?;
-            let mut stored: Vec<StoredIds> =
-                ids.into_iter().map(|id| id.map(|id| (id, None))).collect();
-            for (index, reply_id) in replied.into_iter().zip(reply_ids) {
-                let reply_id =
-                    reply_id.ok_or_else(|| StoreError::Corrupt("a reply was not stored".into()))?;
-                if let Some((_, reply)) = &mut stored[index] {
-                    *reply = Some(reply_id);
-                }
-            }
-
-            let mut usage_rows = Vec::new();
-            for (index, (write, ids)) in writes.iter().zip(&stored).enumerate() {
-                let Some((id, reply_id)) = ids else {
-                    continue; // A duplicate: its usage was stored with the first copy.
-                };
-                usage_rows.extend(usage_rows_of(write.user, *id, &usage[index]));
-                if let Some(reply_id) = reply_id {
-                    usage_rows.extend(usage_rows_of(write.user, *reply_id, &reply_usage[index]));
-                }
-            }
-            for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
-                pool_batch::insert_usage(&mut tx, chunk, created_at).await?;
-            }
-            for chunk in summaries.chunks(ROWS_PER_STATEMENT) {
-                let mut statement =
-                    QueryBuilder::<Sqlite>::new(super::summaries::SAVE_SUMMARIES_HEAD);
-                statement.push_values(chunk, |mut row, (user, sealed, through, folded)| {
-                    row.push_bind(user.0)
-                        .push_bind(sealed.as_str())
-                        .push_bind(*through)
-                        .push_bind(*folded)
-                        .push_bind(created_at);
+        // The replies of the messages stored now, pointing at them.
+        let mut replied = Vec::new();
+        let mut replies = Vec::new();
+        let mut reply_bodies = Vec::new();
+        for (index, (write, id)) in writes.iter().zip(&ids).enumerate() {
+            if let (Some(reply), Some(id)) = (&write.reply, id) {
+                replied.push(index);
+                replies.push(MessageWrite {
+                    user: write.user,
+                    message: NewMessage {
+                        in_reply_to: Some(*id),
+                        ..reply.message.clone()
+                    },
+                    usage: Vec::new(),
+                    summary: None,
+                    reply: None,
                 });
-                statement.push(super::summaries::SAVE_SUMMARIES_TAIL);
-                statement
-                    .build()
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(write_error)?;
+                reply_bodies.push(self.seal_column(BODY_COLUMN, write.user, &reply.message.body));
             }
-            let prints = if fingerprints_of.is_empty() {
-                HashMap::new()
-            } else {
-                pool_batch::fingerprints(&mut tx, fingerprints_of).await?
-            };
-            tx.commit().await?;
-            Ok((stored, prints))
         }
+        let reply_ids =
+            pool_batch::insert_all(&mut tx, &replies, &reply_bodies, created_at).await?;
+        let mut stored: Vec<StoredIds> =
+            ids.into_iter().map(|id| id.map(|id| (id, None))).collect();
+        for (index, reply_id) in replied.into_iter().zip(reply_ids) {
+            let reply_id =
+                reply_id.ok_or_else(|| StoreError::Corrupt("a reply was not stored".into()))?;
+            if let Some((_, reply)) = &mut stored[index] {
+                *reply = Some(reply_id);
+            }
+        }
+
+        let mut usage_rows = Vec::new();
+        for (index, (write, ids)) in writes.iter().zip(&stored).enumerate() {
+            let Some((id, reply_id)) = ids else {
+                continue; // A duplicate: its usage was stored with the first copy.
+            };
+            usage_rows.extend(usage_rows_of(write.user, *id, &usage[index]));
+            if let Some(reply_id) = reply_id {
+                usage_rows.extend(usage_rows_of(write.user, *reply_id, &reply_usage[index]));
+            }
+        }
+        for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
+            pool_batch::insert_usage(&mut tx, chunk, created_at).await?;
+        }
+        for chunk in summaries.chunks(ROWS_PER_STATEMENT) {
+            let mut statement = QueryBuilder::<Sqlite>::new(super::summaries::SAVE_SUMMARIES_HEAD);
+            statement.push_values(chunk, |mut row, (user, sealed, through, folded)| {
+                row.push_bind(user.0)
+                    .push_bind(sealed.as_str())
+                    .push_bind(*through)
+                    .push_bind(*folded)
+                    .push_bind(created_at);
+            });
+            statement.push(super::summaries::SAVE_SUMMARIES_TAIL);
+            statement
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(write_error)?;
+        }
+        let prints = if fingerprints_of.is_empty() {
+            HashMap::new()
+        } else {
+            pool_batch::fingerprints(&mut tx, fingerprints_of).await?
+        };
+        tx.commit().await?;
+        Ok((stored, prints))
     }
 
     /// Runs a batch on PostgreSQL: [`PG_BATCH`], in a transaction opened with the batch's
