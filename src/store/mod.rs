@@ -330,7 +330,11 @@ macro_rules! with_user {
     }};
     (@sqlite atomic, $store:expr, $pool:ident, $conn:ident, $db:ident => $body:expr) => {{
         let mut pooled = $store.sqlite_conn($pool).await?;
-        let mut tx = ::sqlx::Connection::begin(&mut *pooled).await?;
+        // Every atomic body writes: IMMEDIATE takes the write lock at BEGIN, waiting for it
+        // up to the busy timeout. A deferred transaction that read first would instead fail
+        // at its first write whenever another connection (the batch thread) had committed
+        // since its read (SQLITE_BUSY_SNAPSHOT), which no waiting can cure.
+        let mut tx = ::sqlx::Connection::begin_with(&mut *pooled, "BEGIN IMMEDIATE").await?;
         #[allow(dead_code)]
         type $db = ::sqlx::Sqlite;
         let value = {
