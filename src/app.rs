@@ -59,7 +59,8 @@ impl Application {
             return Self::build_with(settings, Arc::new(OfflineRules), SystemOptions::default())
                 .await;
         }
-        let setup = LlmSetup::new(providers(&settings.llm)?);
+        let mut setup = LlmSetup::new(providers(&settings.llm)?);
+        setup.workers = settings.llm.concurrency;
         let handle = LlmHandle::new(&setup);
         let cache = match (settings.llm.cache_ttl, &settings.redis_url) {
             (None, _) => None,

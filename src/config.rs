@@ -443,6 +443,12 @@ pub struct SettingsArgs {
     )]
     pub llm_cache_ttl_secs: Option<String>,
 
+    /// Model calls in flight at once to each provider from this node; more wait their turn
+    /// [default: 64]. A call mostly waits on the network, so this bounds what the provider
+    /// sees from the node, not the node's CPU.
+    #[arg(long, env = "NUDGE_LLM_CONCURRENCY", global = true, value_name = "N")]
+    pub llm_concurrency: Option<String>,
+
     /// Embedding model for long-term memory, or `off` [default: gemini-embedding-001].
     #[arg(
         long,
@@ -537,6 +543,7 @@ struct FileLlm {
     turn_max_tokens: Option<u64>,
     turn_deadline_ms: Option<u64>,
     cache_ttl_secs: Option<u64>,
+    concurrency: Option<u64>,
 }
 
 /// The file's `[embeddings]` table.
@@ -748,6 +755,8 @@ pub struct LlmSettings {
     pub budget: TurnBudgetSettings,
     /// `None`: no response cache.
     pub cache_ttl: Option<Duration>,
+    /// Calls in flight at once to each provider.
+    pub concurrency: usize,
 }
 
 impl LlmSettings {
@@ -776,6 +785,7 @@ impl fmt::Debug for LlmSettings {
             )
             .field("budget", &self.budget)
             .field("cache_ttl", &self.cache_ttl)
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
@@ -787,6 +797,7 @@ const DEFAULT_TURN_MAX_TOOL_CALLS: u64 = 8;
 const DEFAULT_TURN_MAX_TOKENS: u64 = 32_000;
 const DEFAULT_TURN_DEADLINE_MS: u64 = 20_000;
 const DEFAULT_LLM_CACHE_TTL_SECS: u64 = 300;
+const DEFAULT_LLM_CONCURRENCY: u64 = 64;
 
 /// A count that must lie in `min..=max`.
 fn bounded(
@@ -906,11 +917,19 @@ fn load_llm(args: &SettingsArgs, file: FileLlm) -> Result<LlmSettings, ConfigErr
         file.cache_ttl_secs,
         DEFAULT_LLM_CACHE_TTL_SECS,
     )?;
+    let concurrency = bounded(
+        "NUDGE_LLM_CONCURRENCY",
+        &args.llm_concurrency,
+        file.concurrency,
+        DEFAULT_LLM_CONCURRENCY,
+        (1, 4_096),
+    )? as usize;
     Ok(LlmSettings {
         gemini,
         fallback,
         budget,
         cache_ttl: (ttl > 0).then(|| Duration::from_secs(ttl)),
+        concurrency,
     })
 }
 
@@ -1758,6 +1777,7 @@ mod tests {
             }
         );
         assert_eq!(settings.llm.cache_ttl, Some(Duration::from_secs(300)));
+        assert_eq!(settings.llm.concurrency, 64);
     }
 
     #[test]
@@ -1795,6 +1815,12 @@ mod tests {
         assert_eq!(
             Settings::load(&args).unwrap_err().setting,
             "NUDGE_FALLBACK_LLM_MODEL"
+        );
+        let mut args = args_in(dir.path());
+        args.llm_concurrency = Some("0".into());
+        assert_eq!(
+            Settings::load(&args).unwrap_err().setting,
+            "NUDGE_LLM_CONCURRENCY"
         );
         let mut args = args_in(dir.path());
         args.turn_max_llm_calls = Some("0".into());
