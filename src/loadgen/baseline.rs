@@ -21,34 +21,38 @@ use crate::sms::twiml;
 pub const ANSWER: &str =
     r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>Got it.</Message></Response>"#;
 
-/// A running bare server; stopped when dropped.
-pub struct BareServer {
+/// An axum app served on a runtime and threads of its own, as a separate process would be;
+/// stopped (gracefully) when dropped.
+pub(super) struct ServerThread {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl BareServer {
-    /// Starts it on a free loopback port.
-    pub fn start() -> std::io::Result<Self> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+impl ServerThread {
+    /// Serves `app` on `addr` (port 0 picks one) with `workers` runtime threads named `name`.
+    pub(super) fn start(
+        addr: SocketAddr,
+        app: Router,
+        name: &str,
+        workers: usize,
+    ) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("bare-baseline")
+            .worker_threads(workers)
+            .thread_name(name)
             .enable_all()
             .build()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("bare-baseline".into())
+            .name(name.into())
             .spawn(move || {
                 runtime.block_on(async move {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
-                    let app = Router::new().route("/sms/inbound", post(answer));
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(async {
                             let _ = stopped.await;
@@ -63,16 +67,12 @@ impl BareServer {
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(super) fn addr(&self) -> SocketAddr {
         self.addr
     }
 }
 
-async fn answer(_form: Bytes) -> impl IntoResponse {
-    ([(CONTENT_TYPE, twiml::CONTENT_TYPE)], ANSWER)
-}
-
-impl Drop for BareServer {
+impl Drop for ServerThread {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -81,6 +81,27 @@ impl Drop for BareServer {
             let _ = thread.join();
         }
     }
+}
+
+/// A running bare server; stopped when dropped.
+pub struct BareServer(ServerThread);
+
+impl BareServer {
+    /// Starts it on a free loopback port.
+    pub fn start() -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let app = Router::new().route("/sms/inbound", post(answer));
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        ServerThread::start(addr, app, "bare-baseline", threads).map(Self)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.0.addr()
+    }
+}
+
+async fn answer(_form: Bytes) -> impl IntoResponse {
+    ([(CONTENT_TYPE, twiml::CONTENT_TYPE)], ANSWER)
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 //!
 //! It simulates a population of users (each texting from its own phone to its own dedicated
 //! number, see [`population`]) sending Twilio-signed SMS webhooks to a running Nudge on
-//! loopback, and measures what Nudge's own machinery costs: the server runs its offline rules
-//! engine, a zero-latency stand-in for the LLM. (When the LLM agent lands, a fake provider
-//! with a configured latency distribution belongs on the server side, as a setting of
-//! `nudge serve`; the phases here need no change.)
+//! loopback, and measures what Nudge's own machinery costs. By default the server runs its
+//! offline rules engine, a zero-latency stand-in for the LLM. With `--model-latency-ms` the
+//! server's LLM agent answers instead, and [`upstream`] serves its Gemini calls (and the
+//! Twilio sends of replies that miss the webhook's window) from this process after a delay
+//! drawn from a configured distribution.
 //!
 //! A run is a sequence of phases, each with a warm-up that is not measured, then a bounded
 //! measured time:
@@ -41,6 +42,7 @@ pub mod procstat;
 pub mod recorder;
 pub mod report;
 pub mod sockets;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -123,6 +125,16 @@ pub struct LoadgenArgs {
     /// target's port, when it is on this machine].
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    /// Answer the server's Gemini calls from a stand-in in this process, after a delay of
+    /// MEDIAN ms, or log-normal with that median and 99th percentile (`800,3000`). It listens
+    /// where NUDGE_GEMINI_BASE_URL points (http://127.0.0.1:PORT, the server's setting too,
+    /// with a GEMINI_API_KEY) and also takes Twilio's message sends when TWILIO_API_BASE is
+    /// the same address [default: no stand-in; the server answers as it is configured]
+    #[arg(long, value_name = "MEDIAN[,P99]")]
+    pub model_latency_ms: Option<String>,
+    /// The stand-in's delay for embedding calls, as --model-latency-ms.
+    #[arg(long, default_value = "0", value_name = "MEDIAN[,P99]")]
+    pub embedding_latency_ms: String,
 }
 
 impl LoadgenArgs {
@@ -173,8 +185,71 @@ impl LoadgenArgs {
         {
             return Some("--rate must be a positive number of requests per second".into());
         }
+        if let Err(problem) = self.latencies() {
+            return Some(problem);
+        }
         self.fractions().err()
     }
+
+    /// The stand-in's delays for model and embedding calls, when the run has one.
+    fn latencies(&self) -> Result<Option<(upstream::Latency, upstream::Latency)>, String> {
+        let embedding = upstream::Latency::parse(&self.embedding_latency_ms)
+            .map_err(|e| format!("--embedding-latency-ms: {e}"))?;
+        self.model_latency_ms
+            .as_deref()
+            .map(|text| {
+                let model = upstream::Latency::parse(text)
+                    .map_err(|e| format!("--model-latency-ms: {e}"))?;
+                Ok((model, embedding))
+            })
+            .transpose()
+    }
+}
+
+/// Starts the model stand-in where the server calls Gemini, or says why it cannot.
+fn start_upstream(
+    settings: &Settings,
+    model: upstream::Latency,
+    embedding: upstream::Latency,
+) -> Result<upstream::Upstream, String> {
+    const HOW: &str = "set GEMINI_API_KEY and NUDGE_GEMINI_BASE_URL=http://127.0.0.1:PORT for \
+                       both the server and the load generator";
+    let Some(gemini) = &settings.llm.gemini else {
+        return Err(format!(
+            "--model-latency-ms: no Gemini is configured: {HOW}"
+        ));
+    };
+    let url = &gemini.base_url;
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+        _ => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    };
+    let (true, true, Some(port)) = (url.scheme() == "http", ip.is_loopback(), url.port()) else {
+        return Err(format!(
+            "--model-latency-ms: the stand-in listens where the server calls Gemini, and {url} \
+             is not a loopback http:// address with a port: {HOW}"
+        ));
+    };
+    let addr = SocketAddr::new(ip, port);
+    let stand_in = upstream::Upstream::start(addr, model, embedding)
+        .map_err(|e| format!("--model-latency-ms: the stand-in cannot listen on {addr}: {e}"))?;
+    let api = &settings.twilio.api_base;
+    if api.port_or_known_default() != Some(port) || api.host_str() != url.host_str() {
+        eprintln!(
+            "note: TWILIO_API_BASE ({api}) is not the stand-in's address: replies that miss the \
+             webhook's window are sent there"
+        );
+    }
+    eprintln!(
+        "model stand-in on http://{addr}: generateContent after {:?} (p50) / {:?} (p99), \
+         embeddings after {:?} / {:?}",
+        model.median(),
+        model.p99(),
+        embedding.median(),
+        embedding.p99()
+    );
+    Ok(stand_in)
 }
 
 /// How requests are paced.
@@ -317,6 +392,17 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         bodies.clone(),
     ));
 
+    let stand_in = match args.latencies() {
+        Ok(Some((model, embedding))) => match start_upstream(settings, model, embedding) {
+            Ok(stand_in) => Some(stand_in),
+            Err(problem) => {
+                eprintln!("error: {problem}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        _ => None,
+    };
+
     let first_turns = Arc::new(FirstTurns::new(args.users));
     if let Err(problem) = preflight(&target, traffic.as_ref(), &args, &first_turns).await {
         eprintln!("error: {problem}");
@@ -448,7 +534,9 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         bodies,
         phases,
         summary,
+        upstream: stand_in.as_ref().map(upstream::Upstream::report),
     };
+    drop(stand_in);
     print!("{}", report::text(&report));
     let json = serde_json::to_vec_pretty(&report).context("encoding the report")?;
     std::fs::write(&args.json, json).with_context(|| format!("writing {}", args.json.display()))?;

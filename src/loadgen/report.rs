@@ -29,6 +29,8 @@ pub struct Report {
     pub bodies: Vec<String>,
     pub phases: Vec<PhaseReport>,
     pub summary: Summary,
+    /// The model and Twilio stand-in, when the run had one (`--model-latency-ms`).
+    pub upstream: Option<super::upstream::UpstreamReport>,
 }
 
 /// The machine the run used (server and load generator share it).
@@ -278,6 +280,23 @@ pub fn text(report: &Report) -> String {
         }
         out.push('\n');
     }
+    if let Some(u) = &report.upstream {
+        let _ = writeln!(
+            out,
+            "Model stand-in: {} generateContent calls, delays drawn {:.0} ms p50, {:.0} ms p99 \
+             (configured {:.0} / {:.0}); {} embedding calls for {} texts; {} replies sent \
+             through the REST API (after the webhook's window); {} requests refused",
+            u.generate_calls,
+            u.model_delays.p50_ms,
+            u.model_delays.p99_ms,
+            u.model_latency_median_ms,
+            u.model_latency_p99_ms,
+            u.embed_calls,
+            u.texts_embedded,
+            u.sms_sent,
+            u.refused
+        );
+    }
     out
 }
 
@@ -378,6 +397,7 @@ pub(crate) mod tests {
                     ..Default::default()
                 }),
             },
+            upstream: None,
         }
     }
 
@@ -389,6 +409,7 @@ pub(crate) mod tests {
         assert_eq!(json["phases"][0]["server"], serde_json::Value::Null);
         assert_eq!(json["summary"]["sockets"]["opened"], 10);
         assert!(text(&sample_report()).contains("Web users: 10 sockets held"));
+        assert_eq!(json["upstream"], serde_json::Value::Null);
         assert_eq!(json["phases"][2]["timeline"][2]["p99_ms"], 6.0);
         assert_eq!(
             json["summary"]["memory"]["bytes_per_added_actor"],
