@@ -964,3 +964,59 @@ async fn a_committed_write_carries_its_users_memory_fingerprint_read_in_the_same
     })
     .await;
 }
+
+/// A turn's model usage is recorded (a read, then a write, in one transaction) while the
+/// group-commit writer commits other turns: every record lands. On SQLite a deferred
+/// transaction failed here with `SQLITE_BUSY_SNAPSHOT` whenever a batch committed between its
+/// read and its write.
+#[tokio::test]
+async fn model_usage_is_recorded_while_the_writer_commits_other_turns() {
+    use super::{Channel, Direction, MessageWrite, NewMessage};
+    const ROUNDS: usize = 150;
+    on_each_backend(|store| async move {
+        let alice = create(&store, 1).await.id;
+        let bob = create(&store, 2).await.id;
+        let question = ask(&store, alice, "hi").await;
+        let reply = answer(&store, &question, "hello", &[])
+            .await
+            .expect("reply");
+        let writes = async {
+            for n in 0..ROUNDS {
+                let write = MessageWrite {
+                    user: bob,
+                    message: NewMessage {
+                        channel: Channel::Sms,
+                        direction: Direction::Inbound,
+                        body: format!("turn {n}"),
+                        provider_message_id: None,
+                        in_reply_to: None,
+                    },
+                    usage: Vec::new(),
+                    summary: None,
+                    reply: None,
+                };
+                store.write_messages(&[write]).await.expect("bob's turn");
+            }
+        };
+        let records = async {
+            let mut failed = Vec::new();
+            for _ in 0..ROUNDS {
+                let rows = [llm("gemini", 10, false)];
+                if let Err(e) = store.record_llm_usage(alice, Some(reply.id), &rows).await {
+                    failed.push(e.to_string());
+                }
+                tokio::task::yield_now().await;
+            }
+            failed
+        };
+        let ((), failed) = tokio::join!(writes, records);
+        assert!(
+            failed.is_empty(),
+            "{} of {ROUNDS} failed: {:?}",
+            failed.len(),
+            failed.first()
+        );
+        assert_eq!(store.llm_usage(alice).await.expect("usage").len(), ROUNDS);
+    })
+    .await;
+}
