@@ -221,11 +221,15 @@ fn start_upstream(
     };
     let url = &gemini.base_url;
     let ip = match url.host() {
-        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
-        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
-        _ => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+        _ => None,
     };
-    let (true, true, Some(port)) = (url.scheme() == "http", ip.is_loopback(), url.port()) else {
+    let (true, Some(ip), Some(port)) = (
+        url.scheme() == "http",
+        ip.filter(std::net::IpAddr::is_loopback),
+        url.port(),
+    ) else {
         return Err(format!(
             "--model-latency-ms: the stand-in listens where the server calls Gemini, and {url} \
              is not a loopback http:// address with a port: {HOW}"

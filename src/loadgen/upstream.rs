@@ -206,8 +206,9 @@ impl Upstream {
     }
 }
 
-/// Gemini's error document.
-fn gemini_error(status: StatusCode, message: &str) -> Response {
+/// Refuses a request the stand-in does not serve, counting it, with Gemini's error document.
+fn refuse(shared: &Shared, status: StatusCode, message: &str) -> Response {
+    shared.counts.refused.fetch_add(1, Ordering::Relaxed);
     let body = json!({
         "error": { "code": status.as_u16(), "message": message, "status": "INVALID_ARGUMENT" }
     });
@@ -221,12 +222,10 @@ async fn gemini(
     body: Bytes,
 ) -> Response {
     let Some((_model, method)) = call.split_once(':') else {
-        shared.counts.refused.fetch_add(1, Ordering::Relaxed);
-        return gemini_error(StatusCode::NOT_FOUND, "no method in the path");
+        return refuse(&shared, StatusCode::NOT_FOUND, "no method in the path");
     };
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        shared.counts.refused.fetch_add(1, Ordering::Relaxed);
-        return gemini_error(StatusCode::BAD_REQUEST, "the body is not JSON");
+        return refuse(&shared, StatusCode::BAD_REQUEST, "the body is not JSON");
     };
     match method {
         "generateContent" => {
@@ -259,8 +258,11 @@ async fn gemini(
                 .pointer("/content/parts/0/text")
                 .and_then(Value::as_str)
             else {
-                shared.counts.refused.fetch_add(1, Ordering::Relaxed);
-                return gemini_error(StatusCode::BAD_REQUEST, "content.parts[0].text is missing");
+                return refuse(
+                    &shared,
+                    StatusCode::BAD_REQUEST,
+                    "content.parts[0].text is missing",
+                );
             };
             shared.counts.embed.fetch_add(1, Ordering::Relaxed);
             shared.counts.texts.fetch_add(1, Ordering::Relaxed);
@@ -271,8 +273,7 @@ async fn gemini(
         }
         "batchEmbedContents" => {
             let Some(requests) = request.get("requests").and_then(Value::as_array) else {
-                shared.counts.refused.fetch_add(1, Ordering::Relaxed);
-                return gemini_error(StatusCode::BAD_REQUEST, "requests is missing");
+                return refuse(&shared, StatusCode::BAD_REQUEST, "requests is missing");
             };
             shared.counts.embed.fetch_add(1, Ordering::Relaxed);
             shared
@@ -293,10 +294,7 @@ async fn gemini(
                 .collect();
             axum::Json(json!({ "embeddings": embeddings })).into_response()
         }
-        _ => {
-            shared.counts.refused.fetch_add(1, Ordering::Relaxed);
-            gemini_error(StatusCode::NOT_FOUND, "unknown method")
-        }
+        _ => refuse(&shared, StatusCode::NOT_FOUND, "unknown method"),
     }
 }
 
@@ -311,11 +309,10 @@ fn dimensions(request: &Value) -> usize {
 }
 
 /// A vector that depends on the text alone (the same text, the same vector), with values
-/// spread over [-1, 1]: FNV-1a of the text seeds a SplitMix64 sequence.
+/// spread over [-1, 1]: the text's FNV-1a hash (the lexical index's term id) seeds a
+/// SplitMix64 sequence.
 fn vector(text: &str, dimensions: usize) -> Vec<f32> {
-    let mut state = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let mut state = u64::from(crate::memory::lexical::term_id(text));
     (0..dimensions)
         .map(|_| {
             state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -364,8 +361,8 @@ async fn twilio_send(
 }
 
 async fn unknown(State(shared): State<Arc<Shared>>) -> Response {
-    shared.counts.refused.fetch_add(1, Ordering::Relaxed);
-    gemini_error(
+    refuse(
+        &shared,
         StatusCode::NOT_FOUND,
         "the stand-in does not serve this path",
     )
