@@ -125,6 +125,7 @@ async fn turn(store: &Store, writer: &StoreWriter, path: Path, user: UserId, n: 
                     user,
                     message,
                     usage: vec![usage(direction)],
+                    model_usage: Vec::new(),
                     summary: None,
                     reply: None,
                 };
@@ -151,10 +152,12 @@ async fn turn(store: &Store, writer: &StoreWriter, path: Path, user: UserId, n: 
                 user,
                 message: inbound(n),
                 usage: vec![usage(Direction::Inbound)],
+                model_usage: Vec::new(),
                 summary: None,
                 reply: Some(ReplyWrite {
                     message: reply(0),
                     usage: vec![usage(Direction::Outbound)],
+                    model_usage: Vec::new(),
                 }),
             })
             .await

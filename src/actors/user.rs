@@ -594,7 +594,9 @@ async fn commit(
 ) -> Result<TurnOutcome, TurnError> {
     let sms = turn.channel == Channel::Sms;
     let send_sms = sms && !answer.opted_out;
-    let reply = answer.text.map(|text| reply_write(turn, text, send_sms));
+    let reply = answer
+        .text
+        .map(|text| reply_write(turn, text, send_sms, answer.llm_usage));
     let committed = match stored_first {
         Some(committed) => committed,
         None => {
@@ -643,11 +645,6 @@ async fn commit(
             reply_id: None,
         });
     };
-    state
-        .deps
-        .store
-        .record_llm_usage(state.user_id, Some(stored.id), &answer.llm_usage)
-        .await?;
     let live = &state.deps.live;
     live.publish(state.user_id, &Event::message(&inbound));
     live.publish(state.user_id, &Event::message(&stored));
@@ -673,8 +670,14 @@ async fn commit(
     })
 }
 
-/// The reply as stored: SMS-sized on SMS, with its usage row when it is sent as an SMS.
-fn reply_write(turn: &InboundTurn, text: String, send_sms: bool) -> ReplyWrite {
+/// The reply as stored: SMS-sized on SMS, with its usage row when it is sent as an SMS, and
+/// the usage of the model calls that wrote it.
+fn reply_write(
+    turn: &InboundTurn,
+    text: String,
+    send_sms: bool,
+    model_usage: Vec<NewLlmUsage>,
+) -> ReplyWrite {
     let body = if turn.channel == Channel::Sms {
         // One curly quote would make the whole SMS UCS-2 and double its segments.
         segments::fit(&segments::normalize_punctuation(&text), MAX_REPLY_SEGMENTS)
@@ -701,6 +704,7 @@ fn reply_write(turn: &InboundTurn, text: String, send_sms: bool) -> ReplyWrite {
             in_reply_to: None,
         },
         usage,
+        model_usage,
     }
 }
 
@@ -730,6 +734,7 @@ fn message_write(state: &UserState, turn: &InboundTurn, reply: Option<ReplyWrite
         user: state.user_id,
         message,
         usage,
+        model_usage: Vec::new(),
         summary: unsaved_summary(state),
         reply,
     }
@@ -761,6 +766,7 @@ async fn write_reply(
                 ..reply.message
             },
             usage: reply.usage,
+            model_usage: reply.model_usage,
             summary: None,
             reply: None,
         })

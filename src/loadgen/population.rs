@@ -60,6 +60,7 @@ pub async fn store_history(store: &Store, users: &[UserId], messages: u32) -> st
                         in_reply_to: None,
                     },
                     usage: Vec::new(),
+                    model_usage: Vec::new(),
                     summary: None,
                     reply: None,
                 })
@@ -83,6 +84,7 @@ pub async fn store_history(store: &Store, users: &[UserId], messages: u32) -> st
                         in_reply_to: Some(question.id),
                     },
                     usage: Vec::new(),
+                    model_usage: Vec::new(),
                     summary: None,
                     reply: None,
                 })

@@ -97,8 +97,18 @@ struct ProviderUsageRow {
 }
 
 /// Followed by `VALUES (…), (…)` built per batch.
-const INSERT_LLM_USAGE_ROWS: &str = "INSERT INTO llm_usage (user_id, message_id, provider, \
-     model, prompt_tokens, output_tokens, total_tokens, cached, created_at) ";
+macro_rules! insert_llm_usage_rows {
+    () => {
+        "INSERT INTO llm_usage (user_id, message_id, provider, model, prompt_tokens, \
+         output_tokens, total_tokens, cached, created_at) "
+    };
+}
+pub(super) const INSERT_LLM_USAGE_ROWS: &str = insert_llm_usage_rows!();
+/// One usage row: how SQLite's batch thread stores a reply's, a cached statement per row.
+pub(super) const INSERT_LLM_USAGE_ROW: &str = concat!(
+    insert_llm_usage_rows!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+);
 const MESSAGE_IS_USERS: &str = "SELECT id FROM messages WHERE user_id = $1 AND id = $2";
 const LLM_USAGE: &str = "SELECT id, user_id, message_id, provider, model, prompt_tokens, \
      output_tokens, total_tokens, cached, created_at FROM llm_usage WHERE user_id = $1 ORDER BY id";
@@ -112,8 +122,11 @@ const USAGE_BY_PROVIDER: &str = "SELECT provider, \
      FROM llm_usage WHERE created_at >= $1 GROUP BY provider ORDER BY provider";
 
 impl Store {
-    /// Stores the usage rows of one turn (or fold) in one statement. `message_id`, when
-    /// given, must be one of this user's messages (`NotFound` otherwise, nothing stored).
+    /// Stores usage rows in one statement: a summary fold's (`message_id` `None`), or any
+    /// stored afterwards. A turn's reply carries its own to the group-commit writer instead
+    /// ([`ReplyWrite::model_usage`](super::ReplyWrite)), durable with it in the batch's
+    /// transaction. `message_id`, when given, must be one of this user's messages
+    /// (`NotFound` otherwise, nothing stored).
     #[tracing::instrument(skip_all)]
     pub async fn record_llm_usage(
         &self,

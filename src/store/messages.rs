@@ -9,8 +9,8 @@ use sqlx::{Database, QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, segments_column, write_error};
-use super::sqlite_batch::{Batch, BatchRow, BatchThread, RowMessage, RowUsage};
-use super::{MemoryFingerprint, Pool, Result, Store, StoreError, UserId, with_user};
+use super::sqlite_batch::{Batch, BatchRow, BatchThread, Entry, RowMessage, RowUsage};
+use super::{MemoryFingerprint, NewLlmUsage, Pool, Result, Store, StoreError, UserId, with_user};
 
 /// Where a message travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +164,9 @@ pub struct MessageWrite {
     pub message: NewMessage,
     /// Usage rows pointing at the message, stored with it (none for a web message).
     pub usage: Vec<NewSmsUsage>,
+    /// The model calls that wrote the message (a reply stored on its own), stored pointing
+    /// at it; none for an inbound message.
+    pub model_usage: Vec<NewLlmUsage>,
     /// A rolling-summary fold of this user's, stored in the same transaction: a fold rides
     /// with the user's next write instead of committing on its own.
     pub summary: Option<SummaryWrite>,
@@ -173,12 +176,14 @@ pub struct MessageWrite {
     pub reply: Option<ReplyWrite>,
 }
 
-/// A reply carried by a [`MessageWrite`], with its SMS usage rows.
+/// A reply carried by a [`MessageWrite`], with its SMS usage rows and the usage of the model
+/// calls that wrote it: a turn's reply and what it cost are durable together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplyWrite {
     /// The reply; its `in_reply_to` is replaced by the id the carrying message is stored under.
     pub message: NewMessage,
     pub usage: Vec<NewSmsUsage>,
+    pub model_usage: Vec<NewLlmUsage>,
 }
 
 /// A fold of older messages into the user's rolling summary, carried by a [`MessageWrite`].
@@ -635,8 +640,9 @@ mod pool_batch {
         INSERT_SMS_USAGE_ROWS, InsertedRow, MessageWrite, ON_PROVIDER_ID_CONFLICT, UsageRow,
         fingerprints_by_user, match_inserted,
     };
+    use crate::store::llm_usage::INSERT_LLM_USAGE_ROWS;
     use crate::store::sql::{ROWS_PER_STATEMENT, write_error};
-    use crate::store::{MemoryFingerprint, Result, UserId};
+    use crate::store::{MemoryFingerprint, NewLlmUsage, Result, UserId};
 
     /// Inserts `rows` (at most [`ROWS_PER_STATEMENT`]) in their order, with `bodies` their
     /// sealed bodies, skipping those whose `(user_id, provider_message_id)` is taken; gives
@@ -704,6 +710,28 @@ mod pool_batch {
         Ok(())
     }
 
+    /// Inserts model usage rows, `(user, message, usage)` (at most [`ROWS_PER_STATEMENT`]).
+    pub(super) async fn insert_model_usage(
+        conn: &mut SqliteConnection,
+        rows: &[(UserId, i64, &NewLlmUsage)],
+        created_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut statement = QueryBuilder::<Sqlite>::new(INSERT_LLM_USAGE_ROWS);
+        statement.push_values(rows, |mut row, (user, message_id, u)| {
+            row.push_bind(user.0)
+                .push_bind(*message_id)
+                .push_bind(u.provider.as_str())
+                .push_bind(u.model.as_str())
+                .push_bind(i64::from(u.prompt_tokens))
+                .push_bind(i64::from(u.output_tokens))
+                .push_bind(i64::from(u.total_tokens))
+                .push_bind(u.cached)
+                .push_bind(created_at);
+        });
+        statement.build().execute(conn).await.map_err(write_error)?;
+        Ok(())
+    }
+
     /// The memory fingerprints of `users` (at most a batch's worth) that have memories.
     pub(super) async fn fingerprints(
         conn: &mut SqliteConnection,
@@ -726,14 +754,15 @@ mod pool_batch {
 }
 
 /// A whole batch on PostgreSQL in one statement, whatever its size: every message, reply,
-/// usage row and summary fold, and the memory fingerprints of its users, each table's rows
+/// usage row, model usage row and summary fold, and the memory fingerprints of its users, each table's rows
 /// unnested from one array per column (one cached plan).
 ///
 /// - `input` numbers the writes (`n`, from 1) and draws their messages' ids, and their
 ///   replies' right after them, from the table's sequence: a reply can then name its message
 ///   without a round trip for the id.
 /// - A retried webhook's copy is skipped by the provider-id dedupe (`ON CONFLICT DO NOTHING`);
-///   `stored` is what was not, and only those writes' replies and usage rows are inserted.
+///   `stored` is what was not, and only those writes' replies and usage rows (SMS and model)
+///   are inserted.
 /// - The sub-statements do not see each other's rows, but the foreign keys are checked at the
 ///   end of the statement, when they all are in.
 /// - One row comes back per write, in order: its ids (none when skipped) and its user's
@@ -745,7 +774,9 @@ mod pool_batch {
 /// numbers, `$12` whether each is the reply's, `$13` directions, `$14` segments, `$15`
 /// encodings, `$16` costs; the summary folds' `$17` users, `$18` sealed texts, `$19` last
 /// message folded, `$20` messages folded; `$21` the users whose fingerprints to read; `$22`
-/// the time stamp of every row.
+/// the time stamp of every row; the model usage rows' `$23` write numbers, `$24` whether each
+/// is the reply's, `$25` providers, `$26` models, `$27` prompt, `$28` output and `$29` total
+/// tokens, `$30` whether each was a cache hit.
 const PG_BATCH: &str = "\
 WITH input AS MATERIALIZED (
     SELECT w.*, nextval('messages_id_seq') AS id,
@@ -779,6 +810,15 @@ WITH input AS MATERIALIZED (
            u.segments, u.encoding, u.cost, $22
     FROM UNNEST($11::int8[], $12::bool[], $13::text[], $14::int4[], $15::text[], $16::int8[])
          AS u(n, of_reply, direction, segments, encoding, cost)
+    JOIN stored s ON s.n = u.n
+), model_usage AS (
+    INSERT INTO llm_usage (user_id, message_id, provider, model, prompt_tokens, output_tokens,
+                           total_tokens, cached, created_at)
+    SELECT s.user_id, CASE WHEN u.of_reply THEN s.reply_id ELSE s.id END, u.provider, u.model,
+           u.prompt, u.output, u.total, u.cached, $22
+    FROM UNNEST($23::int8[], $24::bool[], $25::text[], $26::text[], $27::int8[], $28::int8[],
+                $29::int8[], $30::bool[])
+         AS u(n, of_reply, provider, model, prompt, output, total, cached)
     JOIN stored s ON s.n = u.n
 ), summaries AS (
     INSERT INTO conversation_summaries (user_id, summary, through_message_id, folded_messages,
@@ -833,6 +873,35 @@ impl<'a> PgUsage<'a> {
             self.cost.push(u.estimated_cost_micros);
         }
         Ok(())
+    }
+}
+
+/// The model usage rows of a [`PG_BATCH`], one array per column.
+#[derive(Default)]
+struct PgModelUsage<'a> {
+    write: Vec<i64>,
+    of_reply: Vec<bool>,
+    provider: Vec<&'a str>,
+    model: Vec<&'a str>,
+    prompt: Vec<i64>,
+    output: Vec<i64>,
+    total: Vec<i64>,
+    cached: Vec<bool>,
+}
+
+impl<'a> PgModelUsage<'a> {
+    /// Adds the model usage rows of write `n`'s message, or of its reply.
+    fn push(&mut self, n: i64, of_reply: bool, usage: &'a [NewLlmUsage]) {
+        for u in usage {
+            self.write.push(n);
+            self.of_reply.push(of_reply);
+            self.provider.push(&u.provider);
+            self.model.push(&u.model);
+            self.prompt.push(i64::from(u.prompt_tokens));
+            self.output.push(i64::from(u.output_tokens));
+            self.total.push(i64::from(u.total_tokens));
+            self.cached.push(u.cached);
+        }
     }
 }
 
@@ -989,6 +1058,7 @@ impl Store {
                         ..reply.message.clone()
                     },
                     usage: Vec::new(),
+                    model_usage: Vec::new(),
                     summary: None,
                     reply: None,
                 });
@@ -1008,17 +1078,23 @@ impl Store {
         }
 
         let mut usage_rows = Vec::new();
+        let mut model_rows = Vec::new();
         for (index, (write, ids)) in writes.iter().zip(&stored).enumerate() {
             let Some((id, reply_id)) = ids else {
                 continue; // A duplicate: its usage was stored with the first copy.
             };
             usage_rows.extend(usage_rows_of(write.user, *id, &usage[index]));
-            if let Some(reply_id) = reply_id {
+            model_rows.extend(write.model_usage.iter().map(|u| (write.user, *id, u)));
+            if let (Some(reply_id), Some(reply)) = (reply_id, &write.reply) {
                 usage_rows.extend(usage_rows_of(write.user, *reply_id, &reply_usage[index]));
+                model_rows.extend(reply.model_usage.iter().map(|u| (write.user, *reply_id, u)));
             }
         }
         for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
             pool_batch::insert_usage(&mut tx, chunk, created_at).await?;
+        }
+        for chunk in model_rows.chunks(ROWS_PER_STATEMENT) {
+            pool_batch::insert_model_usage(&mut tx, chunk, created_at).await?;
         }
         for chunk in summaries.chunks(ROWS_PER_STATEMENT) {
             let mut statement = QueryBuilder::<Sqlite>::new(super::summaries::SAVE_SUMMARIES_HEAD);
@@ -1072,10 +1148,13 @@ impl Store {
             })
             .collect();
         let mut usage = PgUsage::default();
+        let mut model_usage = PgModelUsage::default();
         for (n, write) in (1_i64..).zip(writes) {
             usage.push(n, false, &write.usage)?;
+            model_usage.push(n, false, &write.model_usage);
             if let Some(reply) = &write.reply {
                 usage.push(n, true, &reply.usage)?;
+                model_usage.push(n, true, &reply.model_usage);
             }
         }
         let mut folds = PgFolds::default();
@@ -1126,6 +1205,14 @@ impl Store {
             .bind(&folds.folded)
             .bind(fingerprints_of.iter().map(|u| u.0).collect::<Vec<_>>())
             .bind(created_at)
+            .bind(&model_usage.write)
+            .bind(&model_usage.of_reply)
+            .bind(&model_usage.provider)
+            .bind(&model_usage.model)
+            .bind(&model_usage.prompt)
+            .bind(&model_usage.output)
+            .bind(&model_usage.total)
+            .bind(&model_usage.cached)
             .fetch_all(&mut *tx)
             .await
             .map_err(write_error)?;
@@ -1202,24 +1289,33 @@ impl Store {
                 })
                 .collect()
         };
-        let row_message = |user: UserId, m: &NewMessage| RowMessage {
-            channel: m.channel.as_str(),
-            direction: m.direction.as_str(),
-            body: self.seal_column(BODY_COLUMN, user, &m.body),
-            provider_message_id: m.provider_message_id.clone(),
-            in_reply_to: m.in_reply_to,
+        let entry = |user: UserId,
+                     m: &NewMessage,
+                     usage: &[NewSmsUsage],
+                     model_usage: &[NewLlmUsage]|
+         -> Result<Entry> {
+            Ok(Entry {
+                message: RowMessage {
+                    channel: m.channel.as_str(),
+                    direction: m.direction.as_str(),
+                    body: self.seal_column(BODY_COLUMN, user, &m.body),
+                    provider_message_id: m.provider_message_id.clone(),
+                    in_reply_to: m.in_reply_to,
+                },
+                usage: usage_rows(usage)?,
+                model_usage: model_usage.to_vec(),
+            })
         };
         let rows = writes
             .iter()
             .map(|w| {
                 let reply = match &w.reply {
-                    Some(r) => Some((row_message(w.user, &r.message), usage_rows(&r.usage)?)),
+                    Some(r) => Some(entry(w.user, &r.message, &r.usage, &r.model_usage)?),
                     None => None,
                 };
                 Ok(BatchRow {
                     user: w.user.0,
-                    message: row_message(w.user, &w.message),
-                    usage: usage_rows(&w.usage)?,
+                    message: entry(w.user, &w.message, &w.usage, &w.model_usage)?,
                     reply,
                 })
             })
@@ -1356,6 +1452,7 @@ mod tests {
                 in_reply_to: None,
             },
             usage: Vec::new(),
+            model_usage: Vec::new(),
             summary: None,
             reply: None,
         }

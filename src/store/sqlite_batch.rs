@@ -1,8 +1,8 @@
 //! SQLite's message batches on a thread of their own, with a connection of their own.
 //!
 //! sqlx-sqlite runs each statement on its connection's thread and hands the rows back through
-//! a channel: every statement of a batch (`BEGIN`, the messages, the replies, the usage rows,
-//! the summaries, the fingerprints, `COMMIT`) cost two thread wake-ups, a fresh prepare when
+//! a channel: every statement of a batch (`BEGIN`, the messages, the replies, the usage rows
+//! and model usage rows, the summaries, the fingerprints, `COMMIT`) cost two thread wake-ups, a fresh prepare when
 //! the batch's size gave its multi-row statement a text not seen before, and the group-commit
 //! writer waited for each in turn. Here the whole batch is one hand-off: the writer sends it
 //! to this thread, which runs it start to commit on its own connection with statements
@@ -24,10 +24,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::llm_usage::INSERT_LLM_USAGE_ROW;
 use super::memories::FINGERPRINT;
 use super::messages::{INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROW, StoredIds};
 use super::summaries::SAVE_SUMMARY;
-use super::{Result, StoreError};
+use super::{NewLlmUsage, Result, StoreError};
 
 /// A message row of a batch, its body sealed.
 #[derive(Debug)]
@@ -48,14 +49,22 @@ pub(super) struct RowUsage {
     pub estimated_cost_micros: i64,
 }
 
-/// One write of a batch: a message, the reply that answers it if any, and their usage rows.
+/// A message of a batch with the rows that point at it: its SMS usage, and the usage of the
+/// model calls that wrote it.
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub message: RowMessage,
+    pub usage: Vec<RowUsage>,
+    pub model_usage: Vec<NewLlmUsage>,
+}
+
+/// One write of a batch: a message, and the reply that answers it if any.
 #[derive(Debug)]
 pub(super) struct BatchRow {
     pub user: Uuid,
-    pub message: RowMessage,
-    pub usage: Vec<RowUsage>,
+    pub message: Entry,
     /// The reply, stored pointing at the message (its `in_reply_to` is ignored).
-    pub reply: Option<(RowMessage, Vec<RowUsage>)>,
+    pub reply: Option<Entry>,
 }
 
 /// A batch as the thread runs it: every value already encoded as sqlx would bind it.
@@ -147,6 +156,7 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
     {
         let mut insert = tx.prepare_cached(INSERT_MESSAGE_ROW)?;
         let mut usage = tx.prepare_cached(INSERT_SMS_USAGE_ROW)?;
+        let mut model_usage = tx.prepare_cached(INSERT_LLM_USAGE_ROW)?;
         let created_at = batch.created_at.as_str();
         let mut insert_message =
             |user: &[u8], m: &RowMessage, in_reply_to: Option<i64>| -> rusqlite::Result<_> {
@@ -166,8 +176,8 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                     .optional()
             };
         let mut insert_usage =
-            |user: &[u8], message_id: i64, rows: &[RowUsage]| -> rusqlite::Result<()> {
-                for u in rows {
+            |user: &[u8], message_id: i64, entry: &Entry| -> rusqlite::Result<()> {
+                for u in &entry.usage {
                     usage.execute(params![
                         user,
                         message_id,
@@ -178,21 +188,35 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                         created_at
                     ])?;
                 }
+                for u in &entry.model_usage {
+                    model_usage.execute(params![
+                        user,
+                        message_id,
+                        u.provider,
+                        u.model,
+                        u.prompt_tokens,
+                        u.output_tokens,
+                        u.total_tokens,
+                        u.cached,
+                        created_at
+                    ])?;
+                }
                 Ok(())
             };
         for row in &batch.rows {
             let user = row.user.as_bytes().as_slice();
-            let Some(id) = insert_message(user, &row.message, row.message.in_reply_to)? else {
+            let message = &row.message.message;
+            let Some(id) = insert_message(user, message, message.in_reply_to)? else {
                 outcome.ids.push(None);
                 continue;
             };
-            insert_usage(user, id, &row.usage)?;
+            insert_usage(user, id, &row.message)?;
             let reply = match &row.reply {
-                Some((reply, reply_usage)) => {
+                Some(reply) => {
                     // A reply has no provider id yet, so nothing can make its insert skip it.
-                    let reply_id = insert_message(user, reply, Some(id))?
+                    let reply_id = insert_message(user, &reply.message, Some(id))?
                         .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-                    insert_usage(user, reply_id, reply_usage)?;
+                    insert_usage(user, reply_id, reply)?;
                     Some(reply_id)
                 }
                 None => None,

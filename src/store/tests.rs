@@ -745,6 +745,7 @@ async fn a_summary_fold_rides_with_its_users_message_write_and_a_stale_fold_neve
                 in_reply_to: None,
             },
             usage: Vec::new(),
+            model_usage: Vec::new(),
             summary,
             reply: None,
         };
@@ -832,6 +833,7 @@ async fn a_message_carrying_its_reply_stores_both_in_one_write_and_a_duplicate_s
                 direction: Direction::Inbound,
                 ..usage(1)
             }],
+            model_usage: Vec::new(),
             summary: None,
             reply: Some(ReplyWrite {
                 message: NewMessage {
@@ -839,6 +841,7 @@ async fn a_message_carrying_its_reply_stores_both_in_one_write_and_a_duplicate_s
                     ..reply(answer, &ask_shape())
                 },
                 usage: vec![usage(2)],
+                model_usage: Vec::new(),
             }),
         };
         let written = store
@@ -900,6 +903,131 @@ async fn a_message_carrying_its_reply_stores_both_in_one_write_and_a_duplicate_s
     .await;
 }
 
+/// The model usage a reply carries is stored with it, pointing at it, in the batch's
+/// transaction: carried by its message's write, or written on its own after it. A retried
+/// webhook's copy stores none.
+async fn model_usage_rides_with_its_reply(store: Store) {
+    use super::{MessageWrite, ReplyWrite, Written};
+    let ana = create(&store, 1).await.id;
+    let bob = create(&store, 2).await.id;
+    let write = |user, sid: &str, calls: Vec<NewLlmUsage>| MessageWrite {
+        user,
+        message: inbound("what's next?", Some(sid)),
+        usage: Vec::new(),
+        model_usage: Vec::new(),
+        summary: None,
+        reply: Some(ReplyWrite {
+            message: NewMessage {
+                in_reply_to: None,
+                ..reply("pay rent", &ask_shape())
+            },
+            usage: vec![usage(1)],
+            model_usage: calls,
+        }),
+    };
+    let written = store
+        .write_messages(&[
+            write(
+                ana,
+                "SM1",
+                vec![llm("gemini", 120, false), llm("gemini", 40, false)],
+            ),
+            write(bob, "SM1", vec![llm("fallback", 70, false)]),
+            write(ana, "SM2", Vec::new()),
+        ])
+        .await
+        .expect("batch");
+    let replies: Vec<Message> = written
+        .into_iter()
+        .map(|w| match w {
+            Written::Answered { reply, .. } => reply,
+            other => panic!("expected an answered write, got {other:?}"),
+        })
+        .collect();
+    // In any order: one statement inserts a batch's rows on PostgreSQL.
+    let pointed = |rows: Vec<super::LlmUsage>| -> Vec<(Option<i64>, String, u32)> {
+        let mut rows: Vec<_> = rows
+            .into_iter()
+            .map(|u| (u.message_id, u.provider, u.total_tokens))
+            .collect();
+        rows.sort_unstable_by_key(|row| std::cmp::Reverse(row.2));
+        rows
+    };
+    let of = |user| {
+        let store = store.clone();
+        async move { pointed(store.llm_usage(user).await.expect("usage")) }
+    };
+    assert_eq!(
+        of(ana).await,
+        vec![
+            (Some(replies[0].id), "gemini".into(), 120),
+            (Some(replies[0].id), "gemini".into(), 40),
+        ]
+    );
+    assert_eq!(
+        of(bob).await,
+        vec![(Some(replies[1].id), "fallback".into(), 70)]
+    );
+
+    // A retried webhook: its copy is skipped, and with it the reply's model usage.
+    let again = store
+        .write_messages(&[write(ana, "SM1", vec![llm("gemini", 999, false)])])
+        .await
+        .expect("retry");
+    assert!(matches!(&again[..], [Written::Duplicate(_)]));
+    assert_eq!(of(ana).await.len(), 2, "the copy stored no usage");
+
+    // A reply written on its own, after its message: its usage points at it.
+    let question = store
+        .write_messages(&[MessageWrite {
+            reply: None,
+            ..write(ana, "SM3", Vec::new())
+        }])
+        .await
+        .expect("question")
+        .remove(0)
+        .into_message();
+    let alone = store
+        .write_messages(&[MessageWrite {
+            user: ana,
+            message: reply("later", &question),
+            usage: Vec::new(),
+            model_usage: vec![llm("gemini", 55, true)],
+            summary: None,
+            reply: None,
+        }])
+        .await
+        .expect("reply")
+        .remove(0)
+        .into_message();
+    let rows = store.llm_usage(ana).await.expect("usage");
+    let [.., last] = &rows[..] else {
+        panic!("no usage rows");
+    };
+    assert_eq!(rows.len(), 3);
+    assert_eq!(last.message_id, Some(alone.id));
+    assert!(last.cached);
+    assert_eq!(
+        (last.prompt_tokens, last.output_tokens),
+        (45, 10),
+        "every column is stored"
+    );
+    assert_eq!(of(bob).await.len(), 1, "bob's usage is his alone");
+}
+
+#[tokio::test]
+async fn model_usage_rides_with_its_reply_on_each_backend() {
+    on_each_backend(model_usage_rides_with_its_reply).await;
+}
+
+#[tokio::test]
+async fn model_usage_rides_with_its_reply_on_an_in_memory_database() {
+    let store = connect("sqlite::memory:", Sealer::generate())
+        .await
+        .expect("an in-memory SQLite store");
+    model_usage_rides_with_its_reply(store).await;
+}
+
 /// A message shaped like an SMS, only for building replies in tests.
 fn ask_shape() -> Message {
     Message {
@@ -940,6 +1068,7 @@ async fn a_committed_write_carries_its_users_memory_fingerprint_read_in_the_same
             user,
             message: inbound(body, None),
             usage: Vec::new(),
+            model_usage: Vec::new(),
             summary: None,
             reply: None,
         };
@@ -992,6 +1121,7 @@ async fn model_usage_is_recorded_while_the_writer_commits_other_turns() {
                         in_reply_to: None,
                     },
                     usage: Vec::new(),
+                    model_usage: Vec::new(),
                     summary: None,
                     reply: None,
                 };

@@ -254,6 +254,7 @@ mod tests {
             user,
             message,
             usage,
+            model_usage: Vec::new(),
             summary: None,
             reply: None,
         }
