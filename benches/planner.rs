@@ -9,6 +9,10 @@
 //! - `turn_cpu`: the planner calling a tool that touches no store vs the offline rules
 //!   answering "help": no I/O on either side, so the planner's CPU overhead shows alone.
 //!
+//! And `model_request`, what each model call of a turn costs before it leaves: the first
+//! request built (system prompt, 12 recent turns, 5 memories, every tool's declaration), its
+//! Gemini body serialized, and its response-cache key.
+//!
 //! Run with: `cargo bench --bench planner` (add `-- --quick` for a short run). It ends by
 //! printing the planner / offline-rules ratio of each pair, from this run's medians.
 
@@ -20,11 +24,12 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use chrono::Utc;
 use criterion::{Criterion, criterion_group};
+use nudge::agent::cache::ResponseCache;
 use nudge::agent::offline::OfflineRules;
 use nudge::agent::planner::{Budget, Planner};
-use nudge::agent::{LanguageModel, ModelUnavailable, TurnEngine, TurnInput};
-use nudge::llm::{ChatRequest, Finish, Generation, Item, ModelTurn, ToolCall, Usage};
-use nudge::store::{Channel, Language, NewUser, Sealer, Store, User, connect};
+use nudge::agent::{LanguageModel, ModelUnavailable, RecalledMemory, Said, TurnEngine, TurnInput};
+use nudge::llm::{ChatRequest, Finish, Generation, Item, ModelTurn, ToolCall, Usage, gemini};
+use nudge::store::{Channel, Direction, Language, Message, NewUser, Sealer, Store, User, connect};
 use nudge::tools::{Tool, ToolContext, ToolError, ToolOutput};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -209,7 +214,65 @@ fn turns(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, turns);
+/// A turn well into a conversation: 12 recent turns, 5 recalled memories, a summary.
+fn model_requests(c: &mut Criterion) {
+    let f = fixture();
+    let recent: Vec<Said> = (0..12)
+        .map(|i| {
+            let inbound = i % 2 == 0;
+            Said::from(Message {
+                id: i + 1,
+                user_id: f.user.id,
+                channel: Channel::Sms,
+                direction: if inbound {
+                    Direction::Inbound
+                } else {
+                    Direction::Outbound
+                },
+                body: if inbound {
+                    format!("I still need to sort the boxes in room {i} before Friday")
+                } else {
+                    "Start with one box: open it and sort it into keep and give, 5 minutes.".into()
+                },
+                provider_message_id: None,
+                in_reply_to: None,
+                created_at: Utc::now(),
+            })
+        })
+        .collect();
+    let memories: Vec<RecalledMemory> = (0..5)
+        .map(|i| RecalledMemory {
+            id: i,
+            text: format!("Prefers short steps in the morning; fact number {i}"),
+            kind: "preference".into(),
+            score: 0.5,
+        })
+        .collect();
+    let input = TurnInput {
+        recent: &recent,
+        memories: &memories,
+        summary: Some("Sam is moving house on Friday and keeps putting off the packing."),
+        ..input(&f.user, "ok what do I do first?")
+    };
+    let request = f.store_planner.first_request(&input);
+    let mut group = c.benchmark_group("model_request");
+    group.bench_function("first request", |b| {
+        b.iter(|| black_box(f.store_planner.first_request(black_box(&input))))
+    });
+    group.bench_function("gemini body", |b| {
+        b.iter(|| {
+            black_box(serde_json::to_vec(&gemini::request_body(black_box(
+                &request,
+            ))))
+        })
+    });
+    group.bench_function("cache key", |b| {
+        b.iter(|| black_box(ResponseCache::key(f.user.id, black_box(&request))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, turns, model_requests);
 
 /// Where criterion writes its estimates: `CRITERION_HOME`, else `criterion/` in the target
 /// directory this bench binary was built into (`<target>/release/deps/planner-…`).

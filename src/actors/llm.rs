@@ -549,7 +549,7 @@ mod tests {
         ChatRequest {
             system: "s".into(),
             items: vec![Item::User("hi".into())],
-            functions: vec![],
+            functions: Default::default(),
             allow_calls: true,
             max_output_tokens: 10,
         }

@@ -9,6 +9,7 @@
 //! ring, since a model's answer is personal text. A Redis failure is logged and counts as a
 //! miss: the cache never fails a turn.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,19 +112,32 @@ impl ResponseCache {
         }
     }
 
-    /// The key of `request` for `user`: `<user>:<hash>`.
+    /// The key of `request` for `user`: `<user>:<hash>`. The request is hashed as it is
+    /// written, its functions by their digest (the same declarations in every request).
     pub fn key(user: UserId, request: &ChatRequest) -> String {
         let mut hasher = Sha256::new();
         hasher.update(user.0.as_bytes());
         hasher.update(PROMPT_VERSION.as_bytes());
-        // Serialising plain data cannot fail; an empty body would only make a useless key.
-        hasher.update(serde_json::to_vec(request).unwrap_or_default());
-        let hash: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("{}{hash}", user_prefix(user))
+        let ChatRequest {
+            system,
+            items,
+            functions,
+            allow_calls,
+            max_output_tokens,
+        } = request;
+        // Writing plain data into a hasher cannot fail; a partial write would only make a
+        // useless key.
+        let _ = serde_json::to_writer(
+            &mut hasher,
+            &(system, items, allow_calls, max_output_tokens),
+        );
+        hasher.update(functions.digest());
+        let mut key = user_prefix(user);
+        key.reserve(64);
+        for byte in hasher.finalize() {
+            let _ = write!(key, "{byte:02x}");
+        }
+        key
     }
 
     /// Drops every entry of `user` (their account is being erased) and returns how many
@@ -280,7 +294,7 @@ mod tests {
         ChatRequest {
             system: "sys".into(),
             items: vec![Item::User(text.into())],
-            functions: vec![],
+            functions: Default::default(),
             allow_calls: true,
             max_output_tokens: 100,
         }
@@ -313,6 +327,30 @@ mod tests {
         assert_ne!(key, ResponseCache::key(bob, &request("call mom")));
         assert_ne!(key, ResponseCache::key(ana, &request("call dad")));
         assert_eq!(key.len(), 36 + 1 + 64);
+        let declaring = ChatRequest {
+            functions: vec![crate::llm::FunctionSpec {
+                name: "add_tasks".into(),
+                description: "Add tasks.".into(),
+                parameters: serde_json::json!({ "type": "object" }),
+            }]
+            .into(),
+            ..request("call mom")
+        };
+        assert_ne!(
+            key,
+            ResponseCache::key(ana, &declaring),
+            "the functions declared are part of the key"
+        );
+        assert_ne!(
+            key,
+            ResponseCache::key(
+                ana,
+                &ChatRequest {
+                    allow_calls: false,
+                    ..request("call mom")
+                }
+            )
+        );
         assert!(key.starts_with(&format!("{ana}:")));
         assert!(!key.contains("mom"));
     }

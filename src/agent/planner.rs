@@ -31,7 +31,7 @@ use super::{
     AgentError, FoldInput, Folded, LanguageModel, Reply, ReplySource, TurnEngine, TurnInput,
     prompts, summary,
 };
-use crate::llm::{ChatRequest, FunctionSpec, Generation, Item, ModelTurn, ToolResult};
+use crate::llm::{ChatRequest, FunctionSpec, Functions, Generation, Item, ModelTurn, ToolResult};
 use crate::store::{Direction, Language, NewLlmUsage, Store, User};
 use crate::tools::{ToolContext, ToolError, ToolRegistry};
 
@@ -69,8 +69,8 @@ const FOLD_DEADLINE: Duration = Duration::from_secs(20);
 pub struct Planner {
     model: Arc<dyn LanguageModel>,
     tools: ToolRegistry,
-    /// The registry's declarations, converted once.
-    functions: Vec<FunctionSpec>,
+    /// The registry's declarations, converted and written once.
+    functions: Functions,
     budget: Budget,
     cache: Option<ResponseCache>,
 }
@@ -90,7 +90,8 @@ impl Planner {
                 description: d.description.to_owned(),
                 parameters: d.parameters,
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         Self {
             model,
             tools,
@@ -307,7 +308,7 @@ impl TurnEngine for Planner {
         let request = ChatRequest {
             system,
             items: vec![Item::User(text)],
-            functions: Vec::new(),
+            functions: Default::default(),
             allow_calls: false,
             max_output_tokens: 512,
         };

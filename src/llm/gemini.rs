@@ -13,14 +13,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use url::Url;
 
 use super::endpoint_under;
 
 use super::{
-    ChatRequest, Finish, Generation, Item, LlmError, ModelTurn, Provider, RawTurn, ToolCall, Usage,
-    http_client, read_answer, retry, status_error, transport_error,
+    ChatRequest, Finish, Functions, Generation, Item, LlmError, ModelTurn, Provider, RawTurn,
+    ToolCall, Usage, http_client, read_answer, retry, status_error, transport_error,
 };
 
 /// The wire format name in [`RawTurn::format`].
@@ -96,8 +97,55 @@ impl Provider for GeminiClient {
     }
 }
 
-/// The JSON body of a `generateContent` call.
-pub fn request_body(request: &ChatRequest) -> Value {
+/// The JSON body of a `generateContent` call, borrowing the request's system instruction and
+/// function declarations (written once, see [`Functions`](super::Functions)).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestBody<'a> {
+    system_instruction: Content<'a>,
+    contents: Vec<Value>,
+    generation_config: GenerationConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<[Tools<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<ToolConfig>,
+}
+
+#[derive(Debug, Serialize)]
+struct Content<'a> {
+    parts: [Text<'a>; 1],
+}
+
+#[derive(Debug, Serialize)]
+struct Text<'a> {
+    text: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfig {
+    max_output_tokens: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Tools<'a> {
+    function_declarations: &'a Functions,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfig {
+    function_calling_config: FunctionCallingConfig,
+}
+
+#[derive(Debug, Serialize)]
+struct FunctionCallingConfig {
+    mode: &'static str,
+}
+
+/// The body of a `generateContent` call for `request`.
+pub fn request_body(request: &ChatRequest) -> RequestBody<'_> {
     let mut contents: Vec<Value> = Vec::with_capacity(request.items.len());
     for item in &request.items {
         let (role, parts) = match item {
@@ -129,18 +177,26 @@ pub fn request_body(request: &ChatRequest) -> Value {
             _ => contents.push(json!({ "role": role, "parts": parts })),
         }
     }
-    let mut body = json!({
-        "systemInstruction": { "parts": [{ "text": request.system }] },
-        "contents": contents,
-        "generationConfig": { "maxOutputTokens": request.max_output_tokens },
-    });
-    if !request.functions.is_empty() {
-        body["tools"] = json!([{ "functionDeclarations": request.functions }]);
-        body["toolConfig"] = json!({
-            "functionCallingConfig": { "mode": if request.allow_calls { "AUTO" } else { "NONE" } }
-        });
+    let declares = !request.functions.is_empty();
+    RequestBody {
+        system_instruction: Content {
+            parts: [Text {
+                text: &request.system,
+            }],
+        },
+        contents,
+        generation_config: GenerationConfig {
+            max_output_tokens: request.max_output_tokens,
+        },
+        tools: declares.then_some([Tools {
+            function_declarations: &request.functions,
+        }]),
+        tool_config: declares.then_some(ToolConfig {
+            function_calling_config: FunctionCallingConfig {
+                mode: if request.allow_calls { "AUTO" } else { "NONE" },
+            },
+        }),
     }
-    body
 }
 
 /// A model turn's parts: verbatim when Gemini wrote them, rebuilt otherwise.
@@ -291,7 +347,8 @@ mod tests {
                 name: "add_tasks".into(),
                 description: "Add tasks.".into(),
                 parameters: json!({ "type": "object", "properties": {} }),
-            }],
+            }]
+            .into(),
             allow_calls: true,
             max_output_tokens: 256,
         }
@@ -299,7 +356,7 @@ mod tests {
 
     #[test]
     fn the_body_merges_same_role_turns_and_echoes_model_parts_verbatim() {
-        let body = request_body(&request());
+        let body = serde_json::to_value(request_body(&request())).unwrap();
         assert_eq!(body["systemInstruction"]["parts"][0]["text"], "be brief");
         let contents = body["contents"].as_array().unwrap();
         assert_eq!(contents.len(), 3);

@@ -23,11 +23,14 @@ pub mod gemini;
 pub mod openai;
 pub mod retry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 /// A function the model may call, as both providers declare it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +41,85 @@ pub struct FunctionSpec {
     pub parameters: Value,
 }
 
+/// The functions a request declares. A planner declares the same ones in every request, so
+/// they are shared, and written as JSON once: a request's body copies that text instead of
+/// walking every schema again, and its cache key hashes their digest.
+#[derive(Debug, Clone)]
+pub struct Functions {
+    specs: Arc<[FunctionSpec]>,
+    /// `specs` as a JSON array; `None` only if they could not be written, and then they are
+    /// written again each time.
+    json: Option<Arc<RawValue>>,
+    /// SHA-256 of that JSON.
+    digest: [u8; 32],
+}
+
+impl Functions {
+    pub fn new(specs: Vec<FunctionSpec>) -> Self {
+        let json = match serde_json::value::to_raw_value(&specs) {
+            Ok(json) => Some(Arc::<RawValue>::from(json)),
+            Err(error) => {
+                tracing::warn!(%error, "function declarations not written once; per request");
+                None
+            }
+        };
+        let text = json.as_ref().map_or_else(
+            || serde_json::to_string(&specs).unwrap_or_default(),
+            |json| json.get().to_owned(),
+        );
+        Self {
+            specs: specs.into(),
+            json,
+            digest: Sha256::digest(text.as_bytes()).into(),
+        }
+    }
+
+    pub fn specs(&self) -> &[FunctionSpec] {
+        &self.specs
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    /// SHA-256 of the declarations' JSON: equal functions, equal digests.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+}
+
+impl Default for Functions {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
+impl From<Vec<FunctionSpec>> for Functions {
+    fn from(specs: Vec<FunctionSpec>) -> Self {
+        Self::new(specs)
+    }
+}
+
+impl PartialEq for Functions {
+    fn eq(&self, other: &Self) -> bool {
+        self.specs == other.specs
+    }
+}
+
+/// As the JSON array of the declarations.
+impl Serialize for Functions {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.json {
+            Some(json) => json.serialize(serializer),
+            None => self.specs.serialize(serializer),
+        }
+    }
+}
+
 /// One request to a model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatRequest {
@@ -46,7 +128,7 @@ pub struct ChatRequest {
     /// The conversation, oldest first; ends with a user message or tool results.
     pub items: Vec<Item>,
     /// Functions the model may call.
-    pub functions: Vec<FunctionSpec>,
+    pub functions: Functions,
     /// False to make the model answer in text only (the wrap-up call of a turn whose budget
     /// ran out); the functions stay declared so the history's calls still make sense.
     pub allow_calls: bool,
@@ -291,6 +373,47 @@ fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(name: &str) -> FunctionSpec {
+        FunctionSpec {
+            name: name.into(),
+            description: format!("Does {name}, \"quoted\" and\nmultiline."),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": { "titles": { "type": "array", "items": { "type": "string" } } },
+                "required": ["titles"],
+            }),
+        }
+    }
+
+    #[test]
+    fn functions_written_once_serialize_as_their_declarations_would() {
+        let specs = vec![spec("add_tasks"), spec("list_tasks")];
+        let functions = Functions::new(specs.clone());
+        assert_eq!(functions.len(), 2);
+        assert_eq!(
+            serde_json::to_value(&functions).unwrap(),
+            serde_json::to_value(&specs).unwrap()
+        );
+        let request = |functions: Functions| ChatRequest {
+            system: "s".into(),
+            items: vec![Item::User("hi".into())],
+            functions,
+            allow_calls: true,
+            max_output_tokens: 10,
+        };
+        let written = serde_json::to_value(request(functions.clone())).unwrap();
+        assert_eq!(written["functions"][1]["name"], "list_tasks");
+        assert_eq!(written["items"][0]["User"], "hi");
+
+        assert_eq!(functions.digest(), Functions::new(specs).digest());
+        assert_ne!(
+            functions.digest(),
+            Functions::new(vec![spec("add_tasks")]).digest()
+        );
+        assert!(Functions::default().is_empty());
+        assert_eq!(serde_json::to_string(&Functions::default()).unwrap(), "[]");
+    }
 
     #[test]
     fn only_transient_failures_are_retried_and_only_health_failures_trip_the_circuit() {

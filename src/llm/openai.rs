@@ -163,6 +163,7 @@ pub fn request_body(request: &ChatRequest, model: &str) -> Value {
     if !request.functions.is_empty() {
         body["tools"] = request
             .functions
+            .specs()
             .iter()
             .map(|f| json!({ "type": "function", "function": f }))
             .collect();
@@ -314,7 +315,8 @@ mod tests {
                 name: "list_tasks".into(),
                 description: "List.".into(),
                 parameters: json!({ "type": "object", "properties": {} }),
-            }],
+            }]
+            .into(),
             allow_calls: false,
             max_output_tokens: 100,
         };

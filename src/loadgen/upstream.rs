@@ -434,7 +434,7 @@ mod tests {
         let request = ChatRequest {
             system: "Be brief.".into(),
             items: vec![Item::User("what's next?".into())],
-            functions: Vec::new(),
+            functions: Default::default(),
             allow_calls: true,
             max_output_tokens: 256,
         };
