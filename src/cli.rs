@@ -65,6 +65,10 @@ pub struct SeedArgs {
     /// replies in turn), so that activating a user loads a typical state.
     #[arg(long, default_value_t = 0)]
     pub history: u32,
+    /// Long-term memories to store for each user created (without vectors: a server with an
+    /// embedding model computes them after the user's next turn).
+    #[arg(long, default_value_t = 0)]
+    pub memories: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +154,9 @@ async fn seed(settings: &Settings, args: SeedArgs) -> anyhow::Result<ExitCode> {
         population::store_history(&store, &ids, args.history)
             .await
             .context("storing conversation history")?;
+        population::store_memories(&store, &ids, args.memories)
+            .await
+            .context("storing long-term memories")?;
         created += ids.len() as u64;
         if args.users > SEED_ROUND {
             eprintln!("{last} / {} users", args.users);

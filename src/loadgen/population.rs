@@ -109,6 +109,9 @@ const MEMORY_USERS_PER_BATCH: usize = 100;
 
 /// Stores `memories` long-term memories for each of `users`, of typical lengths.
 pub async fn store_memories(store: &Store, users: &[UserId], memories: u32) -> store::Result<()> {
+    if memories == 0 {
+        return Ok(());
+    }
     let now = chrono::Utc::now();
     for chunk in users.chunks(MEMORY_USERS_PER_BATCH) {
         let batch: Vec<(UserId, NewMemory)> = chunk

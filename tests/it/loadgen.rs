@@ -20,7 +20,11 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
     let dir = tempfile::tempdir().unwrap();
     for db in databases(dir.path()).await {
         let data = db.data_dir(dir.path());
-        let seeded = run_cli(&data, &db, &["admin", "seed", "--users", USERS]);
+        let seeded = run_cli(
+            &data,
+            &db,
+            &["admin", "seed", "--users", USERS, "--memories", "3"],
+        );
         assert!(
             seeded.status.success(),
             "[{}] seed: {}",
@@ -160,6 +164,20 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
 
         let picture = std::fs::read_to_string(&svg).unwrap();
         assert!(picture.starts_with("<svg") && picture.contains("nudge peak"));
+
+        let store = server.store().await;
+        for i in [0, 39] {
+            let user = store
+                .user_by_number(&nudge::loadgen::population::number(i))
+                .await
+                .unwrap();
+            let memories = store.memories(user.id).await.unwrap();
+            assert!(
+                memories.len() >= 3,
+                "[{}] user {i} was seeded 3 memories: {memories:?}",
+                db.label
+            );
+        }
         server.stop();
     }
 }
