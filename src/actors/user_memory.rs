@@ -252,23 +252,34 @@ impl LtmCache {
                 .await
             {
                 Ok(vectors) => {
-                    let mut stored = Vec::with_capacity(vectors.len());
-                    for ((id, computed_for, _), values) in batch.iter().zip(vectors) {
-                        let embedding = MemoryEmbedding {
-                            model: model.clone(),
-                            values,
-                        };
-                        match store
-                            .set_memory_embedding(user_id, *id, *computed_for, &embedding)
-                            .await
-                        {
-                            Ok(true) => stored.push((*id, *computed_for, embedding)),
-                            Ok(false) => {}
-                            Err(error) => {
-                                tracing::warn!(user = %user_id, %error, "storing a memory vector failed");
-                            }
+                    let embedded: Vec<(i64, DateTime<Utc>, MemoryEmbedding)> = batch
+                        .iter()
+                        .zip(vectors)
+                        .map(|((id, computed_for, _), values)| {
+                            let embedding = MemoryEmbedding {
+                                model: model.clone(),
+                                values,
+                            };
+                            (*id, *computed_for, embedding)
+                        })
+                        .collect();
+                    let rows: Vec<_> = embedded
+                        .iter()
+                        .map(|(id, computed_for, embedding)| (*id, *computed_for, embedding))
+                        .collect();
+                    // One transaction for the batch: a commit per vector would take the
+                    // database's write lock once per memory.
+                    let stored = match store.set_memory_embeddings(user_id, &rows).await {
+                        Ok(stored) => embedded
+                            .into_iter()
+                            .zip(stored)
+                            .filter_map(|(vector, stored)| stored.then_some(vector))
+                            .collect(),
+                        Err(error) => {
+                            tracing::warn!(user = %user_id, %error, "storing memory vectors failed");
+                            Vec::new()
                         }
-                    }
+                    };
                     EmbeddedMemories { stored, ok: true }
                 }
                 Err(error) => {

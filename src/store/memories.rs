@@ -436,7 +436,6 @@ impl Store {
     /// Stores a memory's vector, unless its text changed since `computed_for` (the
     /// `updated_at` the text was read at): a stale vector is dropped. Returns whether it was
     /// stored.
-    #[tracing::instrument(skip_all)]
     pub async fn set_memory_embedding(
         &self,
         user: UserId,
@@ -444,20 +443,46 @@ impl Store {
         computed_for: DateTime<Utc>,
         embedding: &MemoryEmbedding,
     ) -> Result<bool> {
-        let bytes = encode_vector(&embedding.values);
-        let updated = with_user!(self, user, conn => {
-            sqlx::query(SET_EMBEDDING)
-                .bind(user.0)
-                .bind(id)
-                .bind(bytes)
-                .bind(&embedding.model)
-                .bind(computed_for)
-                .execute(&mut *conn)
-                .await
-                .map_err(write_error)?
-                .rows_affected()
+        let stored = self
+            .set_memory_embeddings(user, &[(id, computed_for, embedding)])
+            .await?;
+        Ok(stored.first().copied().unwrap_or(false))
+    }
+
+    /// Stores memories' vectors, `(id, computed_for, vector)`, in one transaction: each as
+    /// [`Store::set_memory_embedding`] stores one, so one commit for a whole embedding batch
+    /// instead of one per memory. Returns, per vector, whether it was stored.
+    #[tracing::instrument(skip_all, fields(vectors = vectors.len()))]
+    pub async fn set_memory_embeddings(
+        &self,
+        user: UserId,
+        vectors: &[(i64, DateTime<Utc>, &MemoryEmbedding)],
+    ) -> Result<Vec<bool>> {
+        if vectors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encoded: Vec<Vec<u8>> = vectors
+            .iter()
+            .map(|(_, _, embedding)| encode_vector(&embedding.values))
+            .collect();
+        let stored = with_user!(self, user, atomic conn => {
+            let mut stored = Vec::with_capacity(vectors.len());
+            for ((id, computed_for, embedding), bytes) in vectors.iter().zip(&encoded) {
+                let updated = sqlx::query(SET_EMBEDDING)
+                    .bind(user.0)
+                    .bind(*id)
+                    .bind(bytes.as_slice())
+                    .bind(&embedding.model)
+                    .bind(*computed_for)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(write_error)?
+                    .rows_affected();
+                stored.push(updated == 1);
+            }
+            stored
         });
-        Ok(updated == 1)
+        Ok(stored)
     }
 
     /// Deletes memories; ids that are not this user's are skipped. Returns the ids deleted.
@@ -769,6 +794,59 @@ mod tests {
             assert_eq!(
                 store.memory(user, memory.id).await.expect("get").embedding,
                 None
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_vectors_is_stored_in_one_go_each_only_for_its_own_text_and_user() {
+        on_each_backend(|store| async move {
+            let ana = create(&store, 1).await.id;
+            let bob = create(&store, 2).await.id;
+            let mut anas = Vec::new();
+            for (n, text) in ["I work nights", "I take meds at 8", "My cat is Miso"]
+                .into_iter()
+                .enumerate()
+            {
+                let memory = store.add_memory(ana, &fact(text), at(n as u32 + 1)).await;
+                anas.push(memory.expect("add"));
+            }
+            let bobs = store
+                .add_memory(bob, &fact("I run on Sundays"), at(1))
+                .await
+                .expect("bob's");
+            let vector = |x: f32| MemoryEmbedding {
+                model: "gemini-embedding-001@4".into(),
+                values: vec![x, 0.5, -0.5, 0.5],
+            };
+            let (a, b, c) = (vector(0.1), vector(0.2), vector(0.3));
+            let stored = store
+                .set_memory_embeddings(
+                    ana,
+                    &[
+                        (anas[0].id, anas[0].updated_at, &a),
+                        // Computed for an older text: refused.
+                        (anas[1].id, at(28), &b),
+                        // Bob's memory, through Ana's call: refused.
+                        (bobs.id, bobs.updated_at, &c),
+                        (anas[2].id, anas[2].updated_at, &c),
+                    ],
+                )
+                .await
+                .expect("embed");
+            assert_eq!(stored, [true, false, false, true]);
+            let read = |user, id| {
+                let store = store.clone();
+                async move { store.memory(user, id).await.expect("get").embedding }
+            };
+            assert_eq!(read(ana, anas[0].id).await, Some(a));
+            assert_eq!(read(ana, anas[1].id).await, None);
+            assert_eq!(read(ana, anas[2].id).await, Some(c));
+            assert_eq!(read(bob, bobs.id).await, None, "bob's memory is untouched");
+            assert_eq!(
+                store.set_memory_embeddings(ana, &[]).await.expect("none"),
+                Vec::<bool>::new()
             );
         })
         .await;
