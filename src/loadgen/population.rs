@@ -95,14 +95,40 @@ pub async fn store_history(store: &Store, users: &[UserId], messages: u32) -> st
     Ok(())
 }
 
-/// What a typical user has told Nudge to remember, in turn.
-const MEMORY_TEXTS: [&str; 5] = [
-    "Prefers a text in the morning over a call",
-    "Works best in 25-minute blocks with a short walk between",
-    "Pharmacy refill is due at the start of each month",
-    "Sister Marie's birthday is on the 14th of March",
-    "Gets stuck when a task has no clear first step",
+/// Who or what a typical user's memories are about, and what they say of it: each memory
+/// pairs one of each, so a user's first 50 are distinct facts that consolidation does not
+/// merge (a bank of near-copies would collapse into a few at the first turn).
+const MEMORY_SUBJECTS: [&str; 10] = [
+    "Sister Marie",
+    "Dr Okafor the dentist",
+    "Coach Priya",
+    "Tom next door",
+    "Mr Greene the landlord",
+    "Li at the pharmacy",
+    "Dana my manager",
+    "Jules my friend",
+    "Dr Ruiz my therapist",
+    "Cousin Ana in Lyon",
 ];
+const MEMORY_FACTS: [&str; 5] = [
+    "prefers a text in the morning over a call",
+    "has a birthday on the 14th of March",
+    "expects the refill form back at the start of each month",
+    "works best in 25-minute blocks with a short walk between",
+    "gets upset when plans change at the last minute",
+];
+
+/// Memory `n` of a seeded user.
+fn memory_text(n: u32) -> String {
+    let subject = MEMORY_SUBJECTS[n as usize % MEMORY_SUBJECTS.len()];
+    let fact = MEMORY_FACTS[(n as usize / MEMORY_SUBJECTS.len()) % MEMORY_FACTS.len()];
+    let round = n as usize / (MEMORY_SUBJECTS.len() * MEMORY_FACTS.len());
+    if round == 0 {
+        format!("{subject} {fact}")
+    } else {
+        format!("{subject} {fact} ({round})")
+    }
+}
 
 /// Users whose memories are stored per transaction of [`store_memories`].
 const MEMORY_USERS_PER_BATCH: usize = 100;
@@ -118,9 +144,8 @@ pub async fn store_memories(store: &Store, users: &[UserId], memories: u32) -> s
             .iter()
             .flat_map(|user| {
                 (0..memories).map(move |n| {
-                    let text = MEMORY_TEXTS[n as usize % MEMORY_TEXTS.len()];
                     let memory = NewMemory {
-                        text: format!("{text} ({n})"),
+                        text: memory_text(n),
                         kind: MemoryKind::Preference,
                         tags: vec!["routine".to_owned()],
                         importance: 0.5,
@@ -186,11 +211,20 @@ mod tests {
             .create_users(&[new_user(0), new_user(1), new_user(2)])
             .await
             .unwrap();
-        store_memories(&store, &users[..2], 7).await.unwrap();
+        store_memories(&store, &users[..2], 50).await.unwrap();
         for user in &users[..2] {
             let memories = store.memories(*user).await.unwrap();
-            assert_eq!(memories.len(), 7);
-            assert!(memories[6].text.ends_with("(6)"), "{}", memories[6].text);
+            assert_eq!(memories.len(), 50);
+            assert_eq!(
+                memories[6].text,
+                "Dana my manager prefers a text in the morning over a call"
+            );
+            // Fifty distinct facts: consolidation finds nothing to merge among them.
+            let bank = crate::memory::MemoryBank::load(&store, *user, Language::En)
+                .await
+                .unwrap();
+            let plan = crate::memory::consolidate::plan(&bank, chrono::Utc::now(), None);
+            assert!(plan.merges.is_empty(), "{:?}", plan.merges);
         }
         assert!(store.memories(users[2]).await.unwrap().is_empty());
     }
