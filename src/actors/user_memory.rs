@@ -263,13 +263,9 @@ impl LtmCache {
                             (*id, *computed_for, embedding)
                         })
                         .collect();
-                    let rows: Vec<_> = embedded
-                        .iter()
-                        .map(|(id, computed_for, embedding)| (*id, *computed_for, embedding))
-                        .collect();
                     // One transaction for the batch: a commit per vector would take the
                     // database's write lock once per memory.
-                    let stored = match store.set_memory_embeddings(user_id, &rows).await {
+                    let stored = match store.set_memory_embeddings(user_id, &embedded).await {
                         Ok(stored) => embedded
                             .into_iter()
                             .zip(stored)

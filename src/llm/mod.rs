@@ -63,14 +63,14 @@ impl Functions {
                 None
             }
         };
-        let text = json.as_ref().map_or_else(
-            || serde_json::to_string(&specs).unwrap_or_default(),
-            |json| json.get().to_owned(),
-        );
+        let digest = match &json {
+            Some(json) => Sha256::digest(json.get()),
+            None => Sha256::digest(serde_json::to_string(&specs).unwrap_or_default()),
+        };
         Self {
             specs: specs.into(),
             json,
-            digest: Sha256::digest(text.as_bytes()).into(),
+            digest: digest.into(),
         }
     }
 

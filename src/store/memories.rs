@@ -444,7 +444,7 @@ impl Store {
         embedding: &MemoryEmbedding,
     ) -> Result<bool> {
         let stored = self
-            .set_memory_embeddings(user, &[(id, computed_for, embedding)])
+            .set_memory_embeddings(user, &[(id, computed_for, embedding.clone())])
             .await?;
         Ok(stored.first().copied().unwrap_or(false))
     }
@@ -456,7 +456,7 @@ impl Store {
     pub async fn set_memory_embeddings(
         &self,
         user: UserId,
-        vectors: &[(i64, DateTime<Utc>, &MemoryEmbedding)],
+        vectors: &[(i64, DateTime<Utc>, MemoryEmbedding)],
     ) -> Result<Vec<bool>> {
         if vectors.is_empty() {
             return Ok(Vec::new());
@@ -825,12 +825,12 @@ mod tests {
                 .set_memory_embeddings(
                     ana,
                     &[
-                        (anas[0].id, anas[0].updated_at, &a),
+                        (anas[0].id, anas[0].updated_at, a.clone()),
                         // Computed for an older text: refused.
-                        (anas[1].id, at(28), &b),
+                        (anas[1].id, at(28), b),
                         // Bob's memory, through Ana's call: refused.
-                        (bobs.id, bobs.updated_at, &c),
-                        (anas[2].id, anas[2].updated_at, &c),
+                        (bobs.id, bobs.updated_at, c.clone()),
+                        (anas[2].id, anas[2].updated_at, c.clone()),
                     ],
                 )
                 .await

@@ -754,8 +754,8 @@ mod pool_batch {
 }
 
 /// A whole batch on PostgreSQL in one statement, whatever its size: every message, reply,
-/// usage row, model usage row and summary fold, and the memory fingerprints of its users, each table's rows
-/// unnested from one array per column (one cached plan).
+/// usage row, model usage row and summary fold, and the memory fingerprints of its users,
+/// each table's rows unnested from one array per column (one cached plan).
 ///
 /// - `input` numbers the writes (`n`, from 1) and draws their messages' ids, and their
 ///   replies' right after them, from the table's sequence: a reply can then name its message
