@@ -9,9 +9,10 @@
 //! - `turn_cpu`: the planner calling a tool that touches no store vs the offline rules
 //!   answering "help": no I/O on either side, so the planner's CPU overhead shows alone.
 //!
-//! And `model_request`, what each model call of a turn costs before it leaves: the first
+//! And `model_request`, what each model call of a turn costs besides the call: the first
 //! request built (system prompt, 12 recent turns, 5 memories, every tool's declaration), its
-//! Gemini body serialized, and its response-cache key.
+//! Gemini body serialized, its response-cache key, and its outcome recorded by the provider's
+//! circuit breaker while the window holds a busy node's calls (2,000 a second for 60 s).
 //!
 //! Run with: `cargo bench --bench planner` (add `-- --quick` for a short run). It ends by
 //! printing the planner / offline-rules ratio of each pair, from this run's medians.
@@ -19,7 +20,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -28,6 +29,7 @@ use nudge::agent::cache::ResponseCache;
 use nudge::agent::offline::OfflineRules;
 use nudge::agent::planner::{Budget, Planner};
 use nudge::agent::{LanguageModel, ModelUnavailable, RecalledMemory, Said, TurnEngine, TurnInput};
+use nudge::llm::circuit::{CircuitBreaker, CircuitPolicy, Outcome};
 use nudge::llm::{ChatRequest, Finish, Generation, Item, ModelTurn, ToolCall, Usage, gemini};
 use nudge::store::{Channel, Direction, Language, Message, NewUser, Sealer, Store, User, connect};
 use nudge::tools::{Tool, ToolContext, ToolError, ToolOutput};
@@ -268,6 +270,22 @@ fn model_requests(c: &mut Criterion) {
     });
     group.bench_function("cache key", |b| {
         b.iter(|| black_box(ResponseCache::key(f.user.id, black_box(&request))))
+    });
+    let mut breaker = CircuitBreaker::new(CircuitPolicy::default());
+    let start = std::time::Instant::now();
+    let calls = 120_000_u32;
+    for n in 0..calls {
+        // One failure in a hundred, half a millisecond apart: 60 s of a busy node.
+        let outcome = if n % 100 == 0 {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
+        breaker.record(start + Duration::from_micros(500) * n, outcome);
+    }
+    let now = start + Duration::from_micros(500) * calls;
+    group.bench_function("circuit record, 120,000 calls in the window", |b| {
+        b.iter(|| breaker.record(black_box(now), Outcome::Success))
     });
     group.finish();
 }

@@ -162,6 +162,9 @@ pub struct CircuitBreaker {
     phase: Phase,
     /// (when, failed) of recent calls while closed, oldest first.
     outcomes: VecDeque<(Instant, bool)>,
+    /// How many of `outcomes` failed: kept as they come and go, so a verdict costs the same
+    /// however many calls the window holds (thousands a second on a busy node).
+    failures: usize,
     opened_total: u64,
 }
 
@@ -171,6 +174,7 @@ impl CircuitBreaker {
             policy,
             phase: Phase::Closed,
             outcomes: VecDeque::new(),
+            failures: 0,
             opened_total: 0,
         }
     }
@@ -225,7 +229,9 @@ impl CircuitBreaker {
                 if outcome == Outcome::Neutral {
                     return;
                 }
-                self.outcomes.push_back((now, outcome == Outcome::Failure));
+                let failed = outcome == Outcome::Failure;
+                self.outcomes.push_back((now, failed));
+                self.failures += usize::from(failed);
                 self.prune(now);
                 if self.should_open() {
                     self.open(now);
@@ -242,7 +248,7 @@ impl CircuitBreaker {
                     Outcome::Failure => self.open(now),
                     Outcome::Success if successes + 1 >= self.policy.probe_successes => {
                         self.phase = Phase::Closed;
-                        self.outcomes.clear();
+                        self.forget();
                     }
                     Outcome::Success => {
                         self.phase = Phase::HalfOpen {
@@ -286,13 +292,19 @@ impl CircuitBreaker {
     }
 
     fn prune(&mut self, now: Instant) {
-        while let Some((at, _)) = self.outcomes.front() {
-            if now.saturating_duration_since(*at) > self.policy.window {
+        while let Some(&(at, failed)) = self.outcomes.front() {
+            if now.saturating_duration_since(at) > self.policy.window {
                 self.outcomes.pop_front();
+                self.failures = self.failures.saturating_sub(usize::from(failed));
             } else {
                 break;
             }
         }
+    }
+
+    fn forget(&mut self) {
+        self.outcomes.clear();
+        self.failures = 0;
     }
 
     fn should_open(&self) -> bool {
@@ -300,15 +312,14 @@ impl CircuitBreaker {
         if calls < self.policy.min_calls.max(1) {
             return false;
         }
-        let failures = self.outcomes.iter().filter(|(_, failed)| *failed).count();
-        failures as f64 / calls as f64 >= self.policy.failure_rate
+        self.failures as f64 / calls as f64 >= self.policy.failure_rate
     }
 
     fn open(&mut self, now: Instant) {
         self.phase = Phase::Open {
             until: now + self.policy.open_for,
         };
-        self.outcomes.clear();
+        self.forget();
         self.opened_total += 1;
     }
 }
@@ -316,6 +327,41 @@ impl CircuitBreaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_leave_the_verdict_as_they_leave_the_window() {
+        let policy = policy();
+        let mut breaker = CircuitBreaker::new(policy);
+        let t0 = Instant::now();
+        // Enough failures open it, on the count it keeps.
+        for _ in 0..policy.min_calls {
+            breaker.record(t0, Outcome::Failure);
+        }
+        assert_eq!(breaker.state(t0), CircuitState::Open);
+
+        // Old failures age out of the window and stop counting.
+        let mut breaker = CircuitBreaker::new(policy);
+        for _ in 0..3 {
+            breaker.record(t0, Outcome::Failure);
+        }
+        let later = t0 + policy.window + Duration::from_millis(1);
+        for _ in 0..policy.min_calls {
+            breaker.record(later, Outcome::Success);
+        }
+        let snapshot = breaker.snapshot("p", later);
+        assert_eq!(
+            (snapshot.calls_in_window, snapshot.failures_in_window),
+            (policy.min_calls, 0)
+        );
+        // Failures count from zero again: 3 of 7 stays closed, 4 of 8 opens (rate 0.5).
+        for _ in 0..3 {
+            breaker.record(later, Outcome::Failure);
+        }
+        assert_eq!(breaker.state(later), CircuitState::Closed);
+        assert_eq!(breaker.snapshot("p", later).failures_in_window, 3);
+        breaker.record(later, Outcome::Failure);
+        assert_eq!(breaker.state(later), CircuitState::Open);
+    }
 
     fn policy() -> CircuitPolicy {
         CircuitPolicy {
