@@ -131,6 +131,9 @@ pub struct UserState {
     /// commit instead of a commit of its own), or is stored when the actor stops. If the
     /// process dies first, nothing is lost: the messages it covers are reloaded at activation.
     summary_unsaved: bool,
+    /// The usage of the model calls that wrote the unsaved fold(s): stored with it, in the
+    /// same transaction (lost with it if the process dies first).
+    fold_usage: Vec<NewLlmUsage>,
 }
 
 impl Actor for UserActor {
@@ -146,12 +149,20 @@ impl Actor for UserActor {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(fold) = unsaved_summary(state) {
             state.summary_unsaved = false;
-            let saved = Box::pin(state.deps.store.save_conversation_summary(
-                state.user_id,
-                &fold.text,
-                fold.through_message_id,
-                fold.folded_messages,
-            ))
+            let store = &state.deps.store;
+            let saved = Box::pin(async {
+                store
+                    .save_conversation_summary(
+                        state.user_id,
+                        &fold.text,
+                        fold.through_message_id,
+                        fold.folded_messages,
+                    )
+                    .await?;
+                store
+                    .record_llm_usage(state.user_id, None, &fold.model_usage)
+                    .await
+            })
             .await;
             if let Err(error) = saved {
                 tracing::warn!(user = %state.user_id, %error, "storing the summary at stop failed");
@@ -179,6 +190,7 @@ impl Actor for UserActor {
             ltm: LtmCache::default(),
             post_turn: None,
             summary_unsaved: false,
+            fold_usage: Vec::new(),
         })
     }
 
@@ -295,6 +307,7 @@ fn unsaved_summary(state: &UserState) -> Option<SummaryWrite> {
         text: summary.text.clone(),
         through_message_id: summary.through_message_id,
         folded_messages: summary.folded_messages,
+        model_usage: state.fold_usage.clone(),
     })
 }
 
@@ -344,13 +357,10 @@ async fn fold_if_long(state: &mut UserState) -> Result<(), TurnError> {
             messages: folding,
         })
         .await;
-    let store = &state.deps.store;
     let total = state.summary.as_ref().map_or(0, |s| s.folded_messages) + folding.len() as u64;
-    store
-        .record_llm_usage(state.user_id, None, &folded.usage)
-        .await?;
     state.recent.drain(..count);
     state.summary_unsaved = true;
+    state.fold_usage.extend(folded.usage);
     state.summary = Some(ConversationSummary {
         text: folded.text,
         through_message_id: through,
@@ -744,6 +754,7 @@ fn message_write(state: &UserState, turn: &InboundTurn, reply: Option<ReplyWrite
 /// joins the recent turns.
 fn took(state: &mut UserState, committed: Committed) -> Committed {
     state.summary_unsaved = false;
+    state.fold_usage.clear();
     if let Written::Stored(message) | Written::Answered { message, .. } = &committed.written {
         remember(state, Said::from(message));
     }

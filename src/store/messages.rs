@@ -196,6 +196,9 @@ pub struct SummaryWrite {
     pub through_message_id: i64,
     /// How many messages were folded in over time.
     pub folded_messages: u64,
+    /// The model calls that wrote this fold (and any fold it replaced that was not stored),
+    /// stored with it, pointing at no message.
+    pub model_usage: Vec<NewLlmUsage>,
 }
 
 /// What became of one [`MessageWrite`].
@@ -710,10 +713,11 @@ mod pool_batch {
         Ok(())
     }
 
-    /// Inserts model usage rows, `(user, message, usage)` (at most [`ROWS_PER_STATEMENT`]).
+    /// Inserts model usage rows, `(user, message if any, usage)` (at most
+    /// [`ROWS_PER_STATEMENT`]).
     pub(super) async fn insert_model_usage(
         conn: &mut SqliteConnection,
-        rows: &[(UserId, i64, &NewLlmUsage)],
+        rows: &[(UserId, Option<i64>, &NewLlmUsage)],
         created_at: DateTime<Utc>,
     ) -> Result<()> {
         let mut statement = QueryBuilder::<Sqlite>::new(INSERT_LLM_USAGE_ROWS);
@@ -775,7 +779,8 @@ mod pool_batch {
 /// encodings, `$16` costs; the summary folds' `$17` users, `$18` sealed texts, `$19` last
 /// message folded, `$20` messages folded; `$21` the users whose fingerprints to read; `$22`
 /// the time stamp of every row; the model usage rows' `$23` write numbers, `$24` whether each
-/// is the reply's, `$25` providers, `$26` models, `$27` prompt, `$28` output and `$29` total
+/// is the reply's (null: the write's summary fold's, stored with the fold even when the write
+/// is a duplicate, pointing at no message), `$25` providers, `$26` models, `$27` prompt, `$28` output and `$29` total
 /// tokens, `$30` whether each was a cache hit.
 const PG_BATCH: &str = "\
 WITH input AS MATERIALIZED (
@@ -814,12 +819,13 @@ WITH input AS MATERIALIZED (
 ), model_usage AS (
     INSERT INTO llm_usage (user_id, message_id, provider, model, prompt_tokens, output_tokens,
                            total_tokens, cached, created_at)
-    SELECT s.user_id, CASE WHEN u.of_reply THEN s.reply_id ELSE s.id END, u.provider, u.model,
-           u.prompt, u.output, u.total, u.cached, $22
+    SELECT i.user_id, CASE u.of_reply WHEN true THEN s.reply_id WHEN false THEN s.id END,
+           u.provider, u.model, u.prompt, u.output, u.total, u.cached, $22
     FROM UNNEST($23::int8[], $24::bool[], $25::text[], $26::text[], $27::int8[], $28::int8[],
                 $29::int8[], $30::bool[])
          AS u(n, of_reply, provider, model, prompt, output, total, cached)
-    JOIN stored s ON s.n = u.n
+    JOIN input i ON i.n = u.n LEFT JOIN stored s ON s.n = u.n
+    WHERE u.of_reply IS NULL OR s.id IS NOT NULL
 ), summaries AS (
     INSERT INTO conversation_summaries (user_id, summary, through_message_id, folded_messages,
                                         updated_at)
@@ -880,7 +886,7 @@ impl<'a> PgUsage<'a> {
 #[derive(Default)]
 struct PgModelUsage<'a> {
     write: Vec<i64>,
-    of_reply: Vec<bool>,
+    of_reply: Vec<Option<bool>>,
     provider: Vec<&'a str>,
     model: Vec<&'a str>,
     prompt: Vec<i64>,
@@ -890,8 +896,9 @@ struct PgModelUsage<'a> {
 }
 
 impl<'a> PgModelUsage<'a> {
-    /// Adds the model usage rows of write `n`'s message, or of its reply.
-    fn push(&mut self, n: i64, of_reply: bool, usage: &'a [NewLlmUsage]) {
+    /// Adds the model usage rows of write `n`'s message (`Some(false)`), its reply
+    /// (`Some(true)`) or its summary fold (`None`).
+    fn push(&mut self, n: i64, of_reply: Option<bool>, usage: &'a [NewLlmUsage]) {
         for u in usage {
             self.write.push(n);
             self.of_reply.push(of_reply);
@@ -912,6 +919,16 @@ struct PgFolds {
     texts: Vec<String>,
     through: Vec<i64>,
     folded: Vec<i64>,
+}
+
+/// The usage rows of the model calls that wrote a batch's summary folds, with their users:
+/// every fold's, though only each user's newest fold is stored.
+fn fold_usage(writes: &[MessageWrite]) -> impl Iterator<Item = (UserId, &NewLlmUsage)> {
+    writes.iter().flat_map(|w| {
+        w.summary
+            .iter()
+            .flat_map(move |fold| fold.model_usage.iter().map(move |u| (w.user, u)))
+    })
 }
 
 /// Pairs each write of a chunk with the id it was stored under, `None` for a write skipped as a
@@ -1078,16 +1095,23 @@ impl Store {
         }
 
         let mut usage_rows = Vec::new();
-        let mut model_rows = Vec::new();
+        let mut model_rows: Vec<_> = fold_usage(writes)
+            .map(|(user, u)| (user, None, u))
+            .collect();
         for (index, (write, ids)) in writes.iter().zip(&stored).enumerate() {
             let Some((id, reply_id)) = ids else {
                 continue; // A duplicate: its usage was stored with the first copy.
             };
             usage_rows.extend(usage_rows_of(write.user, *id, &usage[index]));
-            model_rows.extend(write.model_usage.iter().map(|u| (write.user, *id, u)));
+            model_rows.extend(write.model_usage.iter().map(|u| (write.user, Some(*id), u)));
             if let (Some(reply_id), Some(reply)) = (reply_id, &write.reply) {
                 usage_rows.extend(usage_rows_of(write.user, *reply_id, &reply_usage[index]));
-                model_rows.extend(reply.model_usage.iter().map(|u| (write.user, *reply_id, u)));
+                model_rows.extend(
+                    reply
+                        .model_usage
+                        .iter()
+                        .map(|u| (write.user, Some(*reply_id), u)),
+                );
             }
         }
         for chunk in usage_rows.chunks(ROWS_PER_STATEMENT) {
@@ -1151,10 +1175,13 @@ impl Store {
         let mut model_usage = PgModelUsage::default();
         for (n, write) in (1_i64..).zip(writes) {
             usage.push(n, false, &write.usage)?;
-            model_usage.push(n, false, &write.model_usage);
+            model_usage.push(n, Some(false), &write.model_usage);
             if let Some(reply) = &write.reply {
                 usage.push(n, true, &reply.usage)?;
-                model_usage.push(n, true, &reply.model_usage);
+                model_usage.push(n, Some(true), &reply.model_usage);
+            }
+            if let Some(fold) = &write.summary {
+                model_usage.push(n, None, &fold.model_usage);
             }
         }
         let mut folds = PgFolds::default();
@@ -1325,6 +1352,9 @@ impl Store {
             summaries: summaries
                 .into_iter()
                 .map(|(user, sealed, through, folded)| (user.0, sealed, through, folded))
+                .collect(),
+            fold_usage: fold_usage(writes)
+                .map(|(user, u)| (user.0, u.clone()))
                 .collect(),
             fingerprints_of: fingerprints_of.iter().map(|u| u.0).collect(),
             created_at: created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),

@@ -73,6 +73,8 @@ pub(super) struct Batch {
     pub rows: Vec<BatchRow>,
     /// `(user, sealed summary, through message id, folded messages)`, one per user.
     pub summaries: Vec<(Uuid, String, i64, i64)>,
+    /// The usage of the model calls that wrote the batch's folds, pointing at no message.
+    pub fold_usage: Vec<(Uuid, NewLlmUsage)>,
     /// The batch's users (sorted, distinct), whose memory fingerprints to read.
     pub fingerprints_of: Vec<Uuid>,
     /// The rows' `created_at`, as sqlx encodes a time stamp for SQLite (RFC 3339 text).
@@ -222,6 +224,19 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                 None => None,
             };
             outcome.ids.push(Some((id, reply)));
+        }
+        for (user, u) in &batch.fold_usage {
+            model_usage.execute(params![
+                user.as_bytes().as_slice(),
+                None::<i64>,
+                u.provider,
+                u.model,
+                u.prompt_tokens,
+                u.output_tokens,
+                u.total_tokens,
+                u.cached,
+                created_at
+            ])?;
         }
         if !batch.summaries.is_empty() {
             let mut save = tx.prepare_cached(SAVE_SUMMARY)?;

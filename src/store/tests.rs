@@ -749,11 +749,13 @@ async fn a_summary_fold_rides_with_its_users_message_write_and_a_stale_fold_neve
             summary,
             reply: None,
         };
-        let fold = |text: &str, through, folded| {
+        // Each fold carries the usage of the model call that wrote it.
+        let fold = |text: &str, through, folded: u64| {
             Some(SummaryWrite {
                 text: text.into(),
                 through_message_id: through,
                 folded_messages: folded,
+                model_usage: vec![llm("gemini", 100 + folded as u32, false)],
             })
         };
         let ids: Vec<i64> = store
@@ -816,6 +818,21 @@ async fn a_summary_fold_rides_with_its_users_message_write_and_a_stale_fold_neve
         };
         assert_eq!(text(ana).await, "ana's newest");
         assert_eq!(text(bob).await, "bob's first");
+
+        // Every fold's model usage is stored, the stale and older ones' too (their calls
+        // were made), pointing at no message.
+        let folds_usage = |user| {
+            let store = store.clone();
+            async move {
+                let rows = store.llm_usage(user).await.expect("usage");
+                assert!(rows.iter().all(|u| u.message_id.is_none()), "{rows:?}");
+                let mut tokens: Vec<u32> = rows.iter().map(|u| u.total_tokens).collect();
+                tokens.sort_unstable();
+                tokens
+            }
+        };
+        assert_eq!(folds_usage(ana).await, [101, 102, 103, 104]);
+        assert_eq!(folds_usage(bob).await, [101]);
     })
     .await;
 }
@@ -969,13 +986,30 @@ async fn model_usage_rides_with_its_reply(store: Store) {
         vec![(Some(replies[1].id), "fallback".into(), 70)]
     );
 
-    // A retried webhook: its copy is skipped, and with it the reply's model usage.
+    // A retried webhook: its copy is skipped, and with it the reply's model usage; a summary
+    // fold it carries is stored all the same, with its own usage, pointing at no message.
     let again = store
-        .write_messages(&[write(ana, "SM1", vec![llm("gemini", 999, false)])])
+        .write_messages(&[MessageWrite {
+            summary: Some(super::SummaryWrite {
+                text: "Ana asked what is next.".into(),
+                through_message_id: replies[0].id,
+                folded_messages: 2,
+                model_usage: vec![llm("gemini", 77, false)],
+            }),
+            ..write(ana, "SM1", vec![llm("gemini", 999, false)])
+        }])
         .await
         .expect("retry");
     assert!(matches!(&again[..], [Written::Duplicate(_)]));
-    assert_eq!(of(ana).await.len(), 2, "the copy stored no usage");
+    assert_eq!(
+        of(ana).await,
+        vec![
+            (Some(replies[0].id), "gemini".into(), 120),
+            (None, "gemini".into(), 77),
+            (Some(replies[0].id), "gemini".into(), 40),
+        ],
+        "the copy's reply stored no usage, its fold did"
+    );
 
     // A reply written on its own, after its message: its usage points at it.
     let question = store
@@ -1004,7 +1038,7 @@ async fn model_usage_rides_with_its_reply(store: Store) {
     let [.., last] = &rows[..] else {
         panic!("no usage rows");
     };
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     assert_eq!(last.message_id, Some(alone.id));
     assert!(last.cached);
     assert_eq!(

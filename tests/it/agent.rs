@@ -142,6 +142,15 @@ async fn older_turns_fold_into_a_summary_that_survives_a_restart() {
             "[{}] the fold waits for the next write",
             db.label
         );
+        let fold_usage = |rows: Vec<nudge::store::LlmUsage>| {
+            rows.into_iter().filter(|u| u.message_id.is_none()).count()
+        };
+        assert_eq!(
+            fold_usage(store.llm_usage(ana).await.unwrap()),
+            0,
+            "[{}] and so does the usage of the call that wrote it",
+            db.label
+        );
         server
             .text(&sid(), ANA_PHONE, ANA_NUMBER, "moving note 8")
             .await;
@@ -155,6 +164,12 @@ async fn older_turns_fold_into_a_summary_that_survives_a_restart() {
         }
         let summary = summary.unwrap_or_else(|| panic!("[{}] no fold happened", db.label));
         assert_eq!(summary.text, SUMMARY);
+        assert_eq!(
+            fold_usage(store.llm_usage(ana).await.unwrap()),
+            1,
+            "[{}] the fold's usage is stored with it",
+            db.label
+        );
         assert_eq!(summary.folded_messages, 8, "[{}]", db.label);
         let fold_request = bodies(&gemini)
             .await
