@@ -177,6 +177,21 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                     )
                     .optional()
             };
+        let mut insert_model_usage =
+            |user: &[u8], message_id: Option<i64>, u: &NewLlmUsage| -> rusqlite::Result<()> {
+                model_usage.execute(params![
+                    user,
+                    message_id,
+                    u.provider,
+                    u.model,
+                    u.prompt_tokens,
+                    u.output_tokens,
+                    u.total_tokens,
+                    u.cached,
+                    created_at
+                ])?;
+                Ok(())
+            };
         let mut insert_usage =
             |user: &[u8], message_id: i64, entry: &Entry| -> rusqlite::Result<()> {
                 for u in &entry.usage {
@@ -191,17 +206,7 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                     ])?;
                 }
                 for u in &entry.model_usage {
-                    model_usage.execute(params![
-                        user,
-                        message_id,
-                        u.provider,
-                        u.model,
-                        u.prompt_tokens,
-                        u.output_tokens,
-                        u.total_tokens,
-                        u.cached,
-                        created_at
-                    ])?;
+                    insert_model_usage(user, Some(message_id), u)?;
                 }
                 Ok(())
             };
@@ -226,17 +231,7 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
             outcome.ids.push(Some((id, reply)));
         }
         for (user, u) in &batch.fold_usage {
-            model_usage.execute(params![
-                user.as_bytes().as_slice(),
-                None::<i64>,
-                u.provider,
-                u.model,
-                u.prompt_tokens,
-                u.output_tokens,
-                u.total_tokens,
-                u.cached,
-                created_at
-            ])?;
+            insert_model_usage(user.as_bytes().as_slice(), None, u)?;
         }
         if !batch.summaries.is_empty() {
             let mut save = tx.prepare_cached(SAVE_SUMMARY)?;
