@@ -11,7 +11,7 @@
 //!
 //! And `model_request`, what each model call of a turn costs besides the call: the first
 //! request built (system prompt, 12 recent turns, 5 memories, every tool's declaration), its
-//! Gemini body serialized, its response-cache key, and its outcome recorded by the provider's
+//! Gemini body serialized (and the OpenAI-compatible fallback's), its response-cache key, and its outcome recorded by the provider's
 //! circuit breaker while the window holds a busy node's calls (2,000 a second for 60 s).
 //!
 //! Run with: `cargo bench --bench planner` (add `-- --quick` for a short run). It ends by
@@ -30,7 +30,9 @@ use nudge::agent::offline::OfflineRules;
 use nudge::agent::planner::{Budget, Planner};
 use nudge::agent::{LanguageModel, ModelUnavailable, RecalledMemory, Said, TurnEngine, TurnInput};
 use nudge::llm::circuit::{CircuitBreaker, CircuitPolicy, Outcome};
-use nudge::llm::{ChatRequest, Finish, Generation, Item, ModelTurn, ToolCall, Usage, gemini};
+use nudge::llm::{
+    ChatRequest, Finish, Generation, Item, ModelTurn, ToolCall, Usage, gemini, openai,
+};
 use nudge::store::{Channel, Direction, Language, Message, NewUser, Sealer, Store, User, connect};
 use nudge::tools::{Tool, ToolContext, ToolError, ToolOutput};
 use schemars::JsonSchema;
@@ -266,6 +268,14 @@ fn model_requests(c: &mut Criterion) {
             black_box(serde_json::to_vec(&gemini::request_body(black_box(
                 &request,
             ))))
+        })
+    });
+    group.bench_function("fallback body", |b| {
+        b.iter(|| {
+            black_box(serde_json::to_vec(&openai::request_body(
+                black_box(&request),
+                "llama3",
+            )))
         })
     });
     group.bench_function("cache key", |b| {

@@ -13,14 +13,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 use serde_json::{Value, json};
 use url::Url;
 
 use super::endpoint_under;
 
 use super::{
-    ChatRequest, Finish, Generation, Item, LlmError, ModelTurn, Provider, RawTurn, ToolCall, Usage,
-    http_client, read_answer, status_error, transport_error,
+    ChatRequest, Finish, FunctionSpec, Generation, Item, LlmError, ModelTurn, Provider, RawTurn,
+    ToolCall, Usage, http_client, read_answer, status_error, transport_error,
 };
 
 /// The wire format name in [`RawTurn::format`].
@@ -97,8 +98,29 @@ impl Provider for OpenAiClient {
     }
 }
 
-/// The JSON body of a chat-completions call.
-pub fn request_body(request: &ChatRequest, model: &str) -> Value {
+/// The JSON body of a chat-completions call, borrowing the request's function declarations
+/// (each is written as it goes, not copied into a tree first).
+#[derive(Debug, Serialize)]
+pub struct RequestBody<'a> {
+    model: &'a str,
+    messages: Vec<Value>,
+    max_tokens: u32,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<Vec<Tool<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+struct Tool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: &'a FunctionSpec,
+}
+
+/// The body of a chat-completions call for `request`, to `model`.
+pub fn request_body<'a>(request: &'a ChatRequest, model: &'a str) -> RequestBody<'a> {
     let mut messages = vec![json!({ "role": "system", "content": request.system })];
     // Ids of the previous model turn's calls, for the tool results that follow it.
     let mut last_ids: Vec<String> = Vec::new();
@@ -154,22 +176,25 @@ pub fn request_body(request: &ChatRequest, model: &str) -> Value {
             }
         }
     }
-    let mut body = json!({
-        "model": model,
-        "messages": messages,
-        "max_tokens": request.max_output_tokens,
-        "stream": false,
-    });
-    if !request.functions.is_empty() {
-        body["tools"] = request
-            .functions
-            .specs()
-            .iter()
-            .map(|f| json!({ "type": "function", "function": f }))
-            .collect();
-        body["tool_choice"] = json!(if request.allow_calls { "auto" } else { "none" });
+    let declares = !request.functions.is_empty();
+    RequestBody {
+        model,
+        messages,
+        max_tokens: request.max_output_tokens,
+        stream: false,
+        tools: declares.then(|| {
+            request
+                .functions
+                .specs()
+                .iter()
+                .map(|function| Tool {
+                    kind: "function",
+                    function,
+                })
+                .collect()
+        }),
+        tool_choice: declares.then_some(if request.allow_calls { "auto" } else { "none" }),
     }
-    body
 }
 
 /// Reads a chat-completions answer, normalising the usual deviations.
@@ -320,7 +345,7 @@ mod tests {
             allow_calls: false,
             max_output_tokens: 100,
         };
-        let body = request_body(&request, "llama3");
+        let body = serde_json::to_value(request_body(&request, "llama3")).unwrap();
         let messages = body["messages"].as_array().unwrap();
         assert_eq!(messages[0]["role"], "system");
         let id = messages[2]["tool_calls"][0]["id"].as_str().unwrap();
@@ -328,7 +353,21 @@ mod tests {
         assert_eq!(messages[3]["tool_call_id"], id);
         assert_eq!(messages[3]["content"], "{\"result\":[]}");
         assert_eq!(body["tool_choice"], "none");
+        assert_eq!(body["tools"][0]["type"], "function");
         assert_eq!(body["tools"][0]["function"]["name"], "list_tasks");
+        assert_eq!(body["tools"][0]["function"]["parameters"]["type"], "object");
+        assert_eq!(
+            (&body["model"], &body["max_tokens"], &body["stream"]),
+            (&json!("llama3"), &json!(100), &json!(false))
+        );
+
+        // Without functions, neither `tools` nor `tool_choice` is sent.
+        let plain = ChatRequest {
+            functions: Default::default(),
+            ..request
+        };
+        let body = serde_json::to_value(request_body(&plain, "llama3")).unwrap();
+        assert!(body.get("tools").is_none() && body.get("tool_choice").is_none());
     }
 
     #[test]
