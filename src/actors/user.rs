@@ -225,9 +225,7 @@ async fn handle(
             // The caller may have stopped waiting (reply window passed): not an error.
             let _ = reply.send(outcome);
             // After the reply: folding and memory work never delay it.
-            if let Err(error) = Box::pin(fold_if_long(state)).await {
-                tracing::error!(user = %state.user_id, %error, "summary fold failed");
-            }
+            Box::pin(fold_if_long(state)).await;
             if let (Some(post), Some(user)) = (state.post_turn.take(), state.user.as_ref()) {
                 let deps = &state.deps;
                 let done =
@@ -335,18 +333,19 @@ async fn ensure_loaded(state: &mut UserState) -> Result<(), TurnError> {
 }
 
 /// Folds all but the last [`summary::KEEP_AFTER_FOLD`] messages into the rolling summary
-/// once more than [`summary::FOLD_AT`] are unfolded, and stores it.
-async fn fold_if_long(state: &mut UserState) -> Result<(), TurnError> {
+/// once more than [`summary::FOLD_AT`] are unfolded. The fold and its model usage are stored
+/// with the user's next write (or when the actor stops).
+async fn fold_if_long(state: &mut UserState) {
     if state.recent.len() <= summary::FOLD_AT {
-        return Ok(());
+        return;
     }
     let Some(user) = state.user.clone() else {
-        return Ok(());
+        return;
     };
     let count = state.recent.len() - summary::KEEP_AFTER_FOLD;
     let folding = &state.recent.make_contiguous()[..count];
     let Some(through) = folding.last().map(Said::id) else {
-        return Ok(());
+        return;
     };
     let folded = state
         .deps
@@ -368,7 +367,6 @@ async fn fold_if_long(state: &mut UserState) -> Result<(), TurnError> {
         updated_at: Utc::now(),
     });
     tracing::debug!(user = %state.user_id, folded = count, "older turns folded into the summary");
-    Ok(())
 }
 
 /// Adds a message to the recent turns, dropping the oldest past [`RECENT_TURNS`]; the ring

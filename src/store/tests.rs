@@ -731,19 +731,13 @@ async fn connect_picks_the_backend_by_scheme_and_refuses_unknown_ones() {
 #[tokio::test]
 async fn a_summary_fold_rides_with_its_users_message_write_and_a_stale_fold_never_replaces_a_newer()
 {
-    use super::{Channel, Direction, MessageWrite, NewMessage, SummaryWrite};
+    use super::{MessageWrite, SummaryWrite};
     on_each_backend(|store| async move {
         let ana = create(&store, 1).await.id;
         let bob = create(&store, 2).await.id;
         let write = |user, body: &str, summary| MessageWrite {
             user,
-            message: NewMessage {
-                channel: Channel::Sms,
-                direction: Direction::Inbound,
-                body: body.into(),
-                provider_message_id: None,
-                in_reply_to: None,
-            },
+            message: inbound(body, None),
             usage: Vec::new(),
             model_usage: Vec::new(),
             summary,
@@ -1134,7 +1128,7 @@ async fn a_committed_write_carries_its_users_memory_fingerprint_read_in_the_same
 /// read and its write.
 #[tokio::test]
 async fn model_usage_is_recorded_while_the_writer_commits_other_turns() {
-    use super::{Channel, Direction, MessageWrite, NewMessage};
+    use super::MessageWrite;
     const ROUNDS: usize = 150;
     on_each_backend(|store| async move {
         let alice = create(&store, 1).await.id;
@@ -1147,13 +1141,7 @@ async fn model_usage_is_recorded_while_the_writer_commits_other_turns() {
             for n in 0..ROUNDS {
                 let write = MessageWrite {
                     user: bob,
-                    message: NewMessage {
-                        channel: Channel::Sms,
-                        direction: Direction::Inbound,
-                        body: format!("turn {n}"),
-                        provider_message_id: None,
-                        in_reply_to: None,
-                    },
+                    message: inbound(&format!("turn {n}"), None),
                     usage: Vec::new(),
                     model_usage: Vec::new(),
                     summary: None,
