@@ -403,3 +403,35 @@ pub async fn sms_sim(settings: &Settings, args: SmsSimArgs) -> anyhow::Result<Ex
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// A subcommand's help lists its own options first; the server's settings, which every
+    /// subcommand takes, follow under a heading of their own.
+    #[test]
+    fn a_subcommands_help_keeps_its_own_options_apart_from_the_server_settings() {
+        let mut cli = Cli::command();
+        cli.build();
+        let loadgen = cli
+            .find_subcommand_mut("loadgen")
+            .expect("loadgen is a subcommand");
+        let help = loadgen.render_long_help().to_string();
+        let heading = help
+            .find("Server settings")
+            .expect("the server settings have their heading");
+        for own in ["--target", "--users", "--concurrency", "--rate", "--json"] {
+            let at = help.find(own).unwrap_or_else(|| panic!("{own} missing"));
+            assert!(at < heading, "{own} is listed among the server settings");
+        }
+        for setting in ["--listen", "--database-url", "--reply-window-ms"] {
+            let at = help
+                .find(setting)
+                .unwrap_or_else(|| panic!("{setting} missing"));
+            assert!(at > heading, "{setting} is mixed into loadgen's options");
+        }
+    }
+}

@@ -43,6 +43,7 @@ impl ConfigError {
 /// Settings given on the command line or in the environment. Every field is optional here:
 /// what is missing comes from the file, then from the defaults.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Server settings (also from the environment or --config)")]
 pub struct SettingsArgs {
     /// TOML file with settings (keys as the flags, with underscores: `listen`, `data_dir`,
     /// `[twilio] auth_token`, …). Environment variables and flags override it.

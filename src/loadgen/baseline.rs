@@ -107,7 +107,7 @@ async fn answer(_form: Bytes) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::client::{Connection, SmsWebhooks, Traffic};
+    use crate::loadgen::client::{Answer, Connection, SmsWebhooks, Traffic};
 
     #[test]
     fn the_fixed_answer_is_the_twiml_nudge_would_render() {
@@ -123,7 +123,7 @@ mod tests {
         let mut connection = Connection::new(addr);
         for seq in 0..3 {
             let (status, body) = connection.send(traffic.request(1, seq)).await.unwrap();
-            assert!(traffic.check(status, &body).is_ok());
+            assert_eq!(traffic.check(status, &body), Ok(Answer::Replied));
             assert_eq!(body, ANSWER.as_bytes());
         }
         drop(connection);

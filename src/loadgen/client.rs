@@ -109,12 +109,23 @@ impl Connection {
 /// What went wrong with an answer, as a stable key of the report's error counts.
 pub type FailureKind = String;
 
+/// How a request was rightly answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The reply came in the answer itself.
+    Replied,
+    /// An empty TwiML answer. Every simulated text gets a reply, so this one's turn outlasted
+    /// the server's reply window and its reply goes out through Twilio's REST API instead
+    /// (which the model stand-in counts, when there is one).
+    Deferred,
+}
+
 /// What one simulated request is, and what a right answer to it looks like.
 pub trait Traffic: Send + Sync {
     /// The request number `seq` of the phase, sent by (or for) user `user`.
     fn request(&self, user: u64, seq: u64) -> Request<Full<Bytes>>;
-    /// `Ok` for a right answer, else the kind of failure.
-    fn check(&self, status: StatusCode, body: &[u8]) -> Result<(), FailureKind>;
+    /// How a right answer came, else the kind of failure.
+    fn check(&self, status: StatusCode, body: &[u8]) -> Result<Answer, FailureKind>;
 }
 
 /// Texts from the simulated population, signed exactly as Twilio signs its webhooks.
@@ -130,6 +141,8 @@ pub struct SmsWebhooks {
     bodies: Vec<String>,
     /// Marks an answer the server gives when a turn failed.
     failure_text: String,
+    /// The answer when the reply is to go out later through the REST API.
+    empty_text: String,
 }
 
 /// The form-body type of webhooks.
@@ -154,6 +167,7 @@ impl SmsWebhooks {
                 bodies
             },
             failure_text: crate::sms::twiml::message(crate::edges::sms::TRY_AGAIN),
+            empty_text: crate::sms::twiml::empty(),
         }
     }
 
@@ -195,17 +209,20 @@ impl Traffic for SmsWebhooks {
         request.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
     }
 
-    fn check(&self, status: StatusCode, body: &[u8]) -> Result<(), FailureKind> {
+    fn check(&self, status: StatusCode, body: &[u8]) -> Result<Answer, FailureKind> {
         if status != StatusCode::OK {
             return Err(format!("status_{}", status.as_u16()));
         }
         if body == self.failure_text.as_bytes() {
             return Err("turn_failed".into());
         }
+        if body == self.empty_text.as_bytes() {
+            return Ok(Answer::Deferred);
+        }
         if !contains(body, b"<Message>") {
             return Err("no_reply".into());
         }
-        Ok(())
+        Ok(Answer::Replied)
     }
 }
 
@@ -278,7 +295,10 @@ mod tests {
     fn answers_are_judged_by_status_reply_and_failure_text() {
         let traffic = traffic();
         let reply = crate::sms::twiml::message("Hi Ana!");
-        assert!(traffic.check(StatusCode::OK, reply.as_bytes()).is_ok());
+        assert_eq!(
+            traffic.check(StatusCode::OK, reply.as_bytes()),
+            Ok(Answer::Replied)
+        );
         assert_eq!(
             traffic
                 .check(StatusCode::SERVICE_UNAVAILABLE, b"")
@@ -287,7 +307,14 @@ mod tests {
         );
         let empty = crate::sms::twiml::empty();
         assert_eq!(
-            traffic.check(StatusCode::OK, empty.as_bytes()).unwrap_err(),
+            traffic.check(StatusCode::OK, empty.as_bytes()),
+            Ok(Answer::Deferred),
+            "an empty answer means the reply goes out later, by the REST API"
+        );
+        assert_eq!(
+            traffic
+                .check(StatusCode::OK, b"<html>maintenance</html>")
+                .unwrap_err(),
             "no_reply"
         );
         let failed = crate::sms::twiml::message(crate::edges::sms::TRY_AGAIN);

@@ -57,7 +57,7 @@ use hdrhistogram::Histogram;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
-use client::{Connection, SmsWebhooks, Traffic};
+use client::{Answer, Connection, SmsWebhooks, Traffic};
 use procstat::ProcSample;
 use recorder::{LatencySummary, Recorder};
 use report::{
@@ -582,7 +582,7 @@ async fn preflight(
         first_turns.first(user);
         match answer {
             Ok(Ok((status, body))) => match traffic.check(status, &body) {
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(kind) if kind == "status_404" => {
                     return Err(format!(
                         "user {user} ({}) is not registered: create the population with \
@@ -741,6 +741,7 @@ async fn run_phase(
         },
         duration_secs: duration.as_secs_f64(),
         ok,
+        deferred: recorder.deferred_count(),
         errors: recorder.error_count(),
         error_kinds: recorder.errors().clone(),
         throughput_rps: ok as f64 / duration.as_secs_f64(),
@@ -885,7 +886,8 @@ async fn worker(w: Worker) {
         }
         let mut recorder = w.recorder.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome {
-            Ok(()) => recorder.ok(done, done - from),
+            Ok(Answer::Replied) => recorder.ok(done, done - from),
+            Ok(Answer::Deferred) => recorder.deferred(done, done - from),
             Err(kind) => recorder.error(done, &kind),
         }
     }

@@ -72,6 +72,7 @@ pub struct Recorder {
     overall: Histogram<u64>,
     seconds: Vec<Second>,
     errors: BTreeMap<String, u64>,
+    deferred: u64,
 }
 
 impl Recorder {
@@ -82,6 +83,7 @@ impl Recorder {
             overall: latency_histogram(),
             seconds: Vec::new(),
             errors: BTreeMap::new(),
+            deferred: 0,
         }
     }
 
@@ -105,6 +107,13 @@ impl Recorder {
         record_latency(&mut second.latency, latency);
     }
 
+    /// A request answered at `at` with its reply deferred (see
+    /// [`Answer::Deferred`](super::client::Answer::Deferred)): a served turn, and counted apart.
+    pub fn deferred(&mut self, at: Instant, latency: Duration) {
+        self.deferred += 1;
+        self.ok(at, latency);
+    }
+
     /// A request that failed at `at`; `kind` names how (`status_503`, `transport`, …).
     pub fn error(&mut self, at: Instant, kind: &str) {
         *self.errors.entry(kind.to_owned()).or_default() += 1;
@@ -113,6 +122,11 @@ impl Recorder {
 
     pub fn ok_count(&self) -> u64 {
         self.overall.len()
+    }
+
+    /// Of [`Self::ok_count`], the answers whose reply was deferred.
+    pub fn deferred_count(&self) -> u64 {
+        self.deferred
     }
 
     pub fn error_count(&self) -> u64 {
@@ -173,6 +187,23 @@ mod tests {
         assert!((summary.p99_ms - 99.0).abs() < 0.1, "{summary:?}");
         assert!((summary.max_ms - 100.0).abs() < 0.1, "{summary:?}");
         assert!((summary.mean_ms - 50.5).abs() < 0.1, "{summary:?}");
+    }
+
+    #[test]
+    fn a_deferred_answer_is_a_served_turn_counted_apart() {
+        let start = Instant::now();
+        let mut recorder = Recorder::new(start);
+        recorder.ok(start, Duration::from_millis(800));
+        recorder.deferred(start, Duration::from_millis(5_000));
+        assert_eq!(recorder.ok_count(), 2);
+        assert_eq!(recorder.deferred_count(), 1);
+        assert_eq!(recorder.error_count(), 0);
+        assert_eq!(recorder.seconds()[0].ok, 2);
+        let summary = LatencySummary::of(recorder.overall());
+        assert!(
+            (summary.max_ms - 5_000.0).abs() < 5.0,
+            "its latency is the webhook's: {summary:?}"
+        );
     }
 
     #[test]

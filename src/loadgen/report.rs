@@ -55,6 +55,9 @@ pub struct PhaseReport {
     pub duration_secs: f64,
     /// Requests answered as expected within the measured time.
     pub ok: u64,
+    /// Of `ok`, answers with empty TwiML: the turn outlasted the server's reply window, and
+    /// its reply went out through Twilio's REST API instead.
+    pub deferred: u64,
     pub errors: u64,
     pub error_kinds: BTreeMap<String, u64>,
     /// Right answers per second.
@@ -213,6 +216,20 @@ pub fn text(report: &Report) -> String {
             phase.machine_cpu_percent
         );
     }
+    let deferred: Vec<String> = report
+        .phases
+        .iter()
+        .filter(|p| p.deferred > 0)
+        .map(|p| format!("{} {}", p.name, p.deferred))
+        .collect();
+    if !deferred.is_empty() {
+        let _ = writeln!(
+            out,
+            "Answered empty after the server's reply window, the reply sent later through the \
+             REST API (counted as served): {}",
+            deferred.join(", ")
+        );
+    }
     let s = &report.summary;
     if let Some(ratio) = s.ratio_to_baseline {
         let _ = writeln!(
@@ -315,6 +332,7 @@ pub(crate) mod tests {
             offered_rps: (mode == "open").then_some(rps),
             duration_secs: 3.0,
             ok: (rps * 3.0) as u64,
+            deferred: 0,
             errors: 0,
             error_kinds: BTreeMap::new(),
             throughput_rps: rps,
@@ -436,5 +454,24 @@ pub(crate) mod tests {
         assert!(text.contains("25.0 % of the bare baseline"), "{text}");
         assert!(text.contains("p99 4.00 ms"), "{text}");
         assert!(text.contains("KiB per added actor"), "{text}");
+        assert!(
+            !text.contains("reply window"),
+            "no deferred answers, no line about them: {text}"
+        );
+    }
+
+    #[test]
+    fn deferred_answers_are_reported_per_phase_and_not_as_errors() {
+        let mut report = sample_report();
+        report.phases[1].deferred = 31;
+        report.phases[2].deferred = 9;
+        let text = text(&report);
+        assert!(
+            text.contains("reply window") && text.contains("nudge peak 31, nudge 50% 9"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["phases"][1]["deferred"], 31);
+        assert_eq!(json["phases"][1]["errors"], 0);
     }
 }
