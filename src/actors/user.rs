@@ -314,21 +314,22 @@ async fn ensure_loaded(state: &mut UserState) -> Result<(), TurnError> {
     if state.user.is_some() {
         return Ok(());
     }
-    let store = &state.deps.store;
-    let user = store.user(state.user_id).await?;
-    let summary = store.conversation_summary(state.user_id).await?;
-    let through = summary.as_ref().map_or(0, |s| s.through_message_id);
-    let recent = store
-        .recent_messages(state.user_id, RECENT_TURNS as u32)
+    let loaded = state
+        .deps
+        .store
+        .activation(state.user_id, RECENT_TURNS as u32)
         .await?;
+    let through = loaded.summary.as_ref().map_or(0, |s| s.through_message_id);
     let unfolded = |m: &&Message| m.id > through;
     // Exactly as many slots as messages: collecting a filtered iterator would round up.
-    let mut ring = VecDeque::with_capacity(recent.iter().filter(unfolded).count());
-    ring.extend(recent.iter().filter(unfolded).map(Said::from));
+    let mut ring = VecDeque::with_capacity(loaded.recent.iter().filter(unfolded).count());
+    ring.extend(loaded.recent.iter().filter(unfolded).map(Said::from));
     state.recent = ring;
-    state.summary = summary;
-    state.ltm.load(store, &user).await?;
-    state.user = Some(user);
+    state.summary = loaded.summary;
+    state
+        .ltm
+        .fill(loaded.fingerprint, loaded.memories, &loaded.user);
+    state.user = Some(loaded.user);
     Ok(())
 }
 

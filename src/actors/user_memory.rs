@@ -25,7 +25,7 @@ use crate::llm::embeddings::{EmbeddingClient, MAX_BATCH, TaskType};
 use crate::memory::consolidate;
 use crate::memory::extract::TurnText;
 use crate::memory::{MemoryBank, MemoryServices, Ranked, TURN_MEMORIES, remember};
-use crate::store::{MemoryEmbedding, MemoryFingerprint, NewMemory, Result, Store, User};
+use crate::store::{Memory, MemoryEmbedding, MemoryFingerprint, NewMemory, Result, Store, User};
 
 /// How often a full consolidation runs while the actor stays active.
 const CONSOLIDATE_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(24);
@@ -77,6 +77,13 @@ impl LtmCache {
         self.fingerprint = store.memory_fingerprint(user.id).await?;
         self.bank = Some(MemoryBank::load(store, user.id, user.language).await?);
         Ok(())
+    }
+
+    /// Fills the cache with `memories`, read at `fingerprint` (as [`Store::activation`]
+    /// reads them).
+    pub fn fill(&mut self, fingerprint: MemoryFingerprint, memories: Vec<Memory>, user: &User) {
+        self.fingerprint = fingerprint;
+        self.bank = Some(MemoryBank::new(user.language, memories));
     }
 
     /// How many memories are cached, and how many of them have a vector of the model.

@@ -19,7 +19,7 @@ use sqlx::{Database, QueryBuilder};
 
 use super::seal::place;
 use super::sql::{ROWS_PER_STATEMENT, parse, write_error};
-use super::{Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{Result, Store, StoreError, UserId, sqlite_reads, with_pool, with_user};
 
 /// The sealing place of a memory's text.
 const TEXT_COLUMN: &str = "ltm_memories.text";
@@ -156,7 +156,7 @@ pub struct MergedMemory {
 }
 
 #[derive(sqlx::FromRow)]
-struct MemoryRow {
+pub(super) struct MemoryRow {
     id: i64,
     text: String,
     kind: String,
@@ -168,6 +168,25 @@ struct MemoryRow {
     last_used_at: Option<DateTime<Utc>>,
     embedding: Option<Vec<u8>>,
     embedding_model: Option<String>,
+}
+
+impl MemoryRow {
+    /// The row as SQLite's reader threads read it (`sqlite_reads`).
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            text: row.get("text")?,
+            kind: row.get("kind")?,
+            tags: row.get("tags")?,
+            importance: row.get("importance")?,
+            source_message_id: row.get("source_message_id")?,
+            created_at: sqlite_reads::time(row, "created_at")?,
+            updated_at: sqlite_reads::time(row, "updated_at")?,
+            last_used_at: sqlite_reads::optional_time(row, "last_used_at")?,
+            embedding: row.get("embedding")?,
+            embedding_model: row.get("embedding_model")?,
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -197,7 +216,7 @@ const INSERT_MEMORY: &str = concat!(
      RETURNING ",
     memory_columns!()
 );
-const MEMORIES: &str = concat!(
+pub(super) const MEMORIES: &str = concat!(
     "SELECT ",
     memory_columns!(),
     " FROM ltm_memories WHERE user_id = $1 ORDER BY id"
@@ -255,7 +274,7 @@ impl Store {
         )
     }
 
-    fn open_memory(&self, user: UserId, row: MemoryRow) -> Result<Memory> {
+    pub(super) fn open_memory(&self, user: UserId, row: MemoryRow) -> Result<Memory> {
         let corrupt = |column: &str, e: &dyn fmt::Display| {
             StoreError::Corrupt(format!("{column} of memory {}: {e}", row.id))
         };

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, segments_column, write_error};
 use super::sqlite_batch::{Batch, BatchRow, BatchThread, Entry, RowMessage, RowUsage};
+use super::sqlite_reads::{self, stored_time};
 use super::{MemoryFingerprint, NewLlmUsage, Pool, Result, Store, StoreError, UserId, with_user};
 
 /// Where a message travelled.
@@ -234,7 +235,7 @@ impl Written {
 }
 
 #[derive(sqlx::FromRow)]
-struct MessageRow {
+pub(super) struct MessageRow {
     id: i64,
     user_id: Uuid,
     channel: String,
@@ -243,6 +244,22 @@ struct MessageRow {
     provider_message_id: Option<String>,
     in_reply_to: Option<i64>,
     created_at: DateTime<Utc>,
+}
+
+impl MessageRow {
+    /// The row as SQLite's reader threads read it (`sqlite_reads`).
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            user_id: sqlite_reads::uuid(row, "user_id")?,
+            channel: row.get("channel")?,
+            direction: row.get("direction")?,
+            body: row.get("body")?,
+            provider_message_id: row.get("provider_message_id")?,
+            in_reply_to: row.get("in_reply_to")?,
+            created_at: sqlite_reads::time(row, "created_at")?,
+        })
+    }
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -322,7 +339,7 @@ const REPLY_TO: &str = concat!(
      ORDER BY id LIMIT 1"
 );
 /// Newest first; the caller turns the page around.
-const RECENT_MESSAGES: &str = concat!(
+pub(super) const RECENT_MESSAGES: &str = concat!(
     "SELECT ",
     message_columns!(),
     " FROM messages WHERE user_id = $1 ORDER BY id DESC LIMIT $2"
@@ -361,7 +378,7 @@ const BODY_COLUMN: &str = "messages.body";
 impl Store {
     /// A stored row as a message, its body opened. A body stored before sealing began (no
     /// `v1.` envelope) is returned as it is; `nudge admin rotate-key` seals those.
-    fn open_message(&self, row: MessageRow) -> Result<Message> {
+    pub(super) fn open_message(&self, row: MessageRow) -> Result<Message> {
         let mut message = Message::try_from(row)?;
         message.body = self.open_column(BODY_COLUMN, message.user_id, &message.body)?;
         Ok(message)
@@ -1432,18 +1449,6 @@ impl Store {
 /// The ids one write of a batch was stored under: its message's and its reply's, or `None`
 /// for a message skipped as a copy of one already stored under its provider id.
 pub(super) type StoredIds = Option<(i64, Option<i64>)>;
-
-/// A time stamp as sqlx stored it on SQLite (RFC 3339, or SQLite's own `YYYY-MM-DD HH:MM:SS`),
-/// read as sqlx reads it. `None` for any other text: the fingerprint then differs from the
-/// cache's, which reloads (the safe way to be wrong).
-fn stored_time(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Some(time.with_timezone(&Utc));
-    }
-    chrono::NaiveDateTime::parse_from_str(text, "%F %T%.f")
-        .ok()
-        .map(|naive| naive.and_utc())
-}
 
 /// A message's usage rows, its id known.
 fn usage_rows_of<'a>(

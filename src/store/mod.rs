@@ -45,6 +45,7 @@
 #[cfg(test)]
 mod account_tests;
 mod accounts;
+mod activation;
 mod audit;
 mod deliveries;
 mod digests;
@@ -72,6 +73,7 @@ mod sql;
 mod sqlite;
 mod sqlite_batch;
 mod sqlite_conns;
+mod sqlite_reads;
 mod summaries;
 mod tasks;
 pub mod testing;
@@ -96,6 +98,7 @@ pub use seal::Sealer;
 pub use accounts::{
     Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,
 };
+pub use activation::Activation;
 pub use audit::{AuditEvent, NewAuditEvent, Outcome};
 pub use deliveries::{SentUsage, SmsDelivery, StatusReport};
 pub use digests::{DigestFiring, DueDigest};
@@ -229,6 +232,9 @@ pub struct Store {
     /// SQLite file databases only: the connections [`with_user!`] runs on, given back without
     /// sqlx's ping (see `sqlite_conns`).
     conns: Option<std::sync::Arc<sqlite_conns::Conns>>,
+    /// SQLite file databases only: the threads that run reads wanted together, one hand-off
+    /// for all of them (see `sqlite_reads`).
+    readers: Option<std::sync::Arc<sqlite_reads::Readers>>,
 }
 
 /// The pool of one backend. Private: only the store's own modules speak SQL.
@@ -458,11 +464,13 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
     let scheme = url.split(':').next().unwrap_or_default();
     let mut batches = None;
     let mut conns = None;
+    let mut readers = None;
     let (pool, rls_role) = match scheme {
         "sqlite" => {
-            let (pool, thread, own) = sqlite::connect(url).await?;
+            let (pool, thread, own, reads) = sqlite::connect(url).await?;
             batches = thread.map(std::sync::Arc::new);
             conns = own.map(std::sync::Arc::new);
+            readers = reads.map(std::sync::Arc::new);
             (Pool::Sqlite(pool), false)
         }
         "postgres" | "postgresql" => {
@@ -486,5 +494,6 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
         reminder_changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         batches,
         conns,
+        readers,
     })
 }

@@ -17,12 +17,15 @@ use sqlx::sqlite::{
 use super::Result;
 use super::sqlite_batch::BatchThread;
 use super::sqlite_conns::Conns;
+use super::sqlite_reads::Readers;
 
 /// Connections of a file database's pool, for cross-user work and migrations: in WAL mode
 /// readers run beside the one writer.
 const MAX_CONNECTIONS: u32 = 4;
 /// A file database's connections for one person's store calls (see `sqlite_conns`).
 const PERSON_CONNECTIONS: usize = 8;
+/// Threads (each with its connection) for the reads that are run together (`sqlite_reads`).
+const READER_THREADS: usize = 4;
 /// How long a writer waits for another writer's lock before `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a caller waits for a free connection before giving up.
@@ -34,7 +37,14 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// File databases run in WAL mode with `synchronous=FULL`, so a committed turn survives a
 /// power cut, and foreign keys on. `sqlite::memory:` gets a single connection that never
 /// closes, as each connection would otherwise see its own empty database.
-pub(super) async fn connect(url: &str) -> Result<(SqlitePool, Option<BatchThread>, Option<Conns>)> {
+pub(super) async fn connect(
+    url: &str,
+) -> Result<(
+    SqlitePool,
+    Option<BatchThread>,
+    Option<Conns>,
+    Option<Readers>,
+)> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .foreign_keys(true)
@@ -76,11 +86,12 @@ pub(super) async fn connect(url: &str) -> Result<(SqlitePool, Option<BatchThread
         let thread = BatchThread::start(options.get_filename(), BUSY_TIMEOUT)?;
         let own = options.clone().journal_mode(SqliteJournalMode::Wal);
         let conns = Conns::open(&own, PERSON_CONNECTIONS, ACQUIRE_TIMEOUT).await?;
-        return Ok((pool, Some(thread), Some(conns)));
+        let readers = Readers::start(options.get_filename(), READER_THREADS, BUSY_TIMEOUT)?;
+        return Ok((pool, Some(thread), Some(conns), Some(readers)));
     }
     // An in-memory database is private to its one connection: its batches and every call
     // stay on it.
-    Ok((pool, None, None))
+    Ok((pool, None, None, None))
 }
 
 fn is_memory_url(url: &str) -> bool {

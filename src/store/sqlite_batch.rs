@@ -105,7 +105,13 @@ impl BatchThread {
     /// Opens a connection to the database file at `path` (migrated already) and starts the
     /// thread that runs batches on it.
     pub(super) fn start(path: &Path, busy_timeout: Duration) -> Result<Self> {
-        let connection = open(path, busy_timeout)?;
+        // The pool's settings (`sqlite::connect`).
+        let connection = open(
+            path,
+            busy_timeout,
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+            8,
+        )?;
         let (jobs, receiver) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("nudge-sqlite-batches".into())
@@ -126,15 +132,22 @@ impl BatchThread {
     }
 }
 
-fn open(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+/// A rusqlite connection of our own to the database file at `path` (WAL is the file's own,
+/// set when it was created), with `pragmas` run on it and room for `statements` prepared
+/// statements.
+pub(super) fn open(
+    path: &Path,
+    busy_timeout: Duration,
+    pragmas: &str,
+    statements: usize,
+) -> Result<Connection> {
     let connection = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(busy_timeout)?;
-    // The pool's settings (`sqlite::connect`); WAL is the file's own, set when it was created.
-    connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
-    connection.set_prepared_statement_cache_capacity(8);
+    connection.execute_batch(pragmas)?;
+    connection.set_prepared_statement_cache_capacity(statements);
     Ok(connection)
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::sql::{now, write_error};
-use super::{Result, Store, StoreError, UserId, seal, with_user};
+use super::{Result, Store, StoreError, UserId, seal, sqlite_reads, with_user};
 
 /// Where summaries are sealed (the associated data names column and user).
 pub(super) const PLACE: &str = "conversation_summaries.summary";
@@ -21,14 +21,26 @@ pub struct ConversationSummary {
 }
 
 #[derive(sqlx::FromRow)]
-struct SummaryRow {
+pub(super) struct SummaryRow {
     summary: String,
     through_message_id: i64,
     folded_messages: i64,
     updated_at: DateTime<Utc>,
 }
 
-const SUMMARY: &str = "SELECT summary, through_message_id, folded_messages, updated_at \
+impl SummaryRow {
+    /// The row as SQLite's reader threads read it (`sqlite_reads`).
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            summary: row.get("summary")?,
+            through_message_id: row.get("through_message_id")?,
+            folded_messages: row.get("folded_messages")?,
+            updated_at: sqlite_reads::time(row, "updated_at")?,
+        })
+    }
+}
+
+pub(super) const SUMMARY: &str = "SELECT summary, through_message_id, folded_messages, updated_at \
      FROM conversation_summaries WHERE user_id = $1";
 /// Inserts or replaces the user's summary; a fold never moves `through` backwards.
 macro_rules! save_summary {
@@ -63,20 +75,25 @@ impl Store {
                 .fetch_optional(&mut *conn)
                 .await?
         });
-        let Some(row) = row else {
-            return Ok(None);
-        };
+        row.map(|row| self.open_summary(user, row)).transpose()
+    }
+
+    pub(super) fn open_summary(
+        &self,
+        user: UserId,
+        row: SummaryRow,
+    ) -> Result<ConversationSummary> {
         let text = self
             .sealer()
             .open(&seal::place(PLACE, user), &row.summary)
             .map_err(|e| StoreError::Corrupt(format!("{PLACE}: {e}")))?;
-        Ok(Some(ConversationSummary {
+        Ok(ConversationSummary {
             text,
             through_message_id: row.through_message_id,
             folded_messages: u64::try_from(row.folded_messages)
                 .map_err(|e| StoreError::Corrupt(format!("folded_messages: {e}")))?,
             updated_at: row.updated_at,
-        }))
+        })
     }
 
     /// Stores the user's new summary, folded through `through_message_id` (which must be one

@@ -1172,3 +1172,111 @@ async fn model_usage_is_recorded_while_the_writer_commits_other_turns() {
     })
     .await;
 }
+
+/// What an actor loads at its start, read in one call, is what the single-purpose calls read:
+/// the user, their summary, their newest messages oldest first, their memories (a vector and
+/// a use time included) and the fingerprint they match; none of another user's rows.
+async fn activation_reads_the_users_state(store: Store) {
+    use super::{MemoryEmbedding, MemoryKind, NewMemory};
+    let ana = create(&store, 1).await.id;
+    let bob = create(&store, 2).await.id;
+    let fact = |text: &str| NewMemory {
+        text: text.into(),
+        kind: MemoryKind::Preference,
+        tags: vec!["morning".into()],
+        importance: 0.5,
+        source_message_id: None,
+    };
+    let now = chrono::Utc::now();
+    let tea = store
+        .add_memory(ana, &fact("likes tea"), now)
+        .await
+        .expect("memory");
+    store
+        .add_memory(ana, &fact("walks at 7"), now)
+        .await
+        .expect("memory");
+    store
+        .add_memory(bob, &fact("bob's secret"), now)
+        .await
+        .expect("memory");
+    let vector = MemoryEmbedding {
+        model: "test-embedding".into(),
+        values: vec![0.25, -0.5, 1.0],
+    };
+    assert!(
+        store
+            .set_memory_embedding(ana, tea.id, tea.updated_at, &vector)
+            .await
+            .expect("embedding")
+    );
+    store
+        .touch_memories(ana, &[tea.id], now)
+        .await
+        .expect("used");
+    let mut last = None;
+    for n in 0..5 {
+        let asked = ask(&store, ana, &format!("ana's message {n}")).await;
+        last = Some(answer(&store, &asked, "ok", &[]).await.expect("reply"));
+    }
+    ask(&store, bob, "bob's message").await;
+    let through = last.expect("a reply").id - 4;
+    store
+        .save_conversation_summary(ana, "Ana folded her mornings", through, 6)
+        .await
+        .expect("summary");
+
+    let loaded = store.activation(ana, 4).await.expect("activation");
+    assert_eq!(loaded.user, store.user(ana).await.expect("user"));
+    assert_eq!(
+        loaded.summary,
+        store.conversation_summary(ana).await.expect("summary")
+    );
+    assert_eq!(
+        loaded.recent,
+        store.recent_messages(ana, 4).await.expect("recent")
+    );
+    assert_eq!(loaded.recent.len(), 4);
+    assert!(
+        loaded.recent.windows(2).all(|w| w[0].id < w[1].id),
+        "oldest first"
+    );
+    assert_eq!(
+        loaded.fingerprint,
+        store.memory_fingerprint(ana).await.expect("fingerprint")
+    );
+    assert_eq!(
+        loaded.memories,
+        store.memories(ana).await.expect("memories")
+    );
+    assert_eq!(loaded.memories.len(), 2);
+    assert_eq!(loaded.memories[0].embedding.as_ref(), Some(&vector));
+    assert!(loaded.memories[0].last_used_at.is_some());
+    assert!(
+        loaded.recent.iter().all(|m| m.user_id == ana)
+            && loaded.memories.iter().all(|m| m.text != "bob's secret"),
+        "nothing of bob's"
+    );
+
+    let bobs = store.activation(bob, 20).await.expect("bob's activation");
+    assert_eq!(bobs.summary, None);
+    assert_eq!(bobs.recent.len(), 1);
+    assert_eq!(bobs.memories.len(), 1);
+    assert!(matches!(
+        store.activation(UserId::new(), 20).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn activation_reads_the_users_state_on_each_backend() {
+    on_each_backend(activation_reads_the_users_state).await;
+}
+
+#[tokio::test]
+async fn activation_reads_the_users_state_on_an_in_memory_database() {
+    let store = connect("sqlite::memory:", Sealer::generate())
+        .await
+        .expect("an in-memory SQLite store");
+    activation_reads_the_users_state(store).await;
+}

@@ -8,7 +8,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::sql::{Param, ROWS_PER_STATEMENT, now, parse, write_error};
-use super::{Pool, Result, Store, StoreError, UserId, with_pool, with_user};
+use super::{Pool, Result, Store, StoreError, UserId, sqlite_reads, with_pool, with_user};
 
 /// Languages Nudge answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -101,7 +101,7 @@ pub struct NewUser {
 }
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(super) struct UserRow {
     id: Uuid,
     display_name: String,
     phone: Option<String>,
@@ -111,6 +111,23 @@ struct UserRow {
     role: String,
     sms_opted_out: bool,
     created_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    /// The row as SQLite's reader threads read it (`sqlite_reads`).
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: sqlite_reads::uuid(row, "id")?,
+            display_name: row.get("display_name")?,
+            phone: row.get("phone")?,
+            number: row.get("number")?,
+            language: row.get("language")?,
+            time_zone: row.get("time_zone")?,
+            role: row.get("role")?,
+            sms_opted_out: row.get("sms_opted_out")?,
+            created_at: sqlite_reads::time(row, "created_at")?,
+        })
+    }
 }
 
 impl TryFrom<UserRow> for User {
@@ -144,7 +161,7 @@ const INSERT_USER: &str = "INSERT INTO users \
 const INSERT_NUMBER: &str =
     "INSERT INTO user_phone_numbers (number, user_id, created_at) VALUES ($1, $2, $3)";
 /// One number per user for now: the oldest one is the user's.
-const USER_BY_ID: &str = concat!(
+pub(super) const USER_BY_ID: &str = concat!(
     user_select!(),
     " WHERE u.id = $1 ORDER BY n.created_at, n.number LIMIT 1"
 );

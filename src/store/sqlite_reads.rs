@@ -1,0 +1,212 @@
+//! SQLite reads that are wanted together, run together: a few threads, each with a read-only
+//! connection of its own (rusqlite), run a whole set of statements per job.
+//!
+//! sqlx-sqlite runs every statement on its connection's thread and hands the statement there
+//! and its rows back, two thread wake-ups per statement. Loading a user's actor is five
+//! statements (see `activation`): ten wake-ups and five read transactions, each starting with
+//! an empty page cache when the group-commit batch thread has committed in between, which it
+//! does every millisecond or so under load. A job here is one hand-off each way and one read
+//! transaction, so its statements also see one snapshot.
+//!
+//! A job runs to its end even when its caller stops waiting: its answer is then dropped.
+//! These connections are `query_only`: nothing written goes through them.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rusqlite::types::{FromSqlError, ValueRef};
+use rusqlite::{Connection, Row};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::sqlite_batch::open;
+use super::{Result, StoreError};
+
+/// What a reader thread runs: the statements of one job, on its connection.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The reader threads' door: send a job, wait for its answer.
+#[derive(Debug)]
+pub(super) struct Readers {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Readers {
+    /// Opens `threads` read-only connections to the database file at `path` (migrated
+    /// already) and starts a thread for each; the threads stop when the store is dropped.
+    pub(super) fn start(path: &Path, threads: usize, busy_timeout: Duration) -> Result<Self> {
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..threads {
+            // Read-write, so that a WAL reader may use the shared-memory index; `query_only`,
+            // so that nothing writes through it.
+            let connection = open(path, busy_timeout, "PRAGMA query_only = ON;", 16)?;
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("nudge-sqlite-read-{i}"))
+                .spawn(move || serve(connection, &receiver))
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        Ok(Self { jobs })
+    }
+
+    /// Runs `read` on a reader's connection, inside one read transaction, and gives back
+    /// what it returned.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (done, answer) = oneshot::channel();
+        let job: Job = Box::new(move |connection: &mut Connection| {
+            let outcome = connection
+                .transaction()
+                .and_then(|tx| {
+                    let value = read(&tx)?;
+                    // It only read: committing ends it and frees its snapshot.
+                    tx.commit()?;
+                    Ok(value)
+                })
+                .map_err(StoreError::from);
+            let _ = done.send(outcome);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+    }
+}
+
+/// A reader thread: one job at a time, until the store is gone. A job that panics fails only
+/// its caller (its answer's sender is dropped); the thread and its connection go on.
+fn serve(mut connection: Connection, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let job = {
+            let jobs = jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        if catch_unwind(AssertUnwindSafe(|| job(&mut connection))).is_err() {
+            tracing::error!("a SQLite read job panicked");
+        }
+    }
+}
+
+/// A UUID column, stored by sqlx as its 16 bytes.
+pub(super) fn uuid(row: &Row<'_>, column: &str) -> rusqlite::Result<Uuid> {
+    let index = row.as_ref().column_index(column)?;
+    match row.get_ref(index)? {
+        ValueRef::Blob(bytes) => Uuid::from_slice(bytes).map_err(|e| conversion(index, e)),
+        other => Err(conversion(
+            index,
+            FromSqlError::Other(format!("expected a UUID's 16 bytes, found {other:?}").into()),
+        )),
+    }
+}
+
+/// A time stamp column, as sqlx-sqlite writes it (RFC 3339 text) or SQLite's own
+/// `CURRENT_TIMESTAMP` does (`YYYY-MM-DD HH:MM:SS`, UTC).
+pub(super) fn time(row: &Row<'_>, column: &str) -> rusqlite::Result<DateTime<Utc>> {
+    let index = row.as_ref().column_index(column)?;
+    let text: String = row.get(index)?;
+    stored_time(&text).ok_or_else(|| {
+        conversion(
+            index,
+            FromSqlError::Other(format!("not a time stamp: {text:?}").into()),
+        )
+    })
+}
+
+/// [`time`] for a column that may be NULL.
+pub(super) fn optional_time(
+    row: &Row<'_>,
+    column: &str,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let index = row.as_ref().column_index(column)?;
+    if matches!(row.get_ref(index)?, ValueRef::Null) {
+        return Ok(None);
+    }
+    time(row, column).map(Some)
+}
+
+/// A time stamp as sqlx stored it on SQLite (RFC 3339, or SQLite's own `YYYY-MM-DD
+/// HH:MM:SS`), read as sqlx reads it; `None` for any other text.
+pub(super) fn stored_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.with_timezone(&Utc));
+    }
+    ["%F %T%.f", "%FT%T%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|naive| naive.and_utc())
+}
+
+fn conversion(
+    index: usize,
+    error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Blob, error.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Timelike;
+
+    use super::*;
+
+    #[test]
+    fn time_stamps_read_as_sqlx_and_sqlite_write_them() {
+        let micros = "2026-11-27T04:50:29.123456+00:00";
+        let expected = DateTime::parse_from_rfc3339(micros)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(stored_time(micros), Some(expected));
+        assert_eq!(
+            stored_time("2026-11-27 04:50:29"),
+            Some(expected.with_nanosecond(0).unwrap())
+        );
+        assert_eq!(
+            stored_time("2026-11-27T05:50:29.123456+01:00"),
+            Some(expected)
+        );
+        assert_eq!(stored_time("yesterday"), None);
+    }
+
+    #[tokio::test]
+    async fn a_reader_survives_a_job_that_panics_and_refuses_to_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reads.db");
+        let setup = Connection::open(&path).unwrap();
+        setup
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER);")
+            .unwrap();
+        let readers = Readers::start(&path, 1, Duration::from_secs(1)).unwrap();
+        let panicked = readers
+            .run(|_| -> rusqlite::Result<()> { panic!("a bad job") })
+            .await;
+        assert!(matches!(
+            panicked,
+            Err(StoreError::Database(sqlx::Error::WorkerCrashed))
+        ));
+        let write = readers
+            .run(|tx| tx.execute("INSERT INTO t (n) VALUES (1)", []))
+            .await;
+        assert!(write.is_err(), "query_only: {write:?}");
+        setup.execute("INSERT INTO t (n) VALUES (7)", []).unwrap();
+        let read = readers
+            .run(|tx| tx.query_row("SELECT SUM(n) FROM t", [], |row| row.get::<_, i64>(0)))
+            .await;
+        assert_eq!(
+            read.unwrap(),
+            7,
+            "the one thread still reads, and sees the commit"
+        );
+    }
+}
