@@ -8,8 +8,6 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use sqlx::{Encode, Postgres, Sqlite, Type};
-
 use super::{Result, Store, StoreError, UserId, postgres, sqlite, with_user};
 
 /// Rows per multi-row `INSERT`: far below SQLite's 32,766 bound parameters.
@@ -40,22 +38,6 @@ pub(super) fn write_error(e: sqlx::Error) -> StoreError {
         }
     }
     StoreError::Database(e)
-}
-
-/// A value that binds on both backends, for a helper that takes a statement's parameter from
-/// its caller (a `with_pool!` body binds concrete types without it).
-pub(super) trait Param:
-    for<'q> Encode<'q, Sqlite> + Type<Sqlite> + for<'q> Encode<'q, Postgres> + Type<Postgres> + Send
-{
-}
-
-impl<T> Param for T where
-    T: for<'q> Encode<'q, Sqlite>
-        + Type<Sqlite>
-        + for<'q> Encode<'q, Postgres>
-        + Type<Postgres>
-        + Send
-{
 }
 
 /// SMS segments as stored (a SQL `INTEGER`).

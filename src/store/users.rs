@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
-use super::sql::{Param, ROWS_PER_STATEMENT, now, parse, write_error};
+use super::sql::{ROWS_PER_STATEMENT, now, parse, write_error};
 use super::{Pool, Result, Store, StoreError, UserId, sqlite_reads, with_pool, with_user};
 
 /// Languages Nudge answers in.
@@ -243,13 +243,28 @@ impl Store {
 
     /// The user `statement` finds by its one parameter `key`, `NotFound` if none. Across
     /// users, as the owner: it finds whose a number is, before any user is known.
-    async fn one_user(&self, statement: &'static str, key: impl Param) -> Result<User> {
-        let row = with_pool!(self, pool => {
-            sqlx::query_as::<_, UserRow>(statement)
-                .bind(key)
-                .fetch_optional(pool)
-                .await?
-        });
+    /// The user `statement` finds by the text `key`: on a SQLite file on a reader thread (one
+    /// hand-off, where the pool's connection would take four with its ping; see
+    /// `sqlite_reads`), else on the pool.
+    async fn one_user(&self, statement: &'static str, key: &str) -> Result<User> {
+        let row = match &self.readers {
+            Some(readers) => {
+                let key = key.to_owned();
+                readers
+                    .run(move |tx| {
+                        let mut found = tx.prepare_cached(statement)?;
+                        let mut rows = found.query([key])?;
+                        rows.next()?.map(UserRow::from_sqlite).transpose()
+                    })
+                    .await?
+            }
+            None => with_pool!(self, pool => {
+                sqlx::query_as::<_, UserRow>(statement)
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
+            }),
+        };
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 }
