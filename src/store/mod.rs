@@ -143,7 +143,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// An error of the connection SQLite's batches run on (see `sqlite_batch`).
+    /// An error of a SQLite connection of our own: the one batches run on (`sqlite_batch`) or
+    /// a reader thread's (`sqlite_reads`).
     #[error("database error: {0}")]
     Batch(rusqlite::Error),
 }
