@@ -1,13 +1,15 @@
 //! What a user's actor loads when it starts, in one store call.
 
-use super::memories::{FINGERPRINT, MEMORIES, MemoryRow};
+use rusqlite::OptionalExtension;
+
+use super::memories::{FINGERPRINT, FingerprintRow, MEMORIES, MemoryRow};
 use super::messages::{MessageRow, RECENT_MESSAGES};
 use super::sqlite_reads::stored_time;
 use super::summaries::{SUMMARY, SummaryRow};
 use super::users::{USER_BY_ID, UserRow};
 use super::{
     ConversationSummary, Memory, MemoryFingerprint, Message, Result, Store, StoreError, User,
-    UserId,
+    UserId, with_user,
 };
 
 /// A user's state as their actor starts: who they are, their rolling summary, their most
@@ -33,25 +35,42 @@ struct Rows {
 }
 
 impl Store {
-    /// The user's state for their actor to start from (`NotFound` for no such user).
+    /// The user's state for their actor to start from (`NotFound` for no such user): what
+    /// [`Store::user`], [`Store::conversation_summary`], [`Store::recent_messages`],
+    /// [`Store::memory_fingerprint`] and [`Store::memories`] read, in one call.
     ///
-    /// On a SQLite file the five reads run together on a reader thread, in one read
-    /// transaction (see `sqlite_reads`); elsewhere they are the single-purpose calls
-    /// ([`Store::user`], [`Store::conversation_summary`], [`Store::recent_messages`],
-    /// [`Store::memory_fingerprint`], [`Store::memories`]) in turn, which is what this reads
-    /// in any case.
+    /// On a SQLite file the five statements run together on a reader thread, in one read
+    /// transaction (see `sqlite_reads`). On PostgreSQL they run in one scoped transaction
+    /// (one `BEGIN`, `COMMIT` and ping instead of five).
     #[tracing::instrument(skip_all)]
     pub async fn activation(&self, user: UserId, recent: u32) -> Result<Activation> {
-        let Some(readers) = &self.readers else {
-            return Ok(Activation {
-                user: self.user(user).await?,
-                summary: self.conversation_summary(user).await?,
-                recent: self.recent_messages(user, recent).await?,
-                fingerprint: self.memory_fingerprint(user).await?,
-                memories: self.memories(user).await?,
-            });
+        let rows = match &self.readers {
+            Some(readers) => readers.run(move |tx| read(tx, user, recent)).await?,
+            None => with_user!(self, user, conn => Rows {
+                user: sqlx::query_as::<_, UserRow>(USER_BY_ID)
+                    .bind(user.0)
+                    .fetch_optional(&mut *conn)
+                    .await?,
+                summary: sqlx::query_as::<_, SummaryRow>(SUMMARY)
+                    .bind(user.0)
+                    .fetch_optional(&mut *conn)
+                    .await?,
+                recent: sqlx::query_as::<_, MessageRow>(RECENT_MESSAGES)
+                    .bind(user.0)
+                    .bind(i64::from(recent))
+                    .fetch_all(&mut *conn)
+                    .await?,
+                fingerprint: sqlx::query_as::<_, FingerprintRow>(FINGERPRINT)
+                    .bind(user.0)
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .into(),
+                memories: sqlx::query_as::<_, MemoryRow>(MEMORIES)
+                    .bind(user.0)
+                    .fetch_all(&mut *conn)
+                    .await?,
+            }),
         };
-        let rows = readers.run(move |tx| read(tx, user, recent)).await?;
         Ok(Activation {
             user: rows.user.ok_or(StoreError::NotFound)?.try_into()?,
             summary: rows
@@ -77,21 +96,20 @@ impl Store {
 /// The five reads, each scoped to `user` by its statement as in the single-purpose calls.
 fn read(tx: &rusqlite::Transaction<'_>, user: UserId, recent: u32) -> rusqlite::Result<Rows> {
     let id = user.0.as_bytes().as_slice();
-    let user_row = {
-        let mut statement = tx.prepare_cached(USER_BY_ID)?;
-        let mut rows = statement.query([id])?;
-        rows.next()?.map(UserRow::from_sqlite).transpose()?
-    };
-    let summary = {
-        let mut statement = tx.prepare_cached(SUMMARY)?;
-        let mut rows = statement.query([id])?;
-        rows.next()?.map(SummaryRow::from_sqlite).transpose()?
-    };
+    let user_row = tx
+        .prepare_cached(USER_BY_ID)?
+        .query_row([id], UserRow::from_sqlite)
+        .optional()?;
+    let summary = tx
+        .prepare_cached(SUMMARY)?
+        .query_row([id], SummaryRow::from_sqlite)
+        .optional()?;
     let recent = tx
         .prepare_cached(RECENT_MESSAGES)?
-        .query_map(rusqlite::params![id, i64::from(recent)], |row| {
-            MessageRow::from_sqlite(row)
-        })?
+        .query_map(
+            rusqlite::params![id, i64::from(recent)],
+            MessageRow::from_sqlite,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let fingerprint = tx.prepare_cached(FINGERPRINT)?.query_row([id], |row| {
         let updated: Option<String> = row.get("max_updated_at")?;

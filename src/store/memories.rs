@@ -190,10 +190,20 @@ impl MemoryRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct FingerprintRow {
+pub(super) struct FingerprintRow {
     count: i64,
     max_id: i64,
     max_updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<FingerprintRow> for MemoryFingerprint {
+    fn from(row: FingerprintRow) -> Self {
+        MemoryFingerprint {
+            count: row.count,
+            max_id: row.max_id,
+            max_updated_at: row.max_updated_at,
+        }
+    }
 }
 
 macro_rules! memory_columns {
@@ -593,11 +603,7 @@ impl Store {
                 .fetch_one(&mut *conn)
                 .await?
         });
-        Ok(MemoryFingerprint {
-            count: row.count,
-            max_id: row.max_id,
-            max_updated_at: row.max_updated_at,
-        })
+        Ok(row.into())
     }
 }
 

@@ -3,6 +3,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
@@ -252,9 +253,9 @@ impl Store {
                 let key = key.to_owned();
                 readers
                     .run(move |tx| {
-                        let mut found = tx.prepare_cached(statement)?;
-                        let mut rows = found.query([key])?;
-                        rows.next()?.map(UserRow::from_sqlite).transpose()
+                        tx.prepare_cached(statement)?
+                            .query_row([key], UserRow::from_sqlite)
+                            .optional()
                     })
                     .await?
             }
