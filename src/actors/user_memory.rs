@@ -74,8 +74,8 @@ pub struct LtmCache {
 impl LtmCache {
     /// Loads the user's memories.
     pub async fn load(&mut self, store: &Store, user: &User) -> Result<()> {
-        self.fingerprint = store.memory_fingerprint(user.id).await?;
-        self.bank = Some(MemoryBank::load(store, user.id, user.language).await?);
+        let fingerprint = store.memory_fingerprint(user.id).await?;
+        self.fill(fingerprint, store.memories(user.id).await?, user);
         Ok(())
     }
 

@@ -4,7 +4,6 @@ use rusqlite::OptionalExtension;
 
 use super::memories::{FINGERPRINT, FingerprintRow, MEMORIES, MemoryRow};
 use super::messages::{MessageRow, RECENT_MESSAGES};
-use super::sqlite_reads::stored_time;
 use super::summaries::{SUMMARY, SummaryRow};
 use super::users::{USER_BY_ID, UserRow};
 use super::{
@@ -111,14 +110,10 @@ fn read(tx: &rusqlite::Transaction<'_>, user: UserId, recent: u32) -> rusqlite::
             MessageRow::from_sqlite,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let fingerprint = tx.prepare_cached(FINGERPRINT)?.query_row([id], |row| {
-        let updated: Option<String> = row.get("max_updated_at")?;
-        Ok(MemoryFingerprint {
-            count: row.get("count")?,
-            max_id: row.get("max_id")?,
-            max_updated_at: updated.as_deref().and_then(stored_time),
-        })
-    })?;
+    let fingerprint = tx
+        .prepare_cached(FINGERPRINT)?
+        .query_row([id], FingerprintRow::from_sqlite)?
+        .into();
     let memories = tx
         .prepare_cached(MEMORIES)?
         .query_map([id], MemoryRow::from_sqlite)?

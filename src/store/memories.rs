@@ -196,6 +196,20 @@ pub(super) struct FingerprintRow {
     max_updated_at: Option<DateTime<Utc>>,
 }
 
+impl FingerprintRow {
+    /// The row as SQLite's own connections read it (`sqlite_reads`, `sqlite_batch`). A newest
+    /// update in any text but a time stamp reads as none: the fingerprint then differs from
+    /// the cache's, which reloads (the safe way to be wrong).
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let updated: Option<String> = row.get("max_updated_at")?;
+        Ok(Self {
+            count: row.get("count")?,
+            max_id: row.get("max_id")?,
+            max_updated_at: updated.as_deref().and_then(sqlite_reads::stored_time),
+        })
+    }
+}
+
 impl From<FingerprintRow> for MemoryFingerprint {
     fn from(row: FingerprintRow) -> Self {
         MemoryFingerprint {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, segments_column, write_error};
 use super::sqlite_batch::{Batch, BatchRow, BatchThread, Entry, RowMessage, RowUsage};
-use super::sqlite_reads::{self, stored_time};
+use super::sqlite_reads;
 use super::{MemoryFingerprint, NewLlmUsage, Pool, Result, Store, StoreError, UserId, with_user};
 
 /// Where a message travelled.
@@ -1380,14 +1380,7 @@ impl Store {
         let prints = outcome
             .fingerprints
             .into_iter()
-            .map(|(user, count, max_id, updated)| {
-                let print = MemoryFingerprint {
-                    count,
-                    max_id,
-                    max_updated_at: updated.as_deref().and_then(stored_time),
-                };
-                (UserId(user), print)
-            })
+            .map(|(user, print)| (UserId(user), print))
             .collect();
         Ok((outcome.ids, prints))
     }

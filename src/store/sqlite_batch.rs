@@ -25,10 +25,10 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::llm_usage::INSERT_LLM_USAGE_ROW;
-use super::memories::FINGERPRINT;
+use super::memories::{FINGERPRINT, FingerprintRow};
 use super::messages::{INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROW, StoredIds};
 use super::summaries::SAVE_SUMMARY;
-use super::{NewLlmUsage, Result, StoreError};
+use super::{MemoryFingerprint, NewLlmUsage, Result, StoreError};
 
 /// A message row of a batch, its body sealed.
 #[derive(Debug)]
@@ -86,8 +86,8 @@ pub(super) struct Batch {
 pub(super) struct BatchOutcome {
     /// Per row, the ids it was stored under.
     pub ids: Vec<StoredIds>,
-    /// `(user, count, max id, newest update as stored)` for each user with memories.
-    pub fingerprints: Vec<(Uuid, i64, i64, Option<String>)>,
+    /// The memory fingerprint of each user with memories.
+    pub fingerprints: Vec<(Uuid, MemoryFingerprint)>,
 }
 
 struct Job {
@@ -261,12 +261,11 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
         if !batch.fingerprints_of.is_empty() {
             let mut read = tx.prepare_cached(FINGERPRINT)?;
             for user in &batch.fingerprints_of {
-                let (count, max_id, updated): (i64, i64, Option<String>) = read
-                    .query_row([user.as_bytes().as_slice()], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })?;
-                if count > 0 {
-                    outcome.fingerprints.push((*user, count, max_id, updated));
+                let print: MemoryFingerprint = read
+                    .query_row([user.as_bytes().as_slice()], FingerprintRow::from_sqlite)?
+                    .into();
+                if print.count > 0 {
+                    outcome.fingerprints.push((*user, print));
                 }
             }
         }

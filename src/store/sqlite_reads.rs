@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use rusqlite::types::{FromSqlError, ValueRef};
+use rusqlite::types::{FromSqlError, Type, ValueRef};
 use rusqlite::{Connection, Row};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -103,9 +103,12 @@ fn serve(mut connection: Connection, jobs: &Mutex<mpsc::Receiver<Job>>) {
 pub(super) fn uuid(row: &Row<'_>, column: &str) -> rusqlite::Result<Uuid> {
     let index = row.as_ref().column_index(column)?;
     match row.get_ref(index)? {
-        ValueRef::Blob(bytes) => Uuid::from_slice(bytes).map_err(|e| conversion(index, e)),
+        ValueRef::Blob(bytes) => {
+            Uuid::from_slice(bytes).map_err(|e| conversion(index, Type::Blob, e))
+        }
         other => Err(conversion(
             index,
+            other.data_type(),
             FromSqlError::Other(format!("expected a UUID's 16 bytes, found {other:?}").into()),
         )),
     }
@@ -119,6 +122,7 @@ pub(super) fn time(row: &Row<'_>, column: &str) -> rusqlite::Result<DateTime<Utc
     stored_time(&text).ok_or_else(|| {
         conversion(
             index,
+            Type::Text,
             FromSqlError::Other(format!("not a time stamp: {text:?}").into()),
         )
     })
@@ -150,9 +154,10 @@ pub(super) fn stored_time(text: &str) -> Option<DateTime<Utc>> {
 
 fn conversion(
     index: usize,
+    kind: Type,
     error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Blob, error.into())
+    rusqlite::Error::FromSqlConversionFailure(index, kind, error.into())
 }
 
 #[cfg(test)]

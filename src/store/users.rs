@@ -242,11 +242,10 @@ impl Store {
         Ok(())
     }
 
-    /// The user `statement` finds by its one parameter `key`, `NotFound` if none. Across
-    /// users, as the owner: it finds whose a number is, before any user is known.
-    /// The user `statement` finds by the text `key`: on a SQLite file on a reader thread (one
-    /// hand-off, where the pool's connection would take four with its ping; see
-    /// `sqlite_reads`), else on the pool.
+    /// The user `statement` finds by its one parameter, the text `key`; `NotFound` if none.
+    /// Across users, as the owner: it finds whose a number is, before any user is known. On a
+    /// SQLite file it runs on a reader thread (one hand-off, where the pool's connection would
+    /// take four with its ping; see `sqlite_reads`).
     async fn one_user(&self, statement: &'static str, key: &str) -> Result<User> {
         let row = match &self.readers {
             Some(readers) => {
