@@ -9,6 +9,9 @@
 //! - `turn_cpu`: the planner calling a tool that touches no store vs the offline rules
 //!   answering "help": no I/O on either side, so the planner's CPU overhead shows alone.
 //!
+//! `offline_parse`: the offline rules' parser alone on the load harness's four messages and
+//! on four longer ones (a task with a due date, a grocery list, an expense, a French reminder).
+//!
 //! And `model_request`, what each model call of a turn costs besides the call: the first
 //! request built (system prompt, 12 recent turns, 5 memories, every tool's declaration), its
 //! Gemini body serialized (and the OpenAI-compatible fallback's), its response-cache key, and its outcome recorded by the provider's
@@ -218,6 +221,33 @@ fn turns(c: &mut Criterion) {
     group.finish();
 }
 
+/// The parser of the offline rules, which reads every message a node answers without a model.
+fn offline_parse(c: &mut Criterion) {
+    const HARNESS: [&str; 4] = ["hi", "what's next?", "thanks", "I feel stuck today"];
+    const LONGER: [&str; 4] = [
+        "add task renew my passport by friday, it's urgent",
+        "add milk, eggs, 2 lemons and oat milk to the grocery list",
+        "spent 12.50 on lunch with Sam yesterday",
+        "rappelle-moi d'appeler le dentiste demain à 9h s'il te plaît",
+    ];
+    let mut group = c.benchmark_group("offline_parse");
+    group.bench_function("the harness's four messages", |b| {
+        b.iter(|| {
+            for text in HARNESS {
+                black_box(nudge::agent::offline::parse(black_box(text)));
+            }
+        })
+    });
+    group.bench_function("four longer messages", |b| {
+        b.iter(|| {
+            for text in LONGER {
+                black_box(nudge::agent::offline::parse(black_box(text)));
+            }
+        })
+    });
+    group.finish();
+}
+
 /// A turn well into a conversation: 12 recent turns, 5 recalled memories, a summary.
 fn model_requests(c: &mut Criterion) {
     let f = fixture();
@@ -300,7 +330,7 @@ fn model_requests(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, turns, model_requests);
+criterion_group!(benches, turns, offline_parse, model_requests);
 
 /// Where criterion writes its estimates: `CRITERION_HOME`, else `criterion/` in the target
 /// directory this bench binary was built into (`<target>/release/deps/planner-…`).

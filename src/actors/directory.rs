@@ -1,13 +1,15 @@
 //! `Directory`: user id → the user's actor. It activates a [`UserActor`](super::user) on a
-//! user's first message (through the [`UserSupervisor`](super::user_supervisor)), forwards
-//! turns to it, and passivates it when it reports silence.
+//! user's first message (through the [`UserSupervisor`](super::user_supervisor)), opens the
+//! actor's [`Lane`] (turns of an active user go straight down it, see [`lanes`](super::lanes)),
+//! routes the turns of users who have none, and passivates an actor when it reports silence.
 //!
-//! Passivation is race-free because the Directory is the only router of turns: it counts the
-//! turns it routed to each actor, and stops an idle actor only when the actor has handled
-//! exactly that many, so no turn can sit in a mailbox that is about to close.
+//! Passivation is race-free because every turn is counted on the actor's lane before it is
+//! sent, wherever it comes from: the Directory closes the lane and stops an idle actor only
+//! when the actor has handled exactly the turns counted, so no turn can sit in a mailbox that
+//! is about to close.
 //!
-//! While a crashed actor is being replaced, turns for that user wait here and are forwarded
-//! to the replacement in arrival order.
+//! While a crashed actor is being replaced, its lane is closed, and turns for that user wait
+//! here and are forwarded to the replacement in arrival order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcRepl
 use ractor_cluster::RactorMessage;
 
 use super::TurnError;
+use super::lanes::{Lane, Lanes};
 use super::routes::NumberRoutes;
 use super::user::{InboundTurn, TurnOutcome, UserMsg};
 use super::user_supervisor::UserSupervisorMsg;
@@ -27,7 +30,8 @@ pub type TurnReply = RpcReplyPort<Result<TurnOutcome, TurnError>>;
 /// Messages of the [`Directory`].
 #[derive(RactorMessage)]
 pub enum DirectoryMsg {
-    /// Route a turn to the user's actor, activating it if needed.
+    /// Route a turn to the user's actor, activating it if needed (a turn whose user has an
+    /// open lane goes down it instead).
     Turn {
         user_id: UserId,
         turn: InboundTurn,
@@ -62,6 +66,9 @@ pub struct DirectoryArgs {
     pub supervisor: ActorRef<UserSupervisorMsg>,
     /// Number routes to forget as users stop being active.
     pub routes: Arc<NumberRoutes>,
+    /// The lanes of active actors, opened and closed here; a restarted Directory adopts the
+    /// ones it finds open.
+    pub lanes: Arc<Lanes>,
 }
 
 /// The actor; its data lives in [`DirectoryState`].
@@ -69,18 +76,31 @@ pub struct Directory;
 
 /// One active user.
 struct Entry {
+    /// The lane to the current actor (which counts the turns sent to it since it started);
     /// `None` while the supervisor is replacing a crashed actor.
-    actor: Option<ActorRef<UserMsg>>,
-    /// Turns routed to the current actor since it started.
-    routed: u64,
+    lane: Option<Arc<Lane>>,
     /// Turns waiting for a replacement actor, in arrival order.
     pending: Vec<(InboundTurn, TurnReply)>,
+}
+
+impl Entry {
+    fn active(lane: Arc<Lane>) -> Self {
+        Self {
+            lane: Some(lane),
+            pending: Vec::new(),
+        }
+    }
+
+    fn actor(&self) -> Option<&ActorRef<UserMsg>> {
+        self.lane.as_ref().map(|lane| lane.actor())
+    }
 }
 
 pub struct DirectoryState {
     supervisor: ActorRef<UserSupervisorMsg>,
     users: HashMap<UserId, Entry>,
     routes: Arc<NumberRoutes>,
+    lanes: Arc<Lanes>,
 }
 
 impl Actor for Directory {
@@ -97,10 +117,18 @@ impl Actor for Directory {
         args.supervisor
             .cast(UserSupervisorMsg::Attach(myself))
             .map_err(|_| "user supervisor is not running")?;
+        // Lanes opened by a Directory before a restart: their actors are still running.
+        let users = args
+            .lanes
+            .all()
+            .into_iter()
+            .map(|(user_id, lane)| (user_id, Entry::active(lane)))
+            .collect();
         Ok(DirectoryState {
             supervisor: args.supervisor,
-            users: HashMap::new(),
+            users,
             routes: args.routes,
+            lanes: args.lanes,
         })
     }
 
@@ -118,7 +146,7 @@ impl Actor for Directory {
             } => route(state, user_id, turn, reply).await,
             DirectoryMsg::Activate { user_id, reply } => {
                 let actor = match ensure_entry(state, user_id).await {
-                    Ok(entry) => entry.actor.clone().ok_or(TurnError::Unavailable),
+                    Ok(entry) => entry.actor().cloned().ok_or(TurnError::Unavailable),
                     Err(error) => Err(error),
                 };
                 let _ = reply.send(actor);
@@ -127,12 +155,11 @@ impl Actor for Directory {
             DirectoryMsg::Replaced { user_id, old, new } => replaced(state, user_id, old, new),
             DirectoryMsg::Gone { user_id, actor } => {
                 if current_id(state, user_id) == Some(actor) {
-                    state.users.remove(&user_id);
-                    state.routes.forget(user_id);
+                    remove(state, user_id);
                 }
             }
             DirectoryMsg::Lookup(user_id, reply) => {
-                let actor = state.users.get(&user_id).and_then(|e| e.actor.clone());
+                let actor = state.users.get(&user_id).and_then(|e| e.actor().cloned());
                 let _ = reply.send(actor);
             }
             DirectoryMsg::ActiveCount(reply) => {
@@ -151,8 +178,18 @@ fn current_id(state: &DirectoryState, user_id: UserId) -> Option<ActorId> {
     state
         .users
         .get(&user_id)
-        .and_then(|e| e.actor.as_ref())
+        .and_then(Entry::actor)
         .map(|a| a.get_id())
+}
+
+/// Forgets the user: their entry, lane and number route. Returns the entry.
+fn remove(state: &mut DirectoryState, user_id: UserId) -> Option<Entry> {
+    state.routes.forget(user_id);
+    let entry = state.users.remove(&user_id)?;
+    if let Some(lane) = &entry.lane {
+        state.lanes.remove(user_id, lane);
+    }
+    Some(entry)
 }
 
 /// The entry of a user, activating their actor if they have none.
@@ -168,19 +205,15 @@ async fn ensure_entry(
                 return Err(error);
             }
         };
-        state.users.insert(
-            user_id,
-            Entry {
-                actor: Some(actor),
-                routed: 0,
-                pending: Vec::new(),
-            },
-        );
+        let lane = Lane::new(actor, 0);
+        state.lanes.open(user_id, lane.clone());
+        state.users.insert(user_id, Entry::active(lane));
     }
     state.users.get_mut(&user_id).ok_or(TurnError::Unavailable)
 }
 
 async fn route(state: &mut DirectoryState, user_id: UserId, turn: InboundTurn, reply: TurnReply) {
+    let lanes = state.lanes.clone();
     let entry = match ensure_entry(state, user_id).await {
         Ok(entry) => entry,
         Err(error) => {
@@ -188,18 +221,22 @@ async fn route(state: &mut DirectoryState, user_id: UserId, turn: InboundTurn, r
             return;
         }
     };
-    let Some(actor) = &entry.actor else {
+    let Some(lane) = entry.lane.clone() else {
         entry.pending.push((turn, reply));
         return;
     };
-    match actor.cast(UserMsg::Turn(turn, reply)) {
-        Ok(()) => entry.routed += 1,
+    // Only this actor closes lanes, and it removes a closed one's entry at once.
+    lane.gate().enter();
+    match lane.actor().cast(UserMsg::Turn(turn, reply)) {
+        Ok(()) => {}
         // The actor died and its replacement is not announced yet: hold the turn.
         Err(MessagingErr::SendErr(UserMsg::Turn(turn, reply))) => {
-            entry.actor = None;
+            lane.gate().leave();
+            lanes.remove(user_id, &lane);
+            entry.lane = None;
             entry.pending.push((turn, reply));
         }
-        Err(_) => {}
+        Err(_) => lane.gate().leave(),
     }
 }
 
@@ -220,12 +257,17 @@ fn passivate(state: &mut DirectoryState, user_id: UserId, handled: u64) {
     let Some(entry) = state.users.get(&user_id) else {
         return;
     };
-    if entry.routed != handled || !entry.pending.is_empty() {
-        return; // A turn is on its way to the actor: it stays.
+    // Closing the lane succeeds only if no turn is on its way to the actor; else it stays.
+    let idle = entry.pending.is_empty()
+        && entry
+            .lane
+            .as_ref()
+            .is_some_and(|lane| lane.gate().close_if_routed(handled));
+    if !idle {
+        return;
     }
-    state.routes.forget(user_id);
-    if let Some(entry) = state.users.remove(&user_id)
-        && let Some(actor) = entry.actor
+    if let Some(entry) = remove(state, user_id)
+        && let Some(actor) = entry.actor()
     {
         tracing::debug!(user = %user_id, "passivating idle user actor");
         // Through the supervisor, which forgets the actor before it handles the next
@@ -241,14 +283,13 @@ fn passivate(state: &mut DirectoryState, user_id: UserId, handled: u64) {
 }
 
 fn stop(state: &mut DirectoryState, user_id: UserId) {
-    state.routes.forget(user_id);
-    if let Some(entry) = state.users.remove(&user_id) {
-        for (_, reply) in entry.pending {
-            let _ = reply.send(Err(TurnError::Unavailable));
-        }
-        if let Some(actor) = entry.actor {
+    if let Some(entry) = remove(state, user_id) {
+        if let Some(actor) = entry.actor() {
             tracing::info!(user = %user_id, "stopping user actor: account erased");
             actor.stop(Some(super::PASSIVATED.to_owned()));
+        }
+        for (_, reply) in entry.pending {
+            let _ = reply.send(Err(TurnError::Unavailable));
         }
     }
 }
@@ -262,34 +303,33 @@ fn replaced(
     let Some(entry) = state.users.get_mut(&user_id) else {
         // Not routed here (e.g. activated before a Directory restart): adopt the new actor.
         if let Some(actor) = new {
-            state.users.insert(
-                user_id,
-                Entry {
-                    actor: Some(actor),
-                    routed: 0,
-                    pending: Vec::new(),
-                },
-            );
+            let lane = Lane::new(actor, 0);
+            state.lanes.open(user_id, lane.clone());
+            state.users.insert(user_id, Entry::active(lane));
         }
         return;
     };
-    if entry.actor.as_ref().is_some_and(|a| a.get_id() != old) {
+    if entry.actor().is_some_and(|a| a.get_id() != old) {
         return; // Stale news about an actor already replaced.
     }
     match new {
         Some(actor) => {
-            entry.routed = 0;
+            if let Some(lane) = entry.lane.take() {
+                state.lanes.remove(user_id, &lane);
+            }
+            let mut routed = 0;
             for (turn, reply) in entry.pending.drain(..) {
                 match actor.cast(UserMsg::Turn(turn, reply)) {
-                    Ok(()) => entry.routed += 1,
+                    Ok(()) => routed += 1,
                     Err(_) => tracing::warn!(user = %user_id, "replacement actor died at once"),
                 }
             }
-            entry.actor = Some(actor);
+            let lane = Lane::new(actor, routed);
+            state.lanes.open(user_id, lane.clone());
+            entry.lane = Some(lane);
         }
         None => {
-            state.routes.forget(user_id);
-            if let Some(entry) = state.users.remove(&user_id) {
+            if let Some(entry) = remove(state, user_id) {
                 for (_, reply) in entry.pending {
                     let _ = reply.send(Err(TurnError::Unavailable));
                 }

@@ -4,8 +4,9 @@
 //! Root
 //! ├── UserSupervisor   restarts crashed UserActors (bounded intensity)
 //! │   └── UserActor{id} one user's conversation; one turn at a time, in arrival order
-//! ├── Directory        user id → actor; activation and passivation (forgets the number
-//! │                    routes of the users it passivates, see [`routes`])
+//! ├── Directory        user id → actor; activation and passivation: opens and closes the
+//! │                    actors' lanes (see [`lanes`]), forgets the number routes of the users
+//! │                    it passivates (see [`routes`])
 //! ├── Notifier         outbound SMS through Twilio's REST API
 //! ├── ReminderSupervisor  restarts the scheduler
 //! │   └── ReminderScheduler  due reminders: claim, send, mark (at-least-once, keyed)
@@ -13,11 +14,13 @@
 //!     └── LlmWorker{provider, n}  one model call at a time
 //! ```
 //!
-//! [`ActorSystem`] is the handle the edges hold: cheap to clone, it sends turns to the
-//! Directory with a timeout and survives a restart of the Directory.
+//! [`ActorSystem`] is the handle the edges hold: cheap to clone, it sends a turn straight to
+//! its user's actor when that actor is active (down its lane), else to the Directory, waits
+//! for the outcome with a timeout, and survives a restart of the Directory.
 
 pub mod digest;
 pub mod directory;
+pub mod lanes;
 pub mod llm;
 pub mod notifier;
 pub mod reminders;
@@ -31,12 +34,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
-use ractor::{ActorRef, ActorStatus};
+use ractor::{ActorRef, ActorStatus, MessagingErr, RpcReplyPort};
 
 use crate::agent::{AgentError, TurnEngine};
 use crate::llm::circuit::CircuitSnapshot;
 use crate::store::{Store, StoreError, StoreWriter, UserId};
-use directory::DirectoryMsg;
+use directory::{DirectoryMsg, TurnReply};
+use lanes::Lanes;
 use llm::{LlmHandle, LlmSetup};
 use notifier::NotifierMsg;
 use root::{Root, RootArgs, RootMsg};
@@ -105,6 +109,8 @@ pub struct ActorSystem {
     llm: Option<LlmHandle>,
     /// Owners of the dedicated numbers of active users (see [`routes`]).
     routes: Arc<NumberRoutes>,
+    /// The lanes of active user actors: turns go straight down them (see [`lanes`]).
+    lanes: Arc<Lanes>,
 }
 
 impl ActorSystem {
@@ -128,6 +134,7 @@ impl ActorSystem {
         let core = Arc::new(RwLock::new(None));
         let handle = llm.as_ref().map(|(_, handle)| handle.clone());
         let routes = Arc::new(NumberRoutes::default());
+        let lanes = Arc::new(Lanes::default());
         let (root, _join) = ractor::Actor::spawn(
             None,
             Root,
@@ -138,6 +145,7 @@ impl ActorSystem {
                 published: core.clone(),
                 llm: llm.map(|(setup, handle)| (Arc::new(setup), handle)),
                 routes: routes.clone(),
+                lanes: lanes.clone(),
             },
         )
         .await?;
@@ -146,6 +154,7 @@ impl ActorSystem {
             core,
             llm: handle,
             routes,
+            lanes,
         })
     }
 
@@ -181,8 +190,10 @@ impl ActorSystem {
 
     /// Runs one turn for a user and waits for its outcome, at most `timeout`.
     ///
-    /// If the user's actor dies during the turn, the turn is tried once more on the restarted
-    /// actor (turns queued behind a crashing one are not lost); a second failure is reported.
+    /// The turn goes straight to the user's actor when it is active (down its lane), else
+    /// through the Directory, which activates it. If the actor dies during the turn, the turn
+    /// is tried once more on the restarted actor (turns queued behind a crashing one are not
+    /// lost); a second failure is reported.
     pub async fn turn(
         &self,
         user_id: UserId,
@@ -190,30 +201,69 @@ impl ActorSystem {
         timeout: Duration,
     ) -> Result<TurnOutcome, TurnError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let directory = self.refs().ok_or(TurnError::Unavailable)?.directory;
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let sent = turn.clone();
-            let result = directory
-                .call(
-                    move |reply| DirectoryMsg::Turn {
-                        user_id,
-                        turn: sent,
-                        reply,
-                    },
-                    Some(remaining),
-                )
-                .await;
-            match result {
-                Ok(CallResult::Success(outcome)) => return outcome,
-                Ok(CallResult::Timeout) => return Err(TurnError::Timeout),
-                Ok(CallResult::SenderError) if attempt < 2 => continue,
-                Ok(CallResult::SenderError) => return Err(TurnError::Interrupted),
-                Err(_) => return Err(TurnError::Unavailable),
-            }
+        let spare = turn.clone();
+        match self.attempt(user_id, turn, deadline).await {
+            Some(outcome) => outcome,
+            // The actor stopped without answering: once more, through the Directory if its
+            // lane has closed meanwhile.
+            None => self
+                .attempt(user_id, spare, deadline)
+                .await
+                .unwrap_or(Err(TurnError::Interrupted)),
         }
+    }
+
+    /// Sends the turn and waits for its outcome until `deadline`; `None` when the actor
+    /// stopped without answering.
+    async fn attempt(
+        &self,
+        user_id: UserId,
+        turn: InboundTurn,
+        deadline: tokio::time::Instant,
+    ) -> Option<Result<TurnOutcome, TurnError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Err(error) = self.send_turn(user_id, turn, RpcReplyPort::from(tx)) {
+            return Some(Err(error));
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(outcome)) => Some(outcome),
+            Ok(Err(_)) => None,
+            Err(_) => Some(Err(TurnError::Timeout)),
+        }
+    }
+
+    /// Sends a turn down the user's lane, or to the Directory when they have none open (or its
+    /// actor has just stopped).
+    fn send_turn(
+        &self,
+        user_id: UserId,
+        turn: InboundTurn,
+        reply: TurnReply,
+    ) -> Result<(), TurnError> {
+        let (turn, reply) = match self.lanes.get(user_id) {
+            Some(lane) if lane.gate().enter() => {
+                match lane.actor().cast(user::UserMsg::Turn(turn, reply)) {
+                    Ok(()) => return Ok(()),
+                    Err(MessagingErr::SendErr(user::UserMsg::Turn(turn, reply))) => {
+                        lane.gate().leave();
+                        (turn, reply)
+                    }
+                    Err(_) => {
+                        lane.gate().leave();
+                        return Err(TurnError::Unavailable);
+                    }
+                }
+            }
+            _ => (turn, reply),
+        };
+        let directory = self.refs().ok_or(TurnError::Unavailable)?.directory;
+        directory
+            .cast(DirectoryMsg::Turn {
+                user_id,
+                turn,
+                reply,
+            })
+            .map_err(|_| TurnError::Unavailable)
     }
 
     /// Activates the user's actor if it is passivated and loads its state, so that the next

@@ -12,6 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 
 use super::directory::{Directory, DirectoryArgs, DirectoryMsg};
+use super::lanes::Lanes;
 use super::llm::{LlmHandle, LlmSetup, LlmSupervisor, LlmSupervisorArgs, LlmSupervisorMsg};
 use super::notifier::{Notifier, NotifierArgs, NotifierMsg};
 use super::routes::NumberRoutes;
@@ -35,6 +36,8 @@ pub struct RootArgs {
     pub llm: Option<(Arc<LlmSetup>, LlmHandle)>,
     /// Number routes the Directory keeps in step with the active users.
     pub routes: Arc<NumberRoutes>,
+    /// The lanes of active user actors, which the Directory opens and closes.
+    pub lanes: Arc<Lanes>,
 }
 
 /// The actor; its data lives in [`RootState`].
@@ -50,6 +53,7 @@ pub struct RootState {
     llm: Option<(ActorRef<LlmSupervisorMsg>, Arc<LlmSetup>, LlmHandle)>,
     /// Handed to each Directory Root starts.
     routes: Arc<NumberRoutes>,
+    lanes: Arc<Lanes>,
 }
 
 impl RootState {
@@ -90,6 +94,7 @@ impl Actor for Root {
             DirectoryArgs {
                 supervisor: supervisor.clone(),
                 routes: args.routes.clone(),
+                lanes: args.lanes.clone(),
             },
             cell.clone(),
         )
@@ -120,6 +125,7 @@ impl Actor for Root {
             published: args.published,
             llm,
             routes: args.routes,
+            lanes: args.lanes,
         };
         state.publish();
         Ok(state)
@@ -164,6 +170,7 @@ impl Actor for Root {
                 DirectoryArgs {
                     supervisor: state.supervisor.clone(),
                     routes: state.routes.clone(),
+                    lanes: state.lanes.clone(),
                 },
                 myself.get_cell(),
             )

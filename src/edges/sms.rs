@@ -6,8 +6,11 @@
 //! refuse a `From` that is not the user's own phone (a fixed answer, nothing of the user's
 //! touched) → run the turn in the user's actor → answer TwiML. When the turn takes longer
 //! than the reply window, answer an empty `<Response/>` and let the Notifier send the reply
-//! through the REST API when it is ready.
+//! through the REST API when it is ready (so too when Twilio hangs up first).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -19,11 +22,12 @@ use axum::routing::post;
 use chrono::Utc;
 use percent_encoding::percent_decode;
 use secrecy::ExposeSecret;
+use tokio_util::task::TaskTracker;
 
 use super::{ApiError, AppState};
-use crate::actors::TurnError;
 use crate::actors::routes::Route;
 use crate::actors::user::{InboundTurn, TurnOutcome};
+use crate::actors::{ActorSystem, TurnError};
 use crate::sms::{signature, twilio, twiml};
 use crate::store::{Channel, StatusReport, StoreError};
 use crate::telemetry::mask_phone;
@@ -228,13 +232,60 @@ async fn run_within_window(
     user_id: crate::store::UserId,
     turn: InboundTurn,
 ) -> Option<Result<TurnOutcome, TurnError>> {
-    let (tx, mut rx) = tokio::sync::oneshot::channel();
     let actors = state.actors.clone();
-    state.tasks.spawn(async move {
-        let outcome = actors.turn(user_id, turn, TURN_DEADLINE).await;
-        if let Err(late) = tx.send(outcome) {
-            // The webhook already answered: the reply goes out by the REST API.
-            match late {
+    let mut awaited = Awaited {
+        turn: Some(Box::pin(async move {
+            actors.turn(user_id, turn, TURN_DEADLINE).await
+        })),
+        actors: state.actors.clone(),
+        tasks: state.tasks.clone(),
+        user_id,
+    };
+    // Timeout polls the turn before its clock: an outcome ready in time is answered here;
+    // past the window, `awaited` is dropped and the turn finishes on its own task. Never both.
+    tokio::time::timeout(state.reply_window, &mut awaited)
+        .await
+        .ok()
+}
+
+type TurnFuture = Pin<Box<dyn Future<Output = Result<TurnOutcome, TurnError>> + Send>>;
+
+/// A turn the webhook waits for, in the webhook's own task. Dropped unfinished (the reply
+/// window passed, or Twilio hung up), it finishes on a task of its own and its reply goes out
+/// through the REST API.
+struct Awaited {
+    /// `None` once finished.
+    turn: Option<TurnFuture>,
+    actors: ActorSystem,
+    tasks: TaskTracker,
+    user_id: crate::store::UserId,
+}
+
+impl Future for Awaited {
+    type Output = Result<TurnOutcome, TurnError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(turn) = self.turn.as_mut() else {
+            return Poll::Ready(Err(TurnError::Interrupted));
+        };
+        let outcome = std::task::ready!(turn.as_mut().poll(cx));
+        self.turn = None;
+        Poll::Ready(outcome)
+    }
+}
+
+impl Drop for Awaited {
+    fn drop(&mut self) {
+        let Some(turn) = self.turn.take() else {
+            return;
+        };
+        // No runtime: the node is stopping, and the actor finishes the turn without a reply.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (actors, user_id) = (self.actors.clone(), self.user_id);
+        let late = async move {
+            match turn.await {
                 Ok(TurnOutcome {
                     reply: Some(text),
                     reply_id,
@@ -243,17 +294,8 @@ async fn run_within_window(
                 Ok(_) => {}
                 Err(error) => tracing::error!(user = %user_id, %error, "late turn failed"),
             }
-        }
-    });
-    match tokio::time::timeout(state.reply_window, &mut rx).await {
-        Ok(Ok(outcome)) => Some(outcome),
-        Ok(Err(_)) => Some(Err(TurnError::Interrupted)),
-        Err(_) => {
-            // Close first, then look: an outcome sent before the close is answered here, one
-            // sent after it finds the channel closed and goes out by the REST API. Never both.
-            rx.close();
-            rx.try_recv().ok()
-        }
+        };
+        self.tasks.spawn_on(late, &runtime);
     }
 }
 

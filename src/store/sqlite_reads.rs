@@ -140,6 +140,12 @@ pub(super) fn optional_time(
     time(row, column).map(Some)
 }
 
+/// A time stamp as a statement's parameter, in the text sqlx-sqlite binds for one (RFC 3339,
+/// as many fractional digits as it has), so that it compares with stored ones as theirs do.
+pub(super) fn time_param(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
 /// A time stamp as sqlx stored it on SQLite (RFC 3339, or SQLite's own `YYYY-MM-DD
 /// HH:MM:SS`), read as sqlx reads it; `None` for any other text.
 pub(super) fn stored_time(text: &str) -> Option<DateTime<Utc>> {

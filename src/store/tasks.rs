@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Database, QueryBuilder};
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, write_error};
+use super::sqlite_reads;
 use super::{Result, Store, StoreError, UserId, with_user};
 
 /// How much a task matters; the list shows high-priority tasks first in its hints.
@@ -105,6 +106,32 @@ struct FlaggedTaskRow {
     #[sqlx(flatten)]
     task: TaskRow,
     newly_missed: bool,
+}
+
+impl TaskRow {
+    /// The row as a reader thread's connection reads it (see `sqlite_reads`).
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            title: row.get("title")?,
+            done: row.get("done")?,
+            created_at: sqlite_reads::time(row, "created_at")?,
+            completed_at: sqlite_reads::optional_time(row, "completed_at")?,
+            due_at: sqlite_reads::optional_time(row, "due_at")?,
+            due_all_day: row.get("due_all_day")?,
+            priority: row.get("priority")?,
+            misses: row.get("misses")?,
+        })
+    }
+}
+
+impl FlaggedTaskRow {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            task: TaskRow::from_sqlite(row)?,
+            newly_missed: row.get("newly_missed")?,
+        })
+    }
 }
 
 impl TryFrom<TaskRow> for Task {
@@ -257,9 +284,23 @@ impl Store {
         }))
     }
 
-    /// Open tasks, oldest first (the order the user sees them numbered in).
+    /// Open tasks, oldest first (the order the user sees them numbered in). On a SQLite file
+    /// it runs on a reader thread (one hand-off each way, see `sqlite_reads`).
     #[tracing::instrument(skip_all)]
     pub async fn open_tasks(&self, user: UserId) -> Result<Vec<Task>> {
+        if let Some(readers) = &self.readers {
+            let rows = readers
+                .run(move |tx| {
+                    tx.prepare_cached(TASKS_BY_DONE)?
+                        .query_map(
+                            rusqlite::named_params! { "$1": user.0.as_bytes(), "$2": false },
+                            TaskRow::from_sqlite,
+                        )?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await?;
+            return tasks(rows);
+        }
         let rows = with_user!(self, user, conn => {
             sqlx::query_as::<_, TaskRow>(TASKS_BY_DONE)
                 .bind(user.0)
@@ -341,6 +382,26 @@ impl Store {
         user: UserId,
         now: DateTime<Utc>,
     ) -> Result<Vec<Task>> {
+        // On a SQLite file, read on a reader thread first: nothing to count, nothing to write.
+        if let Some(readers) = &self.readers {
+            let flagged = readers
+                .run(move |tx| {
+                    tx.prepare_cached(OPEN_TASKS_FLAGGING_MISSES)?
+                        .query_map(
+                            rusqlite::named_params! {
+                                "$1": user.0.as_bytes(),
+                                "$2": sqlite_reads::time_param(now),
+                                "$3": false,
+                            },
+                            FlaggedTaskRow::from_sqlite,
+                        )?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await?;
+            if !flagged.iter().any(|row| row.newly_missed) {
+                return tasks(flagged.into_iter().map(|row| row.task).collect());
+            }
+        }
         let rows = with_user!(self, user, conn => {
             let flagged = sqlx::query_as::<_, FlaggedTaskRow>(OPEN_TASKS_FLAGGING_MISSES)
                 .bind(user.0)

@@ -670,3 +670,59 @@ async fn a_final_status_callback_updates_the_delivery_and_the_users_usage_row_fo
         twilio.verify().await;
     }
 }
+
+#[tokio::test]
+async fn the_reply_of_a_webhook_twilio_gave_up_on_goes_out_by_the_rest_api() {
+    const REPLY: &str = "Saved: renew passport. Next step: find your old one.";
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    add_user(dir.path(), &db, "Ana", ANA_PHONE, ANA_NUMBER, "en");
+    let twilio = accepting_twilio_once("SM00000000000000000000000000000011").await;
+    // The model takes longer than Twilio waits, well within the reply window.
+    let gemini = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(crate::fakes::gemini_text(REPLY).set_delay(Duration::from_millis(1_500)))
+        .mount(&gemini)
+        .await;
+    let server = Server::start(
+        dir.path(),
+        &db,
+        &[
+            ("GEMINI_API_KEY", "fake-gemini-key"),
+            ("NUDGE_GEMINI_BASE_URL", &gemini.uri()),
+            ("NUDGE_REPLY_WINDOW_MS", "10000"),
+            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+            ("TWILIO_API_BASE", &twilio.uri()),
+        ],
+    );
+    let url = server.url("/sms/inbound");
+    let params = sms_params(&sid(), ANA_PHONE, ANA_NUMBER, "add task renew passport");
+    let signature = nudge::sms::signature::expected_signature(AUTH_TOKEN, &url, &params);
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let hung_up = impatient
+        .post(&url)
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await;
+    assert!(
+        hung_up.is_err(),
+        "the webhook gave up before the turn ended"
+    );
+
+    let sent = wait_for_request(&twilio).await;
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&sent.body).unwrap();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Body"), REPLY);
+    assert_eq!(field("To"), ANA_PHONE);
+    assert_eq!(field("From"), ANA_NUMBER);
+    server.stop();
+}

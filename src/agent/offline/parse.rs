@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::rc::Rc;
+use std::sync::{Mutex, PoisonError};
 
 use super::Intent;
 use crate::store::Priority;
@@ -720,7 +720,11 @@ fn is_partitive(toks: &[Tok]) -> bool {
 }
 
 /// Where a trailing "to (my) groceries"-like phrase starts in `toks`, leaving content before it.
-fn suffix_at(toks: &[Tok], preps: &[&'static str], nouns: &[&'static str]) -> Option<usize> {
+fn suffix_at(
+    toks: &[Tok],
+    preps: &'static [&'static str],
+    nouns: &'static [&'static str],
+) -> Option<usize> {
     (1..toks.len()).rev().find(|&k| {
         let mut s = Cur { toks, i: k };
         s.eat(preps) && s.is_listed(&[], OWNERS, nouns)
@@ -930,41 +934,53 @@ fn span<'a>(raw: &'a str, toks: &[Tok]) -> &'a str {
 }
 
 /// How many of the last tokens spell one of `phrases` (the longest), 0 if none.
-fn tail_len(toks: &[Tok], phrases: &[&'static str]) -> usize {
-    phrases
+fn tail_len(toks: &[Tok], phrases: &'static [&'static str]) -> usize {
+    phrase_list(phrases)
         .iter()
-        .map(|p| phrase_words(p))
         .filter(|w| w.len() <= toks.len() && same_words(&toks[toks.len() - w.len()..], w))
         .map(|w| w.len())
         .max()
         .unwrap_or(0)
 }
 
-/// The words of one of the parser's phrases as tokens compare them (folded), worked out once
-/// per phrase and thread: the parser tries hundreds of phrases on every message.
+/// The words of each of a list of the parser's phrases as tokens compare them (folded),
+/// worked out once per list: the parser tries hundreds of phrases, in a few dozen lists, on
+/// every message.
 ///
-/// The cache is keyed by where the phrase lives, not by its text: the phrases are string
-/// literals, whose address and length name them for the life of the process, and hashing
-/// two words is cheaper than hashing and comparing the text on every lookup.
-fn phrase_words(phrase: &'static str) -> Rc<[String]> {
+/// The lists are static, and so is what is worked out from them: once for the process (a few
+/// kilobytes for all of them), then found through a cache of each thread's, which is keyed by
+/// where the list lives, not by its text: a static list's address and length name it for the
+/// life of the process, and hashing two words is cheaper than hashing its phrases.
+fn phrase_list(phrases: &'static [&'static str]) -> &'static [Box<[String]>] {
     thread_local! {
-        static WORDS: RefCell<PhraseCache> = RefCell::new(HashMap::default());
+        static SEEN: RefCell<ListCache> = RefCell::new(HashMap::default());
     }
-    let key = (phrase.as_ptr() as usize, phrase.len());
-    WORDS.with(|cache| {
-        if let Some(words) = cache.borrow().get(&key) {
-            return words.clone();
-        }
-        let words: Rc<[String]> = tokenize(phrase).into_iter().map(|t| t.norm).collect();
-        cache.borrow_mut().insert(key, words.clone());
-        words
-    })
+    static WORKED_OUT: Mutex<ListCache> =
+        Mutex::new(HashMap::with_hasher(BuildHasherDefault::new()));
+    let key = (phrases.as_ptr() as usize, phrases.len());
+    if let Some(words) = SEEN.with(|seen| seen.borrow().get(&key).copied()) {
+        return words;
+    }
+    let words = *WORKED_OUT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_insert_with(|| {
+            let words: Vec<Box<[String]>> = phrases
+                .iter()
+                .map(|phrase| tokenize(phrase).into_iter().map(|t| t.norm).collect())
+                .collect();
+            Box::leak(words.into_boxed_slice())
+        });
+    SEEN.with(|seen| seen.borrow_mut().insert(key, words));
+    words
 }
 
-/// Each phrase's words, by the phrase's address and length.
-type PhraseCache = HashMap<(usize, usize), Rc<[String]>, BuildHasherDefault<AddressHasher>>;
+/// Each list's phrases' words, by the list's address and length.
+type ListCache =
+    HashMap<(usize, usize), &'static [Box<[String]>], BuildHasherDefault<AddressHasher>>;
 
-/// Hashes the address and length of a static phrase ([`phrase_words`]): a multiply per word.
+/// Hashes the address and length of a static list ([`phrase_list`]): a multiply per word.
 #[derive(Default)]
 struct AddressHasher(u64);
 
@@ -1018,11 +1034,10 @@ impl<'t> Cur<'t> {
     }
 
     /// Consumes the longest of `phrases` the next words spell.
-    fn eat(&mut self, phrases: &[&'static str]) -> bool {
+    fn eat(&mut self, phrases: &'static [&'static str]) -> bool {
         let rest = self.rest();
-        let best = phrases
+        let best = phrase_list(phrases)
             .iter()
-            .map(|p| phrase_words(p))
             .filter(|w| !w.is_empty() && w.len() <= rest.len() && same_words(&rest[..w.len()], w))
             .map(|w| w.len())
             .max();
@@ -1037,7 +1052,11 @@ impl<'t> Cur<'t> {
 
     /// Consumes `[optional] required`, trying with the optional words first; `None` (and
     /// nothing consumed) when `required` does not follow either way.
-    fn then(&self, optional: &[&'static str], required: &[&'static str]) -> Option<Self> {
+    fn then(
+        &self,
+        optional: &'static [&'static str],
+        required: &'static [&'static str],
+    ) -> Option<Self> {
         let mut with = *self;
         if with.eat(optional) && with.eat(required) {
             return Some(with);
@@ -1047,17 +1066,19 @@ impl<'t> Cur<'t> {
     }
 
     /// Whether the remaining words are exactly one of `phrases`.
-    fn is(&self, phrases: &[&'static str]) -> bool {
+    fn is(&self, phrases: &'static [&'static str]) -> bool {
         let rest = self.rest();
-        phrases.iter().any(|p| same_words(rest, &phrase_words(p)))
+        phrase_list(phrases)
+            .iter()
+            .any(|words| same_words(rest, words))
     }
 
     /// Whether the rest is `[verb] [owner] noun`, each optional part in `verbs` / `owners`.
     fn is_listed(
         &self,
-        verbs: &[&'static str],
-        owners: &[&'static str],
-        nouns: &[&'static str],
+        verbs: &'static [&'static str],
+        owners: &'static [&'static str],
+        nouns: &'static [&'static str],
     ) -> bool {
         for with_verb in [false, true] {
             let mut v = *self;
