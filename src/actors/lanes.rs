@@ -139,14 +139,6 @@ impl Lanes {
             .map(|entry| (*entry.key(), entry.value().clone()))
             .collect()
     }
-
-    pub fn len(&self) -> usize {
-        self.by_user.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_user.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -109,7 +109,7 @@ struct FlaggedTaskRow {
 }
 
 impl TaskRow {
-    /// The row as a reader thread's connection reads it (see `sqlite_reads`).
+    /// The row as SQLite's reader threads read it (`sqlite_reads`).
     fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get("id")?,

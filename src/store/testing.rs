@@ -176,14 +176,21 @@ fn is_test_database(name: &str) -> bool {
     })
 }
 
+/// A freshly migrated in-memory SQLite store, for tests that a call behaves the same there
+/// (no reader threads, no batch thread: everything on the pool).
+#[cfg(test)]
+pub(crate) async fn in_memory() -> Store {
+    connect("sqlite::memory:", Sealer::generate())
+        .await
+        .expect("an in-memory SQLite store")
+}
+
 /// How SQLite plans `sql` on a freshly migrated in-memory database: the detail of each step
 /// of `EXPLAIN QUERY PLAN`, with its `parameters` bound to NULL (a plan does not depend on
 /// them). For tests that a query finds its rows through the index meant for it.
 #[cfg(test)]
 pub(crate) async fn sqlite_plan(sql: &str, parameters: usize) -> Vec<String> {
-    let store = connect("sqlite::memory:", Sealer::generate())
-        .await
-        .expect("an in-memory SQLite store");
+    let store = in_memory().await;
     let super::Pool::Sqlite(pool) = &store.pool else {
         panic!("sqlite::memory: opens a SQLite store");
     };

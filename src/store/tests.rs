@@ -5,7 +5,7 @@
 
 use std::fmt::Debug;
 
-use super::testing::{POSTGRES_URL_VAR, on_each_backend};
+use super::testing::{POSTGRES_URL_VAR, in_memory, on_each_backend};
 use super::{
     Backend, Channel, Direction, Language, Message, NewLlmUsage, NewMessage, NewSmsUsage, NewUser,
     Pool, Result, Role, Sealer, SmsEncoding, Store, StoreError, User, UserId, connect, with_pool,
@@ -694,9 +694,7 @@ async fn a_reopened_sqlite_file_keeps_its_rows_and_migrates_once() {
 
 #[tokio::test]
 async fn an_in_memory_sqlite_database_is_shared_by_the_whole_pool() {
-    let store = connect("sqlite::memory:", Sealer::generate())
-        .await
-        .expect("in-memory store");
+    let store = in_memory().await;
     assert_eq!(store.backend(), Backend::Sqlite);
     let user = create(&store, 1).await;
     let reads = (0..4).map(|_| store.user(user.id));
@@ -1050,10 +1048,7 @@ async fn model_usage_rides_with_its_reply_on_each_backend() {
 
 #[tokio::test]
 async fn model_usage_rides_with_its_reply_on_an_in_memory_database() {
-    let store = connect("sqlite::memory:", Sealer::generate())
-        .await
-        .expect("an in-memory SQLite store");
-    model_usage_rides_with_its_reply(store).await;
+    model_usage_rides_with_its_reply(in_memory().await).await;
 }
 
 /// A message shaped like an SMS, only for building replies in tests.
@@ -1275,8 +1270,5 @@ async fn activation_reads_the_users_state_on_each_backend() {
 
 #[tokio::test]
 async fn activation_reads_the_users_state_on_an_in_memory_database() {
-    let store = connect("sqlite::memory:", Sealer::generate())
-        .await
-        .expect("an in-memory SQLite store");
-    activation_reads_the_users_state(store).await;
+    activation_reads_the_users_state(in_memory().await).await;
 }
