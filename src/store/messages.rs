@@ -1035,8 +1035,8 @@ impl Store {
                 self.run_on_thread(thread, writes, summaries, fingerprints_of, created_at)
                     .await?
             }
-            (None, Pool::Postgres(pool)) => {
-                self.run_on_postgres(pool, writes, summaries, &users, fingerprints_of, created_at)
+            (None, Pool::Postgres(_)) => {
+                self.run_on_postgres(writes, summaries, &users, fingerprints_of, created_at)
                     .await?
             }
             (None, Pool::Sqlite(pool)) => {
@@ -1162,12 +1162,11 @@ impl Store {
         Ok((stored, prints))
     }
 
-    /// Runs a batch on PostgreSQL: [`PG_BATCH`], in a transaction opened with the batch's
-    /// row-level-security scope (`users`, sorted and distinct). Three round trips whatever the
-    /// batch's size: `BEGIN` with the scope, the statement, `COMMIT`.
+    /// Runs a batch on PostgreSQL: [`PG_BATCH`], on a connection scoped to the batch's users
+    /// for row-level security (`users`, sorted and distinct). Two round trips whatever the
+    /// batch's size: the scope, the statement.
     async fn run_on_postgres(
         &self,
-        pool: &sqlx::PgPool,
         writes: &[MessageWrite],
         summaries: Vec<(UserId, String, i64, i64)>,
         users: &[UserId],
@@ -1209,10 +1208,11 @@ impl Store {
             folds.folded.push(folded);
         }
 
-        let mut tx = match &self.scoped {
-            Some(scoped) => super::postgres::begin_batch(scoped, users, false).await?,
-            None => super::postgres::begin_batch(pool, users, self.rls_role).await?,
-        };
+        // One statement: atomic on its own, in the implicit transaction of its round trip.
+        let mut conn = self
+            .pg_scopes()?
+            .scoped(super::pg_conns::Scope::Batch(users))
+            .await?;
         let rows = sqlx::query_as::<_, PgBatchRow>(PG_BATCH)
             .bind(writes.iter().map(|w| w.user.0).collect::<Vec<_>>())
             .bind(text(|w| Some(w.message.channel.as_str())))
@@ -1257,10 +1257,10 @@ impl Store {
             .bind(&model_usage.output)
             .bind(&model_usage.total)
             .bind(&model_usage.cached)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await
             .map_err(write_error)?;
-        tx.commit().await?;
+        drop(conn);
 
         if rows.len() != writes.len() {
             return Err(StoreError::Corrupt("a batch gave back too few rows".into()));

@@ -47,6 +47,7 @@ mod account_tests;
 mod accounts;
 mod activation;
 mod audit;
+mod conn_list;
 mod deliveries;
 mod digests;
 mod expenses;
@@ -59,6 +60,7 @@ mod llm_usage;
 mod memories;
 mod messages;
 mod notes;
+mod pg_conns;
 pub(crate) mod postgres;
 mod privacy;
 mod reminders;
@@ -218,12 +220,11 @@ pub struct Store {
     pool: Pool,
     /// Seals personal text before it is written and opens it when read.
     sealer: Sealer,
-    /// PostgreSQL only: the connecting role may switch to `nudge_app`, which row-level
-    /// security binds (see [`with_user!`]).
-    rls_role: bool,
-    /// PostgreSQL only: connections of a login role that row-level security binds and that
-    /// cannot switch to any other role, for [`with_user!`] (`NUDGE_DATABASE_API_URL`).
-    scoped: Option<PgPool>,
+    /// PostgreSQL only: the connections [`with_user!`] and the group-commit writer run on,
+    /// each call scoping its session first (see `pg_conns`): the owner's, switching to
+    /// `nudge_app`, or those of a login role that row-level security binds and that cannot
+    /// switch to any other role (`NUDGE_DATABASE_API_URL`).
+    scopes: Option<std::sync::Arc<pg_conns::PgConns>>,
     /// Ticks when this process writes a reminder, so the scheduler looks at once instead of
     /// at its next poll (see [`Store::reminder_changes`]).
     reminder_changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
@@ -302,19 +303,21 @@ pub(crate) use with_pool;
 /// security log, admin audited reads) use [`with_pool!`] and say so in their docs. A test
 /// (`store::rls_tests`) lists them: a new cross-user method must be added there on purpose.
 ///
-/// `with_user!(store, user, conn => body)`: on PostgreSQL, `body` runs in a transaction that
-/// first switches to the role `nudge_app` and sets `app.user_id` (in the round trip of its
-/// `BEGIN`, see `postgres::begin_scoped`), so the database itself refuses rows of any other user — a second wall
-/// behind the statement's own `WHERE user_id = $1`. On SQLite it runs on a pooled connection.
-/// `conn` is a `&mut` connection of the arm's database: pass `&mut *conn` to each query.
+/// `with_user!(store, user, conn => body)`: on PostgreSQL, `body` runs on a connection whose
+/// session was first switched to the role `nudge_app` with `app.user_id` set (one round trip,
+/// see `pg_conns`), so the database itself refuses rows of any other user — a second wall
+/// behind the statement's own `WHERE user_id = $1`. On SQLite it runs on a connection of its
+/// own. Each statement commits on its own. `conn` is a `&mut` connection of the arm's
+/// database: pass `&mut *conn` to each query.
 ///
-/// `with_user!(store, user, atomic conn => body)` also runs `body` in a transaction on
-/// SQLite: for bodies whose statements must commit together. Either form commits when `body`
-/// yields its value and rolls back when `?` or `return` leaves the method early (so a body
-/// that writes must not `return Ok(…)` early). `, Db` after `conn` binds `Db` to the arm's
-/// database type, as with [`with_pool!`].
+/// `with_user!(store, user, atomic conn => body)` runs `body` in a transaction: for bodies
+/// whose statements must commit together. It commits when `body` yields its value and rolls
+/// back when `?` or `return` leaves the method early (so a body that writes must not
+/// `return Ok(…)` early). `, Db` after `conn` binds `Db` to the arm's database type, as with
+/// [`with_pool!`].
 ///
-/// Costs two round trips more than [`with_pool!`] on PostgreSQL (BEGIN + scope, COMMIT).
+/// Costs one round trip more than [`with_pool!`] on PostgreSQL (the scope), two more in a
+/// transaction (`BEGIN`, `COMMIT`).
 macro_rules! with_user {
     ($store:expr, $user:expr, $conn:ident => $body:expr) => {
         $crate::store::with_user!(@run $store, $user, pooled, $conn, __NudgeDb => $body)
@@ -356,25 +359,32 @@ macro_rules! with_user {
             $crate::store::Pool::Sqlite(pool) => {
                 $crate::store::with_user!(@sqlite $mode, $store, pool, $conn, $db => $body)
             }
-            $crate::store::Pool::Postgres(pool) => {
-                // The bound login role when there is one; else the owner, switching to
-                // `nudge_app` for the transaction.
-                let mut tx = match &$store.scoped {
-                    Some(scoped) => $crate::store::postgres::begin_scoped(scoped, $user, false),
-                    None => $crate::store::postgres::begin_scoped(pool, $user, $store.rls_role),
-                }
-                .await?;
-                #[allow(dead_code)]
-                type $db = ::sqlx::Postgres;
-                let value = {
-                    let $conn = &mut *tx;
-                    $body
-                };
-                tx.commit().await?;
-                value
+            $crate::store::Pool::Postgres(_) => {
+                let mut scoped = $store
+                    .pg_scopes()?
+                    .scoped($crate::store::pg_conns::Scope::User($user))
+                    .await?;
+                $crate::store::with_user!(@postgres $mode, scoped, $conn, $db => $body)
             }
         }
     };
+    (@postgres pooled, $scoped:ident, $conn:ident, $db:ident => $body:expr) => {{
+        #[allow(dead_code)]
+        type $db = ::sqlx::Postgres;
+        let $conn = &mut *$scoped;
+        $body
+    }};
+    (@postgres atomic, $scoped:ident, $conn:ident, $db:ident => $body:expr) => {{
+        let mut tx = ::sqlx::Connection::begin(&mut *$scoped).await?;
+        #[allow(dead_code)]
+        type $db = ::sqlx::Postgres;
+        let value = {
+            let $conn = &mut *tx;
+            $body
+        };
+        tx.commit().await?;
+        value
+    }};
 }
 pub(crate) use with_user;
 
@@ -434,9 +444,17 @@ impl Store {
     /// switching roles. Ignored on SQLite.
     pub async fn with_scoped_pool(mut self, url: &str) -> Result<Store> {
         if let Pool::Postgres(_) = self.pool {
-            self.scoped = Some(postgres::connect_scoped(url).await?);
+            self.scopes = Some(std::sync::Arc::new(postgres::connect_scoped(url).await?));
         }
         Ok(self)
+    }
+
+    /// The connections of one person's calls and of the writer's batches on PostgreSQL.
+    pub(in crate::store) fn pg_scopes(&self) -> Result<&pg_conns::PgConns> {
+        // Set whenever the pool is PostgreSQL's (`connect`).
+        self.scopes.as_deref().ok_or_else(|| {
+            sqlx::Error::Configuration("no scoped PostgreSQL connections".into()).into()
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -466,16 +484,17 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
     let mut batches = None;
     let mut conns = None;
     let mut readers = None;
-    let (pool, rls_role) = match scheme {
+    let mut scopes = None;
+    let pool = match scheme {
         "sqlite" => {
             let (pool, thread, own, reads) = sqlite::connect(url).await?;
             batches = thread.map(std::sync::Arc::new);
             conns = own.map(std::sync::Arc::new);
             readers = reads.map(std::sync::Arc::new);
-            (Pool::Sqlite(pool), false)
+            Pool::Sqlite(pool)
         }
         "postgres" | "postgresql" => {
-            let pool = postgres::connect(url).await?;
+            let (pool, options) = postgres::connect(url).await?;
             let role = postgres::can_use_app_role(&pool).await?;
             if !role {
                 tracing::warn!(
@@ -483,15 +502,19 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
                      row-level security does not restrict the REST API (see README)"
                 );
             }
-            (Pool::Postgres(pool), role)
+            scopes = Some(std::sync::Arc::new(postgres::scoped_conns(
+                options,
+                role,
+                Vec::new(),
+            )));
+            Pool::Postgres(pool)
         }
         other => return Err(StoreError::UnsupportedScheme(other.to_owned())),
     };
     Ok(Store {
         pool,
         sealer,
-        rls_role,
-        scoped: None,
+        scopes,
         reminder_changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         batches,
         conns,

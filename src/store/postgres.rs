@@ -2,19 +2,25 @@
 //!
 //! The statements and the [`Store`](super::Store) methods are shared with SQLite (see
 //! [`with_pool!`](super::with_pool)); this file holds what is PostgreSQL's own: how to open
-//! the pool, and how a unique violation names what was duplicated.
+//! the pool and the scoped connections, and how a unique violation names what was
+//! duplicated.
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::error::DatabaseError;
-use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
+
+use super::pg_conns::PgConns;
 
 use super::Result;
 
-/// Connections per node: enough for a 2-core node's concurrent turns, and a cluster of nodes
-/// stays well under PostgreSQL's default `max_connections` (100).
-const MAX_CONNECTIONS: u32 = 16;
+/// Connections per node of the pool (cross-user work, migrations) and of the scoped calls
+/// (one person's, the writer's batches): enough for a 2-core node's concurrent turns, and a
+/// cluster of four nodes stays under PostgreSQL's default `max_connections` (100).
+const MAX_CONNECTIONS: u32 = 12;
+const SCOPED_CONNECTIONS: usize = 12;
 /// How long a caller waits for a free connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection idle longer than this is pinged before it is handed out (the server may have
@@ -39,27 +45,39 @@ fn pool_options() -> PgPoolOptions {
 }
 
 /// Connects to the existing database named by `url` and applies `migrations/postgres/`
-/// (under sqlx's advisory lock, so nodes starting together do not race).
-pub(super) async fn connect(url: &str) -> Result<PgPool> {
+/// (under sqlx's advisory lock, so nodes starting together do not race). Gives back the
+/// pool and the options its connections were opened with.
+pub(super) async fn connect(url: &str) -> Result<(PgPool, PgConnectOptions)> {
     let options = PgConnectOptions::from_str(url)?.application_name("nudge");
-    let pool = pool_options().connect_with(options).await?;
+    let pool = pool_options().connect_with(options.clone()).await?;
     sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-    Ok(pool)
+    Ok((pool, options))
 }
 
-/// Connects the pool of the row-level-security-bound login role (no migrations: it may not
-/// change the schema), and checks the role is bound: not a superuser, not BYPASSRLS, and
-/// unable to become the owner of the tables.
-pub(super) async fn connect_scoped(url: &str) -> Result<PgPool> {
+/// The connections of one person's store calls and of the group-commit writer's batches
+/// (see `pg_conns`), opened with `options` as they are needed; `idle` are already open.
+pub(super) fn scoped_conns(
+    options: PgConnectOptions,
+    role: bool,
+    idle: Vec<PgConnection>,
+) -> PgConns {
+    PgConns::new(options, SCOPED_CONNECTIONS, role, ACQUIRE_TIMEOUT, idle)
+}
+
+/// Connects as the row-level-security-bound login role named by `url` (no migrations: it may
+/// not change the schema), and checks the role is bound: not a superuser, not BYPASSRLS, and
+/// unable to become the owner of the tables. Its connections serve one person's store calls
+/// and the writer's batches.
+pub(super) async fn connect_scoped(url: &str) -> Result<PgConns> {
     let options = PgConnectOptions::from_str(url)?.application_name("nudge-api");
-    let pool = pool_options().connect_with(options).await?;
+    let mut conn = options.connect().await?;
     let (bound,): (bool,) = sqlx::query_as(
         "SELECT NOT r.rolsuper AND NOT r.rolbypassrls \
          AND NOT pg_has_role(current_user, (SELECT tableowner FROM pg_tables \
              WHERE schemaname = current_schema() AND tablename = 'users'), 'MEMBER') \
          FROM pg_roles r WHERE r.rolname = current_user",
     )
-    .fetch_one(&pool)
+    .fetch_one(&mut conn)
     .await?;
     if !bound {
         return Err(sqlx::Error::Configuration(
@@ -69,7 +87,7 @@ pub(super) async fn connect_scoped(url: &str) -> Result<PgPool> {
         )
         .into());
     }
-    Ok(pool)
+    Ok(scoped_conns(options, false, vec![conn]))
 }
 
 /// True when this database user may switch to `nudge_app` (the role row-level security
@@ -83,47 +101,6 @@ pub(super) async fn can_use_app_role(pool: &PgPool) -> Result<bool> {
     .fetch_one(pool)
     .await?;
     Ok(usable)
-}
-
-/// Begins a transaction scoped to one user: switches to `nudge_app` (when `role`) and sets
-/// `app.user_id`, both for this transaction only, in the same round trip as `BEGIN` (one
-/// simple-protocol query of `SET LOCAL` commands).
-pub(crate) async fn begin_scoped(
-    pool: &PgPool,
-    user: super::UserId,
-    role: bool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    // A UUID's text form is hex digits and dashes: safe to splice into the statement.
-    let user: uuid::Uuid = user.0;
-    let statement = if role {
-        format!("BEGIN; SET LOCAL ROLE nudge_app; SET LOCAL app.user_id = '{user}'")
-    } else {
-        format!("BEGIN; SET LOCAL app.user_id = '{user}'")
-    };
-    Ok(pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
-}
-
-/// Begins the group-commit writer's transaction scoped to the users of its batch: switches to
-/// `nudge_app` (when `role`) and sets `app.batch_user_ids`, which lets it write and read back
-/// rows of exactly those users (`migrations/postgres/0043_batch_write_policy.sql`), all in the
-/// round trip of `BEGIN`, whatever the batch's size.
-pub(crate) async fn begin_batch(
-    pool: &PgPool,
-    users: &[super::UserId],
-    role: bool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    // UUIDs' text forms are hex digits and dashes: safe to splice into the statement.
-    let list = users
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let statement = if role {
-        format!("BEGIN; SET LOCAL ROLE nudge_app; SET LOCAL app.batch_user_ids = '{{{list}}}'")
-    } else {
-        format!("BEGIN; SET LOCAL app.batch_user_ids = '{{{list}}}'")
-    };
-    Ok(pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
 }
 
 /// Names the field a unique violation is about, from the constraint names spelled out in

@@ -7,6 +7,8 @@
 //! new method reaching the pool without the user's scope fails here until it is converted or
 //! added to this list on purpose.
 
+use super::pg_conns::Scope;
+
 /// The store's sources, by file name.
 const SOURCES: &[(&str, &str)] = &[
     ("accounts.rs", include_str!("accounts.rs")),
@@ -237,7 +239,7 @@ fn the_scan_sees_a_method_on_the_owner_pool() {
 
 /// Inserts a message row for `user` on `tx`, as the writer's statements do.
 async fn insert_message(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    conn: &mut sqlx::PgConnection,
     user: super::UserId,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -245,7 +247,7 @@ async fn insert_message(
          VALUES ($1, 'sms', 'inbound', 'hi', now())",
     )
     .bind(user.0)
-    .execute(&mut **tx)
+    .execute(conn)
     .await
     .map(|_| ())
 }
@@ -253,11 +255,11 @@ async fn insert_message(
 #[tokio::test]
 async fn a_batch_scope_admits_the_rows_of_its_users_and_refuses_any_other() {
     super::testing::on_each_backend(|store| async move {
-        let super::Pool::Postgres(pool) = &store.pool else {
+        let super::Pool::Postgres(_) = &store.pool else {
             return; // Row-level security is PostgreSQL's.
         };
         assert!(
-            store.rls_role,
+            store.pg_scopes().unwrap().switches_role(),
             "the test server lets the store switch to nudge_app"
         );
         let ana = super::tests::create(&store, 1).await.id;
@@ -267,36 +269,61 @@ async fn a_batch_scope_admits_the_rows_of_its_users_and_refuses_any_other() {
             .add_tasks(ana, &[super::NewTask::titled("ana's task")])
             .await
             .expect("a task");
+        let scopes = store.pg_scopes().unwrap();
 
-        let mut tx = super::postgres::begin_batch(pool, &[ana, bob], true)
-            .await
-            .unwrap();
-        insert_message(&mut tx, ana)
+        let mut conn = scopes.scoped(Scope::Batch(&[ana, bob])).await.unwrap();
+        insert_message(&mut conn, ana)
             .await
             .expect("Ana is in the batch");
-        insert_message(&mut tx, bob)
+        insert_message(&mut conn, bob)
             .await
             .expect("Bob is in the batch");
         let (seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await
             .unwrap();
         assert_eq!(seen, 2, "the batch reads back its own rows");
         let (tasks,): (i64,) = sqlx::query_as("SELECT count(*) FROM tasks")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await
             .unwrap();
         assert_eq!(tasks, 0, "a batch sees no other table's rows");
-        tx.commit().await.unwrap();
+        drop(conn);
 
-        let mut tx = super::postgres::begin_batch(pool, &[ana], true)
-            .await
-            .unwrap();
-        let refused = insert_message(&mut tx, carl).await;
+        let mut conn = scopes.scoped(Scope::Batch(&[ana])).await.unwrap();
+        let refused = insert_message(&mut conn, carl).await;
         assert!(
             refused.is_err_and(|e| e.to_string().contains("row-level security")),
             "Carl is not in the batch"
         );
+        drop(conn);
+
+        // The same connections serve one person's calls: a scope set for a batch before is
+        // not left behind, nor one person's for the next.
+        for _ in 0..3 {
+            let mut conn = scopes.scoped(Scope::User(bob)).await.unwrap();
+            let (seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(seen, 1, "Bob sees his own message only");
+            let refused = insert_message(&mut conn, ana).await;
+            assert!(
+                refused.is_err_and(|e| e.to_string().contains("row-level security")),
+                "Bob's scope refuses Ana's rows"
+            );
+            let (tasks,): (i64,) = sqlx::query_as("SELECT count(*) FROM tasks")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(tasks, 0, "Ana's task is not Bob's");
+        }
+        let mut conn = scopes.scoped(Scope::User(ana)).await.unwrap();
+        let (tasks,): (i64,) = sqlx::query_as("SELECT count(*) FROM tasks")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(tasks, 1, "Ana sees her task");
     })
     .await;
 }

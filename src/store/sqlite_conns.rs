@@ -13,21 +13,18 @@
 //! sqlx's pool.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Sqlite};
-use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::Result;
+use super::conn_list::{ConnList, Taken};
 
-/// Idle connections, and a permit for each: a permit held means a connection is there to take.
+/// The connections, all opened up front.
 #[derive(Debug)]
 pub(super) struct Conns {
-    idle: Mutex<Vec<SqliteConnection>>,
-    permits: Semaphore,
-    acquire_timeout: Duration,
+    list: ConnList<SqliteConnection>,
 }
 
 impl Conns {
@@ -43,76 +40,30 @@ impl Conns {
             idle.push(options.connect().await?);
         }
         Ok(Self {
-            idle: Mutex::new(idle),
-            permits: Semaphore::new(count),
-            acquire_timeout,
+            list: ConnList::new(idle, count, acquire_timeout),
         })
     }
 
     /// A connection, waiting for one to be given back if all are taken (up to the acquire
     /// timeout, then `PoolTimedOut` as sqlx's pool would).
-    pub(super) async fn get(&self) -> Result<Taken<'_>> {
-        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        let conn = self.lock().pop().ok_or(sqlx::Error::PoolClosed)?;
-        Ok(Taken {
-            conn: Some(conn),
-            conns: self,
-            _permit: permit,
-        })
+    pub(super) async fn get(&self) -> Result<Taken<'_, SqliteConnection>> {
+        let (permit, idle) = self.list.take().await?;
+        // Every connection was opened up front: a permit held means one is idle.
+        let conn = idle.ok_or(sqlx::Error::PoolClosed)?;
+        Ok(Taken::new(conn, &self.list, permit))
     }
 
     /// Connections idle now.
     #[cfg(test)]
     pub(super) fn idle(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SqliteConnection>> {
-        // The list is only pushed to and popped from: a panic elsewhere cannot leave it torn.
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// A connection taken from [`Conns`]; given back when dropped.
-pub(crate) struct Taken<'a> {
-    conn: Option<SqliteConnection>,
-    conns: &'a Conns,
-    _permit: SemaphorePermit<'a>,
-}
-
-impl Deref for Taken<'_> {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        // Present from `get` until `drop`.
-        self.conn.as_ref().unwrap_or_else(|| unreachable!())
-    }
-}
-
-impl DerefMut for Taken<'_> {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.conn.as_mut().unwrap_or_else(|| unreachable!())
-    }
-}
-
-impl Drop for Taken<'_> {
-    fn drop(&mut self) {
-        // Back before the permit (dropped after this) lets the next caller look for it.
-        if let Some(conn) = self.conn.take() {
-            self.conns.lock().push(conn);
-        }
+        self.list.idle()
     }
 }
 
 /// The connection [`with_user!`](super::with_user) runs on with SQLite: one of a file
 /// database's [`Conns`], or the pool's one connection of an in-memory database.
 pub(crate) enum SqliteConn<'a> {
-    Taken(Taken<'a>),
+    Taken(Taken<'a, SqliteConnection>),
     Pooled(sqlx::pool::PoolConnection<Sqlite>),
 }
 
@@ -189,24 +140,5 @@ mod tests {
                 .expect("the connection still answers");
             assert_eq!(two, 2);
         }
-    }
-
-    #[tokio::test]
-    async fn callers_beyond_the_connections_wait_and_time_out_when_none_comes_back() {
-        let (_dir, conns) = conns(1, Duration::from_millis(50)).await;
-        let held = conns.get().await.expect("the one connection");
-        let waited = conns.get().await;
-        assert!(
-            matches!(
-                waited,
-                Err(crate::store::StoreError::Database(
-                    sqlx::Error::PoolTimedOut
-                ))
-            ),
-            "no connection came back in time"
-        );
-        drop(held);
-        let again = conns.get().await;
-        assert!(again.is_ok(), "the connection came back");
     }
 }

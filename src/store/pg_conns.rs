@@ -1,0 +1,241 @@
+//! PostgreSQL connections for one person's store calls and the group-commit writer's batches,
+//! scoped for row-level security in one round trip and given back without a ping.
+//!
+//! Through sqlx's pool, a person's read was four round trips: `BEGIN` with the scope
+//! (`SET LOCAL`), the statement, `COMMIT`, and the ping sqlx's pool sends on every connection
+//! given back to it. Here it is two: the scope, set for the session (`SET ROLE`, `SET
+//! app.user_id`), then the statement in its own implicit transaction. A connection serves only
+//! these calls, each of which sets its own scope first, so a scope left on a connection
+//! from its last call is never what a statement runs under.
+//!
+//! The scope's round trip also tells whether the connection still works: one that fails it
+//! for any reason but the database's refusal (the server restarted, the socket was closed)
+//! is dropped and a new one opened in its place, once. A caller that gave up mid-statement
+//! leaves its connection to drain the rest of its answer before its next statement (sqlx
+//! waits for the server to be ready before sending anything), and a dropped transaction
+//! queues its rollback the same way: connections go straight back to the idle list.
+
+use std::time::Duration;
+
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgSeverity};
+
+use super::conn_list::{ConnList, Taken};
+use super::{Result, UserId};
+
+/// Whose rows a connection may see: one person's, or the users of a group-commit batch.
+pub(crate) enum Scope<'a> {
+    User(UserId),
+    Batch(&'a [UserId]),
+}
+
+impl Scope<'_> {
+    /// The commands that set this scope for the session: both settings every time, so that
+    /// neither is left from a call of the other kind. A UUID's text form is hex digits and
+    /// dashes: safe to splice into the statement.
+    fn commands(&self, role: bool) -> String {
+        let role = if role { "SET ROLE nudge_app; " } else { "" };
+        match self {
+            Scope::User(user) => {
+                format!(
+                    "{role}SET app.user_id = '{}'; SET app.batch_user_ids = ''",
+                    user.0
+                )
+            }
+            Scope::Batch(users) => {
+                let list = users
+                    .iter()
+                    .map(|u| u.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                format!("{role}SET app.user_id = ''; SET app.batch_user_ids = '{{{list}}}'")
+            }
+        }
+    }
+}
+
+/// Runs the scope's commands, in one round trip (the simple protocol takes several).
+async fn set(conn: &mut PgConnection, commands: &str) -> sqlx::Result<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(commands))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Whether `error` means the connection is of no more use: lost on the way (the socket, the
+/// protocol), or a database error that ends the session (the server shutting down, the
+/// backend terminated, which PostgreSQL reports with severity FATAL before it hangs up).
+fn ends_the_session(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => e
+            .try_downcast_ref::<PgDatabaseError>()
+            .is_none_or(|e| matches!(e.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+        _ => true,
+    }
+}
+
+/// Connections opened on demand up to a bound, idle ones kept, each taken for one call.
+#[derive(Debug)]
+pub(crate) struct PgConns {
+    list: ConnList<PgConnection>,
+    options: PgConnectOptions,
+    /// Switch to `nudge_app` with the scope (an owner that may); a login role that row-level
+    /// security binds already is bound and does not.
+    role: bool,
+}
+
+impl PgConns {
+    /// Up to `count` connections (at least one) opened with `options` as they are needed;
+    /// `idle` are already open.
+    pub(super) fn new(
+        options: PgConnectOptions,
+        count: usize,
+        role: bool,
+        acquire_timeout: Duration,
+        idle: Vec<PgConnection>,
+    ) -> Self {
+        Self {
+            list: ConnList::new(idle, count, acquire_timeout),
+            options,
+            role,
+        }
+    }
+
+    /// A connection whose session is scoped to `scope`, waiting for one if all are taken (up
+    /// to the acquire timeout, then `PoolTimedOut` as sqlx's pool would).
+    pub(crate) async fn scoped(&self, scope: Scope<'_>) -> Result<Taken<'_, PgConnection>> {
+        let commands = scope.commands(self.role);
+        let (permit, idle) = self.list.take().await?;
+        let conn = match idle {
+            Some(mut conn) => match set(&mut conn, &commands).await {
+                Ok(()) => conn,
+                Err(error) if !ends_the_session(&error) => {
+                    // The database refused the scope; the connection itself answers (and
+                    // goes back to the list).
+                    drop(Taken::new(conn, &self.list, permit));
+                    return Err(error.into());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "a database connection was lost; opening another");
+                    drop(conn);
+                    self.open(&commands).await?
+                }
+            },
+            None => self.open(&commands).await?,
+        };
+        Ok(Taken::new(conn, &self.list, permit))
+    }
+
+    /// Opens a connection and scopes it.
+    async fn open(&self, commands: &str) -> Result<PgConnection> {
+        let mut conn = tokio::time::timeout(self.list.acquire_timeout(), self.options.connect())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        set(&mut conn, commands).await?;
+        Ok(conn)
+    }
+
+    /// Whether each call switches to `nudge_app`.
+    #[cfg(test)]
+    pub(super) fn switches_role(&self) -> bool {
+        self.role
+    }
+
+    /// Connections idle now.
+    #[cfg(test)]
+    pub(super) fn idle(&self) -> usize {
+        self.list.idle()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `test` on a fresh store of the test server's, when there is one.
+    async fn on_postgres<F, Fut>(test: F)
+    where
+        F: Fn(crate::store::Store) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        crate::store::testing::on_each_backend(|store| async {
+            if store.backend() == crate::store::Backend::Postgres {
+                test(store).await;
+            }
+        })
+        .await;
+    }
+
+    async fn backend_pid(conn: &mut PgConnection) -> i32 {
+        let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+            .fetch_one(conn)
+            .await
+            .expect("the connection answers");
+        pid
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_replaced_at_its_next_call() {
+        on_postgres(|store| async move {
+            let user = crate::store::tests::create(&store, 1).await.id;
+            let conns = store.pg_scopes().expect("scoped connections");
+            let first = {
+                let mut conn = conns.scoped(Scope::User(user)).await.expect("a connection");
+                backend_pid(&mut conn).await
+            };
+            assert_eq!(conns.idle(), 1, "given back");
+
+            crate::store::with_pool!(store, pool => {
+                sqlx::query("SELECT pg_terminate_backend($1)")
+                    .bind(first)
+                    .execute(pool)
+                    .await
+                    .expect("the owner ends the connection's backend");
+            });
+            // The backend is gone once its process exits; the next call finds it so.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+
+            let mut conn = conns
+                .scoped(Scope::User(user))
+                .await
+                .expect("a new connection");
+            let second = backend_pid(&mut conn).await;
+            assert_ne!(first, second, "another backend");
+            let (scope,): (String,) = sqlx::query_as("SELECT current_setting('app.user_id')")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("a read");
+            assert_eq!(scope, user.0.to_string(), "scoped like the one it replaced");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_call_given_up_mid_statement_leaves_its_connection_usable_and_rescoped() {
+        on_postgres(|store| async move {
+            let ana = crate::store::tests::create(&store, 1).await.id;
+            let bob = crate::store::tests::create(&store, 2).await.id;
+            let conns = store.pg_scopes().expect("scoped connections");
+            {
+                let mut conn = conns.scoped(Scope::User(ana)).await.expect("a connection");
+                let slow = sqlx::query("SELECT pg_sleep(0.3)").execute(&mut *conn);
+                let given_up = tokio::time::timeout(Duration::from_millis(20), slow).await;
+                assert!(given_up.is_err(), "the caller gave up");
+            }
+            assert_eq!(conns.idle(), 1, "given back all the same");
+            let mut conn = conns
+                .scoped(Scope::User(bob))
+                .await
+                .expect("the connection");
+            let (scope, batch): (String, String) = sqlx::query_as(
+                "SELECT current_setting('app.user_id'), current_setting('app.batch_user_ids')",
+            )
+            .fetch_one(&mut *conn)
+            .await
+            .expect("the connection answers after draining the abandoned statement");
+            assert_eq!(scope, bob.0.to_string());
+            assert_eq!(batch, "", "no batch scope");
+        })
+        .await;
+    }
+}
