@@ -211,6 +211,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_transaction_dropped_unfinished_is_rolled_back_before_the_next_call() {
+        on_postgres(|store| async move {
+            let user = crate::store::tests::create(&store, 1).await.id;
+            let conns = store.pg_scopes().expect("scoped connections");
+            {
+                let mut conn = conns.scoped(Scope::User(user)).await.expect("a connection");
+                let mut tx = sqlx::Connection::begin(&mut *conn)
+                    .await
+                    .expect("a transaction");
+                sqlx::query(
+                    "INSERT INTO messages (user_id, channel, direction, body, created_at) \
+                     VALUES ($1, 'sms', 'inbound', 'hi', now())",
+                )
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .expect("a write in the transaction");
+                // Dropped here without a commit, as `?` leaving `with_user!` would.
+            }
+            assert_eq!(conns.idle(), 1, "given back");
+            let mut conn = conns
+                .scoped(Scope::User(user))
+                .await
+                .expect("the connection");
+            let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("a read");
+            // Still inside the dropped transaction, the read would see its own write.
+            assert_eq!(count, 0, "the write was rolled back");
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn a_call_given_up_mid_statement_leaves_its_connection_usable_and_rescoped() {
         on_postgres(|store| async move {
             let ana = crate::store::tests::create(&store, 1).await.id;
