@@ -12,14 +12,14 @@ use sqlx::ConnectOptions;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
 
+use super::Result;
 use super::pg_conns::PgConns;
 
-use super::Result;
-
-/// Connections per node of the pool (cross-user work, migrations) and of the scoped calls
-/// (one person's, the writer's batches): enough for a 2-core node's concurrent turns, and a
-/// cluster of four nodes stays under PostgreSQL's default `max_connections` (100).
+/// Connections per node of the pool (cross-user work, migrations): with the scoped ones below,
+/// enough for a 2-core node's concurrent turns, and a cluster of four nodes stays under
+/// PostgreSQL's default `max_connections` (100).
 const MAX_CONNECTIONS: u32 = 12;
+/// Connections per node for one person's store calls and the writer's batches (`pg_conns`).
 const SCOPED_CONNECTIONS: usize = 12;
 /// How long a caller waits for a free connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
