@@ -17,8 +17,9 @@
 //! `store/person reads` lists a user's open tasks (one person's read, as the offline rules
 //! make on "what's next?"), 16 callers at once over 64 users, on the SQLite connections a
 //! person's calls run on (`src/store/sqlite_conns.rs`) against the same reads on sqlx's pool
-//! (`SQLite, calls on the pool`), which pings each connection as it is given back. Criterion's
-//! "thrpt" is reads per second.
+//! (`SQLite, calls on the pool`), which pings each connection as it is given back; and on
+//! PostgreSQL's scoped connections (`src/store/pg_conns.rs`: the scope, then the statement).
+//! Criterion's "thrpt" is reads per second.
 //!
 //! SQLite runs on a file in WAL mode with `synchronous=FULL` (as `nudge serve` does); the
 //! PostgreSQL variants run when `NUDGE_TEST_POSTGRES_URL` names a server (a fresh database is
@@ -288,28 +289,40 @@ fn person_reads(c: &mut Criterion) {
     let runtime = Runtime::new().expect("a tokio runtime");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite:{}", dir.path().join("reads.db").display());
-    let (store, users) = runtime.block_on(open(&url));
-    let users: Arc<Vec<UserId>> =
-        Arc::new(users.iter().take(READ_USERS as usize).copied().collect());
-    runtime.block_on(async {
-        for user in users.iter() {
-            let tasks = ["pay rent", "call mum", "water plants"].map(store::NewTask::titled);
-            store.add_tasks(*user, &tasks).await.expect("tasks");
-        }
-    });
+    let postgres = runtime.block_on(store::testing::fresh_postgres_url());
+    // Each backend's own users, the same count, each with the same few open tasks.
+    let seeded = |url: &str| {
+        runtime.block_on(async {
+            let (store, users) = open(url).await;
+            let users: Arc<Vec<UserId>> =
+                Arc::new(users.iter().take(READ_USERS as usize).copied().collect());
+            for user in users.iter() {
+                let tasks = ["pay rent", "call mum", "water plants"].map(store::NewTask::titled);
+                store.add_tasks(*user, &tasks).await.expect("tasks");
+            }
+            (store, users)
+        })
+    };
+    let (sqlite, sqlite_users) = seeded(&url);
+    let mut cases = vec![
+        ("SQLite", sqlite.clone(), sqlite_users.clone()),
+        (
+            "SQLite, calls on the pool",
+            sqlite.with_person_calls_on_the_pool(),
+            sqlite_users,
+        ),
+    ];
+    if let Some(url) = &postgres {
+        let (store, users) = seeded(url);
+        cases.push(("PostgreSQL", store, users));
+    }
 
     let mut group = c.benchmark_group("store/person reads");
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(5));
-    for (name, store) in [
-        ("SQLite", store.clone()),
-        (
-            "SQLite, calls on the pool",
-            store.with_person_calls_on_the_pool(),
-        ),
-    ] {
+    for (name, store, users) in cases {
         group.bench_function(BenchmarkId::new("open tasks", name), |b| {
             b.to_async(&runtime).iter_custom(|reads| {
                 let (store, users) = (store.clone(), users.clone());
@@ -338,6 +351,9 @@ fn person_reads(c: &mut Criterion) {
         });
     }
     group.finish();
+    if let Some(url) = postgres {
+        runtime.block_on(store::testing::drop_postgres_database(&url));
+    }
 }
 
 criterion_group!(benches, writes, person_reads);
