@@ -205,8 +205,7 @@ async fn ensure_entry(
                 return Err(error);
             }
         };
-        let lane = Lane::new(actor, 0);
-        state.lanes.open(user_id, lane.clone());
+        let lane = state.lanes.open(user_id, actor, 0);
         state.users.insert(user_id, Entry::active(lane));
     }
     state.users.get_mut(&user_id).ok_or(TurnError::Unavailable)
@@ -303,8 +302,7 @@ fn replaced(
     let Some(entry) = state.users.get_mut(&user_id) else {
         // Not routed here (e.g. activated before a Directory restart): adopt the new actor.
         if let Some(actor) = new {
-            let lane = Lane::new(actor, 0);
-            state.lanes.open(user_id, lane.clone());
+            let lane = state.lanes.open(user_id, actor, 0);
             state.users.insert(user_id, Entry::active(lane));
         }
         return;
@@ -324,9 +322,7 @@ fn replaced(
                     Err(_) => tracing::warn!(user = %user_id, "replacement actor died at once"),
                 }
             }
-            let lane = Lane::new(actor, routed);
-            state.lanes.open(user_id, lane.clone());
-            entry.lane = Some(lane);
+            entry.lane = Some(state.lanes.open(user_id, actor, routed));
         }
         None => {
             if let Some(entry) = remove(state, user_id) {

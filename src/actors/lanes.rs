@@ -33,7 +33,7 @@ pub struct Lane {
 
 impl Lane {
     /// A new, open lane to `actor`, counting `routed` turns already sent to it.
-    pub fn new(actor: ActorRef<UserMsg>, routed: u64) -> Arc<Self> {
+    fn new(actor: ActorRef<UserMsg>, routed: u64) -> Arc<Self> {
         Arc::new(Self {
             actor,
             gate: Gate::new(routed),
@@ -97,11 +97,13 @@ impl Gate {
     }
 
     /// Turns counted.
-    pub fn routed(&self) -> u64 {
+    #[cfg(test)]
+    fn routed(&self) -> u64 {
         self.0.load(Ordering::Acquire) & !CLOSED
     }
 
-    pub fn is_closed(&self) -> bool {
+    #[cfg(test)]
+    fn is_closed(&self) -> bool {
         self.0.load(Ordering::Acquire) & CLOSED != 0
     }
 }
@@ -118,11 +120,14 @@ impl Lanes {
         self.by_user.get(&user_id).map(|lane| lane.clone())
     }
 
-    /// Opens `lane` for the user, closing the one it replaces.
-    pub(super) fn open(&self, user_id: UserId, lane: Arc<Lane>) {
-        if let Some(old) = self.by_user.insert(user_id, lane) {
+    /// Opens a lane to `actor` for the user, counting `routed` turns already sent to it, and
+    /// closes the one it replaces.
+    pub(super) fn open(&self, user_id: UserId, actor: ActorRef<UserMsg>, routed: u64) -> Arc<Lane> {
+        let lane = Lane::new(actor, routed);
+        if let Some(old) = self.by_user.insert(user_id, lane.clone()) {
             old.gate.close();
         }
+        lane
     }
 
     /// Closes and removes the user's lane if it is `lane`.
