@@ -105,6 +105,18 @@ pub struct SettingsArgs {
     )]
     pub database_api_url_file: Option<PathBuf>,
 
+    /// PostgreSQL connections this node opens at most, half for work across users (sign-in,
+    /// schedules, migrations) and half for one person's store calls and the writer's
+    /// batches [default: 24]. A cluster's nodes together must stay under the server's
+    /// `max_connections` (100 by default). Ignored on SQLite.
+    #[arg(
+        long,
+        env = "NUDGE_DATABASE_CONNECTIONS",
+        global = true,
+        value_name = "N"
+    )]
+    pub database_connections: Option<String>,
+
     /// The public base URL Twilio calls (scheme, host, port, path prefix), used to check
     /// webhook signatures behind a proxy [default: http://LISTEN].
     #[arg(long, env = "NUDGE_PUBLIC_URL", global = true, value_name = "URL")]
@@ -489,6 +501,7 @@ struct FileSettings {
     database_url_file: Option<PathBuf>,
     database_api_url: Option<String>,
     database_api_url_file: Option<PathBuf>,
+    database_connections: Option<u64>,
     public_url: Option<String>,
     idle_passivate_secs: Option<u64>,
     reply_window_ms: Option<u64>,
@@ -662,6 +675,8 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     /// PostgreSQL only: the login role row-level security binds, for the REST API's work.
     pub database_api_url: Option<DatabaseUrl>,
+    /// PostgreSQL only: connections this node opens at most (`NUDGE_DATABASE_CONNECTIONS`).
+    pub database_connections: u32,
     /// `None` means "http://" + the address actually bound.
     pub public_url: Option<Url>,
     pub twilio: TwilioSettings,
@@ -958,7 +973,10 @@ impl Settings {
     /// Opens the store these settings name (migrating it), as every command does first.
     pub async fn open_store(&self) -> anyhow::Result<crate::store::Store> {
         use anyhow::Context;
-        crate::store::connect(self.database_url.expose(), self.sealer.clone())
+        let options = crate::store::StoreOptions {
+            postgres_connections: self.database_connections,
+        };
+        crate::store::connect_with(self.database_url.expose(), self.sealer.clone(), options)
             .await
             .with_context(|| format!("opening database {}", self.database_url.redacted()))
     }
@@ -1028,6 +1046,14 @@ impl Settings {
                 ));
             }
         }
+
+        let database_connections = bounded(
+            "NUDGE_DATABASE_CONNECTIONS",
+            &args.database_connections,
+            file.database_connections,
+            crate::store::postgres::DEFAULT_CONNECTIONS.into(),
+            (2, 10_000),
+        )? as u32;
 
         let public_url = match pick(&args.public_url, &file.public_url) {
             Some(text) => Some(parse_http_url("NUDGE_PUBLIC_URL", &text)?),
@@ -1331,6 +1357,7 @@ impl Settings {
             data_dir,
             database_url: DatabaseUrl(SecretString::from(database_url)),
             database_api_url: database_api_url.map(|u| DatabaseUrl(SecretString::from(u))),
+            database_connections,
             public_url,
             twilio: TwilioSettings {
                 account_sid,
@@ -1627,6 +1654,7 @@ mod tests {
         assert!(settings.database_url.expose().starts_with("sqlite:"));
         assert!(settings.database_url.expose().ends_with("nudge.db"));
         assert_eq!(settings.twilio.token_source, TokenSource::Local);
+        assert_eq!(settings.database_connections, 24);
         let again = Settings::load(&args_in(dir.path())).unwrap();
         assert_eq!(
             settings.twilio.auth_token.expose_secret(),
@@ -1650,13 +1678,14 @@ mod tests {
         let file = dir.path().join("nudge.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9000\"\nreply_window_ms = 1000\n[twilio]\nauth_token = \"from-file\"\n",
+            "listen = \"127.0.0.1:9000\"\nreply_window_ms = 1000\ndatabase_connections = 40\n[twilio]\nauth_token = \"from-file\"\n",
         )
         .unwrap();
         let mut args = args_in(dir.path());
         args.config = Some(file);
         let from_file = Settings::load(&args).unwrap();
         assert_eq!(from_file.listen.port(), 9000);
+        assert_eq!(from_file.database_connections, 40);
         assert_eq!(from_file.reply_window, Duration::from_millis(1000));
         assert_eq!(from_file.twilio.auth_token.expose_secret(), "from-file");
 
@@ -1698,6 +1727,16 @@ mod tests {
             "NUDGE_DATABASE_API_URL",
             "a PostgreSQL API role needs a PostgreSQL database"
         );
+
+        for connections in ["1", "10001", "many"] {
+            let mut args = args_in(dir.path());
+            args.database_connections = Some(connections.into());
+            assert_eq!(
+                Settings::load(&args).unwrap_err().setting,
+                "NUDGE_DATABASE_CONNECTIONS",
+                "{connections}"
+            );
+        }
 
         let mut args = args_in(dir.path());
         args.twilio_account_sid = Some("nope".into());

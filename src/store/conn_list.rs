@@ -16,6 +16,7 @@ use super::Result;
 pub(super) struct ConnList<C> {
     idle: Mutex<Vec<C>>,
     permits: Semaphore,
+    capacity: usize,
     acquire_timeout: Duration,
 }
 
@@ -25,6 +26,7 @@ impl<C> ConnList<C> {
         Self {
             idle: Mutex::new(idle),
             permits: Semaphore::new(count.max(1)),
+            capacity: count.max(1),
             acquire_timeout,
         }
     }
@@ -43,6 +45,11 @@ impl<C> ConnList<C> {
     /// How long [`ConnList::take`] waits, which also bounds opening a connection.
     pub(super) fn acquire_timeout(&self) -> Duration {
         self.acquire_timeout
+    }
+
+    /// How many connections the list may hold.
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Connections idle now.

@@ -444,7 +444,10 @@ impl Store {
     /// switching roles. Ignored on SQLite.
     pub async fn with_scoped_pool(mut self, url: &str) -> Result<Store> {
         if let Pool::Postgres(_) = self.pool {
-            self.scopes = Some(std::sync::Arc::new(postgres::connect_scoped(url).await?));
+            let count = self.pg_scopes()?.capacity();
+            self.scopes = Some(std::sync::Arc::new(
+                postgres::connect_scoped(url, count).await?,
+            ));
         }
         Ok(self)
     }
@@ -474,12 +477,34 @@ impl Store {
     }
 }
 
+/// How a store is opened, beyond its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// PostgreSQL: connections the node opens at most, half for work across users, half for
+    /// one person's calls and the writer's batches. SQLite's are fixed.
+    pub postgres_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            postgres_connections: postgres::DEFAULT_CONNECTIONS,
+        }
+    }
+}
+
+/// Opens the database named by `url` with the default [`StoreOptions`], applies its
+/// migrations and returns the store.
+pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
+    connect_with(url, sealer, StoreOptions::default()).await
+}
+
 /// Opens the database named by `url`, applies its migrations and returns the store.
 ///
 /// `sqlite:` URLs create the file when missing and run in WAL mode with foreign keys on;
 /// `postgres:` / `postgresql:` URLs connect to an existing database. Personal columns are
 /// sealed with `sealer`'s active key.
-pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
+pub async fn connect_with(url: &str, sealer: Sealer, options: StoreOptions) -> Result<Store> {
     let scheme = url.split(':').next().unwrap_or_default();
     let mut batches = None;
     let mut conns = None;
@@ -494,7 +519,8 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
             Pool::Sqlite(pool)
         }
         "postgres" | "postgresql" => {
-            let (pool, options) = postgres::connect(url).await?;
+            let (pool_size, scoped) = postgres::split(options.postgres_connections);
+            let (pool, options) = postgres::connect(url, pool_size).await?;
             let role = postgres::can_use_app_role(&pool).await?;
             if !role {
                 tracing::warn!(
@@ -504,6 +530,7 @@ pub async fn connect(url: &str, sealer: Sealer) -> Result<Store> {
             }
             scopes = Some(std::sync::Arc::new(postgres::scoped_conns(
                 options,
+                scoped,
                 role,
                 Vec::new(),
             )));

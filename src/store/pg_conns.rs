@@ -135,6 +135,11 @@ impl PgConns {
         Ok(conn)
     }
 
+    /// How many connections it may hold.
+    pub(super) fn capacity(&self) -> usize {
+        self.list.capacity()
+    }
+
     /// Whether each call switches to `nudge_app`.
     #[cfg(test)]
     pub(super) fn switches_role(&self) -> bool {

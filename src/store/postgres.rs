@@ -15,12 +15,10 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, Pg
 use super::Result;
 use super::pg_conns::PgConns;
 
-/// Connections per node of the pool (cross-user work, migrations): with the scoped ones below,
-/// enough for a 2-core node's concurrent turns, and a cluster of four nodes stays under
-/// PostgreSQL's default `max_connections` (100).
-const MAX_CONNECTIONS: u32 = 12;
-/// Connections per node for one person's store calls and the writer's batches (`pg_conns`).
-const SCOPED_CONNECTIONS: usize = 12;
+/// A node's connections (`NUDGE_DATABASE_CONNECTIONS`) when none are configured: with 12 in
+/// the pool and 12 scoped, enough for a 2-core node's concurrent turns, and a cluster of four
+/// nodes stays under PostgreSQL's default `max_connections` (100).
+pub(crate) const DEFAULT_CONNECTIONS: u32 = 24;
 /// How long a caller waits for a free connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection idle longer than this is pinged before it is handed out (the server may have
@@ -28,10 +26,19 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// is a round trip to the server on each store call.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 
-/// The options of every pool of this node: bounded, and pinging only connections that sat idle.
-fn pool_options() -> PgPoolOptions {
+/// How a node's `connections` are shared: the pool's (cross-user work, migrations) and the
+/// scoped ones (one person's store calls and the writer's batches, `pg_conns`), half each,
+/// at least one of each.
+pub(super) fn split(connections: u32) -> (u32, usize) {
+    let pool = (connections / 2).max(1);
+    (pool, connections.saturating_sub(pool).max(1) as usize)
+}
+
+/// The options of every pool of this node: `size` connections at most, pinging only those
+/// that sat idle.
+fn pool_options(size: u32) -> PgPoolOptions {
     PgPoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
+        .max_connections(size)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
@@ -44,31 +51,33 @@ fn pool_options() -> PgPoolOptions {
         })
 }
 
-/// Connects to the existing database named by `url` and applies `migrations/postgres/`
-/// (under sqlx's advisory lock, so nodes starting together do not race). Gives back the
-/// pool and the options its connections were opened with.
-pub(super) async fn connect(url: &str) -> Result<(PgPool, PgConnectOptions)> {
+/// Connects to the existing database named by `url` with a pool of `size` connections and
+/// applies `migrations/postgres/` (under sqlx's advisory lock, so nodes starting together do
+/// not race). Gives back the pool and the options its connections were opened with.
+pub(super) async fn connect(url: &str, size: u32) -> Result<(PgPool, PgConnectOptions)> {
     let options = PgConnectOptions::from_str(url)?.application_name("nudge");
-    let pool = pool_options().connect_with(options.clone()).await?;
+    let pool = pool_options(size).connect_with(options.clone()).await?;
     sqlx::migrate!("./migrations/postgres").run(&pool).await?;
     Ok((pool, options))
 }
 
-/// The connections of one person's store calls and of the group-commit writer's batches
-/// (see `pg_conns`), opened with `options` as they are needed; `idle` are already open.
+/// Up to `count` connections of one person's store calls and of the group-commit writer's
+/// batches (see `pg_conns`), opened with `options` as they are needed; `idle` are already
+/// open.
 pub(super) fn scoped_conns(
     options: PgConnectOptions,
+    count: usize,
     role: bool,
     idle: Vec<PgConnection>,
 ) -> PgConns {
-    PgConns::new(options, SCOPED_CONNECTIONS, role, ACQUIRE_TIMEOUT, idle)
+    PgConns::new(options, count, role, ACQUIRE_TIMEOUT, idle)
 }
 
 /// Connects as the row-level-security-bound login role named by `url` (no migrations: it may
 /// not change the schema), and checks the role is bound: not a superuser, not BYPASSRLS, and
-/// unable to become the owner of the tables. Its connections serve one person's store calls
-/// and the writer's batches.
-pub(super) async fn connect_scoped(url: &str) -> Result<PgConns> {
+/// unable to become the owner of the tables. Its `count` connections serve one person's store
+/// calls and the writer's batches.
+pub(super) async fn connect_scoped(url: &str, count: usize) -> Result<PgConns> {
     let options = PgConnectOptions::from_str(url)?.application_name("nudge-api");
     let mut conn = options.connect().await?;
     let (bound,): (bool,) = sqlx::query_as(
@@ -87,7 +96,7 @@ pub(super) async fn connect_scoped(url: &str) -> Result<PgConns> {
         )
         .into());
     }
-    Ok(scoped_conns(options, false, vec![conn]))
+    Ok(scoped_conns(options, count, false, vec![conn]))
 }
 
 /// True when this database user may switch to `nudge_app` (the role row-level security

@@ -727,6 +727,58 @@ async fn connect_picks_the_backend_by_scheme_and_refuses_unknown_ones() {
 }
 
 #[tokio::test]
+async fn a_postgresql_store_opens_at_most_the_connections_it_is_given_half_for_each_use() {
+    assert_eq!(super::postgres::split(24), (12, 12));
+    assert_eq!(super::postgres::split(5), (2, 3));
+    assert_eq!(super::postgres::split(2), (1, 1));
+    let Some(url) = super::testing::fresh_postgres_url().await else {
+        assert!(
+            !super::testing::require_postgres(),
+            "CI runs this on PostgreSQL"
+        );
+        return;
+    };
+    let options = super::StoreOptions {
+        postgres_connections: 5,
+    };
+    let store = super::connect_with(&url, Sealer::generate(), options)
+        .await
+        .expect("the store opens");
+    let Pool::Postgres(pool) = &store.pool else {
+        panic!("a PostgreSQL store")
+    };
+    assert_eq!(pool.options().get_max_connections(), 2, "the pool's share");
+    let scopes = store.pg_scopes().expect("scoped connections");
+    assert_eq!(scopes.capacity(), 3, "the scoped share");
+
+    // Thirty reads at once of one person's data share those three connections.
+    let user = create(&store, 1).await;
+    let reads = (0..30).map(|_| store.user(user.id));
+    for read in futures::future::join_all(reads).await {
+        assert_eq!(read.expect("the read is served"), user);
+    }
+    let (scoped,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'nudge' \
+         AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("the server's sessions");
+    assert!(
+        scoped <= 2 + 3,
+        "{scoped} other sessions: more than the five given"
+    );
+    assert!(
+        scopes.idle() >= 1 && scopes.idle() <= 3,
+        "{}",
+        scopes.idle()
+    );
+    drop(store);
+    super::testing::drop_postgres_database(&url).await;
+}
+
+#[tokio::test]
 async fn a_summary_fold_rides_with_its_users_message_write_and_a_stale_fold_never_replaces_a_newer()
 {
     use super::{MessageWrite, SummaryWrite};
