@@ -22,6 +22,12 @@
 //!
 //! With `--rate R`, the run is the baseline then one open-loop phase at `R`.
 //!
+//! With `--rounds N`, the baseline and Nudge's peak (or its `--rate` phase) run N times in
+//! turn before the sweep; each peak is read against the baseline measured just before it,
+//! and the summary gives the median of those ratios beside each one. The machine's speed
+//! drifts between phases (on a shared 2-core machine the bare baseline moves by a quarter
+//! from one run to the next), so the median of several pairs is the figure to compare.
+//!
 //! Before Nudge's phases, the first `--sockets` users sign in and hold a WebSocket open, as
 //! the web client does ([`sockets`]): their turns are pushed to them while the phases run,
 //! and the report gives the push latency, what a socket costs the server, and any dropped.
@@ -61,7 +67,8 @@ use client::{Answer, Connection, SmsWebhooks, Traffic};
 use procstat::ProcSample;
 use recorder::{LatencySummary, Recorder};
 use report::{
-    HalfPeak, Machine, Memory, PhaseReport, Report, ServerUsage, Summary, TimelinePoint, WriterUse,
+    HalfPeak, Machine, Memory, PhaseReport, Report, RoundRatio, ServerUsage, Summary,
+    TimelinePoint, WriterUse,
 };
 
 /// What a request may take before it counts as a `timeout` error.
@@ -75,6 +82,8 @@ const MAX_CONCURRENCY: usize = 10_000;
 const DEFAULT_SOCKETS: u64 = 1_000;
 /// Most sockets a run may hold (each is a file descriptor on both sides of loopback).
 const MAX_SOCKETS: u64 = 100_000;
+/// Most rounds of baseline and peak a run may take.
+const MAX_ROUNDS: u32 = 20;
 
 /// `nudge loadgen` options.
 #[derive(Debug, Clone, Args)]
@@ -111,6 +120,11 @@ pub struct LoadgenArgs {
     /// Skip the bare axum baseline (the report then has no ratio).
     #[arg(long)]
     pub no_baseline: bool,
+    /// Measure the bare baseline and Nudge's peak (or its --rate phase) this many times, in
+    /// turn, and report the median of the rounds' ratios beside each one: the machine's
+    /// speed drifts from one phase to the next, so a single pair gives a noisy ratio.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub rounds: u32,
     /// A message text to send; repeat for several, sent in turn [default: a greeting, a
     /// question about tasks, a thank-you, a remark].
     #[arg(long = "body", value_name = "TEXT")]
@@ -179,6 +193,9 @@ impl LoadgenArgs {
         }
         if self.duration == 0 {
             return Some("--duration must be at least 1 second".into());
+        }
+        if !(1..=MAX_ROUNDS).contains(&self.rounds) {
+            return Some(format!("--rounds must be 1 to {MAX_ROUNDS}"));
         }
         if let Some(rate) = self.rate
             && !(rate.is_finite() && rate > 0.0)
@@ -414,7 +431,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
     }
 
     let socket_count = args.socket_count();
-    let tokens = if socket_count > 0 {
+    let mut tokens = if socket_count > 0 {
         eprintln!("signing in {socket_count} web users");
         match sockets::sign_in(settings, socket_count).await {
             Ok(tokens) => tokens,
@@ -428,69 +445,93 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
     };
 
     let started_at = chrono::Utc::now();
-    let mut phases = Vec::new();
-    if !args.no_baseline {
-        let bare = baseline::BareServer::start().context("starting the bare baseline")?;
-        let phase = Phase {
-            name: "baseline".into(),
-            target_kind: "baseline",
-            addr: bare.addr(),
-            pace: Pace::Closed,
-            watched: None,
-            first_turns: None,
-            pushes: None,
-        };
-        phases.push(run_phase(&phase, &args, traffic.clone()).await);
-        drop(bare);
-    }
-
-    let fleet = if tokens.is_empty() {
-        None
-    } else {
-        let fleet = sockets::Fleet::open(target.addr, &target.host, tokens, || {
-            target.sample().map(|s| s.rss_bytes)
-        })
-        .await;
-        eprintln!(
-            "{} web users hold a WebSocket ({} did not open)",
-            fleet.opened(),
-            fleet.failed()
-        );
-        Some(fleet)
+    let rounds = args.rounds;
+    let label = |name: &str, round: u32| {
+        if rounds == 1 {
+            name.to_owned()
+        } else {
+            format!("{name} {round}/{rounds}")
+        }
     };
-    let pushes = fleet.as_ref().map(sockets::Fleet::pushes);
-    let mut probe = Connection::new(target.addr);
-    let metrics_before = target.metrics(&mut probe).await;
-    let nudge_started = Instant::now();
-    let rss_before = target.sample().map(|s| s.rss_bytes);
-    let nudge = |name: String, pace| Phase {
+    let nudge = |name: String, pace, pushes| Phase {
         name,
         target_kind: "nudge",
         addr: target.addr,
         pace,
         watched: Some(&target),
         first_turns: Some(first_turns.clone()),
-        pushes: pushes.clone(),
+        pushes,
     };
-    match args.rate {
-        Some(rate) => {
-            let phase = nudge(format!("nudge {rate:.0}/s"), Pace::Open(rate));
+    let mut phases = Vec::new();
+    let mut fleet = None;
+    let mut probe = Connection::new(target.addr);
+    let mut metrics_before = None;
+    let mut rss_before = None;
+    // Time spent loading Nudge (the writer's busy share is taken over it).
+    let mut nudge_time = Duration::ZERO;
+    for round in 1..=rounds {
+        if !args.no_baseline {
+            let bare = baseline::BareServer::start().context("starting the bare baseline")?;
+            let phase = Phase {
+                name: label("baseline", round),
+                target_kind: "baseline",
+                addr: bare.addr(),
+                pace: Pace::Closed,
+                watched: None,
+                first_turns: None,
+                pushes: None,
+            };
             phases.push(run_phase(&phase, &args, traffic.clone()).await);
+            drop(bare);
         }
-        None => {
-            let peak = run_phase(
-                &nudge("nudge peak".into(), Pace::Closed),
-                &args,
-                traffic.clone(),
-            )
-            .await;
-            let peak_rps = peak.throughput_rps;
-            phases.push(peak);
-            for fraction in &fractions {
-                let rate = (peak_rps * fraction).max(1.0);
-                let phase = nudge(format!("nudge {:.0}%", fraction * 100.0), Pace::Open(rate));
-                phases.push(run_phase(&phase, &args, traffic.clone()).await);
+        if round == 1 {
+            if !tokens.is_empty() {
+                let opened = sockets::Fleet::open(
+                    target.addr,
+                    &target.host,
+                    std::mem::take(&mut tokens),
+                    || target.sample().map(|s| s.rss_bytes),
+                )
+                .await;
+                eprintln!(
+                    "{} web users hold a WebSocket ({} did not open)",
+                    opened.opened(),
+                    opened.failed()
+                );
+                fleet = Some(opened);
             }
+            metrics_before = target.metrics(&mut probe).await;
+            rss_before = target.sample().map(|s| s.rss_bytes);
+        }
+        let pushes = fleet.as_ref().map(sockets::Fleet::pushes);
+        let (name, pace) = match args.rate {
+            Some(rate) => (format!("nudge {rate:.0}/s"), Pace::Open(rate)),
+            None => ("nudge peak".to_owned(), Pace::Closed),
+        };
+        let started = Instant::now();
+        let phase = nudge(label(&name, round), pace, pushes);
+        phases.push(run_phase(&phase, &args, traffic.clone()).await);
+        nudge_time += started.elapsed();
+    }
+    if args.rate.is_none() {
+        // The sweep is taken at fractions of the rounds' median peak.
+        let peaks: Vec<f64> = phases
+            .iter()
+            .filter(|p| p.target == "nudge")
+            .map(|p| p.throughput_rps)
+            .collect();
+        let peak_rps = median(&peaks).unwrap_or(1.0);
+        let pushes = fleet.as_ref().map(sockets::Fleet::pushes);
+        for fraction in &fractions {
+            let rate = (peak_rps * fraction).max(1.0);
+            let phase = nudge(
+                format!("nudge {:.0}%", fraction * 100.0),
+                Pace::Open(rate),
+                pushes.clone(),
+            );
+            let started = Instant::now();
+            phases.push(run_phase(&phase, &args, traffic.clone()).await);
+            nudge_time += started.elapsed();
         }
     }
     let metrics_after = target.metrics(&mut probe).await;
@@ -517,7 +558,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         writer_use(
             metrics_before.as_deref(),
             metrics_after.as_deref(),
-            nudge_started.elapsed(),
+            nudge_time,
         ),
         sockets,
     );
@@ -919,6 +960,18 @@ fn writer_use(before: Option<&str>, after: Option<&str>, wall: Duration) -> Opti
     })
 }
 
+/// The middle value (the mean of the two middle ones for an even count); `None` for none.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
 /// The headline figures of a run.
 fn summarize(
     phases: &[PhaseReport],
@@ -929,14 +982,32 @@ fn summarize(
     writer: Option<WriterUse>,
     sockets: Option<sockets::SocketSummary>,
 ) -> Summary {
-    let baseline_rps = phases
+    // Round by round: each baseline with the closed-loop peak measured after it.
+    let baselines = phases.iter().filter(|p| p.target == "baseline");
+    let peaks = phases
         .iter()
-        .find(|p| p.target == "baseline")
-        .map(|p| p.throughput_rps);
-    let nudge_peak_rps = phases
-        .iter()
-        .find(|p| p.target == "nudge" && p.mode == "closed")
-        .map(|p| p.throughput_rps);
+        .filter(|p| p.target == "nudge" && p.mode == "closed");
+    let rounds: Vec<RoundRatio> = baselines
+        .zip(peaks)
+        .filter(|(baseline, _)| baseline.throughput_rps > 0.0)
+        .map(|(baseline, peak)| RoundRatio {
+            baseline_rps: baseline.throughput_rps,
+            nudge_peak_rps: peak.throughput_rps,
+            ratio: peak.throughput_rps / baseline.throughput_rps,
+        })
+        .collect();
+    let of = |pick: fn(&PhaseReport) -> bool| {
+        median(
+            &phases
+                .iter()
+                .filter(|p| pick(p))
+                .map(|p| p.throughput_rps)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let baseline_rps = of(|p| p.target == "baseline");
+    let nudge_peak_rps = of(|p| p.target == "nudge" && p.mode == "closed");
+    let ratio_to_baseline = median(&rounds.iter().map(|r| r.ratio).collect::<Vec<_>>());
     let half_peak = if swept {
         fractions
             .iter()
@@ -959,10 +1030,8 @@ fn summarize(
     Summary {
         baseline_rps,
         nudge_peak_rps,
-        ratio_to_baseline: match (nudge_peak_rps, baseline_rps) {
-            (Some(n), Some(b)) if b > 0.0 => Some(n / b),
-            _ => None,
-        },
+        ratio_to_baseline,
+        rounds,
         half_peak,
         first_turns: first_turns.summary(),
         memory,
@@ -1012,6 +1081,8 @@ mod tests {
             (vec!["--rate", "0"], "--rate"),
             (vec!["--sweep", "half"], "--sweep"),
             (vec!["--sweep", "3"], "--sweep"),
+            (vec!["--rounds", "0"], "--rounds"),
+            (vec!["--rounds", "21"], "--rounds"),
         ] {
             let problem = parse(&line).problem().unwrap_or_default();
             assert!(problem.contains(named), "{line:?}: {problem:?}");
@@ -1054,21 +1125,75 @@ mod tests {
         assert!(writer_use(Some(before), None, Duration::from_secs(1)).is_none());
     }
 
-    #[test]
-    fn the_summary_takes_the_ratio_of_the_closed_loop_peak_to_the_baseline() {
-        let report = report::tests::sample_report();
-        let summary = summarize(
-            &report.phases,
+    /// The summary of `phases` swept at half the peak, with nothing else measured.
+    fn half_peak_summary(phases: &[PhaseReport]) -> Summary {
+        summarize(
+            phases,
             &[0.5],
             true,
             &FirstTurns::new(1),
             Memory::default(),
             None,
             None,
-        );
+        )
+    }
+
+    #[test]
+    fn the_summary_takes_the_ratio_of_the_closed_loop_peak_to_the_baseline() {
+        let report = report::tests::sample_report();
+        let summary = half_peak_summary(&report.phases);
         assert_eq!(summary.ratio_to_baseline, Some(0.25));
+        assert_eq!(summary.rounds.len(), 1);
         let half = summary.half_peak.unwrap();
         assert_eq!(half.p99_ms, 4.0);
         assert_eq!(half.offered_rps, 5_000.0);
+    }
+
+    #[test]
+    fn rounds_pair_each_baseline_with_the_peak_after_it_and_take_the_median_ratio() {
+        let sample = report::tests::sample_report();
+        let (baseline, peak, half) = (&sample.phases[0], &sample.phases[1], &sample.phases[2]);
+        let with = |phase: &PhaseReport, rps: f64| PhaseReport {
+            throughput_rps: rps,
+            ..phase.clone()
+        };
+        // The machine is fast in the second round, slow in the third: each peak is read
+        // against its own baseline.
+        let phases = [
+            with(baseline, 40_000.0),
+            with(peak, 8_000.0),
+            with(baseline, 60_000.0),
+            with(peak, 13_800.0),
+            with(baseline, 30_000.0),
+            with(peak, 6_300.0),
+            half.clone(),
+        ];
+        let summary = half_peak_summary(&phases);
+        let ratios: Vec<f64> = summary.rounds.iter().map(|r| r.ratio).collect();
+        assert_eq!(ratios, [0.2, 0.23, 0.21]);
+        assert_eq!(summary.ratio_to_baseline, Some(0.21), "the median ratio");
+        assert_eq!(summary.baseline_rps, Some(40_000.0));
+        assert_eq!(summary.nudge_peak_rps, Some(8_000.0));
+        assert_eq!(summary.half_peak.map(|h| h.p99_ms), Some(4.0));
+
+        let text = report::text(&Report {
+            summary,
+            phases: phases.to_vec(),
+            ..sample
+        });
+        assert!(
+            text.contains(
+                "21.0 % of the bare baseline, the median of 3 rounds: 20.0 % (8000 of 40000), \
+                 23.0 % (13800 of 60000), 21.0 % (6300 of 30000)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0]), Some(3.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
     }
 }

@@ -102,12 +102,15 @@ pub struct TimelinePoint {
 /// The figures the targets are about.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
-    /// The bare baseline's throughput, closed loop.
+    /// The bare baseline's throughput, closed loop (the median of the rounds').
     pub baseline_rps: Option<f64>,
-    /// Nudge's throughput, closed loop at the run's concurrency.
+    /// Nudge's throughput, closed loop at the run's concurrency (the median of the rounds').
     pub nudge_peak_rps: Option<f64>,
-    /// `nudge_peak_rps / baseline_rps`.
+    /// Nudge's peak over the bare baseline measured just before it: the median of the
+    /// rounds' ratios.
     pub ratio_to_baseline: Option<f64>,
+    /// Each round's baseline, peak and ratio (`--rounds`), in the order they ran.
+    pub rounds: Vec<RoundRatio>,
     /// Nudge in open loop at half its measured peak.
     pub half_peak: Option<HalfPeak>,
     /// Latency of each user's first turn in this run (the actor is activated and its state
@@ -118,6 +121,15 @@ pub struct Summary {
     pub writer: Option<WriterUse>,
     /// Web users holding a WebSocket during Nudge's phases.
     pub sockets: Option<super::sockets::SocketSummary>,
+}
+
+/// One round: the bare baseline, then Nudge's closed-loop peak right after it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RoundRatio {
+    pub baseline_rps: f64,
+    pub nudge_peak_rps: f64,
+    /// `nudge_peak_rps / baseline_rps`.
+    pub ratio: f64,
 }
 
 /// Latency at half the peak throughput.
@@ -231,14 +243,37 @@ pub fn text(report: &Report) -> String {
         );
     }
     let s = &report.summary;
-    if let Some(ratio) = s.ratio_to_baseline {
-        let _ = writeln!(
-            out,
-            "Nudge peak: {:.0} turns/s = {:.1} % of the bare baseline ({:.0} req/s)",
-            s.nudge_peak_rps.unwrap_or(0.0),
-            ratio * 100.0,
-            s.baseline_rps.unwrap_or(0.0)
-        );
+    match (s.ratio_to_baseline, s.rounds.len()) {
+        (Some(ratio), 0 | 1) => {
+            let _ = writeln!(
+                out,
+                "Nudge peak: {:.0} turns/s = {:.1} % of the bare baseline ({:.0} req/s)",
+                s.nudge_peak_rps.unwrap_or(0.0),
+                ratio * 100.0,
+                s.baseline_rps.unwrap_or(0.0)
+            );
+        }
+        (Some(ratio), rounds) => {
+            let each: Vec<String> = s
+                .rounds
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:.1} % ({:.0} of {:.0})",
+                        r.ratio * 100.0,
+                        r.nudge_peak_rps,
+                        r.baseline_rps
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "Nudge peak: {:.1} % of the bare baseline, the median of {rounds} rounds: {}",
+                ratio * 100.0,
+                each.join(", ")
+            );
+        }
+        (None, _) => {}
     }
     if let Some(half) = s.half_peak {
         let _ = writeln!(
@@ -392,6 +427,11 @@ pub(crate) mod tests {
                 baseline_rps: Some(40_000.0),
                 nudge_peak_rps: Some(10_000.0),
                 ratio_to_baseline: Some(0.25),
+                rounds: vec![RoundRatio {
+                    baseline_rps: 40_000.0,
+                    nudge_peak_rps: 10_000.0,
+                    ratio: 0.25,
+                }],
                 half_peak: Some(HalfPeak {
                     offered_rps: 5_000.0,
                     throughput_rps: 4_990.0,

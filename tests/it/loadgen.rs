@@ -262,3 +262,85 @@ async fn loadgen_says_how_to_seed_when_the_population_is_missing() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--concurrency"));
     server.stop();
 }
+
+#[tokio::test]
+async fn rounds_alternate_the_baseline_and_the_peak_and_give_the_median_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let seeded = run_cli(&data, &db, &["admin", "seed", "--users", "10"]);
+    assert!(seeded.status.success(), "{seeded:?}");
+    let server = Server::start(&data, &db, &UNLIMITED);
+    let json = data.join("rounds.json");
+    let output = run_cli(
+        &data,
+        &db,
+        &[
+            "loadgen",
+            "--target",
+            &server.base,
+            "--users",
+            "10",
+            "--concurrency",
+            "2",
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+            "--rounds",
+            "2",
+            "--sweep",
+            "none",
+            "--sockets",
+            "0",
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            data.join("rounds.svg").to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("the median of 2 rounds"), "{stdout}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let names: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "baseline 1/2",
+            "nudge peak 1/2",
+            "baseline 2/2",
+            "nudge peak 2/2"
+        ]
+    );
+    let summary = &report["summary"];
+    let rounds = summary["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{summary}");
+    let mut ratios: Vec<f64> = rounds
+        .iter()
+        .map(|r| {
+            let ratio = r["ratio"].as_f64().unwrap();
+            let quotient =
+                r["nudge_peak_rps"].as_f64().unwrap() / r["baseline_rps"].as_f64().unwrap();
+            assert!((ratio - quotient).abs() < 1e-9 && ratio > 0.0, "{r}");
+            ratio
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = summary["ratio_to_baseline"].as_f64().unwrap();
+    assert!(
+        (median - (ratios[0] + ratios[1]) / 2.0).abs() < 1e-9,
+        "{summary}"
+    );
+    server.stop();
+}
