@@ -39,8 +39,11 @@ impl Store {
     /// [`Store::memory_fingerprint`] and [`Store::memories`] read, in one call.
     ///
     /// On a SQLite file the five statements run together on a reader thread, in one read
-    /// transaction (see `sqlite_reads`). On PostgreSQL they run in one scoped transaction
-    /// (one `BEGIN`, `COMMIT` and ping instead of five).
+    /// transaction (see `sqlite_reads`). On PostgreSQL they run on one scoped connection
+    /// (`pg_conns`): the scope's round trip, then the five statements, each its own snapshot.
+    /// Only this user's actor writes their messages and summary, and it is not running yet;
+    /// a memory added meanwhile leaves the fingerprint behind the memories, and the next
+    /// write's fingerprint brings the cache up to date.
     #[tracing::instrument(skip_all)]
     pub async fn activation(&self, user: UserId, recent: u32) -> Result<Activation> {
         let rows = match &self.readers {
