@@ -3,8 +3,9 @@
 //!
 //! Through sqlx's pool, a person's read was four round trips: `BEGIN` with the scope
 //! (`SET LOCAL`), the statement, `COMMIT`, and the ping sqlx's pool sends on every connection
-//! given back to it. Here it is two: the scope, set for the session (`SET ROLE`, `SET
-//! app.user_id`), then the statement in its own implicit transaction. A connection serves only
+//! given back to it. Here it is two: the scope, set for the session (the role and
+//! `app.user_id`, by one prepared `set_config` statement), then the statement in its own
+//! implicit transaction. A connection serves only
 //! these calls, each of which sets its own scope first, so a scope left on a connection
 //! from its last call is never what a statement runs under.
 //!
@@ -29,34 +30,39 @@ pub(crate) enum Scope<'a> {
     Batch(&'a [UserId]),
 }
 
+/// Sets the scope for the session (`is_local` false): `$1` the person, `$2` the batch's users
+/// as an array literal, the other empty. A prepared statement, so the server parses it once
+/// per connection and each call binds its values; `SET ROLE nudge_app` is `role`'s setting.
+const SET_SCOPE_AND_ROLE: &str = "SELECT set_config('role', 'nudge_app', false), \
+     set_config('app.user_id', $1, false), set_config('app.batch_user_ids', $2, false)";
+/// The same for a login role that row-level security binds already.
+const SET_SCOPE: &str =
+    "SELECT set_config('app.user_id', $1, false), set_config('app.batch_user_ids', $2, false)";
+
 impl Scope<'_> {
-    /// The commands that set this scope for the session: both settings every time, so that
-    /// neither is left from a call of the other kind. A UUID's text form is hex digits and
-    /// dashes: safe to splice into the statement.
-    fn commands(&self, role: bool) -> String {
-        let role = if role { "SET ROLE nudge_app; " } else { "" };
+    /// The two settings' values: both set every time, so that neither is left from a call of
+    /// the other kind.
+    fn settings(&self) -> (String, String) {
         match self {
-            Scope::User(user) => {
-                format!(
-                    "{role}SET app.user_id = '{}'; SET app.batch_user_ids = ''",
-                    user.0
-                )
-            }
+            Scope::User(user) => (user.0.to_string(), String::new()),
             Scope::Batch(users) => {
                 let list = users
                     .iter()
                     .map(|u| u.0.to_string())
                     .collect::<Vec<_>>()
                     .join(",");
-                format!("{role}SET app.user_id = ''; SET app.batch_user_ids = '{{{list}}}'")
+                (String::new(), format!("{{{list}}}"))
             }
         }
     }
 }
 
-/// Runs the scope's commands, in one round trip (the simple protocol takes several).
-async fn set(conn: &mut PgConnection, commands: &str) -> sqlx::Result<()> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(commands))
+/// Sets the scope `settings` for the session, and the role with `role`, in one round trip.
+async fn set(conn: &mut PgConnection, role: bool, settings: &(String, String)) -> sqlx::Result<()> {
+    let statement = if role { SET_SCOPE_AND_ROLE } else { SET_SCOPE };
+    sqlx::query(statement)
+        .bind(settings.0.as_str())
+        .bind(settings.1.as_str())
         .execute(conn)
         .await
         .map(drop)
@@ -104,10 +110,10 @@ impl PgConns {
     /// A connection whose session is scoped to `scope`, waiting for one if all are taken (up
     /// to the acquire timeout, then `PoolTimedOut` as sqlx's pool would).
     pub(crate) async fn scoped(&self, scope: Scope<'_>) -> Result<Taken<'_, PgConnection>> {
-        let commands = scope.commands(self.role);
+        let settings = scope.settings();
         let (permit, idle) = self.list.take().await?;
         let conn = match idle {
-            Some(mut conn) => match set(&mut conn, &commands).await {
+            Some(mut conn) => match set(&mut conn, self.role, &settings).await {
                 Ok(()) => conn,
                 Err(error) if !ends_the_session(&error) => {
                     // The database refused the scope; the connection itself answers (and
@@ -118,20 +124,20 @@ impl PgConns {
                 Err(error) => {
                     tracing::warn!(%error, "a database connection was lost; opening another");
                     drop(conn);
-                    self.open(&commands).await?
+                    self.open(&settings).await?
                 }
             },
-            None => self.open(&commands).await?,
+            None => self.open(&settings).await?,
         };
         Ok(Taken::new(conn, &self.list, permit))
     }
 
     /// Opens a connection and scopes it.
-    async fn open(&self, commands: &str) -> Result<PgConnection> {
+    async fn open(&self, settings: &(String, String)) -> Result<PgConnection> {
         let mut conn = tokio::time::timeout(self.list.acquire_timeout(), self.options.connect())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
-        set(&mut conn, commands).await?;
+        set(&mut conn, self.role, settings).await?;
         Ok(conn)
     }
 
