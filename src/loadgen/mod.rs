@@ -515,12 +515,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
     }
     if args.rate.is_none() {
         // The sweep is taken at fractions of the rounds' median peak.
-        let peaks: Vec<f64> = phases
-            .iter()
-            .filter(|p| p.target == "nudge")
-            .map(|p| p.throughput_rps)
-            .collect();
-        let peak_rps = median(&peaks).unwrap_or(1.0);
+        let peak_rps = median_throughput(&phases, is_peak).unwrap_or(1.0);
         let pushes = fleet.as_ref().map(sockets::Fleet::pushes);
         for fraction in &fractions {
             let rate = (peak_rps * fraction).max(1.0);
@@ -972,6 +967,21 @@ fn median(values: &[f64]) -> Option<f64> {
     }
 }
 
+/// Whether `phase` measured Nudge's closed-loop peak.
+fn is_peak(phase: &PhaseReport) -> bool {
+    phase.target == "nudge" && phase.mode == "closed"
+}
+
+/// The median throughput of the phases `pick` takes.
+fn median_throughput(phases: &[PhaseReport], pick: fn(&PhaseReport) -> bool) -> Option<f64> {
+    let values: Vec<f64> = phases
+        .iter()
+        .filter(|p| pick(p))
+        .map(|p| p.throughput_rps)
+        .collect();
+    median(&values)
+}
+
 /// The headline figures of a run.
 fn summarize(
     phases: &[PhaseReport],
@@ -984,9 +994,7 @@ fn summarize(
 ) -> Summary {
     // Round by round: each baseline with the closed-loop peak measured after it.
     let baselines = phases.iter().filter(|p| p.target == "baseline");
-    let peaks = phases
-        .iter()
-        .filter(|p| p.target == "nudge" && p.mode == "closed");
+    let peaks = phases.iter().filter(|p| is_peak(p));
     let rounds: Vec<RoundRatio> = baselines
         .zip(peaks)
         .filter(|(baseline, _)| baseline.throughput_rps > 0.0)
@@ -996,17 +1004,8 @@ fn summarize(
             ratio: peak.throughput_rps / baseline.throughput_rps,
         })
         .collect();
-    let of = |pick: fn(&PhaseReport) -> bool| {
-        median(
-            &phases
-                .iter()
-                .filter(|p| pick(p))
-                .map(|p| p.throughput_rps)
-                .collect::<Vec<_>>(),
-        )
-    };
-    let baseline_rps = of(|p| p.target == "baseline");
-    let nudge_peak_rps = of(|p| p.target == "nudge" && p.mode == "closed");
+    let baseline_rps = median_throughput(phases, |p| p.target == "baseline");
+    let nudge_peak_rps = median_throughput(phases, is_peak);
     let ratio_to_baseline = median(&rounds.iter().map(|r| r.ratio).collect::<Vec<_>>());
     let half_peak = if swept {
         fractions

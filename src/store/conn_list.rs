@@ -23,10 +23,11 @@ pub(super) struct ConnList<C> {
 impl<C> ConnList<C> {
     /// A list of up to `count` connections (at least one), `idle` of them already open.
     pub(super) fn new(idle: Vec<C>, count: usize, acquire_timeout: Duration) -> Self {
+        let capacity = count.max(1);
         Self {
             idle: Mutex::new(idle),
-            permits: Semaphore::new(count.max(1)),
-            capacity: count.max(1),
+            permits: Semaphore::new(capacity),
+            capacity,
             acquire_timeout,
         }
     }

@@ -757,7 +757,7 @@ async fn a_postgresql_store_opens_at_most_the_connections_it_is_given_half_for_e
     for read in futures::future::join_all(reads).await {
         assert_eq!(read.expect("the read is served"), user);
     }
-    let (scoped,): (i64,) = sqlx::query_as(
+    let (others,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM pg_stat_activity \
          WHERE datname = current_database() AND application_name = 'nudge' \
          AND pid <> pg_backend_pid()",
@@ -766,8 +766,8 @@ async fn a_postgresql_store_opens_at_most_the_connections_it_is_given_half_for_e
     .await
     .expect("the server's sessions");
     assert!(
-        scoped <= 2 + 3,
-        "{scoped} other sessions: more than the five given"
+        others <= 2 + 3,
+        "{others} other sessions: more than the five given"
     );
     assert!(
         scopes.idle() >= 1 && scopes.idle() <= 3,
