@@ -1,8 +1,10 @@
 //! `GET /metrics`: the node's metrics in Prometheus' text format, for Prometheus and for
 //! `nudge loadgen`.
 //!
-//! What a scrape shows: user actors active, and the group-commit writer's batches. Other
-//! parts of the node register their own collectors in [`Metrics::registry`]. When
+//! What a scrape shows: user actors active, the group-commit writer's batches, and how busy
+//! the async runtime is (its workers, tasks, the tasks woken from other threads waiting to
+//! run, and the time its workers spent running tasks). Other parts of the node register
+//! their own collectors in [`Metrics::registry`]. When
 //! `NUDGE_METRICS_TOKEN` is set, a scrape must carry it as `Authorization: Bearer …`.
 
 use std::collections::HashMap;
@@ -17,6 +19,7 @@ use prometheus::proto::{Counter, Gauge, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+use tokio::runtime::{Handle, RuntimeMetrics};
 
 use super::{ApiError, AppState};
 use crate::store::{StoreWriter, WriterStats};
@@ -97,6 +100,9 @@ impl Metrics {
                 Box::new(move || read(&writer.stats()) as f64),
             )?))?;
         }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            register_runtime(&registry, &runtime)?;
+        }
         Ok(Self {
             registry,
             actors_active,
@@ -122,6 +128,62 @@ impl Metrics {
                 bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
             })
     }
+}
+
+/// A runtime statistic as a metric: name, help, type, and how to read it.
+type RuntimeStat = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&RuntimeMetrics) -> f64,
+);
+
+/// Registers the metrics of the async runtime that `runtime` belongs to, read at each scrape.
+///
+/// The workers' busy time over wall time and workers is how saturated the node's CPU share
+/// is; a global queue that stays deep means tasks woken from other threads (the database's
+/// threads, timers) wait behind the workers' own queues.
+fn register_runtime(registry: &Registry, runtime: &Handle) -> Result<(), prometheus::Error> {
+    let stats: [RuntimeStat; 4] = [
+        (
+            "nudge_runtime_workers",
+            "Worker threads of the node's async runtime.",
+            MetricType::GAUGE,
+            |m| m.num_workers() as f64,
+        ),
+        (
+            "nudge_runtime_alive_tasks",
+            "Tasks alive on the node's async runtime (connections, actors, timers and the rest).",
+            MetricType::GAUGE,
+            |m| m.num_alive_tasks() as f64,
+        ),
+        (
+            "nudge_runtime_global_queue_depth",
+            "Tasks woken from outside the runtime's workers, waiting in its global queue.",
+            MetricType::GAUGE,
+            |m| m.global_queue_depth() as f64,
+        ),
+        (
+            "nudge_runtime_busy_seconds_total",
+            "Time the runtime's workers spent running tasks, summed over workers.",
+            MetricType::COUNTER,
+            |m| {
+                (0..m.num_workers())
+                    .map(|w| m.worker_total_busy_duration(w).as_secs_f64())
+                    .sum()
+            },
+        ),
+    ];
+    for (name, help, kind, read) in stats {
+        let metrics = runtime.metrics();
+        registry.register(Box::new(Pulled::new(
+            name,
+            help,
+            kind,
+            Box::new(move || read(&metrics)),
+        )?))?;
+    }
+    Ok(())
 }
 
 /// A writer statistic as a metric: name, help, type, and how to read it.
@@ -247,5 +309,58 @@ mod tests {
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains("# TYPE things_total counter"), "{text}");
         assert_eq!(sample(&text, "things_total"), Some(7.0));
+    }
+
+    #[test]
+    fn the_runtime_metrics_read_the_runtime_they_were_registered_on() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let registry = Registry::new();
+        register_runtime(&registry, runtime.handle()).unwrap();
+        let gather = || {
+            let mut text = Vec::new();
+            TextEncoder::new()
+                .encode(&registry.gather(), &mut text)
+                .unwrap();
+            String::from_utf8(text).unwrap()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let held = runtime.spawn(async move {
+            let _ = stopped.await;
+        });
+        // Work on a worker, so that its busy time grows.
+        runtime.block_on(async {
+            tokio::spawn(async {
+                let started = std::time::Instant::now();
+                while started.elapsed() < std::time::Duration::from_millis(20) {
+                    std::hint::spin_loop();
+                }
+            })
+            .await
+            .unwrap();
+        });
+        let text = gather();
+        assert_eq!(sample(&text, "nudge_runtime_workers"), Some(2.0), "{text}");
+        assert!(
+            sample(&text, "nudge_runtime_alive_tasks").is_some_and(|n| n >= 1.0),
+            "the held task is alive: {text}"
+        );
+        assert!(
+            sample(&text, "nudge_runtime_global_queue_depth").is_some(),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE nudge_runtime_busy_seconds_total counter"),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "nudge_runtime_busy_seconds_total").is_some_and(|s| s >= 0.01),
+            "20 ms of work shows: {text}"
+        );
+        let _ = stop.send(());
+        runtime.block_on(held).unwrap();
     }
 }

@@ -232,6 +232,12 @@ async fn metrics_need_their_token_when_one_is_set() {
         text.contains("# TYPE nudge_store_writer_queue_wait_microseconds_total counter"),
         "{text}"
     );
+    let workers = nudge::edges::metrics::sample(&text, "nudge_runtime_workers");
+    assert!(workers.is_some_and(|n| n >= 1.0), "{text}");
+    assert!(
+        text.contains("# TYPE nudge_runtime_busy_seconds_total counter"),
+        "{text}"
+    );
     server.stop();
 }
 
