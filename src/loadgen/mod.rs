@@ -110,7 +110,8 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "PER_SEC")]
     pub rate: Option<f64>,
     /// After the closed-loop peak, open-loop phases at these fractions of it, comma-separated
-    /// (`none` for no sweep).
+    /// (`none` for no sweep); each is followed by the bare baseline at the same fraction of
+    /// its own peak.
     #[arg(long, default_value = "0.5", value_name = "FRACTIONS")]
     pub sweep: String,
     /// Users (the first of the population) who also hold a WebSocket open for the run, as
@@ -471,18 +472,8 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
     let mut nudge_time = Duration::ZERO;
     for round in 1..=rounds {
         if !args.no_baseline {
-            let bare = baseline::BareServer::start().context("starting the bare baseline")?;
-            let phase = Phase {
-                name: label("baseline", round),
-                target_kind: "baseline",
-                addr: bare.addr(),
-                pace: Pace::Closed,
-                watched: None,
-                first_turns: None,
-                pushes: None,
-            };
-            phases.push(run_phase(&phase, &args, traffic.clone()).await);
-            drop(bare);
+            let name = label("baseline", round);
+            phases.push(run_bare(name, Pace::Closed, &args, traffic.clone()).await?);
         }
         if round == 1 {
             if !tokens.is_empty() {
@@ -514,19 +505,23 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         nudge_time += started.elapsed();
     }
     if args.rate.is_none() {
-        // The sweep is taken at fractions of the rounds' median peak.
+        // The sweep is taken at fractions of the rounds' median peak; each phase of it is
+        // followed by the bare baseline at the same fraction of its own median peak, for the
+        // machine's own latency at a like share of what it can serve.
         let peak_rps = median_throughput(&phases, is_peak).unwrap_or(1.0);
+        let bare_rps = median_throughput(&phases, is_bare_peak);
         let pushes = fleet.as_ref().map(sockets::Fleet::pushes);
         for fraction in &fractions {
+            let name = |target: &str| format!("{target} {:.0}%", fraction * 100.0);
             let rate = (peak_rps * fraction).max(1.0);
-            let phase = nudge(
-                format!("nudge {:.0}%", fraction * 100.0),
-                Pace::Open(rate),
-                pushes.clone(),
-            );
+            let phase = nudge(name("nudge"), Pace::Open(rate), pushes.clone());
             let started = Instant::now();
             phases.push(run_phase(&phase, &args, traffic.clone()).await);
             nudge_time += started.elapsed();
+            if let Some(bare_rps) = bare_rps {
+                let pace = Pace::Open((bare_rps * fraction).max(1.0));
+                phases.push(run_bare(name("baseline"), pace, &args, traffic.clone()).await?);
+            }
         }
     }
     let metrics_after = target.metrics(&mut probe).await;
@@ -656,6 +651,26 @@ struct Tick {
 }
 
 /// Runs one phase: warm-up, then the measured time, with a progress line per second.
+/// Runs a phase against a bare axum handler started for it, on this machine.
+async fn run_bare(
+    name: String,
+    pace: Pace,
+    args: &LoadgenArgs,
+    traffic: Arc<dyn Traffic>,
+) -> anyhow::Result<PhaseReport> {
+    let bare = baseline::BareServer::start().context("starting the bare baseline")?;
+    let phase = Phase {
+        name,
+        target_kind: "baseline",
+        addr: bare.addr(),
+        pace,
+        watched: None,
+        first_turns: None,
+        pushes: None,
+    };
+    Ok(run_phase(&phase, args, traffic).await)
+}
+
 async fn run_phase(
     phase: &Phase<'_>,
     args: &LoadgenArgs,
@@ -972,6 +987,11 @@ fn is_peak(phase: &PhaseReport) -> bool {
     phase.target == "nudge" && phase.mode == "closed"
 }
 
+/// Whether `phase` measured the bare baseline's closed-loop peak.
+fn is_bare_peak(phase: &PhaseReport) -> bool {
+    phase.target == "baseline" && phase.mode == "closed"
+}
+
 /// The median throughput of the phases `pick` takes.
 fn median_throughput(phases: &[PhaseReport], pick: fn(&PhaseReport) -> bool) -> Option<f64> {
     let values: Vec<f64> = phases
@@ -993,7 +1013,7 @@ fn summarize(
     sockets: Option<sockets::SocketSummary>,
 ) -> Summary {
     // Round by round: each baseline with the closed-loop peak measured after it.
-    let baselines = phases.iter().filter(|p| p.target == "baseline");
+    let baselines = phases.iter().filter(|p| is_bare_peak(p));
     let peaks = phases.iter().filter(|p| is_peak(p));
     let rounds: Vec<RoundRatio> = baselines
         .zip(peaks)
@@ -1004,34 +1024,31 @@ fn summarize(
             ratio: peak.throughput_rps / baseline.throughput_rps,
         })
         .collect();
-    let baseline_rps = median_throughput(phases, |p| p.target == "baseline");
+    let baseline_rps = median_throughput(phases, is_bare_peak);
     let nudge_peak_rps = median_throughput(phases, is_peak);
     let ratio_to_baseline = median(&rounds.iter().map(|r| r.ratio).collect::<Vec<_>>());
-    let half_peak = if swept {
-        fractions
+    // The sweep's phase at half the peak, of Nudge or of the bare baseline.
+    let half = fractions.iter().position(|f| (*f - 0.5).abs() < 1e-9);
+    let half_of = |target: &str| {
+        let i = half.filter(|_| swept)?;
+        phases
             .iter()
-            .position(|f| (*f - 0.5).abs() < 1e-9)
-            .and_then(|i| {
-                phases
-                    .iter()
-                    .filter(|p| p.mode == "open" && p.target == "nudge")
-                    .nth(i)
-            })
+            .filter(|p| p.mode == "open" && p.target == target)
+            .nth(i)
             .map(|p| HalfPeak {
                 offered_rps: p.offered_rps.unwrap_or(0.0),
                 throughput_rps: p.throughput_rps,
                 p50_ms: p.latency.p50_ms,
                 p99_ms: p.latency.p99_ms,
             })
-    } else {
-        None
     };
     Summary {
         baseline_rps,
         nudge_peak_rps,
         ratio_to_baseline,
         rounds,
-        half_peak,
+        half_peak: half_of("nudge"),
+        baseline_half_peak: half_of("baseline"),
         first_turns: first_turns.summary(),
         memory,
         writer,
@@ -1146,6 +1163,19 @@ mod tests {
         let half = summary.half_peak.unwrap();
         assert_eq!(half.p99_ms, 4.0);
         assert_eq!(half.offered_rps, 5_000.0);
+        // The bare baseline's open-loop phase is its half peak, not a round of its own.
+        assert_eq!(summary.baseline_rps, Some(40_000.0));
+        let bare = summary.baseline_half_peak.unwrap();
+        assert_eq!((bare.offered_rps, bare.p99_ms), (20_000.0, 2.0));
+        let text = report::text(&Report { summary, ..report });
+        assert!(
+            text.contains(
+                "At half peak (5000 offered, 5000 served): p50 1.00 ms, p99 4.00 ms\n\
+                 The bare baseline at half its peak (20000 offered, 20000 served): p50 0.50 ms, \
+                 p99 2.00 ms"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

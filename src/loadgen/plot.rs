@@ -399,11 +399,11 @@ mod tests {
         assert!(svg.contains("Latency over time"));
         assert!(svg.contains("Latency against load"));
         assert!(svg.contains("25.0 % of the bare baseline"));
-        for phase in ["baseline", "nudge peak", "nudge 50%"] {
+        for phase in ["baseline", "nudge peak", "nudge 50%", "baseline 50%"] {
             assert!(svg.contains(&format!(">{phase}</text>")), "{phase}");
         }
-        // Three phases, each a p50 and a p99 line and a throughput line.
-        assert_eq!(svg.matches("<polyline").count(), 9);
+        // Four phases, each a p50 and a p99 line and a throughput line.
+        assert_eq!(svg.matches("<polyline").count(), 12);
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
     }
 

@@ -113,6 +113,9 @@ pub struct Summary {
     pub rounds: Vec<RoundRatio>,
     /// Nudge in open loop at half its measured peak.
     pub half_peak: Option<HalfPeak>,
+    /// The bare baseline in open loop at half its own peak, measured right after Nudge's:
+    /// how slow this machine's tail is at a like share of what it can serve.
+    pub baseline_half_peak: Option<HalfPeak>,
     /// Latency of each user's first turn in this run (the actor is activated and its state
     /// loaded, unless it was already active).
     pub first_turns: LatencySummary,
@@ -275,12 +278,17 @@ pub fn text(report: &Report) -> String {
         }
         (None, _) => {}
     }
-    if let Some(half) = s.half_peak {
-        let _ = writeln!(
-            out,
-            "At half peak ({:.0} offered, {:.0} served): p50 {:.2} ms, p99 {:.2} ms",
-            half.offered_rps, half.throughput_rps, half.p50_ms, half.p99_ms
-        );
+    for (half, what) in [
+        (s.half_peak, "At half peak"),
+        (s.baseline_half_peak, "The bare baseline at half its peak"),
+    ] {
+        if let Some(half) = half {
+            let _ = writeln!(
+                out,
+                "{what} ({:.0} offered, {:.0} served): p50 {:.2} ms, p99 {:.2} ms",
+                half.offered_rps, half.throughput_rps, half.p50_ms, half.p99_ms
+            );
+        }
     }
     if s.first_turns.count > 0 {
         let _ = writeln!(
@@ -358,7 +366,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 pub(crate) mod tests {
     use super::*;
 
-    /// A small report with a baseline, a peak and a half-peak phase.
+    /// A small report with a baseline, a peak, and the half-peak phases of Nudge and the
+    /// baseline.
     pub(crate) fn sample_report() -> Report {
         let phase = |name: &str, target: &str, mode: &str, rps: f64, p99: f64| PhaseReport {
             name: name.into(),
@@ -422,6 +431,7 @@ pub(crate) mod tests {
                 phase("baseline", "baseline", "closed", 40_000.0, 1.0),
                 phase("nudge peak", "nudge", "closed", 10_000.0, 12.0),
                 phase("nudge 50%", "nudge", "open", 5_000.0, 4.0),
+                phase("baseline 50%", "baseline", "open", 20_000.0, 2.0),
             ],
             summary: Summary {
                 baseline_rps: Some(40_000.0),
@@ -437,6 +447,12 @@ pub(crate) mod tests {
                     throughput_rps: 4_990.0,
                     p50_ms: 1.0,
                     p99_ms: 4.0,
+                }),
+                baseline_half_peak: Some(HalfPeak {
+                    offered_rps: 20_000.0,
+                    throughput_rps: 20_000.0,
+                    p50_ms: 0.5,
+                    p99_ms: 2.0,
                 }),
                 first_turns: LatencySummary::default(),
                 memory: Memory {

@@ -96,7 +96,10 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["baseline", "nudge peak", "nudge 50%"]);
+        assert_eq!(
+            names,
+            ["baseline", "nudge peak", "nudge 50%", "baseline 50%"]
+        );
         for phase in report["phases"].as_array().unwrap() {
             let latency = &phase["latency"];
             let name = &phase["name"];
@@ -128,6 +131,16 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
         let summary = &report["summary"];
         let ratio = summary["ratio_to_baseline"].as_f64().unwrap();
         assert!(ratio > 0.0, "{summary}");
+        // The bare baseline's half peak is offered half of what it served closed loop.
+        let bare = summary["baseline_rps"].as_f64().unwrap();
+        let half = summary["baseline_half_peak"]["offered_rps"]
+            .as_f64()
+            .unwrap();
+        assert!((half - bare / 2.0).abs() < 1.0, "{summary}");
+        assert!(
+            stdout.contains("The bare baseline at half its peak"),
+            "{stdout}"
+        );
         assert_eq!(
             summary["memory"]["actors_after"], 40,
             "every user was activated: {summary}"
