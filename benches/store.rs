@@ -15,8 +15,10 @@
 //! pool statement by statement instead of to their own thread (`src/store/sqlite_batch.rs`).
 //!
 //! `store/person reads` lists a user's open tasks (one person's read, as the offline rules
-//! make on "what's next?"), 16 callers at once over 64 users, on the SQLite connections a
-//! person's calls run on (`src/store/sqlite_conns.rs`) against the same reads on sqlx's pool
+//! make on "what's next?"), or reads what their actor starts from (`activation`: the user,
+//! summary, recent messages and 20 memories), 16 callers at once over 64 users, on the SQLite
+//! connections a person's calls run on (`src/store/sqlite_conns.rs`) against the same reads
+//! on sqlx's pool
 //! (`SQLite, calls on the pool`), which pings each connection as it is given back; and on
 //! PostgreSQL's scoped connections (`src/store/pg_conns.rs`: the scope, then the statement).
 //! Criterion's "thrpt" is reads per second.
@@ -282,8 +284,10 @@ fn writes(c: &mut Criterion) {
 
 /// Callers reading at once in `store/person reads`.
 const READERS: u64 = 16;
-/// Users they read, each with a few open tasks.
+/// Users they read, each with a few open tasks and long-term memories.
 const READ_USERS: u64 = 64;
+/// Long-term memories of each of those users.
+const MEMORIES: usize = 20;
 
 fn person_reads(c: &mut Criterion) {
     let runtime = Runtime::new().expect("a tokio runtime");
@@ -296,9 +300,20 @@ fn person_reads(c: &mut Criterion) {
             let (store, users) = open(url).await;
             let users: Arc<Vec<UserId>> =
                 Arc::new(users.iter().take(READ_USERS as usize).copied().collect());
+            let now = chrono::Utc::now();
             for user in users.iter() {
                 let tasks = ["pay rent", "call mum", "water plants"].map(store::NewTask::titled);
                 store.add_tasks(*user, &tasks).await.expect("tasks");
+                for n in 0..MEMORIES {
+                    let fact = store::NewMemory {
+                        text: format!("fact {n}: prefers mornings for hard tasks"),
+                        kind: store::MemoryKind::Preference,
+                        tags: vec!["routine".into()],
+                        importance: 0.5,
+                        source_message_id: None,
+                    };
+                    store.add_memory(*user, &fact, now).await.expect("memory");
+                }
             }
             (store, users)
         })
@@ -324,29 +339,12 @@ fn person_reads(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     for (name, store, users) in cases {
         group.bench_function(BenchmarkId::new("open tasks", name), |b| {
+            b.to_async(&runtime)
+                .iter_custom(|reads| read_all(store.clone(), users.clone(), reads, Read::OpenTasks))
+        });
+        group.bench_function(BenchmarkId::new("activation", name), |b| {
             b.to_async(&runtime).iter_custom(|reads| {
-                let (store, users) = (store.clone(), users.clone());
-                async move {
-                    let start = Instant::now();
-                    let tasks: Vec<_> = (0..READERS)
-                        .map(|k| {
-                            let (store, users) = (store.clone(), users.clone());
-                            let share = reads / READERS + u64::from(k < reads % READERS);
-                            tokio::spawn(async move {
-                                for i in 0..share {
-                                    let user = users[((k + i * READERS) % READ_USERS) as usize];
-                                    store.open_tasks(user).await.expect("open tasks");
-                                }
-                            })
-                        })
-                        .collect();
-                    for task in tasks {
-                        if task.await.is_err() {
-                            panic!("a benchmark task panicked");
-                        }
-                    }
-                    start.elapsed()
-                }
+                read_all(store.clone(), users.clone(), reads, Read::Activation)
             })
         });
     }
@@ -354,6 +352,43 @@ fn person_reads(c: &mut Criterion) {
     if let Some(url) = postgres {
         runtime.block_on(store::testing::drop_postgres_database(&url));
     }
+}
+
+/// What a caller of `store/person reads` reads.
+#[derive(Clone, Copy)]
+enum Read {
+    OpenTasks,
+    Activation,
+}
+
+/// `reads` reads by [`READERS`] callers at once, each over the users in turn.
+async fn read_all(store: Store, users: Arc<Vec<UserId>>, reads: u64, what: Read) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..READERS)
+        .map(|k| {
+            let (store, users) = (store.clone(), users.clone());
+            let share = reads / READERS + u64::from(k < reads % READERS);
+            tokio::spawn(async move {
+                for i in 0..share {
+                    let user = users[((k + i * READERS) % READ_USERS) as usize];
+                    match what {
+                        Read::OpenTasks => {
+                            store.open_tasks(user).await.expect("open tasks");
+                        }
+                        Read::Activation => {
+                            store.activation(user, 20).await.expect("activation");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        if task.await.is_err() {
+            panic!("a benchmark task panicked");
+        }
+    }
+    start.elapsed()
 }
 
 criterion_group!(benches, writes, person_reads);

@@ -29,7 +29,8 @@ struct Rows {
     user: Option<UserRow>,
     summary: Option<SummaryRow>,
     recent: Vec<MessageRow>,
-    fingerprint: MemoryFingerprint,
+    /// Read with the rest, or `None`: the fingerprint of `memories` as read.
+    fingerprint: Option<MemoryFingerprint>,
     memories: Vec<MemoryRow>,
 }
 
@@ -39,11 +40,14 @@ impl Store {
     /// [`Store::memory_fingerprint`] and [`Store::memories`] read, in one call.
     ///
     /// On a SQLite file the five statements run together on a reader thread, in one read
-    /// transaction (see `sqlite_reads`). On PostgreSQL they run on one scoped connection
-    /// (`pg_conns`): the scope's round trip, then the five statements, each its own snapshot.
-    /// Only this user's actor writes their messages and summary, and it is not running yet;
-    /// a memory added meanwhile leaves the fingerprint behind the memories, and the next
-    /// write's fingerprint brings the cache up to date.
+    /// transaction (see `sqlite_reads`). On PostgreSQL four run on one scoped connection
+    /// (`pg_conns`): the scope's round trip, then the statements, each its own snapshot; the
+    /// fingerprint is that of the memories as read, which saves a round trip and cannot fall
+    /// behind them. Only this user's actor writes their messages and summary, and it is not
+    /// running yet; a memory added meanwhile shows in the next write's fingerprint, which
+    /// brings the cache up to date. (SQLite keeps the statement: its `MAX` of stored text
+    /// may differ from the newest time stamp read, and the thread runs it in the same
+    /// hand-off.)
     #[tracing::instrument(skip_all)]
     pub async fn activation(&self, user: UserId, recent: u32) -> Result<Activation> {
         let rows = match &self.readers {
@@ -62,15 +66,11 @@ impl Store {
                     .bind(i64::from(recent))
                     .fetch_all(&mut *conn)
                     .await?,
-                fingerprint: sqlx::query_as::<_, FingerprintRow>(FINGERPRINT)
-                    .bind(user.0)
-                    .fetch_one(&mut *conn)
-                    .await?
-                    .into(),
                 memories: sqlx::query_as::<_, MemoryRow>(MEMORIES)
                     .bind(user.0)
                     .fetch_all(&mut *conn)
                     .await?,
+                fingerprint: None,
             }),
         };
         Ok(Activation {
@@ -85,7 +85,9 @@ impl Store {
                 .rev()
                 .map(|row| self.open_message(row))
                 .collect::<Result<_>>()?,
-            fingerprint: rows.fingerprint,
+            fingerprint: rows
+                .fingerprint
+                .unwrap_or_else(|| MemoryRow::fingerprint(&rows.memories)),
             memories: rows
                 .memories
                 .into_iter()
@@ -117,6 +119,7 @@ fn read(tx: &rusqlite::Transaction<'_>, user: UserId, recent: u32) -> rusqlite::
         .prepare_cached(FINGERPRINT)?
         .query_row([id], FingerprintRow::from_sqlite)?
         .into();
+    let fingerprint = Some(fingerprint);
     let memories = tx
         .prepare_cached(MEMORIES)?
         .query_map([id], MemoryRow::from_sqlite)?

@@ -171,6 +171,16 @@ pub(super) struct MemoryRow {
 }
 
 impl MemoryRow {
+    /// The fingerprint of a user's memories, all of them as read: what [`FINGERPRINT`]
+    /// computes from the table.
+    pub(super) fn fingerprint(rows: &[MemoryRow]) -> MemoryFingerprint {
+        MemoryFingerprint {
+            count: i64::try_from(rows.len()).unwrap_or(i64::MAX),
+            max_id: rows.iter().map(|r| r.id).max().unwrap_or(0),
+            max_updated_at: rows.iter().map(|r| r.updated_at).max(),
+        }
+    }
+
     /// The row as SQLite's reader threads read it (`sqlite_reads`).
     pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {

@@ -1224,7 +1224,7 @@ async fn model_usage_is_recorded_while_the_writer_commits_other_turns() {
 /// the user, their summary, their newest messages oldest first, their memories (a vector and
 /// a use time included) and the fingerprint they match; none of another user's rows.
 async fn activation_reads_the_users_state(store: Store) {
-    use super::{MemoryEmbedding, MemoryKind, NewMemory};
+    use super::{MemoryEmbedding, MemoryFingerprint, MemoryKind, NewMemory};
     let ana = create(&store, 1).await.id;
     let bob = create(&store, 2).await.id;
     let fact = |text: &str| NewMemory {
@@ -1309,6 +1309,18 @@ async fn activation_reads_the_users_state(store: Store) {
     assert_eq!(bobs.summary, None);
     assert_eq!(bobs.recent.len(), 1);
     assert_eq!(bobs.memories.len(), 1);
+    assert_eq!(
+        bobs.fingerprint,
+        store.memory_fingerprint(bob).await.expect("fingerprint")
+    );
+    let cy = create(&store, 3).await.id;
+    let cys = store.activation(cy, 20).await.expect("cy's activation");
+    assert!(cys.memories.is_empty());
+    assert_eq!(cys.fingerprint, MemoryFingerprint::default(), "no memories");
+    assert_eq!(
+        cys.fingerprint,
+        store.memory_fingerprint(cy).await.expect("fingerprint")
+    );
     assert!(matches!(
         store.activation(UserId::new(), 20).await,
         Err(StoreError::NotFound)
