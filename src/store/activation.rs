@@ -115,11 +115,10 @@ fn read(tx: &rusqlite::Transaction<'_>, user: UserId, recent: u32) -> rusqlite::
             MessageRow::from_sqlite,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let fingerprint = tx
+    let fingerprint: MemoryFingerprint = tx
         .prepare_cached(FINGERPRINT)?
         .query_row([id], FingerprintRow::from_sqlite)?
         .into();
-    let fingerprint = Some(fingerprint);
     let memories = tx
         .prepare_cached(MEMORIES)?
         .query_map([id], MemoryRow::from_sqlite)?
@@ -128,7 +127,7 @@ fn read(tx: &rusqlite::Transaction<'_>, user: UserId, recent: u32) -> rusqlite::
         user: user_row,
         summary,
         recent,
-        fingerprint,
+        fingerprint: Some(fingerprint),
         memories,
     })
 }
