@@ -18,10 +18,9 @@
 //! make on "what's next?"), or reads what their actor starts from (`activation`: the user,
 //! summary, recent messages and 20 memories), 16 callers at once over 64 users, on the SQLite
 //! connections a person's calls run on (`src/store/sqlite_conns.rs`) against the same reads
-//! on sqlx's pool
-//! (`SQLite, calls on the pool`), which pings each connection as it is given back; and on
-//! PostgreSQL's scoped connections (`src/store/pg_conns.rs`: the scope, then the statement).
-//! Criterion's "thrpt" is reads per second.
+//! on sqlx's pool (`SQLite, calls on the pool`), which pings each connection as it is given
+//! back; and on PostgreSQL's scoped connections (`src/store/pg_conns.rs`: the scope, then the
+//! statements). Criterion's "thrpt" is reads per second.
 //!
 //! SQLite runs on a file in WAL mode with `synchronous=FULL` (as `nudge serve` does); the
 //! PostgreSQL variants run when `NUDGE_TEST_POSTGRES_URL` names a server (a fresh database is

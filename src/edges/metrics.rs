@@ -4,8 +4,8 @@
 //! What a scrape shows: user actors active, the group-commit writer's batches, and how busy
 //! the async runtime is (its workers, tasks, the tasks woken from other threads waiting to
 //! run, and the time its workers spent running tasks). Other parts of the node register
-//! their own collectors in [`Metrics::registry`]. When
-//! `NUDGE_METRICS_TOKEN` is set, a scrape must carry it as `Authorization: Bearer …`.
+//! their own collectors in [`Metrics::registry`]. When `NUDGE_METRICS_TOKEN` is set, a scrape
+//! must carry it as `Authorization: Bearer …`.
 
 use std::collections::HashMap;
 
@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use tokio::runtime::{Handle, RuntimeMetrics};
 
 use super::{ApiError, AppState};
-use crate::store::{StoreWriter, WriterStats};
+use crate::store::StoreWriter;
 
 /// The node's metrics registry and the scrape guard.
 pub struct Metrics {
@@ -53,54 +53,46 @@ impl Metrics {
             "User actors active on this node (passivated users hold no actor).",
         )?;
         registry.register(Box::new(actors_active.clone()))?;
-        let pulled: [PulledStat; 6] = [
+        let writer_stats: [Stat<StoreWriter>; 6] = [
             (
                 "nudge_store_writer_batches_total",
                 "Transactions of the group-commit writer.",
                 MetricType::COUNTER,
-                |s| s.batches,
+                |w| w.stats().batches as f64,
             ),
             (
                 "nudge_store_writer_writes_total",
                 "Messages (with their usage rows) handed to the group-commit writer.",
                 MetricType::COUNTER,
-                |s| s.writes,
+                |w| w.stats().writes as f64,
             ),
             (
                 "nudge_store_writer_split_batches_total",
                 "Batches refused as a whole and stored one write at a time.",
                 MetricType::COUNTER,
-                |s| s.split_batches,
+                |w| w.stats().split_batches as f64,
             ),
             (
                 "nudge_store_writer_busy_microseconds_total",
                 "Time the group-commit writer spent committing (busy over wall time: saturation).",
                 MetricType::COUNTER,
-                |s| s.busy_micros,
+                |w| w.stats().busy_micros as f64,
             ),
             (
                 "nudge_store_writer_queue_wait_microseconds_total",
                 "Time writes waited for their group-commit batch to start, summed over writes.",
                 MetricType::COUNTER,
-                |s| s.queue_wait_micros,
+                |w| w.stats().queue_wait_micros as f64,
             ),
             (
                 "nudge_store_writer_largest_batch",
                 "The most writes one transaction of the group-commit writer has taken.",
                 MetricType::GAUGE,
-                |s| s.largest_batch,
+                |w| w.stats().largest_batch as f64,
             ),
         ];
-        for (name, help, kind, read) in pulled {
-            let writer = writer.clone();
-            registry.register(Box::new(Pulled::new(
-                name,
-                help,
-                kind,
-                Box::new(move || read(&writer.stats()) as f64),
-            )?))?;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        register_pulled(&registry, &writer, &writer_stats)?;
+        if let Ok(runtime) = Handle::try_current() {
             register_runtime(&registry, &runtime)?;
         }
         Ok(Self {
@@ -130,13 +122,26 @@ impl Metrics {
     }
 }
 
-/// A runtime statistic as a metric: name, help, type, and how to read it.
-type RuntimeStat = (
-    &'static str,
-    &'static str,
-    MetricType,
-    fn(&RuntimeMetrics) -> f64,
-);
+/// A statistic of some source `S` as a metric: name, help, type, and how to read it.
+type Stat<S> = (&'static str, &'static str, MetricType, fn(&S) -> f64);
+
+/// Registers `stats`, each read from `source` at every scrape.
+fn register_pulled<S: Clone + Send + Sync + 'static>(
+    registry: &Registry,
+    source: &S,
+    stats: &[Stat<S>],
+) -> Result<(), prometheus::Error> {
+    for &(name, help, kind, read) in stats {
+        let source = source.clone();
+        registry.register(Box::new(Pulled::new(
+            name,
+            help,
+            kind,
+            Box::new(move || read(&source)),
+        )?))?;
+    }
+    Ok(())
+}
 
 /// Registers the metrics of the async runtime that `runtime` belongs to, read at each scrape.
 ///
@@ -144,7 +149,7 @@ type RuntimeStat = (
 /// is; a global queue that stays deep means tasks woken from other threads (the database's
 /// threads, timers) wait behind the workers' own queues.
 fn register_runtime(registry: &Registry, runtime: &Handle) -> Result<(), prometheus::Error> {
-    let stats: [RuntimeStat; 4] = [
+    let stats: [Stat<RuntimeMetrics>; 4] = [
         (
             "nudge_runtime_workers",
             "Worker threads of the node's async runtime.",
@@ -174,25 +179,8 @@ fn register_runtime(registry: &Registry, runtime: &Handle) -> Result<(), prometh
             },
         ),
     ];
-    for (name, help, kind, read) in stats {
-        let metrics = runtime.metrics();
-        registry.register(Box::new(Pulled::new(
-            name,
-            help,
-            kind,
-            Box::new(move || read(&metrics)),
-        )?))?;
-    }
-    Ok(())
+    register_pulled(registry, &runtime.metrics(), &stats)
 }
-
-/// A writer statistic as a metric: name, help, type, and how to read it.
-type PulledStat = (
-    &'static str,
-    &'static str,
-    MetricType,
-    fn(&WriterStats) -> u64,
-);
 
 /// A counter or gauge whose value is read from elsewhere at each scrape.
 struct Pulled {

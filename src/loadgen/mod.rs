@@ -650,7 +650,6 @@ struct Tick {
     actors: Option<u64>,
 }
 
-/// Runs one phase: warm-up, then the measured time, with a progress line per second.
 /// Runs a phase against a bare axum handler started for it, on this machine.
 async fn run_bare(
     name: String,
@@ -671,6 +670,7 @@ async fn run_bare(
     Ok(run_phase(&phase, args, traffic).await)
 }
 
+/// Runs one phase: warm-up, then the measured time, with a progress line per second.
 async fn run_phase(
     phase: &Phase<'_>,
     args: &LoadgenArgs,
