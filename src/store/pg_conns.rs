@@ -5,9 +5,9 @@
 //! (`SET LOCAL`), the statement, `COMMIT`, and the ping sqlx's pool sends on every connection
 //! given back to it. Here it is two: the scope, set for the session (the role and
 //! `app.user_id`, by one prepared `set_config` statement), then the statement in its own
-//! implicit transaction. A connection serves only
-//! these calls, each of which sets its own scope first, so a scope left on a connection
-//! from its last call is never what a statement runs under.
+//! implicit transaction. A connection serves only these calls, each of which sets its own
+//! scope first, so a scope left on a connection from its last call is never what a statement
+//! runs under.
 //!
 //! The scope's round trip also tells whether the connection still works: one that fails it
 //! for any reason but the database's refusal (the server restarted, the socket was closed)
