@@ -330,7 +330,16 @@ mod tests {
             .await
             .unwrap();
         });
-        let text = gather();
+        // A worker publishes its busy time when it next parks, which may come a moment after
+        // the spinning task has finished: read until it shows, for at most two seconds.
+        let mut text = gather();
+        for _ in 0..200 {
+            if sample(&text, "nudge_runtime_busy_seconds_total").is_some_and(|s| s >= 0.01) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            text = gather();
+        }
         assert_eq!(sample(&text, "nudge_runtime_workers"), Some(2.0), "{text}");
         assert!(
             sample(&text, "nudge_runtime_alive_tasks").is_some_and(|n| n >= 1.0),
