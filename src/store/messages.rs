@@ -632,9 +632,11 @@ macro_rules! insert_message_rows {
     };
 }
 /// After the rows: a retried webhook's copy is skipped, not an error that fails the batch.
+/// (The dedupe index is partial: the conflict target names its predicate.)
 macro_rules! on_provider_id_conflict {
     () => {
-        " ON CONFLICT (user_id, provider_message_id) DO NOTHING \
+        " ON CONFLICT (user_id, provider_message_id) WHERE provider_message_id IS NOT NULL \
+         DO NOTHING \
          RETURNING id, user_id, provider_message_id"
     };
 }
@@ -814,7 +816,7 @@ WITH input AS MATERIALIZED (
     OVERRIDING SYSTEM VALUE
     SELECT id, user_id, channel, direction, body, provider_message_id, in_reply_to, $22
     FROM input
-    ON CONFLICT (user_id, provider_message_id) DO NOTHING
+    ON CONFLICT (user_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
     RETURNING id
 ), stored AS MATERIALIZED (
     SELECT input.* FROM input JOIN inbound USING (id)
@@ -1524,6 +1526,17 @@ mod tests {
         let plan = crate::store::testing::sqlite_plan(REPLY_TO, 3).await;
         let by_reply = "USING INDEX messages_in_reply_to_idx (in_reply_to=? AND user_id=?)";
         assert!(plan.iter().any(|step| step.contains(by_reply)), "{plan:?}");
+    }
+
+    /// The dedupe lookup of a retried webhook finds its message through the partial index of
+    /// inbound SMS by provider id (migration 0071): `provider_message_id = ?` implies the
+    /// index's `IS NOT NULL`.
+    #[tokio::test]
+    async fn the_provider_id_lookup_uses_the_partial_dedupe_index() {
+        let plan = crate::store::testing::sqlite_plan(MESSAGE_BY_PROVIDER_ID, 2).await;
+        let by_sid = "USING INDEX messages_user_id_provider_message_id_key \
+                      (user_id=? AND provider_message_id=?)";
+        assert!(plan.iter().any(|step| step.contains(by_sid)), "{plan:?}");
     }
 
     #[test]

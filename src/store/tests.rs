@@ -692,6 +692,122 @@ async fn a_reopened_sqlite_file_keeps_its_rows_and_migrates_once() {
     assert_eq!(store.user(user.id).await.expect("still there"), user);
 }
 
+/// Migration 0071 rebuilds `messages` on SQLite (to make its dedupe index partial): the
+/// messages, what points at them and their ids' sequence come through it unchanged.
+#[tokio::test]
+async fn the_dedupe_index_rebuild_keeps_every_message_and_what_points_at_them() {
+    use std::str::FromStr;
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .expect("a SQLite URL")
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("the file opens");
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(70, &pool)
+        .await
+        .expect("the migrations before the rebuild");
+    // A user's inbound SMS and its reply, a usage row of each, a memory learnt from the
+    // inbound, a model call of the reply; and a third message, deleted: its id is not reused.
+    let id = UserId::new();
+    let at = "'2026-01-01T00:00:00+00:00'";
+    for statement in [
+        format!(
+            "INSERT INTO users (id, display_name, phone, language, time_zone, created_at) \
+             VALUES ($1, 'Old Timer', '+15550001111', 'en', 'UTC', {at})"
+        ),
+        format!(
+            "INSERT INTO messages \
+             (id, user_id, channel, direction, body, provider_message_id, created_at) \
+             VALUES (1, $1, 'sms', 'inbound', 'hello', 'SM1', {at})"
+        ),
+        format!(
+            "INSERT INTO messages (id, user_id, channel, direction, body, in_reply_to, created_at) \
+             VALUES (2, $1, 'sms', 'outbound', 'hi there', 1, {at})"
+        ),
+        format!(
+            "INSERT INTO messages (id, user_id, channel, direction, body, created_at) \
+             VALUES (3, $1, 'web', 'inbound', 'gone', {at})"
+        ),
+        "DELETE FROM messages WHERE id = 3".to_owned(),
+        format!(
+            "INSERT INTO sms_usage_logs (user_id, message_id, direction, segments, encoding, \
+             estimated_cost_micros, created_at) \
+             VALUES ($1, 1, 'inbound', 1, 'GSM-7', 7900, {at}), \
+                    ($1, 2, 'outbound', 1, 'GSM-7', 7900, {at})"
+        ),
+        format!(
+            "INSERT INTO ltm_memories (user_id, text, kind, tags, importance, source_message_id, \
+             created_at, updated_at) VALUES ($1, 'x', 'fact', '', 0.5, 1, {at}, {at})"
+        ),
+        format!(
+            "INSERT INTO llm_usage (user_id, message_id, provider, model, prompt_tokens, \
+             output_tokens, total_tokens, cached, created_at) \
+             VALUES ($1, 2, 'gemini', 'm', 1, 1, 2, 0, {at})"
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(id.0)
+            .execute(&pool)
+            .await
+            .expect("a row of the old schema");
+    }
+    pool.close().await;
+
+    let store = connect(&url, Sealer::generate())
+        .await
+        .expect("the whole migration chain");
+    let history = store.recent_messages(id, 5).await.expect("the history");
+    let bodies: Vec<_> = history.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["hello", "hi there"]);
+    assert_eq!(history[1].in_reply_to, Some(1));
+    let found = store.message_by_provider_id(id, "SM1").await;
+    assert_eq!(found.expect("lookup").map(|m| m.id), Some(1));
+    {
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("a sqlite: URL opens a SQLite pool");
+        };
+        let ids = |sql: &'static str| sqlx::query_scalar::<_, Option<i64>>(sql).fetch_all(pool);
+        let usage = ids("SELECT message_id FROM sms_usage_logs ORDER BY id").await;
+        assert_eq!(usage.expect("usage rows"), [Some(1), Some(2)]);
+        let memory = ids("SELECT source_message_id FROM ltm_memories").await;
+        assert_eq!(memory.expect("memories"), [Some(1)]);
+        let calls = ids("SELECT message_id FROM llm_usage").await;
+        assert_eq!(calls.expect("model calls"), [Some(2)]);
+        let broken = ids("SELECT parent IS NULL FROM pragma_foreign_key_check").await;
+        assert!(broken.expect("the check").is_empty());
+        let on = sqlx::query_scalar::<_, i64>("PRAGMA foreign_keys").fetch_one(pool);
+        assert_eq!(
+            on.await.expect("foreign_keys"),
+            1,
+            "back on after the rebuild"
+        );
+    }
+    let next = store
+        .insert_message(id, &inbound("again", Some("SM2")))
+        .await;
+    assert_eq!(next.expect("a new message").id, 4, "3 is not reused");
+    assert_conflict(
+        store
+            .insert_message(id, &inbound("retried", Some("SM1")))
+            .await,
+        "provider_message_id",
+    );
+    store
+        .erase_user(id, chrono::Utc::now())
+        .await
+        .expect("erasure");
+    let left = store.recent_messages(id, 5).await.expect("the history");
+    assert!(
+        left.is_empty(),
+        "the rebuilt table still cascades: {left:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_in_memory_sqlite_database_is_shared_by_the_whole_pool() {
     let store = in_memory().await;
