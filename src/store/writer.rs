@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use prometheus::{Histogram, HistogramOpts};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -73,7 +74,7 @@ pub struct WriterStats {
     pub queue_wait_micros: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     batches: AtomicU64,
     writes: AtomicU64,
@@ -81,6 +82,35 @@ struct Counters {
     largest_batch: AtomicU64,
     busy_micros: AtomicU64,
     queue_wait_micros: AtomicU64,
+    /// How long each batch took to commit: its tail is what a slow disk or a stalled
+    /// database adds to a turn, which the sums above average away.
+    commit_seconds: Histogram,
+}
+
+/// Bounds of the commit-time histogram's buckets, in seconds: a quiet commit takes about a
+/// millisecond (an `fsync`, or a round trip and a WAL flush), a loaded one a few.
+const COMMIT_BUCKETS: [f64; 12] = [
+    0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
+];
+
+impl Counters {
+    fn new() -> Self {
+        let opts = HistogramOpts::new(
+            "nudge_store_writer_commit_seconds",
+            "Time each batch of the group-commit writer took to commit.",
+        )
+        .buckets(COMMIT_BUCKETS.to_vec());
+        Self {
+            batches: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            split_batches: AtomicU64::new(0),
+            largest_batch: AtomicU64::new(0),
+            busy_micros: AtomicU64::new(0),
+            queue_wait_micros: AtomicU64::new(0),
+            commit_seconds: Histogram::with_opts(opts)
+                .expect("a fixed name, help and increasing buckets"),
+        }
+    }
 }
 
 /// One write waiting for its batch, with the turn to wake.
@@ -119,7 +149,7 @@ impl StoreWriter {
     /// Starts the writer of `store` with the given options (a zero in them counts as 1).
     pub fn start_with(store: Store, options: WriterOptions) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::new());
         tokio::spawn(run(store, receiver, options, counters.clone()));
         Self { queue, counters }
     }
@@ -136,6 +166,11 @@ impl StoreWriter {
             })
             .map_err(|_| closed())?;
         outcome.await.map_err(|_| closed())?
+    }
+
+    /// The histogram of its commits' durations, for a metrics registry to collect.
+    pub fn commit_seconds(&self) -> Histogram {
+        self.counters.commit_seconds.clone()
     }
 
     /// What the writer has done so far.
@@ -200,7 +235,9 @@ async fn commit(store: &Store, batch: Vec<Pending>, counters: &Counters) {
         .queue_wait_micros
         .fetch_add(waited, Ordering::Relaxed);
     store_batch(store, batch, counters).await;
-    let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let took = started.elapsed();
+    counters.commit_seconds.observe(took.as_secs_f64());
+    let busy = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     counters.busy_micros.fetch_add(busy, Ordering::Relaxed);
 }
 
@@ -390,6 +427,14 @@ mod tests {
             assert_eq!(stats.writes, 20);
             assert_eq!(stats.batches, 1, "all twenty waited together: {stats:?}");
             assert_eq!(stats.largest_batch, 20);
+            let commits = writer.commit_seconds();
+            assert_eq!(commits.get_sample_count(), 1, "one commit timed");
+            let busy = stats.busy_micros as f64 / 1e6;
+            assert!(
+                (commits.get_sample_sum() - busy).abs() < 1e-5,
+                "the commit's time is its busy time: {} s, {busy} s",
+                commits.get_sample_sum()
+            );
             for user in users {
                 assert_eq!(
                     store

@@ -245,6 +245,12 @@ async fn metrics_need_their_token_when_one_is_set() {
         text.contains("# TYPE nudge_store_writer_queue_wait_microseconds_total counter"),
         "{text}"
     );
+    assert!(
+        text.contains("# TYPE nudge_store_writer_commit_seconds histogram"),
+        "{text}"
+    );
+    let commits = nudge::edges::metrics::sample(&text, "nudge_store_writer_commit_seconds_count");
+    assert_eq!(commits, Some(0.0), "nothing committed yet: {text}");
     let workers = nudge::edges::metrics::sample(&text, "nudge_runtime_workers");
     assert!(workers.is_some_and(|n| n >= 1.0), "{text}");
     assert!(
