@@ -967,7 +967,45 @@ fn writer_use(before: Option<&str>, after: Option<&str>, wall: Duration) -> Opti
         busy_fraction: busy / 1e6 / wall.as_secs_f64().max(1e-9),
         queue_wait_ms: per(waited, writes) / 1e3,
         batch_ms: per(busy, batches) / 1e3,
+        batch_p99_within_ms: commit_p99_within(before, after).map(|s| s * 1e3),
     })
+}
+
+/// The commit-time histogram's buckets in a `/metrics` text: (upper bound in seconds,
+/// commits at or under it), in the text's order (increasing).
+fn commit_buckets(text: &str) -> Vec<(f64, f64)> {
+    const PREFIX: &str = "nudge_store_writer_commit_seconds_bucket{le=\"";
+    text.lines()
+        .filter_map(|line| {
+            let (le, count) = line.strip_prefix(PREFIX)?.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The smallest bucket bound under which 99 % of the commits between the two scrapes fall;
+/// `None` without commits, without the histogram, or when only the open bucket holds them.
+fn commit_p99_within(before: Option<&str>, after: Option<&str>) -> Option<f64> {
+    let after = commit_buckets(after?);
+    let before = before.map(commit_buckets).unwrap_or_default();
+    let earlier = |le: f64| {
+        before
+            .iter()
+            .find(|(b, _)| *b == le)
+            .map_or(0.0, |(_, count)| *count)
+    };
+    let grown: Vec<(f64, f64)> = after.iter().map(|&(le, n)| (le, n - earlier(le))).collect();
+    let total = grown.last().map(|&(_, n)| n).filter(|&n| n > 0.0)?;
+    grown
+        .iter()
+        .find(|&&(_, n)| n >= 0.99 * total)
+        .map(|&(le, _)| le)
+        .filter(|le| le.is_finite())
 }
 
 /// The middle value (the mean of the two middle ones for an even count); `None` for none.
@@ -1139,6 +1177,38 @@ mod tests {
         assert_eq!(used.queue_wait_ms, 2.0);
         assert_eq!(used.batch_ms, 100.0);
         assert!(writer_use(Some(before), None, Duration::from_secs(1)).is_none());
+        assert_eq!(
+            used.batch_p99_within_ms, None,
+            "no histogram in these scrapes"
+        );
+    }
+
+    #[test]
+    fn the_commit_tail_is_read_from_the_histogram_growth_between_two_scrapes() {
+        let scrape = |counts: [u64; 4]| {
+            let [a, b, c, all] = counts;
+            format!(
+                "# TYPE nudge_store_writer_commit_seconds histogram\n\
+                 nudge_store_writer_commit_seconds_bucket{{le=\"0.001\"}} {a}\n\
+                 nudge_store_writer_commit_seconds_bucket{{le=\"0.01\"}} {b}\n\
+                 nudge_store_writer_commit_seconds_bucket{{le=\"0.1\"}} {c}\n\
+                 nudge_store_writer_commit_seconds_bucket{{le=\"+Inf\"}} {all}\n\
+                 nudge_store_writer_commit_seconds_count {all}\n"
+            )
+        };
+        // Before the run: 1,000 commits, all fast. During it: 1,000 more, 20 of them between
+        // 10 and 100 ms, so the 99th percentile is in the 100 ms bucket.
+        let before = scrape([1_000, 1_000, 1_000, 1_000]);
+        let after = scrape([1_500, 1_980, 2_000, 2_000]);
+        assert_eq!(commit_p99_within(Some(&before), Some(&after)), Some(0.1));
+        // Within 10 ms when only 10 of the 1,000 were slower.
+        let after = scrape([1_500, 1_990, 2_000, 2_000]);
+        assert_eq!(commit_p99_within(Some(&before), Some(&after)), Some(0.01));
+        // No bound to give when the tail is in the open bucket, or nothing was committed.
+        let after = scrape([1_500, 1_900, 1_950, 2_000]);
+        assert_eq!(commit_p99_within(Some(&before), Some(&after)), None);
+        assert_eq!(commit_p99_within(Some(&before), Some(&before)), None);
+        assert_eq!(commit_p99_within(None, Some(&before)), Some(0.001));
     }
 
     /// The summary of `phases` swept at half the peak, with nothing else measured.

@@ -170,6 +170,9 @@ pub struct WriterUse {
     pub queue_wait_ms: f64,
     /// How long a batch took to commit, on average.
     pub batch_ms: f64,
+    /// The bound of the commit-time histogram's bucket that holds 99 % of the run's commits
+    /// (`None` without commits, or from a server without the histogram).
+    pub batch_p99_within_ms: Option<f64>,
 }
 
 impl Memory {
@@ -307,7 +310,7 @@ pub fn text(report: &Report) -> String {
         );
     }
     if let Some(w) = s.writer {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "Group commit: {} writes in {} transactions ({:.1} per transaction, largest {}), \
              committing {:.0} % of the time; a write waited {:.2} ms for its batch to start, \
@@ -320,6 +323,10 @@ pub fn text(report: &Report) -> String {
             w.queue_wait_ms,
             w.batch_ms
         );
+        if let Some(p99) = w.batch_p99_within_ms {
+            let _ = write!(out, ", 99 % of batches within {p99} ms");
+        }
+        let _ = writeln!(out);
     }
     if let Some(sockets) = &s.sockets {
         let _ = write!(

@@ -152,6 +152,10 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
             "{writer}"
         );
         assert!(writer["batches"].as_u64().unwrap() <= writer["writes"].as_u64().unwrap());
+        // The commits' tail, from the server's histogram: one of its finite bounds.
+        let p99 = writer["batch_p99_within_ms"].as_f64();
+        assert!(p99.is_some_and(|ms| ms > 0.0 && ms <= 2_500.0), "{writer}");
+        assert!(stdout.contains("99 % of batches within"), "{stdout}");
         assert!(
             summary["first_turns"]["count"].as_u64().unwrap() >= 38,
             "{summary}"
