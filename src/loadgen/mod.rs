@@ -706,22 +706,25 @@ async fn run_phase(
     let mut ticks: Vec<Tick> = Vec::new();
     let mut client_start = None;
     let mut machine_start = None;
+    // The server's `/metrics` at the measured time's start and end, for the writer's work.
+    let mut metrics_start = None;
+    let mut metrics_end = None;
     let mut probe = phase.watched.map(|t| Connection::new(t.addr));
     let total = args.warmup + args.duration;
     for k in 0..=total {
         tokio::time::sleep_until((start + Duration::from_secs(k)).into()).await;
         let server = phase.watched.and_then(Target::sample);
-        let actors = match (phase.watched, probe.as_mut()) {
-            (Some(target), Some(probe)) => target
-                .metrics(probe)
-                .await
-                .as_deref()
-                .and_then(actors_active),
+        let metrics = match (phase.watched, probe.as_mut()) {
+            (Some(target), Some(probe)) => target.metrics(probe).await,
             _ => None,
         };
+        let actors = metrics.as_deref().and_then(actors_active);
         if k == args.warmup {
             client_start = procstat::sample_path(std::path::Path::new("/proc/self")).ok();
             machine_start = procstat::machine_ticks();
+            metrics_start = metrics;
+        } else if k == total {
+            metrics_end = metrics;
         }
         progress(
             phase,
@@ -809,6 +812,9 @@ async fn run_phase(
             }
             _ => 0.0,
         },
+        writer: metrics_start
+            .as_deref()
+            .and_then(|start| writer_use(Some(start), metrics_end.as_deref(), duration)),
         timeline,
     }
 }
@@ -1078,6 +1084,7 @@ fn summarize(
                 throughput_rps: p.throughput_rps,
                 p50_ms: p.latency.p50_ms,
                 p99_ms: p.latency.p99_ms,
+                commit_p99_within_ms: p.writer.and_then(|w| w.batch_p99_within_ms),
             })
     };
     Summary {
@@ -1233,6 +1240,11 @@ mod tests {
         let half = summary.half_peak.unwrap();
         assert_eq!(half.p99_ms, 4.0);
         assert_eq!(half.offered_rps, 5_000.0);
+        assert_eq!(
+            half.commit_p99_within_ms,
+            Some(5.0),
+            "from the phase's writer"
+        );
         // The bare baseline's open-loop phase is its half peak, not a round of its own.
         assert_eq!(summary.baseline_rps, Some(40_000.0));
         let bare = summary.baseline_half_peak.unwrap();
@@ -1240,7 +1252,8 @@ mod tests {
         let text = report::text(&Report { summary, ..report });
         assert!(
             text.contains(
-                "At half peak (5000 offered, 5000 served): p50 1.00 ms, p99 4.00 ms\n\
+                "At half peak (5000 offered, 5000 served): p50 1.00 ms, p99 4.00 ms; \
+                 99 % of its commits within 5 ms\n\
                  The bare baseline at half its peak (20000 offered, 20000 served): p50 0.50 ms, \
                  p99 2.00 ms"
             ),

@@ -71,6 +71,9 @@ pub struct PhaseReport {
     /// The whole machine's CPU over the measured time, in percent of one core (200 is two
     /// cores busy): what the server and the load generator left to anything else.
     pub machine_cpu_percent: f64,
+    /// The group-commit writer over the measured time (a phase of Nudge's whose server
+    /// answered `/metrics` at its start and end).
+    pub writer: Option<WriterUse>,
     pub timeline: Vec<TimelinePoint>,
 }
 
@@ -142,6 +145,9 @@ pub struct HalfPeak {
     pub throughput_rps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The bound that holds 99 % of the phase's commits (Nudge's phase only): whether the
+    /// turns' tail is the writer's.
+    pub commit_p99_within_ms: Option<f64>,
 }
 
 /// The server's memory against its active user actors.
@@ -286,11 +292,15 @@ pub fn text(report: &Report) -> String {
         (s.baseline_half_peak, "The bare baseline at half its peak"),
     ] {
         if let Some(half) = half {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "{what} ({:.0} offered, {:.0} served): p50 {:.2} ms, p99 {:.2} ms",
                 half.offered_rps, half.throughput_rps, half.p50_ms, half.p99_ms
             );
+            if let Some(commits) = half.commit_p99_within_ms {
+                let _ = write!(out, "; 99 % of its commits within {commits} ms");
+            }
+            let _ = writeln!(out);
         }
     }
     if s.first_turns.count > 0 {
@@ -405,6 +415,16 @@ pub(crate) mod tests {
             }),
             client_cpu_percent: 40.0,
             machine_cpu_percent: 195.0,
+            writer: (name == "nudge 50%").then_some(WriterUse {
+                batches: 1_000,
+                writes: 15_000,
+                writes_per_batch: 15.0,
+                largest_batch: 40,
+                busy_fraction: 0.9,
+                queue_wait_ms: 1.5,
+                batch_ms: 2.7,
+                batch_p99_within_ms: Some(5.0),
+            }),
             timeline: (0..3)
                 .map(|second| TimelinePoint {
                     second,
@@ -454,12 +474,14 @@ pub(crate) mod tests {
                     throughput_rps: 4_990.0,
                     p50_ms: 1.0,
                     p99_ms: 4.0,
+                    commit_p99_within_ms: Some(5.0),
                 }),
                 baseline_half_peak: Some(HalfPeak {
                     offered_rps: 20_000.0,
                     throughput_rps: 20_000.0,
                     p50_ms: 0.5,
                     p99_ms: 2.0,
+                    commit_p99_within_ms: None,
                 }),
                 first_turns: LatencySummary::default(),
                 memory: Memory {

@@ -126,6 +126,13 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
         let nudge = &report["phases"][1];
         assert!(nudge["server"]["rss_end_bytes"].as_u64().unwrap() > 1_000_000);
         assert!(nudge["server"]["cpu_percent"].as_f64().unwrap() > 0.0);
+        // Each of Nudge's phases has the writer's work over its measured time; the baseline,
+        // which writes nothing, has none.
+        for i in [1, 2] {
+            let writer = &report["phases"][i]["writer"];
+            assert!(writer["batches"].as_u64().unwrap() > 0, "{writer}");
+        }
+        assert!(report["phases"][0]["writer"].is_null());
         assert_eq!(report["server_pid"].as_u64(), server.pid().map(u64::from));
 
         let summary = &report["summary"];
@@ -141,6 +148,7 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
             stdout.contains("The bare baseline at half its peak"),
             "{stdout}"
         );
+        assert!(stdout.contains("99 % of its commits within"), "{stdout}");
         assert_eq!(
             summary["memory"]["actors_after"], 40,
             "every user was activated: {summary}"
