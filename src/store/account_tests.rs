@@ -889,20 +889,9 @@ async fn message_retention_purges_old_messages_but_keeps_what_newer_replies_poin
 
 #[tokio::test]
 async fn the_accounts_migration_keeps_every_existing_user_and_their_data() {
-    use std::str::FromStr;
-
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("old.db").display());
     // A database as the foundation left it, with a user and their data.
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-        .unwrap()
-        .create_if_missing(true)
-        .foreign_keys(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    sqlx::migrate!("./migrations/sqlite")
-        .run_to(1, &pool)
-        .await
-        .unwrap();
+    let (url, pool) = super::testing::sqlite_file_at_migration(&dir.path().join("old.db"), 1).await;
     let id = UserId::new();
     for statement in [
         "INSERT INTO users (id, display_name, phone, language, time_zone, created_at) \

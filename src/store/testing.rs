@@ -202,3 +202,27 @@ pub(crate) async fn sqlite_plan(sql: &str, parameters: usize) -> Vec<String> {
     let steps = query.fetch_all(pool).await.expect("EXPLAIN QUERY PLAN");
     steps.into_iter().map(|(.., detail)| detail).collect()
 }
+
+/// A SQLite file at `path` migrated up to `version` only, with its URL: for tests that a
+/// later migration keeps the data an older schema held.
+#[cfg(test)]
+pub(crate) async fn sqlite_file_at_migration(
+    path: &std::path::Path,
+    version: i64,
+) -> (String, sqlx::SqlitePool) {
+    use std::str::FromStr;
+
+    let url = format!("sqlite://{}", path.display());
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .expect("a SQLite URL")
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("the file opens");
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(version, &pool)
+        .await
+        .expect("the migrations up to the version asked for");
+    (url, pool)
+}

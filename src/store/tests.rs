@@ -696,21 +696,10 @@ async fn a_reopened_sqlite_file_keeps_its_rows_and_migrates_once() {
 /// messages, what points at them and their ids' sequence come through it unchanged.
 #[tokio::test]
 async fn the_dedupe_index_rebuild_keeps_every_message_and_what_points_at_them() {
-    use std::str::FromStr;
-
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("old.db").display());
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-        .expect("a SQLite URL")
-        .create_if_missing(true)
-        .foreign_keys(true);
-    let pool = sqlx::SqlitePool::connect_with(options)
-        .await
-        .expect("the file opens");
-    sqlx::migrate!("./migrations/sqlite")
-        .run_to(70, &pool)
-        .await
-        .expect("the migrations before the rebuild");
+    // The migrations before the rebuild.
+    let (url, pool) =
+        super::testing::sqlite_file_at_migration(&dir.path().join("old.db"), 70).await;
     // A user's inbound SMS and its reply, a usage row of each, a memory learnt from the
     // inbound, a model call of the reply; and a third message, deleted: its id is not reused.
     let id = UserId::new();
