@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use nudge::actors::user::RECENT_TURNS;
 use nudge::loadgen::population;
 use nudge::store::{
     self, Channel, Direction, MessageWrite, NewMessage, NewSmsUsage, ReplyWrite, Sealer,
@@ -375,7 +376,10 @@ async fn read_all(store: Store, users: Arc<Vec<UserId>>, reads: u64, what: Read)
                             store.open_tasks(user).await.expect("open tasks");
                         }
                         Read::Activation => {
-                            store.activation(user, 20).await.expect("activation");
+                            store
+                                .activation(user, RECENT_TURNS as u32)
+                                .await
+                                .expect("activation");
                         }
                     }
                 }
