@@ -1,4 +1,5 @@
-//! Layers every response passes through: security headers, and the per-client rate limit.
+//! Layers every response passes through: the request timer, security headers, and the
+//! per-client rate limit.
 //!
 //! Headers: HSTS (two years, subdomains), a strict Content-Security-Policy fit for the web
 //! client to come (same-origin scripts, styles and connections, WebSockets included; no
@@ -7,13 +8,16 @@
 //! header is sent (axum adds none; a proxy in front should hide its own).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::metrics::Metrics;
 use super::{ApiError, AppState};
 use crate::store::limits::{Decision, Quota};
 
@@ -21,6 +25,26 @@ const HSTS: &str = "max-age=63072000; includeSubDomains";
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
+
+/// Times every request, from reaching the router to its response, into
+/// `nudge_http_request_duration_seconds`.
+pub async fn time_requests(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    metrics.observe_request(
+        route.as_ref().map(MatchedPath::as_str),
+        &method,
+        response.status(),
+        started.elapsed(),
+    );
+    response
+}
 
 /// Adds the security headers to every response.
 pub async fn security_headers(request: Request, next: Next) -> Response {

@@ -1,22 +1,24 @@
 //! `GET /metrics`: the node's metrics in Prometheus' text format, for Prometheus and for
 //! `nudge loadgen`.
 //!
-//! What a scrape shows: user actors active, the group-commit writer's batches, and how busy
-//! the async runtime is (its workers, tasks, the tasks woken from other threads waiting to
-//! run, and the time its workers spent running tasks). Other parts of the node register
-//! their own collectors in [`Metrics::registry`]. When `NUDGE_METRICS_TOKEN` is set, a scrape
+//! What a scrape shows: user actors active, the time the node took to answer each request (by
+//! route, method and status class), the group-commit writer's batches, and how busy the async
+//! runtime is (its workers, tasks, the tasks woken from other threads waiting to run, and the
+//! time its workers spent running tasks). Other parts of the node register their own
+//! collectors in [`Metrics::registry`]. When `NUDGE_METRICS_TOKEN` is set, a scrape
 //! must carry it as `Authorization: Bearer …`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntGauge, Registry, TextEncoder};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio::runtime::{Handle, RuntimeMetrics};
@@ -29,6 +31,8 @@ pub struct Metrics {
     registry: Registry,
     /// Set at each scrape from the Directory (an actor call, so not a pulled value).
     actors_active: IntGauge,
+    /// The time from a request reaching the router to its response, by route.
+    requests: HistogramVec,
     /// When set, scrapes must present it as a bearer token.
     token: Option<SecretString>,
 }
@@ -53,6 +57,16 @@ impl Metrics {
             "User actors active on this node (passivated users hold no actor).",
         )?;
         registry.register(Box::new(actors_active.clone()))?;
+        let requests = HistogramVec::new(
+            HistogramOpts::new(
+                "nudge_http_request_duration_seconds",
+                "Time from a request reaching the router to its response, by route pattern \
+                 (`unmatched` for no route), method and status class.",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["route", "method", "status"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
         let writer_stats: [Stat<StoreWriter>; 6] = [
             (
                 "nudge_store_writer_batches_total",
@@ -99,8 +113,42 @@ impl Metrics {
         Ok(Self {
             registry,
             actors_active,
+            requests,
             token,
         })
+    }
+
+    /// Counts a request `route` (its pattern, or `None` when no route matched) answered with
+    /// `status` after `took`.
+    pub fn observe_request(
+        &self,
+        route: Option<&str>,
+        method: &Method,
+        status: StatusCode,
+        took: Duration,
+    ) {
+        // Labels from a closed set, whatever the client sends: a flood of odd paths or
+        // methods must not grow the series without bound.
+        let method = match *method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        };
+        let status = match status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .with_label_values(&[route.unwrap_or("unmatched"), method, status])
+            .observe(took.as_secs_f64());
     }
 
     /// Where other parts of the node register their collectors.
@@ -122,6 +170,13 @@ impl Metrics {
             })
     }
 }
+
+/// Bounds of the request-time histogram's buckets, in seconds: an SMS turn's reply is due
+/// within 20 ms at half the node's peak, and a model's turn takes seconds.
+const REQUEST_BUCKETS: [f64; 16] = [
+    0.000_5, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
+];
 
 /// A statistic of some source `S` as a metric: name, help, type, and how to read it.
 type Stat<S> = (&'static str, &'static str, MetricType, fn(&S) -> f64);

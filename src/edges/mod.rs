@@ -1,8 +1,8 @@
 //! Everything that faces the outside over HTTP.
 //!
 //! Each edge module exposes a `router()`; [`router`] composes them with the shared layers:
-//! the per-client rate limit and the security headers ([`layers`]). Errors answer with a
-//! stable JSON shape, `{"error": {"code", "message"}}` ([`ApiError`]).
+//! the request timer, the per-client rate limit and the security headers ([`layers`]).
+//! Errors answer with a stable JSON shape, `{"error": {"code", "message"}}` ([`ApiError`]).
 //!
 //! | module | what |
 //! | --- | --- |
@@ -11,7 +11,7 @@
 //! | [`api`] | the REST API `/api/v1/…`: accounts, sessions, the person's own data, admin, OpenAPI |
 //! | [`web`] | the embedded web client at `/` and the reminders it lists |
 //! | [`ws`] | `GET /ws`: the web client's live events and chat |
-//! | [`layers`] | security headers, per-client rate limit, the client address |
+//! | [`layers`] | request timer, security headers, per-client rate limit, the client address |
 
 pub mod api;
 pub mod health;
@@ -98,6 +98,10 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn(layers::security_headers))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            layers::time_requests,
+        ))
         .with_state(state)
 }
 

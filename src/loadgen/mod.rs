@@ -67,7 +67,7 @@ use client::{Answer, Connection, SmsWebhooks, Traffic};
 use procstat::ProcSample;
 use recorder::{LatencySummary, Recorder};
 use report::{
-    HalfPeak, Machine, Memory, PhaseReport, Report, RoundRatio, ServerUsage, Summary,
+    HalfPeak, Machine, Memory, PhaseReport, Report, RoundRatio, ServerTurns, ServerUsage, Summary,
     TimelinePoint, WriterUse,
 };
 
@@ -815,6 +815,9 @@ async fn run_phase(
         writer: metrics_start
             .as_deref()
             .and_then(|start| writer_use(Some(start), metrics_end.as_deref(), duration)),
+        server_turns: metrics_start
+            .as_deref()
+            .and_then(|start| server_turns(Some(start), metrics_end.as_deref())),
         timeline,
     }
 }
@@ -973,17 +976,29 @@ fn writer_use(before: Option<&str>, after: Option<&str>, wall: Duration) -> Opti
         busy_fraction: busy / 1e6 / wall.as_secs_f64().max(1e-9),
         queue_wait_ms: per(waited, writes) / 1e3,
         batch_ms: per(busy, batches) / 1e3,
-        batch_p99_within_ms: commit_p99_within(before, after).map(|s| s * 1e3),
+        batch_p99_within_ms: p99_within(COMMIT_SERIES, before, after).map(|s| s * 1e3),
     })
 }
 
-/// The commit-time histogram's buckets in a `/metrics` text: (upper bound in seconds,
-/// commits at or under it), in the text's order (increasing).
-fn commit_buckets(text: &str) -> Vec<(f64, f64)> {
-    const PREFIX: &str = "nudge_store_writer_commit_seconds_bucket{le=\"";
+/// The commit-time histogram's series in a `/metrics` text.
+const COMMIT_SERIES: &str = "nudge_store_writer_commit_seconds";
+
+/// The request-time histogram's series for webhook turns the server answered.
+const TURN_SERIES: &str =
+    r#"nudge_http_request_duration_seconds{method="POST",route="/sms/inbound",status="2xx""#;
+
+/// The buckets of one histogram series in a `/metrics` text: (upper bound in seconds, count at
+/// or under it), in the text's order (increasing). `series` is the histogram's name, then its
+/// labels but `le` as the text writes them, without the closing brace: `name{a="x",b="y"`.
+fn buckets(text: &str, series: &str) -> Vec<(f64, f64)> {
+    let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+    let prefix = match labels {
+        "" => format!("{name}_bucket{{le=\""),
+        labels => format!("{name}_bucket{{{labels},le=\""),
+    };
     text.lines()
         .filter_map(|line| {
-            let (le, count) = line.strip_prefix(PREFIX)?.split_once("\"} ")?;
+            let (le, count) = line.strip_prefix(prefix.as_str())?.split_once("\"} ")?;
             let le = if le == "+Inf" {
                 f64::INFINITY
             } else {
@@ -994,11 +1009,12 @@ fn commit_buckets(text: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The smallest bucket bound under which 99 % of the commits between the two scrapes fall;
-/// `None` without commits, without the histogram, or when only the open bucket holds them.
-fn commit_p99_within(before: Option<&str>, after: Option<&str>) -> Option<f64> {
-    let after = commit_buckets(after?);
-    let before = before.map(commit_buckets).unwrap_or_default();
+/// The smallest bucket bound of histogram `series` under which 99 % of what it counted between
+/// the two scrapes falls; `None` when it counted nothing, when the later scrape lacks it, or
+/// when only the open bucket holds the 99 %.
+fn p99_within(series: &str, before: Option<&str>, after: Option<&str>) -> Option<f64> {
+    let after = buckets(after?, series);
+    let before = before.map(|t| buckets(t, series)).unwrap_or_default();
     let earlier = |le: f64| {
         before
             .iter()
@@ -1012,6 +1028,21 @@ fn commit_p99_within(before: Option<&str>, after: Option<&str>) -> Option<f64> {
         .find(|&&(_, n)| n >= 0.99 * total)
         .map(|&(le, _)| le)
         .filter(|le| le.is_finite())
+}
+
+/// The server's own time for the webhook turns it answered between two `/metrics` texts.
+fn server_turns(before: Option<&str>, after: Option<&str>) -> Option<ServerTurns> {
+    let read = |text: Option<&str>, suffix: &str| {
+        let (name, labels) = TURN_SERIES.split_once('{')?;
+        crate::edges::metrics::sample(text?, &format!("{name}{suffix}{{{labels}}}"))
+    };
+    let count = read(after, "_count")? - read(before, "_count").unwrap_or(0.0);
+    let sum = read(after, "_sum").unwrap_or(0.0) - read(before, "_sum").unwrap_or(0.0);
+    (count > 0.0).then(|| ServerTurns {
+        turns: count as u64,
+        mean_ms: sum / count * 1e3,
+        p99_within_ms: p99_within(TURN_SERIES, before, after).map(|s| s * 1e3),
+    })
 }
 
 /// The middle value (the mean of the two middle ones for an even count); `None` for none.
@@ -1085,6 +1116,7 @@ fn summarize(
                 p50_ms: p.latency.p50_ms,
                 p99_ms: p.latency.p99_ms,
                 commit_p99_within_ms: p.writer.and_then(|w| w.batch_p99_within_ms),
+                server_p99_within_ms: p.server_turns.and_then(|t| t.p99_within_ms),
             })
     };
     Summary {
@@ -1207,15 +1239,64 @@ mod tests {
         // 10 and 100 ms, so the 99th percentile is in the 100 ms bucket.
         let before = scrape([1_000, 1_000, 1_000, 1_000]);
         let after = scrape([1_500, 1_980, 2_000, 2_000]);
-        assert_eq!(commit_p99_within(Some(&before), Some(&after)), Some(0.1));
+        assert_eq!(
+            p99_within(COMMIT_SERIES, Some(&before), Some(&after)),
+            Some(0.1)
+        );
         // Within 10 ms when only 10 of the 1,000 were slower.
         let after = scrape([1_500, 1_990, 2_000, 2_000]);
-        assert_eq!(commit_p99_within(Some(&before), Some(&after)), Some(0.01));
+        assert_eq!(
+            p99_within(COMMIT_SERIES, Some(&before), Some(&after)),
+            Some(0.01)
+        );
         // No bound to give when the tail is in the open bucket, or nothing was committed.
         let after = scrape([1_500, 1_900, 1_950, 2_000]);
-        assert_eq!(commit_p99_within(Some(&before), Some(&after)), None);
-        assert_eq!(commit_p99_within(Some(&before), Some(&before)), None);
-        assert_eq!(commit_p99_within(None, Some(&before)), Some(0.001));
+        assert_eq!(p99_within(COMMIT_SERIES, Some(&before), Some(&after)), None);
+        assert_eq!(
+            p99_within(COMMIT_SERIES, Some(&before), Some(&before)),
+            None
+        );
+        assert_eq!(p99_within(COMMIT_SERIES, None, Some(&before)), Some(0.001));
+    }
+
+    #[test]
+    fn the_server_s_turns_are_read_from_their_labelled_series_alone() {
+        let scrape = |turns: [u64; 3], sum: f64, others: u64| {
+            let [a, b, all] = turns;
+            let series = |labels: &str, le: &str, n: u64| {
+                format!("nudge_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n")
+            };
+            let turn = r#"method="POST",route="/sms/inbound",status="2xx""#;
+            let refused = r#"method="POST",route="/sms/inbound",status="4xx""#;
+            [
+                series(turn, "0.005", a),
+                series(turn, "0.02", b),
+                series(turn, "+Inf", all),
+                format!("nudge_http_request_duration_seconds_sum{{{turn}}} {sum}\n"),
+                format!("nudge_http_request_duration_seconds_count{{{turn}}} {all}\n"),
+                // Refused webhooks, slower than any turn: not turns, not counted.
+                series(refused, "0.005", 0),
+                series(refused, "0.02", 0),
+                series(refused, "+Inf", others),
+                format!("nudge_http_request_duration_seconds_count{{{refused}}} {others}\n"),
+            ]
+            .concat()
+        };
+        // During the phase: 2,000 turns over 8 s of the server's time, 15 of them (under 1 %)
+        // between 5 and 20 ms, and 500 refused requests over 20 ms.
+        let before = scrape([1_000, 1_000, 1_000], 2.0, 0);
+        let after = scrape([2_985, 3_000, 3_000], 10.0, 500);
+        let turns = server_turns(Some(&before), Some(&after)).unwrap();
+        assert_eq!(turns.turns, 2_000);
+        assert_eq!(turns.mean_ms, 4.0);
+        assert_eq!(turns.p99_within_ms, Some(5.0));
+        // Twenty-five of them in the 20 ms bucket: the 99 % reach it.
+        let after = scrape([2_975, 3_000, 3_000], 10.0, 500);
+        let turns = server_turns(Some(&before), Some(&after)).unwrap();
+        assert_eq!(turns.p99_within_ms, Some(20.0));
+        // No turns between the scrapes, or a server without the histogram: nothing to give.
+        assert!(server_turns(Some(&before), Some(&before)).is_none());
+        assert!(server_turns(Some(&before), Some("nudge_user_actors_active 3\n")).is_none());
     }
 
     /// The summary of `phases` swept at half the peak, with nothing else measured.
@@ -1245,6 +1326,11 @@ mod tests {
             Some(5.0),
             "from the phase's writer"
         );
+        assert_eq!(
+            half.server_p99_within_ms,
+            Some(10.0),
+            "from the phase's turns"
+        );
         // The bare baseline's open-loop phase is its half peak, not a round of its own.
         assert_eq!(summary.baseline_rps, Some(40_000.0));
         let bare = summary.baseline_half_peak.unwrap();
@@ -1253,7 +1339,8 @@ mod tests {
         assert!(
             text.contains(
                 "At half peak (5000 offered, 5000 served): p50 1.00 ms, p99 4.00 ms; \
-                 99 % of its commits within 5 ms\n\
+                 99 % of its commits within 5 ms; 99 % of its turns within 10 ms by the \
+                 server's clock\n\
                  The bare baseline at half its peak (20000 offered, 20000 served): p50 0.50 ms, \
                  p99 2.00 ms"
             ),

@@ -74,7 +74,21 @@ pub struct PhaseReport {
     /// The group-commit writer over the measured time (a phase of Nudge's whose server
     /// answered `/metrics` at its start and end).
     pub writer: Option<WriterUse>,
+    /// The server's own time for the phase's turns (from the same scrapes as `writer`): what
+    /// of their latency the server spent, and what the way to it and back added.
+    pub server_turns: Option<ServerTurns>,
     pub timeline: Vec<TimelinePoint>,
+}
+
+/// Webhook turns the server answered during a phase, timed by the server from reaching its
+/// router to its response (`nudge_http_request_duration_seconds`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ServerTurns {
+    pub turns: u64,
+    pub mean_ms: f64,
+    /// The bound of the histogram's bucket that holds 99 % of them (`None` when only the
+    /// open bucket does).
+    pub p99_within_ms: Option<f64>,
 }
 
 /// What the server process used during a phase.
@@ -148,6 +162,9 @@ pub struct HalfPeak {
     /// The bound that holds 99 % of the phase's commits (Nudge's phase only): whether the
     /// turns' tail is the writer's.
     pub commit_p99_within_ms: Option<f64>,
+    /// The bound that holds 99 % of the phase's turns by the server's own clock (Nudge's
+    /// phase only): whether the turns' tail is the server's or the way to it and back.
+    pub server_p99_within_ms: Option<f64>,
 }
 
 /// The server's memory against its active user actors.
@@ -300,6 +317,12 @@ pub fn text(report: &Report) -> String {
             if let Some(commits) = half.commit_p99_within_ms {
                 let _ = write!(out, "; 99 % of its commits within {commits} ms");
             }
+            if let Some(turns) = half.server_p99_within_ms {
+                let _ = write!(
+                    out,
+                    "; 99 % of its turns within {turns} ms by the server's clock"
+                );
+            }
             let _ = writeln!(out);
         }
     }
@@ -425,6 +448,11 @@ pub(crate) mod tests {
                 batch_ms: 2.7,
                 batch_p99_within_ms: Some(5.0),
             }),
+            server_turns: (name == "nudge 50%").then_some(ServerTurns {
+                turns: 15_000,
+                mean_ms: 0.8,
+                p99_within_ms: Some(10.0),
+            }),
             timeline: (0..3)
                 .map(|second| TimelinePoint {
                     second,
@@ -475,6 +503,7 @@ pub(crate) mod tests {
                     p50_ms: 1.0,
                     p99_ms: 4.0,
                     commit_p99_within_ms: Some(5.0),
+                    server_p99_within_ms: Some(10.0),
                 }),
                 baseline_half_peak: Some(HalfPeak {
                     offered_rps: 20_000.0,
@@ -482,6 +511,7 @@ pub(crate) mod tests {
                     p50_ms: 0.5,
                     p99_ms: 2.0,
                     commit_p99_within_ms: None,
+                    server_p99_within_ms: None,
                 }),
                 first_turns: LatencySummary::default(),
                 memory: Memory {

@@ -131,8 +131,15 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
         for i in [1, 2] {
             let writer = &report["phases"][i]["writer"];
             assert!(writer["batches"].as_u64().unwrap() > 0, "{writer}");
+            // And the server's own time for its turns, from its request-time histogram.
+            let turns = &report["phases"][i]["server_turns"];
+            assert!(turns["turns"].as_u64().unwrap() > 0, "{turns}");
+            assert!(turns["mean_ms"].as_f64().unwrap() > 0.0, "{turns}");
+            let p99 = turns["p99_within_ms"].as_f64();
+            assert!(p99.is_some_and(|ms| ms > 0.0 && ms <= 10_000.0), "{turns}");
         }
         assert!(report["phases"][0]["writer"].is_null());
+        assert!(report["phases"][0]["server_turns"].is_null());
         assert_eq!(report["server_pid"].as_u64(), server.pid().map(u64::from));
 
         let summary = &report["summary"];
@@ -149,6 +156,7 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
             "{stdout}"
         );
         assert!(stdout.contains("99 % of its commits within"), "{stdout}");
+        assert!(stdout.contains("by the server's clock"), "{stdout}");
         assert_eq!(
             summary["memory"]["actors_after"], 40,
             "every user was activated: {summary}"
@@ -269,6 +277,71 @@ async fn metrics_need_their_token_when_one_is_set() {
         text.contains("# TYPE nudge_runtime_busy_seconds_total counter"),
         "{text}"
     );
+    server.stop();
+}
+
+#[tokio::test]
+async fn every_request_is_timed_by_route_pattern_method_and_status_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let server = Server::start(&data, &db, &UNLIMITED);
+    let status = |method: &str, path: &str| {
+        let request = server
+            .http
+            .request(method.parse().unwrap(), server.url(path))
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("GET", "/healthz").await, 200);
+    assert_eq!(status("GET", "/healthz").await, 200);
+    // A person's item without a session: the route's pattern, not its path, names it.
+    let item = "/api/v1/me/tasks/0e4f6a1e-8d52-4c1e-9a57-2b8f2f1d8a10";
+    assert_eq!(status("GET", item).await, 401);
+    assert_eq!(status("GET", "/no/such/page").await, 404);
+    assert_eq!(status("BREW", "/healthz").await, 405);
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("# TYPE nudge_http_request_duration_seconds histogram"),
+        "{text}"
+    );
+    let count = |labels: &str| {
+        let name = format!("nudge_http_request_duration_seconds_count{{{labels}}}");
+        nudge::edges::metrics::sample(&text, &name)
+    };
+    assert_eq!(
+        count(r#"method="GET",route="/healthz",status="2xx""#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"method="GET",route="/api/v1/me/tasks/{id}",status="4xx""#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"method="GET",route="unmatched",status="4xx""#),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("/no/such/page"), "{text}");
+    assert!(!text.contains("BREW"), "{text}");
+    // The 405 is counted under a closed label, whether or not its path matched.
+    let odd: f64 = text
+        .lines()
+        .filter(|line| line.starts_with("nudge_http_request_duration_seconds_count{"))
+        .filter(|line| line.contains(r#"method="other""#) && line.contains(r#"status="4xx""#))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(odd, 1.0, "{text}");
     server.stop();
 }
 
