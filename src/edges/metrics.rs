@@ -107,6 +107,7 @@ impl Metrics {
         ];
         register_pulled(&registry, &writer, &writer_stats)?;
         registry.register(Box::new(writer.commit_seconds()))?;
+        registry.register(Box::new(writer.write_seconds()))?;
         if let Ok(runtime) = Handle::try_current() {
             register_runtime(&registry, &runtime)?;
         }

@@ -85,6 +85,10 @@ struct Counters {
     /// How long each batch took to commit: its tail is what a slow disk or a stalled
     /// database adds to a turn, which the sums above average away.
     commit_seconds: Histogram,
+    /// How long each write took from its hand-off to its batch's commit: what the writer adds
+    /// to a turn. Weighted by writes, not batches, so a slow commit counts once for each turn
+    /// that waited on it (its own batch's and the next's, which piled up behind it).
+    write_seconds: Histogram,
 }
 
 /// Bounds of the commit-time histogram's buckets, in seconds: a quiet commit takes about a
@@ -93,13 +97,19 @@ const COMMIT_BUCKETS: [f64; 12] = [
     0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
 ];
 
+/// Bounds of the write-time histogram's buckets, in seconds: a write waits for the batch
+/// committing before its own, then for its own, and a turn's reply is due within 20 ms at half
+/// the node's peak.
+const WRITE_BUCKETS: [f64; 14] = [
+    0.000_5, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
+];
+
 impl Counters {
     fn new() -> Self {
-        let opts = HistogramOpts::new(
-            "nudge_store_writer_commit_seconds",
-            "Time each batch of the group-commit writer took to commit.",
-        )
-        .buckets(COMMIT_BUCKETS.to_vec());
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+                .expect("a fixed name, help and increasing buckets")
+        };
         Self {
             batches: AtomicU64::new(0),
             writes: AtomicU64::new(0),
@@ -107,8 +117,16 @@ impl Counters {
             largest_batch: AtomicU64::new(0),
             busy_micros: AtomicU64::new(0),
             queue_wait_micros: AtomicU64::new(0),
-            commit_seconds: Histogram::with_opts(opts)
-                .expect("a fixed name, help and increasing buckets"),
+            commit_seconds: histogram(
+                "nudge_store_writer_commit_seconds",
+                "Time each batch of the group-commit writer took to commit.",
+                &COMMIT_BUCKETS,
+            ),
+            write_seconds: histogram(
+                "nudge_store_writer_write_seconds",
+                "Time from a write's hand-off to the group-commit writer to its batch's commit.",
+                &WRITE_BUCKETS,
+            ),
         }
     }
 }
@@ -173,6 +191,11 @@ impl StoreWriter {
         self.counters.commit_seconds.clone()
     }
 
+    /// The histogram of its writes' times from hand-off to commit, for a metrics registry.
+    pub fn write_seconds(&self) -> Histogram {
+        self.counters.write_seconds.clone()
+    }
+
     /// What the writer has done so far.
     pub fn stats(&self) -> WriterStats {
         let c = &self.counters;
@@ -234,9 +257,16 @@ async fn commit(store: &Store, batch: Vec<Pending>, counters: &Counters) {
     counters
         .queue_wait_micros
         .fetch_add(waited, Ordering::Relaxed);
+    let queued: Vec<Instant> = batch.iter().map(|p| p.queued_at).collect();
     store_batch(store, batch, counters).await;
     let took = started.elapsed();
     counters.commit_seconds.observe(took.as_secs_f64());
+    let done = Instant::now();
+    let writes = counters.write_seconds.local();
+    for queued_at in queued {
+        writes.observe(done.saturating_duration_since(queued_at).as_secs_f64());
+    }
+    writes.flush();
     let busy = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     counters.busy_micros.fetch_add(busy, Ordering::Relaxed);
 }
@@ -433,6 +463,15 @@ mod tests {
             assert!(
                 (commits.get_sample_sum() - busy).abs() < 1e-5,
                 "the commit's time is its busy time: {} s, {busy} s",
+                commits.get_sample_sum()
+            );
+            // Each write is timed from its hand-off, which came before its batch's commit.
+            let writes = writer.write_seconds();
+            assert_eq!(writes.get_sample_count(), 20, "every write timed");
+            assert!(
+                writes.get_sample_sum() >= 20.0 * commits.get_sample_sum(),
+                "each write waited for the whole commit at least: {} s, {} s",
+                writes.get_sample_sum(),
                 commits.get_sample_sum()
             );
             for user in users {

@@ -155,8 +155,12 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
             stdout.contains("The bare baseline at half its peak"),
             "{stdout}"
         );
-        assert!(stdout.contains("99 % of its commits within"), "{stdout}");
-        assert!(stdout.contains("by the server's clock"), "{stdout}");
+        assert!(
+            stdout.contains("by the server's clock, 99 % of its turns within"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("of its writes within"), "{stdout}");
+        assert!(stdout.contains("of its commits within"), "{stdout}");
         assert_eq!(
             summary["memory"]["actors_after"], 40,
             "every user was activated: {summary}"
@@ -171,6 +175,12 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
         // The commits' tail, from the server's histogram: one of its finite bounds.
         let p99 = writer["batch_p99_within_ms"].as_f64();
         assert!(p99.is_some_and(|ms| ms > 0.0 && ms <= 2_500.0), "{writer}");
+        // And the writes' tail, each write counted once.
+        let writes = writer["write_p99_within_ms"].as_f64();
+        assert!(
+            writes.is_some_and(|ms| ms > 0.0 && ms <= 2_500.0),
+            "{writer}"
+        );
         assert!(stdout.contains("99 % of batches within"), "{stdout}");
         assert!(
             summary["first_turns"]["count"].as_u64().unwrap() >= 38,
@@ -271,6 +281,8 @@ async fn metrics_need_their_token_when_one_is_set() {
     );
     let commits = nudge::edges::metrics::sample(&text, "nudge_store_writer_commit_seconds_count");
     assert_eq!(commits, Some(0.0), "nothing committed yet: {text}");
+    let writes = nudge::edges::metrics::sample(&text, "nudge_store_writer_write_seconds_count");
+    assert_eq!(writes, Some(0.0), "nothing written yet: {text}");
     let workers = nudge::edges::metrics::sample(&text, "nudge_runtime_workers");
     assert!(workers.is_some_and(|n| n >= 1.0), "{text}");
     assert!(
