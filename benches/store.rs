@@ -16,7 +16,8 @@
 //!
 //! `store/person reads` lists a user's open tasks (one person's read, as the offline rules
 //! make on "what's next?"), or reads what their actor starts from (`activation`: the user,
-//! summary, recent messages and 20 memories), 16 callers at once over 64 users, on the SQLite
+//! summary, recent messages and 20 memories), 16 callers at once over 64 users (and the open
+//! tasks by one caller, whose every read finds the readers idle), on the SQLite
 //! connections a person's calls run on (`src/store/sqlite_conns.rs`) against the same reads
 //! on sqlx's pool (`SQLite, calls on the pool`), which pings each connection as it is given
 //! back; and on PostgreSQL's scoped connections (`src/store/pg_conns.rs`: the scope, then the
@@ -339,12 +340,31 @@ fn person_reads(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     for (name, store, users) in cases {
         group.bench_function(BenchmarkId::new("open tasks", name), |b| {
-            b.to_async(&runtime)
-                .iter_custom(|reads| read_all(store.clone(), users.clone(), reads, Read::OpenTasks))
+            b.to_async(&runtime).iter_custom(|reads| {
+                read_all(
+                    store.clone(),
+                    users.clone(),
+                    reads,
+                    READERS,
+                    Read::OpenTasks,
+                )
+            })
+        });
+        // One caller: every read finds the node's readers idle, as on a quiet node.
+        group.bench_function(BenchmarkId::new("open tasks, one caller", name), |b| {
+            b.to_async(&runtime).iter_custom(|reads| {
+                read_all(store.clone(), users.clone(), reads, 1, Read::OpenTasks)
+            })
         });
         group.bench_function(BenchmarkId::new("activation", name), |b| {
             b.to_async(&runtime).iter_custom(|reads| {
-                read_all(store.clone(), users.clone(), reads, Read::Activation)
+                read_all(
+                    store.clone(),
+                    users.clone(),
+                    reads,
+                    READERS,
+                    Read::Activation,
+                )
             })
         });
     }
@@ -361,16 +381,22 @@ enum Read {
     Activation,
 }
 
-/// `reads` reads by [`READERS`] callers at once, each over the users in turn.
-async fn read_all(store: Store, users: Arc<Vec<UserId>>, reads: u64, what: Read) -> Duration {
+/// `reads` reads by `callers` callers at once, each over the users in turn.
+async fn read_all(
+    store: Store,
+    users: Arc<Vec<UserId>>,
+    reads: u64,
+    callers: u64,
+    what: Read,
+) -> Duration {
     let start = Instant::now();
-    let tasks: Vec<_> = (0..READERS)
+    let tasks: Vec<_> = (0..callers)
         .map(|k| {
             let (store, users) = (store.clone(), users.clone());
-            let share = reads / READERS + u64::from(k < reads % READERS);
+            let share = reads / callers + u64::from(k < reads % callers);
             tokio::spawn(async move {
                 for i in 0..share {
-                    let user = users[((k + i * READERS) % READ_USERS) as usize];
+                    let user = users[((k + i * callers) % READ_USERS) as usize];
                     match what {
                         Read::OpenTasks => {
                             store.open_tasks(user).await.expect("open tasks");
