@@ -338,35 +338,20 @@ fn person_reads(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(5));
+    // One caller's reads each find the node's readers idle, as on a quiet node.
+    let reads = [
+        ("open tasks", READERS, Read::OpenTasks),
+        ("open tasks, one caller", 1, Read::OpenTasks),
+        ("activation", READERS, Read::Activation),
+    ];
     for (name, store, users) in cases {
-        group.bench_function(BenchmarkId::new("open tasks", name), |b| {
-            b.to_async(&runtime).iter_custom(|reads| {
-                read_all(
-                    store.clone(),
-                    users.clone(),
-                    reads,
-                    READERS,
-                    Read::OpenTasks,
-                )
-            })
-        });
-        // One caller: every read finds the node's readers idle, as on a quiet node.
-        group.bench_function(BenchmarkId::new("open tasks, one caller", name), |b| {
-            b.to_async(&runtime).iter_custom(|reads| {
-                read_all(store.clone(), users.clone(), reads, 1, Read::OpenTasks)
-            })
-        });
-        group.bench_function(BenchmarkId::new("activation", name), |b| {
-            b.to_async(&runtime).iter_custom(|reads| {
-                read_all(
-                    store.clone(),
-                    users.clone(),
-                    reads,
-                    READERS,
-                    Read::Activation,
-                )
-            })
-        });
+        for (what, callers, read) in reads {
+            group.bench_function(BenchmarkId::new(what, name), |b| {
+                b.to_async(&runtime).iter_custom(|count| {
+                    read_all(store.clone(), users.clone(), count, callers, read)
+                })
+            });
+        }
     }
     group.finish();
     if let Some(url) = postgres {
