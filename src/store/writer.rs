@@ -249,19 +249,20 @@ async fn run(
 /// on its own so that only the faulty one fails.
 async fn commit(store: &Store, batch: Vec<Pending>, counters: &Counters) {
     let started = Instant::now();
-    let waited: u128 = batch
+    // Each write's hand-off: its wait for the batch to start, then its time to the commit.
+    let queued: Vec<Instant> = batch.iter().map(|p| p.queued_at).collect();
+    let waited: u128 = queued
         .iter()
-        .map(|p| started.saturating_duration_since(p.queued_at).as_micros())
+        .map(|&queued_at| started.saturating_duration_since(queued_at).as_micros())
         .sum();
     let waited = u64::try_from(waited).unwrap_or(u64::MAX);
     counters
         .queue_wait_micros
         .fetch_add(waited, Ordering::Relaxed);
-    let queued: Vec<Instant> = batch.iter().map(|p| p.queued_at).collect();
     store_batch(store, batch, counters).await;
-    let took = started.elapsed();
-    counters.commit_seconds.observe(took.as_secs_f64());
     let done = Instant::now();
+    let took = done.saturating_duration_since(started);
+    counters.commit_seconds.observe(took.as_secs_f64());
     let writes = counters.write_seconds.local();
     for queued_at in queued {
         writes.observe(done.saturating_duration_since(queued_at).as_secs_f64());
