@@ -9,9 +9,10 @@ use sqlx::{Database, QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::sql::{ROWS_PER_STATEMENT, now, parse, segments_column, write_error};
-use super::sqlite_batch::{Batch, BatchRow, BatchThread, Entry, RowMessage, RowUsage};
 use super::sqlite_reads;
-use super::{MemoryFingerprint, NewLlmUsage, Pool, Result, Store, StoreError, UserId, with_user};
+use super::{
+    MemoryFingerprint, NewLlmUsage, Pool, Result, Sealer, Store, StoreError, UserId, with_user,
+};
 
 /// Where a message travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,7 +235,7 @@ impl Written {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow)]
 pub(super) struct MessageRow {
     id: i64,
     user_id: Uuid,
@@ -259,6 +260,15 @@ impl MessageRow {
             in_reply_to: row.get("in_reply_to")?,
             created_at: sqlite_reads::time(row, "created_at")?,
         })
+    }
+}
+
+impl MessageRow {
+    /// The row as a message, its body opened with `sealer` (see [`Store::open_message`]).
+    pub(super) fn open(self, sealer: &Sealer) -> Result<Message> {
+        let mut message = Message::try_from(self)?;
+        message.body = sealer.open_column(BODY_COLUMN, message.user_id, &message.body)?;
+        Ok(message)
     }
 }
 
@@ -327,7 +337,7 @@ const INSERT_MESSAGE: &str = concat!(
      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
     message_columns!()
 );
-const MESSAGE_BY_PROVIDER_ID: &str = concat!(
+pub(super) const MESSAGE_BY_PROVIDER_ID: &str = concat!(
     "SELECT ",
     message_columns!(),
     " FROM messages WHERE user_id = $1 AND provider_message_id = $2"
@@ -373,15 +383,13 @@ const SMS_USAGE: &str = "SELECT id, user_id, message_id, direction, segments, \
      FROM sms_usage_logs WHERE user_id = $1 ORDER BY id";
 
 /// Where message bodies are sealed: `messages.body:<user id>`.
-const BODY_COLUMN: &str = "messages.body";
+pub(super) const BODY_COLUMN: &str = "messages.body";
 
 impl Store {
     /// A stored row as a message, its body opened. A body stored before sealing began (no
     /// `v1.` envelope) is returned as it is; `nudge admin rotate-key` seals those.
     pub(super) fn open_message(&self, row: MessageRow) -> Result<Message> {
-        let mut message = Message::try_from(row)?;
-        message.body = self.open_column(BODY_COLUMN, message.user_id, &message.body)?;
-        Ok(message)
+        row.open(&self.sealer)
     }
 
     /// Stores one message. A repeated `provider_message_id` for the same user is
@@ -942,7 +950,7 @@ struct PgFolds {
 
 /// The usage rows of the model calls that wrote a batch's summary folds, with their users:
 /// every fold's, though only each user's newest fold is stored.
-fn fold_usage(writes: &[MessageWrite]) -> impl Iterator<Item = (UserId, &NewLlmUsage)> {
+pub(super) fn fold_usage(writes: &[MessageWrite]) -> impl Iterator<Item = (UserId, &NewLlmUsage)> {
     writes.iter().flat_map(|w| {
         w.summary
             .iter()
@@ -1005,48 +1013,41 @@ impl Store {
     #[tracing::instrument(skip_all, fields(writes = writes.len()))]
     pub async fn commit_messages(&self, writes: &[MessageWrite]) -> Result<Vec<Committed>> {
         let (written, prints) = self.store_writes(writes, true).await?;
-        Ok(written
-            .into_iter()
-            .zip(writes)
-            .map(|(written, write)| Committed {
-                written,
-                memories: prints.get(&write.user).copied().unwrap_or_default(),
-            })
-            .collect())
+        Ok(committed(writes, written, &prints))
     }
 
     /// Stores a batch; with `fingerprints`, also reads its users' memory fingerprints (users
     /// without memories are absent: theirs is the default, empty one).
     ///
-    /// The batch runs on SQLite's batch thread when the store has one, in one statement on
-    /// PostgreSQL, else on the SQLite pool; each gives back the ids each write was stored
-    /// under, which [`Store::written`] turns into [`Written`]s.
+    /// The batch runs on SQLite's batch thread when the store has one (which gives back what
+    /// became of each write), else in one statement on PostgreSQL or on the SQLite pool,
+    /// which give back the ids each write was stored under, its copies then read here.
     async fn store_writes(
         &self,
         writes: &[MessageWrite],
         fingerprints: bool,
     ) -> Result<(Vec<Written>, HashMap<UserId, MemoryFingerprint>)> {
+        if let Some(thread) = &self.batches {
+            return thread.store(writes.to_vec(), fingerprints).await;
+        }
         let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
         users.sort_unstable();
         users.dedup();
-        let summaries = self.summary_rows(writes)?;
+        let summaries = summary_rows(&self.sealer, writes)?;
         let created_at = now();
         let fingerprints_of = if fingerprints { &users[..] } else { &[] };
-        let (ids, prints) = match (&self.batches, &self.pool) {
-            (Some(thread), _) => {
-                self.run_on_thread(thread, writes, summaries, fingerprints_of, created_at)
-                    .await?
-            }
-            (None, Pool::Postgres(_)) => {
+        let (ids, prints) = match &self.pool {
+            Pool::Postgres(_) => {
                 self.run_on_postgres(writes, summaries, &users, fingerprints_of, created_at)
                     .await?
             }
-            (None, Pool::Sqlite(pool)) => {
+            Pool::Sqlite(pool) => {
                 self.run_on_pool(pool, writes, summaries, fingerprints_of, created_at)
                     .await?
             }
         };
-        let written = self.written(writes, ids, created_at).await?;
+        let stored = self.read_copies(writes, ids).await?;
+        let written = written(&self.sealer, writes, stored, created_at)?;
         Ok((written, prints))
     }
 
@@ -1288,132 +1289,23 @@ impl Store {
         Ok((ids, prints))
     }
 
-    /// The summary folds of a batch as rows: one per user (the newest), as one statement may
-    /// upsert a row only once; `(user, sealed text, through message id, folded messages)`.
-    fn summary_rows(&self, writes: &[MessageWrite]) -> Result<Vec<(UserId, String, i64, i64)>> {
-        let mut folds: HashMap<UserId, &SummaryWrite> = HashMap::new();
-        for (user, fold) in writes
-            .iter()
-            .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)))
-        {
-            let newest = folds.entry(user).or_insert(fold);
-            if fold.through_message_id > newest.through_message_id {
-                *newest = fold;
-            }
-        }
-        folds
-            .into_iter()
-            .map(|(user, s)| {
-                let folded = i64::try_from(s.folded_messages)
-                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-                let sealed = self.seal_column(super::summaries::PLACE, user, &s.text);
-                Ok((user, sealed, s.through_message_id, folded))
-            })
-            .collect()
-    }
-
-    /// Runs a batch on SQLite's batch thread (see `sqlite_batch`): encoded here, run there in
-    /// one hand-off.
-    async fn run_on_thread(
-        &self,
-        thread: &BatchThread,
-        writes: &[MessageWrite],
-        summaries: Vec<(UserId, String, i64, i64)>,
-        fingerprints_of: &[UserId],
-        created_at: DateTime<Utc>,
-    ) -> Result<(Vec<StoredIds>, HashMap<UserId, MemoryFingerprint>)> {
-        let usage_rows = |usage: &[NewSmsUsage]| -> Result<Vec<RowUsage>> {
-            usage
-                .iter()
-                .map(|u| {
-                    Ok(RowUsage {
-                        direction: u.direction.as_str(),
-                        segments: segments_column(u.segments)?,
-                        encoding: u.encoding.as_str(),
-                        estimated_cost_micros: u.estimated_cost_micros,
-                    })
-                })
-                .collect()
-        };
-        let entry = |user: UserId,
-                     m: &NewMessage,
-                     usage: &[NewSmsUsage],
-                     model_usage: &[NewLlmUsage]|
-         -> Result<Entry> {
-            Ok(Entry {
-                message: RowMessage {
-                    channel: m.channel.as_str(),
-                    direction: m.direction.as_str(),
-                    body: self.seal_column(BODY_COLUMN, user, &m.body),
-                    provider_message_id: m.provider_message_id.clone(),
-                    in_reply_to: m.in_reply_to,
-                },
-                usage: usage_rows(usage)?,
-                model_usage: model_usage.to_vec(),
-            })
-        };
-        let rows = writes
-            .iter()
-            .map(|w| {
-                let reply = match &w.reply {
-                    Some(r) => Some(entry(w.user, &r.message, &r.usage, &r.model_usage)?),
-                    None => None,
-                };
-                Ok(BatchRow {
-                    user: w.user.0,
-                    message: entry(w.user, &w.message, &w.usage, &w.model_usage)?,
-                    reply,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let batch = Batch {
-            rows,
-            summaries: summaries
-                .into_iter()
-                .map(|(user, sealed, through, folded)| (user.0, sealed, through, folded))
-                .collect(),
-            fold_usage: fold_usage(writes)
-                .map(|(user, u)| (user.0, u.clone()))
-                .collect(),
-            fingerprints_of: fingerprints_of.iter().map(|u| u.0).collect(),
-            created_at: created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
-        };
-        let outcome = thread.run(batch).await?;
-        let prints = outcome
-            .fingerprints
-            .into_iter()
-            .map(|(user, print)| (UserId(user), print))
-            .collect();
-        Ok((outcome.ids, prints))
-    }
-
-    /// What became of each write of a committed batch, from the ids it was stored under. A
-    /// write skipped as a copy is given back as the row it collided with, read now: that row
+    /// How each write of a committed batch was stored, from the ids it was stored under: a
+    /// write skipped as a copy is given back as the row it collided with, read now. That row
     /// is committed (PostgreSQL made the batch wait for it) and readable.
-    async fn written(
+    async fn read_copies(
         &self,
         writes: &[MessageWrite],
         ids: Vec<StoredIds>,
-        created_at: DateTime<Utc>,
-    ) -> Result<Vec<Written>> {
+    ) -> Result<Vec<Stored>> {
         if ids.len() != writes.len() {
             return Err(StoreError::Corrupt("a batch gave back too few ids".into()));
         }
-        let stored = |write: &MessageWrite, message: &NewMessage, id: i64, in_reply_to| Message {
-            id,
-            user_id: write.user,
-            channel: message.channel,
-            direction: message.direction,
-            body: message.body.clone(),
-            provider_message_id: message.provider_message_id.clone(),
-            in_reply_to,
-            created_at,
-        };
-        let mut written = Vec::with_capacity(writes.len());
+        let mut stored = Vec::with_capacity(writes.len());
         for (write, ids) in writes.iter().zip(ids) {
-            match ids {
-                None => {
-                    let row = with_user!(self, write.user, conn => {
+            stored.push(match ids {
+                Some((id, reply)) => Stored::New(id, reply),
+                None => Stored::Copy(
+                    with_user!(self, write.user, conn => {
                         sqlx::query_as::<_, MessageRow>(MESSAGE_BY_PROVIDER_ID)
                             .bind(write.user.0)
                             .bind(write.message.provider_message_id.as_deref())
@@ -1422,23 +1314,103 @@ impl Store {
                     })
                     .ok_or_else(|| {
                         StoreError::Corrupt("a duplicate message cannot be read".into())
-                    })?;
-                    written.push(Written::Duplicate(self.open_message(row)?));
-                }
-                Some((id, reply_id)) => {
-                    let message = stored(write, &write.message, id, write.message.in_reply_to);
-                    match (reply_id, &write.reply) {
-                        (Some(reply_id), Some(reply)) => written.push(Written::Answered {
-                            message,
-                            reply: stored(write, &reply.message, reply_id, Some(id)),
-                        }),
-                        _ => written.push(Written::Stored(message)),
-                    }
-                }
-            }
+                    })?,
+                ),
+            });
         }
-        Ok(written)
+        Ok(stored)
     }
+}
+
+/// The summary folds of a batch as rows: one per user (the newest), as one statement may
+/// upsert a row only once; `(user, sealed text, through message id, folded messages)`.
+pub(super) fn summary_rows(
+    sealer: &Sealer,
+    writes: &[MessageWrite],
+) -> Result<Vec<(UserId, String, i64, i64)>> {
+    let mut folds: HashMap<UserId, &SummaryWrite> = HashMap::new();
+    for (user, fold) in writes
+        .iter()
+        .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)))
+    {
+        let newest = folds.entry(user).or_insert(fold);
+        if fold.through_message_id > newest.through_message_id {
+            *newest = fold;
+        }
+    }
+    folds
+        .into_iter()
+        .map(|(user, s)| {
+            let folded = i64::try_from(s.folded_messages)
+                .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+            let sealed = sealer.seal_column(super::summaries::PLACE, user, &s.text);
+            Ok((user, sealed, s.through_message_id, folded))
+        })
+        .collect()
+}
+
+/// How one write of a batch was stored.
+#[derive(Debug)]
+pub(super) enum Stored {
+    /// Under new ids: its message's, and its reply's if it carried one.
+    New(i64, Option<i64>),
+    /// Not at all: its user already had this row under its provider id.
+    Copy(MessageRow),
+}
+
+/// What became of each write of a committed batch, from how each was stored.
+pub(super) fn written(
+    sealer: &Sealer,
+    writes: &[MessageWrite],
+    stored: Vec<Stored>,
+    created_at: DateTime<Utc>,
+) -> Result<Vec<Written>> {
+    if stored.len() != writes.len() {
+        return Err(StoreError::Corrupt("a batch gave back too few rows".into()));
+    }
+    let new = |write: &MessageWrite, message: &NewMessage, id: i64, in_reply_to| Message {
+        id,
+        user_id: write.user,
+        channel: message.channel,
+        direction: message.direction,
+        body: message.body.clone(),
+        provider_message_id: message.provider_message_id.clone(),
+        in_reply_to,
+        created_at,
+    };
+    writes
+        .iter()
+        .zip(stored)
+        .map(|(write, stored)| {
+            Ok(match (stored, &write.reply) {
+                (Stored::Copy(row), _) => Written::Duplicate(row.open(sealer)?),
+                (Stored::New(id, Some(reply_id)), Some(reply)) => Written::Answered {
+                    message: new(write, &write.message, id, write.message.in_reply_to),
+                    reply: new(write, &reply.message, reply_id, Some(id)),
+                },
+                (Stored::New(id, _), _) => {
+                    Written::Stored(new(write, &write.message, id, write.message.in_reply_to))
+                }
+            })
+        })
+        .collect()
+}
+
+/// Each write of a batch with what became of it and its user's memory fingerprint (`prints`
+/// holds users with memories; the others' is the default, empty one).
+pub(super) fn committed(
+    writes: &[MessageWrite],
+    written: Vec<Written>,
+    prints: &HashMap<UserId, MemoryFingerprint>,
+) -> Vec<Committed> {
+    written
+        .into_iter()
+        .zip(writes)
+        .map(|(written, write)| Committed {
+            written,
+            memories: prints.get(&write.user).copied().unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// The ids one write of a batch was stored under: its message's and its reply's, or `None`

@@ -401,6 +401,11 @@ impl Store {
         })
     }
 
+    /// SQLite file databases only: the thread the group-commit writer hands its writes to.
+    fn batch_thread(&self) -> Option<std::sync::Arc<sqlite_batch::BatchThread>> {
+        self.batches.clone()
+    }
+
     /// This store with SQLite's group-commit batches run on the pool, statement by statement,
     /// as an in-memory database runs them, instead of on their own thread (see
     /// `sqlite_batch`): what `benches/store.rs` measures the thread against.
@@ -422,20 +427,14 @@ impl Store {
         &self.sealer
     }
 
-    /// Opens a value of a sealed column of `user`'s (`column` is `table.column`). A value
-    /// without the `v1.` envelope was stored before the column was sealed and is returned as
-    /// it is; one that fails to open is corrupt.
+    /// Opens a value of a sealed column of `user`'s (see [`Sealer::open_column`]).
     pub(crate) fn open_column(&self, column: &str, user: UserId, value: &str) -> Result<String> {
-        match self.sealer.open(&seal::place(column, user), value) {
-            Ok(plain) => Ok(plain),
-            Err(seal::SealError::Malformed) if !value.starts_with("v1.") => Ok(value.to_owned()),
-            Err(error) => Err(StoreError::Corrupt(format!("{column}: {error}"))),
-        }
+        self.sealer.open_column(column, user, value)
     }
 
     /// Seals `text` for `column` (`table.column`) of `user`'s row.
     pub(crate) fn seal_column(&self, column: &str, user: UserId, text: &str) -> String {
-        self.sealer.seal(&seal::place(column, user), text)
+        self.sealer.seal_column(column, user, text)
     }
 
     /// Sends [`with_user!`]'s work through `url`, a PostgreSQL login role that row-level
@@ -512,7 +511,7 @@ pub async fn connect_with(url: &str, sealer: Sealer, options: StoreOptions) -> R
     let mut scopes = None;
     let pool = match scheme {
         "sqlite" => {
-            let (pool, thread, own, reads) = sqlite::connect(url).await?;
+            let (pool, thread, own, reads) = sqlite::connect(url, &sealer).await?;
             batches = thread.map(std::sync::Arc::new);
             conns = own.map(std::sync::Arc::new);
             readers = reads.map(std::sync::Arc::new);

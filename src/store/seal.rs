@@ -22,6 +22,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
+use super::{StoreError, UserId};
+
 /// Length of an AES-256 key.
 pub const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
@@ -161,6 +163,27 @@ impl Sealer {
         String::from_utf8(plaintext).map_err(|_| SealError::Malformed)
     }
 
+    /// Seals `text` for `column` (`table.column`) of `user`'s row.
+    pub(crate) fn seal_column(&self, column: &str, user: UserId, text: &str) -> String {
+        self.seal(&place(column, user), text)
+    }
+
+    /// Opens a value of a sealed column of `user`'s (`column` is `table.column`). A value
+    /// without the `v1.` envelope was stored before the column was sealed and is returned as
+    /// it is; one that fails to open is corrupt.
+    pub(crate) fn open_column(
+        &self,
+        column: &str,
+        user: UserId,
+        value: &str,
+    ) -> Result<String, StoreError> {
+        match self.open(&place(column, user), value) {
+            Ok(plain) => Ok(plain),
+            Err(SealError::Malformed) if !value.starts_with("v1.") => Ok(value.to_owned()),
+            Err(error) => Err(StoreError::Corrupt(format!("{column}: {error}"))),
+        }
+    }
+
     /// True when `sealed` was sealed with a key other than the active one (a rotation
     /// pass re-seals those).
     pub fn needs_reseal(&self, sealed: &str) -> bool {
@@ -169,7 +192,7 @@ impl Sealer {
 }
 
 /// The place a sealed column value belongs to, used as associated data.
-pub fn place(column: &str, user: crate::store::UserId) -> String {
+pub fn place(column: &str, user: UserId) -> String {
     format!("{column}:{user}")
 }
 

@@ -14,10 +14,10 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::Result;
 use super::sqlite_batch::BatchThread;
 use super::sqlite_conns::Conns;
 use super::sqlite_reads::Readers;
+use super::{Backend, Result, Sealer, WriterOptions};
 
 /// Connections of a file database's pool, for cross-user work and migrations: in WAL mode
 /// readers run beside the one writer.
@@ -39,6 +39,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// closes, as each connection would otherwise see its own empty database.
 pub(super) async fn connect(
     url: &str,
+    sealer: &Sealer,
 ) -> Result<(
     SqlitePool,
     Option<BatchThread>,
@@ -83,7 +84,13 @@ pub(super) async fn connect(
             warm.push(pool.acquire().await?);
         }
         drop(warm);
-        let thread = BatchThread::start(options.get_filename(), BUSY_TIMEOUT)?;
+        let max_batch = WriterOptions::for_backend(Backend::Sqlite).max_batch;
+        let thread = BatchThread::start(
+            options.get_filename(),
+            BUSY_TIMEOUT,
+            sealer.clone(),
+            max_batch,
+        )?;
         let own = options.clone().journal_mode(SqliteJournalMode::Wal);
         let conns = Conns::open(&own, PERSON_CONNECTIONS, ACQUIRE_TIMEOUT).await?;
         let readers = Readers::start(options.get_filename(), READER_THREADS, BUSY_TIMEOUT)?;

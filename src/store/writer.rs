@@ -8,6 +8,11 @@
 //! [`Store::commit_messages`] (one transaction, one multi-row statement per table), then wakes
 //! each waiting turn with its own result.
 //!
+//! On a SQLite file database the writes go straight to the store's batch thread, which does
+//! all of this itself (see `sqlite_batch`): a write then crosses no runtime queue on its way
+//! to the disk and back. Elsewhere (PostgreSQL, an in-memory database) a task of the runtime
+//! takes them.
+//!
 //! Nothing waits for a batch to fill: a lone write is committed at once, and writes that
 //! arrive during a commit form the next batch, so batches grow with the load and latency
 //! stays that of one commit when the node is quiet.
@@ -24,6 +29,7 @@ use prometheus::{Histogram, HistogramOpts};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use super::sqlite_batch::BatchThread;
 use super::{Backend, Committed, MessageWrite, Result, Store, StoreError};
 
 /// How the writer batches.
@@ -75,7 +81,7 @@ pub struct WriterStats {
 }
 
 #[derive(Debug)]
-struct Counters {
+pub(super) struct Counters {
     batches: AtomicU64,
     writes: AtomicU64,
     split_batches: AtomicU64,
@@ -105,7 +111,7 @@ const WRITE_BUCKETS: [f64; 14] = [
 ];
 
 impl Counters {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let histogram = |name: &str, help: &str, buckets: &[f64]| {
             Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
                 .expect("a fixed name, help and increasing buckets")
@@ -131,11 +137,102 @@ impl Counters {
     }
 }
 
+impl Counters {
+    /// Counts a batch whose writes were handed off at `queued`, which started at `started`
+    /// and was committed (or refused) at `done`.
+    fn record(&self, queued: &[Instant], started: Instant, done: Instant) {
+        let size = queued.len() as u64;
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(size, Ordering::Relaxed);
+        self.largest_batch.fetch_max(size, Ordering::Relaxed);
+        let waited: u128 = queued
+            .iter()
+            .map(|&queued_at| started.saturating_duration_since(queued_at).as_micros())
+            .sum();
+        let waited = u64::try_from(waited).unwrap_or(u64::MAX);
+        self.queue_wait_micros.fetch_add(waited, Ordering::Relaxed);
+        let took = done.saturating_duration_since(started);
+        self.commit_seconds.observe(took.as_secs_f64());
+        let writes = self.write_seconds.local();
+        for &queued_at in queued {
+            writes.observe(done.saturating_duration_since(queued_at).as_secs_f64());
+        }
+        writes.flush();
+        let busy = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.busy_micros.fetch_add(busy, Ordering::Relaxed);
+    }
+}
+
 /// One write waiting for its batch, with the turn to wake.
-struct Pending {
+pub(super) struct Pending {
     queued_at: Instant,
     write: MessageWrite,
     done: oneshot::Sender<Result<Committed>>,
+}
+
+/// A batch taken from the queue: its writes, when each was handed off, and whom to wake.
+pub(super) struct Taken {
+    started: Instant,
+    queued: Vec<Instant>,
+    pub(super) writes: Vec<MessageWrite>,
+    waiting: Vec<oneshot::Sender<Result<Committed>>>,
+}
+
+impl Taken {
+    /// Takes `batch`, its commit starting now.
+    pub(super) fn new(batch: Vec<Pending>) -> Self {
+        let mut taken = Self {
+            started: Instant::now(),
+            queued: Vec::with_capacity(batch.len()),
+            writes: Vec::with_capacity(batch.len()),
+            waiting: Vec::with_capacity(batch.len()),
+        };
+        for pending in batch {
+            taken.queued.push(pending.queued_at);
+            taken.writes.push(pending.write);
+            taken.waiting.push(pending.done);
+        }
+        taken
+    }
+
+    /// Counts the batch, its commit done, and wakes each turn with its write's outcome
+    /// (`outcomes` in the writes' order).
+    pub(super) fn finish(self, outcomes: Vec<Result<Committed>>, counters: &Counters) {
+        counters.record(&self.queued, self.started, Instant::now());
+        for (waiting, outcome) in self.waiting.into_iter().zip(outcomes) {
+            // The turn may have given up waiting: its rows are stored all the same.
+            let _ = waiting.send(outcome);
+        }
+    }
+}
+
+/// Each write's outcome from its batch's transaction; or, when that transaction failed and
+/// held several writes, its error: the writes are then stored one by one.
+pub(super) fn as_a_whole(
+    writes: &[MessageWrite],
+    result: Result<Vec<Committed>>,
+) -> std::result::Result<Vec<Result<Committed>>, StoreError> {
+    match result {
+        Ok(committed) => Ok(committed.into_iter().map(Ok).collect()),
+        Err(error) if writes.len() == 1 => Ok(vec![Err(error)]),
+        Err(error) => Err(error),
+    }
+}
+
+/// Logs and counts a batch refused as a whole, whose writes are to be stored one by one.
+pub(super) fn splitting(error: &StoreError, writes: usize, counters: &Counters) {
+    tracing::warn!(%error, writes, "batch refused; storing its writes one by one");
+    counters.split_batches.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The outcome of a write stored in a transaction of its own.
+pub(super) fn only(result: Result<Vec<Committed>>) -> Result<Committed> {
+    result.and_then(|committed| {
+        committed
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("a write gave back no outcome".into()))
+    })
 }
 
 /// A handle on the writer task: cheap to clone, shared by every user actor.
@@ -144,8 +241,17 @@ struct Pending {
 /// stored.
 #[derive(Clone)]
 pub struct StoreWriter {
-    queue: mpsc::UnboundedSender<Pending>,
+    route: Route,
     counters: Arc<Counters>,
+}
+
+/// Where the writes go.
+#[derive(Clone)]
+enum Route {
+    /// To the writer task, which commits them through the store.
+    Task(mpsc::UnboundedSender<Pending>),
+    /// Straight to a SQLite file database's batch thread, which commits them itself.
+    Thread(Arc<BatchThread>),
 }
 
 impl std::fmt::Debug for StoreWriter {
@@ -157,32 +263,38 @@ impl std::fmt::Debug for StoreWriter {
 }
 
 impl StoreWriter {
-    /// Starts the writer of `store` on the current tokio runtime, batching as suits its
-    /// backend.
+    /// Starts the writer of `store`, batching as suits its backend: on a SQLite file
+    /// database, its batch thread; elsewhere, a task on the current tokio runtime.
     pub fn start(store: Store) -> Self {
+        if let Some(thread) = store.batch_thread() {
+            return Self {
+                counters: thread.counters(),
+                route: Route::Thread(thread),
+            };
+        }
         let options = WriterOptions::for_backend(store.backend());
-        Self::start_with(store, options)
-    }
-
-    /// Starts the writer of `store` with the given options (a zero in them counts as 1).
-    pub fn start_with(store: Store, options: WriterOptions) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::new());
         tokio::spawn(run(store, receiver, options, counters.clone()));
-        Self { queue, counters }
+        Self {
+            route: Route::Task(queue),
+            counters,
+        }
     }
 
     /// Stores `write` with the next batch and waits until that batch is committed; gives back
     /// what became of it, with its user's memory fingerprint as of that commit.
     pub async fn write(&self, write: MessageWrite) -> Result<Committed> {
         let (done, outcome) = oneshot::channel();
-        self.queue
-            .send(Pending {
-                queued_at: Instant::now(),
-                write,
-                done,
-            })
-            .map_err(|_| closed())?;
+        let pending = Pending {
+            queued_at: Instant::now(),
+            write,
+            done,
+        };
+        match &self.route {
+            Route::Task(queue) => queue.send(pending).map_err(|_| closed())?,
+            Route::Thread(thread) => thread.hand_off(pending)?,
+        }
         outcome.await.map_err(|_| closed())?
     }
 
@@ -211,7 +323,7 @@ impl StoreWriter {
 }
 
 /// The writer task is gone (its runtime is shutting down).
-fn closed() -> StoreError {
+pub(super) fn closed() -> StoreError {
     StoreError::Database(sqlx::Error::PoolClosed)
 }
 
@@ -248,66 +360,22 @@ async fn run(
 /// Stores a batch and wakes its writers; on a failure of the whole batch, stores each write
 /// on its own so that only the faulty one fails.
 async fn commit(store: &Store, batch: Vec<Pending>, counters: &Counters) {
-    let started = Instant::now();
-    // Each write's hand-off: its wait for the batch to start, then its time to the commit.
-    let queued: Vec<Instant> = batch.iter().map(|p| p.queued_at).collect();
-    let waited: u128 = queued
-        .iter()
-        .map(|&queued_at| started.saturating_duration_since(queued_at).as_micros())
-        .sum();
-    let waited = u64::try_from(waited).unwrap_or(u64::MAX);
-    counters
-        .queue_wait_micros
-        .fetch_add(waited, Ordering::Relaxed);
-    store_batch(store, batch, counters).await;
-    let done = Instant::now();
-    let took = done.saturating_duration_since(started);
-    counters.commit_seconds.observe(took.as_secs_f64());
-    let writes = counters.write_seconds.local();
-    for queued_at in queued {
-        writes.observe(done.saturating_duration_since(queued_at).as_secs_f64());
-    }
-    writes.flush();
-    let busy = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-    counters.busy_micros.fetch_add(busy, Ordering::Relaxed);
-}
-
-async fn store_batch(store: &Store, batch: Vec<Pending>, counters: &Counters) {
-    let size = batch.len() as u64;
-    counters.batches.fetch_add(1, Ordering::Relaxed);
-    counters.writes.fetch_add(size, Ordering::Relaxed);
-    counters.largest_batch.fetch_max(size, Ordering::Relaxed);
-
-    let (writes, waiting): (Vec<MessageWrite>, Vec<_>) =
-        batch.into_iter().map(|p| (p.write, p.done)).unzip();
-    match store.commit_messages(&writes).await {
-        Ok(written) => {
-            for (done, written) in waiting.into_iter().zip(written) {
-                // The turn may have given up waiting: its rows are stored all the same.
-                let _ = done.send(Ok(written));
-            }
-        }
-        Err(error) if writes.len() == 1 => {
-            if let Some(done) = waiting.into_iter().next() {
-                let _ = done.send(Err(error));
-            }
-        }
+    let taken = Taken::new(batch);
+    let whole = store.commit_messages(&taken.writes).await;
+    let outcomes = match as_a_whole(&taken.writes, whole) {
+        Ok(outcomes) => outcomes,
         Err(error) => {
-            tracing::warn!(%error, writes = writes.len(), "batch refused; storing its writes one by one");
-            counters.split_batches.fetch_add(1, Ordering::Relaxed);
-            for (write, done) in writes.into_iter().zip(waiting) {
-                let result = store
-                    .commit_messages(std::slice::from_ref(&write))
-                    .await
-                    .and_then(|written| {
-                        written.into_iter().next().ok_or_else(|| {
-                            StoreError::Corrupt("a write gave back no outcome".into())
-                        })
-                    });
-                let _ = done.send(result);
+            splitting(&error, taken.writes.len(), counters);
+            let mut outcomes = Vec::with_capacity(taken.writes.len());
+            for write in &taken.writes {
+                outcomes.push(only(
+                    store.commit_messages(std::slice::from_ref(write)).await,
+                ));
             }
+            outcomes
         }
-    }
+    };
+    taken.finish(outcomes, counters);
 }
 
 #[cfg(test)]
@@ -326,6 +394,39 @@ mod tests {
             summary: None,
             reply: None,
         }
+    }
+
+    /// Awaits `writes`, futures of the writer's writes that each hand their write off when
+    /// first polled, having made sure they all wait for one batch. The writer task runs on
+    /// this test's one thread, so it cannot take any before all are handed off. SQLite's batch
+    /// thread can, so it is first held behind SQLite's write lock, in a transaction of the
+    /// store's own, until all of them are queued behind that transaction.
+    async fn in_one_batch<T>(store: &Store, writes: impl Future<Output = T>) -> T {
+        let (Some(_), crate::store::Pool::Sqlite(pool)) = (store.batch_thread(), &store.pool)
+        else {
+            return writes.await;
+        };
+        let mut lock = pool.acquire().await.expect("a connection");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *lock)
+            .await
+            .expect("the write lock");
+        let mut held = std::pin::pin!(store.write_messages(&[]));
+        assert!(
+            futures::poll!(held.as_mut()).is_pending(),
+            "held by the lock"
+        );
+        let mut writes = std::pin::pin!(writes);
+        assert!(
+            futures::poll!(writes.as_mut()).is_pending(),
+            "all handed off"
+        );
+        sqlx::query("ROLLBACK")
+            .execute(&mut *lock)
+            .await
+            .expect("the lock released");
+        held.await.expect("the holding transaction");
+        writes.await
     }
 
     fn stored(written: Written) -> Message {
@@ -448,7 +549,7 @@ mod tests {
                 let body = format!("message {i}");
                 writer.write(write(user, inbound(&body, None), vec![usage(1)]))
             });
-            let written = futures::future::join_all(writes).await;
+            let written = in_one_batch(&store, futures::future::join_all(writes)).await;
             for (i, written) in written.into_iter().enumerate() {
                 let message = stored(written.expect("stored").written);
                 assert_eq!(message.body, format!("message {i}"));
@@ -491,6 +592,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_caller_s_own_batch_queued_among_the_writer_s_writes_commits_on_its_own_in_turn() {
+        on_each_backend(|store| async move {
+            let alice = create(&store, 1).await.id;
+            let writer = StoreWriter::start(store.clone());
+            let own = [write(alice, inbound("own", None), vec![])];
+            let (first, own, last) = in_one_batch(
+                &store,
+                futures::future::join3(
+                    futures::future::join_all([
+                        writer.write(write(alice, inbound("one", None), vec![])),
+                        writer.write(write(alice, inbound("two", Some("SM2")), vec![])),
+                    ]),
+                    store.write_messages(&own),
+                    // A copy of a write of the first batch, stored by now.
+                    writer.write(write(alice, inbound("two again", Some("SM2")), vec![])),
+                ),
+            )
+            .await;
+            let first: Vec<Message> = first
+                .into_iter()
+                .map(|c| stored(c.expect("stored").written))
+                .collect();
+            let own = stored(own.expect("the caller's batch").remove(0));
+            let last = last.expect("the copy").written;
+            assert_eq!(last, Written::Duplicate(first[1].clone()));
+            let history = store.recent_messages(alice, 10).await.expect("history");
+            assert_eq!(history.len(), 3, "{history:?}");
+            for message in [&first[0], &first[1], &own] {
+                assert!(history.contains(message), "{message:?} in {history:?}");
+            }
+            let stats = writer.stats();
+            assert_eq!(
+                stats.writes, 3,
+                "the caller's own write is not the writer's"
+            );
+            if store.batch_thread().is_some() {
+                // The thread took the first two together, stopped at the caller's batch, and
+                // committed the copy after it.
+                assert_eq!(history, [first[0].clone(), first[1].clone(), own]);
+                assert_eq!(stats.batches, 2, "{stats:?}");
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn a_faulty_write_fails_alone_and_the_rest_of_its_batch_is_stored() {
         on_each_backend(|store| async move {
             let alice = create(&store, 1).await.id;
@@ -510,8 +657,8 @@ mod tests {
                 // Bob cannot reply into Alice's conversation.
                 writer.write(write(bob, reply("hijack", &question), vec![])),
                 writer.write(write(bob, inbound("also fine", Some("SMb")), vec![])),
-            ])
-            .await;
+            ]);
+            let outcomes = in_one_batch(&store, outcomes).await;
             let mut outcomes = outcomes.into_iter();
             let fine = stored(
                 outcomes
