@@ -950,7 +950,7 @@ struct PgFolds {
 
 /// The usage rows of the model calls that wrote a batch's summary folds, with their users:
 /// every fold's, though only each user's newest fold is stored.
-pub(super) fn fold_usage(writes: &[MessageWrite]) -> impl Iterator<Item = (UserId, &NewLlmUsage)> {
+fn fold_usage(writes: &[MessageWrite]) -> impl Iterator<Item = (UserId, &NewLlmUsage)> {
     writes.iter().flat_map(|w| {
         w.summary
             .iter()
@@ -1028,7 +1028,7 @@ impl Store {
         fingerprints: bool,
     ) -> Result<(Vec<Written>, HashMap<UserId, MemoryFingerprint>)> {
         if let Some(thread) = &self.batches {
-            return thread.store(writes.to_vec(), fingerprints).await;
+            return thread.store(writes, fingerprints).await;
         }
         let mut users: Vec<UserId> = writes.iter().map(|w| w.user).collect();
         users.sort_unstable();
@@ -1324,7 +1324,7 @@ impl Store {
 
 /// The summary folds of a batch as rows: one per user (the newest), as one statement may
 /// upsert a row only once; `(user, sealed text, through message id, folded messages)`.
-pub(super) fn summary_rows(
+fn summary_rows(
     sealer: &Sealer,
     writes: &[MessageWrite],
 ) -> Result<Vec<(UserId, String, i64, i64)>> {
@@ -1398,7 +1398,7 @@ pub(super) fn written(
 
 /// Each write of a batch with what became of it and its user's memory fingerprint (`prints`
 /// holds users with memories; the others' is the default, empty one).
-pub(super) fn committed(
+fn committed(
     writes: &[MessageWrite],
     written: Vec<Written>,
     prints: &HashMap<UserId, MemoryFingerprint>,

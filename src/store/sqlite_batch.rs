@@ -3,16 +3,17 @@
 //! sqlx-sqlite runs each statement on its connection's thread and hands the rows back through
 //! a channel: every statement of a batch (`BEGIN`, the messages, the replies, the usage rows
 //! and model usage rows, the summaries, the fingerprints, `COMMIT`) cost two thread wake-ups,
-//! and the writer waited for each in turn. Here the group-commit [writer](super::writer)'s
-//! writes come straight to this thread, which takes everything waiting (up to a batch), seals
-//! it, runs it start to commit on its own connection with statements prepared once and reused,
-//! one row at a time (a cached statement per row costs less than preparing a multi-row one),
-//! and wakes each waiting turn with what became of its write. While a batch commits, the next
-//! piles up in the queue and is taken without a wake-up: under load a write's path from its
-//! turn to the disk and back crosses no other thread and no runtime queue. A batch refused as a
-//! whole is retried here one write per transaction, so only the faulty write fails. The
-//! statements are the store's own one-row forms (`messages`, `summaries`, `memories`), not
-//! copies.
+//! and the writer waited for each in turn. Here each turn seals and encodes its own write for
+//! the group-commit [writer](super::writer) and hands it straight to this thread, which takes
+//! everything waiting (up to a batch), runs it start to commit on its own connection with
+//! statements prepared once and reused, one row at a time (a cached statement per row costs
+//! less than preparing a multi-row one), and wakes each waiting turn with how its write was
+//! stored; the turn builds its outcome from that. So the thread every write waits for does
+//! SQLite's work alone. While a batch commits, the next piles up in the queue and is taken
+//! without a wake-up: under load a write's path from its turn to the disk and back crosses no
+//! other thread and no runtime queue. A batch refused as a whole is retried here one write per
+//! transaction, so only the faulty write fails. The statements are the store's own one-row
+//! forms (`messages`, `summaries`, `memories`), not copies.
 //!
 //! Direct calls of [`Store::write_messages`](super::Store::write_messages) come here too, as
 //! one transaction of their own, all or nothing; every other store call keeps the pool. The
@@ -27,6 +28,7 @@ use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -35,79 +37,79 @@ use super::llm_usage::INSERT_LLM_USAGE_ROW;
 use super::memories::{FINGERPRINT, FingerprintRow};
 use super::messages::{
     BODY_COLUMN, INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROW, MESSAGE_BY_PROVIDER_ID, MessageRow,
-    Stored, committed, fold_usage, summary_rows, written,
+    Stored, written,
 };
 use super::sql::{now, segments_column};
-use super::summaries::SAVE_SUMMARY;
+use super::summaries::{PLACE as SUMMARY_COLUMN, SAVE_SUMMARY};
 use super::writer::{self, Counters, Pending};
 use super::{
-    MemoryFingerprint, MessageWrite, NewLlmUsage, NewMessage, NewSmsUsage, Result, Sealer,
-    StoreError, UserId, Written,
+    Committed, MemoryFingerprint, MessageWrite, NewLlmUsage, NewMessage, NewSmsUsage, Result,
+    Sealer, StoreError, UserId, Written,
 };
 
 /// A message row of a batch, its body sealed.
 #[derive(Debug)]
 struct RowMessage {
-    pub channel: &'static str,
-    pub direction: &'static str,
-    pub body: String,
-    pub provider_message_id: Option<String>,
-    pub in_reply_to: Option<i64>,
+    channel: &'static str,
+    direction: &'static str,
+    body: String,
+    provider_message_id: Option<String>,
+    in_reply_to: Option<i64>,
 }
 
 /// A usage row of a batch, for the message it comes with.
 #[derive(Debug)]
 struct RowUsage {
-    pub direction: &'static str,
-    pub segments: i32,
-    pub encoding: &'static str,
-    pub estimated_cost_micros: i64,
+    direction: &'static str,
+    segments: i32,
+    encoding: &'static str,
+    estimated_cost_micros: i64,
 }
 
 /// A message of a batch with the rows that point at it: its SMS usage, and the usage of the
 /// model calls that wrote it.
 #[derive(Debug)]
 struct Entry {
-    pub message: RowMessage,
-    pub usage: Vec<RowUsage>,
-    pub model_usage: Vec<NewLlmUsage>,
+    message: RowMessage,
+    usage: Vec<RowUsage>,
+    model_usage: Vec<NewLlmUsage>,
 }
 
-/// One write of a batch: a message, and the reply that answers it if any.
+/// A summary fold as it is stored: the sealed text, the newest message folded in, how many
+/// messages were folded.
 #[derive(Debug)]
-struct BatchRow {
-    pub user: Uuid,
-    pub message: Entry,
+struct SummaryRow {
+    sealed: String,
+    through: i64,
+    folded: i64,
+}
+
+/// One write as the thread runs it, sealed and encoded by its caller (off the thread, which
+/// every write waits for): a message, the reply that answers it if any, and a summary fold.
+#[derive(Debug)]
+pub(super) struct Encoded {
+    user: Uuid,
+    message: Entry,
     /// The reply, stored pointing at the message (its `in_reply_to` is ignored).
-    pub reply: Option<Entry>,
+    reply: Option<Entry>,
+    summary: Option<SummaryRow>,
+    /// The usage of the model calls that wrote the fold, pointing at no message (every fold's,
+    /// though only each user's newest fold of a batch is stored).
+    fold_usage: Vec<NewLlmUsage>,
 }
 
-/// A batch as the thread runs it: every value already encoded as sqlx would bind it.
+/// What became of one write of a transaction: how it was stored, when, and its user's memory
+/// fingerprint as the transaction saw it (the default, empty one when not asked for or
+/// when the user has no memories).
 #[derive(Debug)]
-struct Batch {
-    pub rows: Vec<BatchRow>,
-    /// `(user, sealed summary, through message id, folded messages)`, one per user.
-    pub summaries: Vec<(Uuid, String, i64, i64)>,
-    /// The usage of the model calls that wrote the batch's folds, pointing at no message.
-    pub fold_usage: Vec<(Uuid, NewLlmUsage)>,
-    /// The batch's users (sorted, distinct), whose memory fingerprints to read.
-    pub fingerprints_of: Vec<Uuid>,
-    /// The rows' `created_at`, as sqlx encodes a time stamp for SQLite (RFC 3339 text).
-    pub created_at: String,
+pub(super) struct Landed {
+    stored: Stored,
+    created_at: DateTime<Utc>,
+    memories: MemoryFingerprint,
 }
 
-/// What became of a batch.
-#[derive(Debug)]
-struct BatchOutcome {
-    /// Per row, how it was stored.
-    stored: Vec<Stored>,
-    /// The memory fingerprint of each user with memories.
-    fingerprints: Vec<(Uuid, MemoryFingerprint)>,
-}
-
-/// What became of each write of a transaction, with the memory fingerprints of its users
-/// that have memories.
-type Outcome = (Vec<Written>, HashMap<UserId, MemoryFingerprint>);
+/// What the batch thread's outcomes come back through.
+type Done = oneshot::Sender<Result<Vec<Landed>>>;
 
 #[allow(
     clippy::large_enum_variant,
@@ -116,25 +118,26 @@ type Outcome = (Vec<Written>, HashMap<UserId, MemoryFingerprint>);
 enum Job {
     /// A caller's writes: all of them in one transaction, or none.
     Together {
-        writes: Vec<MessageWrite>,
+        writes: Vec<Encoded>,
         fingerprints: bool,
-        done: oneshot::Sender<Result<Outcome>>,
+        done: Done,
     },
     /// One write of the group-commit writer's, committed with whatever else is waiting.
-    Grouped(Pending),
+    Grouped(Pending<Encoded, Landed>),
 }
 
 /// The batch thread's door: hand it writes, wait for their outcome.
 #[derive(Debug)]
 pub(super) struct BatchThread {
     jobs: mpsc::Sender<Job>,
+    sealer: Sealer,
     counters: Arc<Counters>,
 }
 
 impl BatchThread {
     /// Opens a connection to the database file at `path` (migrated already) and starts the
-    /// thread that runs batches on it, sealing with `sealer` and committing up to
-    /// `max_batch` of the writer's writes at a time.
+    /// thread that runs batches on it, committing up to `max_batch` of the writer's writes at
+    /// a time; writes are sealed with `sealer`.
     pub(super) fn start(
         path: &Path,
         busy_timeout: Duration,
@@ -152,7 +155,6 @@ impl BatchThread {
         let counters = Arc::new(Counters::new());
         let committer = Committer {
             connection,
-            sealer,
             counters: counters.clone(),
             max_batch: max_batch.max(1),
         };
@@ -160,41 +162,78 @@ impl BatchThread {
             .name("nudge-sqlite-batches".into())
             .spawn(move || committer.serve(receiver))
             .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        Ok(Self { jobs, counters })
+        Ok(Self {
+            jobs,
+            sealer,
+            counters,
+        })
     }
 
     /// Stores `writes` in one transaction and gives back what became of each once committed,
-    /// with their users' memory fingerprints if `fingerprints`.
+    /// with their users' memory fingerprints if `fingerprints` (users without memories are
+    /// absent: theirs is the default, empty one).
     pub(super) async fn store(
         &self,
-        writes: Vec<MessageWrite>,
+        writes: &[MessageWrite],
         fingerprints: bool,
-    ) -> Result<Outcome> {
+    ) -> Result<(Vec<Written>, HashMap<UserId, MemoryFingerprint>)> {
+        let encoded = writes
+            .iter()
+            .map(|write| encode(&self.sealer, write))
+            .collect::<Result<Vec<_>>>()?;
         let (done, outcome) = oneshot::channel();
         self.jobs
             .send(Job::Together {
-                writes,
+                writes: encoded,
                 fingerprints,
                 done,
             })
             .map_err(|_| writer::closed())?;
-        outcome
-            .await
-            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+        let landed = outcome.await.map_err(|_| crashed())??;
+        let created_at = landed.first().map_or_else(now, |l| l.created_at);
+        let mut prints = HashMap::new();
+        let mut stored = Vec::with_capacity(landed.len());
+        for (write, landed) in writes.iter().zip(landed) {
+            if landed.memories.count > 0 {
+                prints.insert(write.user, landed.memories);
+            }
+            stored.push(landed.stored);
+        }
+        Ok((written(&self.sealer, writes, stored, created_at)?, prints))
     }
 
-    /// Hands one of the group-commit writer's writes over, to be committed with the next
-    /// batch; its turn is woken through the write's own channel.
-    pub(super) fn hand_off(&self, write: Pending) -> Result<()> {
+    /// Commits `write` with the next batch of the group-commit writer's and gives back what
+    /// became of it once committed, with its user's memory fingerprint as of that commit.
+    pub(super) async fn commit(&self, write: MessageWrite) -> Result<Committed> {
+        let encoded = encode(&self.sealer, &write)?;
+        let (done, outcome) = oneshot::channel();
         self.jobs
-            .send(Job::Grouped(write))
-            .map_err(|_| writer::closed())
+            .send(Job::Grouped(Pending::new(encoded, done)))
+            .map_err(|_| writer::closed())?;
+        let landed = outcome.await.map_err(|_| writer::closed())??;
+        let written = written(
+            &self.sealer,
+            std::slice::from_ref(&write),
+            vec![landed.stored],
+            landed.created_at,
+        )?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("a write gave back no outcome".into()))?;
+        Ok(Committed {
+            written,
+            memories: landed.memories,
+        })
     }
 
     /// The counters of the writer's batches committed here.
     pub(super) fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
     }
+}
+
+/// The thread is gone: it ended with a panic, which only a bug can cause.
+fn crashed() -> StoreError {
+    StoreError::Database(sqlx::Error::WorkerCrashed)
 }
 
 /// A rusqlite connection of our own to the database file at `path` (WAL is the file's own,
@@ -219,7 +258,6 @@ pub(super) fn open(
 /// What the thread owns.
 struct Committer {
     connection: Connection,
-    sealer: Sealer,
     counters: Arc<Counters>,
     max_batch: usize,
 }
@@ -245,7 +283,7 @@ impl Committer {
                     done,
                 } => {
                     // The caller may have stopped waiting: stored (or not) all the same.
-                    let _ = done.send(self.store(&writes, fingerprints));
+                    let _ = done.send(self.land(&writes, fingerprints));
                 }
                 Job::Grouped(first) => {
                     let mut batch = Vec::with_capacity(64.min(self.max_batch));
@@ -268,52 +306,48 @@ impl Committer {
 
     /// Commits a batch of the writer's writes and wakes their turns; on a failure of the
     /// whole batch, stores each write on its own so that only the faulty one fails.
-    fn commit(&mut self, batch: Vec<Pending>) {
+    fn commit(&mut self, batch: Vec<Pending<Encoded, Landed>>) {
         let taken = writer::Taken::new(batch);
-        let outcomes = match writer::as_a_whole(&taken.writes, self.store_committed(&taken.writes))
-        {
+        let whole = self.land(&taken.writes, true);
+        let outcomes = match writer::as_a_whole(taken.writes.len(), whole) {
             Ok(outcomes) => outcomes,
             Err(error) => {
                 writer::splitting(&error, taken.writes.len(), &self.counters);
                 taken
                     .writes
                     .iter()
-                    .map(|write| writer::only(self.store_committed(std::slice::from_ref(write))))
+                    .map(|write| writer::only(self.land(std::slice::from_ref(write), true)))
                     .collect()
             }
         };
         taken.finish(outcomes, &self.counters);
     }
 
-    fn store_committed(&mut self, writes: &[MessageWrite]) -> Result<Vec<super::Committed>> {
-        let (written, prints) = self.store(writes, true)?;
-        Ok(committed(writes, written, &prints))
-    }
-
-    /// Stores `writes` in one transaction: sealed and encoded here, run, and what became of
-    /// each assembled.
-    fn store(&mut self, writes: &[MessageWrite], fingerprints: bool) -> Result<Outcome> {
+    /// Stores `writes` in one transaction; with `fingerprints`, reads their users' memory
+    /// fingerprints in it too.
+    fn land(&mut self, writes: &[Encoded], fingerprints: bool) -> Result<Vec<Landed>> {
         let created_at = now();
-        let batch = encode(&self.sealer, writes, fingerprints, created_at)?;
-        let outcome = run_batch(&mut self.connection, &batch)?;
-        let written = written(&self.sealer, writes, outcome.stored, created_at)?;
-        let prints = outcome
-            .fingerprints
+        let outcome = run_batch(&mut self.connection, writes, fingerprints, created_at)?;
+        if outcome.stored.len() != writes.len() {
+            return Err(StoreError::Corrupt("a batch gave back too few rows".into()));
+        }
+        let prints: HashMap<Uuid, MemoryFingerprint> = outcome.fingerprints.into_iter().collect();
+        Ok(outcome
+            .stored
             .into_iter()
-            .map(|(user, print)| (UserId(user), print))
-            .collect();
-        Ok((written, prints))
+            .zip(writes)
+            .map(|(stored, write)| Landed {
+                stored,
+                created_at,
+                memories: prints.get(&write.user).copied().unwrap_or_default(),
+            })
+            .collect())
     }
 }
 
-/// A batch as [`run_batch`] runs it: bodies and summaries sealed, every value encoded as sqlx
-/// would bind it.
-fn encode(
-    sealer: &Sealer,
-    writes: &[MessageWrite],
-    fingerprints: bool,
-    created_at: chrono::DateTime<chrono::Utc>,
-) -> Result<Batch> {
+/// A write as [`run_batch`] runs it: bodies and its summary sealed, every value encoded as
+/// sqlx would bind it.
+fn encode(sealer: &Sealer, write: &MessageWrite) -> Result<Encoded> {
     let usage_rows = |usage: &[NewSmsUsage]| -> Result<Vec<RowUsage>> {
         usage
             .iter()
@@ -327,70 +361,78 @@ fn encode(
             })
             .collect()
     };
-    let entry = |user: UserId,
-                 m: &NewMessage,
-                 usage: &[NewSmsUsage],
-                 model_usage: &[NewLlmUsage]|
-     -> Result<Entry> {
-        Ok(Entry {
-            message: RowMessage {
-                channel: m.channel.as_str(),
-                direction: m.direction.as_str(),
-                body: sealer.seal_column(BODY_COLUMN, user, &m.body),
-                provider_message_id: m.provider_message_id.clone(),
-                in_reply_to: m.in_reply_to,
-            },
-            usage: usage_rows(usage)?,
-            model_usage: model_usage.to_vec(),
-        })
-    };
-    let rows = writes
-        .iter()
-        .map(|w| {
-            let reply = match &w.reply {
-                Some(r) => Some(entry(w.user, &r.message, &r.usage, &r.model_usage)?),
-                None => None,
-            };
-            Ok(BatchRow {
-                user: w.user.0,
-                message: entry(w.user, &w.message, &w.usage, &w.model_usage)?,
-                reply,
+    let user = write.user;
+    let entry =
+        |m: &NewMessage, usage: &[NewSmsUsage], model_usage: &[NewLlmUsage]| -> Result<Entry> {
+            Ok(Entry {
+                message: RowMessage {
+                    channel: m.channel.as_str(),
+                    direction: m.direction.as_str(),
+                    body: sealer.seal_column(BODY_COLUMN, user, &m.body),
+                    provider_message_id: m.provider_message_id.clone(),
+                    in_reply_to: m.in_reply_to,
+                },
+                usage: usage_rows(usage)?,
+                model_usage: model_usage.to_vec(),
             })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut fingerprints_of = Vec::new();
-    if fingerprints {
-        fingerprints_of = writes.iter().map(|w| w.user.0).collect();
-        fingerprints_of.sort_unstable();
-        fingerprints_of.dedup();
-    }
-    Ok(Batch {
-        rows,
-        summaries: summary_rows(sealer, writes)?
-            .into_iter()
-            .map(|(user, sealed, through, folded)| (user.0, sealed, through, folded))
-            .collect(),
-        fold_usage: fold_usage(writes)
-            .map(|(user, u)| (user.0, u.clone()))
-            .collect(),
-        fingerprints_of,
-        created_at: created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+        };
+    let reply = match &write.reply {
+        Some(r) => Some(entry(&r.message, &r.usage, &r.model_usage)?),
+        None => None,
+    };
+    let summary = match &write.summary {
+        Some(fold) => Some(SummaryRow {
+            sealed: sealer.seal_column(SUMMARY_COLUMN, user, &fold.text),
+            through: fold.through_message_id,
+            folded: i64::try_from(fold.folded_messages)
+                .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?,
+        }),
+        None => None,
+    };
+    Ok(Encoded {
+        user: user.0,
+        message: entry(&write.message, &write.usage, &write.model_usage)?,
+        reply,
+        summary,
+        fold_usage: write
+            .summary
+            .as_ref()
+            .map(|fold| fold.model_usage.clone())
+            .unwrap_or_default(),
     })
 }
 
-fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<BatchOutcome> {
+/// What became of a batch.
+#[derive(Debug)]
+struct BatchOutcome {
+    /// Per write, how it was stored.
+    stored: Vec<Stored>,
+    /// The memory fingerprint of each user with memories.
+    fingerprints: Vec<(Uuid, MemoryFingerprint)>,
+}
+
+/// Runs `writes` in one transaction, stamped `created_at`; with `fingerprints`, reads their
+/// users' memory fingerprints in it too.
+fn run_batch(
+    connection: &mut Connection,
+    writes: &[Encoded],
+    fingerprints: bool,
+    created_at: DateTime<Utc>,
+) -> rusqlite::Result<BatchOutcome> {
+    // As sqlx encodes a time stamp for SQLite (RFC 3339 text).
+    let created_at = created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
     // IMMEDIATE: take the write lock at BEGIN (waiting up to the busy timeout), so that no
     // statement of the batch meets a lock it cannot wait for.
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcome = BatchOutcome {
-        stored: Vec::with_capacity(batch.rows.len()),
+        stored: Vec::with_capacity(writes.len()),
         fingerprints: Vec::new(),
     };
     {
         let mut insert = tx.prepare_cached(INSERT_MESSAGE_ROW)?;
         let mut usage = tx.prepare_cached(INSERT_SMS_USAGE_ROW)?;
         let mut model_usage = tx.prepare_cached(INSERT_LLM_USAGE_ROW)?;
-        let created_at = batch.created_at.as_str();
+        let created_at = created_at.as_str();
         let mut insert_message =
             |user: &[u8], m: &RowMessage, in_reply_to: Option<i64>| -> rusqlite::Result<_> {
                 insert
@@ -441,7 +483,7 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                 }
                 Ok(())
             };
-        for row in &batch.rows {
+        for row in writes {
             let user = row.user.as_bytes().as_slice();
             let message = &row.message.message;
             let Some(id) = insert_message(user, message, message.in_reply_to)? else {
@@ -467,24 +509,40 @@ fn run_batch(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
             };
             outcome.stored.push(Stored::New(id, reply));
         }
-        for (user, u) in &batch.fold_usage {
-            insert_model_usage(user.as_bytes().as_slice(), None, u)?;
+        for write in writes {
+            for u in &write.fold_usage {
+                insert_model_usage(write.user.as_bytes().as_slice(), None, u)?;
+            }
         }
-        if !batch.summaries.is_empty() {
+        // One fold per user, the newest: a newer fold already stored stands all the same.
+        let mut folds: HashMap<Uuid, &SummaryRow> = HashMap::new();
+        for (user, fold) in writes
+            .iter()
+            .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)))
+        {
+            let newest = folds.entry(user).or_insert(fold);
+            if fold.through > newest.through {
+                *newest = fold;
+            }
+        }
+        if !folds.is_empty() {
             let mut save = tx.prepare_cached(SAVE_SUMMARY)?;
-            for (user, sealed, through, folded) in &batch.summaries {
+            for (user, fold) in folds {
                 save.execute(params![
                     user.as_bytes().as_slice(),
-                    sealed,
-                    through,
-                    folded,
+                    fold.sealed,
+                    fold.through,
+                    fold.folded,
                     created_at
                 ])?;
             }
         }
-        if !batch.fingerprints_of.is_empty() {
+        if fingerprints {
+            let mut users: Vec<Uuid> = writes.iter().map(|w| w.user).collect();
+            users.sort_unstable();
+            users.dedup();
             let mut read = tx.prepare_cached(FINGERPRINT)?;
-            for user in &batch.fingerprints_of {
+            for user in &users {
                 let print: MemoryFingerprint = read
                     .query_row([user.as_bytes().as_slice()], FingerprintRow::from_sqlite)?
                     .into();

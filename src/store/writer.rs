@@ -8,10 +8,10 @@
 //! [`Store::commit_messages`] (one transaction, one multi-row statement per table), then wakes
 //! each waiting turn with its own result.
 //!
-//! On a SQLite file database the writes go straight to the store's batch thread, which does
-//! all of this itself (see `sqlite_batch`): a write then crosses no runtime queue on its way
-//! to the disk and back. Elsewhere (PostgreSQL, an in-memory database) a task of the runtime
-//! takes them.
+//! On a SQLite file database each turn hands its write straight to the store's batch thread,
+//! which batches, commits and wakes the turns itself (see `sqlite_batch`): a write then
+//! crosses no runtime queue on its way to the disk and back. Elsewhere (PostgreSQL, an
+//! in-memory database) a task of the runtime takes them.
 //!
 //! Nothing waits for a batch to fill: a lone write is committed at once, and writes that
 //! arrive during a commit form the next batch, so batches grow with the load and latency
@@ -164,23 +164,34 @@ impl Counters {
 }
 
 /// One write waiting for its batch, with the turn to wake.
-pub(super) struct Pending {
+pub(super) struct Pending<W = MessageWrite, O = Committed> {
     queued_at: Instant,
-    write: MessageWrite,
-    done: oneshot::Sender<Result<Committed>>,
+    write: W,
+    done: oneshot::Sender<Result<O>>,
+}
+
+impl<W, O> Pending<W, O> {
+    /// `write`, handed off now, its outcome to go through `done`.
+    pub(super) fn new(write: W, done: oneshot::Sender<Result<O>>) -> Self {
+        Self {
+            queued_at: Instant::now(),
+            write,
+            done,
+        }
+    }
 }
 
 /// A batch taken from the queue: its writes, when each was handed off, and whom to wake.
-pub(super) struct Taken {
+pub(super) struct Taken<W, O> {
     started: Instant,
     queued: Vec<Instant>,
-    pub(super) writes: Vec<MessageWrite>,
-    waiting: Vec<oneshot::Sender<Result<Committed>>>,
+    pub(super) writes: Vec<W>,
+    waiting: Vec<oneshot::Sender<Result<O>>>,
 }
 
-impl Taken {
+impl<W, O> Taken<W, O> {
     /// Takes `batch`, its commit starting now.
-    pub(super) fn new(batch: Vec<Pending>) -> Self {
+    pub(super) fn new(batch: Vec<Pending<W, O>>) -> Self {
         let mut taken = Self {
             started: Instant::now(),
             queued: Vec::with_capacity(batch.len()),
@@ -197,7 +208,7 @@ impl Taken {
 
     /// Counts the batch, its commit done, and wakes each turn with its write's outcome
     /// (`outcomes` in the writes' order).
-    pub(super) fn finish(self, outcomes: Vec<Result<Committed>>, counters: &Counters) {
+    pub(super) fn finish(self, outcomes: Vec<Result<O>>, counters: &Counters) {
         counters.record(&self.queued, self.started, Instant::now());
         for (waiting, outcome) in self.waiting.into_iter().zip(outcomes) {
             // The turn may have given up waiting: its rows are stored all the same.
@@ -208,13 +219,13 @@ impl Taken {
 
 /// Each write's outcome from its batch's transaction; or, when that transaction failed and
 /// held several writes, its error: the writes are then stored one by one.
-pub(super) fn as_a_whole(
-    writes: &[MessageWrite],
-    result: Result<Vec<Committed>>,
-) -> std::result::Result<Vec<Result<Committed>>, StoreError> {
+pub(super) fn as_a_whole<O>(
+    writes: usize,
+    result: Result<Vec<O>>,
+) -> std::result::Result<Vec<Result<O>>, StoreError> {
     match result {
-        Ok(committed) => Ok(committed.into_iter().map(Ok).collect()),
-        Err(error) if writes.len() == 1 => Ok(vec![Err(error)]),
+        Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+        Err(error) if writes == 1 => Ok(vec![Err(error)]),
         Err(error) => Err(error),
     }
 }
@@ -226,9 +237,9 @@ pub(super) fn splitting(error: &StoreError, writes: usize, counters: &Counters) 
 }
 
 /// The outcome of a write stored in a transaction of its own.
-pub(super) fn only(result: Result<Vec<Committed>>) -> Result<Committed> {
-    result.and_then(|committed| {
-        committed
+pub(super) fn only<O>(result: Result<Vec<O>>) -> Result<O> {
+    result.and_then(|outcomes| {
+        outcomes
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::Corrupt("a write gave back no outcome".into()))
@@ -285,17 +296,16 @@ impl StoreWriter {
     /// Stores `write` with the next batch and waits until that batch is committed; gives back
     /// what became of it, with its user's memory fingerprint as of that commit.
     pub async fn write(&self, write: MessageWrite) -> Result<Committed> {
-        let (done, outcome) = oneshot::channel();
-        let pending = Pending {
-            queued_at: Instant::now(),
-            write,
-            done,
-        };
         match &self.route {
-            Route::Task(queue) => queue.send(pending).map_err(|_| closed())?,
-            Route::Thread(thread) => thread.hand_off(pending)?,
+            Route::Task(queue) => {
+                let (done, outcome) = oneshot::channel();
+                queue
+                    .send(Pending::new(write, done))
+                    .map_err(|_| closed())?;
+                outcome.await.map_err(|_| closed())?
+            }
+            Route::Thread(thread) => thread.commit(write).await,
         }
-        outcome.await.map_err(|_| closed())?
     }
 
     /// The histogram of its commits' durations, for a metrics registry to collect.
@@ -362,7 +372,7 @@ async fn run(
 async fn commit(store: &Store, batch: Vec<Pending>, counters: &Counters) {
     let taken = Taken::new(batch);
     let whole = store.commit_messages(&taken.writes).await;
-    let outcomes = match as_a_whole(&taken.writes, whole) {
+    let outcomes = match as_a_whole(taken.writes.len(), whole) {
         Ok(outcomes) => outcomes,
         Err(error) => {
             splitting(&error, taken.writes.len(), counters);
