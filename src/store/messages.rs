@@ -1322,23 +1322,33 @@ impl Store {
     }
 }
 
+/// The newest of each user's summary folds, by the newest message each folds in: a batch
+/// stores one fold per user (one statement may upsert a row only once, and a newer fold
+/// stands over an older one all the same).
+pub(super) fn newest_folds<'a, K: std::hash::Hash + Eq, F>(
+    folds: impl Iterator<Item = (K, &'a F)>,
+    through: impl Fn(&F) -> i64,
+) -> HashMap<K, &'a F> {
+    let mut newest: HashMap<K, &'a F> = HashMap::new();
+    for (user, fold) in folds {
+        let kept = newest.entry(user).or_insert(fold);
+        if through(fold) > through(kept) {
+            *kept = fold;
+        }
+    }
+    newest
+}
+
 /// The summary folds of a batch as rows: one per user (the newest), as one statement may
 /// upsert a row only once; `(user, sealed text, through message id, folded messages)`.
 fn summary_rows(
     sealer: &Sealer,
     writes: &[MessageWrite],
 ) -> Result<Vec<(UserId, String, i64, i64)>> {
-    let mut folds: HashMap<UserId, &SummaryWrite> = HashMap::new();
-    for (user, fold) in writes
+    let folds = writes
         .iter()
-        .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)))
-    {
-        let newest = folds.entry(user).or_insert(fold);
-        if fold.through_message_id > newest.through_message_id {
-            *newest = fold;
-        }
-    }
-    folds
+        .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)));
+    newest_folds(folds, |fold| fold.through_message_id)
         .into_iter()
         .map(|(user, s)| {
             let folded = i64::try_from(s.folded_messages)

@@ -37,7 +37,7 @@ use super::llm_usage::INSERT_LLM_USAGE_ROW;
 use super::memories::{FINGERPRINT, FingerprintRow};
 use super::messages::{
     BODY_COLUMN, INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROW, MESSAGE_BY_PROVIDER_ID, MessageRow,
-    Stored, written,
+    Stored, newest_folds, written,
 };
 use super::sql::{now, segments_column};
 use super::summaries::{PLACE as SUMMARY_COLUMN, SAVE_SUMMARY};
@@ -514,17 +514,12 @@ fn run_batch(
                 insert_model_usage(write.user.as_bytes().as_slice(), None, u)?;
             }
         }
-        // One fold per user, the newest: a newer fold already stored stands all the same.
-        let mut folds: HashMap<Uuid, &SummaryRow> = HashMap::new();
-        for (user, fold) in writes
-            .iter()
-            .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s)))
-        {
-            let newest = folds.entry(user).or_insert(fold);
-            if fold.through > newest.through {
-                *newest = fold;
-            }
-        }
+        let folds = newest_folds(
+            writes
+                .iter()
+                .filter_map(|w| w.summary.as_ref().map(|s| (w.user, s))),
+            |fold: &SummaryRow| fold.through,
+        );
         if !folds.is_empty() {
             let mut save = tx.prepare_cached(SAVE_SUMMARY)?;
             for (user, fold) in folds {
