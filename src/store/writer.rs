@@ -135,9 +135,7 @@ impl Counters {
             ),
         }
     }
-}
 
-impl Counters {
     /// Counts a batch whose writes were handed off at `queued`, which started at `started`
     /// and was committed (or refused) at `done`.
     fn record(&self, queued: &[Instant], started: Instant, done: Instant) {
@@ -246,10 +244,11 @@ pub(super) fn only<O>(result: Result<Vec<O>>) -> Result<O> {
     })
 }
 
-/// A handle on the writer task: cheap to clone, shared by every user actor.
+/// A handle on the group-commit writer (its task, or SQLite's batch thread): cheap to clone,
+/// shared by every user actor.
 ///
 /// The task stops once every handle is dropped and the writes already handed to it are
-/// stored.
+/// stored; the batch thread, once the store is dropped too.
 #[derive(Clone)]
 pub struct StoreWriter {
     route: Route,
@@ -332,7 +331,7 @@ impl StoreWriter {
     }
 }
 
-/// The writer task is gone (its runtime is shutting down).
+/// The writer is gone: its runtime is shutting down, or the store's batch thread has ended.
 pub(super) fn closed() -> StoreError {
     StoreError::Database(sqlx::Error::PoolClosed)
 }
