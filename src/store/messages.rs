@@ -261,9 +261,7 @@ impl MessageRow {
             created_at: sqlite_reads::time(row, "created_at")?,
         })
     }
-}
 
-impl MessageRow {
     /// The row as a message, its body opened with `sealer` (see [`Store::open_message`]).
     pub(super) fn open(self, sealer: &Sealer) -> Result<Message> {
         let mut message = Message::try_from(self)?;
@@ -1351,12 +1349,25 @@ fn summary_rows(
     newest_folds(folds, |fold| fold.through_message_id)
         .into_iter()
         .map(|(user, s)| {
-            let folded = i64::try_from(s.folded_messages)
-                .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
-            let sealed = sealer.seal_column(super::summaries::PLACE, user, &s.text);
+            let (sealed, folded) = fold_columns(sealer, user, s)?;
             Ok((user, sealed, s.through_message_id, folded))
         })
         .collect()
+}
+
+/// A fold's columns as they are stored: its text sealed for `user`, and the count of messages
+/// it folded in.
+pub(super) fn fold_columns(
+    sealer: &Sealer,
+    user: UserId,
+    fold: &SummaryWrite,
+) -> Result<(String, i64)> {
+    let folded = i64::try_from(fold.folded_messages)
+        .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?;
+    Ok((
+        sealer.seal_column(super::summaries::PLACE, user, &fold.text),
+        folded,
+    ))
 }
 
 /// How one write of a batch was stored.

@@ -37,10 +37,10 @@ use super::llm_usage::INSERT_LLM_USAGE_ROW;
 use super::memories::{FINGERPRINT, FingerprintRow};
 use super::messages::{
     BODY_COLUMN, INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROW, MESSAGE_BY_PROVIDER_ID, MessageRow,
-    Stored, newest_folds, written,
+    Stored, fold_columns, newest_folds, written,
 };
 use super::sql::{now, segments_column};
-use super::summaries::{PLACE as SUMMARY_COLUMN, SAVE_SUMMARY};
+use super::summaries::SAVE_SUMMARY;
 use super::writer::{self, Counters, Pending};
 use super::{
     Committed, MemoryFingerprint, MessageWrite, NewLlmUsage, NewMessage, NewSmsUsage, Result,
@@ -381,12 +381,14 @@ fn encode(sealer: &Sealer, write: &MessageWrite) -> Result<Encoded> {
         None => None,
     };
     let summary = match &write.summary {
-        Some(fold) => Some(SummaryRow {
-            sealed: sealer.seal_column(SUMMARY_COLUMN, user, &fold.text),
-            through: fold.through_message_id,
-            folded: i64::try_from(fold.folded_messages)
-                .map_err(|e| StoreError::Database(sqlx::Error::Encode(e.into())))?,
-        }),
+        Some(fold) => {
+            let (sealed, folded) = fold_columns(sealer, user, fold)?;
+            Some(SummaryRow {
+                sealed,
+                through: fold.through_message_id,
+                folded,
+            })
+        }
         None => None,
     };
     Ok(Encoded {
