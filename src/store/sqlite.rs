@@ -26,6 +26,9 @@ const MAX_CONNECTIONS: u32 = 4;
 const PERSON_CONNECTIONS: usize = 8;
 /// Threads (each with its connection) for the reads that are run together (`sqlite_reads`).
 const READER_THREADS: usize = 4;
+/// At most this many connections for short reads run on their caller's thread
+/// (`sqlite_reads`); as many as the runtime has workers, which is one per core.
+const MAX_HERE_CONNECTIONS: usize = 16;
 /// How long a writer waits for another writer's lock before `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a caller waits for a free connection before giving up.
@@ -93,7 +96,13 @@ pub(super) async fn connect(
         )?;
         let own = options.clone().journal_mode(SqliteJournalMode::Wal);
         let conns = Conns::open(&own, PERSON_CONNECTIONS, ACQUIRE_TIMEOUT).await?;
-        let readers = Readers::start(options.get_filename(), READER_THREADS, BUSY_TIMEOUT)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let readers = Readers::start(
+            options.get_filename(),
+            READER_THREADS,
+            cores.min(MAX_HERE_CONNECTIONS),
+            BUSY_TIMEOUT,
+        )?;
         return Ok((pool, Some(thread), Some(conns), Some(readers)));
     }
     // An in-memory database is private to its one connection: its batches and every call

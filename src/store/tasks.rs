@@ -285,12 +285,12 @@ impl Store {
     }
 
     /// Open tasks, oldest first (the order the user sees them numbered in). On a SQLite file
-    /// it runs on a reader thread (one hand-off each way, see `sqlite_reads`).
+    /// it runs on the caller's thread, on a connection kept for that (see `sqlite_reads`).
     #[tracing::instrument(skip_all)]
     pub async fn open_tasks(&self, user: UserId) -> Result<Vec<Task>> {
         if let Some(readers) = &self.readers {
             let rows = readers
-                .run(move |tx| {
+                .run_here(move |tx| {
                     tx.prepare_cached(TASKS_BY_DONE)?
                         .query_map(
                             rusqlite::named_params! { "$1": user.0.as_bytes(), "$2": false },
@@ -382,10 +382,11 @@ impl Store {
         user: UserId,
         now: DateTime<Utc>,
     ) -> Result<Vec<Task>> {
-        // On a SQLite file, read on a reader thread first: nothing to count, nothing to write.
+        // On a SQLite file, read first, where the caller runs (`sqlite_reads`): nothing to
+        // count, nothing to write.
         if let Some(readers) = &self.readers {
             let flagged = readers
-                .run(move |tx| {
+                .run_here(move |tx| {
                     tx.prepare_cached(OPEN_TASKS_FLAGGING_MISSES)?
                         .query_map(
                             rusqlite::named_params! {

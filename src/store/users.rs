@@ -244,14 +244,15 @@ impl Store {
 
     /// The user `statement` finds by its one parameter, the text `key`; `NotFound` if none.
     /// Across users, as the owner: it finds whose a number is, before any user is known. On a
-    /// SQLite file it runs on a reader thread (one hand-off, where the pool's connection would
-    /// take four with its ping; see `sqlite_reads`).
+    /// SQLite file it runs where its caller runs, on a connection kept for such reads (no
+    /// hand-off, where the pool's connection would take four with its ping; see
+    /// `sqlite_reads`).
     async fn one_user(&self, statement: &'static str, key: &str) -> Result<User> {
         let row = match &self.readers {
             Some(readers) => {
                 let key = key.to_owned();
                 readers
-                    .run(move |tx| {
+                    .run_here(move |tx| {
                         tx.prepare_cached(statement)?
                             .query_row([key], UserRow::from_sqlite)
                             .optional()
