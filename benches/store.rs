@@ -17,11 +17,12 @@
 //! `store/person reads` lists a user's open tasks (one person's read, as the offline rules
 //! make on "what's next?"), or reads what their actor starts from (`activation`: the user,
 //! summary, recent messages and 20 memories), 16 callers at once over 64 users (and the open
-//! tasks by one caller, whose every read finds the readers idle), on the SQLite
-//! connections a person's calls run on (`src/store/sqlite_conns.rs`) against the same reads
-//! on sqlx's pool (`SQLite, calls on the pool`), which pings each connection as it is given
-//! back; and on PostgreSQL's scoped connections (`src/store/pg_conns.rs`: the scope, then the
-//! statements). Criterion's "thrpt" is reads per second.
+//! tasks by one caller, as on a quiet node), on a SQLite file as a node reads it (the open
+//! tasks on the caller's thread, an activation on a reader thread: `src/store/sqlite_reads.rs`)
+//! against the same reads on sqlx's pool (`SQLite, calls on the pool`), which pings each
+//! connection as it is given back; and on PostgreSQL's scoped connections
+//! (`src/store/pg_conns.rs`: the scope, then the statements). Criterion's "thrpt" is reads
+//! per second.
 //!
 //! SQLite runs on a file in WAL mode with `synchronous=FULL` (as `nudge serve` does); the
 //! PostgreSQL variants run when `NUDGE_TEST_POSTGRES_URL` names a server (a fresh database is
@@ -338,7 +339,7 @@ fn person_reads(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(5));
-    // One caller's reads each find the node's readers idle, as on a quiet node.
+    // One caller's reads, as on a quiet node: nothing else reads or waits meanwhile.
     let reads = [
         ("open tasks", READERS, Read::OpenTasks),
         ("open tasks, one caller", 1, Read::OpenTasks),

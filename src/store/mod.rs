@@ -415,10 +415,11 @@ impl Store {
     }
 
     /// This store with one person's store calls on SQLite's pool, which pings each connection
-    /// as it is given back, instead of on the connections of its own (see `sqlite_conns`):
-    /// what `benches/store.rs` measures them against.
+    /// as it is given back, instead of on the connections of its own (see `sqlite_conns`)
+    /// and the readers (`sqlite_reads`): what `benches/store.rs` measures them against.
     pub fn with_person_calls_on_the_pool(mut self) -> Store {
         self.conns = None;
+        self.readers = None;
         self
     }
 
