@@ -252,35 +252,66 @@ mod tests {
         assert_eq!(stored_time("yesterday"), None);
     }
 
-    #[tokio::test]
-    async fn a_reader_survives_a_job_that_panics_and_refuses_to_write() {
+    /// A database file in WAL mode with a table `t` of one row, 5, and a connection that
+    /// writes to it.
+    fn database() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reads.db");
         let setup = Connection::open(&path).unwrap();
         setup
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER);")
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (5);",
+            )
             .unwrap();
-        let readers = Readers::start(&path, 1, 0, Duration::from_secs(1)).unwrap();
-        let panicked = readers
-            .run(|_| -> rusqlite::Result<()> { panic!("a bad job") })
-            .await;
+        (dir, path, setup)
+    }
+
+    /// `read` as [`Readers::run_here`] runs it when `here`, else as [`Readers::run`] does.
+    async fn read<T: Send + 'static>(
+        readers: &Readers,
+        here: bool,
+        read: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if here {
+            readers.run_here(read).await
+        } else {
+            readers.run(read).await
+        }
+    }
+
+    /// A read that panics fails only its caller; the connection that ran it then still
+    /// refuses to write, and sees what `setup` commits.
+    async fn survives_a_panic_and_refuses_to_write(
+        readers: &Readers,
+        here: bool,
+        setup: &Connection,
+    ) {
+        let panicked = read(readers, here, |_| -> rusqlite::Result<()> {
+            panic!("a bad read")
+        })
+        .await;
         assert!(matches!(
             panicked,
             Err(StoreError::Database(sqlx::Error::WorkerCrashed))
         ));
-        let write = readers
-            .run(|tx| tx.execute("INSERT INTO t (n) VALUES (1)", []))
-            .await;
+        let write = read(readers, here, |tx| {
+            tx.execute("INSERT INTO t (n) VALUES (1)", [])
+        })
+        .await;
         assert!(write.is_err(), "query_only: {write:?}");
         setup.execute("INSERT INTO t (n) VALUES (7)", []).unwrap();
-        let read = readers
-            .run(|tx| tx.query_row("SELECT SUM(n) FROM t", [], |row| row.get::<_, i64>(0)))
-            .await;
-        assert_eq!(
-            read.unwrap(),
-            7,
-            "the one thread still reads, and sees the commit"
-        );
+        let sum = read(readers, here, |tx| {
+            tx.query_row("SELECT SUM(n) FROM t", [], |row| row.get::<_, i64>(0))
+        })
+        .await;
+        assert_eq!(sum.unwrap(), 12, "it still reads, and sees the commit");
+    }
+
+    #[tokio::test]
+    async fn a_reader_survives_a_job_that_panics_and_refuses_to_write() {
+        let (_dir, path, setup) = database();
+        let readers = Readers::start(&path, 1, 0, Duration::from_secs(1)).unwrap();
+        survives_a_panic_and_refuses_to_write(&readers, false, &setup).await;
     }
 
     /// The name of the thread a read ran on.
@@ -290,14 +321,7 @@ mod tests {
 
     #[tokio::test]
     async fn short_reads_run_on_the_caller_s_thread_while_a_connection_for_them_is_idle() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("reads.db");
-        let setup = Connection::open(&path).unwrap();
-        setup
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (5);",
-            )
-            .unwrap();
+        let (_dir, path, setup) = database();
         let readers = Readers::start(&path, 1, 1, Duration::from_secs(1)).unwrap();
         let caller = std::thread::current().name().map(str::to_owned);
         assert_eq!(readers.run_here(thread_name).await.unwrap(), caller);
@@ -315,25 +339,12 @@ mod tests {
         );
         readers.idle().push(taken);
 
-        // A read that panics fails only its caller; the connection comes back, and it still
-        // refuses to write and sees what others commit.
-        let panicked = readers
-            .run_here(|_| -> rusqlite::Result<()> { panic!("a bad read") })
-            .await;
-        assert!(matches!(
-            panicked,
-            Err(StoreError::Database(sqlx::Error::WorkerCrashed))
-        ));
+        survives_a_panic_and_refuses_to_write(&readers, true, &setup).await;
         assert_eq!(readers.idle().len(), 1, "the connection is back");
-        let write = readers
-            .run_here(|tx| tx.execute("INSERT INTO t (n) VALUES (1)", []))
-            .await;
-        assert!(write.is_err(), "query_only: {write:?}");
-        setup.execute("INSERT INTO t (n) VALUES (7)", []).unwrap();
-        let read = readers
-            .run_here(|tx| tx.query_row("SELECT SUM(n) FROM t", [], |row| row.get::<_, i64>(0)))
-            .await;
-        assert_eq!(read.unwrap(), 12);
-        assert_eq!(readers.idle().len(), 1);
+        assert_eq!(
+            readers.run_here(thread_name).await.unwrap(),
+            caller,
+            "and runs reads where their caller is"
+        );
     }
 }
