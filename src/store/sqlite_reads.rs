@@ -13,13 +13,14 @@
 //!
 //! A read of one person's short list (their open tasks, a user by number) is cheaper still
 //! where its caller runs: [`Readers::run_here`] takes one of a few connections kept for that
-//! and runs it on the caller's thread, with no hand-off at all. Such a read takes a few tens
-//! of microseconds, about what waking a reader thread and being woken by it cost in CPU, and
-//! less than the wake-up's latency on an idle node (about 90 µs on the benchmark machine).
-//! When every such connection is busy (more callers at once than the runtime has workers),
-//! the read goes to a reader thread as above. Reads that may be long, such as an actor's
-//! activation with its memories, stay on the threads, so that they never hold a runtime
-//! worker.
+//! and runs it on the caller's thread, with no hand-off at all. Such a read takes a few
+//! microseconds (4–8 µs in `cargo bench --bench store -- "person reads"`), less than waking
+//! a reader thread and being woken by it cost in CPU, and far less than the wake-up's latency
+//! on an idle node (about 90 µs on the benchmark machine). In WAL mode a reader never waits
+//! for the writer, so such a read holds its caller's thread only for its own work. When every
+//! such connection is busy (more callers at once than the runtime has workers), the read goes
+//! to a reader thread as above. Reads that may be long, such as an actor's activation with all
+//! its memories, stay on the threads, so that they never hold a runtime worker for long.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -99,6 +100,7 @@ impl Readers {
         })
     }
 
+    /// The connections for [`Readers::run_here`] not reading now.
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         self.here.lock().unwrap_or_else(PoisonError::into_inner)
     }
