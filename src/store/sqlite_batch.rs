@@ -210,7 +210,7 @@ impl BatchThread {
         self.jobs
             .send(Job::Grouped(Pending::new(encoded, done)))
             .map_err(|_| writer::closed())?;
-        let landed = outcome.await.map_err(|_| writer::closed())??;
+        let landed = outcome.await.map_err(|_| crashed())??;
         let written = written(
             &self.sealer,
             std::slice::from_ref(&write),
