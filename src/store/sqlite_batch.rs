@@ -211,14 +211,12 @@ impl BatchThread {
             .send(Job::Grouped(Pending::new(encoded, done)))
             .map_err(|_| writer::closed())?;
         let landed = outcome.await.map_err(|_| crashed())??;
-        let written = written(
+        let written = writer::only(written(
             &self.sealer,
             std::slice::from_ref(&write),
             vec![landed.stored],
             landed.created_at,
-        )?
-        .pop()
-        .ok_or_else(|| StoreError::Corrupt("a write gave back no outcome".into()))?;
+        ))?;
         Ok(Committed {
             written,
             memories: landed.memories,
