@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::sqlite_batch::BatchThread;
+use super::sqlite_batch::{BatchThread, CheckpointBounds};
 use super::sqlite_conns::Conns;
 use super::sqlite_reads::Readers;
 use super::{Backend, Result, Sealer, WriterOptions};
@@ -93,6 +93,7 @@ pub(super) async fn connect(
             BUSY_TIMEOUT,
             sealer.clone(),
             max_batch,
+            CheckpointBounds::DEFAULT,
         )?;
         let own = options.clone().journal_mode(SqliteJournalMode::Wal);
         let conns = Conns::open(&own, PERSON_CONNECTIONS, ACQUIRE_TIMEOUT).await?;

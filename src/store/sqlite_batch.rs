@@ -22,13 +22,20 @@
 //! write lock in turn like any two connections. The thread ends once the last clone of the
 //! [`Store`](super::Store) and the last writer on it are dropped and what was handed to it is
 //! stored.
+//!
+//! The WAL its commits grow is copied into the database file by a checkpoint thread beside it
+//! (see [`Checkpoints`]), not inside the commits as SQLite would, so that the thread every
+//! write waits for does not also do that copy.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::ffi::c_int;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rusqlite::hooks::Wal;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -137,12 +144,14 @@ pub(super) struct BatchThread {
 impl BatchThread {
     /// Opens a connection to the database file at `path` (migrated already) and starts the
     /// thread that runs batches on it, committing up to `max_batch` of the writer's writes at
-    /// a time; writes are sealed with `sealer`.
+    /// a time; writes are sealed with `sealer`, and the WAL copied into the database file
+    /// within `bounds`.
     pub(super) fn start(
         path: &Path,
         busy_timeout: Duration,
         sealer: Sealer,
         max_batch: usize,
+        bounds: CheckpointBounds,
     ) -> Result<Self> {
         // The pool's settings (`sqlite::connect`).
         let connection = open(
@@ -153,10 +162,15 @@ impl BatchThread {
         )?;
         let (jobs, receiver) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::new());
+        // The batch thread's commits count the WAL's frames instead of checkpointing it
+        // themselves (a WAL hook replaces SQLite's automatic checkpoint on this connection).
+        connection.wal_hook(Some(note_wal_frames));
+        let checkpoints = Checkpoints::start(path, busy_timeout, bounds)?;
         let committer = Committer {
             connection,
             counters: counters.clone(),
             max_batch: max_batch.max(1),
+            checkpoints,
         };
         std::thread::Builder::new()
             .name("nudge-sqlite-batches".into())
@@ -258,6 +272,7 @@ struct Committer {
     connection: Connection,
     counters: Arc<Counters>,
     max_batch: usize,
+    checkpoints: Checkpoints,
 }
 
 impl Committer {
@@ -282,6 +297,7 @@ impl Committer {
                 } => {
                     // The caller may have stopped waiting: stored (or not) all the same.
                     let _ = done.send(self.land(&writes, fingerprints));
+                    self.checkpoints.after_commit(&self.connection);
                 }
                 Job::Grouped(first) => {
                     let mut batch = Vec::with_capacity(64.min(self.max_batch));
@@ -297,6 +313,7 @@ impl Committer {
                         }
                     }
                     self.commit(batch);
+                    self.checkpoints.after_commit(&self.connection);
                 }
             }
         }
@@ -340,6 +357,106 @@ impl Committer {
                 memories: prints.get(&write.user).copied().unwrap_or_default(),
             })
             .collect())
+    }
+}
+
+/// When the WAL the batch thread's commits grow is copied into the database file.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CheckpointBounds {
+    /// Frames the commits add before the checkpoint thread is asked to copy them (SQLite's
+    /// own automatic checkpoint comes at 1,000).
+    pub(super) every: i32,
+    /// The WAL's size, in frames, past which the batch thread checkpoints itself after each
+    /// of its commits until the log restarts from its beginning.
+    pub(super) catch_up: i32,
+}
+
+impl CheckpointBounds {
+    /// A checkpoint every 1,000 frames (4 MiB of pages), the log restarted past 4,000.
+    pub(super) const DEFAULT: Self = Self {
+        every: 1_000,
+        catch_up: 4_000,
+    };
+}
+
+thread_local! {
+    /// The WAL's size in frames after this thread's last commit, as SQLite's WAL hook gave it.
+    static WAL_FRAMES: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The batch connection's WAL hook: notes the log's size for [`Checkpoints::after_commit`].
+fn note_wal_frames(_: &Wal, frames: c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(frames);
+    Ok(())
+}
+
+/// The checkpoints of the batch thread's commits, which copy the WAL's pages into the database
+/// file on a thread of their own.
+///
+/// SQLite's automatic checkpoint runs inside the commit that takes the log past 1,000 frames:
+/// the committing thread reads each page back from the log, writes it into the database file
+/// and syncs that, while the batch's turns wait and the next batch piles up. On a grown
+/// database that was a fifth of the batch thread's time, and every write waits for that
+/// thread. Here the copy goes to the checkpoint thread, which runs beside it. A checkpoint
+/// copies what was committed when it began, but the log only restarts from its beginning when
+/// a write begins with nothing left to copy, which steady commits on another thread never
+/// leave; so past [`CheckpointBounds::catch_up`] the batch thread copies the rest itself
+/// (little, the checkpoint thread having done most) between two of its commits.
+struct Checkpoints {
+    /// Asks the checkpoint thread for a checkpoint; dropped with the batch thread, which ends
+    /// the checkpoint thread.
+    ask: mpsc::SyncSender<()>,
+    bounds: CheckpointBounds,
+    /// The WAL's size when the checkpoint thread was last asked.
+    asked_at: c_int,
+}
+
+impl Checkpoints {
+    /// Starts the checkpoint thread on a connection of its own to the database at `path`.
+    fn start(path: &Path, busy_timeout: Duration, bounds: CheckpointBounds) -> Result<Self> {
+        let connection = open(path, busy_timeout, "PRAGMA synchronous = FULL;", 1)?;
+        // One request waits at most: asks made while a checkpoint runs are one more.
+        let (ask, asked) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("nudge-sqlite-checkpoints".into())
+            .spawn(move || {
+                while asked.recv().is_ok() {
+                    checkpoint(&connection);
+                }
+            })
+            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        Ok(Self {
+            ask,
+            bounds,
+            asked_at: 0,
+        })
+    }
+
+    /// After each of the batch thread's transactions on `connection`, once its turns are
+    /// woken: asks for a checkpoint every [`CheckpointBounds::every`] frames, and past
+    /// [`CheckpointBounds::catch_up`] checkpoints on `connection` so that the log restarts.
+    fn after_commit(&mut self, connection: &Connection) {
+        let frames = WAL_FRAMES.get();
+        if frames < self.asked_at {
+            // The log restarted from its beginning.
+            self.asked_at = 0;
+        }
+        if frames >= self.asked_at.saturating_add(self.bounds.every) {
+            self.asked_at = frames;
+            // Full: a checkpoint is already asked for, and copies these frames too.
+            let _ = self.ask.try_send(());
+        }
+        if frames >= self.bounds.catch_up {
+            checkpoint(connection);
+        }
+    }
+}
+
+/// Copies the WAL's committed pages into the database file and syncs it, without waiting for
+/// readers or writers; a checkpoint already running on another connection makes it a no-op.
+fn checkpoint(connection: &Connection) {
+    if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(%error, "a checkpoint of the SQLite WAL failed");
     }
 }
 
@@ -549,4 +666,98 @@ fn run_batch(
     }
     tx.commit()?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use super::super::tests::{create, inbound};
+    use super::*;
+    use crate::store::{Store, connect};
+
+    /// A frame of the WAL: its header and a page.
+    const FRAME: u64 = 24 + 4096;
+
+    /// A migrated database file in `dir` with a user and an empty log, and a batch thread of
+    /// its own on that file (beside the store's, which stays idle), checkpointing within
+    /// `bounds`.
+    async fn batch_thread(dir: &Path, bounds: CheckpointBounds) -> (Store, BatchThread, UserId) {
+        let path = dir.join("nudge.db");
+        let store = connect(&format!("sqlite://{}", path.display()), Sealer::generate())
+            .await
+            .expect("the store opens");
+        let user = create(&store, 1).await.id;
+        // The migrations' frames copied out and the log emptied, so that what follows is the
+        // batch thread's alone.
+        let setup = Connection::open(&path).expect("a connection");
+        setup
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .expect("the log is emptied");
+        let thread =
+            BatchThread::start(&path, Duration::from_secs(5), Sealer::generate(), 8, bounds)
+                .expect("the batch thread starts");
+        (store, thread, user)
+    }
+
+    /// Commits `count` writes of `user`'s one after the other, each its own batch.
+    async fn commit(thread: &BatchThread, user: UserId, count: usize) {
+        for n in 0..count {
+            let write = MessageWrite {
+                user,
+                message: inbound(&format!("{n}: {}", "a long note ".repeat(80)), None),
+                usage: Vec::new(),
+                model_usage: Vec::new(),
+                summary: None,
+                reply: None,
+            };
+            thread.commit(write).await.expect("the write commits");
+        }
+    }
+
+    fn size(path: PathBuf) -> u64 {
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_thread_copies_the_log_into_the_database_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // The batch thread never checkpoints itself: only the checkpoint thread can.
+        let bounds = CheckpointBounds {
+            every: 8,
+            catch_up: c_int::MAX,
+        };
+        let (_store, thread, user) = batch_thread(dir.path(), bounds).await;
+        let before = size(dir.path().join("nudge.db"));
+        commit(&thread, user, 40).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while size(dir.path().join("nudge.db")) <= before {
+            assert!(
+                Instant::now() < deadline,
+                "the database file grows with the pages copied out of the log"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_batch_thread_restarts_a_log_that_keeps_growing() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // The checkpoint thread is never asked: only the batch thread's own checkpoints
+        // restart the log.
+        let bounds = CheckpointBounds {
+            every: c_int::MAX,
+            catch_up: 32,
+        };
+        let (_store, thread, user) = batch_thread(dir.path(), bounds).await;
+        // Each write is a commit of a few frames: 300 of them would leave well over a
+        // thousand frames in a log that never restarts.
+        commit(&thread, user, 300).await;
+        let wal = size(dir.path().join("nudge.db-wal"));
+        assert!(
+            wal <= 32 + 96 * FRAME,
+            "the log restarts once past 32 frames, so it never holds many more: {wal} bytes"
+        );
+    }
 }
