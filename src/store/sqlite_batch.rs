@@ -396,7 +396,7 @@ fn note_wal_frames(_: &Wal, frames: c_int) -> rusqlite::Result<()> {
 /// SQLite's automatic checkpoint runs inside the commit that takes the log past 1,000 frames:
 /// the committing thread reads each page back from the log, writes it into the database file
 /// and syncs that, while the batch's turns wait and the next batch piles up. On a grown
-/// database that was a fifth of the batch thread's time, and every write waits for that
+/// database that was a fifth of the batch thread's CPU, and every write waits for that
 /// thread. Here the copy goes to the checkpoint thread, which runs beside it. A checkpoint
 /// copies what was committed when it began, but the log only restarts from its beginning when
 /// a write begins with nothing left to copy, which steady commits on another thread never
