@@ -162,10 +162,7 @@ impl BatchThread {
         )?;
         let (jobs, receiver) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::new());
-        // The batch thread's commits count the WAL's frames instead of checkpointing it
-        // themselves (a WAL hook replaces SQLite's automatic checkpoint on this connection).
-        connection.wal_hook(Some(note_wal_frames));
-        let checkpoints = Checkpoints::start(path, busy_timeout, bounds)?;
+        let checkpoints = Checkpoints::start(&connection, path, busy_timeout, bounds)?;
         let committer = Committer {
             connection,
             counters: counters.clone(),
@@ -297,7 +294,6 @@ impl Committer {
                 } => {
                     // The caller may have stopped waiting: stored (or not) all the same.
                     let _ = done.send(self.land(&writes, fingerprints));
-                    self.checkpoints.after_commit(&self.connection);
                 }
                 Job::Grouped(first) => {
                     let mut batch = Vec::with_capacity(64.min(self.max_batch));
@@ -313,9 +309,10 @@ impl Committer {
                         }
                     }
                     self.commit(batch);
-                    self.checkpoints.after_commit(&self.connection);
                 }
             }
+            // Once the transaction's callers are woken.
+            self.checkpoints.after_commit(&self.connection);
         }
     }
 
@@ -365,10 +362,10 @@ impl Committer {
 pub(super) struct CheckpointBounds {
     /// Frames the commits add before the checkpoint thread is asked to copy them (SQLite's
     /// own automatic checkpoint comes at 1,000).
-    pub(super) every: i32,
+    pub(super) every: c_int,
     /// The WAL's size, in frames, past which the batch thread checkpoints itself after each
     /// of its commits until the log restarts from its beginning.
-    pub(super) catch_up: i32,
+    pub(super) catch_up: c_int,
 }
 
 impl CheckpointBounds {
@@ -412,8 +409,16 @@ struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Starts the checkpoint thread on a connection of its own to the database at `path`.
-    fn start(path: &Path, busy_timeout: Duration, bounds: CheckpointBounds) -> Result<Self> {
+    /// Has `batches`, the batch thread's connection, note the WAL's size at each commit
+    /// instead of checkpointing it (a WAL hook replaces SQLite's automatic checkpoint on it),
+    /// and starts the checkpoint thread on a connection of its own to the database at `path`.
+    fn start(
+        batches: &Connection,
+        path: &Path,
+        busy_timeout: Duration,
+        bounds: CheckpointBounds,
+    ) -> Result<Self> {
+        batches.wal_hook(Some(note_wal_frames));
         let connection = open(path, busy_timeout, "PRAGMA synchronous = FULL;", 1)?;
         // One request waits at most: asks made while a checkpoint runs are one more.
         let (ask, asked) = mpsc::sync_channel::<()>(1);
