@@ -358,19 +358,9 @@ const MESSAGES_AFTER: &str = concat!(
     " FROM messages WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"
 );
 
-/// Followed by `VALUES (…), (…)` built per batch.
-macro_rules! insert_sms_usage_rows {
-    () => {
-        "INSERT INTO sms_usage_logs \
-         (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) "
-    };
-}
-const INSERT_SMS_USAGE_ROWS: &str = insert_sms_usage_rows!();
-/// One usage row: how SQLite's batch thread stores them, a cached statement per row.
-pub(super) const INSERT_SMS_USAGE_ROW: &str = concat!(
-    insert_sms_usage_rows!(),
-    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
-);
+/// Followed by `VALUES (…), (…)`, built per batch.
+pub(super) const INSERT_SMS_USAGE_ROWS: &str = "INSERT INTO sms_usage_logs \
+     (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) ";
 /// Inserts nothing when `$2` names a message that is not this user's.
 const RECORD_SMS_USAGE: &str = "INSERT INTO sms_usage_logs \
      (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) \
@@ -642,13 +632,19 @@ macro_rules! insert_message_rows {
 macro_rules! on_provider_id_conflict {
     () => {
         " ON CONFLICT (user_id, provider_message_id) WHERE provider_message_id IS NOT NULL \
-         DO NOTHING \
-         RETURNING id, user_id, provider_message_id"
+         DO NOTHING"
     };
 }
 const INSERT_MESSAGE_ROWS: &str = insert_message_rows!();
-const ON_PROVIDER_ID_CONFLICT: &str = on_provider_id_conflict!();
-/// One message row: how SQLite's batch thread stores them, a cached statement per row.
+/// The conflict clause of a multi-row insert, which names the rows it inserted.
+const ON_PROVIDER_ID_CONFLICT: &str = concat!(
+    on_provider_id_conflict!(),
+    " RETURNING id, user_id, provider_message_id"
+);
+/// One message row: how SQLite's batch thread stores them, a cached statement per row. It
+/// returns nothing: the thread reads the new row's id from its connection, since a
+/// `RETURNING` clause has SQLite gather the rows in a table of its own first, a third of a
+/// row's insert.
 pub(super) const INSERT_MESSAGE_ROW: &str = concat!(
     insert_message_rows!(),
     "VALUES ($1, $2, $3, $4, $5, $6, $7)",

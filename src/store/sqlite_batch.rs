@@ -31,19 +31,19 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, LazyLock, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::hooks::Wal;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::llm_usage::INSERT_LLM_USAGE_ROW;
 use super::memories::{FINGERPRINT, FingerprintRow};
 use super::messages::{
-    BODY_COLUMN, INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROW, MESSAGE_BY_PROVIDER_ID, MessageRow,
+    BODY_COLUMN, INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROWS, MESSAGE_BY_PROVIDER_ID, MessageRow,
     Stored, fold_columns, newest_folds, written,
 };
 use super::sql::{now, segments_column};
@@ -158,7 +158,7 @@ impl BatchThread {
             path,
             busy_timeout,
             "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
-            8,
+            12,
         )?;
         let (jobs, receiver) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::new());
@@ -535,9 +535,9 @@ struct BatchOutcome {
 
 /// Runs `writes` in one transaction, stamped `created_at`; with `fingerprints`, reads their
 /// users' memory fingerprints in it too.
-fn run_batch(
+fn run_batch<'a>(
     connection: &mut Connection,
-    writes: &[Encoded],
+    writes: &'a [Encoded],
     fingerprints: bool,
     created_at: DateTime<Utc>,
 ) -> rusqlite::Result<BatchOutcome> {
@@ -552,25 +552,21 @@ fn run_batch(
     };
     {
         let mut insert = tx.prepare_cached(INSERT_MESSAGE_ROW)?;
-        let mut usage = tx.prepare_cached(INSERT_SMS_USAGE_ROW)?;
         let mut model_usage = tx.prepare_cached(INSERT_LLM_USAGE_ROW)?;
         let created_at = created_at.as_str();
+        // The new row's id, or `None` for a copy the conflict clause skipped.
         let mut insert_message =
             |user: &[u8], m: &RowMessage, in_reply_to: Option<i64>| -> rusqlite::Result<_> {
-                insert
-                    .query_row(
-                        params![
-                            user,
-                            m.channel,
-                            m.direction,
-                            m.body,
-                            m.provider_message_id,
-                            in_reply_to,
-                            created_at
-                        ],
-                        |row| row.get::<_, i64>(0),
-                    )
-                    .optional()
+                let inserted = insert.execute(params![
+                    user,
+                    m.channel,
+                    m.direction,
+                    m.body,
+                    m.provider_message_id,
+                    in_reply_to,
+                    created_at
+                ])?;
+                Ok((inserted == 1).then(|| tx.last_insert_rowid()))
             };
         let mut insert_model_usage =
             |user: &[u8], message_id: Option<i64>, u: &NewLlmUsage| -> rusqlite::Result<()> {
@@ -587,19 +583,15 @@ fn run_batch(
                 ])?;
                 Ok(())
             };
+        // SMS usage rows go in after the messages, a few statements for them all.
+        let mut usage_rows: Vec<UsageRow<'_>> = Vec::with_capacity(2 * writes.len());
         let mut insert_usage =
-            |user: &[u8], message_id: i64, entry: &Entry| -> rusqlite::Result<()> {
-                for u in &entry.usage {
-                    usage.execute(params![
-                        user,
-                        message_id,
-                        u.direction,
-                        u.segments,
-                        u.encoding,
-                        u.estimated_cost_micros,
-                        created_at
-                    ])?;
-                }
+            |user: &'a [u8], message_id: i64, entry: &'a Entry| -> rusqlite::Result<()> {
+                usage_rows.extend(entry.usage.iter().map(|usage| UsageRow {
+                    user,
+                    message_id,
+                    usage,
+                }));
                 for u in &entry.model_usage {
                     insert_model_usage(user, Some(message_id), u)?;
                 }
@@ -631,6 +623,7 @@ fn run_batch(
             };
             outcome.stored.push(Stored::New(id, reply));
         }
+        insert_usage_rows(&tx, &usage_rows, created_at)?;
         for write in writes {
             for u in &write.fold_usage {
                 insert_model_usage(write.user.as_bytes().as_slice(), None, u)?;
@@ -673,6 +666,58 @@ fn run_batch(
     Ok(outcome)
 }
 
+/// An SMS usage row of a batch, for the message `message_id` of `user`'s.
+struct UsageRow<'a> {
+    user: &'a [u8],
+    message_id: i64,
+    usage: &'a RowUsage,
+}
+
+/// How many SMS usage rows go in one statement, largest first. Each statement opens the
+/// table's indexes and reads and writes back its `AUTOINCREMENT` sequence once, whatever its
+/// rows: one statement per row did all of that for each.
+const USAGE_ROWS_PER_STATEMENT: [usize; 3] = [32, 8, 1];
+
+/// The statements inserting [`USAGE_ROWS_PER_STATEMENT`] usage rows each.
+static INSERT_USAGE_ROWS: LazyLock<[String; 3]> = LazyLock::new(|| {
+    USAGE_ROWS_PER_STATEMENT.map(|rows| {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+        format!("{INSERT_SMS_USAGE_ROWS}VALUES {values}")
+    })
+});
+
+/// Inserts `rows`, stamped `created_at`, in the fewest statements of
+/// [`USAGE_ROWS_PER_STATEMENT`] rows, in their order.
+fn insert_usage_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[UsageRow<'_>],
+    created_at: &str,
+) -> rusqlite::Result<()> {
+    let mut rest = rows;
+    for (size, sql) in USAGE_ROWS_PER_STATEMENT
+        .iter()
+        .zip(INSERT_USAGE_ROWS.iter())
+    {
+        while rest.len() >= *size {
+            let (chunk, tail) = rest.split_at(*size);
+            let mut statement = tx.prepare_cached(sql)?;
+            for (i, row) in chunk.iter().enumerate() {
+                let at = i * 7;
+                statement.raw_bind_parameter(at + 1, row.user)?;
+                statement.raw_bind_parameter(at + 2, row.message_id)?;
+                statement.raw_bind_parameter(at + 3, row.usage.direction)?;
+                statement.raw_bind_parameter(at + 4, row.usage.segments)?;
+                statement.raw_bind_parameter(at + 5, row.usage.encoding)?;
+                statement.raw_bind_parameter(at + 6, row.usage.estimated_cost_micros)?;
+                statement.raw_bind_parameter(at + 7, created_at)?;
+            }
+            statement.raw_execute()?;
+            rest = tail;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
@@ -680,7 +725,7 @@ mod tests {
 
     use super::super::tests::{create, inbound};
     use super::*;
-    use crate::store::{Store, connect};
+    use crate::store::{Channel, Direction, ReplyWrite, SmsEncoding, Store, connect};
 
     /// A frame of the WAL: its header and a page.
     const FRAME: u64 = 24 + 4096;
@@ -718,6 +763,76 @@ mod tests {
                 reply: None,
             };
             thread.commit(write).await.expect("the write commits");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batchs_usage_rows_are_stored_in_order_whatever_their_number() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (store, thread, ana) = batch_thread(dir.path(), CheckpointBounds::DEFAULT).await;
+        drop(thread);
+        let bob = create(&store, 2).await.id;
+        let sealer = Sealer::generate();
+        let usage = |direction, segments| NewSmsUsage {
+            direction,
+            segments,
+            encoding: SmsEncoding::Gsm7,
+            estimated_cost_micros: 7_900,
+        };
+        // 41 turns of two users, each with an inbound and a reply usage row: 82 rows, which go
+        // in by 32, 8 and 1.
+        let writes: Vec<Encoded> = (0..41u32)
+            .map(|n| {
+                let write = MessageWrite {
+                    user: if n % 2 == 0 { ana } else { bob },
+                    message: inbound(&format!("turn {n}"), Some(&format!("SM{n:032}"))),
+                    usage: vec![usage(Direction::Inbound, n + 1)],
+                    model_usage: Vec::new(),
+                    summary: None,
+                    reply: Some(ReplyWrite {
+                        message: NewMessage {
+                            channel: Channel::Sms,
+                            direction: Direction::Outbound,
+                            body: format!("reply {n}"),
+                            provider_message_id: None,
+                            in_reply_to: None,
+                        },
+                        usage: vec![usage(Direction::Outbound, 100 + n)],
+                        model_usage: Vec::new(),
+                    }),
+                };
+                encode(&sealer, &write).expect("the write encodes")
+            })
+            .collect();
+        let path = dir.path().join("nudge.db");
+        let mut connection = open(
+            &path,
+            Duration::from_secs(5),
+            "PRAGMA foreign_keys = ON;",
+            12,
+        )
+        .expect("a connection");
+        let outcome = run_batch(&mut connection, &writes, false, Utc::now()).expect("it commits");
+
+        for (user, first) in [(ana, 0), (bob, 1)] {
+            let rows = store.sms_usage(user).await.expect("the usage reads");
+            let expected: Vec<(Option<i64>, Direction, u32)> = (first..41)
+                .step_by(2)
+                .flat_map(|n| {
+                    let Stored::New(message, Some(reply)) = outcome.stored[n as usize] else {
+                        panic!("turn {n} was stored with its reply");
+                    };
+                    [
+                        (Some(message), Direction::Inbound, n + 1),
+                        (Some(reply), Direction::Outbound, 100 + n),
+                    ]
+                })
+                .collect();
+            let stored: Vec<_> = rows
+                .iter()
+                .map(|row| (row.message_id, row.direction, row.segments))
+                .collect();
+            assert_eq!(stored, expected, "each row points at its message, in order");
         }
     }
 
