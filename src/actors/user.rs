@@ -556,8 +556,10 @@ async fn answer(state: &mut UserState, turn: &InboundTurn) -> Result<Answer, Tur
         .user
         .clone()
         .ok_or_else(|| TurnError::Store(StoreError::NotFound))?;
-    state.deps.live.publish(user_id, &Event::Typing);
     let engine = state.deps.engine.clone();
+    if !engine.answers_at_once() {
+        state.deps.live.publish(user_id, &Event::Typing);
+    }
     let summary = state.summary.as_ref().map(|s| s.text.clone());
     let ranked = state
         .ltm

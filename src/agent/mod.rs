@@ -131,6 +131,13 @@ pub trait TurnEngine: Send + Sync + 'static {
     /// Answers one message. The reply is short, concrete, in the user's language.
     async fn respond(&self, store: &Store, input: TurnInput<'_>) -> Result<Reply, AgentError>;
 
+    /// Whether a reply comes at once, with no model to wait for. The user's open clients are
+    /// told the assistant is typing only while a reply may take a while: before one that
+    /// comes at once, the indicator would only flicker.
+    fn answers_at_once(&self) -> bool {
+        false
+    }
+
     /// Folds older messages into the rolling summary. The default is extractive (no model).
     async fn summarize(&self, input: FoldInput<'_>) -> Folded {
         Folded {

@@ -47,6 +47,8 @@ const SOCKET_BUFFER: usize = 4 * 1024;
 const MAX_FRAME: usize = 32 * 1024;
 /// Most bytes queued for a client that is not reading before the socket is dropped.
 const MAX_QUEUED: usize = 1024 * 1024;
+/// Live events written to a socket at once, at most, before the socket's other work.
+const BURST: usize = 16;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -122,10 +124,13 @@ async fn serve(socket: WebSocket, state: AppState, user: UserId, after: Option<i
         match state.store.messages_after(user, after, RESUME_LIMIT).await {
             Ok(missed) => {
                 for message in &missed {
-                    if send(&mut sink, &Event::message(message)).await.is_err() {
+                    if feed(&mut sink, &Event::message(message)).await.is_err() {
                         return;
                     }
                     last_id = last_id.max(message.id);
+                }
+                if sink.flush().await.is_err() {
+                    return;
                 }
             }
             Err(error) => {
@@ -141,13 +146,20 @@ async fn serve(socket: WebSocket, state: AppState, user: UserId, after: Option<i
         tokio::select! {
             event = subscription.events.recv() => {
                 let Some(event) = event else { break };
-                if let Event::Message { id, .. } = &event {
-                    if *id <= last_id {
-                        continue;
+                // The events queued together (a message, its reply, a change to the lists)
+                // go out in one write.
+                let mut next = Some(event);
+                let mut fed = 0;
+                while let Some(event) = next.take() {
+                    if is_new(&event, &mut last_id) && feed(&mut sink, &event).await.is_err() {
+                        return;
                     }
-                    last_id = *id;
+                    fed += 1;
+                    if fed < BURST {
+                        next = subscription.events.try_recv().ok();
+                    }
                 }
-                if send(&mut sink, &event).await.is_err() {
+                if sink.flush().await.is_err() {
                     break;
                 }
             }
@@ -177,12 +189,27 @@ async fn serve(socket: WebSocket, state: AppState, user: UserId, after: Option<i
     }
 }
 
-async fn send(
+/// Whether `event` is news to a client whose newest message is `last_id`, which it updates:
+/// a message the resume already sent is not sent again live.
+fn is_new(event: &Event, last_id: &mut i64) -> bool {
+    match event {
+        Event::Message { id, .. } if *id <= *last_id => false,
+        Event::Message { id, .. } => {
+            *last_id = *id;
+            true
+        }
+        _ => true,
+    }
+}
+
+/// Queues `event` on the socket, written out at the next flush (or once the write buffer
+/// fills).
+async fn feed(
     sink: &mut futures::stream::SplitSink<WebSocket, Frame>,
     event: &Event,
 ) -> Result<(), axum::Error> {
     let text = serde_json::to_string(event).unwrap_or_default();
-    sink.send(Frame::Text(Utf8Bytes::from(text))).await
+    sink.feed(Frame::Text(Utf8Bytes::from(text))).await
 }
 
 /// Handles a client frame; the refusal to send back, if any. A chat message runs its turn

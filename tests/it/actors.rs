@@ -13,6 +13,7 @@ use nudge::actors::user_supervisor::RestartPolicy;
 use nudge::actors::{ActorSystem, SystemOptions, TurnDeps, TurnError};
 use nudge::agent::offline::OfflineRules;
 use nudge::agent::{AgentError, Reply, TurnEngine, TurnInput};
+use nudge::live::{Event, LiveHub};
 use nudge::store::{
     self, Channel, Direction, Language, NewUser, Sealer, Store, StoreWriter, UserId,
 };
@@ -50,14 +51,31 @@ impl TurnEngine for PanicsOnBoom {
 }
 
 async fn system(store: Store, idle: Duration, policy: RestartPolicy) -> ActorSystem {
+    system_with(
+        store,
+        idle,
+        policy,
+        Arc::new(PanicsOnBoom(OfflineRules)),
+        LiveHub::new(),
+    )
+    .await
+}
+
+async fn system_with(
+    store: Store,
+    idle: Duration,
+    policy: RestartPolicy,
+    engine: Arc<dyn TurnEngine>,
+    live: LiveHub,
+) -> ActorSystem {
     ActorSystem::start(
         TurnDeps {
             store: store.clone(),
             writer: StoreWriter::start(store.clone()),
-            engine: Arc::new(PanicsOnBoom(OfflineRules)),
+            engine,
             idle_passivate: idle,
             memory: Default::default(),
-            live: Default::default(),
+            live,
         },
         NotifierArgs {
             store,
@@ -495,4 +513,61 @@ async fn a_retried_webhook_the_actor_no_longer_holds_gets_the_stored_reply_and_s
         assert_eq!(after, before, "[{}] nothing more was stored", db.label);
         actors.shutdown(WAIT).await;
     }
+}
+
+/// The events an open client of the user gets for one turn that adds a task, answered by
+/// `engine`.
+async fn pushed_for_a_turn(engine: Arc<dyn TurnEngine>) -> Vec<Event> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let store = store::connect(&db.url, Sealer::generate()).await.unwrap();
+    let user = new_user(&store).await;
+    let live = LiveHub::new();
+    let mut client = live.subscribe(user);
+    let actors = system_with(
+        store,
+        Duration::from_secs(600),
+        RestartPolicy::default(),
+        engine,
+        live,
+    )
+    .await;
+    say(&actors, user, "add task call the bank").await.unwrap();
+    let mut events = Vec::new();
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(300), client.events.recv()).await
+    {
+        events.push(event);
+    }
+    events
+}
+
+fn kinds(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|event| match event {
+            Event::Message { direction, .. } => *direction,
+            Event::Typing => "typing",
+            Event::TaskChanged => "task_changed",
+            _ => "other",
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn clients_see_the_assistant_typing_only_when_a_model_may_take_a_while() {
+    // The rules answer at once: the message, its reply, the lists' change, no typing first.
+    let rules = pushed_for_a_turn(Arc::new(OfflineRules)).await;
+    assert_eq!(
+        kinds(&rules),
+        ["inbound", "outbound", "task_changed"],
+        "{rules:?}"
+    );
+    // An engine that may call a model: typing first.
+    let model = pushed_for_a_turn(Arc::new(PanicsOnBoom(OfflineRules))).await;
+    assert_eq!(
+        kinds(&model),
+        ["typing", "inbound", "outbound", "task_changed"],
+        "{model:?}"
+    );
 }

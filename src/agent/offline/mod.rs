@@ -70,6 +70,10 @@ impl TurnEngine for OfflineRules {
             input.channel,
         )))
     }
+
+    fn answers_at_once(&self) -> bool {
+        true
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
