@@ -643,8 +643,8 @@ const ON_PROVIDER_ID_CONFLICT: &str = concat!(
 );
 /// One message row: how SQLite's batch thread stores them, a cached statement per row. It
 /// returns nothing: the thread reads the new row's id from its connection, since a
-/// `RETURNING` clause has SQLite gather the rows in a table of its own first, a third of a
-/// row's insert.
+/// `RETURNING` clause has SQLite gather the rows in a table of its own first
+/// (docs/performance.md, round 18).
 pub(super) const INSERT_MESSAGE_ROW: &str = concat!(
     insert_message_rows!(),
     "VALUES ($1, $2, $3, $4, $5, $6, $7)",
