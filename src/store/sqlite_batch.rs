@@ -158,7 +158,7 @@ impl BatchThread {
             path,
             busy_timeout,
             "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
-            12,
+            BATCH_STATEMENTS,
         )?;
         let (jobs, receiver) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::new());
@@ -263,6 +263,11 @@ pub(super) fn open(
     connection.set_prepared_statement_cache_capacity(statements);
     Ok(connection)
 }
+
+/// The prepared statements the batch connection keeps: a message's, a copy's and a model
+/// call's rows, the summary save, the fingerprint read, and the usage rows' statement of each
+/// size in [`USAGE_ROWS_PER_STATEMENT`].
+const BATCH_STATEMENTS: usize = 12;
 
 /// What the thread owns.
 struct Committer {
@@ -677,11 +682,14 @@ struct UsageRow<'a> {
 /// table's indexes and reads and writes back its `AUTOINCREMENT` sequence once, whatever its
 /// rows: one statement per row did all of that for each.
 const USAGE_ROWS_PER_STATEMENT: [usize; 3] = [32, 8, 1];
+/// The values of a usage row, in [`INSERT_SMS_USAGE_ROWS`]' order.
+const USAGE_COLUMNS: usize = 7;
 
 /// The statements inserting [`USAGE_ROWS_PER_STATEMENT`] usage rows each.
 static INSERT_USAGE_ROWS: LazyLock<[String; 3]> = LazyLock::new(|| {
+    let row = format!("({})", ["?"; USAGE_COLUMNS].join(", "));
     USAGE_ROWS_PER_STATEMENT.map(|rows| {
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+        let values = vec![row.as_str(); rows].join(", ");
         format!("{INSERT_SMS_USAGE_ROWS}VALUES {values}")
     })
 });
@@ -702,7 +710,7 @@ fn insert_usage_rows(
             let (chunk, tail) = rest.split_at(*size);
             let mut statement = tx.prepare_cached(sql)?;
             for (i, row) in chunk.iter().enumerate() {
-                let at = i * 7;
+                let at = i * USAGE_COLUMNS;
                 statement.raw_bind_parameter(at + 1, row.user)?;
                 statement.raw_bind_parameter(at + 2, row.message_id)?;
                 statement.raw_bind_parameter(at + 3, row.usage.direction)?;
@@ -809,7 +817,7 @@ mod tests {
             &path,
             Duration::from_secs(5),
             "PRAGMA foreign_keys = ON;",
-            12,
+            BATCH_STATEMENTS,
         )
         .expect("a connection");
         let outcome = run_batch(&mut connection, &writes, false, Utc::now()).expect("it commits");
