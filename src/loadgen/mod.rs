@@ -37,11 +37,15 @@
 //! a summary, and writes the whole report as JSON ([`report`]) and a picture of latency over
 //! time and against load as SVG ([`plot`]).
 //!
+//! With `--compare FILE`, the run's figures are set beside an earlier run's report
+//! ([`compare`]), and the run exits with status 3 when one regressed.
+//!
 //! Run with: `nudge admin seed --users 10000 && nudge loadgen --users 10000`
 //! (with the server's environment: the same `TWILIO_AUTH_TOKEN` or data directory).
 
 pub mod baseline;
 pub mod client;
+pub mod compare;
 pub mod plot;
 pub mod population;
 pub mod procstat;
@@ -150,6 +154,15 @@ pub struct LoadgenArgs {
     /// The stand-in's delay for embedding calls, as --model-latency-ms.
     #[arg(long, default_value = "0", value_name = "MEDIAN[,P99]")]
     pub embedding_latency_ms: String,
+    /// An earlier run's JSON report to compare this run with. The run then exits with status
+    /// 3 when a figure regressed: its ratio to the bare baseline lower than the reference's by
+    /// more than --tolerance with every round below the reference's worst, or its memory per
+    /// user actor higher by more than --tolerance.
+    #[arg(long, value_name = "FILE")]
+    pub compare: Option<PathBuf>,
+    /// How far, in percent, a figure may move from the --compare reference before it counts.
+    #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+    pub tolerance: f64,
 }
 
 impl LoadgenArgs {
@@ -197,6 +210,9 @@ impl LoadgenArgs {
         }
         if !(1..=MAX_ROUNDS).contains(&self.rounds) {
             return Some(format!("--rounds must be 1 to {MAX_ROUNDS}"));
+        }
+        if !(0.0..100.0).contains(&self.tolerance) {
+            return Some("--tolerance must be a percentage from 0 to under 100".into());
         }
         if let Some(rate) = self.rate
             && !(rate.is_finite() && rate > 0.0)
@@ -367,6 +383,14 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         eprintln!("error: {problem}");
         return Ok(ExitCode::from(2));
     }
+    let reference = match args.compare.as_deref().map(compare::Reference::read) {
+        Some(Err(problem)) => {
+            eprintln!("error: {problem}");
+            return Ok(ExitCode::from(2));
+        }
+        Some(Ok(reference)) => Some(reference),
+        None => None,
+    };
     let fractions = args.fractions().unwrap_or_default();
     let (base, signed_base) = crate::cli::webhook_bases(settings, args.target.as_deref());
     let url = url::Url::parse(&base).with_context(|| format!("--target {base:?} is not a URL"))?;
@@ -552,6 +576,15 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         ),
         sockets,
     );
+    let comparison = reference.map(|reference| {
+        let shape = compare::Shape {
+            users: args.users,
+            concurrency: args.concurrency,
+            bodies: bodies.clone(),
+            model: stand_in.is_some(),
+        };
+        reference.compare(&summary, &shape, args.tolerance / 100.0)
+    });
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         started_at,
@@ -570,9 +603,13 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         phases,
         summary,
         upstream: stand_in.as_ref().map(upstream::Upstream::report),
+        comparison,
     };
     drop(stand_in);
     print!("{}", report::text(&report));
+    if let Some(comparison) = &report.comparison {
+        print!("{}", compare::text(comparison));
+    }
     let json = serde_json::to_vec_pretty(&report).context("encoding the report")?;
     std::fs::write(&args.json, json).with_context(|| format!("writing {}", args.json.display()))?;
     std::fs::write(&args.plot, plot::render(&report))
@@ -582,6 +619,10 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         args.json.display(),
         args.plot.display()
     );
+    if report.comparison.as_ref().is_some_and(|c| c.regressed) {
+        eprintln!("error: a figure regressed against the --compare reference");
+        return Ok(ExitCode::from(3));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

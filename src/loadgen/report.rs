@@ -31,6 +31,8 @@ pub struct Report {
     pub summary: Summary,
     /// The model and Twilio stand-in, when the run had one (`--model-latency-ms`).
     pub upstream: Option<super::upstream::UpstreamReport>,
+    /// This run against an earlier run's report (`--compare`).
+    pub comparison: Option<super::compare::Comparison>,
 }
 
 /// The machine the run used (server and load generator share it).
@@ -542,6 +544,7 @@ pub(crate) mod tests {
                 }),
             },
             upstream: None,
+            comparison: None,
         }
     }
 

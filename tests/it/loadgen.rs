@@ -382,45 +382,23 @@ async fn loadgen_says_how_to_seed_when_the_population_is_missing() {
     let bad = run_cli(&data, &db, &["loadgen", "--concurrency", "0"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--concurrency"));
+    // A reference that cannot be read is named before any load is sent.
+    let missing = dir.path().join("no-such-report.json");
+    let unread = run_cli(
+        &data,
+        &db,
+        &["loadgen", "--compare", missing.to_str().unwrap()],
+    );
+    assert_eq!(unread.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unread.stderr);
+    assert!(stderr.contains("no-such-report.json"), "{stderr}");
     server.stop();
 }
 
 #[tokio::test]
 async fn rounds_alternate_the_baseline_and_the_peak_and_give_the_median_ratio() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = databases(dir.path()).await.remove(0);
-    let data = db.data_dir(dir.path());
-    let seeded = run_cli(&data, &db, &["admin", "seed", "--users", "10"]);
-    assert!(seeded.status.success(), "{seeded:?}");
-    let server = Server::start(&data, &db, &UNLIMITED);
-    let json = data.join("rounds.json");
-    let output = run_cli(
-        &data,
-        &db,
-        &[
-            "loadgen",
-            "--target",
-            &server.base,
-            "--users",
-            "10",
-            "--concurrency",
-            "2",
-            "--warmup",
-            "0",
-            "--duration",
-            "1",
-            "--rounds",
-            "2",
-            "--sweep",
-            "none",
-            "--sockets",
-            "0",
-            "--json",
-            json.to_str().unwrap(),
-            "--plot",
-            data.join("rounds.svg").to_str().unwrap(),
-        ],
-    );
+    let quick = Quick::start().await;
+    let (output, json) = quick.run("rounds", &["--rounds", "2"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -464,5 +442,113 @@ async fn rounds_alternate_the_baseline_and_the_peak_and_give_the_median_ratio() 
         (median - (ratios[0] + ratios[1]) / 2.0).abs() < 1e-9,
         "{summary}"
     );
-    server.stop();
+    quick.server.stop();
+}
+
+#[tokio::test]
+async fn a_run_below_its_reference_says_so_and_exits_with_status_3() {
+    let quick = Quick::start().await;
+    // A reference no run can reach: Nudge ten times as fast as the bare baseline, in
+    // every round, with a tenth of a byte per actor.
+    let reference = quick.data.join("reference.json");
+    let figures = serde_json::json!({
+        "started_at": "2026-11-28T08:00:00Z",
+        "users": 10,
+        "concurrency": 2,
+        "bodies": ["hi", "what's next?", "thanks", "I feel stuck today"],
+        "upstream": null,
+        "summary": {
+            "ratio_to_baseline": 10.0,
+            "rounds": [{"baseline_rps": 1.0, "nudge_peak_rps": 10.0, "ratio": 10.0}],
+            "memory": {"bytes_per_added_actor": 0.1},
+        }
+    });
+    std::fs::write(&reference, figures.to_string()).unwrap();
+    let (output, json) = quick.run("compared", &["--compare", reference.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Against "), "{stdout}");
+    assert!(
+        stdout.contains("throughput, of the bare baseline"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("REGRESSED"), "{stdout}");
+    assert!(
+        stderr.contains("regressed against the --compare reference"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("note:"), "the runs were alike: {stdout}");
+
+    // The report is still written, with the comparison in it.
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let comparison = &report["comparison"];
+    assert_eq!(comparison["regressed"], true, "{comparison}");
+    let ratio = comparison["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "ratio_to_baseline")
+        .unwrap();
+    assert_eq!(ratio["verdict"], "regressed", "{ratio}");
+    assert_eq!(
+        ratio["now"]["median"], report["summary"]["ratio_to_baseline"],
+        "{ratio}"
+    );
+    quick.server.stop();
+}
+
+/// A server on SQLite with 10 seeded users, for short runs.
+struct Quick {
+    _dir: tempfile::TempDir,
+    db: crate::helpers::Database,
+    data: std::path::PathBuf,
+    server: Server,
+}
+
+impl Quick {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = databases(dir.path()).await.remove(0);
+        let data = db.data_dir(dir.path());
+        let seeded = run_cli(&data, &db, &["admin", "seed", "--users", "10"]);
+        assert!(seeded.status.success(), "{seeded:?}");
+        let server = Server::start(&data, &db, &UNLIMITED);
+        Self {
+            _dir: dir,
+            db,
+            data,
+            server,
+        }
+    }
+
+    /// A run of a second per phase against the 10 users, two connections, no warm-up, sweep
+    /// or sockets, then `extra`: its output, and where its JSON report went.
+    fn run(&self, name: &str, extra: &[&str]) -> (std::process::Output, std::path::PathBuf) {
+        let json = self.data.join(format!("{name}.json"));
+        let plot = self.data.join(format!("{name}.svg"));
+        let mut args = vec![
+            "loadgen",
+            "--target",
+            &self.server.base,
+            "--users",
+            "10",
+            "--concurrency",
+            "2",
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+            "--sweep",
+            "none",
+            "--sockets",
+            "0",
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        (run_cli(&self.data, &self.db, &args), json)
+    }
 }
