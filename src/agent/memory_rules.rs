@@ -13,7 +13,7 @@ use super::offline::{SMS_MAX_CHARS, SMS_MAX_ITEMS};
 use super::{AgentError, TurnInput};
 use crate::memory::Remembered;
 use crate::memory::extract::explicit_request;
-use crate::memory::text::{fold_with_offsets, strip_prefix};
+use crate::memory::text::{fold, strip_prefix};
 use crate::store::{Channel, Language, Store, User};
 use crate::tools::memory::{self, ForgetTarget, MemoryError};
 
@@ -168,13 +168,13 @@ const ME: &[&str] = &["me", "myself", "moi", "moi meme"];
 pub fn parse(text: &str) -> Option<MemoryIntent> {
     let text = text.trim().trim_end_matches(['?', '!', '.', ' ']);
     let text = strip_prefix(text, POLITE).map_or(text, |(_, rest)| rest);
-    let (folded, _) = fold_with_offsets(text);
+    let folded = fold(text);
     if OVERVIEW.contains(&folded.as_str()) {
         return Some(MemoryIntent::Overview);
     }
     if let Some((_, topic)) = strip_prefix(text, RECALL) {
         let topic = topic.trim_start_matches('\'').trim();
-        let (folded_topic, _) = fold_with_offsets(topic);
+        let folded_topic = fold(topic);
         return Some(if topic.is_empty() || ME.contains(&folded_topic.as_str()) {
             MemoryIntent::Overview
         } else {
@@ -182,7 +182,7 @@ pub fn parse(text: &str) -> Option<MemoryIntent> {
         });
     }
     if let Some((_, what)) = strip_prefix(text, FORGET) {
-        let (folded_what, _) = fold_with_offsets(what);
+        let folded_what = fold(what);
         return (!FORGET_NOTHING.contains(&folded_what.as_str()))
             .then(|| MemoryIntent::Forget(what.to_owned()));
     }

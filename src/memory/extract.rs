@@ -16,7 +16,7 @@
 use async_trait::async_trait;
 
 use super::lexical::Tokenizer;
-use super::text::{fold_with_offsets, strip_prefix, tidy};
+use super::text::{fold, strip_prefix, tidy};
 use super::{MAX_MEMORY_CHARS, new_memory};
 use crate::store::{Language, MemoryKind};
 
@@ -83,7 +83,7 @@ pub fn explicit_request(text: &str) -> Option<&str> {
     let (_, rest) = strip_prefix(text, PREFIXES)?;
     let rest = rest.trim_end_matches(['.', '!', ' ']);
     // "remember to call mom" is a reminder, not a fact.
-    let (folded, _) = fold_with_offsets(rest);
+    let folded = fold(rest);
     let reminder = ["to ", "de ", "d'"].iter().any(|p| folded.starts_with(p));
     (!rest.is_empty() && !reminder && !folded.ends_with('?')).then_some(rest)
 }
@@ -274,7 +274,7 @@ fn is_lasting_statement(sentence: &str) -> bool {
     if sentence.ends_with('?') || sentence.chars().count() > MAX_MEMORY_CHARS {
         return false;
     }
-    let (folded, _) = fold_with_offsets(sentence);
+    let folded = fold(sentence);
     let words = format!(
         " {} ",
         folded.replace(|c: char| !c.is_ascii_alphanumeric() && c != '\'', " ")
@@ -286,7 +286,7 @@ fn is_lasting_statement(sentence: &str) -> bool {
         return false;
     };
     if matches!(opening, "my" | "mon" | "ma" | "mes") {
-        let (rest, _) = fold_with_offsets(rest);
+        let rest = fold(rest);
         let rest = format!(" {} ", rest.replace("'s", " 's"));
         return POSSESSIVE_VERBS.iter().any(|v| has_words(&rest, v));
     }
@@ -332,9 +332,7 @@ pub fn classify(text: &str, language: Language) -> MemoryKind {
         "sunday",
     ]) {
         MemoryKind::Routine
-    } else if fold_with_offsets(text).0.contains("goal")
-        || fold_with_offsets(text).0.contains("objectif")
-    {
+    } else if fold(text).contains("goal") || fold(text).contains("objectif") {
         MemoryKind::Goal
     } else {
         MemoryKind::Fact

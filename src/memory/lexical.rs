@@ -14,12 +14,13 @@
 //! A memory keeps its terms as sorted 32-bit ids ([`term_id`]), nothing else: document
 //! frequencies and the average length are computed per query over the user's memories.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
+use rustc_hash::FxHashMap;
 
-use super::text::fold_with_offsets;
+use super::text::fold;
 use crate::store::Language;
 
 /// BM25's term-frequency saturation (the crate's and Lucene's default).
@@ -29,8 +30,31 @@ const B: f32 = 0.75;
 
 /// Splits English and French text into ranking terms (see the module docs).
 pub struct Tokenizer {
+    language: Language,
     /// Snowball stemmer of the user's language, for words that map to no concept.
     stemmer: Stemmer,
+}
+
+/// A term of a text, as [`Tokenizer::each_term`] finds it.
+enum Term<'w> {
+    /// A time in one form (`8h`, `20h30`).
+    Time(String),
+    /// A word of one of [`CONCEPTS`]' groups.
+    Concept(&'static Concept),
+    /// A word to stem.
+    Word(&'w str),
+}
+
+/// Words the stem cache keeps per language and thread ([`Tokenizer::stem_id`]); emptied
+/// when full. A stem is a few hundred nanoseconds of Snowball; a person's facts use a few
+/// hundred words, and a node's users share most of them.
+const STEMS_KEPT: usize = 4_096;
+/// Longer words are stemmed each time: they are rare, and the cache's size stays bounded.
+const STEM_KEPT_UP_TO: usize = 24;
+
+thread_local! {
+    /// The ids of stemmed words on this thread, English's then French's.
+    static STEM_IDS: RefCell<[FxHashMap<Box<str>, TermId>; 2]> = RefCell::default();
 }
 
 impl Tokenizer {
@@ -42,59 +66,37 @@ impl Tokenizer {
             Language::Fr => Algorithm::French,
         };
         Self {
+            language,
             stemmer: Stemmer::create(algorithm),
         }
     }
 
     /// The terms of `text`, in order, repeats kept (BM25 counts them).
     pub fn terms(&self, text: &str) -> Vec<String> {
-        let (folded, _) = fold_with_offsets(text);
-        // "8:30" is a time: one word, as "8h30".
-        let bytes = folded.as_bytes();
-        let folded: String = folded
-            .char_indices()
-            .map(|(i, c)| {
-                let between_digits = i > 0
-                    && bytes[i - 1].is_ascii_digit()
-                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
-                if c == ':' && between_digits { 'h' } else { c }
+        let mut terms = Vec::new();
+        self.each_term(text, |term| {
+            terms.push(match term {
+                Term::Time(time) => time,
+                Term::Concept(concept) => format!("~{}", concept.name),
+                Term::Word(word) => self.stemmer.stem(word).into_owned(),
             })
-            .collect();
-        let words: Vec<&str> = folded
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .collect();
-        let mut terms = Vec::with_capacity(words.len());
-        let mut i = 0;
-        while i < words.len() {
-            let word = words[i];
-            // "8 am", "8 h 30": a number followed by its unit is one time.
-            if word.bytes().all(|b| b.is_ascii_digit())
-                && let Some(unit) = words.get(i + 1)
-                && let Some(time) = time_term(&format!("{word}{unit}"))
-            {
-                terms.push(time);
-                i += 2;
-                continue;
-            }
-            i += 1;
-            if let Some(time) = time_term(word) {
-                terms.push(time);
-            } else if STOP_WORDS.contains(word) || (word.len() == 1 && !is_digit(word)) {
-                continue;
-            } else if let Some(concept) = CONCEPTS.get(word) {
-                terms.push(format!("~{concept}"));
-            } else {
-                terms.push(self.stemmer.stem(word).into_owned());
-            }
-        }
+        });
         terms
     }
 
     /// The ids of the terms of `text` ([`term_id`]), in order, repeats kept: a query as
-    /// [`bm25`] reads it.
+    /// [`bm25`] reads it. The same ids as [`Tokenizer::terms`]' texts have, without making
+    /// those texts: a concept's id is computed once, a stemmed word's is cached.
     pub fn term_ids(&self, text: &str) -> Vec<TermId> {
-        self.terms(text).iter().map(|t| term_id(t)).collect()
+        let mut ids = Vec::new();
+        self.each_term(text, |term| {
+            ids.push(match term {
+                Term::Time(time) => term_id(&time),
+                Term::Concept(concept) => concept.id,
+                Term::Word(word) => self.stem_id(word),
+            })
+        });
+        ids
     }
 
     /// The ids of the terms of `text`, sorted, repeats kept: a document as [`bm25`] and
@@ -103,6 +105,72 @@ impl Tokenizer {
         let mut ids = self.term_ids(text);
         ids.sort_unstable();
         ids
+    }
+
+    /// Calls `found` with each term of `text`, in order (steps 1 to 5 of the module docs;
+    /// a [`Term::Word`] is still to be stemmed).
+    fn each_term(&self, text: &str, mut found: impl FnMut(Term<'_>)) {
+        let mut folded = fold(text);
+        // "8:30" is a time: one word, as "8h30".
+        if folded.contains(':') {
+            let bytes = folded.as_bytes();
+            folded = folded
+                .char_indices()
+                .map(|(i, c)| {
+                    let between_digits = i > 0
+                        && bytes[i - 1].is_ascii_digit()
+                        && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+                    if c == ':' && between_digits { 'h' } else { c }
+                })
+                .collect();
+        }
+        let mut words = folded
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .peekable();
+        while let Some(word) = words.next() {
+            // "8 am", "8 h 30": a number followed by its unit is one time.
+            if is_digit(word)
+                && let Some(unit) = words.peek()
+                && let Some(time) = time_term(&format!("{word}{unit}"))
+            {
+                found(Term::Time(time));
+                words.next();
+                continue;
+            }
+            if let Some(time) = time_term(word) {
+                found(Term::Time(time));
+                continue;
+            }
+            match WORDS.get(word) {
+                Some(Known::Stop) => {}
+                Some(Known::Concept(concept)) => found(Term::Concept(concept)),
+                None if word.len() == 1 && !is_digit(word) => {}
+                None => found(Term::Word(word)),
+            }
+        }
+    }
+
+    /// The id of `word` stemmed, from this thread's cache when it holds it.
+    fn stem_id(&self, word: &str) -> TermId {
+        if word.len() > STEM_KEPT_UP_TO {
+            return term_id(&self.stemmer.stem(word));
+        }
+        STEM_IDS.with_borrow_mut(|caches| {
+            let cache = match self.language {
+                Language::En => &mut caches[0],
+                Language::Fr => &mut caches[1],
+            };
+            if let Some(id) = cache.get(word) {
+                return *id;
+            }
+            let id = term_id(&self.stemmer.stem(word));
+            if cache.len() >= STEMS_KEPT {
+                cache.clear();
+            }
+            cache.insert(word.into(), id);
+            id
+        })
     }
 }
 
@@ -257,9 +325,42 @@ fn count_shared(distinct: &[TermId], document: &[TermId], row: &mut [u32]) -> bo
     any
 }
 
-/// Words that say how something is asked or joined, not what it is about.
-static STOP_WORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    const ENGLISH: &str = "a an the and or but nor so if then than that this these those there \
+/// A concept (step 5 of the module docs): its name, and the id of its term, `~` and the name.
+struct Concept {
+    name: &'static str,
+    id: TermId,
+}
+
+/// What a folded word is known as.
+enum Known {
+    /// One of [`STOP_WORDS`]: dropped.
+    Stop,
+    /// A word of one of [`CONCEPTS`]' groups.
+    Concept(Concept),
+}
+
+/// The stop words and the concepts' words, in one table (a stop word is never a concept).
+static WORDS: LazyLock<FxHashMap<&'static str, Known>> = LazyLock::new(|| {
+    let mut words: FxHashMap<&'static str, Known> = STOP_WORDS
+        .iter()
+        .flat_map(|language| language.split_whitespace())
+        .map(|word| (word, Known::Stop))
+        .collect();
+    for (name, group) in CONCEPTS {
+        let id = term_id(&format!("~{name}"));
+        for word in group.split_whitespace() {
+            words
+                .entry(word)
+                .or_insert(Known::Concept(Concept { name, id }));
+        }
+    }
+    words
+});
+
+/// Words that say how something is asked or joined, not what it is about: English's, then
+/// French's.
+const STOP_WORDS: [&str; 2] = [
+    "a an the and or but nor so if then than that this these those there \
         here is are am was were be been being i me my mine myself you your yours yourself we us \
         our he him his she her it its they them their what which who whom whose when where why \
         how to of in on at for with about as by from into onto up down out over under again do \
@@ -267,134 +368,124 @@ static STOP_WORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         not no yes any some all each every much many more most very just also too only own same \
         s t m re ve ll d don doesn didn isn aren wasn weren won wouldn couldn shouldn haven hasn \
         know knows remember remembers recall tell told say said think thing things something \
-        anything stuff please let lets get got";
-    const FRENCH: &str = "le la les l un une des du de d et ou mais donc car ni que qu qui quoi \
+        anything stuff please let lets get got",
+    "le la les l un une des du de d et ou mais donc car ni que qu qui quoi \
         dont ce cet cette ces c ca cela ceci je j me m moi mon ma mes tu te t toi ton ta tes il \
         elle on nous vous ils elles se s sa son ses leur leurs lui y en au aux a as ai avons \
         avez ont est es suis sommes etes sont etre ete avoir eu dans sur sous pour par avec sans \
         chez vers entre ne n pas plus moins tres trop aussi bien tout tous toute toutes comment \
         quand pourquoi combien quel quelle quels quelles sais sait savoir connais connait \
-        souviens souvient rappelles dis dit chose choses truc trucs rien stp svp";
-    ENGLISH
-        .split_whitespace()
-        .chain(FRENCH.split_whitespace())
-        .collect()
-});
+        souviens souvient rappelles dis dit chose choses truc trucs rien stp svp",
+];
 
-/// Folded words of one meaning across English and French, mapped to one concept.
-static CONCEPTS: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::new(|| {
-    const GROUPS: &[(&str, &str)] = &[
-        (
-            "medication",
-            "med meds medication medications medicine medicines pill pills tablet \
+/// Folded words of one meaning across English and French, by the concept they map to.
+const CONCEPTS: &[(&str, &str)] = &[
+    (
+        "medication",
+        "med meds medication medications medicine medicines pill pills tablet \
             tablets prescription prescriptions medicament medicaments cachet cachets pilule \
             pilules comprime comprimes traitement ordonnance",
-        ),
-        (
-            "work",
-            "work works working worked job jobs shift shifts career office travail travaux \
+    ),
+    (
+        "work",
+        "work works working worked job jobs shift shifts career office travail travaux \
             travaille travailles travaillent travailler boulot taf bosse bosses bosser emploi \
             bureau",
-        ),
-        (
-            "night",
-            "night nights overnight nightly nuit nuits nocturne",
-        ),
-        ("morning", "morning mornings matin matins matinee"),
-        ("evening", "evening evenings tonight soir soirs soiree"),
-        (
-            "sleep",
-            "sleep sleeps sleeping asleep slept bed bedtime nap naps dormir dors dort \
+    ),
+    (
+        "night",
+        "night nights overnight nightly nuit nuits nocturne",
+    ),
+    ("morning", "morning mornings matin matins matinee"),
+    ("evening", "evening evenings tonight soir soirs soiree"),
+    (
+        "sleep",
+        "sleep sleeps sleeping asleep slept bed bedtime nap naps dormir dors dort \
             sommeil coucher couche sieste",
-        ),
-        (
-            "wake",
-            "wake wakes waking woke awake reveil reveille reveiller",
-        ),
-        (
-            "doctor",
-            "doctor doctors doc gp physician psychiatrist therapist therapy medecin \
+    ),
+    (
+        "wake",
+        "wake wakes waking woke awake reveil reveille reveiller",
+    ),
+    (
+        "doctor",
+        "doctor doctors doc gp physician psychiatrist therapist therapy medecin \
             medecins docteur psychiatre psy therapeute therapie",
-        ),
-        ("mother", "mom mum mother mommy mama maman mere"),
-        ("father", "dad father daddy papa pere"),
-        ("sister", "sister sisters sis soeur soeurs"),
-        ("brother", "brother brothers bro frere freres"),
-        (
-            "partner",
-            "partner wife husband girlfriend boyfriend spouse femme mari conjoint \
+    ),
+    ("mother", "mom mum mother mommy mama maman mere"),
+    ("father", "dad father daddy papa pere"),
+    ("sister", "sister sisters sis soeur soeurs"),
+    ("brother", "brother brothers bro frere freres"),
+    (
+        "partner",
+        "partner wife husband girlfriend boyfriend spouse femme mari conjoint \
             conjointe copain copine compagnon compagne",
-        ),
-        (
-            "child",
-            "kid kids child children son sons daughter daughters enfant enfants fils \
+    ),
+    (
+        "child",
+        "kid kids child children son sons daughter daughters enfant enfants fils \
             fille filles",
-        ),
-        (
-            "friend",
-            "friend friends buddy ami amie amis amies pote potes",
-        ),
-        ("dog", "dog dogs puppy chien chiens chienne chiot"),
-        ("cat", "cat cats kitten chat chats chatte chaton"),
-        (
-            "allergy",
-            "allergy allergies allergic allergie allergique allergiques",
-        ),
-        (
-            "food",
-            "food eat eats eating meal meals lunch dinner breakfast manger mange repas \
+    ),
+    (
+        "friend",
+        "friend friends buddy ami amie amis amies pote potes",
+    ),
+    ("dog", "dog dogs puppy chien chiens chienne chiot"),
+    ("cat", "cat cats kitten chat chats chatte chaton"),
+    (
+        "allergy",
+        "allergy allergies allergic allergie allergique allergiques",
+    ),
+    (
+        "food",
+        "food eat eats eating meal meals lunch dinner breakfast manger mange repas \
             nourriture dejeuner diner",
-        ),
-        ("coffee", "coffee espresso cafe cafes"),
-        (
-            "home",
-            "home house apartment flat live lives living maison appartement appart \
+    ),
+    ("coffee", "coffee espresso cafe cafes"),
+    (
+        "home",
+        "home house apartment flat live lives living maison appartement appart \
             habite habites habiter domicile",
-        ),
-        ("birthday", "birthday birthdays bday anniversaire anniv"),
-        (
-            "school",
-            "school class classes college university uni ecole cours fac universite \
+    ),
+    ("birthday", "birthday birthdays bday anniversaire anniv"),
+    (
+        "school",
+        "school class classes college university uni ecole cours fac universite \
             lycee",
-        ),
-        (
-            "exercise",
-            "exercise gym workout workouts running jog jogging sport sports courir \
+    ),
+    (
+        "exercise",
+        "exercise gym workout workouts running jog jogging sport sports courir \
             muscu",
-        ),
-        ("car", "car cars drive driving voiture conduire conduis"),
-        (
-            "money",
-            "money salary paid payday argent salaire paie budget",
-        ),
-        ("adhd", "adhd tdah"),
-        (
-            "anxiety",
-            "anxiety anxious stress stressed panic anxiete anxieux anxieuse stresse \
+    ),
+    ("car", "car cars drive driving voiture conduire conduis"),
+    (
+        "money",
+        "money salary paid payday argent salaire paie budget",
+    ),
+    ("adhd", "adhd tdah"),
+    (
+        "anxiety",
+        "anxiety anxious stress stressed panic anxiete anxieux anxieuse stresse \
             angoisse angoisses",
-        ),
-        (
-            "like",
-            "like likes love loves enjoy enjoys favorite favourite prefer prefers aime \
+    ),
+    (
+        "like",
+        "like likes love loves enjoy enjoys favorite favourite prefer prefers aime \
             aimes adore adores prefere preferes favori favorite",
-        ),
-        (
-            "dislike",
-            "hate hates dislike dislikes detest deteste detestes horreur",
-        ),
-        ("monday", "monday mondays lundi lundis"),
-        ("tuesday", "tuesday tuesdays mardi mardis"),
-        ("wednesday", "wednesday wednesdays mercredi mercredis"),
-        ("thursday", "thursday thursdays jeudi jeudis"),
-        ("friday", "friday fridays vendredi vendredis"),
-        ("saturday", "saturday saturdays samedi samedis"),
-        ("sunday", "sunday sundays dimanche dimanches"),
-    ];
-    GROUPS
-        .iter()
-        .flat_map(|(concept, words)| words.split_whitespace().map(move |w| (w, *concept)))
-        .collect()
-});
+    ),
+    (
+        "dislike",
+        "hate hates dislike dislikes detest deteste detestes horreur",
+    ),
+    ("monday", "monday mondays lundi lundis"),
+    ("tuesday", "tuesday tuesdays mardi mardis"),
+    ("wednesday", "wednesday wednesdays mercredi mercredis"),
+    ("thursday", "thursday thursdays jeudi jeudis"),
+    ("friday", "friday fridays vendredi vendredis"),
+    ("saturday", "saturday saturdays samedi samedis"),
+    ("sunday", "sunday sundays dimanche dimanches"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -445,6 +536,45 @@ mod tests {
         let en = Tokenizer::new(Language::En);
         assert_eq!(en.terms("spiders"), en.terms("spider"));
         assert_eq!(en.terms("walking"), en.terms("walks"));
+    }
+
+    #[test]
+    fn term_ids_are_the_ids_of_the_terms_whether_the_stem_is_cached_or_not() {
+        let texts = [
+            "My sister Élodie works night shifts at the hospital",
+            "Je prends mes médicaments à 8h30, le matin",
+            "walking walks walked 8 am 20h 8:30 running jogging",
+            "Anticonstitutionnellement incomprehensibilities",
+            "",
+        ];
+        for language in [Language::En, Language::Fr] {
+            let tokenizer = Tokenizer::new(language);
+            for text in texts {
+                let expected: Vec<TermId> =
+                    tokenizer.terms(text).iter().map(|t| term_id(t)).collect();
+                // The first call stems and caches; the second reads the cache.
+                assert_eq!(tokenizer.term_ids(text), expected, "{text}");
+                assert_eq!(tokenizer.term_ids(text), expected, "{text}");
+            }
+        }
+        // A language's stems are not the other's.
+        let (en, fr) = (Tokenizer::new(Language::En), Tokenizer::new(Language::Fr));
+        assert_ne!(en.term_ids("continuing"), fr.term_ids("continuing"));
+        assert_eq!(
+            fr.term_ids("continuing"),
+            vec![term_id(&fr.stemmer.stem("continuing"))]
+        );
+    }
+
+    #[test]
+    fn the_stem_cache_stays_bounded() {
+        let en = Tokenizer::new(Language::En);
+        for i in 0..STEMS_KEPT + 10 {
+            en.term_ids(&format!("word{i}x"));
+        }
+        let kept = STEM_IDS.with_borrow(|caches| caches[0].len());
+        assert!(kept <= STEMS_KEPT, "{kept} words kept");
+        assert_eq!(en.term_ids("walking"), vec![term_id("walk")]);
     }
 
     /// Documents as [`bm25`] reads them.

@@ -1,8 +1,36 @@
 //! Matching what people type: accent- and case-blind prefixes that hand back the rest of the
 //! text as it was typed, and the key two memories are "the same text" by.
 
-/// `text` folded (accents to ASCII, lower case, `-` and runs of white space as one space),
-/// with, for each folded byte, the byte of `text` it came from.
+/// `text` folded: accents to ASCII, lower case, `-` and runs of white space as one space.
+/// Always ASCII. [`fold_with_offsets`] without the offsets.
+pub fn fold(text: &str) -> String {
+    let mut folded = String::with_capacity(text.len());
+    let mut last_space = true;
+    for c in text.chars() {
+        if c.is_whitespace() || c == '-' {
+            if !last_space {
+                folded.push(' ');
+                last_space = true;
+            }
+            continue;
+        }
+        last_space = false;
+        if c.is_ascii() {
+            folded.push(c.to_ascii_lowercase());
+            continue;
+        }
+        match deunicode::deunicode_char(c) {
+            Some(ascii) if ascii.is_ascii() => {
+                folded.extend(ascii.chars().map(|c| c.to_ascii_lowercase()))
+            }
+            _ => folded.push('?'),
+        }
+    }
+    folded
+}
+
+/// `text` folded as [`fold`] folds it, with, for each folded byte, the byte of `text` it
+/// came from.
 pub fn fold_with_offsets(text: &str) -> (String, Vec<usize>) {
     let mut folded = String::with_capacity(text.len());
     let mut offsets = Vec::with_capacity(text.len());
@@ -64,7 +92,7 @@ pub fn strip_prefix<'t>(
 /// The key two texts are "the same" by: folded, letters and digits only, one space apart.
 /// `"My meds: 8am!"` and `"my meds 8am"` share a key.
 pub fn key(text: &str) -> String {
-    let (folded, _) = fold_with_offsets(text);
+    let folded = fold(text);
     folded
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -104,6 +132,19 @@ mod tests {
         );
         assert_eq!(strip_prefix("remembering", &prefixes), None);
         assert_eq!(strip_prefix("rem", &prefixes), None);
+    }
+
+    #[test]
+    fn folding_without_offsets_folds_the_same() {
+        let ascii: String = (' '..='~').collect();
+        for text in [
+            ascii.as_str(),
+            "Œuf  à-la CRÈME brûlée\tß ☕ 8:30",
+            "",
+            "  - ",
+        ] {
+            assert_eq!(fold(text), fold_with_offsets(text).0, "{text}");
+        }
     }
 
     #[test]

@@ -184,17 +184,17 @@ impl MemoryRow {
     /// The row as SQLite's reader threads read it (`sqlite_reads`).
     pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: row.get("id")?,
-            text: row.get("text")?,
-            kind: row.get("kind")?,
-            tags: row.get("tags")?,
-            importance: row.get("importance")?,
-            source_message_id: row.get("source_message_id")?,
-            created_at: sqlite_reads::time(row, "created_at")?,
-            updated_at: sqlite_reads::time(row, "updated_at")?,
-            last_used_at: sqlite_reads::optional_time(row, "last_used_at")?,
-            embedding: row.get("embedding")?,
-            embedding_model: row.get("embedding_model")?,
+            id: sqlite_reads::column(row, 0, "id")?,
+            text: sqlite_reads::column(row, 1, "text")?,
+            kind: sqlite_reads::column(row, 2, "kind")?,
+            tags: sqlite_reads::column(row, 3, "tags")?,
+            importance: sqlite_reads::column(row, 4, "importance")?,
+            source_message_id: sqlite_reads::column(row, 5, "source_message_id")?,
+            created_at: sqlite_reads::time(row, 6, "created_at")?,
+            updated_at: sqlite_reads::time(row, 7, "updated_at")?,
+            last_used_at: sqlite_reads::optional_time(row, 8, "last_used_at")?,
+            embedding: sqlite_reads::column(row, 9, "embedding")?,
+            embedding_model: sqlite_reads::column(row, 10, "embedding_model")?,
         })
     }
 }
@@ -211,10 +211,10 @@ impl FingerprintRow {
     /// update in any text but a time stamp reads as none: the fingerprint then differs from
     /// the cache's, which reloads (the safe way to be wrong).
     pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        let updated: Option<String> = row.get("max_updated_at")?;
+        let updated: Option<String> = sqlite_reads::column(row, 2, "max_updated_at")?;
         Ok(Self {
-            count: row.get("count")?,
-            max_id: row.get("max_id")?,
+            count: sqlite_reads::column(row, 0, "count")?,
+            max_id: sqlite_reads::column(row, 1, "max_id")?,
             max_updated_at: updated.as_deref().and_then(sqlite_reads::stored_time),
         })
     }

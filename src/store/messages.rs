@@ -251,14 +251,14 @@ impl MessageRow {
     /// The row as SQLite's reader threads read it (`sqlite_reads`).
     pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: row.get("id")?,
-            user_id: sqlite_reads::uuid(row, "user_id")?,
-            channel: row.get("channel")?,
-            direction: row.get("direction")?,
-            body: row.get("body")?,
-            provider_message_id: row.get("provider_message_id")?,
-            in_reply_to: row.get("in_reply_to")?,
-            created_at: sqlite_reads::time(row, "created_at")?,
+            id: sqlite_reads::column(row, 0, "id")?,
+            user_id: sqlite_reads::uuid(row, 1, "user_id")?,
+            channel: sqlite_reads::column(row, 2, "channel")?,
+            direction: sqlite_reads::column(row, 3, "direction")?,
+            body: sqlite_reads::column(row, 4, "body")?,
+            provider_message_id: sqlite_reads::column(row, 5, "provider_message_id")?,
+            in_reply_to: sqlite_reads::column(row, 6, "in_reply_to")?,
+            created_at: sqlite_reads::time(row, 7, "created_at")?,
         })
     }
 

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use rusqlite::types::{FromSqlError, Type, ValueRef};
+use rusqlite::types::{FromSql, FromSqlError, Type, ValueRef};
 use rusqlite::{Connection, Row};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -163,9 +163,29 @@ fn serve(mut connection: Connection, jobs: &Mutex<mpsc::Receiver<Job>>) {
     }
 }
 
-/// A UUID column, stored by sqlx as its 16 bytes.
-pub(super) fn uuid(row: &Row<'_>, column: &str) -> rusqlite::Result<Uuid> {
-    let index = row.as_ref().column_index(column)?;
+/// Column `index` of `row`, which its statement names `name`.
+///
+/// Read by position: a read by name compares the name with each column's in turn, for every
+/// row, which took a tenth of a reader thread's time loading an actor's seventy rows (`perf`,
+/// round 20 of `docs/performance.md`). Debug builds, which the tests run, check the name, so a
+/// statement whose columns moved fails its tests rather than read the wrong column.
+pub(super) fn column<T: FromSql>(row: &Row<'_>, index: usize, name: &str) -> rusqlite::Result<T> {
+    named(row, index, name);
+    row.get(index)
+}
+
+/// Debug builds: checks that the statement names column `index` `name`.
+fn named(row: &Row<'_>, index: usize, name: &str) {
+    debug_assert_eq!(
+        row.as_ref().column_name(index).ok(),
+        Some(name),
+        "column {index} of the statement"
+    );
+}
+
+/// A UUID column ([`column`]), stored by sqlx as its 16 bytes.
+pub(super) fn uuid(row: &Row<'_>, index: usize, name: &str) -> rusqlite::Result<Uuid> {
+    named(row, index, name);
     match row.get_ref(index)? {
         ValueRef::Blob(bytes) => {
             Uuid::from_slice(bytes).map_err(|e| conversion(index, Type::Blob, e))
@@ -178,12 +198,15 @@ pub(super) fn uuid(row: &Row<'_>, column: &str) -> rusqlite::Result<Uuid> {
     }
 }
 
-/// A time stamp column, as sqlx-sqlite writes it (RFC 3339 text) or SQLite's own
-/// `CURRENT_TIMESTAMP` does (`YYYY-MM-DD HH:MM:SS`, UTC).
-pub(super) fn time(row: &Row<'_>, column: &str) -> rusqlite::Result<DateTime<Utc>> {
-    let index = row.as_ref().column_index(column)?;
-    let text: String = row.get(index)?;
-    stored_time(&text).ok_or_else(|| {
+/// A time stamp column ([`column`]), as sqlx-sqlite writes it (RFC 3339 text) or SQLite's
+/// own `CURRENT_TIMESTAMP` does (`YYYY-MM-DD HH:MM:SS`, UTC).
+pub(super) fn time(row: &Row<'_>, index: usize, name: &str) -> rusqlite::Result<DateTime<Utc>> {
+    named(row, index, name);
+    let text = row
+        .get_ref(index)?
+        .as_str()
+        .map_err(|e| conversion(index, Type::Text, e))?;
+    stored_time(text).ok_or_else(|| {
         conversion(
             index,
             Type::Text,
@@ -195,13 +218,13 @@ pub(super) fn time(row: &Row<'_>, column: &str) -> rusqlite::Result<DateTime<Utc
 /// [`time`] for a column that may be NULL.
 pub(super) fn optional_time(
     row: &Row<'_>,
-    column: &str,
+    index: usize,
+    name: &str,
 ) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    let index = row.as_ref().column_index(column)?;
     if matches!(row.get_ref(index)?, ValueRef::Null) {
         return Ok(None);
     }
-    time(row, column).map(Some)
+    time(row, index, name).map(Some)
 }
 
 /// A time stamp as a statement's parameter, in the text sqlx-sqlite binds for one (RFC 3339,

@@ -32,10 +32,10 @@ impl SummaryRow {
     /// The row as SQLite's reader threads read it (`sqlite_reads`).
     pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            summary: row.get("summary")?,
-            through_message_id: row.get("through_message_id")?,
-            folded_messages: row.get("folded_messages")?,
-            updated_at: sqlite_reads::time(row, "updated_at")?,
+            summary: sqlite_reads::column(row, 0, "summary")?,
+            through_message_id: sqlite_reads::column(row, 1, "through_message_id")?,
+            folded_messages: sqlite_reads::column(row, 2, "folded_messages")?,
+            updated_at: sqlite_reads::time(row, 3, "updated_at")?,
         })
     }
 }

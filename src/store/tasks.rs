@@ -112,15 +112,15 @@ impl TaskRow {
     /// The row as SQLite's reader threads read it (`sqlite_reads`).
     fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: row.get("id")?,
-            title: row.get("title")?,
-            done: row.get("done")?,
-            created_at: sqlite_reads::time(row, "created_at")?,
-            completed_at: sqlite_reads::optional_time(row, "completed_at")?,
-            due_at: sqlite_reads::optional_time(row, "due_at")?,
-            due_all_day: row.get("due_all_day")?,
-            priority: row.get("priority")?,
-            misses: row.get("misses")?,
+            id: sqlite_reads::column(row, 0, "id")?,
+            title: sqlite_reads::column(row, 1, "title")?,
+            done: sqlite_reads::column(row, 2, "done")?,
+            created_at: sqlite_reads::time(row, 3, "created_at")?,
+            completed_at: sqlite_reads::optional_time(row, 4, "completed_at")?,
+            due_at: sqlite_reads::optional_time(row, 5, "due_at")?,
+            due_all_day: sqlite_reads::column(row, 6, "due_all_day")?,
+            priority: sqlite_reads::column(row, 7, "priority")?,
+            misses: sqlite_reads::column(row, 8, "misses")?,
         })
     }
 }
@@ -129,7 +129,7 @@ impl FlaggedTaskRow {
     fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             task: TaskRow::from_sqlite(row)?,
-            newly_missed: row.get("newly_missed")?,
+            newly_missed: sqlite_reads::column(row, 9, "newly_missed")?,
         })
     }
 }

@@ -118,15 +118,15 @@ impl UserRow {
     /// The row as SQLite's reader threads read it (`sqlite_reads`).
     pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: sqlite_reads::uuid(row, "id")?,
-            display_name: row.get("display_name")?,
-            phone: row.get("phone")?,
-            number: row.get("number")?,
-            language: row.get("language")?,
-            time_zone: row.get("time_zone")?,
-            role: row.get("role")?,
-            sms_opted_out: row.get("sms_opted_out")?,
-            created_at: sqlite_reads::time(row, "created_at")?,
+            id: sqlite_reads::uuid(row, 0, "id")?,
+            display_name: sqlite_reads::column(row, 1, "display_name")?,
+            phone: sqlite_reads::column(row, 2, "phone")?,
+            number: sqlite_reads::column(row, 3, "number")?,
+            language: sqlite_reads::column(row, 4, "language")?,
+            time_zone: sqlite_reads::column(row, 5, "time_zone")?,
+            role: sqlite_reads::column(row, 6, "role")?,
+            sms_opted_out: sqlite_reads::column(row, 7, "sms_opted_out")?,
+            created_at: sqlite_reads::time(row, 8, "created_at")?,
         })
     }
 }
