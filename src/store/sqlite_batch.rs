@@ -35,6 +35,7 @@ use std::sync::{Arc, LazyLock, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rusqlite::config::DbConfig;
 use rusqlite::hooks::Wal;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
@@ -248,6 +249,12 @@ fn crashed() -> StoreError {
 /// A rusqlite connection of our own to the database file at `path` (WAL is the file's own,
 /// set when it was created), with `pragmas` run on it and room for `statements` prepared
 /// statements.
+///
+/// Its query plans never depend on the values bound (SQLite's query planner stability
+/// guarantee). Otherwise a statement whose plan may use a bound value, such as a `LIMIT $2`,
+/// is compiled again each time it runs with new bindings: once per actor's activation for
+/// its recent messages, a third of what its read cost the reader thread before (round 20 of
+/// `docs/performance.md`).
 pub(super) fn open(
     path: &Path,
     busy_timeout: Duration,
@@ -259,6 +266,7 @@ pub(super) fn open(
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(busy_timeout)?;
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     connection.execute_batch(pragmas)?;
     connection.set_prepared_statement_cache_capacity(statements);
     Ok(connection)

@@ -339,6 +339,37 @@ mod tests {
         survives_a_panic_and_refuses_to_write(&readers, false, &setup).await;
     }
 
+    #[test]
+    fn a_statement_is_not_compiled_again_when_it_runs_with_new_bindings() {
+        let (_dir, path, setup) = database();
+        setup
+            .execute_batch(
+                "CREATE TABLE m (id INTEGER PRIMARY KEY, user_id BLOB NOT NULL); \
+                 CREATE INDEX m_user_id ON m (user_id, id); \
+                 INSERT INTO m (user_id) VALUES (x'01'), (x'02'), (x'01');",
+            )
+            .unwrap();
+        let reader = open_reader(&path, Duration::from_secs(1)).unwrap();
+        let mut recent = reader
+            .prepare("SELECT id FROM m WHERE user_id = $1 ORDER BY id DESC LIMIT $2")
+            .unwrap();
+        let mut read = |user: u8| -> Vec<i64> {
+            recent
+                .query_map(rusqlite::params![[user], 20], |row| row.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(read(1), [3, 1]);
+        assert_eq!(read(2), [2]);
+        assert_eq!(read(1), [3, 1]);
+        assert_eq!(
+            recent.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "its plan does not depend on the LIMIT's value"
+        );
+    }
+
     /// The name of the thread a read ran on.
     fn thread_name(_: &rusqlite::Transaction<'_>) -> rusqlite::Result<Option<String>> {
         Ok(std::thread::current().name().map(str::to_owned))
