@@ -252,9 +252,8 @@ fn crashed() -> StoreError {
 ///
 /// Its query plans never depend on the values bound (SQLite's query planner stability
 /// guarantee). Otherwise a statement whose plan may use a bound value, such as a `LIMIT $2`,
-/// is compiled again each time it runs with new bindings: once per actor's activation for
-/// its recent messages, a third of what its read cost the reader thread before (round 20 of
-/// `docs/performance.md`).
+/// is compiled again each time it runs with new bindings: the recent messages' statement,
+/// once per actor's activation (round 20 of `docs/performance.md`).
 pub(super) fn open(
     path: &Path,
     busy_timeout: Duration,

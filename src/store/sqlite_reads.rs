@@ -166,7 +166,7 @@ fn serve(mut connection: Connection, jobs: &Mutex<mpsc::Receiver<Job>>) {
 /// Column `index` of `row`, which its statement names `name`.
 ///
 /// Read by position: a read by name compares the name with each column's in turn, for every
-/// row, which took a tenth of a reader thread's time loading an actor's seventy rows (`perf`,
+/// row, which took an eighth of a reader thread's time loading an actor's seventy rows (`perf`,
 /// round 20 of `docs/performance.md`). Debug builds, which the tests run, check the name, so a
 /// statement whose columns moved fails its tests rather than read the wrong column.
 pub(super) fn column<T: FromSql>(row: &Row<'_>, index: usize, name: &str) -> rusqlite::Result<T> {
