@@ -105,7 +105,9 @@ impl CachedMemory {
             id: memory.id,
             text_and_tags: text_and_tags.into_boxed_str(),
             text_len,
-            terms: terms.into_boxed_slice(),
+            // A copy of exactly its length: shrinking `terms` where it lies would keep the
+            // vector's spare capacity, which the allocator does not split off.
+            terms: Box::from(terms.as_slice()),
             vector: memory.embedding.map(Vector::new),
             source_message_id: memory.source_message_id.and_then(NonZeroI64::new),
             created_at: Stamp::new(memory.created_at),
