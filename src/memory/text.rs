@@ -5,27 +5,7 @@
 /// Always ASCII. [`fold_with_offsets`] without the offsets.
 pub fn fold(text: &str) -> String {
     let mut folded = String::with_capacity(text.len());
-    let mut last_space = true;
-    for c in text.chars() {
-        if c.is_whitespace() || c == '-' {
-            if !last_space {
-                folded.push(' ');
-                last_space = true;
-            }
-            continue;
-        }
-        last_space = false;
-        if c.is_ascii() {
-            folded.push(c.to_ascii_lowercase());
-            continue;
-        }
-        match deunicode::deunicode_char(c) {
-            Some(ascii) if ascii.is_ascii() => {
-                folded.extend(ascii.chars().map(|c| c.to_ascii_lowercase()))
-            }
-            _ => folded.push('?'),
-        }
-    }
+    fold_each(text, |byte, _| folded.push(char::from(byte)));
     folded
 }
 
@@ -34,29 +14,41 @@ pub fn fold(text: &str) -> String {
 pub fn fold_with_offsets(text: &str) -> (String, Vec<usize>) {
     let mut folded = String::with_capacity(text.len());
     let mut offsets = Vec::with_capacity(text.len());
+    fold_each(text, |byte, at| {
+        folded.push(char::from(byte));
+        offsets.push(at);
+    });
+    offsets.push(text.len());
+    (folded, offsets)
+}
+
+/// Calls `folded` with each byte of `text` folded (always ASCII) and the byte of `text` it
+/// came from. A printable ASCII character folds as `deunicode` would fold it, without its
+/// table; control characters go through the table, which drops them.
+fn fold_each(text: &str, mut folded: impl FnMut(u8, usize)) {
     let mut last_space = true;
     for (at, c) in text.char_indices() {
-        let push = |s: &str, folded: &mut String, offsets: &mut Vec<usize>| {
-            for b in s.bytes() {
-                folded.push(b.to_ascii_lowercase() as char);
-                offsets.push(at);
-            }
-        };
         if c.is_whitespace() || c == '-' {
             if !last_space {
-                push(" ", &mut folded, &mut offsets);
+                folded(b' ', at);
                 last_space = true;
             }
             continue;
         }
         last_space = false;
+        if c.is_ascii_graphic() {
+            folded((c as u8).to_ascii_lowercase(), at);
+            continue;
+        }
         match deunicode::deunicode_char(c) {
-            Some(ascii) if ascii.is_ascii() => push(ascii, &mut folded, &mut offsets),
-            _ => push("?", &mut folded, &mut offsets),
+            Some(ascii) if ascii.is_ascii() => {
+                ascii
+                    .bytes()
+                    .for_each(|b| folded(b.to_ascii_lowercase(), at));
+            }
+            _ => folded(b'?', at),
         }
     }
-    offsets.push(text.len());
-    (folded, offsets)
 }
 
 /// When `text` (folded) starts with one of `prefixes` (written folded, words separated by one
@@ -144,6 +136,11 @@ mod tests {
             "  - ",
         ] {
             assert_eq!(fold(text), fold_with_offsets(text).0, "{text}");
+        }
+        // Each ASCII character folds as deunicode's table folds it, printable ones without it.
+        for c in (char::MIN..='\u{7f}').filter(|c| !c.is_whitespace() && *c != '-') {
+            let table = deunicode::deunicode_char(c).map(str::to_ascii_lowercase);
+            assert_eq!(Some(fold(&c.to_string())), table, "{c:?}");
         }
     }
 
