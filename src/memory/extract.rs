@@ -306,6 +306,11 @@ fn has_words(padded: &str, phrase: &str) -> bool {
 pub fn classify(text: &str, language: Language) -> MemoryKind {
     let tags = tags(text, language);
     let has = |concepts: &[&str]| tags.iter().any(|t| concepts.contains(&t.as_str()));
+    // Folded only when the tags said nothing, and then once.
+    let mentions = |words: &[&str]| {
+        let folded = fold(text);
+        words.iter().any(|w| folded.contains(w))
+    };
     if has(&["medication", "doctor", "allergy", "adhd", "anxiety"]) {
         MemoryKind::Health
     } else if has(&["work", "school"]) {
@@ -332,7 +337,7 @@ pub fn classify(text: &str, language: Language) -> MemoryKind {
         "sunday",
     ]) {
         MemoryKind::Routine
-    } else if fold(text).contains("goal") || fold(text).contains("objectif") {
+    } else if mentions(&["goal", "objectif"]) {
         MemoryKind::Goal
     } else {
         MemoryKind::Fact
