@@ -274,6 +274,10 @@ fn is_lasting_statement(sentence: &str) -> bool {
     if sentence.ends_with('?') || sentence.chars().count() > MAX_MEMORY_CHARS {
         return false;
     }
+    // The opening first: most sentences have none, and it looks at their first words only.
+    let Some((opening, rest)) = strip_prefix(sentence, STATEMENTS) else {
+        return false;
+    };
     let folded = fold(sentence);
     let words = format!(
         " {} ",
@@ -282,9 +286,6 @@ fn is_lasting_statement(sentence: &str) -> bool {
     if TRANSIENT.iter().any(|t| has_words(&words, t)) {
         return false;
     }
-    let Some((opening, rest)) = strip_prefix(sentence, STATEMENTS) else {
-        return false;
-    };
     if matches!(opening, "my" | "mon" | "ma" | "mes") {
         let rest = fold(rest);
         let rest = format!(" {} ", rest.replace("'s", " 's"));

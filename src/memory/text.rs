@@ -1,54 +1,78 @@
 //! Matching what people type: accent- and case-blind prefixes that hand back the rest of the
 //! text as it was typed, and the key two memories are "the same text" by.
 
+use std::ops::ControlFlow;
+
 /// `text` folded: accents to ASCII, lower case, `-` and runs of white space as one space.
 /// Always ASCII. [`fold_with_offsets`] without the offsets.
 pub fn fold(text: &str) -> String {
     let mut folded = String::with_capacity(text.len());
-    fold_each(text, |byte, _| folded.push(char::from(byte)));
+    let _whole = fold_each(text, |byte, _| {
+        folded.push(char::from(byte));
+        ControlFlow::Continue(())
+    });
     folded
 }
 
 /// `text` folded as [`fold`] folds it, with, for each folded byte, the byte of `text` it
 /// came from.
 pub fn fold_with_offsets(text: &str) -> (String, Vec<usize>) {
-    let mut folded = String::with_capacity(text.len());
-    let mut offsets = Vec::with_capacity(text.len());
-    fold_each(text, |byte, at| {
+    fold_prefix_with_offsets(text, usize::MAX)
+}
+
+/// The beginning of `text` folded as [`fold_with_offsets`] folds it: at least `bytes` folded
+/// bytes (all of `text` when it folds to fewer), and, after the last folded byte's offset, the
+/// offset where the next folded byte would come from (the length of `text` at its end). The
+/// folding of a text starts with the folding of each of its beginnings, so this is the start
+/// of `fold_with_offsets(text)`.
+fn fold_prefix_with_offsets(text: &str, bytes: usize) -> (String, Vec<usize>) {
+    let room = text.len().min(bytes.saturating_add(8));
+    let mut folded = String::with_capacity(room);
+    let mut offsets = Vec::with_capacity(room + 1);
+    let stopped = fold_each(text, |byte, at| {
+        if folded.len() >= bytes {
+            offsets.push(at);
+            return ControlFlow::Break(());
+        }
         folded.push(char::from(byte));
         offsets.push(at);
+        ControlFlow::Continue(())
     });
-    offsets.push(text.len());
+    if stopped.is_continue() {
+        offsets.push(text.len());
+    }
     (folded, offsets)
 }
 
 /// Calls `folded` with each byte of `text` folded (always ASCII) and the byte of `text` it
 /// came from. A printable ASCII character folds as `deunicode` would fold it, without its
-/// table; control characters go through the table, which drops them.
-fn fold_each(text: &str, mut folded: impl FnMut(u8, usize)) {
+/// table; control characters go through the table, which drops them. It stops, and says so,
+/// when `folded` breaks.
+fn fold_each(text: &str, mut folded: impl FnMut(u8, usize) -> ControlFlow<()>) -> ControlFlow<()> {
     let mut last_space = true;
     for (at, c) in text.char_indices() {
         if c.is_whitespace() || c == '-' {
             if !last_space {
-                folded(b' ', at);
+                folded(b' ', at)?;
                 last_space = true;
             }
             continue;
         }
         last_space = false;
         if c.is_ascii_graphic() {
-            folded((c as u8).to_ascii_lowercase(), at);
+            folded((c as u8).to_ascii_lowercase(), at)?;
             continue;
         }
         match deunicode::deunicode_char(c) {
             Some(ascii) if ascii.is_ascii() => {
-                ascii
-                    .bytes()
-                    .for_each(|b| folded(b.to_ascii_lowercase(), at));
+                for b in ascii.bytes() {
+                    folded(b.to_ascii_lowercase(), at)?;
+                }
             }
-            _ => folded(b'?', at),
+            _ => folded(b'?', at)?,
         }
     }
+    ControlFlow::Continue(())
 }
 
 /// When `text` (folded) starts with one of `prefixes` (written folded, words separated by one
@@ -58,7 +82,10 @@ pub fn strip_prefix<'t>(
     text: &'t str,
     prefixes: &[&'static str],
 ) -> Option<(&'static str, &'t str)> {
-    let (folded, offsets) = fold_with_offsets(text.trim_start());
+    // Only as much of the text as the longest prefix and the byte after it: the rest of a
+    // long message is never looked at.
+    let longest = prefixes.iter().map(|p| p.len()).max().unwrap_or(0);
+    let (folded, offsets) = fold_prefix_with_offsets(text.trim_start(), longest + 1);
     let start = text.len() - text.trim_start().len();
     let mut best: Option<&'static str> = None;
     for prefix in prefixes {
@@ -124,6 +151,24 @@ mod tests {
         );
         assert_eq!(strip_prefix("remembering", &prefixes), None);
         assert_eq!(strip_prefix("rem", &prefixes), None);
+    }
+
+    #[test]
+    fn a_beginning_folds_as_the_start_of_the_whole_text() {
+        for text in [
+            "Œuf  à-la CRÈME brûlée\tß ☕ 8:30",
+            "remember that: my sister's name is Élodie",
+            "  -- spaced   out ",
+            "",
+        ] {
+            let (whole, whole_offsets) = fold_with_offsets(text);
+            for bytes in 0..whole.len() + 3 {
+                let (folded, offsets) = fold_prefix_with_offsets(text, bytes);
+                let kept = bytes.min(whole.len());
+                assert_eq!(folded, whole[..kept], "{text:?}, {bytes} bytes");
+                assert_eq!(offsets, whole_offsets[..=kept], "{text:?}, {bytes} bytes");
+            }
+        }
     }
 
     #[test]
