@@ -8,6 +8,7 @@
 //! than the reply window, answer an empty `<Response/>` and let the Notifier send the reply
 //! through the REST API when it is ready (so too when Twilio hangs up first).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -50,20 +51,29 @@ pub fn router() -> Router<AppState> {
         .route("/sms/status", post(status))
 }
 
-/// The form of a Twilio request whose `X-Twilio-Signature` checks out; 403 otherwise.
-async fn signed_form(
-    state: &AppState,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Vec<(String, String)>, ApiError> {
+/// A form's fields in order, each decoded; borrowed from the body when there was nothing to
+/// decode (most of Twilio's fields: SIDs, numbers, counts).
+type Form<'b> = Vec<(Cow<'b, str>, Cow<'b, str>)>;
+
+/// The body of a form POST, at most [`MAX_BODY_BYTES`].
+async fn form_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     check_content_type(headers)?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
-        })?;
-    let params = parse_form(&bytes)?;
+        })
+}
+
+/// The fields of a Twilio request's form `bytes`, when its `X-Twilio-Signature` checks out;
+/// 403 otherwise.
+fn signed_form<'b>(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    bytes: &'b [u8],
+) -> Result<Form<'b>, ApiError> {
+    let params = parse_form(bytes)?;
     let url = signed_url(state, uri);
     let provided = headers
         .get("x-twilio-signature")
@@ -105,12 +115,13 @@ async fn status(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = signed_form(&state, &uri, &headers, body).await?;
+    let bytes = form_body(&headers, body).await?;
+    let params = signed_form(&state, &uri, &headers, &bytes)?;
     let get = |name: &str| {
         params
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
             .filter(|v| !v.is_empty())
     };
     let sid = get("MessageSid")
@@ -161,8 +172,8 @@ async fn inbound(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = signed_form(&state, &uri, &headers, body).await?;
-    let hook = webhook_fields(&params)?;
+    let bytes = form_body(&headers, body).await?;
+    let hook = webhook_fields(&signed_form(&state, &uri, &headers, &bytes)?)?;
     let Some((route, remembered)) = owner(&state, &hook.to).await? else {
         tracing::info!(to = %mask_phone(&hook.to), "webhook for a number nobody has");
         return Err(ApiError::NotFound("no user has this number"));
@@ -330,7 +341,7 @@ fn signed_url(state: &AppState, uri: &Uri) -> String {
 
 /// Parses `application/x-www-form-urlencoded` strictly: invalid percent-escapes are kept as
 /// text (as browsers do), but bytes that are not UTF-8 after decoding are a 400.
-fn parse_form(bytes: &Bytes) -> Result<Vec<(String, String)>, ApiError> {
+fn parse_form(bytes: &[u8]) -> Result<Form<'_>, ApiError> {
     let mut params = Vec::new();
     for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let mut parts = pair.splitn(2, |b| *b == b'=');
@@ -344,30 +355,32 @@ fn parse_form(bytes: &Bytes) -> Result<Vec<(String, String)>, ApiError> {
     Ok(params)
 }
 
-fn decode_component(raw: &[u8]) -> Result<String, ApiError> {
+fn decode_component(raw: &[u8]) -> Result<Cow<'_, str>, ApiError> {
     let not_utf8 = || ApiError::bad_request("bad_encoding", "form fields must be UTF-8");
-    // Most of Twilio's fields (SIDs, numbers, counts) have nothing to decode: one copy.
     if !raw.iter().any(|b| matches!(b, b'+' | b'%')) {
         return std::str::from_utf8(raw)
-            .map(str::to_owned)
+            .map(Cow::Borrowed)
             .map_err(|_| not_utf8());
     }
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    percent_decode(&spaced)
-        .decode_utf8()
-        .map(|text| text.into_owned())
+    // `+` is a space; each run between them is percent-decoded into the one buffer.
+    let mut decoded = Vec::with_capacity(raw.len());
+    for (i, run) in raw.split(|b| *b == b'+').enumerate() {
+        if i > 0 {
+            decoded.push(b' ');
+        }
+        decoded.extend(percent_decode(run));
+    }
+    String::from_utf8(decoded)
+        .map(Cow::Owned)
         .map_err(|_| not_utf8())
 }
 
-fn webhook_fields(params: &[(String, String)]) -> Result<Webhook, ApiError> {
+fn webhook_fields(params: &[(Cow<'_, str>, Cow<'_, str>)]) -> Result<Webhook, ApiError> {
     let get = |name: &str| {
         params
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.as_ref().to_owned())
     };
     let require = |name: &'static str| {
         get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
@@ -411,10 +424,12 @@ mod tests {
 
     #[test]
     fn forms_decode_plus_and_percent_escapes() {
-        let params =
-            parse_form(&Bytes::from_static(b"Body=add+milk%2C+eggs&To=%2B15550001")).unwrap();
+        let params = parse_form(b"Body=add+milk%2C+eggs&To=%2B15550001").unwrap();
         assert_eq!(params[0], ("Body".into(), "add milk, eggs".into()));
         assert_eq!(params[1], ("To".into(), "+15550001".into()));
+        let edges = parse_form(b"A=+&B=%2B+%&C=++a%20b+&D=%41%e2%82%ac+").unwrap();
+        let values: Vec<&str> = edges.iter().map(|(_, v)| v.as_ref()).collect();
+        assert_eq!(values, [" ", "+ %", "  a b ", "A€ "]);
     }
 
     #[test]
@@ -430,15 +445,21 @@ mod tests {
                 }
             ));
         }
-        let plain = parse_form(&Bytes::from_static(b"MessageSid=SM0123&NumSegments=1")).unwrap();
+        let plain = parse_form(b"MessageSid=SM0123&NumSegments=1").unwrap();
         assert_eq!(plain[0], ("MessageSid".into(), "SM0123".into()));
         assert_eq!(plain[1], ("NumSegments".into(), "1".into()));
+        // Fields with nothing to decode are not copied.
+        assert!(
+            plain
+                .iter()
+                .all(|(k, v)| matches!((k, v), (Cow::Borrowed(_), Cow::Borrowed(_))))
+        );
     }
 
     #[test]
     fn an_empty_form_is_refused() {
-        assert!(parse_form(&Bytes::from_static(b"")).is_err());
-        assert!(parse_form(&Bytes::from_static(b"&&")).is_err());
+        assert!(parse_form(b"").is_err());
+        assert!(parse_form(b"&&").is_err());
     }
 
     #[test]
@@ -484,8 +505,8 @@ mod tests {
 
     #[test]
     fn webhook_fields_must_be_present_and_sane() {
-        let base = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
-            let mut v: Vec<(String, String)> = vec![
+        let base = |extra: &[(&str, &str)]| -> Form<'static> {
+            let mut v: Form<'static> = vec![
                 ("MessageSid".into(), "SM0123".into()),
                 ("From".into(), "+15550001".into()),
                 ("To".into(), "+15550002".into()),
@@ -493,7 +514,7 @@ mod tests {
             ];
             for (k, val) in extra {
                 v.retain(|(name, _)| name != k);
-                v.push(((*k).into(), (*val).into()));
+                v.push((Cow::Owned((*k).to_owned()), Cow::Owned((*val).to_owned())));
             }
             v
         };
