@@ -1,5 +1,5 @@
-//! Layers every response passes through: the request timer, security headers, and the
-//! per-client rate limit.
+//! The layer every request passes through: the per-client rate limit, the security headers,
+//! and the request timer.
 //!
 //! Headers: HSTS (two years, subdomains), a strict Content-Security-Policy fit for the web
 //! client to come (same-origin scripts, styles and connections, WebSockets included; no
@@ -8,7 +8,6 @@
 //! header is sent (axum adds none; a proxy in front should hide its own).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -17,7 +16,6 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::metrics::Metrics;
 use super::{ApiError, AppState};
 use crate::store::limits::{Decision, Quota};
 
@@ -26,18 +24,30 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
      connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-/// Times every request, from reaching the router to its response, into
-/// `nudge_http_request_duration_seconds`.
-pub async fn time_requests(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// What every request passes through, in one layer (each layer of its own would clone the
+/// route's service and box a future for every request):
+/// - it spends one request of the client address's budget (every route but health checks),
+///   and answers 429 with `Retry-After` past it;
+/// - it adds the security headers to every response, and drops any `Server` header;
+/// - it times the request, from reaching the router to its response, into
+///   `nudge_http_request_duration_seconds`.
+pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
-    let response = next.run(request).await;
-    metrics.observe_request(
+    let path = request.uri().path();
+    let api = path.starts_with("/api/");
+    let mut response = if path == "/healthz" || path == "/readyz" {
+        next.run(request).await
+    } else {
+        let (parts, body) = request.into_parts();
+        match over_budget(&state, &parts).await {
+            Some(refused) => refused,
+            None => next.run(Request::from_parts(parts, body)).await,
+        }
+    };
+    add_security_headers(&mut response, api);
+    state.metrics.observe_request(
         route.as_ref().map(MatchedPath::as_str),
         &method,
         response.status(),
@@ -46,11 +56,9 @@ pub async fn time_requests(
     response
 }
 
-/// Adds the security headers to every response.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let api = request.uri().path().starts_with("/api/");
-    let mut response = next.run(request).await;
+fn add_security_headers(response: &mut Response, api: bool) {
     let headers = response.headers_mut();
+    headers.reserve(6);
     headers.insert(
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static(HSTS),
@@ -72,37 +80,28 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     headers.remove(header::SERVER);
-    response
 }
 
-/// Spends one request of the client address's budget (every route but health checks);
-/// answers 429 with `Retry-After` past it.
-pub async fn limit_per_client(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let path = request.uri().path();
-    if path == "/healthz" || path == "/readyz" {
-        return next.run(request).await;
+/// The 429 answer when the client's address has spent its budget; `None` when it may go on.
+async fn over_budget(state: &AppState, parts: &Parts) -> Option<Response> {
+    let limits = &state.security;
+    let quota = Quota::per_minute(limits.limits.ip_per_min);
+    if quota.is_unlimited() {
+        return None;
     }
-    let (parts, body) = request.into_parts();
-    let ip = client_ip(&state, &parts);
-    let quota = Quota::per_minute(state.security.limits.ip_per_min);
-    if let Decision::Limited { retry_after } = state
-        .security
-        .limiter
-        .check(&format!("ip:{ip}"), quota)
-        .await
-    {
-        tracing::info!(%ip, "client over its request budget");
-        return ApiError::TooManyRequests {
+    let ip = client_ip(state, parts);
+    let Decision::Limited { retry_after } = limits.limiter.check(&format!("ip:{ip}"), quota).await
+    else {
+        return None;
+    };
+    tracing::info!(%ip, "client over its request budget");
+    Some(
+        ApiError::TooManyRequests {
             code: "rate_limited",
             retry_after,
         }
-        .into_response();
-    }
-    next.run(Request::from_parts(parts, body)).await
+        .into_response(),
+    )
 }
 
 /// The client's address: the last `X-Forwarded-For` entry when the deployment trusts its

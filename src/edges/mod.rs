@@ -89,18 +89,13 @@ pub fn router(state: AppState) -> Router {
         .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            layers::limit_per_client,
-        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
-        .layer(axum::middleware::from_fn(layers::security_headers))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            layers::time_requests,
+            state.clone(),
+            layers::edge,
         ))
         .with_state(state)
 }

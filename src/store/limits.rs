@@ -35,6 +35,11 @@ impl Quota {
         }
     }
 
+    /// Whether this is no limit at all (a budget of 0 a minute turns a limit off).
+    pub fn is_unlimited(&self) -> bool {
+        self.per_minute == 0
+    }
+
     fn interval_ms(&self) -> i64 {
         60_000 / i64::from(self.per_minute.max(1))
     }
@@ -141,7 +146,7 @@ impl RateLimiter {
 
     /// Spends one request of `key`'s budget.
     pub async fn check(&self, key: &str, quota: Quota) -> Decision {
-        if quota.per_minute == 0 {
+        if quota.is_unlimited() {
             return Decision::Allowed;
         }
         if let Some((redis, script, prefix)) = &self.inner.redis {
