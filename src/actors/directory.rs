@@ -34,7 +34,7 @@ pub enum DirectoryMsg {
     /// open lane goes down it instead).
     Turn {
         user_id: UserId,
-        turn: InboundTurn,
+        turn: Arc<InboundTurn>,
         reply: TurnReply,
     },
     /// The user's actor, activated if needed (to load its state ahead of a turn).
@@ -80,7 +80,7 @@ struct Entry {
     /// `None` while the supervisor is replacing a crashed actor.
     lane: Option<Arc<Lane>>,
     /// Turns waiting for a replacement actor, in arrival order.
-    pending: Vec<(InboundTurn, TurnReply)>,
+    pending: Vec<(Arc<InboundTurn>, TurnReply)>,
 }
 
 impl Entry {
@@ -211,7 +211,12 @@ async fn ensure_entry(
     state.users.get_mut(&user_id).ok_or(TurnError::Unavailable)
 }
 
-async fn route(state: &mut DirectoryState, user_id: UserId, turn: InboundTurn, reply: TurnReply) {
+async fn route(
+    state: &mut DirectoryState,
+    user_id: UserId,
+    turn: Arc<InboundTurn>,
+    reply: TurnReply,
+) {
     let lanes = state.lanes.clone();
     let entry = match ensure_entry(state, user_id).await {
         Ok(entry) => entry,

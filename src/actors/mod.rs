@@ -201,13 +201,13 @@ impl ActorSystem {
         timeout: Duration,
     ) -> Result<TurnOutcome, TurnError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let spare = turn.clone();
-        match self.attempt(user_id, turn, deadline).await {
+        let turn = Arc::new(turn);
+        match self.attempt(user_id, turn.clone(), deadline).await {
             Some(outcome) => outcome,
             // The actor stopped without answering: once more, through the Directory if its
             // lane has closed meanwhile.
             None => self
-                .attempt(user_id, spare, deadline)
+                .attempt(user_id, turn, deadline)
                 .await
                 .unwrap_or(Err(TurnError::Interrupted)),
         }
@@ -218,7 +218,7 @@ impl ActorSystem {
     async fn attempt(
         &self,
         user_id: UserId,
-        turn: InboundTurn,
+        turn: Arc<InboundTurn>,
         deadline: tokio::time::Instant,
     ) -> Option<Result<TurnOutcome, TurnError>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -237,7 +237,7 @@ impl ActorSystem {
     fn send_turn(
         &self,
         user_id: UserId,
-        turn: InboundTurn,
+        turn: Arc<InboundTurn>,
         reply: TurnReply,
     ) -> Result<(), TurnError> {
         let (turn, reply) = match self.lanes.get(user_id) {

@@ -70,8 +70,12 @@ pub struct TurnOutcome {
 /// Messages of a [`UserActor`].
 #[derive(RactorMessage)]
 pub enum UserMsg {
-    /// Run one turn and answer on the port.
-    Turn(InboundTurn, RpcReplyPort<Result<TurnOutcome, TurnError>>),
+    /// Run one turn and answer on the port. Shared: the sender keeps it to send again should
+    /// the actor stop before answering.
+    Turn(
+        Arc<InboundTurn>,
+        RpcReplyPort<Result<TurnOutcome, TurnError>>,
+    ),
     /// Load the user's state now rather than on the first turn (activation ahead of use).
     Load(RpcReplyPort<Result<(), TurnError>>),
     /// The passivation timer fired.
@@ -393,7 +397,7 @@ const ANSWER_WITH_MESSAGE_WITHIN: Duration = Duration::from_millis(50);
 /// answer is stored with its message in one commit of the group-commit writer. A turn that
 /// fails (or panics) before it has an answer stores its message alone, so nothing the user
 /// wrote is lost.
-async fn run_turn(state: &mut UserState, turn: InboundTurn) -> Result<TurnOutcome, TurnError> {
+async fn run_turn(state: &mut UserState, turn: Arc<InboundTurn>) -> Result<TurnOutcome, TurnError> {
     ensure_loaded(state).await?;
 
     // 1. Dedupe: a retried webhook (same provider id) gets the reply it got the first time.
@@ -544,23 +548,23 @@ async fn answer(state: &mut UserState, turn: &InboundTurn) -> Result<Answer, Tur
 
     // 3. A reply to the last reminder ("done", "snooze 10", "plus tard") acts on it.
     if let Some(answer) = super::reminders::classify_reply(&turn.body)
-        && let Some(user) = state.user.clone()
+        && let Some(user) = state.user.as_ref()
         && let Some(text) =
-            super::reminders::answer_nudge(&store, &user, answer, turn.received_at).await?
+            super::reminders::answer_nudge(&store, user, answer, turn.received_at).await?
     {
         return Ok(Answer::fixed(Some(text), opted_out));
     }
 
     // 4. The engine answers.
+    // The state's fields are borrowed apart, so nothing of it is copied for the engine.
     let user = state
         .user
-        .clone()
+        .as_ref()
         .ok_or_else(|| TurnError::Store(StoreError::NotFound))?;
-    let engine = state.deps.engine.clone();
+    let engine = &state.deps.engine;
     if !engine.answers_at_once() {
         state.deps.live.publish(user_id, &Event::Typing);
     }
-    let summary = state.summary.as_ref().map(|s| s.text.clone());
     let ranked = state
         .ltm
         .recall(&state.deps.memory, &turn.body, turn.received_at)
@@ -570,13 +574,13 @@ async fn answer(state: &mut UserState, turn: &InboundTurn) -> Result<Answer, Tur
         .respond(
             &store,
             TurnInput {
-                user: &user,
+                user,
                 text: &turn.body,
                 channel: turn.channel,
                 now: turn.received_at,
                 recent: state.recent.make_contiguous(),
                 memories: &memories,
-                summary: summary.as_deref(),
+                summary: state.summary.as_ref().map(|s| s.text.as_str()),
             },
         )
         .await?;

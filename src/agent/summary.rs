@@ -5,6 +5,8 @@
 //! configured; [`extractive`] otherwise, or when the model fails), stores it, and the prompt
 //! carries the summary plus the messages after it. A restart reloads both.
 
+use std::borrow::Cow;
+
 use super::Said;
 use crate::store::{Direction, Language};
 
@@ -25,50 +27,62 @@ pub fn extractive(language: Language, previous: Option<&str>, messages: &[Said])
         Language::En => "User",
         Language::Fr => "Utilisateur",
     };
-    let mut lines: Vec<String> = previous
-        .map(|p| {
-            p.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    // Each line with its length in characters; the previous summary's lines as they are.
+    let mut lines: Vec<(Cow<'_, str>, usize)> = previous
+        .into_iter()
+        .flat_map(str::lines)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| (Cow::Borrowed(l), l.chars().count()))
+        .collect();
+    let mut flat = String::new();
     for message in messages {
         let who = match message.direction() {
             Direction::Inbound => user_label,
             Direction::Outbound => "Nudge",
         };
-        let flat: String = message
-            .body()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        flat.clear();
+        for word in message.body().split_whitespace() {
+            if !flat.is_empty() {
+                flat.push(' ');
+            }
+            flat.push_str(word);
+        }
         if flat.is_empty() {
             continue;
         }
-        lines.push(format!("- {who}: {}", shorten(&flat, LINE_CHARS)));
+        let line = format!("- {who}: {}", shorten(&flat, LINE_CHARS));
+        let chars = line.chars().count();
+        lines.push((Cow::Owned(line), chars));
     }
-    let mut total: usize = lines.iter().map(|l| l.chars().count() + 1).sum();
+    let mut total: usize = lines.iter().map(|(_, chars)| chars + 1).sum();
     let mut start = 0;
     while total > MAX_EXTRACTIVE_CHARS && start + 1 < lines.len() {
-        total -= lines[start].chars().count() + 1;
+        total -= lines[start].1 + 1;
         start += 1;
     }
-    lines[start..].join("\n")
+    let kept = &lines[start..];
+    let mut summary = String::with_capacity(kept.iter().map(|(l, _)| l.len() + 1).sum());
+    for (i, (line, _)) in kept.iter().enumerate() {
+        if i > 0 {
+            summary.push('\n');
+        }
+        summary.push_str(line);
+    }
+    summary
 }
 
 /// The first `max` characters of `text`, cut at a word and marked with an ellipsis.
-fn shorten(text: &str, max: usize) -> String {
+fn shorten(text: &str, max: usize) -> Cow<'_, str> {
     if text.chars().count() <= max {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     let cut: String = text.chars().take(max.saturating_sub(1)).collect();
     let cut = match cut.rfind(' ') {
         Some(space) if space > max / 2 => &cut[..space],
         _ => cut.as_str(),
     };
-    format!("{}…", cut.trim_end())
+    Cow::Owned(format!("{}…", cut.trim_end()))
 }
 
 #[cfg(test)]

@@ -206,7 +206,15 @@ impl Sealer {
 
 /// The place a sealed column value belongs to, used as associated data.
 pub fn place(column: &str, user: UserId) -> String {
-    format!("{column}:{user}")
+    // As `format!("{column}:{user}")` writes it, without the formatting machinery: this runs
+    // for every sealed value.
+    let mut id = uuid::Uuid::encode_buffer();
+    let id = user.0.hyphenated().encode_lower(&mut id);
+    let mut place = String::with_capacity(column.len() + 1 + id.len());
+    place.push_str(column);
+    place.push(':');
+    place.push_str(id);
+    place
 }
 
 fn split(sealed: &str) -> Result<(&str, &str), SealError> {
@@ -257,6 +265,15 @@ pub fn encode_key(key: &[u8; KEY_LEN]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_place_names_its_column_and_user_as_formatting_would() {
+        let user = UserId::new();
+        assert_eq!(
+            place("messages.body", user),
+            format!("messages.body:{user}")
+        );
+    }
+
     use super::*;
 
     #[test]
