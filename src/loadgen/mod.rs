@@ -316,6 +316,12 @@ impl Target {
         self.pid.and_then(|pid| procstat::sample(pid).ok())
     }
 
+    /// The server's SQLite batch thread now, if it has one and `/proc` shows it.
+    fn writer_thread(&self) -> Option<procstat::ThreadTimes> {
+        self.pid
+            .and_then(|pid| procstat::thread_times(pid, crate::store::BATCH_THREAD_NAME))
+    }
+
     /// The server's `/metrics` text, if it answers.
     async fn metrics(&self, connection: &mut Connection) -> Option<String> {
         let answer = tokio::time::timeout(
@@ -491,6 +497,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
     let mut fleet = None;
     let mut probe = Connection::new(target.addr);
     let mut metrics_before = None;
+    let mut thread_before = None;
     let mut rss_before = None;
     // Time spent loading Nudge (the writer's busy share is taken over it).
     let mut nudge_time = Duration::ZERO;
@@ -516,6 +523,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
                 fleet = Some(opened);
             }
             metrics_before = target.metrics(&mut probe).await;
+            thread_before = target.writer_thread();
             rss_before = target.sample().map(|s| s.rss_bytes);
         }
         let pushes = fleet.as_ref().map(sockets::Fleet::pushes);
@@ -549,6 +557,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         }
     }
     let metrics_after = target.metrics(&mut probe).await;
+    let thread_after = target.writer_thread();
     let rss_after = target.sample().map(|s| s.rss_bytes);
     let sockets = match fleet {
         Some(fleet) => Some(fleet.close().await),
@@ -573,7 +582,8 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
             metrics_before.as_deref(),
             metrics_after.as_deref(),
             nudge_time,
-        ),
+        )
+        .map(|w| w.with_thread(thread_before.zip(thread_after), nudge_time)),
         sockets,
     );
     let comparison = reference.map(|reference| {
@@ -750,6 +760,8 @@ async fn run_phase(
     // The server's `/metrics` at the measured time's start and end, for the writer's work.
     let mut metrics_start = None;
     let mut metrics_end = None;
+    let mut thread_start = None;
+    let mut thread_end = None;
     let mut probe = phase.watched.map(|t| Connection::new(t.addr));
     let total = args.warmup + args.duration;
     for k in 0..=total {
@@ -764,8 +776,10 @@ async fn run_phase(
             client_start = procstat::sample_path(std::path::Path::new("/proc/self")).ok();
             machine_start = procstat::machine_ticks();
             metrics_start = metrics;
+            thread_start = phase.watched.and_then(Target::writer_thread);
         } else if k == total {
             metrics_end = metrics;
+            thread_end = phase.watched.and_then(Target::writer_thread);
         }
         progress(
             phase,
@@ -855,7 +869,8 @@ async fn run_phase(
         },
         writer: metrics_start
             .as_deref()
-            .and_then(|start| writer_use(Some(start), metrics_end.as_deref(), duration)),
+            .and_then(|start| writer_use(Some(start), metrics_end.as_deref(), duration))
+            .map(|w| w.with_thread(thread_start.zip(thread_end), duration)),
         server_turns: metrics_start
             .as_deref()
             .and_then(|start| server_turns(Some(start), metrics_end.as_deref())),
@@ -1019,7 +1034,25 @@ fn writer_use(before: Option<&str>, after: Option<&str>, wall: Duration) -> Opti
         batch_ms: per(busy, batches) / 1e3,
         batch_p99_within_ms: p99_within(COMMIT_SERIES, before, after).map(|s| s * 1e3),
         write_p99_within_ms: p99_within(WRITE_SERIES, before, after).map(|s| s * 1e3),
+        thread_on_cpu: None,
+        thread_waiting_for_cpu: None,
     })
+}
+
+impl WriterUse {
+    /// With the batch thread's shares of `wall` between two readings of it.
+    fn with_thread(
+        mut self,
+        readings: Option<(procstat::ThreadTimes, procstat::ThreadTimes)>,
+        wall: Duration,
+    ) -> Self {
+        if let Some((start, end)) = readings {
+            let (on_cpu, waiting) = end.shares_since(&start, wall);
+            self.thread_on_cpu = Some(on_cpu);
+            self.thread_waiting_for_cpu = Some(waiting);
+        }
+        self
+    }
 }
 
 /// The commit-time histogram's series in a `/metrics` text.

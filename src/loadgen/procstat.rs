@@ -58,6 +58,56 @@ pub fn sample_path(dir: &Path) -> io::Result<ProcSample> {
     })
 }
 
+/// A thread's time on a CPU, and runnable but waiting for one, from its
+/// `/proc/PID/task/TID/schedstat` (nanoseconds since it started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadTimes {
+    pub on_cpu_ns: u64,
+    pub waiting_ns: u64,
+}
+
+/// The times of process `pid`'s first thread called `name` (Linux keeps a thread's first 15
+/// bytes of name); `None` when it has none, or `/proc` cannot tell.
+pub fn thread_times(pid: u32, name: &str) -> Option<ThreadTimes> {
+    let shown = name.get(..15).unwrap_or(name);
+    let tasks = std::fs::read_dir(Path::new("/proc").join(pid.to_string()).join("task")).ok()?;
+    for task in tasks.flatten() {
+        let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else {
+            continue;
+        };
+        if comm.trim_end() == shown {
+            return parse_schedstat(&std::fs::read_to_string(task.path().join("schedstat")).ok()?)
+                .map(|(on_cpu_ns, waiting_ns)| ThreadTimes {
+                    on_cpu_ns,
+                    waiting_ns,
+                });
+        }
+    }
+    None
+}
+
+impl ThreadTimes {
+    /// The shares of `wall` this thread spent on a CPU and waiting for one since `earlier`
+    /// (each 1.0 at most for one thread over the time between the two readings).
+    pub fn shares_since(&self, earlier: &ThreadTimes, wall: std::time::Duration) -> (f64, f64) {
+        let wall = wall.as_nanos() as f64;
+        if wall <= 0.0 {
+            return (0.0, 0.0);
+        }
+        let share = |now: u64, then: u64| now.saturating_sub(then) as f64 / wall;
+        (
+            share(self.on_cpu_ns, earlier.on_cpu_ns),
+            share(self.waiting_ns, earlier.waiting_ns),
+        )
+    }
+}
+
+/// (time on a CPU, time waiting on a run queue) from the text of a `schedstat` file.
+fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
+    let mut fields = text.split_whitespace();
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
 /// `utime + stime` from the text of `/proc/PID/stat`. The command name (field 2) may hold
 /// spaces and parentheses, so fields are counted after its last `)`.
 pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
@@ -167,6 +217,52 @@ pub fn machine() -> (usize, String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schedstat_gives_the_time_on_a_cpu_then_the_wait_for_one() {
+        assert_eq!(
+            parse_schedstat("2071234567 1950000000 6916\n"),
+            Some((2_071_234_567, 1_950_000_000))
+        );
+        assert_eq!(parse_schedstat("12"), None);
+        assert_eq!(parse_schedstat("x 1 2"), None);
+        let earlier = ThreadTimes {
+            on_cpu_ns: 1_000,
+            waiting_ns: 500,
+        };
+        let later = ThreadTimes {
+            on_cpu_ns: 3_000_001_000,
+            waiting_ns: 1_000_000_500,
+        };
+        let (on_cpu, waiting) = later.shares_since(&earlier, std::time::Duration::from_secs(4));
+        assert!((on_cpu - 0.75).abs() < 1e-9 && (waiting - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_thread_is_found_by_its_name_as_linux_keeps_it() {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (ready, started) = std::sync::mpsc::channel::<()>();
+        // The new thread names itself before it runs this: once it says so, its name shows.
+        let thread = std::thread::Builder::new()
+            .name("loadgen-named-probe".into())
+            .spawn(move || {
+                let _ = ready.send(());
+                let _ = stopped.recv();
+            })
+            .unwrap();
+        started.recv().unwrap();
+        let found = thread_times(std::process::id(), "loadgen-named-probe");
+        // Kernels built without scheduler statistics have no `schedstat` to read.
+        if Path::new("/proc/self/schedstat").exists() {
+            assert!(
+                found.is_some(),
+                "a thread named past 15 bytes is found by its first 15"
+            );
+        }
+        assert_eq!(thread_times(std::process::id(), "no-such-thread"), None);
+        drop(stop);
+        thread.join().unwrap();
+    }
 
     #[test]
     fn cpu_ticks_are_read_after_a_command_name_with_spaces_and_parentheses() {

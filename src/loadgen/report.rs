@@ -203,6 +203,12 @@ pub struct WriterUse {
     /// The same for the writes' times from hand-off to commit: weighted by writes, where a
     /// slow commit counts once for each turn that waited on it.
     pub write_p99_within_ms: Option<f64>,
+    /// SQLite's batch thread, the one every write waits for, from the kernel's account of it
+    /// (`/proc/…/schedstat`) over the same time: the share of the time it ran on a CPU, and
+    /// the share it was ready to run but waited for one (`None` on PostgreSQL, or without
+    /// `/proc`).
+    pub thread_on_cpu: Option<f64>,
+    pub thread_waiting_for_cpu: Option<f64>,
 }
 
 impl Memory {
@@ -369,6 +375,14 @@ pub fn text(report: &Report) -> String {
         if let Some(p99) = w.batch_p99_within_ms {
             let _ = write!(out, ", 99 % of batches within {p99} ms");
         }
+        if let (Some(on_cpu), Some(waiting)) = (w.thread_on_cpu, w.thread_waiting_for_cpu) {
+            let _ = write!(
+                out,
+                "; its thread ran {:.0} % of the time and waited for a CPU {:.0} %",
+                on_cpu * 100.0,
+                waiting * 100.0
+            );
+        }
         let _ = writeln!(out);
     }
     if let Some(sockets) = &s.sockets {
@@ -458,6 +472,8 @@ pub(crate) mod tests {
                 batch_ms: 2.7,
                 batch_p99_within_ms: Some(5.0),
                 write_p99_within_ms: Some(20.0),
+                thread_on_cpu: Some(0.42),
+                thread_waiting_for_cpu: Some(0.39),
             }),
             server_turns: (name == "nudge 50%").then_some(ServerTurns {
                 turns: 15_000,

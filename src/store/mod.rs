@@ -96,6 +96,7 @@ use sqlx::sqlite::SqlitePool;
 use uuid::Uuid;
 
 pub use seal::Sealer;
+pub use sqlite_batch::BATCH_THREAD_NAME;
 
 pub use accounts::{
     Account, Consent, NewAccount, PhoneVerification, Profile, ProfileChange, VerificationPurpose,

@@ -171,7 +171,7 @@ impl BatchThread {
             checkpoints,
         };
         std::thread::Builder::new()
-            .name("nudge-sqlite-batches".into())
+            .name(BATCH_THREAD_NAME.into())
             .spawn(move || committer.serve(receiver))
             .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         Ok(Self {
@@ -270,6 +270,10 @@ pub(super) fn open(
     connection.set_prepared_statement_cache_capacity(statements);
     Ok(connection)
 }
+
+/// The name of the thread every write of the group-commit writer waits for (Linux shows its
+/// first 15 bytes, `nudge-sqlite-ba`).
+pub const BATCH_THREAD_NAME: &str = "nudge-sqlite-batches";
 
 /// The prepared statements the batch connection keeps: a message's, a copy's and a model
 /// call's rows, the summary save, the fingerprint read, and the usage rows' statement of each

@@ -182,6 +182,21 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
             "{writer}"
         );
         assert!(stdout.contains("99 % of batches within"), "{stdout}");
+        // SQLite's batch thread, as the kernel saw it: a share of the time on a CPU and one
+        // waiting for a CPU. PostgreSQL's server has no such thread.
+        let on_cpu = writer["thread_on_cpu"].as_f64();
+        let waiting = writer["thread_waiting_for_cpu"].as_f64();
+        let kernel_tells = std::path::Path::new("/proc/self/schedstat").exists();
+        if db.label == "sqlite" && kernel_tells {
+            assert!(on_cpu.is_some_and(|s| s > 0.0 && s <= 1.1), "{writer}");
+            assert!(
+                waiting.is_some_and(|s| (0.0..=1.1).contains(&s)),
+                "{writer}"
+            );
+            assert!(stdout.contains("its thread ran"), "{stdout}");
+        } else if db.label != "sqlite" {
+            assert!(on_cpu.is_none() && waiting.is_none(), "{writer}");
+        }
         assert!(
             summary["first_turns"]["count"].as_u64().unwrap() >= 38,
             "{summary}"
