@@ -34,8 +34,9 @@
 //!
 //! While it runs, a line per second shows throughput, latency and the server's CPU, memory
 //! and active user actors (from `/proc/PID` and the server's `/metrics`). At the end it prints
-//! a summary, and writes the whole report as JSON ([`report`]) and a picture of latency over
-//! time and against load as SVG ([`plot`]).
+//! a summary, with the group-commit writer's work and, on SQLite, how much of the time its
+//! thread ran and waited for a CPU; and writes the whole report as JSON ([`report`]) and a
+//! picture of latency over time and against load as SVG ([`plot`]).
 //!
 //! With `--compare FILE`, the run's figures are set beside an earlier run's report
 //! ([`compare`]), and the run exits with status 3 when one regressed.

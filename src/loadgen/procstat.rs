@@ -1,5 +1,6 @@
 //! What the server process costs, read from Linux's `/proc`: resident memory and CPU time of a
-//! process, and which process listens on a loopback port.
+//! process, the time one of its threads ran and waited for a CPU, and which process listens on
+//! a loopback port.
 
 use std::io;
 use std::path::Path;
