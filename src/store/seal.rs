@@ -265,6 +265,8 @@ pub fn encode_key(key: &[u8; KEY_LEN]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_place_names_its_column_and_user_as_formatting_would() {
         let user = UserId::new();
@@ -273,8 +275,6 @@ mod tests {
             format!("messages.body:{user}")
         );
     }
-
-    use super::*;
 
     #[test]
     fn a_sealed_value_opens_only_in_its_place() {
