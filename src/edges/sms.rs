@@ -117,13 +117,7 @@ async fn status(
 ) -> Result<Response, ApiError> {
     let bytes = form_body(&headers, body).await?;
     let params = signed_form(&state, &uri, &headers, &bytes)?;
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_ref())
-            .filter(|v| !v.is_empty())
-    };
+    let get = |name: &str| field(&params, name).filter(|v| !v.is_empty());
     let sid = get("MessageSid")
         .or_else(|| get("SmsSid"))
         .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric()))
@@ -375,21 +369,28 @@ fn decode_component(raw: &[u8]) -> Result<Cow<'_, str>, ApiError> {
         .map_err(|_| not_utf8())
 }
 
+/// The value of the form's first field called `name`.
+fn field<'f>(params: &'f [(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Option<&'f str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_ref())
+}
+
 fn webhook_fields(params: &[(Cow<'_, str>, Cow<'_, str>)]) -> Result<Webhook, ApiError> {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_ref().to_owned())
-    };
+    let get = |name: &str| field(params, name);
     let require = |name: &'static str| {
-        get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-            ApiError::bad_request("missing_field", format!("the form has no {name} field"))
-        })
+        get(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::bad_request("missing_field", format!("the form has no {name} field"))
+            })
     };
     let message_sid = get("MessageSid")
         .or_else(|| get("SmsSid"))
         .filter(|v| !v.is_empty())
+        .map(str::to_owned)
         .ok_or_else(|| {
             ApiError::bad_request("missing_field", "the form has no MessageSid field")
         })?;
@@ -401,14 +402,14 @@ fn webhook_fields(params: &[(Cow<'_, str>, Cow<'_, str>)]) -> Result<Webhook, Ap
     }
     let from = require("From")?;
     let to = require("To")?;
-    let body = get("Body").unwrap_or_default();
+    let body = get("Body").unwrap_or_default().to_owned();
     if body.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::bad_request(
             "body_too_long",
             format!("Body is longer than {MAX_TEXT_CHARS} characters"),
         ));
     }
-    let num_segments = segments_field(get("NumSegments").as_deref())?;
+    let num_segments = segments_field(get("NumSegments"))?;
     Ok(Webhook {
         message_sid,
         from,
