@@ -17,22 +17,23 @@
 //!
 //! Direct calls of [`Store::write_messages`](super::Store::write_messages) come here too, as
 //! one transaction of their own, all or nothing; every other store call keeps the pool. The
-//! connection is the pool's database file, opened with the same settings (WAL,
-//! `synchronous=FULL`, foreign keys on, the same busy timeout), so the two take SQLite's one
-//! write lock in turn like any two connections. The thread ends once the last clone of the
-//! [`Store`](super::Store) and the last writer on it are dropped and what was handed to it is
-//! stored.
+//! connection is the pool's database file, opened with the same settings (WAL, foreign keys
+//! on, the same busy timeout), so the two take SQLite's one write lock in turn like any two
+//! connections. The thread ends once the last clone of the [`Store`](super::Store) and the
+//! last writer on it are dropped and what was handed to it is stored.
 //!
-//! The WAL its commits grow is copied into the database file by a checkpoint thread beside it
-//! (see [`Checkpoints`]), not inside the commits as SQLite would, so that the thread every
-//! write waits for does not also do that copy.
+//! Two threads beside it take work off the thread every write waits for, work SQLite would do
+//! inside the commits: a sync thread syncs the WAL after the commits and only then wakes their
+//! turns (see [`Syncs`]: a turn hears its write is stored once it is durable, as at
+//! `synchronous=FULL`), and a checkpoint thread copies the WAL into the database file (see
+//! [`Checkpoints`]).
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::Path;
 use std::sync::{Arc, LazyLock, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rusqlite::config::DbConfig;
@@ -154,21 +155,25 @@ impl BatchThread {
         max_batch: usize,
         bounds: CheckpointBounds,
     ) -> Result<Self> {
-        // The pool's settings (`sqlite::connect`).
+        // The pool's settings (`sqlite::connect`), but for the commits' sync: the sync thread
+        // syncs the log after them (`Syncs`). SQLite still syncs the log before each
+        // checkpoint and the database file after it.
         let connection = open(
             path,
             busy_timeout,
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
             BATCH_STATEMENTS,
         )?;
         let (jobs, receiver) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::new());
+        let syncs = Syncs::start(&connection, path, counters.clone())?;
         let checkpoints = Checkpoints::start(&connection, path, busy_timeout, bounds)?;
         let committer = Committer {
             connection,
             counters: counters.clone(),
             max_batch: max_batch.max(1),
             checkpoints,
+            syncs,
         };
         std::thread::Builder::new()
             .name(BATCH_THREAD_NAME.into())
@@ -286,6 +291,7 @@ struct Committer {
     counters: Arc<Counters>,
     max_batch: usize,
     checkpoints: Checkpoints,
+    syncs: Syncs,
 }
 
 impl Committer {
@@ -308,8 +314,8 @@ impl Committer {
                     fingerprints,
                     done,
                 } => {
-                    // The caller may have stopped waiting: stored (or not) all the same.
-                    let _ = done.send(self.land(&writes, fingerprints));
+                    let outcome = self.land(&writes, fingerprints);
+                    self.syncs.after(Unsynced::Together { outcome, done });
                 }
                 Job::Grouped(first) => {
                     let mut batch = Vec::with_capacity(64.min(self.max_batch));
@@ -327,9 +333,11 @@ impl Committer {
                     self.commit(batch);
                 }
             }
-            // Once the transaction's callers are woken.
+            // Once the transaction is handed to the sync thread.
             self.checkpoints.after_commit(&self.connection);
         }
+        // Every commit synced and its callers woken before the connection closes.
+        self.syncs.finish();
     }
 
     /// Commits a batch of the writer's writes and wakes their turns; on a failure of the
@@ -348,7 +356,11 @@ impl Committer {
                     .collect()
             }
         };
-        taken.finish(outcomes, &self.counters);
+        self.syncs.after(Unsynced::Grouped {
+            taken,
+            committed: Instant::now(),
+            outcomes,
+        });
     }
 
     /// Stores `writes` in one transaction; with `fingerprints`, reads their users' memory
@@ -370,6 +382,137 @@ impl Committer {
                 memories: prints.get(&write.user).copied().unwrap_or_default(),
             })
             .collect())
+    }
+}
+
+/// A transaction committed on the batch thread, its outcome waiting for the log to be synced.
+enum Unsynced {
+    /// A batch of the writer's writes, committed at `committed`.
+    Grouped {
+        taken: writer::Taken<Encoded, Landed>,
+        committed: Instant,
+        outcomes: Vec<Result<Landed>>,
+    },
+    /// A caller's writes, stored together (or not at all).
+    Together {
+        outcome: Result<Vec<Landed>>,
+        done: Done,
+    },
+}
+
+/// The syncs of the WAL after the batch thread's commits, on a thread of their own.
+///
+/// `synchronous=FULL` syncs the log inside each commit, on the thread every write waits for:
+/// on a grown database about a third of that thread's CPU went to the `fsync` (writing the
+/// log's pages back, and the virtual disk's notifications), while the next batch waited. Here
+/// the batch connection commits at `synchronous=NORMAL`, which in WAL mode writes the log
+/// without syncing it, and hands each committed transaction to the sync thread; that thread
+/// syncs the log (one `fdatasync` for every transaction committed before it starts) and only
+/// then wakes the transaction's callers, while the batch thread commits the next. A turn's
+/// rows are thus durable before it hears they are stored, as at `synchronous=FULL`. What
+/// changes is that other connections may read a transaction in the short while between its
+/// commit and its sync; a crash in that while loses it as it loses a commit not yet
+/// acknowledged, and never corrupts the database (SQLite's guarantee at `NORMAL`).
+struct Syncs {
+    /// Hands committed transactions to the sync thread; dropped to end it.
+    unsynced: Option<mpsc::Sender<Unsynced>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncs {
+    /// Starts the sync thread on the WAL of `batches`, the batch connection to the database at
+    /// `path`, counting its batches in `counters`.
+    fn start(batches: &Connection, path: &Path, counters: Arc<Counters>) -> Result<Self> {
+        // A read opens the log, creating it if the database has none yet. SQLite removes it
+        // only when the last connection closes, and the batch connection outlives this thread.
+        batches.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        let mut log = path.as_os_str().to_owned();
+        log.push("-wal");
+        let log =
+            std::fs::File::open(&log).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        let (unsynced, committed) = mpsc::channel::<Unsynced>();
+        let thread = std::thread::Builder::new()
+            .name("nudge-sqlite-syncs".into())
+            .spawn(move || sync_after_commits(|| log.sync_data(), &committed, &counters))
+            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        Ok(Self {
+            unsynced: Some(unsynced),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands a committed transaction to the sync thread, which wakes its callers once synced.
+    fn after(&self, transaction: Unsynced) {
+        if let Some(unsynced) = &self.unsynced {
+            // The sync thread ends only when this sender is dropped, or with a panic, which
+            // drops the callers' senders: they then hear that the store crashed.
+            let _ = unsynced.send(transaction);
+        }
+    }
+
+    /// Waits for the sync thread to sync and deliver everything handed to it.
+    fn finish(&mut self) {
+        self.unsynced = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The sync thread: for each group of transactions committed since its last sync, syncs the
+/// log once (`sync`), then wakes their callers. After a failed sync nothing is acknowledged
+/// any more: the kernel may have dropped the pages it could not write, and a later sync that
+/// succeeds does not bring them back.
+fn sync_after_commits(
+    mut sync: impl FnMut() -> std::io::Result<()>,
+    committed: &mpsc::Receiver<Unsynced>,
+    counters: &Counters,
+) {
+    let mut failed: Option<std::io::Error> = None;
+    let mut group = Vec::new();
+    while let Ok(first) = committed.recv() {
+        group.push(first);
+        group.extend(committed.try_iter());
+        if failed.is_none()
+            && let Err(error) = sync()
+        {
+            tracing::error!(
+                %error,
+                "the SQLite WAL could not be synced; no write is acknowledged from now on"
+            );
+            failed = Some(error);
+        }
+        let not_synced = |error: &std::io::Error| {
+            StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                error.kind(),
+                format!("the log could not be synced: {error}"),
+            )))
+        };
+        for transaction in group.drain(..) {
+            match transaction {
+                Unsynced::Grouped {
+                    taken,
+                    committed,
+                    mut outcomes,
+                } => {
+                    if let Some(error) = &failed {
+                        outcomes = outcomes
+                            .into_iter()
+                            .map(|_| Err(not_synced(error)))
+                            .collect();
+                    }
+                    taken.finish_synced(committed, outcomes, counters);
+                }
+                Unsynced::Together { outcome, done } => {
+                    let outcome = match &failed {
+                        Some(error) => Err(not_synced(error)),
+                        None => outcome,
+                    };
+                    // The caller may have stopped waiting: stored (or not) all the same.
+                    let _ = done.send(outcome);
+                }
+            }
+        }
     }
 }
 
@@ -897,6 +1040,136 @@ mod tests {
         assert!(
             wal <= 32 + 96 * FRAME,
             "the log restarts once past 32 frames, so it never holds many more: {wal} bytes"
+        );
+    }
+
+    /// Runs [`sync_after_commits`] on a thread whose syncs each report that they started and
+    /// wait to be released, then give the next of `results` (success once those run out).
+    fn sync_thread(
+        results: Vec<std::io::Result<()>>,
+    ) -> (
+        mpsc::Sender<Unsynced>,
+        mpsc::Receiver<()>,
+        mpsc::SyncSender<()>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let (unsynced, committed) = mpsc::channel();
+        let (started, syncing) = mpsc::channel();
+        let (release, released) = mpsc::sync_channel(16);
+        let mut results = results.into_iter();
+        let thread = std::thread::spawn(move || {
+            let sync = || {
+                let _ = started.send(());
+                released
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("the test releases each sync");
+                results.next().unwrap_or(Ok(()))
+            };
+            sync_after_commits(sync, &committed, &Counters::new());
+        });
+        (unsynced, syncing, release, thread)
+    }
+
+    /// A transaction of a caller's that committed, and what its caller hears.
+    fn together() -> (Unsynced, oneshot::Receiver<Result<Vec<Landed>>>) {
+        let (done, outcome) = oneshot::channel();
+        let outcome_of_commit = Ok(Vec::new());
+        (
+            Unsynced::Together {
+                outcome: outcome_of_commit,
+                done,
+            },
+            outcome,
+        )
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_commit_is_acknowledged_only_once_the_log_is_synced_after_it() {
+        let (unsynced, syncing, release, thread) = sync_thread(Vec::new());
+        let (first, mut first_heard) = together();
+        unsynced.send(first).expect("the sync thread runs");
+        syncing.recv_timeout(WAIT).expect("a sync starts");
+        // Committed while that sync runs: the next sync is for it.
+        let (second, mut second_heard) = together();
+        unsynced.send(second).expect("the sync thread runs");
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(first_heard.try_recv().is_err(), "not before its sync ends");
+
+        release.send(()).expect("the sync waits");
+        let deadline = Instant::now() + WAIT;
+        let first_outcome = loop {
+            match first_heard.try_recv() {
+                Ok(outcome) => break outcome,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => panic!("the first commit is acknowledged once synced"),
+            }
+        };
+        assert!(first_outcome.is_ok());
+        syncing.recv_timeout(WAIT).expect("a second sync starts");
+        assert!(
+            second_heard.try_recv().is_err(),
+            "a commit made during a sync waits for the next one"
+        );
+        release.send(()).expect("the sync waits");
+        drop(unsynced);
+        thread
+            .join()
+            .expect("the sync thread ends once nothing is handed to it");
+        assert!(matches!(second_heard.try_recv(), Ok(Ok(_))));
+    }
+
+    #[test]
+    fn after_a_failed_sync_no_write_is_acknowledged() {
+        let failure = std::io::Error::other("the disk is gone");
+        let (unsynced, syncing, release, thread) = sync_thread(vec![Err(failure)]);
+        // A batch of the writer's, its write committed.
+        let write = MessageWrite {
+            user: UserId(Uuid::from_u128(7)),
+            message: inbound("buy milk", Some("SM1")),
+            usage: Vec::new(),
+            model_usage: Vec::new(),
+            summary: None,
+            reply: None,
+        };
+        let encoded = encode(&Sealer::generate(), &write).expect("the write encodes");
+        let (done, mut batch_heard) = oneshot::channel();
+        let taken = writer::Taken::new(vec![Pending::new(encoded, done)]);
+        let landed = Landed {
+            stored: Stored::New(1, None),
+            created_at: Utc::now(),
+            memories: MemoryFingerprint::default(),
+        };
+        unsynced
+            .send(Unsynced::Grouped {
+                taken,
+                committed: Instant::now(),
+                outcomes: vec![Ok(landed)],
+            })
+            .expect("the sync thread runs");
+        syncing.recv_timeout(WAIT).expect("a sync starts");
+        release.send(()).expect("the sync waits");
+        // Committed after the failure: a later sync would succeed, but is not even tried.
+        let (later, mut later_heard) = together();
+        unsynced.send(later).expect("the sync thread runs");
+        drop(unsynced);
+        thread
+            .join()
+            .expect("the sync thread ends once nothing is handed to it");
+
+        let error = batch_heard
+            .try_recv()
+            .expect("the batch's turn hears")
+            .expect_err("its write is not acknowledged");
+        assert!(error.to_string().contains("could not be synced"), "{error}");
+        assert!(
+            matches!(later_heard.try_recv(), Ok(Err(_))),
+            "nor is any write committed after"
+        );
+        assert!(
+            syncing.try_recv().is_err(),
+            "no sync is tried after a failed one"
         );
     }
 }
