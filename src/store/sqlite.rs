@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::sqlite_batch::{BatchThread, CheckpointBounds};
+use super::sqlite_batch::{BatchThread, Batching, CheckpointBounds};
 use super::sqlite_conns::Conns;
 use super::sqlite_reads::Readers;
 use super::{Backend, Result, Sealer, WriterOptions};
@@ -92,7 +92,7 @@ pub(super) async fn connect(
             options.get_filename(),
             BUSY_TIMEOUT,
             sealer.clone(),
-            max_batch,
+            Batching::up_to(max_batch),
             CheckpointBounds::DEFAULT,
         )?;
         let own = options.clone().journal_mode(SqliteJournalMode::Wal);

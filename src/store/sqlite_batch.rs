@@ -145,14 +145,13 @@ pub(super) struct BatchThread {
 
 impl BatchThread {
     /// Opens a connection to the database file at `path` (migrated already) and starts the
-    /// thread that runs batches on it, committing up to `max_batch` of the writer's writes at
-    /// a time; writes are sealed with `sealer`, and the WAL copied into the database file
-    /// within `bounds`.
+    /// thread that runs batches on it, made of the writer's writes as `batching` says; writes
+    /// are sealed with `sealer`, and the WAL copied into the database file within `bounds`.
     pub(super) fn start(
         path: &Path,
         busy_timeout: Duration,
         sealer: Sealer,
-        max_batch: usize,
+        batching: Batching,
         bounds: CheckpointBounds,
     ) -> Result<Self> {
         // The pool's settings (`sqlite::connect`), but for the commits' sync: the sync thread
@@ -171,7 +170,10 @@ impl BatchThread {
         let committer = Committer {
             connection,
             counters: counters.clone(),
-            max_batch: max_batch.max(1),
+            batching: Batching {
+                max: batching.max.max(1),
+                ..batching
+            },
             checkpoints,
             syncs,
         };
@@ -289,7 +291,7 @@ const BATCH_STATEMENTS: usize = 12;
 struct Committer {
     connection: Connection,
     counters: Arc<Counters>,
-    max_batch: usize,
+    batching: Batching,
     checkpoints: Checkpoints,
     syncs: Syncs,
 }
@@ -318,17 +320,32 @@ impl Committer {
                     self.syncs.after(Unsynced::Together { outcome, done });
                 }
                 Job::Grouped(first) => {
-                    let mut batch = Vec::with_capacity(64.min(self.max_batch));
+                    let oldest = first.queued_at();
+                    let mut batch = Vec::with_capacity(64.min(self.batching.max));
                     batch.push(first);
-                    while batch.len() < self.max_batch {
-                        match jobs.try_recv() {
-                            Ok(Job::Grouped(write)) => batch.push(write),
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
+                    let mut gathered = false;
+                    loop {
+                        while batch.len() < self.batching.max {
+                            match jobs.try_recv() {
+                                Ok(Job::Grouped(write)) => batch.push(write),
+                                Ok(other) => {
+                                    next = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
                             }
-                            Err(_) => break,
                         }
+                        if gathered || next.is_some() || batch.len() >= self.batching.enough {
+                            break;
+                        }
+                        // Asleep, not waiting on the queue: the writes that come meanwhile
+                        // wake nobody.
+                        let waited = oldest.elapsed();
+                        if waited >= self.batching.gather_for {
+                            break;
+                        }
+                        std::thread::sleep(self.batching.gather_for - waited);
+                        gathered = true;
                     }
                     self.commit(batch);
                 }
@@ -512,6 +529,40 @@ fn sync_after_commits(
                     let _ = done.send(outcome);
                 }
             }
+        }
+    }
+}
+
+/// How the batch thread makes its batches of the writer's writes.
+///
+/// A transaction costs the same for one write as for twenty, on top of each write's rows: it
+/// takes SQLite's write lock, and writes a frame of the WAL for every page it changed, the
+/// pages every write shares (the tables' last leaves, the indexes that grow at their end, the
+/// sequence of ids) as well as each write's own; then the sync thread syncs the log once for
+/// it, and both threads are woken for it. Under load the next batch piles up while one
+/// commits, so batches are large; at half the peak they held 3 writes, and the batch thread
+/// spent half the time committing. So an idle thread woken by a write lets it gather others
+/// for a moment before starting its batch (round 22 of `docs/performance.md`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Batching {
+    /// The most writes a batch holds.
+    pub(super) max: usize,
+    /// How long the oldest write of a batch waits for others, counted from its hand-off,
+    /// unless the batch holds [`Self::enough`] writes first. The thread sleeps meanwhile
+    /// rather than wait on its queue, so the writes that come do not wake it one by one.
+    pub(super) gather_for: Duration,
+    /// A batch of this many writes starts without waiting for more.
+    pub(super) enough: usize,
+}
+
+impl Batching {
+    /// Up to `max` writes a batch, the oldest gathering others for a millisecond unless there
+    /// are 16 already.
+    pub(super) const fn up_to(max: usize) -> Self {
+        Self {
+            max,
+            gather_for: Duration::from_millis(1),
+            enough: 16,
         }
     }
 }
@@ -885,7 +936,7 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
-    use super::super::tests::{create, inbound};
+    use super::super::tests::{create, inbound, note};
     use super::*;
     use crate::store::{Channel, Direction, ReplyWrite, SmsEncoding, Store, connect};
 
@@ -896,6 +947,15 @@ mod tests {
     /// its own on that file (beside the store's, which stays idle), checkpointing within
     /// `bounds`.
     async fn batch_thread(dir: &Path, bounds: CheckpointBounds) -> (Store, BatchThread, UserId) {
+        batch_thread_making(dir, Batching::up_to(8), bounds).await
+    }
+
+    /// As [`batch_thread`], its batches made as `batching` says.
+    async fn batch_thread_making(
+        dir: &Path,
+        batching: Batching,
+        bounds: CheckpointBounds,
+    ) -> (Store, BatchThread, UserId) {
         let path = dir.join("nudge.db");
         let store = connect(&format!("sqlite://{}", path.display()), Sealer::generate())
             .await
@@ -907,25 +967,69 @@ mod tests {
         setup
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .expect("the log is emptied");
-        let thread =
-            BatchThread::start(&path, Duration::from_secs(5), Sealer::generate(), 8, bounds)
-                .expect("the batch thread starts");
+        let thread = BatchThread::start(
+            &path,
+            Duration::from_secs(5),
+            Sealer::generate(),
+            batching,
+            bounds,
+        )
+        .expect("the batch thread starts");
         (store, thread, user)
     }
 
     /// Commits `count` writes of `user`'s one after the other, each its own batch.
     async fn commit(thread: &BatchThread, user: UserId, count: usize) {
         for n in 0..count {
-            let write = MessageWrite {
-                user,
-                message: inbound(&format!("{n}: {}", "a long note ".repeat(80)), None),
-                usage: Vec::new(),
-                model_usage: Vec::new(),
-                summary: None,
-                reply: None,
-            };
+            let write = note(user, &format!("{n}: {}", "a long note ".repeat(80)));
             thread.commit(write).await.expect("the write commits");
         }
+    }
+
+    /// As [`batch_thread`], the oldest write of a batch gathering others for `gather_for`
+    /// unless there are `enough`.
+    async fn gathering_thread(
+        dir: &Path,
+        gather_for: Duration,
+        enough: usize,
+    ) -> (Store, BatchThread, UserId) {
+        let batching = Batching {
+            max: 8,
+            gather_for,
+            enough,
+        };
+        batch_thread_making(dir, batching, CheckpointBounds::DEFAULT).await
+    }
+
+    #[tokio::test]
+    async fn a_write_that_wakes_the_thread_gathers_others_before_its_batch_starts() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (_store, thread, user) =
+            gathering_thread(dir.path(), Duration::from_millis(300), 16).await;
+        let first = thread.commit(note(user, "first"));
+        let second = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            thread.commit(note(user, "second")).await
+        };
+        let (first, second) = tokio::join!(first, second);
+        first.expect("the first write commits");
+        second.expect("the second write commits");
+        let stats = thread.counters().stats();
+        assert_eq!(
+            (stats.batches, stats.writes),
+            (1, 2),
+            "a write handed off 50 ms after the first joins its batch: {stats:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_enough_writes_starts_without_gathering() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (_store, thread, user) = gathering_thread(dir.path(), Duration::from_secs(60), 1).await;
+        tokio::time::timeout(Duration::from_secs(10), thread.commit(note(user, "alone")))
+            .await
+            .expect("one write is enough: its batch does not wait a minute")
+            .expect("the write commits");
     }
 
     #[tokio::test]
@@ -1125,14 +1229,7 @@ mod tests {
         let failure = std::io::Error::other("the disk is gone");
         let (unsynced, syncing, release, thread) = sync_thread(vec![Err(failure)]);
         // A batch of the writer's, its write committed.
-        let write = MessageWrite {
-            user: UserId(Uuid::from_u128(7)),
-            message: inbound("buy milk", Some("SM1")),
-            usage: Vec::new(),
-            model_usage: Vec::new(),
-            summary: None,
-            reply: None,
-        };
+        let write = note(UserId(Uuid::from_u128(7)), "buy milk");
         let encoded = encode(&Sealer::generate(), &write).expect("the write encodes");
         let (done, mut batch_heard) = oneshot::channel();
         let taken = writer::Taken::new(vec![Pending::new(encoded, done)]);

@@ -7,8 +7,9 @@ use std::fmt::Debug;
 
 use super::testing::{POSTGRES_URL_VAR, in_memory, on_each_backend};
 use super::{
-    Backend, Channel, Direction, Language, Message, NewLlmUsage, NewMessage, NewSmsUsage, NewUser,
-    Pool, Result, Role, Sealer, SmsEncoding, Store, StoreError, User, UserId, connect, with_pool,
+    Backend, Channel, Direction, Language, Message, MessageWrite, NewLlmUsage, NewMessage,
+    NewSmsUsage, NewUser, Pool, Result, Role, Sealer, SmsEncoding, Store, StoreError, User, UserId,
+    connect, with_pool,
 };
 
 pub(super) fn new_user(n: u8) -> NewUser {
@@ -33,6 +34,18 @@ pub(super) fn inbound(body: &str, sid: Option<&str>) -> NewMessage {
         body: body.to_owned(),
         provider_message_id: sid.map(str::to_owned),
         in_reply_to: None,
+    }
+}
+
+/// A write of an inbound SMS of `user`'s without a provider id, alone.
+pub(super) fn note(user: UserId, body: &str) -> MessageWrite {
+    MessageWrite {
+        user,
+        message: inbound(body, None),
+        usage: Vec::new(),
+        model_usage: Vec::new(),
+        summary: None,
+        reply: None,
     }
 }
 
@@ -1224,7 +1237,7 @@ fn ask_shape() -> Message {
 
 #[tokio::test]
 async fn a_committed_write_carries_its_users_memory_fingerprint_read_in_the_same_transaction() {
-    use super::{MemoryFingerprint, MemoryKind, MessageWrite, NewMemory};
+    use super::{MemoryFingerprint, MemoryKind, NewMemory};
     on_each_backend(|store| async move {
         let ana = create(&store, 1).await.id;
         let bob = create(&store, 2).await.id;
@@ -1244,16 +1257,8 @@ async fn a_committed_write_carries_its_users_memory_fingerprint_read_in_the_same
             .add_memory(ana, &fact("walks at 7"), now)
             .await
             .expect("memory");
-        let write = |user, body: &str| MessageWrite {
-            user,
-            message: inbound(body, None),
-            usage: Vec::new(),
-            model_usage: Vec::new(),
-            summary: None,
-            reply: None,
-        };
         let committed = store
-            .commit_messages(&[write(ana, "one"), write(bob, "two"), write(ana, "three")])
+            .commit_messages(&[note(ana, "one"), note(bob, "two"), note(ana, "three")])
             .await
             .expect("batch");
         let anas = store.memory_fingerprint(ana).await.expect("fingerprint");

@@ -137,6 +137,18 @@ impl Counters {
         }
     }
 
+    /// What they count so far.
+    pub(super) fn stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            split_batches: self.split_batches.load(Ordering::Relaxed),
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            busy_micros: self.busy_micros.load(Ordering::Relaxed),
+            queue_wait_micros: self.queue_wait_micros.load(Ordering::Relaxed),
+        }
+    }
+
     /// Counts a batch whose writes were handed off at `queued`, which started at `started`,
     /// was committed (or refused) at `committed`, and was durable at `done`: the committer was
     /// busy with it until `committed`, its turns waited until `done`.
@@ -179,6 +191,11 @@ impl<W, O> Pending<W, O> {
             write,
             done,
         }
+    }
+
+    /// When the write was handed off.
+    pub(super) fn queued_at(&self) -> Instant {
+        self.queued_at
     }
 }
 
@@ -333,15 +350,7 @@ impl StoreWriter {
 
     /// What the writer has done so far.
     pub fn stats(&self) -> WriterStats {
-        let c = &self.counters;
-        WriterStats {
-            batches: c.batches.load(Ordering::Relaxed),
-            writes: c.writes.load(Ordering::Relaxed),
-            split_batches: c.split_batches.load(Ordering::Relaxed),
-            largest_batch: c.largest_batch.load(Ordering::Relaxed),
-            busy_micros: c.busy_micros.load(Ordering::Relaxed),
-            queue_wait_micros: c.queue_wait_micros.load(Ordering::Relaxed),
-        }
+        self.counters.stats()
     }
 }
 
