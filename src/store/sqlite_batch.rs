@@ -320,33 +320,7 @@ impl Committer {
                     self.syncs.after(Unsynced::Together { outcome, done });
                 }
                 Job::Grouped(first) => {
-                    let oldest = first.queued_at();
-                    let mut batch = Vec::with_capacity(64.min(self.batching.max));
-                    batch.push(first);
-                    let mut gathered = false;
-                    loop {
-                        while batch.len() < self.batching.max {
-                            match jobs.try_recv() {
-                                Ok(Job::Grouped(write)) => batch.push(write),
-                                Ok(other) => {
-                                    next = Some(other);
-                                    break;
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        if gathered || next.is_some() || batch.len() >= self.batching.enough {
-                            break;
-                        }
-                        // Asleep, not waiting on the queue: the writes that come meanwhile
-                        // wake nobody.
-                        let waited = oldest.elapsed();
-                        if waited >= self.batching.gather_for {
-                            break;
-                        }
-                        std::thread::sleep(self.batching.gather_for - waited);
-                        gathered = true;
-                    }
+                    let batch = self.take_batch(first, &jobs, &mut next);
                     self.commit(batch);
                 }
             }
@@ -355,6 +329,43 @@ impl Committer {
         }
         // Every commit synced and its callers woken before the connection closes.
         self.syncs.finish();
+    }
+
+    /// The batch that `first` begins: the writer's writes waiting behind it, gathered for a
+    /// while if there are few (see [`Batching`]), up to a batch's most. A caller's own
+    /// transaction met on the way is left in `next`, and ends the batch.
+    fn take_batch(
+        &self,
+        first: Pending<Encoded, Landed>,
+        jobs: &mpsc::Receiver<Job>,
+        next: &mut Option<Job>,
+    ) -> Vec<Pending<Encoded, Landed>> {
+        let oldest = first.queued_at();
+        let mut batch = Vec::with_capacity(64.min(self.batching.max));
+        batch.push(first);
+        let mut gathered = false;
+        loop {
+            while batch.len() < self.batching.max {
+                match jobs.try_recv() {
+                    Ok(Job::Grouped(write)) => batch.push(write),
+                    Ok(other) => {
+                        *next = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if gathered || next.is_some() || batch.len() >= self.batching.enough {
+                return batch;
+            }
+            let waited = oldest.elapsed();
+            if waited >= self.batching.gather_for {
+                return batch;
+            }
+            // Asleep, not waiting on the queue: the writes that come meanwhile wake nobody.
+            std::thread::sleep(self.batching.gather_for - waited);
+            gathered = true;
+        }
     }
 
     /// Commits a batch of the writer's writes and wakes their turns; on a failure of the
