@@ -152,6 +152,13 @@ pub enum StoreError {
     Batch(rusqlite::Error),
 }
 
+impl From<std::io::Error> for StoreError {
+    /// A failure of the store's own files or threads reads as sqlx reports one of its own.
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Database(sqlx::Error::Io(e))
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     /// Constraint violations read as the pool's do: a missing user is not found, a taken
     /// unique value a conflict naming what was taken.

@@ -117,9 +117,7 @@ fn is_memory_url(url: &str) -> bool {
 
 async fn create_parent_dir(file: &Path) -> Result<()> {
     match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| sqlx::Error::Io(e).into()),
+        Some(dir) if !dir.as_os_str().is_empty() => Ok(tokio::fs::create_dir_all(dir).await?),
         _ => Ok(()),
     }
 }

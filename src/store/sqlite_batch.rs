@@ -179,8 +179,7 @@ impl BatchThread {
         };
         std::thread::Builder::new()
             .name(BATCH_THREAD_NAME.into())
-            .spawn(move || committer.serve(receiver))
-            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            .spawn(move || committer.serve(receiver))?;
         Ok(Self {
             jobs,
             sealer,
@@ -442,9 +441,9 @@ enum Unsynced {
 /// commit and its sync; a crash in that while loses it as it loses a commit not yet
 /// acknowledged, and never corrupts the database (SQLite's guarantee at `NORMAL`).
 struct Syncs {
-    /// Hands committed transactions to the sync thread; dropped to end it.
-    unsynced: Option<mpsc::Sender<Unsynced>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// What hands committed transactions to the sync thread (dropped to end it), and that
+    /// thread; `None` once it has ended.
+    running: Option<(mpsc::Sender<Unsynced>, std::thread::JoinHandle<()>)>,
 }
 
 impl Syncs {
@@ -456,22 +455,19 @@ impl Syncs {
         batches.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
         let mut log = path.as_os_str().to_owned();
         log.push("-wal");
-        let log =
-            std::fs::File::open(&log).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        let log = std::fs::File::open(&log)?;
         let (unsynced, committed) = mpsc::channel::<Unsynced>();
         let thread = std::thread::Builder::new()
             .name("nudge-sqlite-syncs".into())
-            .spawn(move || sync_after_commits(|| log.sync_data(), &committed, &counters))
-            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            .spawn(move || sync_after_commits(|| log.sync_data(), &committed, &counters))?;
         Ok(Self {
-            unsynced: Some(unsynced),
-            thread: Some(thread),
+            running: Some((unsynced, thread)),
         })
     }
 
     /// Hands a committed transaction to the sync thread, which wakes its callers once synced.
     fn after(&self, transaction: Unsynced) {
-        if let Some(unsynced) = &self.unsynced {
+        if let Some((unsynced, _)) = &self.running {
             // The sync thread ends only when this sender is dropped, or with a panic, which
             // drops the callers' senders: they then hear that the store crashed.
             let _ = unsynced.send(transaction);
@@ -480,8 +476,8 @@ impl Syncs {
 
     /// Waits for the sync thread to sync and deliver everything handed to it.
     fn finish(&mut self) {
-        self.unsynced = None;
-        if let Some(thread) = self.thread.take() {
+        if let Some((unsynced, thread)) = self.running.take() {
+            drop(unsynced);
             let _ = thread.join();
         }
     }
@@ -496,6 +492,12 @@ fn sync_after_commits(
     committed: &mpsc::Receiver<Unsynced>,
     counters: &Counters,
 ) {
+    let not_synced = |error: &std::io::Error| {
+        StoreError::from(std::io::Error::new(
+            error.kind(),
+            format!("the log could not be synced: {error}"),
+        ))
+    };
     let mut failed: Option<std::io::Error> = None;
     let mut group = Vec::new();
     while let Ok(first) = committed.recv() {
@@ -510,12 +512,6 @@ fn sync_after_commits(
             );
             failed = Some(error);
         }
-        let not_synced = |error: &std::io::Error| {
-            StoreError::Database(sqlx::Error::Io(std::io::Error::new(
-                error.kind(),
-                format!("the log could not be synced: {error}"),
-            )))
-        };
         for transaction in group.drain(..) {
             match transaction {
                 Unsynced::Grouped {
@@ -649,8 +645,7 @@ impl Checkpoints {
                 while asked.recv().is_ok() {
                     checkpoint(&connection);
                 }
-            })
-            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            })?;
         Ok(Self {
             ask,
             bounds,

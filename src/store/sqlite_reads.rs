@@ -66,8 +66,7 @@ impl Readers {
             let receiver = receiver.clone();
             std::thread::Builder::new()
                 .name(format!("nudge-sqlite-read-{i}"))
-                .spawn(move || serve(connection, &receiver))
-                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+                .spawn(move || serve(connection, &receiver))?;
         }
         let here = (0..here)
             .map(|_| open_reader(path, busy_timeout))
