@@ -151,6 +151,8 @@ impl Kind {
 /// Each measurement runs in a process of its own (this binary again, with `--kind`), so that
 /// memory one leaves with the allocator does not hide the next one's growth.
 fn main() {
+    // As the `nudge` binary runs: its heap on 4 KiB pages (`nudge::small_pages_only`).
+    nudge::small_pages_only().expect("transparent huge pages turned off");
     let args: Vec<String> = std::env::args().collect();
     // Test runners list tests first: there are none to list.
     if args.iter().any(|a| a == "--list") {

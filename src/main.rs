@@ -12,6 +12,7 @@ use nudge::config::Settings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let small_pages = nudge::small_pages_only();
     // One TLS crypto provider for the whole process (reqwest and sqlx both use rustls).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
@@ -24,6 +25,9 @@ async fn main() -> ExitCode {
         }
     };
     nudge::telemetry::init(settings.log_format);
+    if let Err(error) = small_pages {
+        tracing::warn!(%error, "transparent huge pages stay on; a heap that grows may stall");
+    }
 
     let result = match cli.command {
         Command::Serve => serve(settings).await,

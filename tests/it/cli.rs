@@ -1,6 +1,6 @@
 //! The command line: settings validation, help, admin commands.
 
-use crate::helpers::{add_user, databases, run_cli};
+use crate::helpers::{Server, add_user, databases, run_cli};
 
 #[tokio::test]
 async fn serve_help_documents_every_setting() {
@@ -140,4 +140,24 @@ async fn adding_a_user_twice_is_a_clear_error() {
         );
         assert_eq!(bad_tz.status.code(), Some(2));
     }
+}
+
+/// The server's heap is on 4 KiB pages: with transparent huge pages, the fault that first
+/// touched each new 2 MiB of heap zeroed all of it, stalling the turn or activation that made
+/// it (docs/performance.md, round 23).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_server_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = databases(dir.path()).await.remove(0);
+    let data = db.data_dir(dir.path());
+    let server = Server::start(&data, &db, &[]);
+    let pid = server.pid().expect("the server runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let thp = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    assert_eq!(thp, Some("0"), "{status}");
+    server.stop();
 }
