@@ -67,7 +67,7 @@ impl Metrics {
             &["route", "method", "status"],
         )?;
         registry.register(Box::new(requests.clone()))?;
-        let writer_stats: [Stat<StoreWriter>; 6] = [
+        let writer_stats: [Stat<StoreWriter>; 9] = [
             (
                 "nudge_store_writer_batches_total",
                 "Transactions of the group-commit writer.",
@@ -103,6 +103,25 @@ impl Metrics {
                 "The most writes one transaction of the group-commit writer has taken.",
                 MetricType::GAUGE,
                 |w| w.stats().largest_batch as f64,
+            ),
+            (
+                "nudge_store_wal_restarts_total",
+                "Times SQLite's WAL restarted from its beginning (SQLite only).",
+                MetricType::COUNTER,
+                |w| w.stats().log_restarts as f64,
+            ),
+            (
+                "nudge_store_wal_catch_up_checkpoints_total",
+                "Checkpoints SQLite's batch thread ran itself between commits to get a long WAL \
+                 restarted (SQLite only).",
+                MetricType::COUNTER,
+                |w| w.stats().catch_up_checkpoints as f64,
+            ),
+            (
+                "nudge_store_wal_catch_up_microseconds_total",
+                "Time those checkpoints held the next batch back (SQLite only).",
+                MetricType::COUNTER,
+                |w| w.stats().catch_up_micros as f64,
             ),
         ];
         register_pulled(&registry, &writer, &writer_stats)?;

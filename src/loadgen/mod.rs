@@ -1037,6 +1037,10 @@ fn writer_use(before: Option<&str>, after: Option<&str>, wall: Duration) -> Opti
         write_p99_within_ms: p99_within(WRITE_SERIES, before, after).map(|s| s * 1e3),
         thread_on_cpu: None,
         thread_waiting_for_cpu: None,
+        log_restarts: growth("nudge_store_wal_restarts_total").unwrap_or(0.0) as u64,
+        catch_up_checkpoints: growth("nudge_store_wal_catch_up_checkpoints_total").unwrap_or(0.0)
+            as u64,
+        catch_up_ms: growth("nudge_store_wal_catch_up_microseconds_total").unwrap_or(0.0) / 1e3,
     })
 }
 
@@ -1284,8 +1288,20 @@ mod tests {
         let after = "nudge_store_writer_batches_total 30\nnudge_store_writer_writes_total 900\n\
                      nudge_store_writer_largest_batch 77\n\
                      nudge_store_writer_busy_microseconds_total 3000000\n\
-                     nudge_store_writer_queue_wait_microseconds_total 1650000\n";
+                     nudge_store_writer_queue_wait_microseconds_total 1650000\n\
+                     nudge_store_wal_restarts_total 6\n\
+                     nudge_store_wal_catch_up_checkpoints_total 9\n\
+                     nudge_store_wal_catch_up_microseconds_total 45000\n";
         let used = writer_use(Some(before), Some(after), Duration::from_secs(4)).unwrap();
+        assert_eq!(
+            (
+                used.log_restarts,
+                used.catch_up_checkpoints,
+                used.catch_up_ms
+            ),
+            (6, 9, 45.0),
+            "counters the first scrape lacks grew from nothing"
+        );
         assert_eq!(
             (used.batches, used.writes, used.largest_batch),
             (20, 800, 77)

@@ -209,6 +209,12 @@ pub struct WriterUse {
     /// `/proc`).
     pub thread_on_cpu: Option<f64>,
     pub thread_waiting_for_cpu: Option<f64>,
+    /// SQLite's WAL over the same time: how many times it restarted from its beginning, how
+    /// many checkpoints the batch thread ran itself between commits to get it there, and how
+    /// long those held the next batch back in all (zero on PostgreSQL).
+    pub log_restarts: u64,
+    pub catch_up_checkpoints: u64,
+    pub catch_up_ms: f64,
 }
 
 impl Memory {
@@ -383,6 +389,14 @@ pub fn text(report: &Report) -> String {
                 waiting * 100.0
             );
         }
+        if w.log_restarts > 0 || w.catch_up_checkpoints > 0 {
+            let _ = write!(
+                out,
+                "; the WAL restarted {} times, after {} checkpoints of the batch thread's own \
+                 ({:.0} ms in all)",
+                w.log_restarts, w.catch_up_checkpoints, w.catch_up_ms
+            );
+        }
         let _ = writeln!(out);
     }
     if let Some(sockets) = &s.sockets {
@@ -474,6 +488,9 @@ pub(crate) mod tests {
                 write_p99_within_ms: Some(20.0),
                 thread_on_cpu: Some(0.42),
                 thread_waiting_for_cpu: Some(0.39),
+                log_restarts: 12,
+                catch_up_checkpoints: 30,
+                catch_up_ms: 95.0,
             }),
             server_turns: (name == "nudge 50%").then_some(ServerTurns {
                 turns: 15_000,
@@ -603,6 +620,32 @@ pub(crate) mod tests {
             !text.contains("reply window"),
             "no deferred answers, no line about them: {text}"
         );
+    }
+
+    #[test]
+    fn the_wal_restarts_are_named_only_where_there_is_a_wal() {
+        let mut report = sample_report();
+        let half = report.phases[2]
+            .writer
+            .expect("the half-peak phase has the writer's use");
+        report.summary.writer = Some(half);
+        let sqlite = text(&report);
+        assert!(
+            sqlite.contains(
+                "the WAL restarted 12 times, after 30 checkpoints of the batch thread's own \
+                 (95 ms in all)"
+            ),
+            "{sqlite}"
+        );
+        report.summary.writer = Some(WriterUse {
+            log_restarts: 0,
+            catch_up_checkpoints: 0,
+            catch_up_ms: 0.0,
+            ..half
+        });
+        let postgres = text(&report);
+        assert!(postgres.contains("Group commit:"), "{postgres}");
+        assert!(!postgres.contains("WAL"), "{postgres}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, LazyLock, mpsc};
 use std::time::{Duration, Instant};
 
@@ -166,7 +167,8 @@ impl BatchThread {
         let (jobs, receiver) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::new());
         let syncs = Syncs::start(&connection, path, counters.clone())?;
-        let checkpoints = Checkpoints::start(&connection, path, busy_timeout, bounds)?;
+        let checkpoints =
+            Checkpoints::start(&connection, path, busy_timeout, bounds, counters.clone())?;
         let committer = Committer {
             connection,
             counters: counters.clone(),
@@ -586,10 +588,12 @@ pub(super) struct CheckpointBounds {
 }
 
 impl CheckpointBounds {
-    /// A checkpoint every 1,000 frames (4 MiB of pages), the log restarted past 4,000.
+    /// A checkpoint every 1,000 frames (4 MiB of pages), the log restarted past 16,000
+    /// (64 MiB): each restart stalls the batch thread for a few milliseconds, about once a
+    /// second at the peak on two cores (round 24 of `docs/performance.md`).
     pub(super) const DEFAULT: Self = Self {
         every: 1_000,
-        catch_up: 4_000,
+        catch_up: 16_000,
     };
 }
 
@@ -615,7 +619,15 @@ fn note_wal_frames(_: &Wal, frames: c_int) -> rusqlite::Result<()> {
 /// copies what was committed when it began, but the log only restarts from its beginning when
 /// a write begins with nothing left to copy, which steady commits on another thread never
 /// leave; so past [`CheckpointBounds::catch_up`] the batch thread copies the rest itself
-/// (little, the checkpoint thread having done most) between two of its commits.
+/// between two of its commits, once the checkpoint thread is idle.
+///
+/// That catch-up is what every write waits for, so the checkpoint thread leaves it little to
+/// do. SQLite syncs the database file only after a checkpoint that left nothing to copy, which
+/// the batch thread's commits during the copy prevent: the pages the checkpoint thread copied
+/// piled up unsynced, and the catch-up's sync wrote them all out, 10 to 16 ms at the peak on
+/// the machine of round 24 of `docs/performance.md`. So the checkpoint thread syncs the file
+/// after each of its checkpoints, and checkpoints again while the commits made meanwhile are
+/// many, so that the catch-up copies and syncs only the last few.
 struct Checkpoints {
     /// Asks the checkpoint thread for a checkpoint; dropped with the batch thread, which ends
     /// the checkpoint thread.
@@ -623,7 +635,23 @@ struct Checkpoints {
     bounds: CheckpointBounds,
     /// The WAL's size when the checkpoint thread was last asked.
     asked_at: c_int,
+    /// What the checkpoint thread and the batch thread share.
+    progress: Arc<Progress>,
+    /// Where the log's restarts and the batch thread's own checkpoints are counted.
+    counters: Arc<Counters>,
 }
+
+/// What the batch thread tells the checkpoint thread, and back.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The WAL's size, in frames, after the batch thread's latest commit.
+    frames: AtomicI32,
+    /// Whether the checkpoint thread was asked and has not finished.
+    running: AtomicBool,
+}
+
+/// The most checkpoints the checkpoint thread runs for one ask.
+const ROUNDS_PER_ASK: usize = 4;
 
 impl Checkpoints {
     /// Has `batches`, the batch thread's connection, note the WAL's size at each commit
@@ -634,50 +662,93 @@ impl Checkpoints {
         path: &Path,
         busy_timeout: Duration,
         bounds: CheckpointBounds,
+        counters: Arc<Counters>,
     ) -> Result<Self> {
         batches.wal_hook(Some(note_wal_frames));
         let connection = open(path, busy_timeout, "PRAGMA synchronous = FULL;", 1)?;
-        // One request waits at most: asks made while a checkpoint runs are one more.
+        let database = std::fs::File::open(path)?;
+        let progress = Arc::new(Progress::default());
+        let shared = progress.clone();
+        // Little enough for the batch thread to copy and sync between two commits.
+        let few = (bounds.every / 8).max(1);
         let (ask, asked) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("nudge-sqlite-checkpoints".into())
             .spawn(move || {
                 while asked.recv().is_ok() {
-                    checkpoint(&connection);
+                    for _ in 0..ROUNDS_PER_ASK {
+                        let Some(copied_to) = checkpoint(&connection) else {
+                            break;
+                        };
+                        if let Err(error) = database.sync_data() {
+                            tracing::warn!(%error, "the SQLite database file could not be synced");
+                            break;
+                        }
+                        // Frames committed during the copy (none if the log restarted).
+                        let since = shared
+                            .frames
+                            .load(Ordering::Acquire)
+                            .saturating_sub(copied_to);
+                        if since < few {
+                            break;
+                        }
+                    }
+                    shared.running.store(false, Ordering::Release);
                 }
             })?;
         Ok(Self {
             ask,
             bounds,
             asked_at: 0,
+            progress,
+            counters,
         })
     }
 
     /// After each of the batch thread's transactions on `connection`, once its turns are
-    /// woken: asks for a checkpoint every [`CheckpointBounds::every`] frames, and past
-    /// [`CheckpointBounds::catch_up`] checkpoints on `connection` so that the log restarts.
+    /// woken: asks for a checkpoint every [`CheckpointBounds::every`] frames; past
+    /// [`CheckpointBounds::catch_up`] checkpoints on `connection` so that the log restarts,
+    /// once the checkpoint thread is done (or at once past twice that bound).
     fn after_commit(&mut self, connection: &Connection) {
         let frames = WAL_FRAMES.get();
-        if frames < self.asked_at {
+        let before = self.progress.frames.swap(frames, Ordering::AcqRel);
+        if frames < before {
             // The log restarted from its beginning.
+            self.counters.log_restarted();
             self.asked_at = 0;
         }
-        if frames >= self.asked_at.saturating_add(self.bounds.every) {
-            self.asked_at = frames;
-            // Full: a checkpoint is already asked for, and copies these frames too.
-            let _ = self.ask.try_send(());
-        }
+        let running = self.progress.running.load(Ordering::Acquire);
         if frames >= self.bounds.catch_up {
-            checkpoint(connection);
+            if !running || frames / 2 >= self.bounds.catch_up {
+                let started = Instant::now();
+                checkpoint(connection);
+                self.counters.caught_up(started.elapsed());
+            }
+        } else if !running && frames >= self.asked_at.saturating_add(self.bounds.every) {
+            self.asked_at = frames;
+            self.progress.running.store(true, Ordering::Release);
+            if self.ask.try_send(()).is_err() {
+                self.progress.running.store(false, Ordering::Release);
+            }
         }
     }
 }
 
-/// Copies the WAL's committed pages into the database file and syncs it, without waiting for
-/// readers or writers; a checkpoint already running on another connection makes it a no-op.
-fn checkpoint(connection: &Connection) {
-    if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        tracing::warn!(%error, "a checkpoint of the SQLite WAL failed");
+/// Copies the WAL's committed pages into the database file without waiting for readers or
+/// writers (SQLite syncs the file if that left nothing to copy), and gives back the log's
+/// size it copied up to; `None` if another connection's checkpoint was running, or on an
+/// error.
+fn checkpoint(connection: &Connection) -> Option<c_int> {
+    let outcome = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get::<_, c_int>(0)?, row.get::<_, c_int>(1)?))
+    });
+    match outcome {
+        Ok((0, log)) => Some(log),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "a checkpoint of the SQLite WAL failed");
+            None
+        }
     }
 }
 
@@ -1150,6 +1221,50 @@ mod tests {
         assert!(
             wal <= 32 + 96 * FRAME,
             "the log restarts once past 32 frames, so it never holds many more: {wal} bytes"
+        );
+        let stats = thread.counters().stats();
+        assert!(
+            stats.log_restarts >= 5,
+            "well over a thousand frames in logs of a few dozen: {stats:?}"
+        );
+        assert!(
+            stats.catch_up_checkpoints >= stats.log_restarts,
+            "every restart follows a checkpoint of the batch thread's: {stats:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_log_stays_within_twice_its_catch_up_bound_while_the_checkpoint_thread_works() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let bounds = CheckpointBounds {
+            every: 8,
+            catch_up: 32,
+        };
+        let (_store, thread, user) = batch_thread(dir.path(), bounds).await;
+        commit(&thread, user, 300).await;
+        let wal = size(dir.path().join("nudge.db-wal"));
+        assert!(
+            wal <= 32 + (2 * 32 + 96) * FRAME,
+            "past twice the bound the batch thread catches up without waiting: {wal} bytes"
+        );
+        let stats = thread.counters().stats();
+        assert!(stats.log_restarts >= 5, "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn a_log_the_checkpoint_thread_keeps_short_needs_no_catching_up() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let bounds = CheckpointBounds {
+            every: 8,
+            catch_up: c_int::MAX,
+        };
+        let (_store, thread, user) = batch_thread(dir.path(), bounds).await;
+        commit(&thread, user, 40).await;
+        let stats = thread.counters().stats();
+        assert_eq!(
+            (stats.catch_up_checkpoints, stats.catch_up_micros),
+            (0, 0),
+            "the batch thread never checkpointed itself"
         );
     }
 

@@ -23,7 +23,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, HistogramOpts};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -79,6 +79,14 @@ pub struct WriterStats {
     /// Time writes waited for their batch to start, summed over writes (over `writes`: how
     /// long a turn queues for the writer before its own commit).
     pub queue_wait_micros: u64,
+    /// SQLite only: times the WAL restarted from its beginning, after being copied whole into
+    /// the database file.
+    pub log_restarts: u64,
+    /// SQLite only: checkpoints the batch thread ran itself, between two of its commits, to
+    /// get a long log restarted.
+    pub catch_up_checkpoints: u64,
+    /// SQLite only: time those checkpoints took, while the next batch waited.
+    pub catch_up_micros: u64,
 }
 
 #[derive(Debug)]
@@ -89,6 +97,9 @@ pub(super) struct Counters {
     largest_batch: AtomicU64,
     busy_micros: AtomicU64,
     queue_wait_micros: AtomicU64,
+    log_restarts: AtomicU64,
+    catch_up_checkpoints: AtomicU64,
+    catch_up_micros: AtomicU64,
     /// How long each batch took to commit, until its rows were durable: its tail is what a
     /// slow disk or a stalled database adds to a turn, which the sums above average away.
     commit_seconds: Histogram,
@@ -124,6 +135,9 @@ impl Counters {
             largest_batch: AtomicU64::new(0),
             busy_micros: AtomicU64::new(0),
             queue_wait_micros: AtomicU64::new(0),
+            log_restarts: AtomicU64::new(0),
+            catch_up_checkpoints: AtomicU64::new(0),
+            catch_up_micros: AtomicU64::new(0),
             commit_seconds: histogram(
                 "nudge_store_writer_commit_seconds",
                 "Time each batch of the group-commit writer took to commit, until its rows were durable.",
@@ -146,7 +160,22 @@ impl Counters {
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
             busy_micros: self.busy_micros.load(Ordering::Relaxed),
             queue_wait_micros: self.queue_wait_micros.load(Ordering::Relaxed),
+            log_restarts: self.log_restarts.load(Ordering::Relaxed),
+            catch_up_checkpoints: self.catch_up_checkpoints.load(Ordering::Relaxed),
+            catch_up_micros: self.catch_up_micros.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts a restart of SQLite's WAL from its beginning.
+    pub(super) fn log_restarted(&self) {
+        self.log_restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a checkpoint the batch thread ran itself, which took `took`.
+    pub(super) fn caught_up(&self, took: Duration) {
+        self.catch_up_checkpoints.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.catch_up_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
     /// Counts a batch whose writes were handed off at `queued`, which started at `started`,

@@ -294,6 +294,12 @@ async fn metrics_need_their_token_when_one_is_set() {
         text.contains("# TYPE nudge_store_writer_commit_seconds histogram"),
         "{text}"
     );
+    let restarts = nudge::edges::metrics::sample(&text, "nudge_store_wal_restarts_total");
+    assert_eq!(restarts, Some(0.0), "no log restarted yet: {text}");
+    assert!(
+        text.contains("# TYPE nudge_store_wal_catch_up_microseconds_total counter"),
+        "{text}"
+    );
     let commits = nudge::edges::metrics::sample(&text, "nudge_store_writer_commit_seconds_count");
     assert_eq!(commits, Some(0.0), "nothing committed yet: {text}");
     let writes = nudge::edges::metrics::sample(&text, "nudge_store_writer_write_seconds_count");
