@@ -583,7 +583,8 @@ pub(super) struct CheckpointBounds {
     /// own automatic checkpoint comes at 1,000).
     pub(super) every: c_int,
     /// The WAL's size, in frames, past which the batch thread checkpoints itself after each
-    /// of its commits until the log restarts from its beginning.
+    /// of its commits, once the checkpoint thread is idle (at once past twice this), until
+    /// the log restarts from its beginning.
     pub(super) catch_up: c_int,
 }
 
