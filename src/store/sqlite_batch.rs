@@ -1252,23 +1252,6 @@ mod tests {
         assert!(stats.log_restarts >= 5, "{stats:?}");
     }
 
-    #[tokio::test]
-    async fn a_log_the_checkpoint_thread_keeps_short_needs_no_catching_up() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let bounds = CheckpointBounds {
-            every: 8,
-            catch_up: c_int::MAX,
-        };
-        let (_store, thread, user) = batch_thread(dir.path(), bounds).await;
-        commit(&thread, user, 40).await;
-        let stats = thread.counters().stats();
-        assert_eq!(
-            (stats.catch_up_checkpoints, stats.catch_up_micros),
-            (0, 0),
-            "the batch thread never checkpointed itself"
-        );
-    }
-
     /// Runs [`sync_after_commits`] on a thread whose syncs each report that they started and
     /// wait to be released, then give the next of `results` (success once those run out).
     fn sync_thread(
