@@ -150,10 +150,7 @@ async fn adding_a_user_twice_is_a_clear_error() {
 async fn the_server_runs_without_transparent_huge_pages() {
     let dir = tempfile::tempdir().unwrap();
     // The embedded default alone: the process's memory does not depend on its database.
-    let db = Database {
-        label: "sqlite",
-        url: format!("sqlite:{}", dir.path().join("nudge.db").display()),
-    };
+    let db = Database::sqlite(dir.path());
     let server = Server::start(dir.path(), &db, &[]);
     let pid = server.pid().expect("the server runs");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -26,6 +26,14 @@ pub struct Database {
 }
 
 impl Database {
+    /// The embedded default: a SQLite file in `dir`.
+    pub fn sqlite(dir: &Path) -> Self {
+        Self {
+            label: "sqlite",
+            url: format!("sqlite:{}", dir.join("nudge.db").display()),
+        }
+    }
+
     /// A data directory of this database's own under `root`, so variants never share files.
     pub fn data_dir(&self, root: &Path) -> PathBuf {
         let dir = root.join(self.label);
@@ -37,10 +45,7 @@ impl Database {
 /// The databases every end-to-end test runs against: SQLite always, PostgreSQL when the
 /// test server is configured (and required on CI).
 pub async fn databases(dir: &Path) -> Vec<Database> {
-    let mut all = vec![Database {
-        label: "sqlite",
-        url: format!("sqlite:{}", dir.join("nudge.db").display()),
-    }];
+    let mut all = vec![Database::sqlite(dir)];
     match store::testing::fresh_postgres_url().await {
         Some(url) => all.push(Database {
             label: "postgres",
