@@ -40,6 +40,17 @@ const BY_SID: &str = "SELECT message_sid, status, error_code, segments, updated_
 const LINK_USAGE: &str = "UPDATE sms_usage_logs SET message_sid = $3, status = $4 \
      WHERE id = (SELECT id FROM sms_usage_logs WHERE user_id = $1 AND message_id = $2 \
      AND direction = 'outbound' AND message_sid IS NULL ORDER BY id LIMIT 1)";
+/// Moves the reply's usage off its message's row (where SQLite's batch thread stores it) into
+/// a usage row of its own, with the SID; [`CLEAR_MESSAGE_USAGE`] then clears the message's.
+const MOVE_USAGE: &str = "INSERT INTO sms_usage_logs \
+     (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at, \
+     message_sid, status) \
+     SELECT user_id, id, direction, sms_segments, sms_encoding, sms_cost_micros, created_at, \
+     $3, $4 FROM messages WHERE user_id = $1 AND id = $2 AND direction = 'outbound' \
+     AND sms_segments IS NOT NULL";
+const CLEAR_MESSAGE_USAGE: &str = "UPDATE messages \
+     SET sms_segments = NULL, sms_encoding = NULL, sms_cost_micros = NULL \
+     WHERE user_id = $1 AND id = $2";
 /// A send with no usage row yet (a reminder's nudge, or a reply whose row is gone).
 const INSERT_USAGE: &str = "INSERT INTO sms_usage_logs \
      (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at, \
@@ -99,17 +110,31 @@ impl Store {
                 .execute(&mut *conn)
                 .await
                 .map_err(write_error)?;
-            let linked = match sent.message_id {
-                Some(message) => sqlx::query(LINK_USAGE)
-                    .bind(user.0)
-                    .bind(message)
-                    .bind(sid)
-                    .bind(status)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected(),
-                None => 0,
-            };
+            let mut linked = 0;
+            if let Some(message) = sent.message_id {
+                // A usage row written with the reply, else the usage on the reply's own row.
+                for link in [LINK_USAGE, MOVE_USAGE] {
+                    linked = sqlx::query(link)
+                        .bind(user.0)
+                        .bind(message)
+                        .bind(sid)
+                        .bind(status)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(write_error)?
+                        .rows_affected();
+                    if linked > 0 {
+                        if link == MOVE_USAGE {
+                            sqlx::query(CLEAR_MESSAGE_USAGE)
+                                .bind(user.0)
+                                .bind(message)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        break;
+                    }
+                }
+            }
             if linked == 0 {
                 sqlx::query(INSERT_USAGE)
                     .bind(user.0)
@@ -184,8 +209,156 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::LINK_USAGE;
-    use crate::store::testing::sqlite_plan;
+    use super::{LINK_USAGE, SentUsage, StatusReport};
+    use crate::store::testing::{on_each_backend, sqlite_plan};
+    use crate::store::tests::{create, turn, usage};
+    use crate::store::{Direction, NewSmsUsage, SmsEncoding, Store, UserId, Written};
+
+    /// Stores a turn through the group-commit writer (on SQLite, its batch thread), its
+    /// inbound SMS and its reply billed `segments` each; gives back the reply's id.
+    async fn store_turn(store: &Store, user: UserId, sid: &str, segments: u32) -> i64 {
+        let write = turn(
+            user,
+            (
+                "what now?",
+                sid,
+                vec![NewSmsUsage {
+                    direction: Direction::Inbound,
+                    ..usage(segments)
+                }],
+            ),
+            ("Water the plants.", vec![usage(segments)]),
+        );
+        match store
+            .write_messages(&[write])
+            .await
+            .expect("the turn")
+            .pop()
+        {
+            Some(Written::Answered { reply, .. }) => reply.id,
+            other => panic!("the turn was stored with its reply: {other:?}"),
+        }
+    }
+
+    /// Each usage as (message, direction, segments, SID, status, price).
+    async fn usage_of(
+        store: &Store,
+        user: UserId,
+    ) -> Vec<(
+        Option<i64>,
+        Direction,
+        u32,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    )> {
+        let rows = store.sms_usage(user).await.expect("the usage reads");
+        rows.into_iter()
+            .map(|u| {
+                let (sid, status) = (u.message_sid, u.status);
+                (
+                    u.message_id,
+                    u.direction,
+                    u.segments,
+                    sid,
+                    status,
+                    u.price_micros,
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_sent_reply_s_usage_takes_its_sid_and_delivery_status() {
+        on_each_backend(|store| async move {
+            let ana = create(&store, 1).await.id;
+            let bob = create(&store, 2).await.id;
+            let reply = store_turn(&store, ana, "SM00000000000000000000000000000001", 2).await;
+            let sent = |message_id| SentUsage {
+                message_id: Some(message_id),
+                usage: usage(9),
+            };
+            let sid = "SM000000000000000000000000000000aa";
+
+            // Someone else's reply is not theirs to link, nor to give a usage row to.
+            store
+                .record_sms_sent(
+                    bob,
+                    "SM000000000000000000000000000000bb",
+                    "queued",
+                    None,
+                    &sent(reply),
+                )
+                .await
+                .expect("the send is recorded");
+            assert_eq!(usage_of(&store, bob).await, []);
+
+            store
+                .record_sms_sent(ana, sid, "queued", None, &sent(reply))
+                .await
+                .expect("the send is recorded");
+            let report = StatusReport {
+                sid,
+                status: "delivered",
+                error_code: None,
+                segments: None,
+                price_micros: Some(15_800),
+                price_unit: Some("USD"),
+            };
+            let updated = store.update_sms_delivery(&report).await;
+            assert_eq!(updated.expect("the callback is recorded"), Some(ana));
+
+            let usage = usage_of(&store, ana).await;
+            assert_eq!(usage.len(), 2, "the reply's usage counted once: {usage:?}");
+            assert_eq!(usage[0].1, Direction::Inbound);
+            assert_eq!(
+                usage[1],
+                (
+                    Some(reply),
+                    Direction::Outbound,
+                    2,
+                    Some(sid.to_owned()),
+                    Some("delivered".to_owned()),
+                    Some(15_800)
+                ),
+                "the usage stored with the reply, not the send's own"
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_retention_purge_keeps_the_usage_of_the_messages_it_deletes() {
+        on_each_backend(|store| async move {
+            let ana = create(&store, 1).await.id;
+            store_turn(&store, ana, "SM00000000000000000000000000000001", 3).await;
+            let cutoff = chrono::Utc::now() + chrono::Duration::seconds(1);
+            let purged = store.purge_messages_before(cutoff).await;
+            assert_eq!(purged.expect("the purge"), 2);
+            assert_eq!(store.recent_messages(ana, 10).await.expect("history"), []);
+            let kept: Vec<_> = usage_of(&store, ana)
+                .await
+                .into_iter()
+                .map(|(message, direction, segments, ..)| (message, direction, segments))
+                .collect();
+            assert_eq!(
+                kept,
+                [
+                    (None, Direction::Inbound, 3),
+                    (None, Direction::Outbound, 3)
+                ]
+            );
+            let encodings: Vec<_> = store
+                .sms_usage(ana)
+                .await
+                .expect("the usage reads")
+                .into_iter()
+                .map(|u| (u.encoding, u.estimated_cost_micros))
+                .collect();
+            assert_eq!(encodings, [(SmsEncoding::Gsm7, 23_700); 2]);
+        })
+        .await;
+    }
 
     /// Deleting a message sets its usage rows' `message_id` to NULL (the foreign key's action,
     /// this statement): found through the index, not by scanning every usage row.

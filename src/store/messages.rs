@@ -135,10 +135,23 @@ pub struct NewSmsUsage {
     pub estimated_cost_micros: i64,
 }
 
-/// A stored usage row.
+/// Splits a message's SMS usage into what the message's own row carries (`sms_segments`,
+/// `sms_encoding`, `sms_cost_micros`) and the rows stored apart in `sms_usage_logs`: a
+/// message billed once, in its own direction, carries its usage; any other usage is rows.
+pub(super) fn split_usage<'a>(
+    message: &NewMessage,
+    usage: &'a [NewSmsUsage],
+) -> (Option<&'a NewSmsUsage>, &'a [NewSmsUsage]) {
+    match usage {
+        [one] if one.direction == message.direction => (Some(one), &[]),
+        rows => (None, rows),
+    }
+}
+
+/// An SMS as billed: a usage row of `sms_usage_logs`, or the usage a message carries on its
+/// own row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SmsUsage {
-    pub id: i64,
     pub user_id: UserId,
     pub message_id: Option<i64>,
     pub direction: Direction,
@@ -288,7 +301,6 @@ impl TryFrom<MessageRow> for Message {
 
 #[derive(sqlx::FromRow)]
 struct SmsUsageRow {
-    id: i64,
     user_id: Uuid,
     message_id: Option<i64>,
     direction: String,
@@ -306,7 +318,6 @@ impl TryFrom<SmsUsageRow> for SmsUsage {
     type Error = StoreError;
     fn try_from(row: SmsUsageRow) -> Result<Self> {
         Ok(SmsUsage {
-            id: row.id,
             user_id: UserId(row.user_id),
             message_id: row.message_id,
             direction: parse("sms_usage_logs.direction", &row.direction)?,
@@ -366,9 +377,20 @@ const RECORD_SMS_USAGE: &str = "INSERT INTO sms_usage_logs \
      (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) \
      SELECT $1, $2, $3, $4, $5, $6, $7 \
      WHERE $2 IS NULL OR EXISTS (SELECT 1 FROM messages WHERE user_id = $1 AND id = $2)";
-const SMS_USAGE: &str = "SELECT id, user_id, message_id, direction, segments, \
-     encoding, estimated_cost_micros, created_at, message_sid, status, price_micros, price_unit \
-     FROM sms_usage_logs WHERE user_id = $1 ORDER BY id";
+/// A user's SMS usage in the order it was billed: the usage carried on messages' own rows and
+/// the usage rows, which have a time stamp each; rows stamped alike by their message's id, then
+/// the order they were stored in.
+const SMS_USAGE: &str = "SELECT user_id, message_id, direction, segments, encoding, \
+     estimated_cost_micros, created_at, message_sid, status, price_micros, price_unit FROM (\
+     SELECT user_id, id AS message_id, direction, sms_segments AS segments, \
+     sms_encoding AS encoding, sms_cost_micros AS estimated_cost_micros, created_at, \
+     CAST(NULL AS TEXT) AS message_sid, CAST(NULL AS TEXT) AS status, \
+     CAST(NULL AS BIGINT) AS price_micros, CAST(NULL AS TEXT) AS price_unit, 0 AS row_id \
+     FROM messages WHERE user_id = $1 AND sms_segments IS NOT NULL \
+     UNION ALL SELECT user_id, message_id, direction, segments, encoding, \
+     estimated_cost_micros, created_at, message_sid, status, price_micros, price_unit, id \
+     FROM sms_usage_logs WHERE user_id = $1) AS usage \
+     ORDER BY created_at, COALESCE(message_id, 0), row_id";
 
 /// Where message bodies are sealed: `messages.body:<user id>`.
 pub(super) const BODY_COLUMN: &str = "messages.body";
@@ -644,10 +666,12 @@ const ON_PROVIDER_ID_CONFLICT: &str = concat!(
 /// One message row: how SQLite's batch thread stores them, a cached statement per row. It
 /// returns nothing: the thread reads the new row's id from its connection, since a
 /// `RETURNING` clause has SQLite gather the rows in a table of its own first
-/// (docs/performance.md, round 18).
+/// (docs/performance.md, round 18). The message carries its own SMS usage (`$8`–`$10`, null
+/// for none: see [`split_usage`]).
 pub(super) const INSERT_MESSAGE_ROW: &str = concat!(
-    insert_message_rows!(),
-    "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    "INSERT INTO messages (user_id, channel, direction, body, provider_message_id, \
+     in_reply_to, created_at, sms_segments, sms_encoding, sms_cost_micros) ",
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     on_provider_id_conflict!()
 );
 

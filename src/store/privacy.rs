@@ -54,8 +54,24 @@ const BLANK_SUBJECT_AUDIT: &str = "UPDATE audit_events SET subject_id = NULL, ip
      WHERE subject_id = $1";
 const INSERT_ERASURE_AUDIT: &str = "INSERT INTO audit_events (at, event, outcome, detail) \
      VALUES ($1, 'account_erased', 'success', $2)";
-const PURGE_MESSAGES: &str = "DELETE FROM messages WHERE created_at < $1 AND id NOT IN \
-     (SELECT in_reply_to FROM messages WHERE in_reply_to IS NOT NULL AND created_at >= $1)";
+/// The messages the retention purge deletes: written before `$1`, but for any inbound message
+/// a newer reply still points at.
+macro_rules! purged_messages {
+    () => {
+        " FROM messages WHERE created_at < $1 AND id NOT IN \
+         (SELECT in_reply_to FROM messages WHERE in_reply_to IS NOT NULL AND created_at >= $1)"
+    };
+}
+/// The usage those messages carry on their own rows outlives them as usage rows, pointing at
+/// no message as the foreign key leaves the others.
+const KEEP_PURGED_USAGE: &str = concat!(
+    "INSERT INTO sms_usage_logs \
+     (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at) \
+     SELECT user_id, NULL, direction, sms_segments, sms_encoding, sms_cost_micros, created_at",
+    purged_messages!(),
+    " AND sms_segments IS NOT NULL"
+);
+const PURGE_MESSAGES: &str = concat!("DELETE", purged_messages!());
 const PURGE_REFRESH: &str = "DELETE FROM refresh_tokens WHERE expires_at < $1";
 const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at < $1";
 const PURGE_DEVICES: &str = "DELETE FROM trusted_devices WHERE expires_at < $1";
@@ -229,11 +245,16 @@ impl Store {
     }
 
     /// Deletes messages written before `cutoff` (message-history retention), keeping any
-    /// inbound message a newer reply still points at. Returns how many.
+    /// inbound message a newer reply still points at, and the SMS usage of those it deletes.
+    /// Returns how many.
     #[tracing::instrument(skip_all)]
     pub async fn purge_messages_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
         let purged = with_pool!(self, pool => {
-            sqlx::query(PURGE_MESSAGES).bind(cutoff).execute(pool).await?.rows_affected()
+            let mut tx = pool.begin().await?;
+            sqlx::query(KEEP_PURGED_USAGE).bind(cutoff).execute(&mut *tx).await?;
+            let purged = sqlx::query(PURGE_MESSAGES).bind(cutoff).execute(&mut *tx).await?;
+            tx.commit().await?;
+            purged.rows_affected()
         });
         Ok(purged)
     }

@@ -47,7 +47,7 @@ use super::llm_usage::INSERT_LLM_USAGE_ROW;
 use super::memories::{FINGERPRINT, FingerprintRow};
 use super::messages::{
     BODY_COLUMN, INSERT_MESSAGE_ROW, INSERT_SMS_USAGE_ROWS, MESSAGE_BY_PROVIDER_ID, MessageRow,
-    Stored, fold_columns, newest_folds, written,
+    Stored, fold_columns, newest_folds, split_usage, written,
 };
 use super::sql::{now, segments_column};
 use super::summaries::SAVE_SUMMARY;
@@ -65,6 +65,9 @@ struct RowMessage {
     body: String,
     provider_message_id: Option<String>,
     in_reply_to: Option<i64>,
+    /// The message's own SMS usage, stored on its row (`sms_segments`, `sms_encoding`,
+    /// `sms_cost_micros`) instead of as a usage row of its own.
+    usage: Option<RowUsage>,
 }
 
 /// A usage row of a batch, for the message it comes with.
@@ -76,8 +79,8 @@ struct RowUsage {
     estimated_cost_micros: i64,
 }
 
-/// A message of a batch with the rows that point at it: its SMS usage, and the usage of the
-/// model calls that wrote it.
+/// A message of a batch with the rows that point at it: its SMS usage that is not on its own
+/// row, and the usage of the model calls that wrote it.
 #[derive(Debug)]
 struct Entry {
     message: RowMessage,
@@ -756,22 +759,18 @@ fn checkpoint(connection: &Connection) -> Option<c_int> {
 /// A write as [`run_batch`] runs it: bodies and its summary sealed, every value encoded as
 /// sqlx would bind it.
 fn encode(sealer: &Sealer, write: &MessageWrite) -> Result<Encoded> {
-    let usage_rows = |usage: &[NewSmsUsage]| -> Result<Vec<RowUsage>> {
-        usage
-            .iter()
-            .map(|u| {
-                Ok(RowUsage {
-                    direction: u.direction.as_str(),
-                    segments: segments_column(u.segments)?,
-                    encoding: u.encoding.as_str(),
-                    estimated_cost_micros: u.estimated_cost_micros,
-                })
-            })
-            .collect()
+    let usage_row = |u: &NewSmsUsage| -> Result<RowUsage> {
+        Ok(RowUsage {
+            direction: u.direction.as_str(),
+            segments: segments_column(u.segments)?,
+            encoding: u.encoding.as_str(),
+            estimated_cost_micros: u.estimated_cost_micros,
+        })
     };
     let user = write.user;
     let entry =
         |m: &NewMessage, usage: &[NewSmsUsage], model_usage: &[NewLlmUsage]| -> Result<Entry> {
+            let (on_row, rows) = split_usage(m, usage);
             Ok(Entry {
                 message: RowMessage {
                     channel: m.channel.as_str(),
@@ -779,8 +778,9 @@ fn encode(sealer: &Sealer, write: &MessageWrite) -> Result<Encoded> {
                     body: sealer.seal_column(BODY_COLUMN, user, &m.body),
                     provider_message_id: m.provider_message_id.clone(),
                     in_reply_to: m.in_reply_to,
+                    usage: on_row.map(usage_row).transpose()?,
                 },
-                usage: usage_rows(usage)?,
+                usage: rows.iter().map(usage_row).collect::<Result<_>>()?,
                 model_usage: model_usage.to_vec(),
             })
         };
@@ -845,6 +845,7 @@ fn run_batch<'a>(
         // The new row's id, or `None` for a copy the conflict clause skipped.
         let mut insert_message =
             |user: &[u8], m: &RowMessage, in_reply_to: Option<i64>| -> rusqlite::Result<_> {
+                let usage = m.usage.as_ref();
                 let inserted = insert.execute(params![
                     user,
                     m.channel,
@@ -852,7 +853,10 @@ fn run_batch<'a>(
                     m.body,
                     m.provider_message_id,
                     in_reply_to,
-                    created_at
+                    created_at,
+                    usage.map(|u| u.segments),
+                    usage.map(|u| u.encoding),
+                    usage.map(|u| u.estimated_cost_micros)
                 ])?;
                 Ok((inserted == 1).then(|| tx.last_insert_rowid()))
             };
@@ -1014,9 +1018,9 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
-    use super::super::tests::{create, inbound, note};
+    use super::super::tests::{create, note, turn};
     use super::*;
-    use crate::store::{Channel, Direction, ReplyWrite, SmsEncoding, Store, connect};
+    use crate::store::{Direction, SmsEncoding, Store, Written, connect};
 
     /// A frame of the WAL: its header and a page.
     const FRAME: u64 = 24 + 4096;
@@ -1123,28 +1127,26 @@ mod tests {
             encoding: SmsEncoding::Gsm7,
             estimated_cost_micros: 7_900,
         };
-        // 41 turns of two users, each with an inbound and a reply usage row: 82 rows, which go
-        // in by 32, 8 and 1.
+        // 41 turns of two users. Each inbound message carries its usage on its own row; each
+        // reply went out as two SMS, so its usage is two usage rows: 82 rows, which go in by
+        // 32, 8 and 1.
         let writes: Vec<Encoded> = (0..41u32)
             .map(|n| {
-                let write = MessageWrite {
-                    user: if n % 2 == 0 { ana } else { bob },
-                    message: inbound(&format!("turn {n}"), Some(&format!("SM{n:032}"))),
-                    usage: vec![usage(Direction::Inbound, n + 1)],
-                    model_usage: Vec::new(),
-                    summary: None,
-                    reply: Some(ReplyWrite {
-                        message: NewMessage {
-                            channel: Channel::Sms,
-                            direction: Direction::Outbound,
-                            body: format!("reply {n}"),
-                            provider_message_id: None,
-                            in_reply_to: None,
-                        },
-                        usage: vec![usage(Direction::Outbound, 100 + n)],
-                        model_usage: Vec::new(),
-                    }),
-                };
+                let write = turn(
+                    if n % 2 == 0 { ana } else { bob },
+                    (
+                        &format!("turn {n}"),
+                        &format!("SM{n:032}"),
+                        vec![usage(Direction::Inbound, n + 1)],
+                    ),
+                    (
+                        &format!("reply {n}"),
+                        vec![
+                            usage(Direction::Outbound, 100 + n),
+                            usage(Direction::Outbound, 200 + n),
+                        ],
+                    ),
+                );
                 encode(&sealer, &write).expect("the write encodes")
             })
             .collect();
@@ -1169,6 +1171,7 @@ mod tests {
                     [
                         (Some(message), Direction::Inbound, n + 1),
                         (Some(reply), Direction::Outbound, 100 + n),
+                        (Some(reply), Direction::Outbound, 200 + n),
                     ]
                 })
                 .collect();
@@ -1178,6 +1181,101 @@ mod tests {
                 .collect();
             assert_eq!(stored, expected, "each row points at its message, in order");
         }
+        let count = |sql: &str| -> i64 {
+            connection
+                .query_row(sql, [], |row| row.get(0))
+                .expect("a count")
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM sms_usage_logs"), 82);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM messages WHERE sms_segments IS NOT NULL"),
+            41,
+            "the inbound messages carry theirs"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_turns_usage_goes_on_its_messages_own_rows() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (store, thread, user) = batch_thread(dir.path(), CheckpointBounds::DEFAULT).await;
+        let usage = |direction, segments, encoding| NewSmsUsage {
+            direction,
+            segments,
+            encoding,
+            estimated_cost_micros: 7_900 * i64::from(segments),
+        };
+        let write = turn(
+            user,
+            (
+                "café?",
+                "SM00000000000000000000000000000001",
+                vec![usage(Direction::Inbound, 1, SmsEncoding::Gsm7)],
+            ),
+            (
+                "Oui ☕",
+                vec![usage(Direction::Outbound, 2, SmsEncoding::Ucs2)],
+            ),
+        );
+        let committed = thread.commit(write).await.expect("the turn commits");
+        let Written::Answered { message, reply } = committed.written else {
+            panic!(
+                "the turn was stored with its reply: {:?}",
+                committed.written
+            );
+        };
+        let (message, reply) = (message.id, reply.id);
+        drop(thread);
+
+        let connection = Connection::open(dir.path().join("nudge.db")).expect("a connection");
+        let rows: i64 = connection
+            .query_row("SELECT COUNT(*) FROM sms_usage_logs", [], |row| row.get(0))
+            .expect("a count");
+        assert_eq!(rows, 0, "no usage row of its own");
+        let on_rows: Vec<(i64, i64, String, i64)> = connection
+            .prepare(
+                "SELECT id, sms_segments, sms_encoding, sms_cost_micros FROM messages ORDER BY id",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect()
+            })
+            .expect("the messages");
+        assert_eq!(
+            on_rows,
+            [
+                (message, 1, "GSM-7".to_owned(), 7_900),
+                (reply, 2, "UCS-2".to_owned(), 15_800)
+            ]
+        );
+        let read: Vec<_> = store
+            .sms_usage(user)
+            .await
+            .expect("the usage reads")
+            .into_iter()
+            .map(|u| {
+                (
+                    u.message_id,
+                    u.direction,
+                    u.segments,
+                    u.encoding,
+                    u.message_sid,
+                )
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (
+                    Some(message),
+                    Direction::Inbound,
+                    1,
+                    SmsEncoding::Gsm7,
+                    None
+                ),
+                (Some(reply), Direction::Outbound, 2, SmsEncoding::Ucs2, None)
+            ],
+            "read as usage like any other"
+        );
     }
 
     fn size(path: PathBuf) -> u64 {

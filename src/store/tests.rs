@@ -8,8 +8,8 @@ use std::fmt::Debug;
 use super::testing::{POSTGRES_URL_VAR, in_memory, on_each_backend};
 use super::{
     Backend, Channel, Direction, Language, Message, MessageWrite, NewLlmUsage, NewMessage,
-    NewSmsUsage, NewUser, Pool, Result, Role, Sealer, SmsEncoding, Store, StoreError, User, UserId,
-    connect, with_pool,
+    NewSmsUsage, NewUser, Pool, ReplyWrite, Result, Role, Sealer, SmsEncoding, Store, StoreError,
+    User, UserId, connect, with_pool,
 };
 
 pub(super) fn new_user(n: u8) -> NewUser {
@@ -46,6 +46,34 @@ pub(super) fn note(user: UserId, body: &str) -> MessageWrite {
         model_usage: Vec::new(),
         summary: None,
         reply: None,
+    }
+}
+
+/// A turn as the group-commit writer takes it: `user`'s inbound SMS `text` (Twilio's `sid`)
+/// and the reply `answer`, each with its SMS usage.
+pub(super) fn turn(
+    user: UserId,
+    (text, sid, usage): (&str, &str, Vec<NewSmsUsage>),
+    (answer, reply_usage): (&str, Vec<NewSmsUsage>),
+) -> MessageWrite {
+    MessageWrite {
+        user,
+        message: inbound(text, Some(sid)),
+        usage,
+        model_usage: Vec::new(),
+        summary: None,
+        reply: Some(ReplyWrite {
+            // Its `in_reply_to` becomes the inbound message's new id.
+            message: NewMessage {
+                channel: Channel::Sms,
+                direction: Direction::Outbound,
+                body: answer.to_owned(),
+                provider_message_id: None,
+                in_reply_to: None,
+            },
+            usage: reply_usage,
+            model_usage: Vec::new(),
+        }),
     }
 }
 
