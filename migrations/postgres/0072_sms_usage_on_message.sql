@@ -6,9 +6,11 @@
 -- entry in the usage table's (user_id, id) index went to a leaf page of that user's: once a
 -- user's entries filled pages of their own, every turn of a group commit wrote one more page
 -- that no other turn of it shared, and on a grown database that page was a quarter of what the
--- commit wrote (docs/performance.md, round 25). SQLite's batch thread now stores a message
--- billed once, in its own direction, with its usage in these columns; the other writers, and
--- any other usage, still write usage rows.
+-- commit wrote (docs/performance.md, round 25). The group-commit writer (SQLite's batch
+-- thread, PostgreSQL's batch statement) now stores a message billed once, in its own direction,
+-- with its usage in these columns. Any other usage (a message billed more than once, a nudge,
+-- which has no message), a reply stored on its own, and the batches of an in-memory SQLite
+-- database are still usage rows.
 --
 -- The usage stays once the message goes: the retention purge first copies the usage of the
 -- messages it deletes into sms_usage_logs (pointing at no message, as the foreign key's SET

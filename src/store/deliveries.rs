@@ -212,11 +212,11 @@ mod tests {
     use super::{LINK_USAGE, SentUsage, StatusReport};
     use crate::store::testing::{on_each_backend, sqlite_plan};
     use crate::store::tests::{create, turn, usage};
-    use crate::store::{Direction, NewSmsUsage, SmsEncoding, Store, UserId, Written};
+    use crate::store::{Direction, NewSmsUsage, SmsEncoding, Store, UserId, Written, with_pool};
 
     /// Stores a turn through the group-commit writer (on SQLite, its batch thread), its
-    /// inbound SMS and its reply billed `segments` each; gives back the reply's id.
-    async fn store_turn(store: &Store, user: UserId, sid: &str, segments: u32) -> i64 {
+    /// inbound SMS and its reply billed `segments` each; gives back their ids.
+    async fn store_turn(store: &Store, user: UserId, sid: &str, segments: u32) -> (i64, i64) {
         let write = turn(
             user,
             (
@@ -235,7 +235,7 @@ mod tests {
             .expect("the turn")
             .pop()
         {
-            Some(Written::Answered { reply, .. }) => reply.id,
+            Some(Written::Answered { message, reply }) => (message.id, reply.id),
             other => panic!("the turn was stored with its reply: {other:?}"),
         }
     }
@@ -269,11 +269,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_turns_usage_is_carried_on_its_messages_own_rows() {
+        on_each_backend(|store| async move {
+            let ana = create(&store, 1).await.id;
+            let (message, reply) =
+                store_turn(&store, ana, "SM00000000000000000000000000000001", 2).await;
+            let (usage_rows, on_rows): (i64, Vec<(i64, i32, String, i64)>) =
+                with_pool!(store, pool => {
+                    let count = "SELECT COUNT(*) FROM sms_usage_logs";
+                    let carried = "SELECT id, sms_segments, sms_encoding, sms_cost_micros \
+                         FROM messages ORDER BY id";
+                    (
+                        sqlx::query_scalar(count).fetch_one(pool).await.expect("a count"),
+                        sqlx::query_as(carried).fetch_all(pool).await.expect("the messages"),
+                    )
+                });
+            assert_eq!(usage_rows, 0, "no usage row of its own");
+            let carried = |id| (id, 2, "GSM-7".to_owned(), 15_800);
+            assert_eq!(on_rows, [carried(message), carried(reply)]);
+            let read: Vec<_> = usage_of(&store, ana)
+                .await
+                .into_iter()
+                .map(|(message, direction, segments, ..)| (message, direction, segments))
+                .collect();
+            assert_eq!(
+                read,
+                [
+                    (Some(message), Direction::Inbound, 2),
+                    (Some(reply), Direction::Outbound, 2)
+                ],
+                "read as usage like any other"
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn a_sent_reply_s_usage_takes_its_sid_and_delivery_status() {
         on_each_backend(|store| async move {
             let ana = create(&store, 1).await.id;
             let bob = create(&store, 2).await.id;
-            let reply = store_turn(&store, ana, "SM00000000000000000000000000000001", 2).await;
+            let (_, reply) = store_turn(&store, ana, "SM00000000000000000000000000000001", 2).await;
             let sent = |message_id| SentUsage {
                 message_id: Some(message_id),
                 usage: usage(9),

@@ -826,21 +826,26 @@ mod pool_batch {
 /// the time stamp of every row; the model usage rows' `$23` write numbers, `$24` whether each
 /// is the reply's (null: the write's summary fold's, stored with the fold even when the write
 /// is a duplicate, pointing at no message), `$25` providers, `$26` models, `$27` prompt, `$28` output and `$29` total
-/// tokens, `$30` whether each was a cache hit.
+/// tokens, `$30` whether each was a cache hit; the SMS usage each message carries on its own
+/// row ([`split_usage`], null for none): `$31` segments, `$32` encodings, `$33` costs, and its
+/// reply's, `$34`, `$35` and `$36`.
 const PG_BATCH: &str = "\
 WITH input AS MATERIALIZED (
     SELECT w.*, nextval('messages_id_seq') AS id,
            CASE WHEN w.reply_channel IS NOT NULL THEN nextval('messages_id_seq') END AS reply_id
     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
-                $7::text[], $8::text[], $9::text[], $10::text[])
+                $7::text[], $8::text[], $9::text[], $10::text[],
+                $31::int4[], $32::text[], $33::int8[], $34::int4[], $35::text[], $36::int8[])
          WITH ORDINALITY AS w(user_id, channel, direction, body, provider_message_id,
                               in_reply_to, reply_channel, reply_direction, reply_body,
-                              reply_provider_message_id, n)
+                              reply_provider_message_id, sms_segments, sms_encoding, sms_cost,
+                              reply_sms_segments, reply_sms_encoding, reply_sms_cost, n)
 ), inbound AS (
     INSERT INTO messages (id, user_id, channel, direction, body, provider_message_id,
-                          in_reply_to, created_at)
+                          in_reply_to, created_at, sms_segments, sms_encoding, sms_cost_micros)
     OVERRIDING SYSTEM VALUE
-    SELECT id, user_id, channel, direction, body, provider_message_id, in_reply_to, $22
+    SELECT id, user_id, channel, direction, body, provider_message_id, in_reply_to, $22,
+           sms_segments, sms_encoding, sms_cost
     FROM input
     ON CONFLICT (user_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
     RETURNING id
@@ -848,10 +853,11 @@ WITH input AS MATERIALIZED (
     SELECT input.* FROM input JOIN inbound USING (id)
 ), replies AS (
     INSERT INTO messages (id, user_id, channel, direction, body, provider_message_id,
-                          in_reply_to, created_at)
+                          in_reply_to, created_at, sms_segments, sms_encoding, sms_cost_micros)
     OVERRIDING SYSTEM VALUE
     SELECT reply_id, user_id, reply_channel, reply_direction, reply_body,
-           reply_provider_message_id, id, $22
+           reply_provider_message_id, id, $22, reply_sms_segments, reply_sms_encoding,
+           reply_sms_cost
     FROM stored WHERE reply_id IS NOT NULL
 ), usage AS (
     INSERT INTO sms_usage_logs (user_id, message_id, direction, segments, encoding,
@@ -923,6 +929,26 @@ impl<'a> PgUsage<'a> {
             self.encoding.push(u.encoding.as_str());
             self.cost.push(u.estimated_cost_micros);
         }
+        Ok(())
+    }
+}
+
+/// The SMS usage a [`PG_BATCH`]'s messages (or their replies) carry on their own rows, one
+/// array per column, null for none.
+#[derive(Default)]
+struct PgRowUsage<'a> {
+    segments: Vec<Option<i32>>,
+    encoding: Vec<Option<&'a str>>,
+    cost: Vec<Option<i64>>,
+}
+
+impl<'a> PgRowUsage<'a> {
+    /// Adds the next write's.
+    fn push(&mut self, usage: Option<&'a NewSmsUsage>) -> Result<()> {
+        let segments = usage.map(|u| segments_column(u.segments)).transpose()?;
+        self.segments.push(segments);
+        self.encoding.push(usage.map(|u| u.encoding.as_str()));
+        self.cost.push(usage.map(|u| u.estimated_cost_micros));
         Ok(())
     }
 }
@@ -1209,13 +1235,20 @@ impl Store {
             })
             .collect();
         let mut usage = PgUsage::default();
+        let (mut on_rows, mut on_reply_rows) = (PgRowUsage::default(), PgRowUsage::default());
         let mut model_usage = PgModelUsage::default();
         for (n, write) in (1_i64..).zip(writes) {
-            usage.push(n, false, &write.usage)?;
+            let (on_row, rows) = split_usage(&write.message, &write.usage);
+            on_rows.push(on_row)?;
+            usage.push(n, false, rows)?;
             model_usage.push(n, Some(false), &write.model_usage);
             if let Some(reply) = &write.reply {
-                usage.push(n, true, &reply.usage)?;
+                let (on_row, rows) = split_usage(&reply.message, &reply.usage);
+                on_reply_rows.push(on_row)?;
+                usage.push(n, true, rows)?;
                 model_usage.push(n, Some(true), &reply.model_usage);
+            } else {
+                on_reply_rows.push(None)?;
             }
             if let Some(fold) = &write.summary {
                 model_usage.push(n, None, &fold.model_usage);
@@ -1278,6 +1311,12 @@ impl Store {
             .bind(&model_usage.output)
             .bind(&model_usage.total)
             .bind(&model_usage.cached)
+            .bind(&on_rows.segments)
+            .bind(&on_rows.encoding)
+            .bind(&on_rows.cost)
+            .bind(&on_reply_rows.segments)
+            .bind(&on_reply_rows.encoding)
+            .bind(&on_reply_rows.cost)
             .fetch_all(&mut *conn)
             .await
             .map_err(write_error)?;

@@ -1020,7 +1020,7 @@ mod tests {
 
     use super::super::tests::{create, note, turn};
     use super::*;
-    use crate::store::{Direction, SmsEncoding, Store, Written, connect};
+    use crate::store::{Direction, SmsEncoding, Store, connect};
 
     /// A frame of the WAL: its header and a page.
     const FRAME: u64 = 24 + 4096;
@@ -1191,90 +1191,6 @@ mod tests {
             count("SELECT COUNT(*) FROM messages WHERE sms_segments IS NOT NULL"),
             41,
             "the inbound messages carry theirs"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_turns_usage_goes_on_its_messages_own_rows() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let (store, thread, user) = batch_thread(dir.path(), CheckpointBounds::DEFAULT).await;
-        let usage = |direction, segments, encoding| NewSmsUsage {
-            direction,
-            segments,
-            encoding,
-            estimated_cost_micros: 7_900 * i64::from(segments),
-        };
-        let write = turn(
-            user,
-            (
-                "café?",
-                "SM00000000000000000000000000000001",
-                vec![usage(Direction::Inbound, 1, SmsEncoding::Gsm7)],
-            ),
-            (
-                "Oui ☕",
-                vec![usage(Direction::Outbound, 2, SmsEncoding::Ucs2)],
-            ),
-        );
-        let committed = thread.commit(write).await.expect("the turn commits");
-        let Written::Answered { message, reply } = committed.written else {
-            panic!(
-                "the turn was stored with its reply: {:?}",
-                committed.written
-            );
-        };
-        let (message, reply) = (message.id, reply.id);
-        drop(thread);
-
-        let connection = Connection::open(dir.path().join("nudge.db")).expect("a connection");
-        let rows: i64 = connection
-            .query_row("SELECT COUNT(*) FROM sms_usage_logs", [], |row| row.get(0))
-            .expect("a count");
-        assert_eq!(rows, 0, "no usage row of its own");
-        let on_rows: Vec<(i64, i64, String, i64)> = connection
-            .prepare(
-                "SELECT id, sms_segments, sms_encoding, sms_cost_micros FROM messages ORDER BY id",
-            )
-            .and_then(|mut s| {
-                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                    .collect()
-            })
-            .expect("the messages");
-        assert_eq!(
-            on_rows,
-            [
-                (message, 1, "GSM-7".to_owned(), 7_900),
-                (reply, 2, "UCS-2".to_owned(), 15_800)
-            ]
-        );
-        let read: Vec<_> = store
-            .sms_usage(user)
-            .await
-            .expect("the usage reads")
-            .into_iter()
-            .map(|u| {
-                (
-                    u.message_id,
-                    u.direction,
-                    u.segments,
-                    u.encoding,
-                    u.message_sid,
-                )
-            })
-            .collect();
-        assert_eq!(
-            read,
-            [
-                (
-                    Some(message),
-                    Direction::Inbound,
-                    1,
-                    SmsEncoding::Gsm7,
-                    None
-                ),
-                (Some(reply), Direction::Outbound, 2, SmsEncoding::Ucs2, None)
-            ],
-            "read as usage like any other"
         );
     }
 
