@@ -40,7 +40,7 @@ const BY_SID: &str = "SELECT message_sid, status, error_code, segments, updated_
 const LINK_USAGE: &str = "UPDATE sms_usage_logs SET message_sid = $3, status = $4 \
      WHERE id = (SELECT id FROM sms_usage_logs WHERE user_id = $1 AND message_id = $2 \
      AND direction = 'outbound' AND message_sid IS NULL ORDER BY id LIMIT 1)";
-/// Moves the reply's usage off its message's row (where SQLite's batch thread stores it) into
+/// Moves the reply's usage off its message's row (where the group-commit writer stores it) into
 /// a usage row of its own, with the SID; [`CLEAR_MESSAGE_USAGE`] then clears the message's.
 const MOVE_USAGE: &str = "INSERT INTO sms_usage_logs \
      (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at, \
@@ -51,6 +51,10 @@ const MOVE_USAGE: &str = "INSERT INTO sms_usage_logs \
 const CLEAR_MESSAGE_USAGE: &str = "UPDATE messages \
      SET sms_segments = NULL, sms_encoding = NULL, sms_cost_micros = NULL \
      WHERE user_id = $1 AND id = $2";
+/// Where a sent reply's usage is found, in order: a usage row written with the reply, else the
+/// usage on the reply's own row; each with the statement that must follow once it is linked.
+const LINKS: [(&str, Option<&str>); 2] =
+    [(LINK_USAGE, None), (MOVE_USAGE, Some(CLEAR_MESSAGE_USAGE))];
 /// A send with no usage row yet (a reminder's nudge, or a reply whose row is gone).
 const INSERT_USAGE: &str = "INSERT INTO sms_usage_logs \
      (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at, \
@@ -112,8 +116,7 @@ impl Store {
                 .map_err(write_error)?;
             let mut linked = 0;
             if let Some(message) = sent.message_id {
-                // A usage row written with the reply, else the usage on the reply's own row.
-                for link in [LINK_USAGE, MOVE_USAGE] {
+                for (link, then) in LINKS {
                     linked = sqlx::query(link)
                         .bind(user.0)
                         .bind(message)
@@ -124,8 +127,8 @@ impl Store {
                         .map_err(write_error)?
                         .rows_affected();
                     if linked > 0 {
-                        if link == MOVE_USAGE {
-                            sqlx::query(CLEAR_MESSAGE_USAGE)
+                        if let Some(then) = then {
+                            sqlx::query(then)
                                 .bind(user.0)
                                 .bind(message)
                                 .execute(&mut *conn)
@@ -212,7 +215,9 @@ mod tests {
     use super::{LINK_USAGE, SentUsage, StatusReport};
     use crate::store::testing::{on_each_backend, sqlite_plan};
     use crate::store::tests::{create, turn, usage};
-    use crate::store::{Direction, NewSmsUsage, SmsEncoding, Store, UserId, Written, with_pool};
+    use crate::store::{
+        Direction, NewSmsUsage, SmsEncoding, SmsUsage, Store, UserId, Written, with_pool,
+    };
 
     /// Stores a turn through the group-commit writer (on SQLite, its batch thread), its
     /// inbound SMS and its reply billed `segments` each; gives back their ids.
@@ -240,31 +245,16 @@ mod tests {
         }
     }
 
-    /// Each usage as (message, direction, segments, SID, status, price).
-    async fn usage_of(
-        store: &Store,
-        user: UserId,
-    ) -> Vec<(
-        Option<i64>,
-        Direction,
-        u32,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-    )> {
-        let rows = store.sms_usage(user).await.expect("the usage reads");
-        rows.into_iter()
-            .map(|u| {
-                let (sid, status) = (u.message_sid, u.status);
-                (
-                    u.message_id,
-                    u.direction,
-                    u.segments,
-                    sid,
-                    status,
-                    u.price_micros,
-                )
-            })
+    /// The user's usage, read back.
+    async fn usage_of(store: &Store, user: UserId) -> Vec<SmsUsage> {
+        store.sms_usage(user).await.expect("the usage reads")
+    }
+
+    /// Each usage as (message, direction, segments).
+    fn billed(usage: &[SmsUsage]) -> Vec<(Option<i64>, Direction, u32)> {
+        usage
+            .iter()
+            .map(|u| (u.message_id, u.direction, u.segments))
             .collect()
     }
 
@@ -287,13 +277,8 @@ mod tests {
             assert_eq!(usage_rows, 0, "no usage row of its own");
             let carried = |id| (id, 2, "GSM-7".to_owned(), 15_800);
             assert_eq!(on_rows, [carried(message), carried(reply)]);
-            let read: Vec<_> = usage_of(&store, ana)
-                .await
-                .into_iter()
-                .map(|(message, direction, segments, ..)| (message, direction, segments))
-                .collect();
             assert_eq!(
-                read,
+                billed(&usage_of(&store, ana).await),
                 [
                     (Some(message), Direction::Inbound, 2),
                     (Some(reply), Direction::Outbound, 2)
@@ -346,15 +331,19 @@ mod tests {
 
             let usage = usage_of(&store, ana).await;
             assert_eq!(usage.len(), 2, "the reply's usage counted once: {usage:?}");
-            assert_eq!(usage[0].1, Direction::Inbound);
+            assert_eq!(usage[0].direction, Direction::Inbound);
+            let sent = &usage[1];
             assert_eq!(
-                usage[1],
                 (
-                    Some(reply),
-                    Direction::Outbound,
-                    2,
-                    Some(sid.to_owned()),
-                    Some("delivered".to_owned()),
+                    billed(&usage[1..]),
+                    sent.message_sid.as_deref(),
+                    sent.status.as_deref(),
+                    sent.price_micros
+                ),
+                (
+                    vec![(Some(reply), Direction::Outbound, 2)],
+                    Some(sid),
+                    Some("delivered"),
                     Some(15_800)
                 ),
                 "the usage stored with the reply, not the send's own"
@@ -372,23 +361,16 @@ mod tests {
             let purged = store.purge_messages_before(cutoff).await;
             assert_eq!(purged.expect("the purge"), 2);
             assert_eq!(store.recent_messages(ana, 10).await.expect("history"), []);
-            let kept: Vec<_> = usage_of(&store, ana)
-                .await
-                .into_iter()
-                .map(|(message, direction, segments, ..)| (message, direction, segments))
-                .collect();
+            let kept = usage_of(&store, ana).await;
             assert_eq!(
-                kept,
+                billed(&kept),
                 [
                     (None, Direction::Inbound, 3),
                     (None, Direction::Outbound, 3)
                 ]
             );
-            let encodings: Vec<_> = store
-                .sms_usage(ana)
-                .await
-                .expect("the usage reads")
-                .into_iter()
+            let encodings: Vec<_> = kept
+                .iter()
                 .map(|u| (u.encoding, u.estimated_cost_micros))
                 .collect();
             assert_eq!(encodings, [(SmsEncoding::Gsm7, 23_700); 2]);

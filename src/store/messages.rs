@@ -177,7 +177,8 @@ pub struct MessageWrite {
     /// Whose message it is: the batch holds many users' messages.
     pub user: UserId,
     pub message: NewMessage,
-    /// Usage rows pointing at the message, stored with it (none for a web message).
+    /// The message's SMS usage, stored with it: on its own row when billed once, in its own
+    /// direction, else as usage rows pointing at it ([`split_usage`]); none for a web message.
     pub usage: Vec<NewSmsUsage>,
     /// The model calls that wrote the message (a reply stored on its own), stored pointing
     /// at it; none for an inbound message.
@@ -191,8 +192,9 @@ pub struct MessageWrite {
     pub reply: Option<ReplyWrite>,
 }
 
-/// A reply carried by a [`MessageWrite`], with its SMS usage rows and the usage of the model
-/// calls that wrote it: a turn's reply and what it cost are durable together.
+/// A reply carried by a [`MessageWrite`], with its SMS usage (stored as the message's is) and
+/// the usage of the model calls that wrote it: a turn's reply and what it cost are durable
+/// together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplyWrite {
     /// The reply; its `in_reply_to` is replaced by the id the carrying message is stored under.
@@ -825,10 +827,10 @@ mod pool_batch {
 /// message folded, `$20` messages folded; `$21` the users whose fingerprints to read; `$22`
 /// the time stamp of every row; the model usage rows' `$23` write numbers, `$24` whether each
 /// is the reply's (null: the write's summary fold's, stored with the fold even when the write
-/// is a duplicate, pointing at no message), `$25` providers, `$26` models, `$27` prompt, `$28` output and `$29` total
-/// tokens, `$30` whether each was a cache hit; the SMS usage each message carries on its own
-/// row ([`split_usage`], null for none): `$31` segments, `$32` encodings, `$33` costs, and its
-/// reply's, `$34`, `$35` and `$36`.
+/// is a duplicate, pointing at no message), `$25` providers, `$26` models, `$27` prompt,
+/// `$28` output and `$29` total tokens, `$30` whether each was a cache hit; the SMS usage each
+/// message carries on its own row ([`split_usage`], null for none): `$31` segments, `$32`
+/// encodings, `$33` costs, and its reply's, `$34`, `$35` and `$36`.
 const PG_BATCH: &str = "\
 WITH input AS MATERIALIZED (
     SELECT w.*, nextval('messages_id_seq') AS id,
