@@ -37,6 +37,40 @@ impl ServerThread {
         name: &str,
         workers: usize,
     ) -> std::io::Result<Self> {
+        Self::spawn(addr, name, workers, move || async move { Ok(app) }).map(|(server, _)| server)
+    }
+
+    /// Serves the app `setup` builds on the server's own runtime (where what it connects
+    /// belongs), once `setup` succeeded; else its error.
+    pub(super) async fn start_with<F, Fut>(
+        addr: SocketAddr,
+        name: &str,
+        workers: usize,
+        setup: F,
+    ) -> anyhow::Result<Self>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<Router>>,
+    {
+        let (server, ready) = Self::spawn(addr, name, workers, setup)?;
+        ready
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the {name} thread ended")))?;
+        Ok(server)
+    }
+
+    /// Binds `addr`, then serves on a thread of its own the app `setup` builds; the receiver
+    /// hears whether `setup` succeeded.
+    fn spawn<F, Fut>(
+        addr: SocketAddr,
+        name: &str,
+        workers: usize,
+        setup: F,
+    ) -> std::io::Result<(Self, oneshot::Receiver<anyhow::Result<()>>)>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<Router>>,
+    {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -46,10 +80,19 @@ impl ServerThread {
             .enable_all()
             .build()?;
         let (stop, stopped) = oneshot::channel::<()>();
+        let (ready, set_up) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    let app = match setup().await {
+                        Ok(app) => app,
+                        Err(error) => {
+                            let _ = ready.send(Err(error));
+                            return;
+                        }
+                    };
+                    let _ = ready.send(Ok(()));
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
@@ -60,11 +103,12 @@ impl ServerThread {
                         .await;
                 });
             })?;
-        Ok(Self {
+        let server = Self {
             addr,
             stop: Some(stop),
             thread: Some(thread),
-        })
+        };
+        Ok((server, set_up))
     }
 
     pub(super) fn addr(&self) -> SocketAddr {

@@ -20,6 +20,11 @@
 //!    are due at a fixed rate and latency counts from when each was due, so a stalled server
 //!    is not hidden by a client that waits for it.
 //!
+//! With `--write-baseline DB`, each round also measures, after Nudge's peak, a bare handler
+//! that stores two rows per request in that database through a single group-committing
+//! writer before it answers ([`writes`]): what durable writes alone allow on this machine and
+//! backend, which the report sets beside the bare baseline and Nudge's peak.
+//!
 //! With `--rate R`, the run is the baseline then one open-loop phase at `R`.
 //!
 //! With `--rounds N`, the baseline and Nudge's peak (or its `--rate` phase) run N times in
@@ -54,6 +59,7 @@ pub mod recorder;
 pub mod report;
 pub mod sockets;
 pub mod upstream;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,7 +79,7 @@ use procstat::ProcSample;
 use recorder::{LatencySummary, Recorder};
 use report::{
     HalfPeak, Machine, Memory, PhaseReport, Report, RoundRatio, ServerTurns, ServerUsage, Summary,
-    TimelinePoint, WriterUse,
+    TimelinePoint, WriterUse, WritesRound, WritesSummary,
 };
 
 /// What a request may take before it counts as a `timeout` error.
@@ -126,6 +132,13 @@ pub struct LoadgenArgs {
     /// Skip the bare axum baseline (the report then has no ratio).
     #[arg(long)]
     pub no_baseline: bool,
+    /// Also measure, in each round after Nudge's peak, a bare handler that durably stores two
+    /// rows per request through a single group-committing writer, in this database
+    /// (`sqlite:PATH`, or a `postgres://` URL; its table `loadgen_writes` is created when
+    /// missing), and report both as ratios of the bare baseline and Nudge's peak as a ratio
+    /// of it: what the database alone allows on this machine.
+    #[arg(long, value_name = "URL")]
+    pub write_baseline: Option<String>,
     /// Measure the bare baseline and Nudge's peak (or its --rate phase) this many times, in
     /// turn, and report the median of the rounds' ratios beside each one: the machine's
     /// speed drifts from one phase to the next, so a single pair gives a noisy ratio.
@@ -221,6 +234,9 @@ impl LoadgenArgs {
             return Some("--rate must be a positive number of requests per second".into());
         }
         if let Err(problem) = self.latencies() {
+            return Some(problem);
+        }
+        if let Some(Err(problem)) = self.write_baseline.as_deref().map(writes::WriteDb::parse) {
             return Some(problem);
         }
         self.fractions().err()
@@ -476,6 +492,24 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         Vec::new()
     };
 
+    // Started once, before any load, so a database it cannot use stops the run at once.
+    let write_db = args
+        .write_baseline
+        .as_deref()
+        .map(writes::WriteDb::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let write_server = match &write_db {
+        Some(db) => match writes::WriteServer::start(db).await {
+            Ok(server) => Some(server),
+            Err(error) => {
+                eprintln!("error: starting the write baseline: {error:#}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => None,
+    };
+
     let started_at = chrono::Utc::now();
     let rounds = args.rounds;
     let label = |name: &str, round: u32| {
@@ -536,7 +570,17 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         let phase = nudge(label(&name, round), pace, pushes);
         phases.push(run_phase(&phase, &args, traffic.clone()).await);
         nudge_time += started.elapsed();
+        if let Some(server) = &write_server {
+            let phase = local_phase(
+                label("writes", round),
+                "writes",
+                server.addr(),
+                Pace::Closed,
+            );
+            phases.push(run_phase(&phase, &args, traffic.clone()).await);
+        }
     }
+    drop(write_server);
     if args.rate.is_none() {
         // The sweep is taken at fractions of the rounds' median peak; each phase of it is
         // followed by the bare baseline at the same fraction of its own median peak, for the
@@ -587,6 +631,12 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         .map(|w| w.with_thread(thread_before.zip(thread_after), nudge_time)),
         sockets,
     );
+    let summary = Summary {
+        writes: write_db
+            .as_ref()
+            .and_then(|db| writes_summary(&phases, db.backend())),
+        ..summary
+    };
     let comparison = reference.map(|reference| {
         let shape = compare::Shape {
             users: args.users,
@@ -710,16 +760,26 @@ async fn run_bare(
     traffic: Arc<dyn Traffic>,
 ) -> anyhow::Result<PhaseReport> {
     let bare = baseline::BareServer::start().context("starting the bare baseline")?;
-    let phase = Phase {
+    let phase = local_phase(name, "baseline", bare.addr(), pace);
+    Ok(run_phase(&phase, args, traffic).await)
+}
+
+/// A phase against a server this process runs, which is not watched.
+fn local_phase(
+    name: String,
+    target_kind: &'static str,
+    addr: SocketAddr,
+    pace: Pace,
+) -> Phase<'static> {
+    Phase {
         name,
-        target_kind: "baseline",
-        addr: bare.addr(),
+        target_kind,
+        addr,
         pace,
         watched: None,
         first_turns: None,
         pushes: None,
-    };
-    Ok(run_phase(&phase, args, traffic).await)
+    }
 }
 
 /// Runs one phase: warm-up, then the measured time, with a progress line per second.
@@ -1160,6 +1220,36 @@ fn median_throughput(phases: &[PhaseReport], pick: fn(&PhaseReport) -> bool) -> 
     median(&values)
 }
 
+/// The write baseline's figures, round by round: each with the bare baseline and Nudge's
+/// peak of its round.
+fn writes_summary(phases: &[PhaseReport], backend: &'static str) -> Option<WritesSummary> {
+    let closed = |target: &'static str| {
+        phases
+            .iter()
+            .filter(move |p| p.target == target && p.mode == "closed")
+            .map(|p| p.throughput_rps)
+    };
+    let rounds: Vec<WritesRound> = closed("baseline")
+        .zip(closed("nudge"))
+        .zip(closed("writes"))
+        .filter(|((baseline, _), writes)| *baseline > 0.0 && *writes > 0.0)
+        .map(|((baseline_rps, nudge_peak_rps), writes_rps)| WritesRound {
+            baseline_rps,
+            writes_rps,
+            nudge_peak_rps,
+        })
+        .collect();
+    let each =
+        |ratio: fn(&WritesRound) -> f64| median(&rounds.iter().map(ratio).collect::<Vec<_>>());
+    Some(WritesSummary {
+        backend,
+        writes_rps: median(&closed("writes").collect::<Vec<_>>())?,
+        ratio_to_baseline: each(|r| r.writes_rps / r.baseline_rps),
+        nudge_ratio: each(|r| r.nudge_peak_rps / r.writes_rps),
+        rounds,
+    })
+}
+
 /// The headline figures of a run.
 fn summarize(
     phases: &[PhaseReport],
@@ -1214,6 +1304,7 @@ fn summarize(
         memory,
         writer,
         sockets,
+        writes: None,
     }
 }
 
@@ -1481,6 +1572,70 @@ mod tests {
             text.contains(
                 "21.0 % of the bare baseline, the median of 3 rounds: 20.0 % (8000 of 40000), \
                  23.0 % (13800 of 60000), 21.0 % (6300 of 30000)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_write_baseline_is_read_against_the_baseline_and_the_peak_of_its_round() {
+        let sample = report::tests::sample_report();
+        let (baseline, peak, half) = (&sample.phases[0], &sample.phases[1], &sample.phases[2]);
+        let with = |phase: &PhaseReport, target: &str, rps: f64| PhaseReport {
+            target: target.into(),
+            throughput_rps: rps,
+            ..phase.clone()
+        };
+        let writes = |rps| with(peak, "writes", rps);
+        let phases = [
+            with(baseline, "baseline", 40_000.0),
+            with(peak, "nudge", 8_000.0),
+            writes(10_000.0),
+            with(baseline, "baseline", 60_000.0),
+            with(peak, "nudge", 13_800.0),
+            writes(12_000.0),
+            with(baseline, "baseline", 30_000.0),
+            with(peak, "nudge", 6_300.0),
+            writes(9_000.0),
+            half.clone(),
+        ];
+        assert!(writes_summary(&phases[..2], "sqlite").is_none(), "none ran");
+        let w = writes_summary(&phases, "postgres").unwrap();
+        assert_eq!(w.writes_rps, 10_000.0);
+        let each: Vec<(f64, f64, f64)> = w
+            .rounds
+            .iter()
+            .map(|r| (r.baseline_rps, r.nudge_peak_rps, r.writes_rps))
+            .collect();
+        assert_eq!(
+            each,
+            [
+                (40_000.0, 8_000.0, 10_000.0),
+                (60_000.0, 13_800.0, 12_000.0),
+                (30_000.0, 6_300.0, 9_000.0)
+            ]
+        );
+        // Writes over the bare baseline: 0.25, 0.2, 0.3; Nudge over writes: 0.8, 1.15, 0.7.
+        assert_eq!(w.ratio_to_baseline, Some(0.25));
+        assert_eq!(w.nudge_ratio, Some(0.8));
+        // The writes are no round of Nudge's.
+        let summary = half_peak_summary(&phases);
+        assert_eq!(summary.rounds.len(), 3);
+        assert_eq!(summary.nudge_peak_rps, Some(8_000.0));
+
+        let text = report::text(&Report {
+            summary: Summary {
+                writes: Some(w),
+                ..summary
+            },
+            phases: phases.to_vec(),
+            ..sample
+        });
+        assert!(
+            text.contains(
+                "Write baseline (postgres: two rows per request, group-committed): 10000 req/s \
+                 = 25.0 % of the bare baseline (25.0 % (10000 of 40000), 20.0 % (12000 of \
+                 60000), 30.0 % (9000 of 30000)); Nudge's peak is 80.0 % of it\n"
             ),
             "{text}"
         );

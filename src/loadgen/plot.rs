@@ -320,7 +320,7 @@ fn against_load(out: &mut String, report: &Report, top: f64, bottom: f64) {
         .phases
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.target != "baseline")
+        .filter(|(_, p)| p.target == "nudge")
         .collect();
     let max_x = phases
         .iter()

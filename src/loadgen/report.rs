@@ -143,6 +143,33 @@ pub struct Summary {
     pub writer: Option<WriterUse>,
     /// Web users holding a WebSocket during Nudge's phases.
     pub sockets: Option<super::sockets::SocketSummary>,
+    /// The write baseline (`--write-baseline`), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writes: Option<WritesSummary>,
+}
+
+/// The write baseline: a bare handler storing two rows per request through a single
+/// group-committing writer ([`super::writes`]), closed loop, once a round.
+#[derive(Debug, Clone, Serialize)]
+pub struct WritesSummary {
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// Its throughput (the median of the rounds').
+    pub writes_rps: f64,
+    /// It over the bare baseline of its round: the median of the rounds' ratios.
+    pub ratio_to_baseline: Option<f64>,
+    /// Nudge's peak over it, in the same round: the median of the rounds' ratios.
+    pub nudge_ratio: Option<f64>,
+    /// Each round's three figures, in the order they ran.
+    pub rounds: Vec<WritesRound>,
+}
+
+/// One round's bare baseline, Nudge's peak and write baseline, closed loop.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WritesRound {
+    pub baseline_rps: f64,
+    pub writes_rps: f64,
+    pub nudge_peak_rps: f64,
 }
 
 /// One round: the bare baseline, then Nudge's closed-loop peak right after it.
@@ -322,6 +349,37 @@ pub fn text(report: &Report) -> String {
             );
         }
         (None, _) => {}
+    }
+    if let Some(w) = &s.writes {
+        let each: Vec<String> = w
+            .rounds
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.1} % ({:.0} of {:.0})",
+                    r.writes_rps / r.baseline_rps * 100.0,
+                    r.writes_rps,
+                    r.baseline_rps
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "Write baseline ({}: two rows per request, group-committed): {:.0} req/s",
+            w.backend, w.writes_rps
+        );
+        if let Some(ratio) = w.ratio_to_baseline {
+            let _ = write!(
+                out,
+                " = {:.1} % of the bare baseline ({})",
+                ratio * 100.0,
+                each.join(", ")
+            );
+        }
+        if let Some(ratio) = w.nudge_ratio {
+            let _ = write!(out, "; Nudge's peak is {:.1} % of it", ratio * 100.0);
+        }
+        let _ = writeln!(out);
     }
     for (half, what) in [
         (s.half_peak, "At half peak"),
@@ -575,6 +633,7 @@ pub(crate) mod tests {
                     messages: 40,
                     ..Default::default()
                 }),
+                writes: None,
             },
             upstream: None,
             comparison: None,
@@ -589,6 +648,10 @@ pub(crate) mod tests {
         assert_eq!(json["phases"][0]["server"], serde_json::Value::Null);
         assert_eq!(json["summary"]["sockets"]["opened"], 10);
         assert!(text(&sample_report()).contains("Web users: 10 sockets held"));
+        assert!(
+            json["summary"].get("writes").is_none(),
+            "no write baseline ran"
+        );
         assert_eq!(json["upstream"], serde_json::Value::Null);
         assert_eq!(json["phases"][2]["timeline"][2]["p99_ms"], 6.0);
         assert_eq!(

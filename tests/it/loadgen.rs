@@ -2,6 +2,8 @@
 //! hundred requests per phase must report sane figures. (Speed itself is measured by hand and
 //! published in docs/performance.md, never asserted.)
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::helpers::{Server, databases, run_cli, run_cli_with};
@@ -413,7 +415,122 @@ async fn loadgen_says_how_to_seed_when_the_population_is_missing() {
     assert_eq!(unread.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&unread.stderr);
     assert!(stderr.contains("no-such-report.json"), "{stderr}");
+    // So is a write baseline's database that is not one.
+    let unknown = run_cli(&data, &db, &["loadgen", "--write-baseline", "mysql://x"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("--write-baseline must be sqlite:PATH or a postgres:// URL"),
+        "{stderr}"
+    );
     server.stop();
+}
+
+#[tokio::test]
+async fn the_write_baseline_answers_after_two_rows_per_request_on_every_database() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    for db in databases(dir.path()).await {
+        let quick = Quick::on(dir.clone(), db);
+        let (db, data) = (&quick.db, &quick.data);
+        // Its own file on SQLite; its own table in the server's database on PostgreSQL.
+        let writes_db = match db.label {
+            "sqlite" => format!("sqlite:{}", data.join("writes.db").display()),
+            _ => db.url.clone(),
+        };
+        let (output, json) = quick.run("writes", &["--write-baseline", &writes_db]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "[{}] {stdout}\n{}",
+            db.label,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let phases = report["phases"].as_array().unwrap();
+        let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["baseline", "nudge peak", "writes"],
+            "[{}]",
+            db.label
+        );
+        let phase = &phases[2];
+        assert_eq!(phase["target"], "writes");
+        assert_eq!(
+            phase["errors"], 0,
+            "[{}] {}",
+            db.label, phase["error_kinds"]
+        );
+        let ok = phase["ok"].as_u64().unwrap();
+        assert!(ok > 0, "[{}] {phase}", db.label);
+
+        let rps = |i: usize| phases[i]["throughput_rps"].as_f64().unwrap();
+        let writes = &report["summary"]["writes"];
+        assert_eq!(writes["backend"], db.label, "{writes}");
+        assert_eq!(writes["writes_rps"].as_f64(), Some(rps(2)), "{writes}");
+        let ratio = writes["ratio_to_baseline"].as_f64().unwrap();
+        assert!((ratio - rps(2) / rps(0)).abs() < 1e-9, "{writes}");
+        let nudge = writes["nudge_ratio"].as_f64().unwrap();
+        assert!((nudge - rps(1) / rps(2)).abs() < 1e-9, "{writes}");
+        assert!(
+            stdout.contains(&format!(
+                "Write baseline ({}: two rows per request, group-committed)",
+                db.label
+            )),
+            "{stdout}"
+        );
+
+        // Every answer came after its request's two rows were stored; a request still in
+        // flight when the phase ended may have been stored without being counted.
+        let (inbound, outbound): (i64, i64) = match db.label {
+            "sqlite" => {
+                let file = rusqlite::Connection::open(data.join("writes.db")).unwrap();
+                file.query_row(
+                    "SELECT SUM(direction = 'inbound'), SUM(direction = 'outbound') \
+                     FROM loadgen_writes",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .unwrap()
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                let counts = sqlx::query_as(
+                    "SELECT COUNT(*) FILTER (WHERE direction = 'inbound'), \
+                            COUNT(*) FILTER (WHERE direction = 'outbound') \
+                     FROM loadgen_writes",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+                counts
+            }
+        };
+        assert_eq!(inbound, outbound, "[{}]", db.label);
+        let ok = i64::try_from(ok).unwrap();
+        assert!(
+            (ok..=ok + 2).contains(&inbound),
+            "[{}] {inbound} stored for {ok} answered",
+            db.label
+        );
+        quick.server.stop();
+    }
+}
+
+#[tokio::test]
+async fn a_write_baseline_it_cannot_reach_stops_the_run_before_any_load() {
+    let quick = Quick::start().await;
+    let (output, json) = quick.run(
+        "unreachable",
+        &["--write-baseline", "postgres://nobody@127.0.0.1:1/none"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("starting the write baseline"), "{stderr}");
+    assert!(!stderr.contains("[baseline]"), "no phase ran: {stderr}");
+    assert!(!json.exists(), "no report");
+    quick.server.stop();
 }
 
 #[tokio::test]
@@ -519,18 +636,24 @@ async fn a_run_below_its_reference_says_so_and_exits_with_status_3() {
     quick.server.stop();
 }
 
-/// A server on SQLite with 10 seeded users, for short runs.
+/// A server with 10 seeded users, for short runs.
 struct Quick {
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
     db: crate::helpers::Database,
     data: std::path::PathBuf,
     server: Server,
 }
 
 impl Quick {
+    /// On SQLite.
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = databases(dir.path()).await.remove(0);
+        Self::on(Arc::new(dir), db)
+    }
+
+    /// On `db`, its data directory under `dir`.
+    fn on(dir: Arc<tempfile::TempDir>, db: crate::helpers::Database) -> Self {
         let data = db.data_dir(dir.path());
         let seeded = run_cli(&data, &db, &["admin", "seed", "--users", "10"]);
         assert!(seeded.status.success(), "{seeded:?}");
