@@ -40,8 +40,9 @@ const BY_SID: &str = "SELECT message_sid, status, error_code, segments, updated_
 const LINK_USAGE: &str = "UPDATE sms_usage_logs SET message_sid = $3, status = $4 \
      WHERE id = (SELECT id FROM sms_usage_logs WHERE user_id = $1 AND message_id = $2 \
      AND direction = 'outbound' AND message_sid IS NULL ORDER BY id LIMIT 1)";
-/// Moves the reply's usage off its message's row (where the group-commit writer stores it) into
-/// a usage row of its own, with the SID; [`CLEAR_MESSAGE_USAGE`] then clears the message's.
+/// Moves the reply's usage off its message's row (where a reply billed once carries it, see
+/// `split_usage`) into a usage row of its own, with the SID; [`CLEAR_MESSAGE_USAGE`] then
+/// clears the message's.
 const MOVE_USAGE: &str = "INSERT INTO sms_usage_logs \
      (user_id, message_id, direction, segments, encoding, estimated_cost_micros, created_at, \
      message_sid, status) \
@@ -213,10 +214,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::{LINK_USAGE, SentUsage, StatusReport};
-    use crate::store::testing::{on_each_backend, sqlite_plan};
+    use crate::store::testing::{in_memory, on_each_backend, sqlite_plan};
     use crate::store::tests::{create, turn, usage};
     use crate::store::{
-        Direction, NewSmsUsage, SmsEncoding, SmsUsage, Store, UserId, Written, with_pool,
+        Channel, Direction, NewMessage, NewSmsUsage, SmsEncoding, SmsUsage, Store, UserId, Written,
+        with_pool,
     };
 
     /// Stores a turn through the group-commit writer (on SQLite, its batch thread), its
@@ -258,35 +260,74 @@ mod tests {
             .collect()
     }
 
+    /// A reply to `message` stored on its own (`Store::insert_reply`), billed `usage`.
+    async fn lone_reply(store: &Store, user: UserId, message: i64, usage: &[NewSmsUsage]) -> i64 {
+        let reply = NewMessage {
+            channel: Channel::Sms,
+            direction: Direction::Outbound,
+            body: "Step one: open the laptop.".into(),
+            provider_message_id: None,
+            in_reply_to: Some(message),
+        };
+        let stored = store.insert_reply(user, &reply, usage).await;
+        stored.expect("the reply").id
+    }
+
+    /// Every writer puts a message's usage on its row when the message is billed once, in its
+    /// own direction (a turn through the batch writer, a lone reply), and writes usage rows
+    /// otherwise (a reply billed twice); all read back alike, in billing order.
+    async fn usage_is_on_the_row_when_billed_once(store: Store) {
+        let ana = create(&store, 1).await.id;
+        let (message, reply) =
+            store_turn(&store, ana, "SM00000000000000000000000000000001", 2).await;
+        let lone = lone_reply(&store, ana, message, &[usage(1)]).await;
+        let twice = lone_reply(&store, ana, message, &[usage(1), usage(3)]).await;
+        /// A message's id and the usage its row carries.
+        type Carried = (i64, i32, String, i64);
+        let (usage_rows, on_rows): (Vec<(i64, i32)>, Vec<Carried>) = with_pool!(store, pool => {
+            let rows = "SELECT message_id, segments FROM sms_usage_logs ORDER BY id";
+            let carried = "SELECT id, sms_segments, sms_encoding, sms_cost_micros \
+                 FROM messages WHERE sms_segments IS NOT NULL ORDER BY id";
+            (
+                sqlx::query_as(rows).fetch_all(pool).await.expect("the usage rows"),
+                sqlx::query_as(carried).fetch_all(pool).await.expect("the messages"),
+            )
+        });
+        assert_eq!(
+            usage_rows,
+            [(twice, 1), (twice, 3)],
+            "the reply billed twice only"
+        );
+        let carried = |id, segments| {
+            (
+                id,
+                segments,
+                "GSM-7".to_owned(),
+                7_900 * i64::from(segments),
+            )
+        };
+        assert_eq!(
+            on_rows,
+            [carried(message, 2), carried(reply, 2), carried(lone, 1)]
+        );
+        assert_eq!(
+            billed(&usage_of(&store, ana).await),
+            [
+                (Some(message), Direction::Inbound, 2),
+                (Some(reply), Direction::Outbound, 2),
+                (Some(lone), Direction::Outbound, 1),
+                (Some(twice), Direction::Outbound, 1),
+                (Some(twice), Direction::Outbound, 3)
+            ],
+            "read as usage like any other"
+        );
+    }
+
     #[tokio::test]
-    async fn a_turns_usage_is_carried_on_its_messages_own_rows() {
-        on_each_backend(|store| async move {
-            let ana = create(&store, 1).await.id;
-            let (message, reply) =
-                store_turn(&store, ana, "SM00000000000000000000000000000001", 2).await;
-            let (usage_rows, on_rows): (i64, Vec<(i64, i32, String, i64)>) =
-                with_pool!(store, pool => {
-                    let count = "SELECT COUNT(*) FROM sms_usage_logs";
-                    let carried = "SELECT id, sms_segments, sms_encoding, sms_cost_micros \
-                         FROM messages ORDER BY id";
-                    (
-                        sqlx::query_scalar(count).fetch_one(pool).await.expect("a count"),
-                        sqlx::query_as(carried).fetch_all(pool).await.expect("the messages"),
-                    )
-                });
-            assert_eq!(usage_rows, 0, "no usage row of its own");
-            let carried = |id| (id, 2, "GSM-7".to_owned(), 15_800);
-            assert_eq!(on_rows, [carried(message), carried(reply)]);
-            assert_eq!(
-                billed(&usage_of(&store, ana).await),
-                [
-                    (Some(message), Direction::Inbound, 2),
-                    (Some(reply), Direction::Outbound, 2)
-                ],
-                "read as usage like any other"
-            );
-        })
-        .await;
+    async fn a_message_billed_once_carries_its_usage_on_its_own_row_whatever_writes_it() {
+        on_each_backend(usage_is_on_the_row_when_billed_once).await;
+        // An in-memory database's batches, which have no batch thread.
+        usage_is_on_the_row_when_billed_once(in_memory().await).await;
     }
 
     #[tokio::test]

@@ -148,6 +148,18 @@ pub(super) fn split_usage<'a>(
     }
 }
 
+/// The usage `message`'s own row carries ([`split_usage`]), its segments checked for the
+/// column.
+fn on_row_usage<'a>(
+    message: &NewMessage,
+    usage: &'a [NewSmsUsage],
+) -> Result<Option<(&'a NewSmsUsage, i32)>> {
+    let (on_row, _) = split_usage(message, usage);
+    on_row
+        .map(|u| Ok((u, segments_column(u.segments)?)))
+        .transpose()
+}
+
 /// An SMS as billed: a usage row of `sms_usage_logs`, or the usage a message carries on its
 /// own row.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +182,7 @@ pub struct SmsUsage {
     pub price_unit: Option<String>,
 }
 
-/// One message to store with its SMS usage rows, as a unit of a batch
+/// One message to store with its SMS usage, as a unit of a batch
 /// ([`Store::write_messages`], and the [group-commit writer](super::writer) above it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageWrite {
@@ -221,9 +233,9 @@ pub struct SummaryWrite {
 /// What became of one [`MessageWrite`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Written {
-    /// Stored now, with its usage rows.
+    /// Stored now, with its usage.
     Stored(Message),
-    /// Stored now with the reply it carried, both with their usage rows.
+    /// Stored now with the reply it carried, both with their usage.
     Answered { message: Message, reply: Message },
     /// This user already had a message with the same provider id (a retried webhook): that
     /// one is given back, and nothing was written.
@@ -342,10 +354,13 @@ macro_rules! message_columns {
     };
 }
 
+/// One message, with the SMS usage it carries on its own row (`$8`–`$10`, null for none: see
+/// [`split_usage`]).
 const INSERT_MESSAGE: &str = concat!(
     "INSERT INTO messages \
-     (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+     (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at, \
+      sms_segments, sms_encoding, sms_cost_micros) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
     message_columns!()
 );
 pub(super) const MESSAGE_BY_PROVIDER_ID: &str = concat!(
@@ -411,7 +426,8 @@ impl Store {
         self.store_message(user, message, &[]).await
     }
 
-    /// Stores a reply and its SMS usage rows in one transaction (usage rows point at the reply).
+    /// Stores a reply with its SMS usage: on its own row when billed once, in its direction,
+    /// else as usage rows pointing at it in the same transaction ([`split_usage`]).
     #[tracing::instrument(skip_all)]
     pub async fn insert_reply(
         &self,
@@ -527,9 +543,9 @@ impl Store {
         rows.into_iter().map(SmsUsage::try_from).collect()
     }
 
-    /// Stores `message`, and its usage rows with it in one transaction when there are any (a
-    /// lone `INSERT` is atomic on its own: no BEGIN/COMMIT round trips). The usage rows go in
-    /// one multi-row statement per [`ROWS_PER_STATEMENT`].
+    /// Stores `message` with its SMS usage ([`split_usage`]): what its own row carries in
+    /// the same `INSERT`, atomic on its own (no BEGIN/COMMIT round trips); any usage rows
+    /// with it in one transaction, one multi-row statement per [`ROWS_PER_STATEMENT`].
     async fn store_message(
         &self,
         user: UserId,
@@ -539,14 +555,17 @@ impl Store {
         let sealed = self
             .sealer()
             .seal(&super::seal::place(BODY_COLUMN, user), &message.body);
+        let on_row = on_row_usage(message, usage)?;
+        let (_, usage) = split_usage(message, usage);
         let stored = with_user!(self, user, conn, Db => {
-            /// Inserts `message` (its body already sealed) on a pooled connection or in a
-            /// transaction.
+            /// Inserts `message` (its body already sealed, `on_row` the usage its row
+            /// carries) on a pooled connection or in a transaction.
             async fn insert(
                 conn: &mut <Db as Database>::Connection,
                 user: UserId,
                 message: &NewMessage,
                 sealed_body: &str,
+                on_row: Option<(&NewSmsUsage, i32)>,
             ) -> Result<MessageRow> {
                 sqlx::query_as::<_, MessageRow>(INSERT_MESSAGE)
                     .bind(user.0)
@@ -556,16 +575,19 @@ impl Store {
                     .bind(message.provider_message_id.as_deref())
                     .bind(message.in_reply_to)
                     .bind(now())
+                    .bind(on_row.map(|(_, segments)| segments))
+                    .bind(on_row.map(|(u, _)| u.encoding.as_str()))
+                    .bind(on_row.map(|(u, _)| u.estimated_cost_micros))
                     .fetch_one(conn)
                     .await
                     .map_err(write_error)
             }
 
             if usage.is_empty() {
-                insert(&mut *conn, user, message, &sealed).await?
+                insert(&mut *conn, user, message, &sealed, on_row).await?
             } else {
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let stored = insert(&mut tx, user, message, &sealed).await?;
+                let stored = insert(&mut tx, user, message, &sealed, on_row).await?;
                 let rows = usage
                     .iter()
                     .map(|u| Ok((u, segments_column(u.segments)?)))
@@ -648,7 +670,8 @@ fn fingerprints_by_user(rows: Vec<FingerprintRow>) -> HashMap<UserId, MemoryFing
 macro_rules! insert_message_rows {
     () => {
         "INSERT INTO messages \
-         (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at) "
+         (user_id, channel, direction, body, provider_message_id, in_reply_to, created_at, \
+          sms_segments, sms_encoding, sms_cost_micros) "
     };
 }
 /// After the rows: a retried webhook's copy is skipped, not an error that fails the batch.
@@ -688,30 +711,39 @@ mod pool_batch {
     use super::{
         FINGERPRINTS_GROUPED, FINGERPRINTS_OF, FingerprintRow, INSERT_MESSAGE_ROWS,
         INSERT_SMS_USAGE_ROWS, InsertedRow, MessageWrite, ON_PROVIDER_ID_CONFLICT, UsageRow,
-        fingerprints_by_user, match_inserted,
+        fingerprints_by_user, match_inserted, on_row_usage,
     };
     use crate::store::llm_usage::INSERT_LLM_USAGE_ROWS;
     use crate::store::sql::{ROWS_PER_STATEMENT, write_error};
     use crate::store::{MemoryFingerprint, NewLlmUsage, Result, UserId};
 
     /// Inserts `rows` (at most [`ROWS_PER_STATEMENT`]) in their order, with `bodies` their
-    /// sealed bodies, skipping those whose `(user_id, provider_message_id)` is taken; gives
-    /// back the rows stored, in any order.
+    /// sealed bodies and the usage each carries on its row ([`on_row_usage`]), skipping those
+    /// whose `(user_id, provider_message_id)` is taken; gives back the rows stored, in any
+    /// order.
     async fn insert_messages(
         conn: &mut SqliteConnection,
         rows: &[MessageWrite],
         bodies: &[String],
         created_at: DateTime<Utc>,
     ) -> Result<Vec<InsertedRow>> {
+        let on_rows = rows
+            .iter()
+            .map(|w| on_row_usage(&w.message, &w.usage))
+            .collect::<Result<Vec<_>>>()?;
         let mut statement = QueryBuilder::<Sqlite>::new(INSERT_MESSAGE_ROWS);
-        statement.push_values(rows.iter().zip(bodies), |mut row, (w, body)| {
+        let values = rows.iter().zip(bodies).zip(on_rows);
+        statement.push_values(values, |mut row, ((w, body), on_row)| {
             row.push_bind(w.user.0)
                 .push_bind(w.message.channel.as_str())
                 .push_bind(w.message.direction.as_str())
                 .push_bind(body.as_str())
                 .push_bind(w.message.provider_message_id.as_deref())
                 .push_bind(w.message.in_reply_to)
-                .push_bind(created_at);
+                .push_bind(created_at)
+                .push_bind(on_row.map(|(_, segments)| segments))
+                .push_bind(on_row.map(|(u, _)| u.encoding.as_str()))
+                .push_bind(on_row.map(|(u, _)| u.estimated_cost_micros));
         });
         statement.push(ON_PROVIDER_ID_CONFLICT);
         statement
@@ -1039,7 +1071,7 @@ fn match_inserted(
 }
 
 impl Store {
-    /// Stores many users' messages, each with its usage rows, in one transaction: on
+    /// Stores many users' messages, each with its SMS usage, in one transaction: on
     /// PostgreSQL one statement for the whole batch (`PG_BATCH`), on SQLite one row or one
     /// multi-row statement at a time. Gives one [`Written`] per write, in order.
     ///
@@ -1107,16 +1139,17 @@ impl Store {
         fingerprints_of: &[UserId],
         created_at: DateTime<Utc>,
     ) -> Result<(Vec<StoredIds>, HashMap<UserId, MemoryFingerprint>)> {
+        // The usage rows: what the messages' own rows do not carry.
         let usage = writes
             .iter()
-            .map(|w| usage_columns(&w.usage))
+            .map(|w| usage_columns(split_usage(&w.message, &w.usage).1))
             .collect::<Result<Vec<_>>>()?;
         let reply_usage = writes
             .iter()
             .map(|w| {
-                w.reply
-                    .as_ref()
-                    .map_or(Ok(Vec::new()), |r| usage_columns(&r.usage))
+                w.reply.as_ref().map_or(Ok(Vec::new()), |r| {
+                    usage_columns(split_usage(&r.message, &r.usage).1)
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         // Bodies are personal text: sealed for their user before they reach the database.
@@ -1140,7 +1173,7 @@ impl Store {
                         in_reply_to: Some(*id),
                         ..reply.message.clone()
                     },
-                    usage: Vec::new(),
+                    usage: reply.usage.clone(),
                     model_usage: Vec::new(),
                     summary: None,
                     reply: None,
