@@ -17,6 +17,10 @@ use tokio::sync::oneshot;
 
 use crate::sms::twiml;
 
+/// The name of the bare server's threads, by which its CPU is told from the load
+/// generator's.
+pub const THREADS: &str = "bare-baseline";
+
 /// The fixed answer.
 pub const ANSWER: &str =
     r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>Got it.</Message></Response>"#;
@@ -136,7 +140,7 @@ impl BareServer {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let app = Router::new().route("/sms/inbound", post(answer));
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        ServerThread::start(addr, app, "bare-baseline", threads).map(Self)
+        ServerThread::start(addr, app, THREADS, threads).map(Self)
     }
 
     pub fn addr(&self) -> SocketAddr {

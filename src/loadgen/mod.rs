@@ -398,6 +398,8 @@ struct Phase<'a> {
     first_turns: Option<Arc<FirstTurns>>,
     /// Where sends of users holding a socket are noted (Nudge's phases).
     pushes: Option<Arc<sockets::Pushes>>,
+    /// What the names of a baseline's server threads in this process begin with.
+    local_threads: Option<&'static str>,
 }
 
 /// Runs `nudge loadgen`.
@@ -527,6 +529,7 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         watched: Some(&target),
         first_turns: Some(first_turns.clone()),
         pushes,
+        local_threads: None,
     };
     let mut phases = Vec::new();
     let mut fleet = None;
@@ -571,12 +574,8 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         phases.push(run_phase(&phase, &args, traffic.clone()).await);
         nudge_time += started.elapsed();
         if let Some(server) = &write_server {
-            let phase = local_phase(
-                label("writes", round),
-                "writes",
-                server.addr(),
-                Pace::Closed,
-            );
+            let (name, addr) = (label("writes", round), server.addr());
+            let phase = local_phase(name, "writes", writes::THREADS, addr, Pace::Closed);
             phases.push(run_phase(&phase, &args, traffic.clone()).await);
         }
     }
@@ -760,14 +759,16 @@ async fn run_bare(
     traffic: Arc<dyn Traffic>,
 ) -> anyhow::Result<PhaseReport> {
     let bare = baseline::BareServer::start().context("starting the bare baseline")?;
-    let phase = local_phase(name, "baseline", bare.addr(), pace);
+    let phase = local_phase(name, "baseline", baseline::THREADS, bare.addr(), pace);
     Ok(run_phase(&phase, args, traffic).await)
 }
 
-/// A phase against a server this process runs, which is not watched.
+/// A phase against a server this process runs on threads named `threads…`, which is not
+/// watched.
 fn local_phase(
     name: String,
     target_kind: &'static str,
+    threads: &'static str,
     addr: SocketAddr,
     pace: Pace,
 ) -> Phase<'static> {
@@ -779,6 +780,7 @@ fn local_phase(
         watched: None,
         first_turns: None,
         pushes: None,
+        local_threads: Some(threads),
     }
 }
 
@@ -814,6 +816,12 @@ async fn run_phase(
         })
         .collect();
 
+    // A baseline's server threads in this process: their CPU ticks, and when read.
+    let local_ticks = || {
+        let ticks = procstat::own_threads_ticks(phase.local_threads?)?;
+        Some((Instant::now(), ticks))
+    };
+    let mut local_start = None;
     // One tick per second from the start: tick `warmup` is the measured time's start.
     let mut ticks: Vec<Tick> = Vec::new();
     let mut client_start = None;
@@ -834,6 +842,7 @@ async fn run_phase(
         };
         let actors = metrics.as_deref().and_then(actors_active);
         if k == args.warmup {
+            local_start = local_ticks();
             client_start = procstat::sample_path(std::path::Path::new("/proc/self")).ok();
             machine_start = procstat::machine_ticks();
             metrics_start = metrics;
@@ -854,6 +863,7 @@ async fn run_phase(
         ticks.push(Tick { server, actors });
     }
     let client_end = procstat::sample_path(std::path::Path::new("/proc/self")).ok();
+    let local_end = local_ticks();
     let machine_end = procstat::machine_ticks();
     for worker in workers {
         let _ = worker.await;
@@ -898,6 +908,19 @@ async fn run_phase(
         _ => None,
     };
     let ok = recorder.ok_count();
+    let local_server_cpu_percent = match (local_start, local_end) {
+        (Some((t0, ticks0)), Some((t1, ticks1))) if t1 > t0 => Some(
+            ticks1.saturating_sub(ticks0) as f64
+                / procstat::TICKS_PER_SEC
+                / (t1 - t0).as_secs_f64()
+                * 100.0,
+        ),
+        _ => None,
+    };
+    let process_cpu_percent = match (client_start, client_end) {
+        (Some(a), Some(b)) => b.cpu_percent_since(&a),
+        _ => 0.0,
+    };
     PhaseReport {
         name: phase.name.clone(),
         target: phase.target_kind.into(),
@@ -917,10 +940,9 @@ async fn run_phase(
         throughput_rps: ok as f64 / duration.as_secs_f64(),
         latency: LatencySummary::of(recorder.overall()),
         server,
-        client_cpu_percent: match (client_start, client_end) {
-            (Some(a), Some(b)) => b.cpu_percent_since(&a),
-            _ => 0.0,
-        },
+        local_server_cpu_percent,
+        client_cpu_percent: (process_cpu_percent - local_server_cpu_percent.unwrap_or(0.0))
+            .max(0.0),
         machine_cpu_percent: match (machine_start, machine_end) {
             (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

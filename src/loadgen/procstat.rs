@@ -87,6 +87,24 @@ pub fn thread_times(pid: u32, name: &str) -> Option<ThreadTimes> {
     None
 }
 
+/// The CPU time, in [`TICKS_PER_SEC`] ticks, of this process's threads whose names (as Linux
+/// keeps them, their first 15 bytes) begin with `prefix`: what a server this process runs on
+/// threads of its own costs. `None` when `/proc` cannot tell.
+pub fn own_threads_ticks(prefix: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut ticks = 0;
+    for task in tasks.flatten() {
+        let named = std::fs::read_to_string(task.path().join("comm"))
+            .is_ok_and(|comm| comm.trim_end().starts_with(prefix));
+        if named {
+            // A thread that ended since the listing has no stat: its time is not counted.
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            ticks += parse_stat_ticks(&stat).unwrap_or(0);
+        }
+    }
+    Some(ticks)
+}
+
 impl ThreadTimes {
     /// The shares of `wall` this thread spent on a CPU and waiting for one since `earlier`
     /// (each 1.0 at most for one thread over the time between the two readings).
@@ -263,6 +281,37 @@ mod tests {
         assert_eq!(thread_times(std::process::id(), "no-such-thread"), None);
         drop(stop);
         thread.join().unwrap();
+    }
+
+    #[test]
+    fn the_cpu_of_this_process_s_threads_is_summed_by_their_name() {
+        // Each busy for a quarter of a second, then waiting (alive) until the test ends.
+        let spin = |name: &str| {
+            let (stop, stopped) = std::sync::mpsc::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    let until = Instant::now() + std::time::Duration::from_millis(250);
+                    let mut n = 0_u64;
+                    while Instant::now() < until {
+                        n = std::hint::black_box(n.wrapping_add(1));
+                    }
+                    let _ = stopped.recv();
+                })
+                .unwrap();
+            (stop, thread)
+        };
+        let threads = [spin("ticks-probe-a"), spin("ticks-probe-b")];
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let both = own_threads_ticks("ticks-probe").unwrap();
+        let one = own_threads_ticks("ticks-probe-a").unwrap();
+        // About 25 ticks each (fewer on a loaded machine): some, and the pair more than one.
+        assert!(one > 0 && both > one, "{one} and {both} ticks");
+        assert_eq!(own_threads_ticks("no-such-prefix"), Some(0));
+        for (stop, thread) in threads {
+            drop(stop);
+            thread.join().unwrap();
+        }
     }
 
     #[test]

@@ -65,10 +65,14 @@ pub struct PhaseReport {
     /// Right answers per second.
     pub throughput_rps: f64,
     pub latency: LatencySummary,
-    /// The server process over the measured time (absent for the in-process baseline).
+    /// The server process over the measured time (absent for the in-process baselines).
     pub server: Option<ServerUsage>,
-    /// The load generator's own CPU over the measured time, in percent of one core (for the
-    /// baseline, this includes the bare server, which runs in the same process).
+    /// A baseline's server, which runs in the load generator's process on threads of its
+    /// own: their CPU over the measured time, in percent of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_server_cpu_percent: Option<f64>,
+    /// The load generator's own CPU over the measured time, in percent of one core (without
+    /// a baseline's server, when its threads could be told apart).
     pub client_cpu_percent: f64,
     /// The whole machine's CPU over the measured time, in percent of one core (200 is two
     /// cores busy): what the server and the load generator left to anything else.
@@ -280,12 +284,21 @@ pub fn text(report: &Report) -> String {
         "machine %"
     );
     for phase in &report.phases {
-        let (cpu, rss) = phase.server.map_or(("-".into(), "-".into()), |s| {
-            (
-                format!("{:.0}", s.cpu_percent),
-                format!("{:.0}", s.rss_end_bytes as f64 / MIB),
-            )
-        });
+        let (cpu, rss) = phase.server.map_or_else(
+            || {
+                let local = phase.local_server_cpu_percent;
+                (
+                    local.map_or("-".into(), |cpu| format!("{cpu:.0}")),
+                    "-".into(),
+                )
+            },
+            |s| {
+                (
+                    format!("{:.0}", s.cpu_percent),
+                    format!("{:.0}", s.rss_end_bytes as f64 / MIB),
+                )
+            },
+        );
         let _ = writeln!(
             out,
             "{:<18} {:>6} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8} {:>7} {:>9} {:>8.0} {:>9.0}",
@@ -532,6 +545,7 @@ pub(crate) mod tests {
                 rss_end_bytes: 80 << 20,
                 rss_peak_bytes: 90 << 20,
             }),
+            local_server_cpu_percent: (target == "baseline").then_some(120.0),
             client_cpu_percent: 40.0,
             machine_cpu_percent: 195.0,
             writer: (name == "nudge 50%").then_some(WriterUse {

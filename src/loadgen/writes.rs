@@ -34,6 +34,10 @@ use tokio::sync::{Mutex, oneshot};
 use super::baseline::{ANSWER, ServerThread};
 use crate::sms::twiml;
 
+/// The name its threads' names begin with, by which its CPU is told from the load
+/// generator's.
+pub const THREADS: &str = "write-baseline";
+
 /// Most requests one commit takes.
 const MAX_BATCH: usize = 1024;
 
@@ -128,17 +132,16 @@ impl WriteServer {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let db = db.clone();
-        let server =
-            ServerThread::start_with(addr, "write-baseline", threads, move || async move {
-                let writer = match &db {
-                    WriteDb::Sqlite(path) => sqlite_writer(path.clone())?,
-                    WriteDb::Postgres(url) => postgres_writers(url).await?,
-                };
-                Ok(Router::new()
-                    .route("/sms/inbound", post(answer))
-                    .with_state(writer))
-            })
-            .await?;
+        let server = ServerThread::start_with(addr, THREADS, threads, move || async move {
+            let writer = match &db {
+                WriteDb::Sqlite(path) => sqlite_writer(path.clone())?,
+                WriteDb::Postgres(url) => postgres_writers(url).await?,
+            };
+            Ok(Router::new()
+                .route("/sms/inbound", post(answer))
+                .with_state(writer))
+        })
+        .await?;
         Ok(Self(server))
     }
 
@@ -192,7 +195,7 @@ fn sqlite_writer(path: PathBuf) -> anyhow::Result<Writer> {
         .with_context(|| format!("setting up the write baseline's {}", path.display()))?;
     let (jobs, queue) = mpsc::channel::<Job>();
     std::thread::Builder::new()
-        .name("write-baseline-sqlite".into())
+        .name(format!("{THREADS}-sqlite"))
         .spawn(move || {
             let mut connection = connection;
             while let Ok(first) = queue.recv() {

@@ -142,6 +142,13 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
         }
         assert!(report["phases"][0]["writer"].is_null());
         assert!(report["phases"][0]["server_turns"].is_null());
+        // The bare baselines' servers run in loadgen's process: their threads' CPU is theirs,
+        // not the load generator's. Nudge's server is a process of its own.
+        for i in [0, 3] {
+            let cpu = report["phases"][i]["local_server_cpu_percent"].as_f64();
+            assert!(cpu.is_some_and(|cpu| cpu > 0.0), "{}", report["phases"][i]);
+        }
+        assert!(nudge.get("local_server_cpu_percent").is_none(), "{nudge}");
         assert_eq!(report["server_pid"].as_u64(), server.pid().map(u64::from));
 
         let summary = &report["summary"];
@@ -463,6 +470,8 @@ async fn the_write_baseline_answers_after_two_rows_per_request_on_every_database
         );
         let ok = phase["ok"].as_u64().unwrap();
         assert!(ok > 0, "[{}] {phase}", db.label);
+        let cpu = phase["local_server_cpu_percent"].as_f64();
+        assert!(cpu.is_some_and(|cpu| cpu > 0.0), "[{}] {phase}", db.label);
 
         let rps = |i: usize| phases[i]["throughput_rps"].as_f64().unwrap();
         let writes = &report["summary"]["writes"];
