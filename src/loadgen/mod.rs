@@ -909,12 +909,10 @@ async fn run_phase(
     };
     let ok = recorder.ok_count();
     let local_server_cpu_percent = match (local_start, local_end) {
-        (Some((t0, ticks0)), Some((t1, ticks1))) if t1 > t0 => Some(
-            ticks1.saturating_sub(ticks0) as f64
-                / procstat::TICKS_PER_SEC
-                / (t1 - t0).as_secs_f64()
-                * 100.0,
-        ),
+        (Some((t0, ticks0)), Some((t1, ticks1))) if t1 > t0 => Some(procstat::ticks_percent(
+            ticks1.saturating_sub(ticks0),
+            t1 - t0,
+        )),
         _ => None,
     };
     let process_cpu_percent = match (client_start, client_end) {
@@ -1232,28 +1230,33 @@ fn is_bare_peak(phase: &PhaseReport) -> bool {
     phase.target == "baseline" && phase.mode == "closed"
 }
 
+/// Whether `phase` measured the write baseline's closed-loop peak.
+fn is_writes_peak(phase: &PhaseReport) -> bool {
+    phase.target == "writes" && phase.mode == "closed"
+}
+
 /// The median throughput of the phases `pick` takes.
 fn median_throughput(phases: &[PhaseReport], pick: fn(&PhaseReport) -> bool) -> Option<f64> {
-    let values: Vec<f64> = phases
+    median(&throughputs(phases, pick).collect::<Vec<_>>())
+}
+
+/// The throughputs of the phases `pick` takes, in the order they ran.
+fn throughputs(
+    phases: &[PhaseReport],
+    pick: fn(&PhaseReport) -> bool,
+) -> impl Iterator<Item = f64> + '_ {
+    phases
         .iter()
-        .filter(|p| pick(p))
+        .filter(move |p| pick(p))
         .map(|p| p.throughput_rps)
-        .collect();
-    median(&values)
 }
 
 /// The write baseline's figures, round by round: each with the bare baseline and Nudge's
 /// peak of its round.
 fn writes_summary(phases: &[PhaseReport], backend: &'static str) -> Option<WritesSummary> {
-    let closed = |target: &'static str| {
-        phases
-            .iter()
-            .filter(move |p| p.target == target && p.mode == "closed")
-            .map(|p| p.throughput_rps)
-    };
-    let rounds: Vec<WritesRound> = closed("baseline")
-        .zip(closed("nudge"))
-        .zip(closed("writes"))
+    let rounds: Vec<WritesRound> = throughputs(phases, is_bare_peak)
+        .zip(throughputs(phases, is_peak))
+        .zip(throughputs(phases, is_writes_peak))
         .filter(|((baseline, _), writes)| *baseline > 0.0 && *writes > 0.0)
         .map(|((baseline_rps, nudge_peak_rps), writes_rps)| WritesRound {
             baseline_rps,
@@ -1265,7 +1268,7 @@ fn writes_summary(phases: &[PhaseReport], backend: &'static str) -> Option<Write
         |ratio: fn(&WritesRound) -> f64| median(&rounds.iter().map(ratio).collect::<Vec<_>>());
     Some(WritesSummary {
         backend,
-        writes_rps: median(&closed("writes").collect::<Vec<_>>())?,
+        writes_rps: median_throughput(phases, is_writes_peak)?,
         ratio_to_baseline: each(|r| r.writes_rps / r.baseline_rps),
         nudge_ratio: each(|r| r.nudge_peak_rps / r.writes_rps),
         rounds,

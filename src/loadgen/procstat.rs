@@ -28,12 +28,10 @@ impl ProcSample {
     /// CPU used between `earlier` and this sample, in percent of one core (200 % is two
     /// cores busy).
     pub fn cpu_percent_since(&self, earlier: &ProcSample) -> f64 {
-        let wall = self.at.saturating_duration_since(earlier.at).as_secs_f64();
-        if wall <= 0.0 {
-            return 0.0;
-        }
-        let ticks = self.cpu_ticks.saturating_sub(earlier.cpu_ticks) as f64;
-        ticks / TICKS_PER_SEC / wall * 100.0
+        ticks_percent(
+            self.cpu_ticks.saturating_sub(earlier.cpu_ticks),
+            self.at.saturating_duration_since(earlier.at),
+        )
     }
 }
 
@@ -71,38 +69,49 @@ pub struct ThreadTimes {
 /// bytes of name); `None` when it has none, or `/proc` cannot tell.
 pub fn thread_times(pid: u32, name: &str) -> Option<ThreadTimes> {
     let shown = name.get(..15).unwrap_or(name);
-    let tasks = std::fs::read_dir(Path::new("/proc").join(pid.to_string()).join("task")).ok()?;
-    for task in tasks.flatten() {
-        let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else {
-            continue;
-        };
-        if comm.trim_end() == shown {
-            return parse_schedstat(&std::fs::read_to_string(task.path().join("schedstat")).ok()?)
-                .map(|(on_cpu_ns, waiting_ns)| ThreadTimes {
-                    on_cpu_ns,
-                    waiting_ns,
-                });
-        }
-    }
-    None
+    let dir = Path::new("/proc").join(pid.to_string());
+    let task = named_tasks(&dir, |comm| comm == shown)?.next()?;
+    parse_schedstat(&std::fs::read_to_string(task.join("schedstat")).ok()?).map(
+        |(on_cpu_ns, waiting_ns)| ThreadTimes {
+            on_cpu_ns,
+            waiting_ns,
+        },
+    )
+}
+
+/// The `/proc` directories of the threads of the process at `dir` whose names (as Linux keeps
+/// them, their first 15 bytes) `keep` takes; `None` when `/proc` cannot list them.
+fn named_tasks(
+    dir: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Option<impl Iterator<Item = std::path::PathBuf>> {
+    let tasks = std::fs::read_dir(dir.join("task")).ok()?;
+    Some(tasks.flatten().map(|task| task.path()).filter(move |task| {
+        std::fs::read_to_string(task.join("comm")).is_ok_and(|comm| keep(comm.trim_end()))
+    }))
 }
 
 /// The CPU time, in [`TICKS_PER_SEC`] ticks, of this process's threads whose names (as Linux
 /// keeps them, their first 15 bytes) begin with `prefix`: what a server this process runs on
 /// threads of its own costs. `None` when `/proc` cannot tell.
 pub fn own_threads_ticks(prefix: &str) -> Option<u64> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    let mut ticks = 0;
-    for task in tasks.flatten() {
-        let named = std::fs::read_to_string(task.path().join("comm"))
-            .is_ok_and(|comm| comm.trim_end().starts_with(prefix));
-        if named {
-            // A thread that ended since the listing has no stat: its time is not counted.
-            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            ticks += parse_stat_ticks(&stat).unwrap_or(0);
-        }
+    let tasks = named_tasks(Path::new("/proc/self"), |comm| comm.starts_with(prefix))?;
+    // A thread that ended since the listing has no stat: its time is not counted.
+    Some(
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.join("stat")).ok())
+            .filter_map(|stat| parse_stat_ticks(&stat))
+            .sum(),
+    )
+}
+
+/// `ticks` of CPU over `wall`, in percent of one core (200 % is two cores busy).
+pub fn ticks_percent(ticks: u64, wall: std::time::Duration) -> f64 {
+    let wall = wall.as_secs_f64();
+    if wall <= 0.0 {
+        return 0.0;
     }
-    Some(ticks)
+    ticks as f64 / TICKS_PER_SEC / wall * 100.0
 }
 
 impl ThreadTimes {

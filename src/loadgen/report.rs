@@ -345,14 +345,7 @@ pub fn text(report: &Report) -> String {
             let each: Vec<String> = s
                 .rounds
                 .iter()
-                .map(|r| {
-                    format!(
-                        "{:.1} % ({:.0} of {:.0})",
-                        r.ratio * 100.0,
-                        r.nudge_peak_rps,
-                        r.baseline_rps
-                    )
-                })
+                .map(|r| share(r.nudge_peak_rps, r.baseline_rps))
                 .collect();
             let _ = writeln!(
                 out,
@@ -367,14 +360,7 @@ pub fn text(report: &Report) -> String {
         let each: Vec<String> = w
             .rounds
             .iter()
-            .map(|r| {
-                format!(
-                    "{:.1} % ({:.0} of {:.0})",
-                    r.writes_rps / r.baseline_rps * 100.0,
-                    r.writes_rps,
-                    r.baseline_rps
-                )
-            })
+            .map(|r| share(r.writes_rps, r.baseline_rps))
             .collect();
         let _ = write!(
             out,
@@ -507,6 +493,11 @@ pub fn text(report: &Report) -> String {
         );
     }
     out
+}
+
+/// One round's throughput as a share of its baseline's: `20.0 % (8000 of 40000)`.
+fn share(part: f64, whole: f64) -> String {
+    format!("{:.1} % ({part:.0} of {whole:.0})", part / whole * 100.0)
 }
 
 const MIB: f64 = 1024.0 * 1024.0;

@@ -148,16 +148,15 @@ pub(super) fn split_usage<'a>(
     }
 }
 
-/// The usage `message`'s own row carries ([`split_usage`]), its segments checked for the
-/// column.
-fn on_row_usage<'a>(
-    message: &NewMessage,
-    usage: &'a [NewSmsUsage],
-) -> Result<Option<(&'a NewSmsUsage, i32)>> {
-    let (on_row, _) = split_usage(message, usage);
-    on_row
-        .map(|u| Ok((u, segments_column(u.segments)?)))
-        .transpose()
+/// The usage `message`'s own row carries, with its segments checked for the column, and the
+/// usage rows stored apart ([`split_usage`]).
+type CheckedUsage<'a> = (Option<(&'a NewSmsUsage, i32)>, &'a [NewSmsUsage]);
+
+/// [`split_usage`], the segments of what the message's own row carries checked for the column.
+fn on_row_usage<'a>(message: &NewMessage, usage: &'a [NewSmsUsage]) -> Result<CheckedUsage<'a>> {
+    let (on_row, rows) = split_usage(message, usage);
+    let on_row = on_row.map(|u| segments_column(u.segments).map(|segments| (u, segments)));
+    Ok((on_row.transpose()?, rows))
 }
 
 /// An SMS as billed: a usage row of `sms_usage_logs`, or the usage a message carries on its
@@ -555,8 +554,7 @@ impl Store {
         let sealed = self
             .sealer()
             .seal(&super::seal::place(BODY_COLUMN, user), &message.body);
-        let on_row = on_row_usage(message, usage)?;
-        let (_, usage) = split_usage(message, usage);
+        let (on_row, usage) = on_row_usage(message, usage)?;
         let stored = with_user!(self, user, conn, Db => {
             /// Inserts `message` (its body already sealed, `on_row` the usage its row
             /// carries) on a pooled connection or in a transaction.
@@ -588,10 +586,7 @@ impl Store {
             } else {
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 let stored = insert(&mut tx, user, message, &sealed, on_row).await?;
-                let rows = usage
-                    .iter()
-                    .map(|u| Ok((u, segments_column(u.segments)?)))
-                    .collect::<Result<Vec<_>>>()?;
+                let rows = usage_columns(usage)?;
                 let created_at = now();
                 for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                     let mut statement = QueryBuilder::<Db>::new(INSERT_SMS_USAGE_ROWS);
@@ -729,7 +724,7 @@ mod pool_batch {
     ) -> Result<Vec<InsertedRow>> {
         let on_rows = rows
             .iter()
-            .map(|w| on_row_usage(&w.message, &w.usage))
+            .map(|w| Ok(on_row_usage(&w.message, &w.usage)?.0))
             .collect::<Result<Vec<_>>>()?;
         let mut statement = QueryBuilder::<Sqlite>::new(INSERT_MESSAGE_ROWS);
         let values = rows.iter().zip(bodies).zip(on_rows);
@@ -977,13 +972,11 @@ struct PgRowUsage<'a> {
 }
 
 impl<'a> PgRowUsage<'a> {
-    /// Adds the next write's.
-    fn push(&mut self, usage: Option<&'a NewSmsUsage>) -> Result<()> {
-        let segments = usage.map(|u| segments_column(u.segments)).transpose()?;
-        self.segments.push(segments);
-        self.encoding.push(usage.map(|u| u.encoding.as_str()));
-        self.cost.push(usage.map(|u| u.estimated_cost_micros));
-        Ok(())
+    /// Adds the next write's, its segments checked ([`on_row_usage`]).
+    fn push(&mut self, usage: Option<(&'a NewSmsUsage, i32)>) {
+        self.segments.push(usage.map(|(_, segments)| segments));
+        self.encoding.push(usage.map(|(u, _)| u.encoding.as_str()));
+        self.cost.push(usage.map(|(u, _)| u.estimated_cost_micros));
     }
 }
 
@@ -1273,17 +1266,17 @@ impl Store {
         let (mut on_rows, mut on_reply_rows) = (PgRowUsage::default(), PgRowUsage::default());
         let mut model_usage = PgModelUsage::default();
         for (n, write) in (1_i64..).zip(writes) {
-            let (on_row, rows) = split_usage(&write.message, &write.usage);
-            on_rows.push(on_row)?;
+            let (on_row, rows) = on_row_usage(&write.message, &write.usage)?;
+            on_rows.push(on_row);
             usage.push(n, false, rows)?;
             model_usage.push(n, Some(false), &write.model_usage);
             if let Some(reply) = &write.reply {
-                let (on_row, rows) = split_usage(&reply.message, &reply.usage);
-                on_reply_rows.push(on_row)?;
+                let (on_row, rows) = on_row_usage(&reply.message, &reply.usage)?;
+                on_reply_rows.push(on_row);
                 usage.push(n, true, rows)?;
                 model_usage.push(n, Some(true), &reply.model_usage);
             } else {
-                on_reply_rows.push(None)?;
+                on_reply_rows.push(None);
             }
             if let Some(fold) = &write.summary {
                 model_usage.push(n, None, &fold.model_usage);
