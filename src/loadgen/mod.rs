@@ -23,7 +23,8 @@
 //! With `--write-baseline DB`, each round also measures, after Nudge's peak, a bare handler
 //! that stores two rows per request in that database through a single group-committing
 //! writer before it answers ([`writes`]): what durable writes alone allow on this machine and
-//! backend, which the report sets beside the bare baseline and Nudge's peak.
+//! backend, which the report sets beside the bare baseline and Nudge's peak. Then the same
+//! rows committed the plain way, one transaction per request: what group commit is worth.
 //!
 //! With `--rate R`, the run is the baseline then one open-loop phase at `R`.
 //!
@@ -78,8 +79,8 @@ use client::{Answer, Connection, SmsWebhooks, Traffic};
 use procstat::ProcSample;
 use recorder::{LatencySummary, Recorder};
 use report::{
-    HalfPeak, Machine, Memory, PhaseReport, Report, RoundRatio, ServerTurns, ServerUsage, Summary,
-    TimelinePoint, WriterUse, WritesRound, WritesSummary,
+    HalfPeak, Machine, Memory, PerRequestWrites, PhaseReport, Report, RoundRatio, ServerTurns,
+    ServerUsage, Summary, TimelinePoint, WriterUse, WritesRound, WritesSummary,
 };
 
 /// What a request may take before it counts as a `timeout` error.
@@ -136,7 +137,8 @@ pub struct LoadgenArgs {
     /// rows per request through a single group-committing writer, in this database
     /// (`sqlite:PATH`, or a `postgres://` URL; its table `loadgen_writes` is created when
     /// missing), and report both as ratios of the bare baseline and Nudge's peak as a ratio
-    /// of it: what the database alone allows on this machine.
+    /// of it: what the database alone allows on this machine. Then the same rows committed
+    /// one transaction per request, on a pooled connection, reported the same way.
     #[arg(long, value_name = "URL")]
     pub write_baseline: Option<String>,
     /// Measure the bare baseline and Nudge's peak (or its --rate phase) this many times, in
@@ -399,7 +401,7 @@ struct Phase<'a> {
     /// Where sends of users holding a socket are noted (Nudge's phases).
     pushes: Option<Arc<sockets::Pushes>>,
     /// What the names of a baseline's server threads in this process begin with.
-    local_threads: Option<&'static str>,
+    local_threads: Option<&'static [&'static str]>,
 }
 
 /// Runs `nudge loadgen`.
@@ -501,16 +503,18 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         .map(writes::WriteDb::parse)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let write_server = match &write_db {
-        Some(db) => match writes::WriteServer::start(db).await {
-            Ok(server) => Some(server),
-            Err(error) => {
-                eprintln!("error: starting the write baseline: {error:#}");
-                return Ok(ExitCode::FAILURE);
+    let mut write_servers = Vec::new();
+    if let Some(db) = &write_db {
+        for commits in [writes::Commits::Grouped, writes::Commits::PerRequest] {
+            match writes::WriteServer::start(db, commits).await {
+                Ok(server) => write_servers.push((commits, server)),
+                Err(error) => {
+                    eprintln!("error: starting the write baseline: {error:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
             }
-        },
-        None => None,
-    };
+        }
+    }
 
     let started_at = chrono::Utc::now();
     let rounds = args.rounds;
@@ -573,13 +577,17 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         let phase = nudge(label(&name, round), pace, pushes);
         phases.push(run_phase(&phase, &args, traffic.clone()).await);
         nudge_time += started.elapsed();
-        if let Some(server) = &write_server {
-            let (name, addr) = (label("writes", round), server.addr());
-            let phase = local_phase(name, "writes", writes::THREADS, addr, Pace::Closed);
+        for (commits, server) in &write_servers {
+            let (kind, name) = match commits {
+                writes::Commits::Grouped => ("writes", "writes"),
+                writes::Commits::PerRequest => ("writes-each", "writes each"),
+            };
+            let (name, addr) = (label(name, round), server.addr());
+            let phase = local_phase(name, kind, commits.threads(), addr, Pace::Closed);
             phases.push(run_phase(&phase, &args, traffic.clone()).await);
         }
     }
-    drop(write_server);
+    drop(write_servers);
     if args.rate.is_none() {
         // The sweep is taken at fractions of the rounds' median peak; each phase of it is
         // followed by the bare baseline at the same fraction of its own median peak, for the
@@ -759,7 +767,7 @@ async fn run_bare(
     traffic: Arc<dyn Traffic>,
 ) -> anyhow::Result<PhaseReport> {
     let bare = baseline::BareServer::start().context("starting the bare baseline")?;
-    let phase = local_phase(name, "baseline", baseline::THREADS, bare.addr(), pace);
+    let phase = local_phase(name, "baseline", &[baseline::THREADS], bare.addr(), pace);
     Ok(run_phase(&phase, args, traffic).await)
 }
 
@@ -768,7 +776,7 @@ async fn run_bare(
 fn local_phase(
     name: String,
     target_kind: &'static str,
-    threads: &'static str,
+    threads: &'static [&'static str],
     addr: SocketAddr,
     pace: Pace,
 ) -> Phase<'static> {
@@ -1235,6 +1243,11 @@ fn is_writes_peak(phase: &PhaseReport) -> bool {
     phase.target == "writes" && phase.mode == "closed"
 }
 
+/// Whether `phase` measured the per-request write baseline's closed-loop peak.
+fn is_each_writes_peak(phase: &PhaseReport) -> bool {
+    phase.target == "writes-each" && phase.mode == "closed"
+}
+
 /// The median throughput of the phases `pick` takes.
 fn median_throughput(phases: &[PhaseReport], pick: fn(&PhaseReport) -> bool) -> Option<f64> {
     median(&throughputs(phases, pick).collect::<Vec<_>>())
@@ -1254,23 +1267,37 @@ fn throughputs(
 /// The write baseline's figures, round by round: each with the bare baseline and Nudge's
 /// peak of its round.
 fn writes_summary(phases: &[PhaseReport], backend: &'static str) -> Option<WritesSummary> {
+    let mut per_request = throughputs(phases, is_each_writes_peak);
     let rounds: Vec<WritesRound> = throughputs(phases, is_bare_peak)
         .zip(throughputs(phases, is_peak))
         .zip(throughputs(phases, is_writes_peak))
-        .filter(|((baseline, _), writes)| *baseline > 0.0 && *writes > 0.0)
         .map(|((baseline_rps, nudge_peak_rps), writes_rps)| WritesRound {
             baseline_rps,
             writes_rps,
             nudge_peak_rps,
+            per_request_rps: per_request.next(),
         })
+        .filter(|r| r.baseline_rps > 0.0 && r.writes_rps > 0.0)
         .collect();
-    let each =
-        |ratio: fn(&WritesRound) -> f64| median(&rounds.iter().map(ratio).collect::<Vec<_>>());
+    let each = |ratio: fn(&WritesRound) -> Option<f64>| {
+        median(&rounds.iter().filter_map(ratio).collect::<Vec<_>>())
+    };
+    let per_request = median_throughput(phases, is_each_writes_peak)
+        .filter(|rps| *rps > 0.0)
+        .map(|writes_rps| PerRequestWrites {
+            writes_rps,
+            ratio_to_baseline: each(|r| Some(r.per_request_rps? / r.baseline_rps)),
+            nudge_ratio: each(|r| {
+                let rps = r.per_request_rps.filter(|rps| *rps > 0.0)?;
+                Some(r.nudge_peak_rps / rps)
+            }),
+        });
     Some(WritesSummary {
         backend,
         writes_rps: median_throughput(phases, is_writes_peak)?,
-        ratio_to_baseline: each(|r| r.writes_rps / r.baseline_rps),
-        nudge_ratio: each(|r| r.nudge_peak_rps / r.writes_rps),
+        ratio_to_baseline: each(|r| Some(r.writes_rps / r.baseline_rps)),
+        nudge_ratio: each(|r| Some(r.nudge_peak_rps / r.writes_rps)),
+        per_request,
         rounds,
     })
 }
@@ -1612,19 +1639,31 @@ mod tests {
             ..phase.clone()
         };
         let writes = |rps| with(peak, "writes", rps);
+        let per_request = |rps| with(peak, "writes-each", rps);
         let phases = [
             with(baseline, "baseline", 40_000.0),
             with(peak, "nudge", 8_000.0),
             writes(10_000.0),
+            per_request(1_000.0),
             with(baseline, "baseline", 60_000.0),
             with(peak, "nudge", 13_800.0),
             writes(12_000.0),
+            per_request(2_400.0),
             with(baseline, "baseline", 30_000.0),
             with(peak, "nudge", 6_300.0),
             writes(9_000.0),
+            per_request(600.0),
             half.clone(),
         ];
         assert!(writes_summary(&phases[..2], "sqlite").is_none(), "none ran");
+        let grouped_only: Vec<PhaseReport> = phases
+            .iter()
+            .filter(|p| !is_each_writes_peak(p))
+            .cloned()
+            .collect();
+        let w = writes_summary(&grouped_only, "sqlite").unwrap();
+        assert!(w.per_request.is_none());
+        assert!(w.rounds.iter().all(|r| r.per_request_rps.is_none()));
         let w = writes_summary(&phases, "postgres").unwrap();
         assert_eq!(w.writes_rps, 10_000.0);
         let each: Vec<(f64, f64, f64)> = w
@@ -1643,6 +1682,12 @@ mod tests {
         // Writes over the bare baseline: 0.25, 0.2, 0.3; Nudge over writes: 0.8, 1.15, 0.7.
         assert_eq!(w.ratio_to_baseline, Some(0.25));
         assert_eq!(w.nudge_ratio, Some(0.8));
+        // One transaction per request over the bare baseline: 0.025, 0.04, 0.02; Nudge over
+        // it: 8, 5.75, 10.5.
+        let each = w.per_request.unwrap();
+        assert_eq!(each.writes_rps, 1_000.0);
+        assert_eq!(each.ratio_to_baseline, Some(0.025));
+        assert_eq!(each.nudge_ratio, Some(8.0));
         // The writes are no round of Nudge's.
         let summary = half_peak_summary(&phases);
         assert_eq!(summary.rounds.len(), 3);
@@ -1660,7 +1705,10 @@ mod tests {
             text.contains(
                 "Write baseline (postgres: two rows per request, group-committed): 10000 req/s \
                  = 25.0 % of the bare baseline (25.0 % (10000 of 40000), 20.0 % (12000 of \
-                 60000), 30.0 % (9000 of 30000)); Nudge's peak is 80.0 % of it\n"
+                 60000), 30.0 % (9000 of 30000)); Nudge's peak is 80.0 % of it\n\
+                 The same rows one transaction per request (postgres): 1000 req/s = 2.5 % of \
+                 the bare baseline (2.5 % (1000 of 40000), 4.0 % (2400 of 60000), 2.0 % (600 \
+                 of 30000)); Nudge's peak is 8.0× it\n"
             ),
             "{text}"
         );

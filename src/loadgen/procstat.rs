@@ -92,10 +92,12 @@ fn named_tasks(
 }
 
 /// The CPU time, in [`TICKS_PER_SEC`] ticks, of this process's threads whose names (as Linux
-/// keeps them, their first 15 bytes) begin with `prefix`: what a server this process runs on
-/// threads of its own costs. `None` when `/proc` cannot tell.
-pub fn own_threads_ticks(prefix: &str) -> Option<u64> {
-    let tasks = named_tasks(Path::new("/proc/self"), |comm| comm.starts_with(prefix))?;
+/// keeps them, their first 15 bytes) begin with one of `prefixes`: what a server this process
+/// runs on threads of its own costs. `None` when `/proc` cannot tell.
+pub fn own_threads_ticks(prefixes: &[&str]) -> Option<u64> {
+    let tasks = named_tasks(Path::new("/proc/self"), |comm| {
+        prefixes.iter().any(|prefix| comm.starts_with(prefix))
+    })?;
     // A thread that ended since the listing has no stat: its time is not counted.
     Some(
         tasks
@@ -312,11 +314,14 @@ mod tests {
         };
         let threads = [spin("ticks-probe-a"), spin("ticks-probe-b")];
         std::thread::sleep(std::time::Duration::from_millis(400));
-        let both = own_threads_ticks("ticks-probe").unwrap();
-        let one = own_threads_ticks("ticks-probe-a").unwrap();
+        let both = own_threads_ticks(&["ticks-probe"]).unwrap();
+        let one = own_threads_ticks(&["ticks-probe-a"]).unwrap();
         // About 25 ticks each (fewer on a loaded machine): some, and the pair more than one.
         assert!(one > 0 && both > one, "{one} and {both} ticks");
-        assert_eq!(own_threads_ticks("no-such-prefix"), Some(0));
+        assert_eq!(own_threads_ticks(&["no-such-prefix"]), Some(0));
+        // Done spinning: either prefix's threads add up to what the common prefix takes.
+        let either = own_threads_ticks(&["ticks-probe-a", "ticks-probe-b"]).unwrap();
+        assert_eq!(either, both, "both threads counted once each");
         for (stop, thread) in threads {
             drop(stop);
             thread.join().unwrap();

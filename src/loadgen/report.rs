@@ -164,16 +164,33 @@ pub struct WritesSummary {
     pub ratio_to_baseline: Option<f64>,
     /// Nudge's peak over it, in the same round: the median of the rounds' ratios.
     pub nudge_ratio: Option<f64>,
-    /// Each round's three figures, in the order they ran.
+    /// The same rows committed one transaction per request, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_request: Option<PerRequestWrites>,
+    /// Each round's figures, in the order they ran.
     pub rounds: Vec<WritesRound>,
 }
 
-/// One round's bare baseline, Nudge's peak and write baseline, closed loop.
+/// The write baseline's rows committed one transaction per request
+/// ([`super::writes::Commits::PerRequest`]), closed loop, once a round.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PerRequestWrites {
+    /// Its throughput (the median of the rounds').
+    pub writes_rps: f64,
+    /// It over the bare baseline of its round: the median of the rounds' ratios.
+    pub ratio_to_baseline: Option<f64>,
+    /// Nudge's peak over it, in the same round: the median of the rounds' ratios.
+    pub nudge_ratio: Option<f64>,
+}
+
+/// One round's bare baseline, Nudge's peak and write baselines, closed loop.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct WritesRound {
     pub baseline_rps: f64,
     pub writes_rps: f64,
     pub nudge_peak_rps: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_request_rps: Option<f64>,
 }
 
 /// One round: the bare baseline, then Nudge's closed-loop peak right after it.
@@ -357,28 +374,36 @@ pub fn text(report: &Report) -> String {
         (None, _) => {}
     }
     if let Some(w) = &s.writes {
-        let each: Vec<String> = w
+        let grouped = w
             .rounds
             .iter()
-            .map(|r| share(r.writes_rps, r.baseline_rps))
-            .collect();
+            .map(|r| Some((r.writes_rps, r.baseline_rps)));
         let _ = write!(
             out,
-            "Write baseline ({}: two rows per request, group-committed): {:.0} req/s",
-            w.backend, w.writes_rps
+            "Write baseline ({}: two rows per request, group-committed): ",
+            w.backend
         );
-        if let Some(ratio) = w.ratio_to_baseline {
-            let _ = write!(
-                out,
-                " = {:.1} % of the bare baseline ({})",
-                ratio * 100.0,
-                each.join(", ")
-            );
-        }
+        against_bare(&mut out, w.writes_rps, w.ratio_to_baseline, grouped);
         if let Some(ratio) = w.nudge_ratio {
             let _ = write!(out, "; Nudge's peak is {:.1} % of it", ratio * 100.0);
         }
         let _ = writeln!(out);
+        if let Some(each) = &w.per_request {
+            let rounds = w
+                .rounds
+                .iter()
+                .map(|r| Some((r.per_request_rps?, r.baseline_rps)));
+            let _ = write!(
+                out,
+                "The same rows one transaction per request ({}): ",
+                w.backend
+            );
+            against_bare(&mut out, each.writes_rps, each.ratio_to_baseline, rounds);
+            if let Some(ratio) = each.nudge_ratio {
+                let _ = write!(out, "; Nudge's peak is {ratio:.1}× it");
+            }
+            let _ = writeln!(out);
+        }
     }
     for (half, what) in [
         (s.half_peak, "At half peak"),
@@ -496,6 +521,25 @@ pub fn text(report: &Report) -> String {
 }
 
 /// One round's throughput as a share of its baseline's: `20.0 % (8000 of 40000)`.
+/// `rps` as a share of the bare baseline: the median `ratio`, then each round's `(rps, bare)`.
+fn against_bare(
+    out: &mut String,
+    rps: f64,
+    ratio: Option<f64>,
+    rounds: impl Iterator<Item = Option<(f64, f64)>>,
+) {
+    let _ = write!(out, "{rps:.0} req/s");
+    if let Some(ratio) = ratio {
+        let rounds: Vec<String> = rounds.flatten().map(|(r, bare)| share(r, bare)).collect();
+        let _ = write!(
+            out,
+            " = {:.1} % of the bare baseline ({})",
+            ratio * 100.0,
+            rounds.join(", ")
+        );
+    }
+}
+
 fn share(part: f64, whole: f64) -> String {
     format!("{:.1} % ({part:.0} of {whole:.0})", part / whole * 100.0)
 }

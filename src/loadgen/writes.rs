@@ -12,11 +12,18 @@
 //! connections in turn, each batch one `INSERT … SELECT FROM UNNEST` (one commit), as many
 //! committers as Nudge's own writer has there.
 //!
-//! It runs on its own runtime and threads, as the bare baseline does.
+//! Beside it, the same rows written the plain way ([`Commits::PerRequest`]): each request
+//! commits its own two rows in a transaction of its own (`BEGIN`, two `INSERT`s, `COMMIT`) on
+//! a connection of an sqlx pool, one connection on SQLite (one writer at a time whatever the
+//! number, and no lock to wait for in a sleeping busy handler), [`PG_POOL`] on PostgreSQL.
+//! The gap between the two is what group commit is worth on the machine.
+//!
+//! Each runs on its own runtime and threads, as the bare baseline does.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -28,7 +35,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use sqlx::Connection;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use tokio::sync::{Mutex, oneshot};
 
 use super::baseline::{ANSWER, ServerThread};
@@ -38,8 +48,37 @@ use crate::sms::twiml;
 /// generator's.
 pub const THREADS: &str = "write-baseline";
 
+/// The same for the per-request write baseline; its SQLite connection's statements run on
+/// sqlx's own worker thread, whose name begins with [`SQLX_SQLITE_THREADS`].
+pub const EACH_THREADS: &str = "write-each";
+
+/// What the names of sqlx's SQLite worker threads begin with.
+pub const SQLX_SQLITE_THREADS: &str = "sqlx-sqlite";
+
 /// Most requests one commit takes.
 const MAX_BATCH: usize = 1024;
+
+/// PostgreSQL connections of the per-request write baseline's pool: as many as Nudge's own.
+pub const PG_POOL: u32 = 16;
+
+/// How the write baseline commits its requests' rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commits {
+    /// One writer takes every request waiting and commits all their rows at once.
+    Grouped,
+    /// Each request commits its own two rows, in a transaction of its own.
+    PerRequest,
+}
+
+impl Commits {
+    /// What the names of its server's threads in this process begin with.
+    pub fn threads(self) -> &'static [&'static str] {
+        match self {
+            Self::Grouped => &[THREADS],
+            Self::PerRequest => &[EACH_THREADS, SQLX_SQLITE_THREADS],
+        }
+    }
+}
 
 /// PostgreSQL connections committing in turn: Nudge's writer runs two batches at once there.
 pub const PG_WRITERS: usize = 2;
@@ -85,6 +124,16 @@ struct Rows {
     sid: String,
 }
 
+impl Rows {
+    /// Each row's direction, text and provider id: the text in, then the reply out.
+    fn each(&self) -> [(&'static str, &str, Option<&str>); 2] {
+        [
+            ("inbound", self.body.as_str(), Some(self.sid.as_str())),
+            ("outbound", REPLY, None),
+        ]
+    }
+}
+
 /// A request's rows and where to say they are stored.
 type Job = (Rows, oneshot::Sender<Result<(), String>>);
 
@@ -99,11 +148,13 @@ struct Webhook {
     sid: String,
 }
 
-/// Hands a request's rows to the writer, whichever it is.
+/// Stores a request's rows: hands them to the group-committing writer, or commits them.
 #[derive(Clone)]
 enum Writer {
     Sqlite(mpsc::Sender<Job>),
     Postgres(tokio::sync::mpsc::UnboundedSender<Job>),
+    SqlitePool(SqlitePool),
+    PgPool(PgPool),
 }
 
 impl Writer {
@@ -112,6 +163,12 @@ impl Writer {
         let sent = match self {
             Self::Sqlite(jobs) => jobs.send((rows, done)).is_ok(),
             Self::Postgres(jobs) => jobs.send((rows, done)).is_ok(),
+            Self::SqlitePool(pool) => {
+                return sqlite_each(pool, &rows).await.map_err(|e| e.to_string());
+            }
+            Self::PgPool(pool) => {
+                return postgres_each(pool, &rows).await.map_err(|e| e.to_string());
+            }
         };
         if !sent {
             return Err("the writer stopped".into());
@@ -127,15 +184,18 @@ pub struct WriteServer(ServerThread);
 
 impl WriteServer {
     /// Opens the database, creates the table when missing, and serves on a free loopback
-    /// port.
-    pub async fn start(db: &WriteDb) -> anyhow::Result<Self> {
+    /// port, committing as `commits` says.
+    pub async fn start(db: &WriteDb, commits: Commits) -> anyhow::Result<Self> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let db = db.clone();
-        let server = ServerThread::start_with(addr, THREADS, threads, move || async move {
-            let writer = match &db {
-                WriteDb::Sqlite(path) => sqlite_writer(path.clone())?,
-                WriteDb::Postgres(url) => postgres_writers(url).await?,
+        let name = commits.threads()[0];
+        let server = ServerThread::start_with(addr, name, threads, move || async move {
+            let writer = match (&db, commits) {
+                (WriteDb::Sqlite(path), Commits::Grouped) => sqlite_writer(path.clone())?,
+                (WriteDb::Postgres(url), Commits::Grouped) => postgres_writers(url).await?,
+                (WriteDb::Sqlite(path), Commits::PerRequest) => sqlite_pool(path).await?,
+                (WriteDb::Postgres(url), Commits::PerRequest) => postgres_pool(url).await?,
             };
             Ok(Router::new()
                 .route("/sms/inbound", post(answer))
@@ -218,16 +278,9 @@ fn sqlite_commit(connection: &mut rusqlite::Connection, batch: &[Job]) -> rusqli
     {
         let mut insert = tx.prepare_cached(SQLITE_INSERT)?;
         for (rows, _) in batch {
-            insert.execute(rusqlite::params![
-                rows.phone, "inbound", rows.body, rows.sid, now
-            ])?;
-            insert.execute(rusqlite::params![
-                rows.phone,
-                "outbound",
-                REPLY,
-                None::<&str>,
-                now
-            ])?;
+            for (direction, body, sid) in rows.each() {
+                insert.execute(rusqlite::params![rows.phone, direction, body, sid, now])?;
+            }
         }
     }
     tx.commit()
@@ -305,10 +358,12 @@ async fn postgres_commit(connection: &mut PgConnection, batch: &[Job]) -> sqlx::
     let mut body = Vec::with_capacity(2 * batch.len());
     let mut sid = Vec::with_capacity(2 * batch.len());
     for (rows, _) in batch {
-        phone.extend([rows.phone.as_str(), rows.phone.as_str()]);
-        direction.extend(["inbound", "outbound"]);
-        body.extend([rows.body.as_str(), REPLY]);
-        sid.extend([Some(rows.sid.as_str()), None]);
+        for (d, b, s) in rows.each() {
+            phone.push(rows.phone.as_str());
+            direction.push(d);
+            body.push(b);
+            sid.push(s);
+        }
     }
     sqlx::query(PG_INSERT)
         .bind(phone)
@@ -318,6 +373,78 @@ async fn postgres_commit(connection: &mut PgConnection, batch: &[Job]) -> sqlx::
         .execute(connection)
         .await
         .map(|_| ())
+}
+
+/// Opens the SQLite file through a pool of one sqlx connection (WAL, `synchronous=FULL`),
+/// and creates the table when missing.
+async fn sqlite_pool(path: &Path) -> anyhow::Result<Writer> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("opening the write baseline's {}", path.display()))?;
+    sqlx::raw_sql(SQLITE_TABLE)
+        .execute(&pool)
+        .await
+        .with_context(|| format!("setting up the write baseline's {}", path.display()))?;
+    Ok(Writer::SqlitePool(pool))
+}
+
+/// A request's two rows in a transaction of their own.
+async fn sqlite_each(pool: &SqlitePool, rows: &Rows) -> sqlx::Result<()> {
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut tx = pool.begin().await?;
+    for (direction, body, sid) in rows.each() {
+        sqlx::query(SQLITE_INSERT)
+            .bind(rows.phone.as_str())
+            .bind(direction)
+            .bind(body)
+            .bind(sid)
+            .bind(now.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// One row, in the statement's own transaction or the caller's.
+const PG_INSERT_ONE: &str = "\
+INSERT INTO loadgen_writes (phone, direction, body, sid, created_at)
+VALUES ($1, $2, $3, $4, now())";
+
+/// Connects a pool of [`PG_POOL`] connections and creates the table when missing.
+async fn postgres_pool(url: &str) -> anyhow::Result<Writer> {
+    let pool = PgPoolOptions::new()
+        .max_connections(PG_POOL)
+        .connect(url)
+        .await
+        .context("connecting the write baseline to PostgreSQL")?;
+    sqlx::raw_sql(PG_TABLE)
+        .execute(&pool)
+        .await
+        .context("creating the write baseline's table")?;
+    Ok(Writer::PgPool(pool))
+}
+
+/// A request's two rows in a transaction of their own.
+async fn postgres_each(pool: &PgPool, rows: &Rows) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    for (direction, body, sid) in rows.each() {
+        sqlx::query(PG_INSERT_ONE)
+            .bind(rows.phone.as_str())
+            .bind(direction)
+            .bind(body)
+            .bind(sid)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
 }
 
 #[cfg(test)]
@@ -345,10 +472,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn each_answer_follows_its_two_rows_committed_to_sqlite() {
+    async fn each_answer_follows_its_two_rows_group_committed_to_sqlite() {
+        answers_follow_their_rows(Commits::Grouped).await;
+    }
+
+    #[tokio::test]
+    async fn each_answer_follows_its_two_rows_committed_on_their_own_to_sqlite() {
+        answers_follow_their_rows(Commits::PerRequest).await;
+    }
+
+    /// Eight connections send five webhooks each; each answer comes once its two rows are
+    /// in the file, and a body that is not a webhook stores nothing.
+    async fn answers_follow_their_rows(commits: Commits) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("writes.db");
-        let server = WriteServer::start(&WriteDb::Sqlite(path.clone()))
+        let server = WriteServer::start(&WriteDb::Sqlite(path.clone()), commits)
             .await
             .unwrap();
         let addr = server.addr();

@@ -457,21 +457,26 @@ async fn the_write_baseline_answers_after_two_rows_per_request_on_every_database
         let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert_eq!(
             names,
-            ["baseline", "nudge peak", "writes"],
+            ["baseline", "nudge peak", "writes", "writes each"],
             "[{}]",
             db.label
         );
-        let phase = &phases[2];
-        assert_eq!(phase["target"], "writes");
-        assert_eq!(
-            phase["errors"], 0,
-            "[{}] {}",
-            db.label, phase["error_kinds"]
-        );
-        let ok = phase["ok"].as_u64().unwrap();
-        assert!(ok > 0, "[{}] {phase}", db.label);
-        let cpu = phase["local_server_cpu_percent"].as_f64();
-        assert!(cpu.is_some_and(|cpu| cpu > 0.0), "[{}] {phase}", db.label);
+        // Group-committed, then one transaction per request: both answered every request,
+        // and their own threads' CPU is told apart from the load generator's.
+        let mut ok = 0;
+        for (phase, target) in phases[2..].iter().zip(["writes", "writes-each"]) {
+            assert_eq!(phase["target"], target);
+            assert_eq!(
+                phase["errors"], 0,
+                "[{}] {}",
+                db.label, phase["error_kinds"]
+            );
+            let answered = phase["ok"].as_u64().unwrap();
+            assert!(answered > 0, "[{}] {phase}", db.label);
+            ok += answered;
+            let cpu = phase["local_server_cpu_percent"].as_f64();
+            assert!(cpu.is_some_and(|cpu| cpu > 0.0), "[{}] {phase}", db.label);
+        }
 
         let rps = |i: usize| phases[i]["throughput_rps"].as_f64().unwrap();
         let writes = &report["summary"]["writes"];
@@ -481,16 +486,25 @@ async fn the_write_baseline_answers_after_two_rows_per_request_on_every_database
         assert!((ratio - rps(2) / rps(0)).abs() < 1e-9, "{writes}");
         let nudge = writes["nudge_ratio"].as_f64().unwrap();
         assert!((nudge - rps(1) / rps(2)).abs() < 1e-9, "{writes}");
-        assert!(
-            stdout.contains(&format!(
+        let each = &writes["per_request"];
+        assert_eq!(each["writes_rps"].as_f64(), Some(rps(3)), "{writes}");
+        let ratio = each["ratio_to_baseline"].as_f64().unwrap();
+        assert!((ratio - rps(3) / rps(0)).abs() < 1e-9, "{writes}");
+        let nudge = each["nudge_ratio"].as_f64().unwrap();
+        assert!((nudge - rps(1) / rps(3)).abs() < 1e-9, "{writes}");
+        for line in [
+            format!(
                 "Write baseline ({}: two rows per request, group-committed)",
                 db.label
-            )),
-            "{stdout}"
-        );
+            ),
+            format!("The same rows one transaction per request ({})", db.label),
+        ] {
+            assert!(stdout.contains(&line), "{stdout}");
+        }
 
         // Every answer came after its request's two rows were stored; a request still in
-        // flight when the phase ended may have been stored without being counted.
+        // flight when a phase ended (two connections each) may have been stored without
+        // being counted.
         let (inbound, outbound): (i64, i64) = match db.label {
             "sqlite" => {
                 let file = rusqlite::Connection::open(data.join("writes.db")).unwrap();
@@ -519,7 +533,7 @@ async fn the_write_baseline_answers_after_two_rows_per_request_on_every_database
         assert_eq!(inbound, outbound, "[{}]", db.label);
         let ok = i64::try_from(ok).unwrap();
         assert!(
-            (ok..=ok + 2).contains(&inbound),
+            (ok..=ok + 4).contains(&inbound),
             "[{}] {inbound} stored for {ok} answered",
             db.label
         );
