@@ -214,6 +214,7 @@ impl Application {
             revocations,
             settings.trust_forwarded_for,
         ));
+        let backend = store.backend();
         let state = AppState::new(AppParts {
             security,
             store,
@@ -223,7 +224,7 @@ impl Application {
             reply_window: settings.reply_window,
             tasks,
             metrics: Arc::new(
-                Metrics::new(writer, settings.metrics_token.clone())
+                Metrics::new(writer, backend, settings.metrics_token.clone())
                     .context("registering metrics")?,
             ),
             live,

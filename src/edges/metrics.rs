@@ -18,13 +18,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntGauge, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
+};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio::runtime::{Handle, RuntimeMetrics};
 
 use super::{ApiError, AppState};
-use crate::store::StoreWriter;
+use crate::store::{Backend, StoreWriter};
 
 /// The node's metrics registry and the scrape guard.
 pub struct Metrics {
@@ -46,12 +48,23 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// The registry with the node's own metrics; `writer` is read at each scrape.
+    /// The registry with the node's own metrics; `writer` is read at each scrape, and
+    /// `backend` is the database the node stores in.
     pub fn new(
         writer: StoreWriter,
+        backend: Backend,
         token: Option<SecretString>,
     ) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let store = IntGaugeVec::new(
+            prometheus::Opts::new(
+                "nudge_store_backend_info",
+                "The database this node stores in: 1 under its name.",
+            ),
+            &["backend"],
+        )?;
+        store.with_label_values(&[backend.name()]).set(1);
+        registry.register(Box::new(store))?;
         let actors_active = IntGauge::new(
             "nudge_user_actors_active",
             "User actors active on this node (passivated users hold no actor).",

@@ -80,7 +80,7 @@ use procstat::ProcSample;
 use recorder::{LatencySummary, Recorder};
 use report::{
     HalfPeak, Machine, Memory, PerRequestWrites, PhaseReport, Report, RoundRatio, ServerTurns,
-    ServerUsage, Summary, TimelinePoint, WriterUse, WritesRound, WritesSummary,
+    ServerUsage, Summary, TargetCheck, TimelinePoint, WriterUse, WritesRound, WritesSummary,
 };
 
 /// What a request may take before it counts as a `timeout` error.
@@ -638,10 +638,16 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         .map(|w| w.with_thread(thread_before.zip(thread_after), nudge_time)),
         sockets,
     );
+    let backend = metrics_before.as_deref().and_then(backend_of);
     let summary = Summary {
         writes: write_db
             .as_ref()
             .and_then(|db| writes_summary(&phases, db.backend())),
+        backend,
+        targets: match (backend, stand_in.is_some()) {
+            (Some(backend), false) => target_checks(&summary, backend),
+            _ => Vec::new(),
+        },
         ..summary
     };
     let comparison = reference.map(|reference| {
@@ -1243,6 +1249,25 @@ fn is_writes_peak(phase: &PhaseReport) -> bool {
     phase.target == "writes" && phase.mode == "closed"
 }
 
+/// The database a server stores in, from its `/metrics` text.
+fn backend_of(metrics: &str) -> Option<&'static str> {
+    ["sqlite", "postgres"].into_iter().find(|backend| {
+        let name = format!("nudge_store_backend_info{{backend=\"{backend}\"}}");
+        crate::edges::metrics::sample(metrics, &name) == Some(1.0)
+    })
+}
+
+/// How the run stands against the targets for full SMS turns on `backend`.
+fn target_checks(summary: &Summary, backend: &str) -> Vec<TargetCheck> {
+    let peak = summary
+        .ratio_to_baseline
+        .and_then(|ratio| TargetCheck::peak_ratio(backend, ratio));
+    let half = summary
+        .half_peak
+        .map(|half| TargetCheck::half_peak_p99(half.p99_ms));
+    peak.into_iter().chain(half).collect()
+}
+
 /// Whether `phase` measured the per-request write baseline's closed-loop peak.
 fn is_each_writes_peak(phase: &PhaseReport) -> bool {
     phase.target == "writes-each" && phase.mode == "closed"
@@ -1357,6 +1382,8 @@ fn summarize(
         writer,
         sockets,
         writes: None,
+        backend: None,
+        targets: Vec::new(),
     }
 }
 
@@ -1712,6 +1739,21 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_server_s_backend_is_read_from_its_metrics() {
+        let text = "# HELP nudge_store_backend_info x\n# TYPE nudge_store_backend_info gauge\n\
+                    nudge_store_backend_info{backend=\"postgres\"} 1\n";
+        assert_eq!(backend_of(text), Some("postgres"));
+        assert_eq!(backend_of("nudge_user_actors_active 3\n"), None);
+        let summary = Summary {
+            ratio_to_baseline: Some(0.1),
+            ..Summary::default()
+        };
+        let checks = target_checks(&summary, "postgres");
+        assert_eq!(checks.len(), 1, "no half peak measured: {checks:?}");
+        assert_eq!((checks[0].bound, checks[0].met), (0.25, false));
     }
 
     #[test]

@@ -150,6 +150,85 @@ pub struct Summary {
     /// The write baseline (`--write-baseline`), when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub writes: Option<WritesSummary>,
+    /// The database the server stores in, as its `/metrics` names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<&'static str>,
+    /// The targets for full SMS turns this run measured, and how each stands (none for
+    /// turns a model answers, which the targets are not about).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetCheck>,
+}
+
+/// A target of `docs/performance.md` for full SMS turns, and how this run stands against it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TargetCheck {
+    /// What it bounds: `peak_ratio` (Nudge's peak over the bare baseline, at least `bound`)
+    /// or `half_peak_p99_ms` (the p99 at half the peak, under `bound`).
+    pub figure: &'static str,
+    pub bound: f64,
+    /// What this run measured.
+    pub value: f64,
+    pub met: bool,
+    /// When not met, how many times short of the bound (or over it) the value is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub off_by: Option<f64>,
+}
+
+impl TargetCheck {
+    /// The peak's ratio to the bare baseline against its target on `backend`: 20 % on
+    /// SQLite, 25 % on PostgreSQL.
+    pub fn peak_ratio(backend: &str, ratio: f64) -> Option<Self> {
+        let bound = match backend {
+            "sqlite" => 0.20,
+            "postgres" => 0.25,
+            _ => return None,
+        };
+        let met = ratio >= bound;
+        Some(Self {
+            figure: "peak_ratio",
+            bound,
+            value: ratio,
+            met,
+            off_by: (!met && ratio > 0.0).then(|| bound / ratio),
+        })
+    }
+
+    /// The p99 at half the peak against its target: under 20 ms.
+    pub fn half_peak_p99(p99_ms: f64) -> Self {
+        let bound = 20.0;
+        let met = p99_ms < bound;
+        Self {
+            figure: "half_peak_p99_ms",
+            bound,
+            value: p99_ms,
+            met,
+            off_by: (!met).then(|| p99_ms / bound),
+        }
+    }
+
+    /// `figure: value (bound), met` or `…, N× short` for the text report.
+    fn line(&self) -> String {
+        let (what, value) = match self.figure {
+            "peak_ratio" => (
+                format!(
+                    "peak at least {:.0} % of the bare baseline",
+                    self.bound * 100.0
+                ),
+                format!("{:.1} %", self.value * 100.0),
+            ),
+            _ => (
+                format!("p99 under {:.0} ms at half the peak", self.bound),
+                format!("{:.2} ms", self.value),
+            ),
+        };
+        let verdict = match (self.met, self.off_by, self.figure) {
+            (true, _, _) => "met".to_owned(),
+            (false, Some(off), "peak_ratio") => format!("not met, {off:.2}× short"),
+            (false, Some(off), _) => format!("not met, {off:.2}× over"),
+            (false, None, _) => "not met".to_owned(),
+        };
+        format!("{what}: {value}, {verdict}")
+    }
 }
 
 /// The write baseline: a bare handler storing two rows per request through a single
@@ -404,6 +483,14 @@ pub fn text(report: &Report) -> String {
             }
             let _ = writeln!(out);
         }
+    }
+    if let (Some(backend), false) = (s.backend, s.targets.is_empty()) {
+        let lines: Vec<String> = s.targets.iter().map(TargetCheck::line).collect();
+        let _ = writeln!(
+            out,
+            "Targets for full SMS turns on {backend} (docs/performance.md): {}",
+            lines.join("; ")
+        );
     }
     for (half, what) in [
         (s.half_peak, "At half peak"),
@@ -683,6 +770,8 @@ pub(crate) mod tests {
                     ..Default::default()
                 }),
                 writes: None,
+                backend: None,
+                targets: Vec::new(),
             },
             upstream: None,
             comparison: None,
@@ -773,5 +862,39 @@ pub(crate) mod tests {
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["phases"][1]["deferred"], 31);
         assert_eq!(json["phases"][1]["errors"], 0);
+    }
+
+    #[test]
+    fn each_target_says_whether_it_was_met_and_by_how_much_it_was_not() {
+        let short = TargetCheck::peak_ratio("sqlite", 0.16).unwrap();
+        assert!(!short.met);
+        assert!((short.off_by.unwrap() - 1.25).abs() < 1e-9, "{short:?}");
+        assert!(TargetCheck::peak_ratio("sqlite", 0.20).unwrap().met);
+        let postgres = TargetCheck::peak_ratio("postgres", 0.22).unwrap();
+        assert_eq!((postgres.bound, postgres.met), (0.25, false));
+        assert_eq!(TargetCheck::peak_ratio("mysql", 0.5), None);
+        let tail = TargetCheck::half_peak_p99(13.95);
+        assert_eq!((tail.met, tail.off_by), (true, None));
+        let slow = TargetCheck::half_peak_p99(30.0);
+        assert_eq!((slow.met, slow.off_by), (false, Some(1.5)));
+
+        let mut report = sample_report();
+        assert!(!text(&report).contains("Targets"), "no backend, no verdict");
+        report.summary.backend = Some("sqlite");
+        report.summary.targets = vec![short, TargetCheck::half_peak_p99(20.0)];
+        let text = text(&report);
+        assert!(
+            text.contains(
+                "Targets for full SMS turns on sqlite (docs/performance.md): peak at least 20 % \
+                 of the bare baseline: 16.0 %, not met, 1.25× short; p99 under 20 ms at half \
+                 the peak: 20.00 ms, not met, 1.00× over\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["summary"]["backend"], "sqlite");
+        assert_eq!(json["summary"]["targets"][0]["figure"], "peak_ratio");
+        assert_eq!(json["summary"]["targets"][0]["met"], false);
+        assert!(json["summary"]["targets"][1].get("off_by").is_some());
     }
 }

@@ -218,6 +218,16 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
 /// The handle the rest of the program holds: a pool of connections to one database, cheap to
 /// clone (the pool is reference-counted) and shared by every caller.
 ///

@@ -154,6 +154,25 @@ async fn a_short_run_reports_every_phase_with_sane_figures_on_every_database() {
         let summary = &report["summary"];
         let ratio = summary["ratio_to_baseline"].as_f64().unwrap();
         assert!(ratio > 0.0, "{summary}");
+        // The server's backend, from its metrics, sets the targets the run is read against.
+        assert_eq!(summary["backend"], db.label, "{summary}");
+        let targets = summary["targets"].as_array().unwrap();
+        let figures: Vec<&str> = targets
+            .iter()
+            .map(|t| t["figure"].as_str().unwrap())
+            .collect();
+        assert_eq!(figures, ["peak_ratio", "half_peak_p99_ms"], "{summary}");
+        let bound = if db.label == "sqlite" { 0.20 } else { 0.25 };
+        assert_eq!(targets[0]["bound"].as_f64(), Some(bound));
+        assert_eq!(targets[0]["value"].as_f64(), Some(ratio));
+        assert_eq!(
+            targets[1]["value"].as_f64(),
+            summary["half_peak"]["p99_ms"].as_f64()
+        );
+        assert!(
+            stdout.contains(&format!("Targets for full SMS turns on {}", db.label)),
+            "{stdout}"
+        );
         // The bare baseline's half peak is offered half of what it served closed loop.
         let bare = summary["baseline_rps"].as_f64().unwrap();
         let half = summary["baseline_half_peak"]["offered_rps"]
@@ -291,6 +310,10 @@ async fn metrics_need_their_token_when_one_is_set() {
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("nudge_user_actors_active 0"), "{text}");
+    assert!(
+        text.contains("nudge_store_backend_info{backend=\"sqlite\"} 1"),
+        "{text}"
+    );
     assert!(
         text.contains("# TYPE nudge_store_writer_batches_total counter"),
         "{text}"
