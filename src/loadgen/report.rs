@@ -162,9 +162,7 @@ pub struct Summary {
 /// A target of `docs/performance.md` for full SMS turns, and how this run stands against it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TargetCheck {
-    /// What it bounds: `peak_ratio` (Nudge's peak over the bare baseline, at least `bound`)
-    /// or `half_peak_p99_ms` (the p99 at half the peak, under `bound`).
-    pub figure: &'static str,
+    pub figure: Figure,
     pub bound: f64,
     /// What this run measured.
     pub value: f64,
@@ -172,6 +170,16 @@ pub struct TargetCheck {
     /// When not met, how many times short of the bound (or over it) the value is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub off_by: Option<f64>,
+}
+
+/// What a target bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Figure {
+    /// Nudge's peak over the bare baseline: at least the bound.
+    PeakRatio,
+    /// The p99 at half the peak, in milliseconds: under the bound.
+    HalfPeakP99Ms,
 }
 
 impl TargetCheck {
@@ -185,7 +193,7 @@ impl TargetCheck {
         };
         let met = ratio >= bound;
         Some(Self {
-            figure: "peak_ratio",
+            figure: Figure::PeakRatio,
             bound,
             value: ratio,
             met,
@@ -198,7 +206,7 @@ impl TargetCheck {
         let bound = 20.0;
         let met = p99_ms < bound;
         Self {
-            figure: "half_peak_p99_ms",
+            figure: Figure::HalfPeakP99Ms,
             bound,
             value: p99_ms,
             met,
@@ -206,24 +214,24 @@ impl TargetCheck {
         }
     }
 
-    /// `figure: value (bound), met` or `…, N× short` for the text report.
+    /// `what it bounds: the value, met` (or `not met, N× short`, or over) for the text report.
     fn line(&self) -> String {
         let (what, value) = match self.figure {
-            "peak_ratio" => (
+            Figure::PeakRatio => (
                 format!(
                     "peak at least {:.0} % of the bare baseline",
                     self.bound * 100.0
                 ),
                 format!("{:.1} %", self.value * 100.0),
             ),
-            _ => (
+            Figure::HalfPeakP99Ms => (
                 format!("p99 under {:.0} ms at half the peak", self.bound),
                 format!("{:.2} ms", self.value),
             ),
         };
         let verdict = match (self.met, self.off_by, self.figure) {
             (true, _, _) => "met".to_owned(),
-            (false, Some(off), "peak_ratio") => format!("not met, {off:.2}× short"),
+            (false, Some(off), Figure::PeakRatio) => format!("not met, {off:.2}× short"),
             (false, Some(off), _) => format!("not met, {off:.2}× over"),
             (false, None, _) => "not met".to_owned(),
         };
@@ -607,7 +615,6 @@ pub fn text(report: &Report) -> String {
     out
 }
 
-/// One round's throughput as a share of its baseline's: `20.0 % (8000 of 40000)`.
 /// `rps` as a share of the bare baseline: the median `ratio`, then each round's `(rps, bare)`.
 fn against_bare(
     out: &mut String,
@@ -627,6 +634,7 @@ fn against_bare(
     }
 }
 
+/// One round's throughput as a share of its baseline's: `20.0 % (8000 of 40000)`.
 fn share(part: f64, whole: f64) -> String {
     format!("{:.1} % ({part:.0} of {whole:.0})", part / whole * 100.0)
 }
