@@ -578,12 +578,9 @@ pub async fn run(settings: &Settings, args: LoadgenArgs) -> anyhow::Result<ExitC
         phases.push(run_phase(&phase, &args, traffic.clone()).await);
         nudge_time += started.elapsed();
         for (commits, server) in &write_servers {
-            let (kind, name) = match commits {
-                writes::Commits::Grouped => ("writes", "writes"),
-                writes::Commits::PerRequest => ("writes-each", "writes each"),
-            };
-            let (name, addr) = (label(name, round), server.addr());
-            let phase = local_phase(name, kind, commits.threads(), addr, Pace::Closed);
+            let (name, addr) = (label(commits.phase(), round), server.addr());
+            let (kind, threads) = (commits.target(), commits.threads());
+            let phase = local_phase(name, kind, threads, addr, Pace::Closed);
             phases.push(run_phase(&phase, &args, traffic.clone()).await);
         }
     }
@@ -1246,7 +1243,12 @@ fn is_bare_peak(phase: &PhaseReport) -> bool {
 
 /// Whether `phase` measured the write baseline's closed-loop peak.
 fn is_writes_peak(phase: &PhaseReport) -> bool {
-    phase.target == "writes" && phase.mode == "closed"
+    phase.target == writes::Commits::Grouped.target() && phase.mode == "closed"
+}
+
+/// Whether `phase` measured the per-request write baseline's closed-loop peak.
+fn is_each_writes_peak(phase: &PhaseReport) -> bool {
+    phase.target == writes::Commits::PerRequest.target() && phase.mode == "closed"
 }
 
 /// The database a server stores in, from its `/metrics` text.
@@ -1266,11 +1268,6 @@ fn target_checks(summary: &Summary, backend: &str) -> Vec<TargetCheck> {
         .half_peak
         .map(|half| TargetCheck::half_peak_p99(half.p99_ms));
     peak.into_iter().chain(half).collect()
-}
-
-/// Whether `phase` measured the per-request write baseline's closed-loop peak.
-fn is_each_writes_peak(phase: &PhaseReport) -> bool {
-    phase.target == "writes-each" && phase.mode == "closed"
 }
 
 /// The median throughput of the phases `pick` takes.

@@ -71,6 +71,22 @@ pub enum Commits {
 }
 
 impl Commits {
+    /// The target its phases report (`writes` or `writes-each`).
+    pub fn target(self) -> &'static str {
+        match self {
+            Self::Grouped => "writes",
+            Self::PerRequest => "writes-each",
+        }
+    }
+
+    /// What its phases are named, before their round.
+    pub fn phase(self) -> &'static str {
+        match self {
+            Self::Grouped => "writes",
+            Self::PerRequest => "writes each",
+        }
+    }
+
     /// What the names of its server's threads in this process begin with.
     pub fn threads(self) -> &'static [&'static str] {
         match self {
@@ -151,24 +167,36 @@ struct Webhook {
 /// Stores a request's rows: hands them to the group-committing writer, or commits them.
 #[derive(Clone)]
 enum Writer {
-    Sqlite(mpsc::Sender<Job>),
-    Postgres(tokio::sync::mpsc::UnboundedSender<Job>),
+    Grouped(Queue),
     SqlitePool(SqlitePool),
     PgPool(PgPool),
 }
 
 impl Writer {
     async fn store(&self, rows: Rows) -> Result<(), String> {
+        let committed = match self {
+            Self::Grouped(queue) => return queue.store(rows).await,
+            Self::SqlitePool(pool) => sqlite_each(pool, &rows).await,
+            Self::PgPool(pool) => postgres_each(pool, &rows).await,
+        };
+        committed.map_err(|e| e.to_string())
+    }
+}
+
+/// Hands a request's rows to the group-committing writer, whichever it is.
+#[derive(Clone)]
+enum Queue {
+    Sqlite(mpsc::Sender<Job>),
+    Postgres(tokio::sync::mpsc::UnboundedSender<Job>),
+}
+
+impl Queue {
+    /// Waits until the batch that takes `rows` is committed.
+    async fn store(&self, rows: Rows) -> Result<(), String> {
         let (done, stored) = oneshot::channel();
         let sent = match self {
             Self::Sqlite(jobs) => jobs.send((rows, done)).is_ok(),
             Self::Postgres(jobs) => jobs.send((rows, done)).is_ok(),
-            Self::SqlitePool(pool) => {
-                return sqlite_each(pool, &rows).await.map_err(|e| e.to_string());
-            }
-            Self::PgPool(pool) => {
-                return postgres_each(pool, &rows).await.map_err(|e| e.to_string());
-            }
         };
         if !sent {
             return Err("the writer stopped".into());
@@ -268,7 +296,7 @@ fn sqlite_writer(path: PathBuf) -> anyhow::Result<Writer> {
             }
         })
         .context("starting the write baseline's writer")?;
-    Ok(Writer::Sqlite(jobs))
+    Ok(Writer::Grouped(Queue::Sqlite(jobs)))
 }
 
 /// One transaction: two rows for each request of the batch.
@@ -348,7 +376,7 @@ async fn postgres_writers(url: &str) -> anyhow::Result<Writer> {
             }
         });
     }
-    Ok(Writer::Postgres(jobs))
+    Ok(Writer::Grouped(Queue::Postgres(jobs)))
 }
 
 /// One statement, so one commit: two rows for each request of the batch.
